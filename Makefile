@@ -1,0 +1,28 @@
+# Every target bootstraps its own virtualenv from pyproject.toml: a clean clone needs only python3.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# `make bench DATABASE_URL=...` targets another server; unset, the embedded PostgreSQL is used.
+export DATABASE_URL
+
+.PHONY: install bench test clean distclean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install taskbench with its test dependencies
+
+bench: $(STAMP)  ## seed (if needed) + run the whole matrix + report, on the default profile
+	$(BIN)/taskbench bench $(ARGS)
+
+test: $(STAMP)  ## run the test suite against the embedded PostgreSQL
+	$(BIN)/python -m pytest $(ARGS)
+
+clean:  ## remove generated reports (keeps the committed baseline) and caches
+	rm -rf reports/2* reports/latest .pytest_cache
+
+distclean: clean  ## also remove the virtualenv and the embedded database
+	rm -rf $(VENV) .taskbench

@@ -1,0 +1,155 @@
+"""Scenarios, index variants and SLA classes: data files in ``scenarios/``, validated on load.
+
+Layout (see the README for the full format):
+  scenarios/sla.toml              SLA classes: name -> milliseconds
+  scenarios/queries/<name>.toml   one query scenario per file
+  scenarios/variants/<name>.toml  one index variant per file
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError
+
+DEFAULT_DIR = Path("scenarios")
+PARAM_KINDS = ("user", "task", "conversation", "tag", "tags_json", "word", "today")
+# :name binds a parameter; '::' casts are left alone.
+_BIND = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+ParamValue = Union[str, int, float, bool]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    sla_class: str
+    sql: str
+    # A string names a drawn kind (see PARAM_KINDS); any other value is passed as a constant.
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    sla_ms: float = 0.0  # filled from the SLA class when the catalogue is loaded
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("must be lower_snake_case")
+        return v
+
+    @model_validator(mode="after")
+    def _binds_match_params(self) -> "Scenario":
+        used = set(_BIND.findall(self.sql))
+        missing = used - set(self.params)
+        if missing:
+            raise ValueError(f"sql uses :{', :'.join(sorted(missing))} but [params] does not define it")
+        unused = set(self.params) - used
+        if unused:
+            raise ValueError(f"[params] defines {', '.join(sorted(unused))} but the sql never uses it")
+        for key, value in self.params.items():
+            if isinstance(value, str) and value not in PARAM_KINDS:
+                raise ValueError(f"param {key!r}: unknown kind {value!r} (known: {', '.join(PARAM_KINDS)})")
+        return self
+
+    def positional(self) -> tuple[str, list[str]]:
+        """The SQL with :name binds turned into $1, $2... and the parameter order."""
+        order: list[str] = []
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in order:
+                order.append(name)
+            return f"${order.index(name) + 1}"
+
+        return _BIND.sub(sub, self.sql).strip().rstrip(";"), order
+
+
+class Variant(_Strict):
+    name: str
+    description: str = ""
+    extensions: list[str] = Field(default_factory=list)
+    statements: list[str] = Field(default_factory=list)
+
+    @field_validator("statements")
+    @classmethod
+    def _only_indexes(cls, statements: list[str]) -> list[str]:
+        for stmt in statements:
+            if not re.match(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s", stmt, re.IGNORECASE):
+                raise ValueError(f"only CREATE INDEX statements are allowed, got: {stmt.strip()[:60]!r}")
+        return statements
+
+
+class Catalog(BaseModel):
+    sla_classes: dict[str, float]
+    scenarios: list[Scenario]
+    variants: list[Variant]
+
+    def select(self, scenarios: list[str] | None, variants: list[str] | None) -> "Catalog":
+        return Catalog(sla_classes=self.sla_classes,
+                       scenarios=_pick(self.scenarios, scenarios, "scenario"),
+                       variants=_pick(self.variants, variants, "variant"))
+
+
+def _pick(items: list[Any], names: list[str] | None, what: str) -> list[Any]:
+    if not names:
+        return items
+    by_name = {i.name: i for i in items}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InputError(f"unknown {what} {unknown[0]!r} (known: {', '.join(sorted(by_name))})")
+    return [by_name[n] for n in names]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+
+
+def _parse(model: type[BaseModel], path: Path, data: dict[str, Any]) -> Any:
+    data.setdefault("name", path.stem)
+    try:
+        item = model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "file"
+        raise InputError(f"{path}: {where}: {err['msg']}") from None
+    if item.name != path.stem:
+        raise InputError(f"{path}: name {item.name!r} must match the file name {path.stem!r}")
+    return item
+
+
+def load_catalog(directory: Path = DEFAULT_DIR) -> Catalog:
+    if not directory.is_dir():
+        raise InputError(f"scenario directory {directory} does not exist")
+    sla_raw = _read_toml(directory / "sla.toml") if (directory / "sla.toml").exists() else {}
+    try:
+        sla = {str(k): float(v) for k, v in sla_raw.get("classes", {}).items()}
+    except (TypeError, ValueError):
+        raise InputError(f"{directory / 'sla.toml'}: [classes] values must be milliseconds") from None
+    if not sla:
+        raise InputError(f"{directory / 'sla.toml'}: no SLA classes defined under [classes]")
+    scenarios = []
+    for path in sorted((directory / "queries").glob("*.toml")):
+        sc = _parse(Scenario, path, _read_toml(path))
+        if sc.sla_class not in sla:
+            raise InputError(f"{path}: unknown sla_class {sc.sla_class!r} (known: {', '.join(sla)})")
+        scenarios.append(sc.model_copy(update={"sla_ms": sla[sc.sla_class]}))
+    variants = [_parse(Variant, p, _read_toml(p)) for p in sorted((directory / "variants").glob("*.toml"))]
+    if not scenarios:
+        raise InputError(f"no scenarios found in {directory / 'queries'}")
+    if not variants:
+        raise InputError(f"no variants found in {directory / 'variants'}")
+    return Catalog(sla_classes=sla, scenarios=scenarios, variants=variants)

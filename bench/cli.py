@@ -1,0 +1,172 @@
+"""The ``taskbench`` command: thin wrappers that parse arguments and call library functions."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from . import catalog as catalog_io
+from . import compare as compare_mod
+from . import results as results_io
+from . import schema
+from .errors import Interrupted, TaskbenchError
+from .progress import progress
+from .report import write_report
+from .runner import RunOptions, run
+from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target, open_target
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark the Todo/chat app's queries under index variants against their SLAs.")
+
+
+def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command whose Ctrl-C becomes a documented exit code instead of 'Aborted!'."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                raise Interrupted("interrupted; no partial results were written and applied "
+                                  "indexes were removed") from None
+
+        return app.command(name)(guarded)
+
+    return register
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DatabaseUrl = Annotated[Optional[str], typer.Option(
+    "--database-url", envvar="DATABASE_URL", show_envvar=True,
+    help="PostgreSQL server to use; without it an embedded PostgreSQL is started.")]
+DbName = Annotated[str, typer.Option("--db-name", help="Database taskbench works in (created if missing).")]
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Data directory of the embedded PostgreSQL.")]
+Force = Annotated[bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")]
+Profile = Annotated[str, typer.Option("--profile", help="Data profile: ci, default or large.")]
+Users = Annotated[Optional[int], typer.Option("--users", help="Override the profile's number of users.")]
+TasksPerUser = Annotated[Optional[int], typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Override the profile's random seed.")]
+ScenariosDir = Annotated[Path, typer.Option("--scenarios-dir", help="Directory of sla.toml, queries/, variants/.")]
+Only = Annotated[Optional[list[str]], typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
+OnlyVariant = Annotated[Optional[list[str]], typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
+Samples = Annotated[int, typer.Option("--samples", min=10, help="Samples per cell before the verdict.")]
+MaxSamples = Annotated[int, typer.Option("--max-samples", min=10, help="Cap for inconclusive cells.")]
+Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up executions per cell.")]
+ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
+def _target(database_url: str | None, db_name: str, data_dir: Path, force: bool) -> Target:
+    target = open_target(database_url or None, db_name, data_dir)
+    schema.claim_database(target, force=force)
+    err.print(f"target: {target.kind} {target.display}", highlight=False)
+    return target
+
+
+def _seed(target: Target, profile: str, users: int | None, tasks_per_user: int | None, seed: int | None,
+          quiet: bool, reload: bool = False) -> None:
+    from seed.load import seed_database
+    from seed.profiles import get_profile
+
+    prof = get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed)
+    with progress(not quiet) as advance:
+        result = seed_database(target, prof, advance, force_reload=reload)
+    counts = ", ".join(f"{k} {v:,}" for k, v in result.row_counts.items())
+    if result.skipped:
+        err.print(f"dataset {result.fingerprint} already loaded ({counts}); reusing it", highlight=False)
+    else:
+        err.print(f"seeded dataset {result.fingerprint} in {result.seconds:.1f} s ({counts}; "
+                  f"{result.rows_per_second:,.0f} rows/s during load)", highlight=False)
+
+
+def _run(target: Target, scenarios_dir: Path, scenario: list[str] | None, variant: list[str] | None,
+         opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
+    cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
+    with progress(not quiet, unit="cells") as advance:
+        res = run(target, cat, opts, advance)
+    path = results_io.save(res, reports_dir)
+    verdicts = {v: sum(1 for c in res.cells if c.verdict == v) for v in ("pass", "fail", "inconclusive")}
+    err.print(f"{len(res.cells)} cells: {verdicts['pass']} pass, {verdicts['fail']} fail, "
+              f"{verdicts['inconclusive']} inconclusive → {path}", highlight=False)
+    return path
+
+
+@command("seed")
+def seed_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
+             data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False, profile: Profile = "default",
+             users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
+             reload: Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")] = False,
+             quiet: Quiet = False) -> None:
+    """Load a dataset (skipped when the same one is already loaded)."""
+    _seed(_target(database_url, db_name, data_dir, force), profile, users, tasks_per_user, seed, quiet, reload)
+
+
+@command("run")
+def run_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
+            data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False,
+            scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
+            variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
+            max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
+            reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+    """Measure every scenario under every variant; write reports/<run-id>/results.json."""
+    catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
+    target = _target(database_url, db_name, data_dir, force)
+    opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup)
+    _run(target, scenarios_dir, scenario, variant, opts, reports_dir, quiet)
+
+
+@command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or its results.json.")]) -> None:
+    """Write summary.md and latency.png next to a results.json."""
+    for path in write_report(run_dir):
+        out.print(str(path), highlight=False)
+
+
+@command("compare")
+def compare_cmd(
+    baseline: Annotated[Path, typer.Argument(help="Baseline run directory or results.json.")],
+    current: Annotated[Path, typer.Argument(help="Current run directory or results.json.")],
+    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the summary here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Compare incomparable runs (timing gates off).")] = False,
+) -> None:
+    """Exit 0 if no regression, 1 on a regression, 2 if the runs cannot be judged."""
+    base, cur = results_io.load(baseline), results_io.load(current)
+    result = compare_mod.compare(base, cur, force=force)
+    text = compare_mod.markdown(result, base.run_id, cur.run_id)
+    out.print(text, highlight=False, markup=False)
+    if markdown_out:
+        markdown_out.write_text(text, encoding="utf-8")
+    raise typer.Exit(result.exit_code)
+
+
+@command("bench")
+def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
+              data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False, profile: Profile = "default",
+              users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
+              scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
+              variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
+              max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
+              reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+    """Seed (if needed), run the matrix, and write the report."""
+    catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
+    target = _target(database_url, db_name, data_dir, force)
+    _seed(target, profile, users, tasks_per_user, seed, quiet)
+    opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup)
+    path = _run(target, scenarios_dir, scenario, variant, opts, reports_dir, quiet)
+    for written in write_report(path):
+        out.print(str(written), highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except TaskbenchError as exc:
+        err.print(f"taskbench: error: {exc}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)

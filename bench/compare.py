@@ -1,0 +1,153 @@
+"""Judge a current run against a baseline run: the regression gate (design §8).
+
+Exit semantics: 0 no regression, 1 regression, 2 cannot judge (incomparable or bad input).
+Deterministic gates first (SLA verdict, plan shape, buffers), then time, which must clear a
+factor AND a Mann-Whitney test AND an absolute noise floor, so an identical re-run never fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from .errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
+from .results import Cell, Results
+
+SCAN_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    time_factor: float = 1.5  # median ratio that counts as slower
+    p_value: float = 0.001  # Mann-Whitney, one-sided
+    noise_floor_ms: float = 0.5  # absolute median difference below which time is never a regression
+    buffer_tolerance: float = 0.10  # relative rise in median buffers
+
+
+@dataclass
+class Finding:
+    scenario: str
+    variant: str
+    gate: str  # sla | plan | buffers | time
+    message: str
+
+
+@dataclass
+class Comparison:
+    incomparable: list[str] = field(default_factory=list)
+    regressions: list[Finding] = field(default_factory=list)
+    improvements: list[Finding] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.incomparable:
+            return EXIT_INPUT
+        return EXIT_REGRESSION if self.regressions else EXIT_OK
+
+
+def incompatibilities(base: Results, cur: Results) -> list[str]:
+    reasons = []
+    if base.dataset.fingerprint != cur.dataset.fingerprint:
+        reasons.append(f"different datasets: baseline {base.dataset.fingerprint} "
+                       f"({base.dataset.profile.get('name')}), current {cur.dataset.fingerprint} "
+                       f"({cur.dataset.profile.get('name')})")
+    if base.environment.server_major != cur.environment.server_major:
+        reasons.append(f"different PostgreSQL majors: baseline {base.environment.server_major}, "
+                       f"current {cur.environment.server_major}")
+    changed = sorted(k for k in set(base.environment.settings) | set(cur.environment.settings)
+                     if base.environment.settings.get(k) != cur.environment.settings.get(k))
+    if changed:
+        shown = ", ".join(f"{k} {base.environment.settings.get(k)} → {cur.environment.settings.get(k)}"
+                          for k in changed)
+        reasons.append(f"different planner settings: {shown}")
+    return reasons
+
+
+def _plan_changes(base: Cell, cur: Cell) -> list[str]:
+    """Ways the current plan lost what the baseline plan had."""
+    out = []
+    lost_seq = sorted(set(cur.plan.seq_scans) - set(base.plan.seq_scans))
+    if lost_seq and any(t in SCAN_NODES for t in base.plan.node_types):
+        out.append(f"index scan → Seq Scan on {', '.join(lost_seq)}"
+                   f" (baseline used {', '.join(base.plan.indexes) or 'an index'})")
+    if cur.plan.sorts > base.plan.sorts:
+        out.append(f"new Sort node ({base.plan.sorts} → {cur.plan.sorts})")
+    lost_idx = sorted(set(base.plan.indexes) - set(cur.plan.indexes))
+    if lost_idx and not lost_seq:
+        now = ", ".join(cur.plan.indexes) or "none"
+        out.append(f"index {', '.join(lost_idx)} no longer used (now: {now})")
+    return out
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool) -> tuple[list[Finding], list[Finding]]:
+    regs: list[Finding] = []
+    imps: list[Finding] = []
+
+    def add(into: list[Finding], gate: str, message: str) -> None:
+        into.append(Finding(cur.scenario, cur.variant, gate, message))
+
+    if base.verdict == "pass" and cur.verdict == "fail":
+        add(regs, "sla", f"SLA {cur.sla_ms:.0f} ms: pass → fail (p95 {base.client.p95.value:.2f} → "
+                         f"{cur.client.p95.value:.2f} ms)")
+    elif base.verdict == "fail" and cur.verdict == "pass":
+        add(imps, "sla", f"SLA {cur.sla_ms:.0f} ms: fail → pass")
+    if base.plan.fingerprint != cur.plan.fingerprint:
+        changes = _plan_changes(base, cur)
+        for change in changes:
+            add(regs, "plan", change)
+        if not changes:
+            add(imps, "plan", f"plan changed: {' → '.join(cur.plan.node_types)} [{', '.join(cur.plan.indexes)}]")
+    b_buf, c_buf = _median(base.samples.buffers), _median(cur.samples.buffers)
+    if c_buf > b_buf * (1 + th.buffer_tolerance) and c_buf - b_buf >= 2:
+        add(regs, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f} (+{(c_buf / max(b_buf, 1) - 1):.0%})")
+    elif b_buf > c_buf * (1 + th.buffer_tolerance) and b_buf - c_buf >= 2:
+        add(imps, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f}")
+    if timing:
+        b_ms, c_ms = _median(base.samples.client_ms), _median(cur.samples.client_ms)
+        if c_ms >= b_ms * th.time_factor and c_ms - b_ms >= th.noise_floor_ms:
+            p = mannwhitneyu(cur.samples.client_ms, base.samples.client_ms, alternative="greater").pvalue
+            if p < th.p_value:
+                add(regs, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms (×{c_ms / b_ms:.2f}, p={p:.1e})")
+        elif b_ms >= c_ms * th.time_factor and b_ms - c_ms >= th.noise_floor_ms:
+            add(imps, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms")
+    return regs, imps
+
+
+def compare(base: Results, cur: Results, th: Thresholds = Thresholds(), force: bool = False) -> Comparison:
+    result = Comparison()
+    reasons = incompatibilities(base, cur)
+    if reasons and not force:
+        result.incomparable = reasons
+        return result
+    for bcell in base.cells:
+        ccell = cur.cell(bcell.scenario, bcell.variant)
+        if ccell is None:
+            result.missing.append(f"{bcell.scenario} × {bcell.variant}")
+            continue
+        regs, imps = compare_cells(bcell, ccell, th, timing=not reasons)
+        result.regressions += regs
+        result.improvements += imps
+    return result
+
+
+def markdown(cmp: Comparison, base_id: str, cur_id: str) -> str:
+    lines = [f"## taskbench compare: {base_id} → {cur_id}", ""]
+    if cmp.incomparable:
+        lines.append("**Cannot judge** — the runs are not comparable:")
+        lines += [f"- {r}" for r in cmp.incomparable]
+        return "\n".join(lines) + "\n"
+    lines.append(f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s).")
+    for title, items in (("Regressions", cmp.regressions), ("Improvements", cmp.improvements)):
+        if items:
+            lines += ["", f"### {title}", "", "| scenario | variant | gate | what changed |", "|---|---|---|---|"]
+            lines += [f"| {f.scenario} | {f.variant} | {f.gate} | {f.message} |" for f in items]
+    if cmp.missing:
+        lines += ["", "Cells in the baseline but not in this run: " + ", ".join(cmp.missing)]
+    return "\n".join(lines) + "\n"

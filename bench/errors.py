@@ -1,0 +1,33 @@
+"""User-facing errors and the exit codes they map to (documented in the README)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1  # compare found a regression
+EXIT_INPUT = 2  # bad input: malformed file, unknown name, incomparable results
+EXIT_DATABASE = 3  # database unreachable, refused, or not ours
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM (128 + SIGINT)
+
+
+class TaskbenchError(Exception):
+    """An error caused by the user's input or environment, reported as one line."""
+
+    exit_code = EXIT_INPUT
+
+
+class InputError(TaskbenchError):
+    """A malformed scenario/variant/results file or an unknown name."""
+
+    exit_code = EXIT_INPUT
+
+
+class DatabaseError(TaskbenchError):
+    """The database cannot be reached, or taskbench must not touch it."""
+
+    exit_code = EXIT_DATABASE
+
+
+class Interrupted(TaskbenchError):
+    """Ctrl-C: work in progress was abandoned after cleaning up."""
+
+    exit_code = EXIT_INTERRUPTED

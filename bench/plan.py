@@ -1,0 +1,112 @@
+"""Facts from EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON): what a plan did, and its fingerprint.
+
+The fingerprint hashes the plan's shape only (node types, relations, indexes, join and sort
+keys), never numbers, so the same plan on another machine or run has the same fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+_SHAPE_KEYS = ("Node Type", "Relation Name", "Index Name", "Join Type", "Scan Direction",
+               "Sort Key", "Strategy", "Parent Relationship", "Partial Mode")
+MISESTIMATE_FLAGS = (1000.0, 100.0, 10.0)  # PEV2's badges
+
+
+class NodeFacts(BaseModel):
+    node_type: str
+    relation: str | None = None
+    index: str | None = None
+    actual_rows: float = 0.0
+    plan_rows: float = 0.0
+    loops: int = 1
+    misestimate: float = 1.0  # max(actual/estimated, estimated/actual), per loop
+    shared_hit: int = 0
+    shared_read: int = 0
+    heap_fetches: int = 0
+
+
+class PlanFacts(BaseModel):
+    fingerprint: str
+    node_types: list[str]
+    indexes: list[str]
+    seq_scans: list[str]  # relations read by a Seq Scan
+    sorts: int = 0
+    sort_spills: int = 0  # sorts that went to disk
+    hash_spills: int = 0  # hashes that needed more than one batch
+    heap_fetches: int = 0
+    lossy_heap_blocks: int = 0
+    max_misestimate: float = 1.0
+    misestimate_flag: int = 0  # 0, 10, 100 or 1000 (the largest threshold reached)
+    shared_hit: int = 0  # whole plan (the root node's counters include its children)
+    shared_read: int = 0
+    nodes: list[NodeFacts]
+
+
+def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from walk(child)
+
+
+def _shape(node: dict[str, Any]) -> list[Any]:
+    return [[node.get(k) for k in _SHAPE_KEYS], [_shape(c) for c in node.get("Plans", [])]]
+
+
+def fingerprint(root: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(_shape(root)).encode()).hexdigest()[:12]
+
+
+def _misestimate(node: dict[str, Any]) -> float:
+    actual = max(float(node.get("Actual Rows", 0.0)), 1.0)
+    planned = max(float(node.get("Plan Rows", 0.0)), 1.0)
+    return max(actual / planned, planned / actual)
+
+
+def _node_facts(node: dict[str, Any]) -> NodeFacts:
+    return NodeFacts(
+        node_type=node["Node Type"], relation=node.get("Relation Name"), index=node.get("Index Name"),
+        actual_rows=float(node.get("Actual Rows", 0.0)), plan_rows=float(node.get("Plan Rows", 0.0)),
+        loops=int(node.get("Actual Loops", 1)), misestimate=round(_misestimate(node), 2),
+        shared_hit=int(node.get("Shared Hit Blocks", 0)), shared_read=int(node.get("Shared Read Blocks", 0)),
+        heap_fetches=int(node.get("Heap Fetches", 0)),
+    )
+
+
+def plan_facts(explain: list[dict[str, Any]] | dict[str, Any]) -> PlanFacts:
+    """Facts from one EXPLAIN (FORMAT JSON) document (the list PostgreSQL returns, or its item)."""
+    top = explain[0] if isinstance(explain, list) else explain
+    root = top["Plan"]
+    nodes = list(walk(root))
+    types: list[str] = []
+    for n in nodes:
+        if n["Node Type"] not in types:
+            types.append(n["Node Type"])
+    worst = max(_misestimate(n) for n in nodes)
+    return PlanFacts(
+        fingerprint=fingerprint(root),
+        node_types=types,
+        indexes=sorted({n["Index Name"] for n in nodes if n.get("Index Name")}),
+        seq_scans=sorted({n.get("Relation Name", "?") for n in nodes if n["Node Type"] == "Seq Scan"}),
+        sorts=sum(1 for n in nodes if n["Node Type"] in ("Sort", "Incremental Sort")),
+        sort_spills=sum(1 for n in nodes if n.get("Sort Space Type") == "Disk"),
+        hash_spills=sum(1 for n in nodes if int(n.get("Hash Batches", 1)) > 1),
+        heap_fetches=sum(int(n.get("Heap Fetches", 0)) for n in nodes),
+        lossy_heap_blocks=sum(int(n.get("Lossy Heap Blocks", 0)) for n in nodes),
+        max_misestimate=round(worst, 2),
+        misestimate_flag=next((int(f) for f in MISESTIMATE_FLAGS if worst >= f), 0),
+        shared_hit=int(root.get("Shared Hit Blocks", 0)),
+        shared_read=int(root.get("Shared Read Blocks", 0)),
+        nodes=[_node_facts(n) for n in nodes],
+    )
+
+
+def timings(explain: list[dict[str, Any]] | dict[str, Any]) -> tuple[float, float]:
+    """(execution ms, planning ms) as the server measured them."""
+    top = explain[0] if isinstance(explain, list) else explain
+    return float(top.get("Execution Time", 0.0)), float(top.get("Planning Time", 0.0))

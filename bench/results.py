@@ -1,0 +1,153 @@
+"""``results.json``: the one contract between ``run`` and ``report`` / ``compare``. Versioned.
+
+Bump SCHEMA_VERSION on any change that an older reader would misread; ``load`` refuses other
+versions with a clear message instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InputError
+from .plan import PlanFacts
+from .stats import Summary, Verdict
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+
+
+class IndexCost(BaseModel):
+    name: str
+    table: str
+    size_bytes: int
+    build_seconds: float
+
+
+class VariantResult(BaseModel):
+    name: str
+    description: str
+    statements: list[str]
+    indexes: list[IndexCost]
+    index_size_bytes: int
+    build_seconds: float
+
+
+class Samples(BaseModel):
+    client_ms: list[float]  # round trip of the plain query, as the app sees it
+    execution_ms: list[float]  # EXPLAIN ANALYZE execution time (server side)
+    planning_ms: list[float]
+    buffers: list[int]  # shared hit + read, whole plan
+    plan_fingerprints: list[str]
+
+
+class Cell(BaseModel):
+    scenario: str
+    variant: str
+    sla_class: str
+    sla_ms: float
+    sql: str
+    warmup: int
+    samples: Samples
+    client: Summary
+    execution: Summary
+    verdict: Verdict
+    plan: PlanFacts  # the plan most samples ran
+    plan_count: int  # distinct plans seen across samples (parameters can change the plan)
+
+
+class Environment(BaseModel):
+    target_kind: str
+    target: str  # redacted URL
+    server_version: str
+    server_major: int
+    settings: dict[str, str]
+    harness_version: str
+    git_commit: str
+    machine: dict[str, Any]
+
+
+class Dataset(BaseModel):
+    fingerprint: str
+    profile: dict[str, Any]
+    row_counts: dict[str, int]
+
+
+class RunConfig(BaseModel):
+    samples: int
+    max_samples: int
+    warmup: int
+    seed: int
+    confidence: float
+
+
+class Results(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    created_at: datetime
+    environment: Environment
+    dataset: Dataset
+    config: RunConfig
+    variants: list[VariantResult]
+    cells: list[Cell]
+
+    def cell(self, scenario: str, variant: str) -> Cell | None:
+        return next((c for c in self.cells if c.scenario == scenario and c.variant == variant), None)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def save(results: Results, reports_dir: Path) -> Path:
+    """Write ``reports/<run-id>/results.json`` atomically and point ``reports/latest`` at it."""
+    run_dir = reports_dir / results.run_id
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = reports_dir / f"{results.run_id}-{suffix}"
+    run_dir.mkdir(parents=True)
+    path = run_dir / RESULTS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(results.model_dump_json(indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    latest = reports_dir / "latest"
+    tmp_link = reports_dir / ".latest.tmp"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(run_dir.name)
+    os.replace(tmp_link, latest)
+    return path
+
+
+def resolve(path: Path) -> Path:
+    """Accept a run directory or a results file."""
+    return path / RESULTS_FILE if path.is_dir() else path
+
+
+def load(path: Path) -> Results:
+    file = resolve(path)
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{file}: no such results file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{file}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file}: not valid JSON (corrupted or truncated?): {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(raw, dict) or "schema_version" not in raw:
+        raise InputError(f"{file}: not a taskbench results file (no schema_version)")
+    if raw["schema_version"] != SCHEMA_VERSION:
+        raise InputError(f"{file}: results schema_version {raw['schema_version']} is not supported "
+                         f"(this taskbench reads version {SCHEMA_VERSION})")
+    try:
+        return Results.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise InputError(f"{file}: invalid results file: {where}: {err['msg']}") from None

@@ -1,0 +1,104 @@
+"""The schema taskbench owns in its database: DDL from the models, and the ownership/metadata table.
+
+``taskbench_meta`` marks a database as taskbench's and stores the dataset fingerprint. The
+fingerprint row is written only after a load has completed, so an interrupted load is never
+mistaken for a complete dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine
+from sqlmodel import SQLModel
+
+from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from .errors import DatabaseError
+from .target import Target
+
+META_TABLE = "taskbench_meta"
+_ENUM_TYPES = ("task_priority", "message_role")
+
+_USER_TABLES_SQL = """
+SELECT n.nspname || '.' || c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+  AND n.nspname NOT LIKE 'pg_temp%%'
+ORDER BY 1
+"""
+
+
+def connect(target: Target) -> psycopg.Connection:
+    try:
+        return psycopg.connect(target.libpq_conninfo(), autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseError(f"cannot connect to {target.display}: {first}") from None
+
+
+def claim_database(target: Target, force: bool = False) -> None:
+    """Mark the database as taskbench's, refusing one that holds tables taskbench did not create."""
+    with connect(target) as conn:
+        tables = [r[0] for r in conn.execute(_USER_TABLES_SQL)]
+        if f"public.{META_TABLE}" in tables:
+            return
+        if tables and not force:
+            shown = ", ".join(tables[:5]) + (" ..." if len(tables) > 5 else "")
+            raise DatabaseError(
+                f"database {target.database!r} holds tables taskbench did not create ({shown}); "
+                "use another --db-name, or --force to use it anyway"
+            )
+        conn.execute(
+            f"CREATE TABLE {META_TABLE} (key text PRIMARY KEY, value jsonb NOT NULL, "
+            "updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+        set_meta(conn, "owner", {"tool": "taskbench", "foreign_tables_at_claim": tables})
+
+
+def set_meta(conn: psycopg.Connection, key: str, value: Any) -> None:
+    conn.execute(
+        f"INSERT INTO {META_TABLE} (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        (key, json.dumps(value)),
+    )
+
+
+def get_meta(conn: psycopg.Connection, key: str) -> Any | None:
+    row = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = %s", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def delete_meta(conn: psycopg.Connection, key: str) -> None:
+    conn.execute(f"DELETE FROM {META_TABLE} WHERE key = %s", (key,))
+
+
+def recreate_schema(target: Target) -> None:
+    """Drop taskbench's own tables (never any other) and create them afresh from the models."""
+    with connect(target) as conn:
+        delete_meta(conn, "dataset")
+        if get_meta(conn, "schema") is not None:  # only tables this tool created are dropped
+            names = ", ".join(reversed(models.TABLE_NAMES))
+            conn.execute(f"DROP TABLE IF EXISTS {names} CASCADE")
+            conn.execute(f"DROP TYPE IF EXISTS {', '.join(_ENUM_TYPES)}")
+            delete_meta(conn, "schema")
+        engine = create_engine(target.sqlalchemy_url())
+        try:
+            SQLModel.metadata.create_all(engine, checkfirst=False)
+        except Exception as exc:  # noqa: BLE001 - a colliding foreign table is a user-facing refusal
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatabaseError(f"cannot create the schema in {target.database!r}: {first}") from None
+        finally:
+            engine.dispose()
+        set_meta(conn, "schema", {"tables": list(models.TABLE_NAMES)})
+
+
+def index_names(conn: psycopg.Connection) -> set[str]:
+    """Names of every index on taskbench's tables (the baseline set, plus a variant's while applied)."""
+    rows = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s)",
+        (list(models.TABLE_NAMES),),
+    )
+    return {r[0] for r in rows}

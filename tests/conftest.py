@@ -1,0 +1,52 @@
+"""Fixtures: every test talks to the real embedded PostgreSQL, each module in databases of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bench import schema
+from bench.catalog import load_catalog
+from bench.target import Target, drop_database, open_target
+from seed.load import seed_database
+from seed.profiles import get_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+DATA_DIR = ROOT / ".taskbench" / "pgdata"
+# Small enough to seed in seconds, large enough for indexes to beat scans.
+TINY = replace(get_profile("ci", users=3, tasks_per_user=1500), conversations_per_user=(2, 4),
+               messages_per_conversation=(20, 60))
+
+
+@pytest.fixture(scope="session")
+def make_target() -> Iterator:
+    """Factory for fresh, claimed databases on the embedded server; all dropped at the end."""
+    created: list[Target] = []
+
+    def make(prefix: str = "tbtest") -> Target:
+        target = open_target(None, f"{prefix}_{uuid.uuid4().hex[:8]}", DATA_DIR)
+        schema.claim_database(target)
+        created.append(target)
+        return target
+
+    yield make
+    for target in created:
+        drop_database(target, target.database)
+
+
+@pytest.fixture(scope="session")
+def seeded(make_target) -> Target:
+    """One seeded database shared by the tests that only read it."""
+    target = make_target("tbseeded")
+    seed_database(target, TINY)
+    return target
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog(SCENARIOS)

@@ -1,0 +1,81 @@
+from dataclasses import replace
+
+import pytest
+
+from bench import schema
+from seed import generate
+from seed.load import dataset_info, seed_database
+from seed.profiles import get_profile
+
+from .conftest import TINY
+
+SMALL = replace(TINY, users=2, tasks_per_user=400, messages_per_conversation=(20, 30))
+
+
+def _checksum(target) -> dict[str, str]:
+    with schema.connect(target) as conn:
+        return {t: conn.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {t} t").fetchone()[0]
+                for t in ("users", "tasks", "conversations", "messages")}
+
+
+def test_seed_loads_the_profile_and_records_it(seeded):
+    info = dataset_info(seeded)
+    counts = info["row_counts"]
+    assert counts["users"] == TINY.users
+    assert counts["tasks"] == TINY.total_tasks == 1500 * 5 + 1500 * 2  # one power user with 5x
+    with schema.connect(seeded) as conn:
+        per_user = [r[0] for r in conn.execute("SELECT count(*) FROM tasks GROUP BY user_id ORDER BY 1")]
+        completed = conn.execute("SELECT avg(is_completed::int) FROM tasks").fetchone()[0]
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == counts["messages"]
+        analyzed = conn.execute("SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+                                "AND relname IN ('users','tasks','conversations','messages')").fetchone()[0]
+    assert per_user == [1500, 1500, 7500]
+    assert 0.66 < float(completed) < 0.74
+    assert analyzed == 4
+
+
+def test_same_seed_same_content_and_fingerprint(make_target):
+    a, b, c = make_target(), make_target(), make_target()
+    ra = seed_database(a, SMALL)
+    rb = seed_database(b, SMALL)
+    rc = seed_database(c, replace(SMALL, seed=7))
+    assert ra.fingerprint == rb.fingerprint != rc.fingerprint
+    assert _checksum(a) == _checksum(b)
+    assert _checksum(a)["tasks"] != _checksum(c)["tasks"]
+
+
+def test_second_seed_with_same_parameters_is_skipped(make_target):
+    target = make_target()
+    first = seed_database(target, SMALL)
+    again = seed_database(target, SMALL)
+    assert not first.skipped and again.skipped
+    assert again.row_counts == first.row_counts
+
+
+def test_interrupted_load_is_not_taken_for_a_dataset(make_target, monkeypatch):
+    target = make_target()
+
+    def broken_tasks(self):
+        yield generate.validated("tasks", [])  # an empty first batch, then the "connection drops"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate.Generator, "tasks", broken_tasks)
+    with pytest.raises(KeyboardInterrupt):
+        seed_database(target, SMALL)
+    assert dataset_info(target) is None
+    monkeypatch.undo()
+    result = seed_database(target, SMALL)
+    assert not result.skipped and result.row_counts["tasks"] == SMALL.total_tasks
+
+
+def test_invalid_generated_row_fails_loudly():
+    with pytest.raises(AssertionError, match="invalid tasks row"):
+        generate.validated("tasks", [{"user_id": "not-a-uuid", "title": "x"}])
+
+
+def test_profile_overrides_and_unknown_profile():
+    assert get_profile("default", users=3).users == 3
+    assert get_profile("default").tasks_per_user >= 10_000
+    from bench.errors import InputError
+    with pytest.raises(InputError, match="unknown profile"):
+        get_profile("huge")
