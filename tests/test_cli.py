@@ -1,0 +1,110 @@
+"""The command as a user runs it: real processes, real exit codes, one-line errors."""
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from bench.target import drop_database, open_target
+
+from .conftest import DATA_DIR, ROOT, SCENARIOS
+
+
+def taskbench(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("taskbench: error: ")
+    return lines[0]
+
+
+def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
+    proc = taskbench("seed", env_extra={"DATABASE_URL": "postgresql://bob:s3cretpw@127.0.0.1:1/app"})
+    assert proc.returncode == 3
+    line = one_line_error(proc)
+    assert "cannot connect" in line and "s3cretpw" not in proc.stderr + proc.stdout
+
+
+def test_not_a_postgres_url_is_exit_2():
+    proc = taskbench("run", "--database-url", "mysql://x:y@h/db")
+    assert proc.returncode == 2 and "postgresql://" in one_line_error(proc)
+
+
+def test_malformed_scenario_file_is_exit_2(tmp_path):
+    scen = tmp_path / "scenarios"
+    shutil.copytree(SCENARIOS, scen)
+    (scen / "queries" / "bad.toml").write_text("sla_class = [")
+    proc = taskbench("run", "--scenarios-dir", str(scen))
+    assert proc.returncode == 2 and "bad.toml" in one_line_error(proc)
+
+
+def test_unknown_variant_is_exit_2():
+    proc = taskbench("run", "--variant", "nope")
+    assert proc.returncode == 2 and "unknown variant 'nope'" in one_line_error(proc)
+
+
+def test_unreadable_results_file_is_exit_2(tmp_path):
+    bad = tmp_path / "results.json"
+    bad.write_text('{"schema_version": 1, "run_id": ')
+    for args in (("report", str(bad)), ("compare", str(bad), str(bad)), ("report", str(tmp_path / "none"))):
+        proc = taskbench(*args)
+        assert proc.returncode == 2, args
+        one_line_error(proc)
+    bad.write_text('{"schema_version": 99}')
+    assert "schema_version 99" in one_line_error(taskbench("report", str(bad)))
+
+
+def test_foreign_database_is_refused_with_exit_3():
+    name = f"tbforeign_{uuid.uuid4().hex[:8]}"
+    target = open_target(None, name, DATA_DIR)
+    try:
+        import psycopg
+        with psycopg.connect(target.libpq_conninfo(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE invoices (id int)")
+        proc = taskbench("seed", "--db-name", name, "--profile", "ci")
+        assert proc.returncode == 3 and "did not create" in one_line_error(proc)
+        with psycopg.connect(target.libpq_conninfo(), autocommit=True) as conn:
+            tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        assert tables == ["invoices"]
+    finally:
+        drop_database(target, name)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    reports = tmp_path_factory.mktemp("reports")
+    name = f"tbcli_{uuid.uuid4().hex[:8]}"
+    proc = taskbench("bench", "--db-name", name, "--profile", "ci", "--users", "2", "--tasks-per-user", "400",
+                     "--samples", "20", "--max-samples", "20", "-s", "recent_tasks", "-s", "last_messages",
+                     "--reports-dir", str(reports))
+    yield proc, reports
+    drop_database(open_target(None, name, DATA_DIR), name)
+
+
+def test_bench_seeds_runs_and_reports(bench_run):
+    proc, reports = bench_run
+    assert proc.returncode == 0, proc.stderr
+    run_dir = (reports / "latest").resolve()
+    for name in ("results.json", "summary.md", "latency.png"):
+        assert (run_dir / name).stat().st_size > 0
+    assert "recent_tasks" in (run_dir / "summary.md").read_text()
+    assert (run_dir / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_path):
+    _, reports = bench_run
+    md = tmp_path / "compare.md"
+    latest = str(reports / "latest")
+    proc = taskbench("compare", latest, latest, "--markdown", str(md))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 regression(s)" in md.read_text()

@@ -1,0 +1,36 @@
+import pytest
+
+from bench import schema
+from bench.errors import DatabaseError, InputError
+from bench.target import Target, parse_database_url
+
+
+def test_neon_style_url_is_normalised_for_asyncpg_and_redacted():
+    url = parse_database_url("postgresql://alex:hunter2pw@ep-cool-1.aws.neon.tech/neondb"
+                             "?sslmode=require&channel_binding=require")
+    target = Target(kind="url", url=url.set(database="taskbench"))
+    kwargs = target.asyncpg_kwargs()
+    assert kwargs["ssl"] == "require" and kwargs["database"] == "taskbench"
+    assert "sslmode" not in kwargs and "channel_binding" not in kwargs
+    assert "hunter2pw" not in target.display and "***" in target.display
+    assert "sslmode=require" in target.libpq_conninfo()
+
+
+def test_bad_urls_are_input_errors():
+    with pytest.raises(InputError):
+        parse_database_url("not a url at all")
+    with pytest.raises(InputError, match="postgresql://"):
+        parse_database_url("mysql://a:b@h/d")
+
+
+def test_claim_refuses_foreign_tables_unless_forced(make_target):
+    target = make_target()
+    with schema.connect(target) as conn:  # simulate someone else's database: drop our marker, add a table
+        conn.execute("DROP TABLE taskbench_meta")
+        conn.execute("CREATE TABLE invoices (id int)")
+    with pytest.raises(DatabaseError, match="did not create"):
+        schema.claim_database(target)
+    schema.claim_database(target, force=True)
+    schema.recreate_schema(target)
+    with schema.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM invoices").fetchone()[0] == 0  # untouched, still there
