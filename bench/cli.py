@@ -12,12 +12,10 @@ import typer
 from rich.console import Console
 
 from . import catalog as catalog_io
-from . import compare as compare_mod
 from . import results as results_io
 from . import schema
 from .errors import Interrupted, TaskbenchError
 from .progress import progress
-from .report import write_report
 from .runner import RunOptions, run
 from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target, open_target
 
@@ -125,6 +123,8 @@ def run_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
 @command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or its results.json.")]) -> None:
     """Write summary.md and latency.png next to a results.json."""
+    from .report import write_report  # matplotlib is slow to import: only for commands that plot
+
     for path in write_report(run_dir):
         out.print(str(path), highlight=False)
 
@@ -137,6 +137,8 @@ def compare_cmd(
     force: Annotated[bool, typer.Option("--force", help="Compare incomparable runs (timing gates off).")] = False,
 ) -> None:
     """Exit 0 if no regression, 1 on a regression, 2 if the runs cannot be judged."""
+    from . import compare as compare_mod
+
     base, cur = results_io.load(baseline), results_io.load(current)
     result = compare_mod.compare(base, cur, force=force)
     text = compare_mod.markdown(result, base.run_id, cur.run_id)
@@ -155,6 +157,8 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
               max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Seed (if needed), run the matrix, and write the report."""
+    from .report import write_report
+
     catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
     target = _target(database_url, db_name, data_dir, force)
     _seed(target, profile, users, tasks_per_user, seed, quiet)

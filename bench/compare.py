@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from .errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
 from .results import Cell, Results
@@ -112,6 +111,8 @@ def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool) -> tuple[
     if timing:
         b_ms, c_ms = _median(base.samples.client_ms), _median(cur.samples.client_ms)
         if c_ms >= b_ms * th.time_factor and c_ms - b_ms >= th.noise_floor_ms:
+            from scipy.stats import mannwhitneyu  # slow import, needed only here
+
             p = mannwhitneyu(cur.samples.client_ms, base.samples.client_ms, alternative="greater").pvalue
             if p < th.p_value:
                 add(regs, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms (×{c_ms / b_ms:.2f}, p={p:.1e})")
