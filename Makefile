@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # `make bench DATABASE_URL=...` targets another server; unset, the embedded PostgreSQL is used.
 export DATABASE_URL
 
-.PHONY: install bench test clean distclean
+.PHONY: install bench test seed-bench clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ bench: $(STAMP)  ## seed (if needed) + run the whole matrix + report, on the def
 
 test: $(STAMP)  ## run the test suite against the embedded PostgreSQL
 	$(BIN)/python -m pytest $(ARGS)
+
+seed-bench: $(STAMP)  ## the seeder against a raw COPY of the same rows, default profile
+	$(BIN)/taskbench seed-bench $(ARGS)
 
 clean:  ## remove generated reports (keeps the committed baseline) and caches
 	rm -rf reports/2* reports/latest .pytest_cache

@@ -106,6 +106,25 @@ def seed_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME
     _seed(_target(database_url, db_name, data_dir, force), profile, users, tasks_per_user, seed, quiet, reload)
 
 
+@command("seed-bench")
+def seed_bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
+                   data_dir: DataDir = DEFAULT_DATA_DIR, profile: Profile = "default", users: Users = None,
+                   tasks_per_user: TasksPerUser = None, seed: Seed = None, quiet: Quiet = False) -> None:
+    """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
+    from seed.benchmark import benchmark_seed
+    from seed.profiles import get_profile
+
+    prof = get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed)
+    target = open_target(database_url or None, db_name, data_dir)
+    with progress(not quiet) as advance:
+        res = benchmark_seed(target, prof, advance)
+    out.print(f"profile {res.profile}: {res.rows:,} rows\n"
+              f"  seeder (generate + validate + COPY): {res.seeder_seconds:7.2f} s  {res.seeder_rows_per_second:10,.0f} rows/s\n"
+              f"  raw COPY of the same rows ({res.copy_mode}): {res.copy_seconds:7.2f} s  "
+              f"{res.copy_rows_per_second:10,.0f} rows/s\n"
+              f"  ratio seeder / raw COPY: {res.ratio:.2f}", highlight=False)
+
+
 @command("run")
 def run_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
             data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False,

@@ -135,7 +135,8 @@ def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME,
     if database_url:
         server_url, kind, embedded_dir = parse_database_url(database_url), "url", None
     else:
-        server_url, kind, embedded_dir = start_embedded(data_dir), "embedded", data_dir
+        embedded_dir = data_dir.expanduser().resolve()
+        server_url, kind = start_embedded(embedded_dir), "embedded"
     ensure_database(server_url, db_name)
     return Target(kind=kind, url=server_url.set(database=db_name), data_dir=embedded_dir)
 

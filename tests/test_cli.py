@@ -1,9 +1,11 @@
 """The command as a user runs it: real processes, real exit codes, one-line errors."""
 
 import os
+import signal
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -108,3 +110,24 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
     proc = taskbench("compare", latest, latest, "--markdown", str(md))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 regression(s)" in md.read_text()
+
+
+def test_ctrl_c_mid_run_exits_130_and_removes_the_variant(seeded):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--db-name", seeded.database, "-v", "composite",
+                             "-s", "recent_tasks", "--samples", "100000", "--max-samples", "100000", "-q",
+                             "--reports-dir", "/nonexistent"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    import psycopg
+    deadline = time.monotonic() + 60
+    with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
+        while time.monotonic() < deadline:  # wait until the variant's indexes exist: mid-run
+            if conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        left = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert left == 0
