@@ -34,3 +34,24 @@ def test_claim_refuses_foreign_tables_unless_forced(make_target):
     schema.recreate_schema(target)
     with schema.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM invoices").fetchone()[0] == 0  # untouched, still there
+
+
+def test_a_database_url_target_seeds_and_runs(seeded, catalog):
+    from dataclasses import replace
+
+    from bench.runner import RunOptions, run
+    from bench.target import drop_database, open_target
+    from seed.load import seed_database
+
+    from .conftest import TINY
+
+    server_url = seeded.url.set(database="postgres").render_as_string(hide_password=False)
+    target = open_target(server_url, "tburl_target")
+    try:
+        assert target.kind == "url" and target.database == "tburl_target"
+        schema.claim_database(target)
+        seed_database(target, replace(TINY, users=2, tasks_per_user=200))
+        res = run(target, catalog.select(["task_by_id"], ["baseline"]), RunOptions(samples=10, max_samples=10))
+        assert res.environment.target_kind == "url" and res.cells[0].client.n == 10
+    finally:
+        drop_database(target, "tburl_target")
