@@ -82,7 +82,7 @@ def latency_plot(res: Results, path: Path) -> None:
     variants = [v.name for v in res.variants]
     fig, axes = plt.subplots(len(classes), 1, figsize=(11, 3.6 * len(classes)), squeeze=False)
     colours = plt.get_cmap("tab10")
-    for ax, cls in zip(axes[:, 0], classes):
+    for ax, cls in zip(axes[:, 0], classes, strict=True):
         cells = [c for c in res.cells if c.sla_class == cls]
         scenarios = list(dict.fromkeys(c.scenario for c in cells))
         width = 0.8 / max(len(variants), 1)

@@ -94,11 +94,3 @@ def recreate_schema(target: Target) -> None:
             engine.dispose()
         set_meta(conn, "schema", {"tables": list(models.TABLE_NAMES)})
 
-
-def index_names(conn: psycopg.Connection) -> set[str]:
-    """Names of every index on taskbench's tables (the baseline set, plus a variant's while applied)."""
-    rows = conn.execute(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s)",
-        (list(models.TABLE_NAMES),),
-    )
-    return {r[0] for r in rows}

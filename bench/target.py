@@ -10,7 +10,7 @@ import asyncio
 import logging
 import subprocess
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ class Target:
     kind: str  # "embedded" or "url"
     url: URL  # points at the taskbench database; never printed without redaction
     data_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def display(self) -> str:

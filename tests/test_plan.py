@@ -1,7 +1,5 @@
 import json
 
-import psycopg
-import pytest
 
 from bench import schema
 from bench.plan import plan_facts, timings
