@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -187,7 +188,14 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
         out.print(str(written), highlight=False)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C: the event loop cancels
+    # the run, the applied variant is removed, nothing partial is written.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except TaskbenchError as exc:

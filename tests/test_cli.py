@@ -112,7 +112,8 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
     assert "0 regression(s)" in md.read_text()
 
 
-def test_ctrl_c_mid_run_exits_130_and_removes_the_variant(seeded):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_mid_run_exits_130_and_removes_the_variant(seeded, signum):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--db-name", seeded.database, "-v", "composite",
                              "-s", "recent_tasks", "--samples", "100000", "--max-samples", "100000", "-q",
@@ -125,7 +126,7 @@ def test_ctrl_c_mid_run_exits_130_and_removes_the_variant(seeded):
                 break
             time.sleep(0.2)
         time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
         left = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
     assert proc.returncode == 130, stderr
