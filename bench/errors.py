@@ -9,6 +9,12 @@ EXIT_DATABASE = 3  # database unreachable, refused, or not ours
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM (128 + SIGINT)
 
 
+def first_line(exc: BaseException) -> str:
+    """A driver error's first line: the message without hints, context or query text."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class TaskbenchError(Exception):
     """An error caused by the user's input or environment, reported as one line."""
 

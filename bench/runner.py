@@ -27,7 +27,7 @@ from .progress import Advance, no_progress
 from .results import Cell, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
 from .stats import summarize, verdict
 from .target import Target, connect_async
-from .variants import apply_variant, remove_variant, variant_cost
+from .variants import Applied, apply_variant, remove_variant, snapshot, variant_cost
 
 
 @dataclass(frozen=True)
@@ -86,16 +86,20 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
                 verdict=call, plan=plans[common], plan_count=len(plans))
 
 
-async def _cleanup(target: Target, conn: asyncpg.Connection, applied) -> None:
-    """Remove the variant even after an interrupted query: on a fresh connection if need be."""
+async def _cleanup(target: Target, conn: asyncpg.Connection, applied: Applied) -> None:
+    """Remove the variant on a fresh connection, after stopping whatever the run's connection was
+    doing: an interrupt can arrive mid-build, and a CREATE INDEX left running would finish later."""
+    fresh = await connect_async(target)
     try:
-        await remove_variant(conn, applied)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-        fresh = await connect_async(target)
-        try:
-            await remove_variant(fresh, applied)
-        finally:
-            await fresh.close()
+        pid = conn.get_server_pid()
+        await fresh.execute("SELECT pg_cancel_backend($1)", pid)
+        for _ in range(100):
+            if not await fresh.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid):
+                break
+            await asyncio.sleep(0.1)
+        await remove_variant(fresh, applied)
+    finally:
+        await fresh.close()
 
 
 async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset,
@@ -111,8 +115,9 @@ async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Data
         pools = await load_pools(conn, kinds, today)
         advance("measure cells", 0, total)
         for variant in catalog.variants:
-            applied = await apply_variant(conn, variant)
+            applied = await snapshot(conn, variant)
             try:
+                await apply_variant(conn, applied)
                 variants.append(await variant_cost(conn, applied))
                 for scenario in catalog.scenarios:
                     cells.append(await measure_cell(conn, scenario, variant.name, pools, opts))

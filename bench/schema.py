@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from .errors import DatabaseError
+from .errors import DatabaseError, first_line
 from .target import Target
 
 META_TABLE = "taskbench_meta"
@@ -35,8 +35,7 @@ def connect(target: Target) -> psycopg.Connection:
     try:
         return psycopg.connect(target.libpq_conninfo(), autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DatabaseError(f"cannot connect to {target.display}: {first}") from None
+        raise DatabaseError(f"cannot connect to {target.display}: {first_line(exc)}") from None
 
 
 def claim_database(target: Target, force: bool = False) -> None:
@@ -88,8 +87,7 @@ def recreate_schema(target: Target) -> None:
         try:
             SQLModel.metadata.create_all(engine, checkfirst=False)
         except Exception as exc:  # noqa: BLE001 - a colliding foreign table is a user-facing refusal
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DatabaseError(f"cannot create the schema in {target.database!r}: {first}") from None
+            raise DatabaseError(f"cannot create the schema in {target.database!r}: {first_line(exc)}") from None
         finally:
             engine.dispose()
         set_meta(conn, "schema", {"tables": list(models.TABLE_NAMES)})

@@ -19,7 +19,7 @@ import psycopg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from .errors import DatabaseError, InputError
+from .errors import DatabaseError, InputError, first_line
 
 DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
@@ -35,6 +35,7 @@ class Target:
     kind: str  # "embedded" or "url"
     url: URL  # points at the taskbench database; never printed without redaction
     data_dir: Path | None = None
+    maintenance_db: str = "postgres"  # the URL's own database: where CREATE/DROP DATABASE run
 
     @property
     def display(self) -> str:
@@ -72,7 +73,7 @@ def parse_database_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except ArgumentError:
-        raise InputError("DATABASE_URL is not a valid URL (expected postgresql://user:pass@host/db)") from None
+        raise InputError("DATABASE_URL is not a valid URL (expected postgresql://user:password@host/db)") from None
     if not url.drivername.startswith("postgres"):
         raise InputError(f"DATABASE_URL must be a postgresql:// URL, not {url.drivername}://")
     return url.set(drivername="postgresql")
@@ -102,8 +103,7 @@ def start_embedded(data_dir: Path) -> URL:
 
 
 def _connect_error(exc: Exception, display: str) -> DatabaseError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DatabaseError(f"cannot connect to {display}: {first}")
+    return DatabaseError(f"cannot connect to {display}: {first_line(exc)}")
 
 
 def ensure_database(server_url: URL, db_name: str) -> None:
@@ -137,12 +137,13 @@ def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME,
         embedded_dir = data_dir.expanduser().resolve()
         server_url, kind = start_embedded(embedded_dir), "embedded"
     ensure_database(server_url, db_name)
-    return Target(kind=kind, url=server_url.set(database=db_name), data_dir=embedded_dir)
+    return Target(kind=kind, url=server_url.set(database=db_name), data_dir=embedded_dir,
+                  maintenance_db=server_url.database or "postgres")
 
 
 def drop_database(target: Target, db_name: str) -> None:
     """Drop a database taskbench created (used by tests and scratch copies)."""
-    with psycopg.connect(target.libpq_conninfo("postgres"), autocommit=True) as conn:
+    with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 

@@ -1,8 +1,8 @@
 """Apply an index variant on top of the baseline schema, measure what it costs, and remove it.
 
-Removal drops exactly what the apply created (indexes found by comparing the index list before
-and after, extensions that were not there before), so the schema returns to its exact prior
-state even when a statement fails half-way.
+Removal drops exactly what appeared since the snapshot taken before the apply (indexes and
+extensions not there before), so the schema returns to its exact prior state even when a
+statement fails half-way or the run is interrupted mid-build.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from .results import IndexCost, VariantResult
 @dataclass
 class Applied:
     variant: Variant
-    indexes: list[str] = field(default_factory=list)
-    extensions: list[str] = field(default_factory=list)
+    indexes_before: set[str]
+    extensions_before: set[str]
+    indexes: list[str] = field(default_factory=list)  # created, in build order
     build_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -36,15 +37,16 @@ async def _extensions(conn: asyncpg.Connection) -> set[str]:
     return {r["extname"] for r in await conn.fetch("SELECT extname FROM pg_extension")}
 
 
-async def apply_variant(conn: asyncpg.Connection, variant: Variant) -> Applied:
-    applied = Applied(variant)
-    before = await index_names(conn)
-    had_ext = await _extensions(conn)
+async def snapshot(conn: asyncpg.Connection, variant: Variant) -> Applied:
+    """Record the schema before ``variant`` is applied: what ``remove_variant`` restores."""
+    return Applied(variant, await index_names(conn), await _extensions(conn))
+
+
+async def apply_variant(conn: asyncpg.Connection, applied: Applied) -> None:
+    variant = applied.variant
     try:
         for ext in variant.extensions:
-            if ext not in had_ext:
-                await conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{ext}"')
-                applied.extensions.append(ext)
+            await conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{ext}"')
         for stmt in variant.statements:
             known = await index_names(conn)
             started = time.perf_counter()
@@ -53,8 +55,7 @@ async def apply_variant(conn: asyncpg.Connection, variant: Variant) -> Applied:
             for name in sorted(await index_names(conn) - known):
                 applied.indexes.append(name)
                 applied.build_seconds[name] = seconds
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        applied.indexes = sorted(await index_names(conn) - before)
+    except asyncpg.PostgresError as exc:
         await remove_variant(conn, applied)
         raise InputError(f"variant {variant.name!r}: a statement failed: {exc}") from None
     # Expression indexes carry their own statistics: without ANALYZE the planner ignores them.
@@ -64,13 +65,13 @@ async def apply_variant(conn: asyncpg.Connection, variant: Variant) -> Applied:
         applied.indexes)
     for row in tables:
         await conn.execute(f'ANALYZE "{row["relname"]}"')
-    return applied
 
 
 async def remove_variant(conn: asyncpg.Connection, applied: Applied) -> None:
-    for name in applied.indexes:
+    """Drop every index and extension that appeared since the snapshot. Idempotent."""
+    for name in sorted(await index_names(conn) - applied.indexes_before):
         await conn.execute(f'DROP INDEX IF EXISTS "{name}"')
-    for ext in reversed(applied.extensions):
+    for ext in sorted(await _extensions(conn) - applied.extensions_before):
         await conn.execute(f'DROP EXTENSION IF EXISTS "{ext}"')
 
 

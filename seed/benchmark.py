@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import schema
@@ -75,7 +75,7 @@ def _server_side_dir(target: Target) -> Path | None:
 def benchmark_seed(server: Target, profile: Profile, advance: Advance = no_progress) -> SeedBenchmark:
     name = f"{server.database}_seedbench"
     ensure_database(server.url, name)
-    target = Target(kind=server.kind, url=server.url.set(database=name), data_dir=server.data_dir)
+    target = replace(server, url=server.url.set(database=name))
     try:
         schema.claim_database(target)
         result = seed_database(target, profile, advance, force_reload=True)

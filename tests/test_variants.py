@@ -5,7 +5,7 @@ import pytest
 from bench.catalog import Variant
 from bench.errors import InputError
 from bench.target import connect_async
-from bench.variants import apply_variant, index_names, remove_variant, variant_cost
+from bench.variants import apply_variant, index_names, remove_variant, snapshot, variant_cost
 
 
 def _in_db(target, coro_fn):
@@ -23,7 +23,8 @@ def test_variant_is_applied_measured_and_removed(seeded, catalog):
 
     async def go(conn):
         before = await index_names(conn)
-        applied = await apply_variant(conn, composite)
+        applied = await snapshot(conn, composite)
+        await apply_variant(conn, applied)
         during = await index_names(conn)
         cost = await variant_cost(conn, applied)
         await remove_variant(conn, applied)
@@ -45,7 +46,7 @@ def test_failed_build_half_way_leaves_schema_as_before(seeded):
         before = await index_names(conn)
         ext_before = await conn.fetchval("SELECT count(*) FROM pg_extension")
         with pytest.raises(InputError, match="no_such_column"):
-            await apply_variant(conn, broken)
+            await apply_variant(conn, await snapshot(conn, broken))
         return before, ext_before, await index_names(conn), await conn.fetchval("SELECT count(*) FROM pg_extension")
 
     before, ext_before, after, ext_after = _in_db(seeded, go)
