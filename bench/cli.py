@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -12,9 +13,13 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from seed.profiles import Profile as DataProfile
+from seed.profiles import get_profile
+
 from . import catalog as catalog_io
 from . import results as results_io
 from . import schema
+from .catalog import Catalog
 from .errors import Interrupted, TaskbenchError
 from .progress import progress
 from .runner import RunOptions, run
@@ -39,6 +44,8 @@ def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return app.command(name)(guarded)
 
     return register
+
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -69,12 +76,17 @@ def _target(database_url: str | None, db_name: str, data_dir: Path, force: bool)
     return target
 
 
-def _seed(target: Target, profile: str, users: int | None, tasks_per_user: int | None, seed: int | None,
-          quiet: bool, reload: bool = False) -> None:
-    from seed.load import seed_database
-    from seed.profiles import get_profile
+def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int | None) -> DataProfile:
+    return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed)
 
-    prof = get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed)
+
+def _options(samples: int, max_samples: int, warmup: int) -> RunOptions:
+    return RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup)
+
+
+def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) -> None:
+    from seed.load import seed_database
+
     with progress(not quiet) as advance:
         result = seed_database(target, prof, advance, force_reload=reload)
     counts = ", ".join(f"{k} {v:,}" for k, v in result.row_counts.items())
@@ -85,9 +97,7 @@ def _seed(target: Target, profile: str, users: int | None, tasks_per_user: int |
                   f"{result.rows_per_second:,.0f} rows/s during load)", highlight=False)
 
 
-def _run(target: Target, scenarios_dir: Path, scenario: list[str] | None, variant: list[str] | None,
-         opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
-    cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
+def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
     with progress(not quiet, unit="cells") as advance:
         res = run(target, cat, opts, advance)
     path = results_io.save(res, reports_dir)
@@ -104,7 +114,8 @@ def seed_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME
              reload: Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")] = False,
              quiet: Quiet = False) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
-    _seed(_target(database_url, db_name, data_dir, force), profile, users, tasks_per_user, seed, quiet, reload)
+    prof = _profile(profile, users, tasks_per_user, seed)
+    _seed(_target(database_url, db_name, data_dir, force), prof, quiet, reload)
 
 
 @command("seed-bench")
@@ -113,9 +124,8 @@ def seed_bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_D
                    tasks_per_user: TasksPerUser = None, seed: Seed = None, quiet: Quiet = False) -> None:
     """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
     from seed.benchmark import benchmark_seed
-    from seed.profiles import get_profile
 
-    prof = get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed)
+    prof = _profile(profile, users, tasks_per_user, seed)
     target = open_target(database_url or None, db_name, data_dir)
     with progress(not quiet) as advance:
         res = benchmark_seed(target, prof, advance)
@@ -134,16 +144,17 @@ def run_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
             max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
             reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Measure every scenario under every variant; write reports/<run-id>/results.json."""
-    catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
+    cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
     target = _target(database_url, db_name, data_dir, force)
-    opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup)
-    _run(target, scenarios_dir, scenario, variant, opts, reports_dir, quiet)
+    _run(target, cat, _options(samples, max_samples, warmup), reports_dir, quiet)
 
 
 @command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or its results.json.")]) -> None:
     """Write summary.md and latency.png next to a results.json."""
-    from .report import write_report  # matplotlib is slow to import: only for commands that plot
+    from .report import (
+        write_report,  # matplotlib is slow to import: only for commands that plot
+    )
 
     for path in write_report(run_dir):
         out.print(str(path), highlight=False)
@@ -179,19 +190,21 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
     """Seed (if needed), run the matrix, and write the report."""
     from .report import write_report
 
-    catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
+    cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
+    prof = _profile(profile, users, tasks_per_user, seed)
     target = _target(database_url, db_name, data_dir, force)
-    _seed(target, profile, users, tasks_per_user, seed, quiet)
-    opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup)
-    path = _run(target, scenarios_dir, scenario, variant, opts, reports_dir, quiet)
+    _seed(target, prof, quiet)
+    path = _run(target, cat, _options(samples, max_samples, warmup), reports_dir, quiet)
     for written in write_report(path):
         out.print(str(written), highlight=False)
 
 
 def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C: the event loop cancels
-    # the run, the applied variant is removed, nothing partial is written.
-    raise KeyboardInterrupt
+    # SIGTERM (CI cancelling a job, `kill`) takes exactly the Ctrl-C path: inside asyncio.run the
+    # runner's SIGINT handler cancels the run at an await (the applied variant is removed, nothing
+    # partial is written). Raising KeyboardInterrupt here instead could land inside asyncpg's
+    # protocol callbacks and leave the connection hanging.
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 
 import asyncpg
@@ -22,7 +22,7 @@ from .catalog import Catalog, Scenario
 from .environment import environment
 from .errors import DatabaseError
 from .params import Drawer, Pools, load_pools
-from .plan import plan_facts, timings
+from .plan import PlanFacts, plan_facts, timings
 from .progress import Advance, no_progress
 from .results import Cell, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
 from .stats import summarize, verdict
@@ -60,7 +60,7 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
     planning: list[float] = []
     buffers: list[int] = []
     fingerprints: list[str] = []
-    plans: dict[str, object] = {}
+    plans: dict[str, PlanFacts] = {}
     target_n = opts.samples
     while True:
         while len(client) < target_n:
@@ -127,13 +127,12 @@ async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Data
     finally:
         await conn.close()
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env,
-                   dataset=dataset, config=RunConfig(**opts.__dict__), variants=variants, cells=cells)
+                   dataset=dataset, config=RunConfig(**asdict(opts)), variants=variants, cells=cells)
 
 
 def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
         advance: Advance = no_progress) -> Results:
-    with schema.connect(target) as conn:
-        info = schema.get_meta(conn, "dataset")
+    info = schema.dataset_info(target)
     if not info:
         raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
     return asyncio.run(_run(target, catalog, opts, Dataset.model_validate(info), advance))

@@ -16,7 +16,7 @@ from sqlmodel import SQLModel
 
 from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from .errors import DatabaseError, first_line
-from .target import Target
+from .target import Target, connect_error
 
 META_TABLE = "taskbench_meta"
 _ENUM_TYPES = ("task_priority", "message_role")
@@ -35,7 +35,7 @@ def connect(target: Target) -> psycopg.Connection:
     try:
         return psycopg.connect(target.libpq_conninfo(), autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"cannot connect to {target.display}: {first_line(exc)}") from None
+        raise connect_error(exc, target.display) from None
 
 
 def claim_database(target: Target, force: bool = False) -> None:
@@ -72,6 +72,12 @@ def get_meta(conn: psycopg.Connection, key: str) -> Any | None:
 
 def delete_meta(conn: psycopg.Connection, key: str) -> None:
     conn.execute(f"DELETE FROM {META_TABLE} WHERE key = %s", (key,))
+
+
+def dataset_info(target: Target) -> dict[str, Any] | None:
+    """The stored dataset record (fingerprint, profile, row counts), or None if none is complete."""
+    with connect(target) as conn:
+        return get_meta(conn, "dataset")
 
 
 def recreate_schema(target: Target) -> None:

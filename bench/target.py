@@ -23,9 +23,6 @@ from .errors import DatabaseError, InputError, first_line
 
 DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
-# libpq parameters that asyncpg would forward to the server as settings (and fail): TLS is
-# passed to asyncpg explicitly instead (Neon URLs carry both).
-_LIBPQ_ONLY_PARAMS = ("sslmode", "channel_binding", "sslrootcert", "sslcert", "sslkey", "options")
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,9 @@ class Target:
         return url.render_as_string(hide_password=False)
 
     def asyncpg_kwargs(self) -> dict[str, Any]:
+        """Explicit keyword arguments: asyncpg would forward libpq-only URL parameters such as
+        ``sslmode`` and ``channel_binding`` (Neon URLs carry both) to the server and fail, so only
+        the socket host is taken from the query and TLS is passed as ``ssl``."""
         query = dict(self.url.query)
         kwargs: dict[str, Any] = {
             "user": self.url.username,
@@ -102,16 +102,16 @@ def start_embedded(data_dir: Path) -> URL:
     return make_url(server.get_uri())
 
 
-def _connect_error(exc: Exception, display: str) -> DatabaseError:
+def connect_error(exc: Exception, display: str) -> DatabaseError:
     return DatabaseError(f"cannot connect to {display}: {first_line(exc)}")
 
 
-def ensure_database(server_url: URL, db_name: str) -> None:
-    """Create ``db_name`` on the server unless it exists (needs CREATEDB; a clear error otherwise)."""
-    maint = server_url.set(drivername="postgresql", database=server_url.database or "postgres")
-    display = maint.render_as_string(hide_password=True)
+def ensure_database(target: Target) -> None:
+    """Create the target's database unless it exists (needs CREATEDB; a clear error otherwise)."""
+    db_name = target.database
     try:
-        with psycopg.connect(maint.render_as_string(hide_password=False), autocommit=True, connect_timeout=10) as conn:
+        with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True,
+                             connect_timeout=10) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone()
             if exists:
                 return
@@ -123,7 +123,7 @@ def ensure_database(server_url: URL, db_name: str) -> None:
                     f"create it or pass --db-name with a database taskbench may use"
                 ) from None
     except psycopg.OperationalError as exc:
-        raise _connect_error(exc, display) from None
+        raise connect_error(exc, target.url.set(database=target.maintenance_db).render_as_string()) from None
 
 
 def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME,
@@ -136,9 +136,10 @@ def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME,
     else:
         embedded_dir = data_dir.expanduser().resolve()
         server_url, kind = start_embedded(embedded_dir), "embedded"
-    ensure_database(server_url, db_name)
-    return Target(kind=kind, url=server_url.set(database=db_name), data_dir=embedded_dir,
-                  maintenance_db=server_url.database or "postgres")
+    target = Target(kind=kind, url=server_url.set(database=db_name), data_dir=embedded_dir,
+                    maintenance_db=server_url.database or "postgres")
+    ensure_database(target)
+    return target
 
 
 def drop_database(target: Target, db_name: str) -> None:
@@ -152,4 +153,4 @@ async def connect_async(target: Target) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(**target.asyncpg_kwargs(), timeout=15)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-        raise _connect_error(exc, target.display) from None
+        raise connect_error(exc, target.display) from None

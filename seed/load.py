@@ -38,12 +38,6 @@ class SeedResult:
         return total / sum(self.load_seconds.values()) if self.load_seconds else 0.0
 
 
-def dataset_info(target: Target) -> dict | None:
-    """The stored dataset record (fingerprint, params, row counts), or None if none is complete."""
-    with schema.connect(target) as conn:
-        return schema.get_meta(conn, "dataset")
-
-
 async def _copy_table(conn: asyncpg.Connection, table: str, batches: Iterator[list[Row]],
                       advance: Advance, total: int | None) -> int:
     done = 0
@@ -76,7 +70,7 @@ def seed_database(target: Target, profile: Profile, advance: Advance = no_progre
                   force_reload: bool = False) -> SeedResult:
     """Make the target hold exactly ``profile``'s dataset, loading it only if it is not there yet."""
     fingerprint = profile.fingerprint()
-    current = dataset_info(target)
+    current = schema.dataset_info(target)
     if current and current.get("fingerprint") == fingerprint and not force_reload:
         return SeedResult(fingerprint, True, current["row_counts"])
 

@@ -126,7 +126,10 @@ def test_interrupt_mid_run_exits_130_and_removes_the_variant(seeded, signum):
                 break
             time.sleep(0.2)
         proc.send_signal(signum)  # as soon as the first index exists: often mid-build
-        _, stderr = proc.communicate(timeout=60)
+        try:
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()  # never leave a hung run holding the shared database's indexes
         left = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr

@@ -4,7 +4,8 @@ import pytest
 
 from bench import schema
 from seed import generate
-from seed.load import dataset_info, seed_database
+from bench.schema import dataset_info
+from seed.load import seed_database
 from seed.profiles import get_profile
 
 from .conftest import TINY

@@ -17,4 +17,4 @@ def test_seed_benchmark_compares_the_same_rows_and_cleans_up():
     with psycopg.connect(server.libpq_conninfo(), autocommit=True) as conn:
         left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres_seedbench'").fetchone()[0]
     assert left == 0
-    assert not (DATA_DIR / "seedbench").exists()
+    assert not [p for p in DATA_DIR.iterdir() if p.name.startswith("tmp")]
