@@ -1,52 +1,52 @@
-"""Row generators: deterministic from the profile's seed, shaped like production (design §4).
+"""Column generators: deterministic from the profile's seed, shaped like production (design §4).
 
-Rows are yielded in batches of dicts, validated by the canonical models' field definitions
-(``bench.models.*Fields``), and turned into tuples in the column order of ``COLUMNS``. Memory stays
-bounded: nothing holds a whole table.
+Each table is produced as a stream of Arrow record batches built with NumPy and pyarrow
+compute, never row by row in Python: generating a row must cost less than the server spends
+loading it, or generation, not COPY, sets the seeding speed. Text is real English words
+(Faker's word list) joined in C by ``pyarrow.compute.binary_join``.
+
+Every batch comes from its own RNG, seeded by (profile seed, stream, batch number), so the data
+depend only on the profile, not on how the stream is consumed. Memory stays bounded: the only
+whole-table array is the owner of each task (4 bytes a task).
 """
 
 from __future__ import annotations
 
 import json
-import random
-import uuid
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta, timezone
-from itertools import accumulate
-from typing import Any
+from datetime import date
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from faker import Faker
 from faker.providers.lorem.en_US import Provider as _Lorem
-from pydantic import TypeAdapter, ValidationError
 
-from bench.models import CATEGORIES, ConversationFields, MessageFields, TaskFields, UserFields
+from bench.models import CATEGORIES
 
 from .profiles import Profile
 
-Row = tuple[Any, ...]
+TASK_BATCH = 20_000  # rows per task batch
+CONVERSATION_CHUNK = 32  # conversations whose messages form one batch
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "users": ("id", "email", "name", "created_at", "updated_at"),
-    "tasks": ("user_id", "title", "description", "priority", "category", "tags", "due_date",
-              "due_time", "is_completed", "completed_at", "created_at", "updated_at", "deleted_at"),
-    "conversations": ("id", "user_id", "title", "created_at", "updated_at"),
-    "messages": ("conversation_id", "user_id", "role", "content", "created_at"),
-}
-_VALIDATORS = {
-    "users": TypeAdapter(list[UserFields]),
-    "tasks": TypeAdapter(list[TaskFields]),
-    "conversations": TypeAdapter(list[ConversationFields]),
-    "messages": TypeAdapter(list[MessageFields]),
-}
-_JSON_COLUMNS = {"tags"}
+US_PER_DAY = 86_400_000_000
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+UUID = pa.binary(16)
 
-WORDS: tuple[str, ...] = tuple(_Lorem.word_list)
 # Natural text is Zipf-distributed: a few words are everywhere, most are rare, which is what
-# makes full-text and trigram selectivity vary from one search word to the next.
-_WORD_WEIGHTS = list(accumulate(1.0 / (rank + 1) for rank in range(len(WORDS))))
-_PRIORITIES = (("high", 0.2), ("medium", 0.5), ("low", 0.3))
-_CATEGORY_WEIGHTS = (0.35, 0.25, 0.15, 0.10, 0.15)
-_ROLES = ("user", "assistant")
+# makes full-text and trigram selectivity vary from one search word to the next. The word list is
+# alphabetical, so ranks follow a fixed shuffle (otherwise every common word would start with "a").
+WORDS = pa.array(_Lorem.word_list, pa.string()).take(np.random.default_rng(0).permutation(len(_Lorem.word_list)))
+_WORD_CUM = np.cumsum(1.0 / np.arange(1, len(WORDS) + 1))
+_PRIORITIES = pa.array(["high", "medium", "low"])
+_PRIORITY_P = (0.2, 0.5, 0.3)
+_CATEGORIES = pa.array(list(CATEGORIES))
+_CATEGORY_P = (0.35, 0.25, 0.15, 0.10, 0.15)
+_ROLES = pa.array(["user", "assistant", "system", "tool"])
+_TAG_COUNT_P = (0.3, 0.4, 0.2, 0.1)  # 0..3 tags per task
+_MAX_TAGS = 3
+# Independent RNG streams: adding draws to one table never shifts another table's data.
+_STREAM = {"users": 1, "owners": 2, "tasks": 3, "conversations": 4, "messages": 5}
 
 
 def tag_vocabulary(profile: Profile) -> list[str]:
@@ -57,150 +57,191 @@ def tag_vocabulary(profile: Profile) -> list[str]:
     return (base + extra)[: profile.tag_vocabulary]
 
 
-def validated(table: str, rows: list[dict[str, Any]]) -> list[Row]:
-    """Validate a batch through the table's model fields; an invalid row is a generator bug."""
-    try:
-        _VALIDATORS[table].validate_python(rows)
-    except ValidationError as exc:
-        raise AssertionError(f"the seeder generated an invalid {table} row: {exc}") from exc
-    cols = COLUMNS[table]
-    return [
-        tuple(json.dumps(r[c]) if c in _JSON_COLUMNS else r.get(c) for c in cols) for r in rows
-    ]
+def _us(day: date) -> int:
+    """Microseconds from the Unix epoch to midnight UTC of ``day``."""
+    return (day - date(1970, 1, 1)).days * US_PER_DAY
+
+
+def uuids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n random version-4 UUIDs as an (n, 16) uint8 array."""
+    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    return raw
+
+
+def uuid_array(raw: np.ndarray) -> pa.Array:
+    return pa.FixedSizeBinaryArray.from_buffers(UUID, len(raw), [None, pa.py_buffer(raw.tobytes())])
+
+
+def timestamps(us: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """Microseconds since the Unix epoch as timestamptz; ``mask`` marks NULLs."""
+    return pa.array(us, TIMESTAMP, mask=mask)
 
 
 class Generator:
-    """All rows of one dataset. Each table has its own RNG stream, so tables are independent."""
+    """All batches of one dataset, table by table."""
 
-    def __init__(self, profile: Profile, batch_size: int = 5_000) -> None:
+    def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        self.batch_size = batch_size
-        self.anchor = datetime.combine(profile.anchor_date, time(0), tzinfo=timezone.utc)
-        self.start = self.anchor - timedelta(days=profile.history_days)
-        self.user_ids = [self._uuid(random.Random(f"{profile.seed}:user:{i}")) for i in range(profile.users)]
+        self.anchor_us = _us(profile.anchor_date)
+        self.start_us = self.anchor_us - profile.history_days * US_PER_DAY
+        self.user_raw = uuids(self._rng("users"), profile.users)
+        self.user_ids = uuid_array(self.user_raw)
         self.tags = tag_vocabulary(profile)
-        self.tag_weights = list(accumulate(1.0 / (k + 1) ** profile.tag_zipf_exponent
-                                           for k in range(len(self.tags))))
+        self._tag_cum = np.cumsum(1.0 / np.arange(1, len(self.tags) + 1) ** profile.tag_zipf_exponent)
+        self._plan = self._conversation_plan()
 
-    @staticmethod
-    def _uuid(rng: random.Random) -> uuid.UUID:
-        return uuid.UUID(int=rng.getrandbits(128), version=4)
-
-    def _rng(self, stream: str) -> random.Random:
-        return random.Random(f"{self.profile.seed}:{stream}")
-
-    def _words(self, rng: random.Random, low: int, high: int) -> str:
-        return " ".join(rng.choices(WORDS, cum_weights=_WORD_WEIGHTS, k=rng.randint(low, high)))
-
-    def _batched(self, table: str, rows: Iterator[dict[str, Any]]) -> Iterator[list[Row]]:
-        batch: list[dict[str, Any]] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= self.batch_size:
-                yield validated(table, batch)
-                batch = []
-        if batch:
-            yield validated(table, batch)
+    def _rng(self, stream: str, batch: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.profile.seed, _STREAM[stream], batch])
 
     def row_counts(self) -> dict[str, int]:
-        """Expected tasks and users up front (for progress); messages are known once generated."""
-        return {"users": self.profile.users, "tasks": self.profile.total_tasks}
+        """Rows each table will hold (known before generating, for progress bars)."""
+        return {"users": self.profile.users, "tasks": self.profile.total_tasks,
+                "conversations": len(self._plan["created"]), "messages": int(self._plan["messages"].sum())}
+
+    def _words(self, rng: np.random.Generator, counts: np.ndarray) -> pa.Array:
+        """One string per entry of ``counts``: that many Zipf-drawn words joined by spaces."""
+        draws = rng.random(int(counts.sum())) * _WORD_CUM[-1]
+        words = WORDS.take(np.searchsorted(_WORD_CUM, draws, side="right"))
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+        return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), words), " ")
 
     # -- users -------------------------------------------------------------------------------
-    def users(self) -> Iterator[list[Row]]:
+    def users(self) -> Iterator[pa.RecordBatch]:
+        p = self.profile
         fake = Faker("en_US")
-        fake.seed_instance(self.profile.seed)
-        rng = self._rng("users")
-
-        def rows() -> Iterator[dict[str, Any]]:
-            for i, uid in enumerate(self.user_ids):
-                created = self.start - timedelta(days=rng.randint(1, 60))
-                name = fake.name()[:100]
-                yield {"id": uid, "email": f"user{i}.{uid.hex[:8]}@example.com", "name": name,
-                       "created_at": created, "updated_at": created}
-
-        return self._batched("users", rows())
+        fake.seed_instance(p.seed)
+        rng = self._rng("users", 1)
+        created = self.start_us - rng.integers(1, 61, p.users) * US_PER_DAY
+        emails = [f"user{i}.{bytes(raw[:4]).hex()}@example.com" for i, raw in enumerate(self.user_raw)]
+        yield pa.record_batch({
+            "id": self.user_ids, "email": pa.array(emails), "name": pa.array([fake.name()[:100] for _ in emails]),
+            "created_at": timestamps(created), "updated_at": timestamps(created),
+        })
 
     # -- tasks -------------------------------------------------------------------------------
-    def _task_owner_order(self, rng: random.Random) -> list[int]:
+    def _task_owners(self) -> np.ndarray:
         """Which user owns the n-th task in time order: exact per-user counts, interleaved as in
         production (rows of many users share heap pages, unlike a per-user bulk load)."""
-        owners = [i for i in range(self.profile.users) for _ in range(self.profile.tasks_for_user(i))]
-        rng.shuffle(owners)
-        return owners
-
-    def tasks(self) -> Iterator[list[Row]]:
         p = self.profile
-        rng = self._rng("tasks")
-        owners = self._task_owner_order(rng)
-        span = (self.anchor - self.start).total_seconds()
+        counts = [p.tasks_for_user(i) for i in range(p.users)]
+        return self._rng("owners").permutation(np.repeat(np.arange(p.users, dtype=np.int32), counts))
+
+    def _tags_json(self, rng: np.random.Generator, n: int) -> pa.Array:
+        """0–3 distinct tags per task, Zipf-drawn, as the JSON text of a sorted array."""
+        vocab = len(self.tags)
+        count = rng.choice(len(_TAG_COUNT_P), size=n, p=_TAG_COUNT_P)
+        draws = np.searchsorted(self._tag_cum, rng.random((n, _MAX_TAGS)) * self._tag_cum[-1], side="right")
+        draws[np.arange(_MAX_TAGS) >= count[:, None]] = vocab  # vocab = "no tag"
+        draws.sort(axis=1)
+        draws[:, 1:][draws[:, 1:] == draws[:, :-1]] = vocab  # drop repeats
+        draws.sort(axis=1)
+        codes = (draws[:, 0] * (vocab + 1) + draws[:, 1]) * (vocab + 1) + draws[:, 2]
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        texts = []
+        for code in distinct:
+            picks = [int(code // (vocab + 1) ** k % (vocab + 1)) for k in (2, 1, 0)]
+            texts.append(json.dumps([self.tags[i] for i in picks if i < vocab]))
+        return pa.array(texts).take(inverse)
+
+    def tasks(self) -> Iterator[pa.RecordBatch]:
+        p = self.profile
+        owners = self._task_owners()
         total = len(owners)
-
-        def rows() -> Iterator[dict[str, Any]]:
-            for n, owner in enumerate(owners):
-                created = self.start + timedelta(seconds=span * (n + rng.random()) / total)
-                completed = rng.random() < p.completed_ratio
-                completed_at = (min(created + timedelta(hours=rng.uniform(1, 24 * 30)), self.anchor)
-                                if completed else None)
-                deleted_at = (min(created + timedelta(days=rng.uniform(1, 60)), self.anchor)
-                              if rng.random() < p.deleted_ratio else None)
-                due = rng.random() < p.due_date_ratio
-                ntags = rng.choices((0, 1, 2, 3), weights=(0.3, 0.4, 0.2, 0.1))[0]
-                tags = sorted(set(rng.choices(self.tags, cum_weights=self.tag_weights, k=ntags)))
-                yield {
-                    "user_id": self.user_ids[owner],
-                    "title": self._words(rng, 2, 8).capitalize(),
-                    "description": self._words(rng, 0, 30),
-                    "priority": rng.choices([x for x, _ in _PRIORITIES], weights=[w for _, w in _PRIORITIES])[0],
-                    "category": rng.choices(CATEGORIES, weights=_CATEGORY_WEIGHTS)[0],
-                    "tags": tags,
-                    "due_date": (created + timedelta(days=rng.randint(0, 90))).date() if due else None,
-                    "due_time": time(rng.randint(7, 20), rng.choice((0, 15, 30, 45))) if due and rng.random() < 0.4 else None,
-                    "is_completed": completed,
-                    "completed_at": completed_at,
-                    "created_at": created,
-                    "updated_at": max(t for t in (created, completed_at, deleted_at) if t is not None),
-                    "deleted_at": deleted_at,
-                }
-
-        return self._batched("tasks", rows())
+        span = self.anchor_us - self.start_us
+        for batch, first in enumerate(range(0, total, TASK_BATCH)):
+            rng = self._rng("tasks", batch)
+            n = min(TASK_BATCH, total - first)
+            created = self.start_us + ((np.arange(first, first + n) + rng.random(n)) * span / total).astype(np.int64)
+            completed = rng.random(n) < p.completed_ratio
+            completed_at = np.minimum(created + rng.uniform(3_600e6, 30 * US_PER_DAY, n).astype(np.int64),
+                                      self.anchor_us)
+            deleted = rng.random(n) < p.deleted_ratio
+            deleted_at = np.minimum(created + rng.uniform(US_PER_DAY, 60 * US_PER_DAY, n).astype(np.int64),
+                                    self.anchor_us)
+            due = rng.random(n) < p.due_date_ratio
+            due_days = created // US_PER_DAY + rng.integers(0, 91, n)
+            timed = due & (rng.random(n) < 0.4)
+            due_time = (rng.integers(7, 21, n) * 3600 + rng.choice([0, 15, 30, 45], n) * 60) * 1_000_000
+            updated = np.maximum(created, np.maximum(np.where(completed, completed_at, 0),
+                                                     np.where(deleted, deleted_at, 0)))
+            yield pa.record_batch({
+                "user_id": self.user_ids.take(owners[first:first + n]),
+                "title": pc.utf8_capitalize(self._words(rng, rng.integers(2, 9, n))),
+                "description": self._words(rng, rng.integers(0, 31, n)),
+                "priority": _PRIORITIES.take(rng.choice(3, n, p=_PRIORITY_P)),
+                "category": _CATEGORIES.take(rng.choice(len(CATEGORIES), n, p=_CATEGORY_P)),
+                "tags": self._tags_json(rng, n),
+                "due_date": pa.array(due_days.astype(np.int32), pa.date32(), mask=~due),
+                "due_time": pa.array(due_time, pa.time64("us"), mask=~timed),
+                "is_completed": pa.array(completed),
+                "completed_at": timestamps(completed_at, ~completed),
+                "created_at": timestamps(created),
+                "updated_at": timestamps(updated),
+                "deleted_at": timestamps(deleted_at, ~deleted),
+            })
 
     # -- conversations and messages ------------------------------------------------------------
-    def _conversation_plan(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, datetime, int, random.Random]]:
+    def _conversation_plan(self) -> dict[str, np.ndarray]:
         p = self.profile
         rng = self._rng("conversations")
-        span = (self.anchor - self.start).total_seconds()
-        for uid in self.user_ids:
-            for _ in range(rng.randint(*p.conversations_per_user)):
-                cid = self._uuid(rng)
-                created = self.start + timedelta(seconds=rng.uniform(0, span * 0.95))
-                count = rng.randint(*p.messages_per_conversation)
-                yield cid, uid, created, count, random.Random(f"{p.seed}:messages:{cid}")
+        per_user = rng.integers(p.conversations_per_user[0], p.conversations_per_user[1] + 1, p.users)
+        n = int(per_user.sum())
+        span = self.anchor_us - self.start_us
+        return {
+            "owner": np.repeat(np.arange(p.users), per_user),
+            "id": uuids(rng, n),
+            "created": self.start_us + (rng.random(n) * span * 0.95).astype(np.int64),
+            "messages": rng.integers(p.messages_per_conversation[0], p.messages_per_conversation[1] + 1, n),
+        }
 
-    def _message_times(self, created: datetime, count: int, rng: random.Random) -> list[datetime]:
-        times, at = [], created
-        for _ in range(count):
-            at = min(at + timedelta(seconds=rng.expovariate(1 / 90)), self.anchor)
-            times.append(at)
-        return times
+    def _chunks(self) -> Iterator[tuple[int, slice]]:
+        n = len(self._plan["created"])
+        for chunk, first in enumerate(range(0, n, CONVERSATION_CHUNK)):
+            yield chunk, slice(first, min(first + CONVERSATION_CHUNK, n))
 
-    def conversations(self) -> Iterator[list[Row]]:
-        def rows() -> Iterator[dict[str, Any]]:
-            for cid, uid, created, count, mrng in self._conversation_plan():
-                last = self._message_times(created, count, mrng)[-1]
-                yield {"id": cid, "user_id": uid, "title": self._words(mrng, 2, 6).capitalize(),
-                       "created_at": created, "updated_at": last}
+    def _message_times(self, rng: np.random.Generator, convs: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Send times of every message in ``convs`` (gaps ~ exponential, mean 90 s), and the
+        index of each message's conversation. Always the first draws of a chunk's RNG, so
+        conversations() and messages() agree on them."""
+        counts = self._plan["messages"][convs]
+        conv = np.repeat(np.arange(len(counts)), counts)
+        gaps = rng.exponential(90e6, int(counts.sum())).astype(np.int64)
+        since_start = np.cumsum(gaps)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        since_start -= np.repeat(since_start[starts] - gaps[starts], counts)
+        return np.minimum(self._plan["created"][convs][conv] + since_start, self.anchor_us), conv
 
-        return self._batched("conversations", rows())
+    def conversations(self) -> Iterator[pa.RecordBatch]:
+        plan = self._plan
+        last = np.empty(len(plan["created"]), dtype=np.int64)
+        for chunk, convs in self._chunks():
+            times, conv = self._message_times(self._rng("messages", chunk), convs)
+            ends = np.cumsum(plan["messages"][convs]) - 1
+            last[convs] = times[ends]
+        titles = self._words(self._rng("conversations", 1), self._rng("conversations", 2).integers(2, 7, len(last)))
+        yield pa.record_batch({
+            "id": uuid_array(plan["id"]), "user_id": self.user_ids.take(plan["owner"]),
+            "title": pc.utf8_capitalize(titles),
+            "created_at": timestamps(plan["created"]), "updated_at": timestamps(last),
+        })
 
-    def messages(self) -> Iterator[list[Row]]:
-        def rows() -> Iterator[dict[str, Any]]:
-            for cid, uid, created, count, mrng in self._conversation_plan():
-                times = self._message_times(created, count, mrng)
-                for i, at in enumerate(times):
-                    role = "system" if i == 0 and mrng.random() < 0.3 else (
-                        "tool" if mrng.random() < 0.03 else _ROLES[i % 2])
-                    yield {"conversation_id": cid, "user_id": uid, "role": role,
-                           "content": self._words(mrng, 3, 60), "created_at": at}
-
-        return self._batched("messages", rows())
+    def messages(self) -> Iterator[pa.RecordBatch]:
+        plan = self._plan
+        for chunk, convs in self._chunks():
+            rng = self._rng("messages", chunk)
+            times, conv = self._message_times(rng, convs)
+            n = len(times)
+            position = np.arange(n) - np.repeat(np.concatenate(([0], np.cumsum(plan["messages"][convs])[:-1])),
+                                                plan["messages"][convs])
+            role = position % 2  # user, assistant, user...
+            role[(position == 0) & (rng.random(n) < 0.3)] = 2  # an opening system prompt
+            role[(position > 0) & (rng.random(n) < 0.03)] = 3  # a tool call result
+            yield pa.record_batch({
+                "conversation_id": uuid_array(plan["id"][convs][conv]),
+                "user_id": self.user_ids.take(plan["owner"][convs][conv]),
+                "role": _ROLES.take(role),
+                "content": self._words(rng, rng.integers(3, 61, n)),
+                "created_at": timestamps(times),
+            })

@@ -1,4 +1,9 @@
-"""Load a dataset with binary COPY (asyncpg), then VACUUM ANALYZE; skip when already loaded.
+"""Load a dataset with binary COPY, then VACUUM ANALYZE; skip when already loaded.
+
+Each table is one streamed ``COPY ... FROM STDIN (FORMAT binary)``. Batches are generated,
+validated and encoded (pgpq: Arrow → PostgreSQL binary) in a worker thread while the event loop
+sends the previous ones, so generation overlaps the server's work instead of alternating with it
+(NumPy, pyarrow and pgpq release the GIL for their heavy parts). A small queue bounds memory.
 
 The dataset fingerprint is written to ``taskbench_meta`` only after every table is loaded and
 analysed, so an interrupted or failed load is never taken for a complete dataset: the next run
@@ -9,19 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import asyncpg
+import pgpq
+import pgpq.encoders
+import pgpq.schema
+import pyarrow as pa
 
 from bench import schema
 from bench.progress import Advance, no_progress
 from bench.target import Target, connect_async
 
-from .generate import COLUMNS, Generator, Row
+from .generate import Generator
 from .profiles import Profile
+from .validate import validate_batch
 
 TABLE_ORDER = ("users", "conversations", "messages", "tasks")
+JSON_COLUMNS = frozenset({"tags"})
+_QUEUE_BATCHES = 4  # batches generated ahead of the COPY stream
 
 
 @dataclass
@@ -38,14 +50,98 @@ class SeedResult:
         return total / sum(self.load_seconds.values()) if self.load_seconds else 0.0
 
 
-async def _copy_table(conn: asyncpg.Connection, table: str, batches: Iterator[list[Row]],
-                      advance: Advance, total: int | None) -> int:
+def encoder_for(arrow_schema: pa.Schema) -> pgpq.ArrowToPostgresBinaryEncoder:
+    """pgpq's encoder, with JSON text columns sent as jsonb. UUIDs travel as 16 raw bytes and
+    enum labels as text: binary COPY hands the bytes to each column's own receive function."""
+    encoders = {f.name: (pgpq.encoders.StringEncoderBuilder.new_with_output(f, pgpq.schema.Jsonb())
+                         if f.name in JSON_COLUMNS else pgpq.ArrowToPostgresBinaryEncoder.infer_encoder(f))
+                for f in arrow_schema}
+    return pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(arrow_schema, encoders)
+
+
+class _Encoded:
+    """Validated, encoded COPY data of one table, produced off the event loop."""
+
+    def __init__(self, table: str, batches: Iterator[pa.RecordBatch]) -> None:
+        self.table = table
+        self.batches = batches
+        self.encoder: pgpq.ArrowToPostgresBinaryEncoder | None = None
+        self.columns: list[str] = []
+
+    def next_chunk(self) -> tuple[bytes, int] | None:
+        """(COPY bytes, rows) for the next batch; the trailer once the batches are exhausted."""
+        batch = next(self.batches, None)
+        if batch is None:
+            return (self.encoder.finish(), 0) if self.encoder else None
+        validate_batch(self.table, batch)
+        data = b""
+        if self.encoder is None:
+            self.encoder = encoder_for(batch.schema)
+            self.columns = batch.schema.names
+            data = self.encoder.write_header()
+        return data + self.encoder.write_batch(batch), batch.num_rows
+
+
+async def _prefetch(source: _Encoded, queue: asyncio.Queue) -> None:
+    """Fill the queue; a failure is queued too, so the COPY stream raises it instead of waiting."""
+    while True:
+        try:
+            chunk = await asyncio.to_thread(source.next_chunk)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the consumer
+            await queue.put(exc)
+            return
+        await queue.put(chunk)
+        if chunk is None or chunk[1] == 0:
+            return
+
+
+class _SourceFailed(Exception):
+    """Raised inside asyncpg's COPY loop so it aborts the COPY cleanly (CopyFail); the real
+    error, possibly a KeyboardInterrupt, is re-raised once asyncpg is out of the way."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+async def _next(queue: asyncio.Queue) -> tuple[bytes, int] | None:
+    item = await queue.get()
+    if isinstance(item, BaseException):
+        raise _SourceFailed(item)
+    return item
+
+
+async def _copy_table(conn: asyncpg.Connection, table: str, batches: Iterator[pa.RecordBatch],
+                      advance: Advance, total: int) -> int:
+    source = _Encoded(table, batches)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=_QUEUE_BATCHES)
+    producer = asyncio.create_task(_prefetch(source, queue))
+    try:
+        first = await _next(queue)  # the header carries the column list the COPY statement needs
+    except _SourceFailed as failed:
+        raise failed.error from None
     done = 0
     advance(f"seed {table}", 0, total)
-    for batch in batches:
-        await conn.copy_records_to_table(table, records=batch, columns=COLUMNS[table])
-        done += len(batch)
-        advance(f"seed {table}", done, total)
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal done
+        chunk = first
+        while chunk is not None:
+            yield chunk[0]
+            done += chunk[1]
+            advance(f"seed {table}", done, total)
+            if chunk[1] == 0:
+                return
+            chunk = await _next(queue)
+
+    try:
+        if first is not None:
+            await conn.copy_to_table(table, source=stream(), columns=source.columns, format="binary")
+        await producer
+    except _SourceFailed as failed:
+        raise failed.error from None
+    finally:
+        producer.cancel()
     return done
 
 
@@ -57,9 +153,7 @@ async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[
     try:
         for table in TABLE_ORDER:
             started = time.perf_counter()
-            async with conn.transaction():
-                counts[table] = await _copy_table(conn, table, getattr(gen, table)(), advance,
-                                                  expected.get(table))
+            counts[table] = await _copy_table(conn, table, getattr(gen, table)(), advance, expected[table])
             seconds[table] = time.perf_counter() - started
     finally:
         await conn.close()
