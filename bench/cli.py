@@ -121,19 +121,23 @@ def seed_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME
 @command("seed-bench")
 def seed_bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
                    data_dir: DataDir = DEFAULT_DATA_DIR, profile: Profile = "default", users: Users = None,
-                   tasks_per_user: TasksPerUser = None, seed: Seed = None, quiet: Quiet = False) -> None:
+                   tasks_per_user: TasksPerUser = None, seed: Seed = None,
+                   rounds: Annotated[int, typer.Option("--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
+                   quiet: Quiet = False) -> None:
     """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
     from seed.benchmark import benchmark_seed
 
     prof = _profile(profile, users, tasks_per_user, seed)
     target = open_target(database_url or None, db_name, data_dir)
     with progress(not quiet) as advance:
-        res = benchmark_seed(target, prof, advance)
-    out.print(f"profile {res.profile}: {res.rows:,} rows\n"
+        res = benchmark_seed(target, prof, advance, rounds)
+    per_round = ", ".join(f"{s:.2f}/{c:.2f}" for s, c in res.rounds)
+    out.print(f"profile {res.profile}: {res.rows:,} rows, {len(res.rounds)} rounds (seeder/raw s: {per_round})\n"
               f"  seeder (generate + validate + COPY): {res.seeder_seconds:7.2f} s  {res.seeder_rows_per_second:10,.0f} rows/s\n"
               f"  raw COPY of the same rows ({res.copy_mode}): {res.copy_seconds:7.2f} s  "
               f"{res.copy_rows_per_second:10,.0f} rows/s\n"
-              f"  ratio seeder / raw COPY: {res.ratio:.2f}", highlight=False)
+              f"  ratio seeder / raw COPY (medians): {res.ratio:.2f}\n"
+              f"  peak RSS of this process: {res.peak_rss_mb:.0f} MB", highlight=False)
 
 
 @command("run")

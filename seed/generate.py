@@ -26,8 +26,10 @@ from bench.models import CATEGORIES
 
 from .profiles import Profile
 
-TASK_BATCH = 20_000  # rows per task batch
-CONVERSATION_CHUNK = 32  # conversations whose messages form one batch
+# Batch boundaries pick the RNG of each batch: changing these changes the data (bump
+# GENERATOR_VERSION in profiles.py).
+TASK_BATCH = 10_000  # rows per task batch: small enough to keep peak memory flat
+CONVERSATION_CHUNK = 24  # conversations whose messages form one batch (~6k messages)
 
 US_PER_DAY = 86_400_000_000
 TIMESTAMP = pa.timestamp("us", tz="UTC")

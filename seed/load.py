@@ -33,7 +33,7 @@ from .validate import validate_batch
 
 TABLE_ORDER = ("users", "conversations", "messages", "tasks")
 JSON_COLUMNS = frozenset({"tags"})
-_QUEUE_BATCHES = 4  # batches generated ahead of the COPY stream
+_QUEUE_BATCHES = 2  # batches generated ahead of the COPY stream (bounds memory)
 
 
 @dataclass

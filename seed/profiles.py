@@ -12,7 +12,7 @@ from bench.errors import InputError
 
 # Bump when the generators change what a given profile produces: the fingerprint changes with it,
 # so a database seeded by an older generator is re-seeded instead of silently reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from .conftest import DATA_DIR, TINY
 def test_seed_benchmark_compares_the_same_rows_and_cleans_up():
     server = open_target(None, "postgres", DATA_DIR)
     profile = replace(TINY, users=2, tasks_per_user=500)
-    res = benchmark_seed(server, profile)
+    res = benchmark_seed(server, profile, rounds=2)
     assert res.rows > profile.total_tasks
     assert res.copy_mode == "server file"
     assert res.seeder_seconds > 0 and res.copy_seconds > 0 and res.ratio > 0

@@ -55,3 +55,20 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
         assert res.environment.target_kind == "url" and res.cells[0].client.n == 10
     finally:
         drop_database(target, "tburl_target")
+
+
+def test_scratch_copy_leaves_the_seeded_dataset_untouched(seeded):
+    from bench.target import scratch_copy
+
+    with schema.connect(seeded) as conn:
+        before = conn.execute("SELECT count(*), max(id) FROM tasks").fetchone()
+    with scratch_copy(seeded) as copy:
+        assert copy.database != seeded.database
+        with schema.connect(copy) as conn:
+            assert conn.execute("SELECT count(*), max(id) FROM tasks").fetchone() == before
+            assert schema.dataset_info(copy) == schema.dataset_info(seeded)
+            conn.execute("DELETE FROM tasks WHERE id % 2 = 0")
+    with schema.connect(seeded) as conn:
+        assert conn.execute("SELECT count(*), max(id) FROM tasks").fetchone() == before
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (copy.database,)).fetchone()[0]
+    assert left == 0
