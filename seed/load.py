@@ -13,6 +13,7 @@ sees no fingerprint and loads again from scratch.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -147,6 +148,11 @@ async def _copy_table(conn: asyncpg.Connection, table: str, batches: Iterator[pa
 
 async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[str, int], dict[str, float]]:
     conn = await connect_async(target)
+    # The generating thread's Python parts hold the GIL for up to the switch interval (5 ms by
+    # default); the event loop must get it back sooner to keep the socket full, or the server
+    # idles between chunks.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     counts: dict[str, int] = {}
     seconds: dict[str, float] = {}
     expected = gen.row_counts()
@@ -156,6 +162,7 @@ async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[
             counts[table] = await _copy_table(conn, table, getattr(gen, table)(), advance, expected[table])
             seconds[table] = time.perf_counter() - started
     finally:
+        sys.setswitchinterval(switch)
         await conn.close()
     return counts, seconds
 
