@@ -92,7 +92,7 @@ def _check_text(table: str, rule: ColumnRule, column: pa.Array) -> None:
             for value in checked:
                 validator(value)
     except (ValidationError, ValueError) as exc:
-        raise _fail(table, rule.name, str(exc).splitlines()[0] + f" ({str(exc)[:300]})") from None
+        raise _fail(table, rule.name, " ".join(str(exc).split())[:300]) from None
 
 
 def validate_batch(table: str, batch: pa.RecordBatch, extra_uuid_columns: tuple[str, ...] = ("id",)) -> None:
