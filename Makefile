@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # `make bench DATABASE_URL=...` targets another server; unset, the embedded PostgreSQL is used.
 export DATABASE_URL
 
-.PHONY: install bench test seed-bench clean distclean
+.PHONY: install bench test seed-bench seed-bench-network clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)  ## run the test suite against the embedded PostgreSQL
 
 seed-bench: $(STAMP)  ## the seeder against a raw COPY of the same rows, default profile
 	$(BIN)/taskbench seed-bench $(ARGS)
+
+seed-bench-network: $(STAMP)  ## seed-bench over loopback TCP, then a unix socket, of one throw-away server (+ server-side generation)
+	$(BIN)/python -W ignore tools/loopback_server.py sh -c '\
+	  echo "== loopback TCP"; $(BIN)/taskbench seed-bench --server-side --quiet --database-url "$$TCP_URL" $(ARGS) && \
+	  echo "== unix socket"; $(BIN)/taskbench seed-bench --server-side --quiet --database-url "$$SOCKET_URL" $(ARGS)'
 
 clean:  ## remove generated reports (keeps the committed baseline) and caches
 	rm -rf reports/2* reports/latest .pytest_cache

@@ -59,6 +59,8 @@ Profile = Annotated[str, typer.Option("--profile", help="Data profile: ci, defau
 Users = Annotated[Optional[int], typer.Option("--users", help="Override the profile's number of users.")]
 TasksPerUser = Annotated[Optional[int], typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Override the profile's random seed.")]
+Generate = Annotated[str, typer.Option(
+    "--generate", help="Where rows are made: client (streamed binary COPY) or server (SQL; for slow links).")]
 ScenariosDir = Annotated[Path, typer.Option("--scenarios-dir", help="Directory of sla.toml, queries/, variants/.")]
 Only = Annotated[Optional[list[str]], typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
 OnlyVariant = Annotated[Optional[list[str]], typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
@@ -76,8 +78,9 @@ def _target(database_url: str | None, db_name: str, data_dir: Path, force: bool)
     return target
 
 
-def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int | None) -> DataProfile:
-    return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed)
+def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int | None,
+             generate: str | None = None) -> DataProfile:
+    return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
 
 
 def _options(samples: int, max_samples: int, warmup: int) -> RunOptions:
@@ -111,10 +114,11 @@ def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quie
 def seed_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
              data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False, profile: Profile = "default",
              users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
+             generate: Generate = "client",
              reload: Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")] = False,
              quiet: Quiet = False) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
-    prof = _profile(profile, users, tasks_per_user, seed)
+    prof = _profile(profile, users, tasks_per_user, seed, generate)
     _seed(_target(database_url, db_name, data_dir, force), prof, quiet, reload)
 
 
@@ -123,21 +127,28 @@ def seed_bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_D
                    data_dir: DataDir = DEFAULT_DATA_DIR, profile: Profile = "default", users: Users = None,
                    tasks_per_user: TasksPerUser = None, seed: Seed = None,
                    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
+                   server_side: Annotated[bool, typer.Option(
+                       "--server-side", help="Also time generating the rows on the server (--generate server).")] = False,
                    quiet: Quiet = False) -> None:
     """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
-    from seed.benchmark import benchmark_seed
+    from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
 
     prof = _profile(profile, users, tasks_per_user, seed)
     target = open_target(database_url or None, db_name, data_dir)
     with progress(not quiet) as advance:
-        res = benchmark_seed(target, prof, advance, rounds)
-    per_round = ", ".join(f"{s:.2f}/{c:.2f}" for s, c in res.rounds)
-    out.print(f"profile {res.profile}: {res.rows:,} rows, {len(res.rounds)} rounds (seeder/raw s: {per_round})\n"
-              f"  seeder (generate + validate + COPY): {res.seeder_seconds:7.2f} s  {res.seeder_rows_per_second:10,.0f} rows/s\n"
-              f"  raw COPY of the same rows ({res.copy_mode}): {res.copy_seconds:7.2f} s  "
-              f"{res.copy_rows_per_second:10,.0f} rows/s\n"
-              f"  ratio seeder / raw COPY (medians): {res.ratio:.2f}\n"
-              f"  peak RSS of this process: {res.peak_rss_mb:.0f} MB", highlight=False)
+        res = benchmark_seed(target, prof, advance, rounds, server_side)
+    sides = [s for s in (SEEDER, RAW_COPY, SERVER_SIDE) if s in res.rows]
+    out.print(f"profile {res.profile}: {res.rows[SEEDER]:,} rows ({res.copy_bytes / 1e6:.1f} MB as binary COPY), "
+              f"{len(res.rounds)} rounds; medians:", highlight=False)
+    for side in sides:
+        label = f"{side} ({res.copy_mode})" if side == RAW_COPY else side
+        ratio = "" if side == RAW_COPY else f"  {res.ratio(side):.2f}× raw COPY"
+        per_round = "/".join(f"{r[side]:.2f}" for r in res.rounds)
+        out.print(f"  {label:32} {res.seconds(side):7.2f} s {res.rows_per_second(side):10,.0f} rows/s{ratio}"
+                  f"  (rounds: {per_round} s)", highlight=False)
+    if (mbit := res.break_even_mbit()) is not None:
+        out.print(f"  server-side generation wins on links slower than {mbit:,.0f} Mbit/s", highlight=False)
+    out.print(f"  peak RSS of this process: {res.peak_rss_mb:.0f} MB", highlight=False)
 
 
 @command("run")
@@ -187,6 +198,7 @@ def compare_cmd(
 def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
               data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False, profile: Profile = "default",
               users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
+              generate: Generate = "client",
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
               variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
               max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
@@ -195,7 +207,7 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
     from .report import write_report
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
-    prof = _profile(profile, users, tasks_per_user, seed)
+    prof = _profile(profile, users, tasks_per_user, seed, generate)
     target = _target(database_url, db_name, data_dir, force)
     _seed(target, prof, quiet)
     path = _run(target, cat, _options(samples, max_samples, warmup), reports_dir, quiet)

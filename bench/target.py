@@ -57,14 +57,14 @@ class Target:
     def asyncpg_kwargs(self) -> dict[str, Any]:
         """Explicit keyword arguments: asyncpg would forward libpq-only URL parameters such as
         ``sslmode`` and ``channel_binding`` (Neon URLs carry both) to the server and fail, so only
-        the socket host is taken from the query and TLS is passed as ``ssl``."""
+        the socket host and port are taken from the query and TLS is passed as ``ssl``."""
         query = dict(self.url.query)
         kwargs: dict[str, Any] = {
             "user": self.url.username,
             "password": self.url.password,
             "database": self.database,
             "host": query.get("host") or self.url.host,
-            "port": self.url.port,
+            "port": self.url.port or query.get("port"),  # a socket URL puts the port in the query
         }
         sslmode = query.get("sslmode")
         if sslmode and sslmode != "disable":

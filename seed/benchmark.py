@@ -8,6 +8,11 @@ machine is noisy, and single runs vary by ±20%. The ratio of rows/s is the seed
 1.0 would mean generating rows costs nothing. Server-side ``COPY FROM 'file'`` is used on the
 embedded target (the server reads its own disk); elsewhere the file streams from the client
 (``COPY FROM STDIN``), and the result says which. Peak RSS is this process's high-water mark.
+
+With ``server_side``, each round also times generation on the server (``--generate server``): its
+rows are made by SQL from the same distributions, not the same rows, so it is compared in rows/s.
+The size of the binary COPY stream is recorded too: it is what the client seeder must push
+through the link, hence the bandwidth below which generating on the server is faster.
 """
 
 from __future__ import annotations
@@ -29,27 +34,35 @@ from .load import TABLE_ORDER, seed_database
 from .profiles import Profile
 
 
+SEEDER, RAW_COPY, SERVER_SIDE = "seeder", "raw COPY", "server-side generation"
+
+
 @dataclass
 class SeedBenchmark:
     profile: str
-    rows: int
-    seeder_seconds: float  # median over rounds
-    copy_seconds: float  # median over rounds
+    rows: dict[str, int]  # rows each side loads (the server side makes its own rows)
+    rounds: list[dict[str, float]]  # seconds of each side, per round
     copy_mode: str  # "server file" or "client stream"
-    rounds: list[tuple[float, float]]  # (seeder, raw COPY) seconds per round
+    copy_bytes: int  # size of the binary COPY stream the client seeder sends
     peak_rss_mb: float
 
-    @property
-    def seeder_rows_per_second(self) -> float:
-        return self.rows / self.seeder_seconds
+    def seconds(self, side: str) -> float:
+        """Median over rounds: this machine is noisy, single runs vary by ±20%."""
+        return statistics.median(r[side] for r in self.rounds)
 
-    @property
-    def copy_rows_per_second(self) -> float:
-        return self.rows / self.copy_seconds
+    def rows_per_second(self, side: str) -> float:
+        return self.rows[side] / self.seconds(side)
 
-    @property
-    def ratio(self) -> float:
-        return self.seeder_rows_per_second / self.copy_rows_per_second
+    def ratio(self, side: str = SEEDER) -> float:
+        """Rows/s of ``side`` against the raw COPY: 1.0 would mean making the rows costs nothing."""
+        return self.rows_per_second(side) / self.rows_per_second(RAW_COPY)
+
+    def break_even_mbit(self) -> float | None:
+        """Link speed (Mbit/s) below which server-side generation beats sending the rows:
+        the client seeder cannot be faster than its COPY stream takes to cross the link."""
+        if SERVER_SIDE not in self.rows:
+            return None
+        return self.copy_bytes * 8 / 1e6 / self.seconds(SERVER_SIDE) * self.rows[SEEDER] / self.rows[SERVER_SIDE]
 
 
 def _files(workdir: Path) -> dict[str, Path]:
@@ -96,29 +109,40 @@ def _checkpoint(target: Target) -> None:
         conn.execute("CHECKPOINT")
 
 
+def _timed_seed(target: Target, profile: Profile, advance: Advance) -> tuple[int, float]:
+    _checkpoint(target)
+    seeded = seed_database(target, profile, advance, force_reload=True)
+    return sum(seeded.row_counts.values()), sum(seeded.load_seconds.values())
+
+
 def benchmark_seed(server: Target, profile: Profile, advance: Advance = no_progress,
-                   rounds: int = 3) -> SeedBenchmark:
+                   rounds: int = 3, server_side: bool = False) -> SeedBenchmark:
     target = replace(server, url=server.url.set(database=f"{server.database}_seedbench"))
     ensure_database(target)
     server_dir = _server_side_dir(target)
     # The embedded server writes the files itself, as its own OS user (root → embedded_postgres).
     workdir = Path(tempfile.mkdtemp(dir=server_dir))
     workdir.chmod(0o777)
-    server_side = server_dir is not None
-    timings: list[tuple[float, float]] = []
+    copy_on_server = server_dir is not None
+    client = replace(profile, generator="client")
+    timings: list[dict[str, float]] = []
+    rows: dict[str, int] = {}
     try:
         schema.claim_database(target)
-        result = seed_database(target, profile, advance, force_reload=True)
-        asyncio.run(_export(target, workdir, server_side))
+        seed_database(target, client, advance, force_reload=True)
+        asyncio.run(_export(target, workdir, copy_on_server))
+        copy_bytes = sum(path.stat().st_size for path in _files(workdir).values())
         for _ in range(rounds):
-            _checkpoint(target)
-            seeded = seed_database(target, profile, advance, force_reload=True)
-            timings.append((sum(seeded.load_seconds.values()), asyncio.run(_raw_copy(target, workdir, server_side))))
+            times: dict[str, float] = {}
+            rows[SEEDER], times[SEEDER] = _timed_seed(target, client, advance)
+            rows[RAW_COPY], times[RAW_COPY] = rows[SEEDER], asyncio.run(_raw_copy(target, workdir, copy_on_server))
+            if server_side:
+                rows[SERVER_SIDE], times[SERVER_SIDE] = _timed_seed(target, replace(profile, generator="server"),
+                                                                    advance)
+            timings.append(times)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         drop_database(target, target.database)
-    return SeedBenchmark(profile=profile.name, rows=sum(result.row_counts.values()),
-                         seeder_seconds=statistics.median(t[0] for t in timings),
-                         copy_seconds=statistics.median(t[1] for t in timings),
-                         copy_mode="server file" if server_side else "client stream", rounds=timings,
+    return SeedBenchmark(profile=profile.name, rows=rows, rounds=timings,
+                         copy_mode="server file" if copy_on_server else "client stream", copy_bytes=copy_bytes,
                          peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

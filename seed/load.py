@@ -30,6 +30,7 @@ from bench.target import Target, connect_async
 
 from .generate import Generator
 from .profiles import Profile
+from .server_side import generate_on_server
 from .validate import validate_batch
 
 TABLE_ORDER = ("users", "conversations", "messages", "tasks")
@@ -177,7 +178,10 @@ def seed_database(target: Target, profile: Profile, advance: Advance = no_progre
 
     started = time.perf_counter()
     schema.recreate_schema(target)  # also forgets the old fingerprint before anything is loaded
-    counts, load_seconds = asyncio.run(_load(target, Generator(profile), advance))
+    if profile.generator == "server":
+        counts, load_seconds = generate_on_server(target, profile, advance)
+    else:
+        counts, load_seconds = asyncio.run(_load(target, Generator(profile), advance))
     with schema.connect(target) as conn:
         for table in TABLE_ORDER:
             conn.execute(f"VACUUM (ANALYZE) {table}")

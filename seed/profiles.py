@@ -13,6 +13,7 @@ from bench.errors import InputError
 # Bump when the generators change what a given profile produces: the fingerprint changes with it,
 # so a database seeded by an older generator is re-seeded instead of silently reused.
 GENERATOR_VERSION = 3
+GENERATORS = ("client", "server")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Profile:
     tag_zipf_exponent: float = 1.1
     conversations_per_user: tuple[int, int] = (10, 30)
     messages_per_conversation: tuple[int, int] = (20, 500)
+    generator: str = "client"  # "client" (NumPy, streamed COPY) or "server" (SQL on the server)
 
     @property
     def power_users(self) -> int:
@@ -75,6 +77,8 @@ def get_profile(name: str, **overrides: Any) -> Profile:
     except KeyError:
         raise InputError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})") from None
     changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes.get("generator", "client") not in GENERATORS:
+        raise InputError(f"--generate must be one of {', '.join(GENERATORS)}")
     for key in ("users", "tasks_per_user"):
         if key in changes and changes[key] < 1:
             raise InputError(f"--{key.replace('_', '-')} must be at least 1")

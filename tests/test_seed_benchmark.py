@@ -1,7 +1,9 @@
 from dataclasses import replace
 
+import psycopg
+
 from bench.target import open_target
-from seed.benchmark import benchmark_seed
+from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
 
 from .conftest import DATA_DIR, TINY
 
@@ -9,11 +11,14 @@ from .conftest import DATA_DIR, TINY
 def test_seed_benchmark_compares_the_same_rows_and_cleans_up():
     server = open_target(None, "postgres", DATA_DIR)
     profile = replace(TINY, users=2, tasks_per_user=500)
-    res = benchmark_seed(server, profile, rounds=2)
-    assert res.rows > profile.total_tasks
+    res = benchmark_seed(server, profile, rounds=2, server_side=True)
+    assert res.rows[SEEDER] == res.rows[RAW_COPY] > profile.total_tasks
+    assert res.rows[SERVER_SIDE] > profile.total_tasks  # its own rows, same tasks count
     assert res.copy_mode == "server file"
-    assert res.seeder_seconds > 0 and res.copy_seconds > 0 and res.ratio > 0
-    import psycopg
+    assert len(res.rounds) == 2 and all(set(r) == {SEEDER, RAW_COPY, SERVER_SIDE} for r in res.rounds)
+    assert res.ratio(SEEDER) > 0 and res.ratio(SERVER_SIDE) > 0
+    assert res.copy_bytes > 100 * res.rows[SEEDER]  # tasks carry ~20 words each
+    assert res.break_even_mbit() > 0
     with psycopg.connect(server.libpq_conninfo(), autocommit=True) as conn:
         left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres_seedbench'").fetchone()[0]
     assert left == 0

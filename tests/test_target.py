@@ -16,6 +16,12 @@ def test_neon_style_url_is_normalised_for_asyncpg_and_redacted():
     assert "sslmode=require" in target.libpq_conninfo()
 
 
+def test_unix_socket_url_takes_host_and_port_from_the_query():
+    url = parse_database_url("postgresql://postgres@/postgres?host=/run/pg&port=5433")
+    kwargs = Target(kind="url", url=url).asyncpg_kwargs()
+    assert kwargs["host"] == "/run/pg" and kwargs["port"] == "5433" and "ssl" not in kwargs
+
+
 def test_bad_urls_are_input_errors():
     with pytest.raises(InputError):
         parse_database_url("not a url at all")
