@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import InputError
 
 DEFAULT_DIR = Path("scenarios")
-PARAM_KINDS = ("user", "task", "conversation", "tag", "tags_json", "word", "today")
+PARAM_KINDS = ("user", "task", "conversation", "tag", "tags_json", "tags_any", "word", "fragment", "priority",
+               "category", "today", "deep_offset", "cursor_created_at", "cursor_id")
 # :name binds a parameter; '::' casts are left alone.
 _BIND = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -67,6 +67,9 @@ OnlyVariant = Annotated[Optional[list[str]], typer.Option("--variant", "-v", hel
 Samples = Annotated[int, typer.Option("--samples", min=10, help="Samples per cell before the verdict.")]
 MaxSamples = Annotated[int, typer.Option("--max-samples", min=10, help="Cap for inconclusive cells.")]
 Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up executions per cell.")]
+ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
+StabilityN = Annotated[int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
+WriteN = Annotated[int, typer.Option("--write-rows", min=0, help="Rows inserted and updated per variant for the write tax (0: skip).")]
 ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
@@ -83,8 +86,10 @@ def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int
     return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
 
 
-def _options(samples: int, max_samples: int, warmup: int) -> RunOptions:
-    return RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup)
+def _options(samples: int, max_samples: int, warmup: int, cold_samples: int, stability_rounds: int,
+             write_rows: int) -> RunOptions:
+    return RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup,
+                      cold_samples=cold_samples, stability_rounds=stability_rounds, write_rows=write_rows)
 
 
 def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) -> None:
@@ -157,11 +162,13 @@ def run_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
             scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
             variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
             max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
+            cold_samples: ColdN = RunOptions.cold_samples, stability_rounds: StabilityN = RunOptions.stability_rounds,
+            write_rows: WriteN = RunOptions.write_rows,
             reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Measure every scenario under every variant; write reports/<run-id>/results.json."""
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
     target = _target(database_url, db_name, data_dir, force)
-    _run(target, cat, _options(samples, max_samples, warmup), reports_dir, quiet)
+    _run(target, cat, _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows), reports_dir, quiet)
 
 
 @command("report")
@@ -202,6 +209,8 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
               variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
               max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
+            cold_samples: ColdN = RunOptions.cold_samples, stability_rounds: StabilityN = RunOptions.stability_rounds,
+            write_rows: WriteN = RunOptions.write_rows,
               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Seed (if needed), run the matrix, and write the report."""
     from .report import write_report
@@ -210,7 +219,7 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
     prof = _profile(profile, users, tasks_per_user, seed, generate)
     target = _target(database_url, db_name, data_dir, force)
     _seed(target, prof, quiet)
-    path = _run(target, cat, _options(samples, max_samples, warmup), reports_dir, quiet)
+    path = _run(target, cat, _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows), reports_dir, quiet)
     for written in write_report(path):
         out.print(str(written), highlight=False)
 

@@ -1,7 +1,20 @@
 """Drawing scenario parameters from the data itself, repeatably (a seeded RNG per scenario).
 
 Each sample first draws a user (uniformly), then every user-dependent kind draws from that
-user's own rows, as the app would: one of their tasks, one of their conversations.
+user's own rows, as the app would: one of their tasks, one of their conversations, a position
+deep in their list. Tags are drawn by their frequency in the data, search words among the words
+that occur in titles (common and rare alike), substrings from those words.
+
+| kind | value |
+|---|---|
+| user | a user id |
+| task / conversation | one of that user's (not deleted) tasks / conversations |
+| tag / tags_json / tags_any | a tag by frequency / as a one-element JSON array / 2–3 distinct tags (text[]) |
+| word / fragment | a word occurring in titles / 3–4 letters from inside such a word |
+| priority / category | one of the enum values, uniformly |
+| today | the dataset's anchor date |
+| deep_offset | an OFFSET between DEEP_PAGE bounds (capped by the user's task count) |
+| cursor_created_at / cursor_id | the (created_at, id) of one row at such a depth of the user's list: both from the same row |
 """
 
 from __future__ import annotations
@@ -17,10 +30,16 @@ from typing import Any
 import asyncpg
 
 from .catalog import Scenario
+from .models import CATEGORIES
 from .errors import DatabaseError
 
 # A systematic sample of each user's tasks (every k-th id) keeps memory flat on large datasets.
 _TASKS_PER_USER_SAMPLE = 256
+DEEP_PAGE = (1000, 5000)  # "deep into the list": rows skipped before the page
+_CURSOR_STEP = 25  # one cursor every k rows of that depth range
+_PRIORITIES = ("high", "medium", "low")
+_TAG_CHOICES = (2, 3)
+_CURSOR_KINDS = frozenset({"cursor_created_at", "cursor_id"})
 
 
 @dataclass
@@ -32,6 +51,8 @@ class Pools:
     tags: list[str] = field(default_factory=list)
     tag_cum_weights: list[float] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
+    task_counts: dict[uuid.UUID, int] = field(default_factory=dict)
+    cursors: dict[uuid.UUID, list[tuple[Any, int]]] = field(default_factory=dict)
 
 
 async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> Pools:
@@ -49,14 +70,24 @@ async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> 
     if "conversation" in kinds:
         rows = await conn.fetch("SELECT user_id, array_agg(id ORDER BY id) AS ids FROM conversations GROUP BY user_id")
         pools.conversations = {r["user_id"]: list(r["ids"]) for r in rows}
-    if kinds & {"tag", "tags_json"}:
+    if "deep_offset" in kinds:
+        rows = await conn.fetch("SELECT user_id, count(*) AS n FROM tasks WHERE deleted_at IS NULL GROUP BY user_id")
+        pools.task_counts = {r["user_id"]: r["n"] for r in rows}
+    if kinds & _CURSOR_KINDS:
+        rows = await conn.fetch(
+            "SELECT user_id, array_agg(created_at ORDER BY rn) AS at, array_agg(id ORDER BY rn) AS ids FROM ("
+            " SELECT user_id, created_at, id, row_number() OVER"
+            "  (PARTITION BY user_id ORDER BY created_at DESC, id DESC) AS rn FROM tasks WHERE deleted_at IS NULL) t"
+            " WHERE rn BETWEEN $1 AND $2 AND rn % $3 = 0 GROUP BY user_id", *DEEP_PAGE, _CURSOR_STEP)
+        pools.cursors = {r["user_id"]: list(zip(r["at"], r["ids"], strict=True)) for r in rows}
+    if kinds & {"tag", "tags_json", "tags_any"}:
         rows = await conn.fetch("SELECT tag, count(*) AS n FROM tasks, jsonb_array_elements_text(tags) tag"
                                 " GROUP BY tag ORDER BY tag")
         pools.tags = [r["tag"] for r in rows]
         pools.tag_cum_weights = list(accumulate(float(r["n"]) for r in rows))
-    if "word" in kinds:
-        rows = await conn.fetch("SELECT word FROM ts_stat($$SELECT to_tsvector('english', title) FROM tasks"
-                                " TABLESAMPLE SYSTEM (5) REPEATABLE (7)$$) WHERE length(word) > 3 ORDER BY word")
+    if kinds & {"word", "fragment"}:
+        rows = await conn.fetch("SELECT DISTINCT lower(w) AS word FROM tasks TABLESAMPLE SYSTEM (5) REPEATABLE (7),"
+                                " regexp_split_to_table(title, '\\s+') AS w WHERE length(w) > 3 ORDER BY 1")
         pools.words = [r["word"] for r in rows]
     return pools
 
@@ -67,6 +98,8 @@ def _users_with(pools: Pools, kinds: set[str]) -> list[uuid.UUID]:
         users = [u for u in users if pools.tasks.get(u)]
     if "conversation" in kinds:
         users = [u for u in users if pools.conversations.get(u)]
+    if kinds & _CURSOR_KINDS:
+        users = [u for u in users if pools.cursors.get(u)]
     if not users:
         raise DatabaseError(f"no user has the rows these parameters need ({', '.join(sorted(kinds))})")
     return users
@@ -85,14 +118,36 @@ class Drawer:
 
     def draw(self) -> list[Any]:
         user = self.rng.choice(self.users)
-        return [self._value(self.spec[name], user) for name in self.order]
+        # Kinds that describe one row (a cursor's time and id) must come from the same row.
+        cursor = self.rng.choice(self.pools.cursors[user]) if self.kinds & _CURSOR_KINDS else None
+        return [self._value(self.spec[name], user, cursor) for name in self.order]
 
-    def _value(self, spec: Any, user: uuid.UUID) -> Any:
+    def _value(self, spec: Any, user: uuid.UUID, cursor: tuple[Any, int] | None) -> Any:
         if not isinstance(spec, str):
             return spec
         p, rng = self.pools, self.rng
         if spec == "user":
             return user
+        if spec in ("cursor_created_at", "cursor_id"):
+            assert cursor is not None  # users without cursors were filtered out
+            return cursor[0] if spec == "cursor_created_at" else cursor[1]
+        if spec == "deep_offset":
+            return rng.randint(DEEP_PAGE[0], max(DEEP_PAGE[0], min(DEEP_PAGE[1], p.task_counts.get(user, 0) - 20)))
+        if spec == "tags_any":
+            picked: set[str] = set()
+            want = rng.choice(_TAG_CHOICES)
+            while len(picked) < min(want, len(p.tags)):
+                picked.add(rng.choices(p.tags, cum_weights=p.tag_cum_weights)[0])
+            return sorted(picked)
+        if spec == "fragment":
+            word = rng.choice(p.words)
+            size = min(len(word), rng.choice((3, 4)))
+            start = rng.randint(0, len(word) - size)
+            return word[start:start + size]
+        if spec == "priority":
+            return rng.choice(_PRIORITIES)
+        if spec == "category":
+            return rng.choice(CATEGORIES)
         if spec == "task":
             return rng.choice(p.tasks[user])
         if spec == "conversation":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import median
 
 import matplotlib
 
@@ -62,20 +63,57 @@ def summary_markdown(res: Results) -> str:
         sla = next(c.sla_ms for c in cells if c)
         shown = [f"{_ms(c.client.p95.value)} {_VERDICT_MARK[c.verdict]}" if c else "–" for c in cells]
         lines.append(f"| {sc} | {sla:.0f} | " + " | ".join(shown) + " |")
-    lines += ["", "## Index cost per variant", "", "| variant | indexes | size | build s |", "|---|---:|---:|---:|"]
-    for v in res.variants:
-        lines.append(f"| {v.name} | {len(v.indexes)} | {_size(v.index_size_bytes)} | {v.build_seconds:.2f} |")
+    lines += _cost_table(res) + _stability_lines(res)
     lines += ["", "## Cells", "",
-              "| scenario | variant | p50 | p95 [95% CI] | p99 | exec p50 | buffers p50 | verdict | plan |",
-              "|---|---|---:|---:|---:|---:|---:|---|---|"]
+              f"Cold: {res.cold_cache.method}.", "",
+              "| scenario | variant | p50 | p95 [95% CI] | p99 | exec p50 | buffers p50 | cold p50 (blocks read) "
+              "| verdict | plan |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for c in res.cells:
         p95 = c.client.p95
-        bufs = sorted(c.samples.buffers)[len(c.samples.buffers) // 2]
+        cold = f"{_ms(median(c.cold.client_ms))} ({median(c.cold.shared_read):.0f})" if c.cold else "–"
         lines.append(f"| {c.scenario} | {c.variant} | {_ms(c.client.p50.value)} | {_ms(p95.value)} "
                      f"[{_ms(p95.low)}, {_ms(p95.high)}] | {_ms(c.client.p99.value)} | "
-                     f"{_ms(c.execution.p50.value)} | {bufs} | {c.verdict} | {_plan(c)} |")
-    lines += ["", "![client latency per scenario and variant](latency.png)", ""]
+                     f"{_ms(c.execution.p50.value)} | {median(c.samples.buffers):.0f} | {cold} | {c.verdict} "
+                     f"| {_plan(c)} |")
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in res.phase_seconds.items())
+    lines += ["", f"Where the run's time went: {phases} (total {sum(res.phase_seconds.values()):.0f} s).", "",
+              "![client latency per scenario and variant](latency.png)", ""]
     return "\n".join(lines)
+
+
+def _cost_table(res: Results) -> list[str]:
+    """Size, build time and write tax per variant; the write tax also relative to the baseline."""
+    base = next((v.write for v in res.variants if v.name == "baseline" and v.write), None)
+
+    def rel(value: float, ref: float | None) -> str:
+        return f" ({value / ref:.2f}×)" if ref else ""
+
+    lines = ["", "## What each variant costs", "",
+             "Write tax: inserts and task completions on a scratch copy, rolled back; WAL bytes per row "
+             "(after a CHECKPOINT, so full-page writes included).", "",
+             "| variant | indexes | size | build s | insert rows/s | update rows/s | WAL B/insert | WAL B/update |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for v in res.variants:
+        w = v.write
+        tax = (f"{w.insert_rows_per_s:,.0f}{rel(w.insert_rows_per_s, base and base.insert_rows_per_s)} | "
+               f"{w.update_rows_per_s:,.0f}{rel(w.update_rows_per_s, base and base.update_rows_per_s)} | "
+               f"{w.insert_wal_bytes_per_row:,.0f} | {w.update_wal_bytes_per_row:,.0f}") if w else "– | – | – | –"
+        lines.append(f"| {v.name} | {len(v.indexes)} | {_size(v.index_size_bytes)} | {v.build_seconds:.2f} | {tax} |")
+    return lines
+
+
+def _stability_lines(res: Results) -> list[str]:
+    flips = [c for c in res.cells if c.stability and c.stability.flipped]
+    if not any(c.stability for c in res.cells):
+        return []
+    rounds = next(c.stability.rounds for c in res.cells if c.stability)
+    if not flips:
+        return ["", f"Plan stability: no plan flipped across {rounds} re-ANALYZEs."]
+    lines = ["", f"## Plans that flip across {rounds} re-ANALYZEs", "",
+             "| scenario | variant | parameter sets that flipped | plans seen |", "|---|---|---:|---:|"]
+    lines += [f"| {c.scenario} | {c.variant} | {c.stability.flipped} | {len(c.stability.plans)} |" for c in flips]
+    return lines
 
 
 def latency_plot(res: Results, path: Path) -> None:
@@ -84,7 +122,7 @@ def latency_plot(res: Results, path: Path) -> None:
                      key=lambda k: next(c.sla_ms for c in res.cells if c.sla_class == k))
     variants = [v.name for v in res.variants]
     fig, axes = plt.subplots(len(classes), 1, figsize=(11, 3.6 * len(classes)), squeeze=False)
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap("tab20")
     for ax, cls in zip(axes[:, 0], classes, strict=True):
         cells = [c for c in res.cells if c.sla_class == cls]
         scenarios = list(dict.fromkeys(c.scenario for c in cells))

@@ -18,7 +18,7 @@ from .errors import InputError
 from .plan import PlanFacts
 from .stats import Summary, Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
 
 
@@ -29,6 +29,15 @@ class IndexCost(BaseModel):
     build_seconds: float
 
 
+class WriteTax(BaseModel):
+    """Write cost with the variant's indexes, measured on the scratch copy in a rolled-back transaction."""
+    rows: int  # rows inserted, then rows updated
+    insert_rows_per_s: float  # multi-row INSERTs of new tasks (the app creating tasks)
+    update_rows_per_s: float  # completing tasks: is_completed, completed_at, updated_at change
+    insert_wal_bytes_per_row: float
+    update_wal_bytes_per_row: float
+
+
 class VariantResult(BaseModel):
     name: str
     description: str
@@ -36,6 +45,7 @@ class VariantResult(BaseModel):
     indexes: list[IndexCost]
     index_size_bytes: int
     build_seconds: float
+    write: WriteTax | None = None  # None: not measured (--write-rows 0)
 
 
 class Samples(BaseModel):
@@ -44,6 +54,20 @@ class Samples(BaseModel):
     planning_ms: list[float]
     buffers: list[int]  # shared hit + read, whole plan
     plan_fingerprints: list[str]
+
+
+class ColdSamples(BaseModel):
+    """Executions right after PostgreSQL's shared buffers were emptied (see ColdCache)."""
+    client_ms: list[float]
+    execution_ms: list[float]
+    shared_read: list[int]  # blocks that had to come from outside shared buffers
+
+
+class Stability(BaseModel):
+    """Plans of a few fixed parameter sets, before and after each of ``rounds`` re-ANALYZEs."""
+    rounds: int
+    plans: list[str]  # distinct fingerprints seen
+    flipped: int  # parameter sets whose plan changed across rounds
 
 
 class Cell(BaseModel):
@@ -59,6 +83,8 @@ class Cell(BaseModel):
     verdict: Verdict
     plan: PlanFacts  # the plan most samples ran
     plan_count: int  # distinct plans seen across samples (parameters can change the plan)
+    cold: ColdSamples | None = None
+    stability: Stability | None = None
 
 
 class Environment(BaseModel):
@@ -84,6 +110,14 @@ class RunConfig(BaseModel):
     warmup: int
     seed: int
     confidence: float
+    cold_samples: int
+    stability_rounds: int
+    write_rows: int
+
+
+class ColdCache(BaseModel):
+    available: bool
+    method: str  # how the cache was emptied, or why it could not be
 
 
 class Results(BaseModel):
@@ -93,8 +127,10 @@ class Results(BaseModel):
     environment: Environment
     dataset: Dataset
     config: RunConfig
+    cold_cache: ColdCache
     variants: list[VariantResult]
     cells: list[Cell]
+    phase_seconds: dict[str, float]  # where the run's time went
 
     def cell(self, scenario: str, variant: str) -> Cell | None:
         return next((c for c in self.cells if c.scenario == scenario and c.variant == variant), None)

@@ -1,9 +1,17 @@
 """Run every scenario under every variant and collect the measurements into ``Results``.
 
-Per cell: warm-up executions, then samples over freshly drawn parameters. Each sample is the
-client round trip of the plain query (what the app feels) and, with the same parameters,
-EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) for server timings and plan facts. An inconclusive SLA
-verdict gets more samples, up to ``max_samples``, before it is called.
+The run works on a scratch copy of the seeded database (``CREATE DATABASE ... TEMPLATE``,
+dropped at the end whatever happens), so neither its indexes, its statistics nor its rows are
+ever altered, and an interrupted run leaves nothing behind. Per variant:
+
+1. build its indexes, record their size and build time;
+2. per scenario (a cell): warm-up, then samples over freshly drawn parameters. Each sample is the
+   client round trip of the plain query (what the app feels) and, with the same parameters,
+   EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) for server timings and plan facts. An inconclusive
+   SLA verdict gets more samples, up to ``max_samples``, before it is called;
+3. cold samples per cell, where the target allows emptying the buffer cache (``cold``);
+4. plan stability across re-ANALYZEs (``stability``);
+5. the write tax (``writetax``); then the variant is dropped before the next one.
 """
 
 from __future__ import annotations
@@ -12,22 +20,27 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 
 import asyncpg
 
 from . import schema
-from .catalog import Catalog, Scenario
+from .catalog import Catalog, Scenario, Variant
+from .cold import cold_cache, cold_samples
 from .environment import environment
 from .errors import DatabaseError
 from .params import Drawer, Pools, load_pools
 from .plan import PlanFacts, plan_facts, timings
 from .progress import Advance, no_progress
-from .results import Cell, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
+from .results import Cell, ColdCache, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
+from .stability import plan_stability
 from .stats import summarize, verdict
-from .target import Target, connect_async
-from .variants import Applied, apply_variant, remove_variant, snapshot, variant_cost
+from .target import Target, connect_async, scratch_copy
+from .variants import apply_variant, remove_variant, snapshot, variant_cost
+from .writetax import write_tax
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,9 @@ class RunOptions:
     warmup: int = 5
     seed: int = 1
     confidence: float = 0.95
+    cold_samples: int = 5  # per cell; 0 skips the cold pass
+    stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check
+    write_rows: int = 5000  # rows inserted and updated per variant; 0 skips the write tax
 
 
 async def _sample(conn: asyncpg.Connection, sql: str, explain_sql: str, args: list) -> tuple[float, list]:
@@ -86,23 +102,51 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
                 verdict=call, plan=plans[common], plan_count=len(plans))
 
 
-async def _cleanup(target: Target, conn: asyncpg.Connection, applied: Applied) -> None:
-    """Remove the variant on a fresh connection, after stopping whatever the run's connection was
-    doing: an interrupt can arrive mid-build, and a CREATE INDEX left running would finish later."""
-    fresh = await connect_async(target)
-    try:
-        pid = conn.get_server_pid()
-        await fresh.execute("SELECT pg_cancel_backend($1)", pid)
-        for _ in range(100):
-            if not await fresh.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid):
-                break
-            await asyncio.sleep(0.1)
-        await remove_variant(fresh, applied)
-    finally:
-        await fresh.close()
+class _Clock:
+    """Seconds spent per phase of the run: the answer to "where does the time go"."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
-async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset,
+async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: Variant, pools: Pools,
+                           opts: RunOptions, cold: ColdCache, clock: _Clock,
+                           on_cell: Callable[[], None]) -> tuple[VariantResult, list[Cell]]:
+    applied = await snapshot(conn, variant)
+    with clock.phase("build indexes"):
+        await apply_variant(conn, applied)
+        cost = await variant_cost(conn, applied)
+    cells = []
+    for scenario in catalog.scenarios:
+        with clock.phase("warm-up and samples"):
+            cell = await measure_cell(conn, scenario, variant.name, pools, opts)
+        if cold.available and opts.cold_samples:
+            with clock.phase("cold samples"):
+                cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
+        cells.append(cell)
+        on_cell()
+    if opts.stability_rounds:
+        with clock.phase("plan stability"):
+            stable = await plan_stability(conn, catalog.scenarios, pools, opts.seed, opts.stability_rounds)
+        for cell in cells:
+            cell.stability = stable[cell.scenario]
+    if opts.write_rows:
+        with clock.phase("write tax"):
+            cost.write = await write_tax(conn, opts.write_rows, opts.seed)
+    with clock.phase("build indexes"):
+        await remove_variant(conn, applied)
+    return cost, cells
+
+
+async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset, clock: _Clock,
                advance: Advance) -> Results:
     conn = await connect_async(target)
     cells: list[Cell] = []
@@ -110,24 +154,27 @@ async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Data
     total = len(catalog.variants) * len(catalog.scenarios)
     try:
         env = await environment(conn, target)
+        cold = await cold_cache(conn)
         kinds = {v for s in catalog.scenarios for v in s.params.values() if isinstance(v, str)}
         today = date.fromisoformat(dataset.profile["anchor_date"])
         pools = await load_pools(conn, kinds, today)
+        done = 0
+
+        def on_cell() -> None:
+            nonlocal done
+            done += 1
+            advance("measure cells", done, total)
+
         advance("measure cells", 0, total)
         for variant in catalog.variants:
-            applied = await snapshot(conn, variant)
-            try:
-                await apply_variant(conn, applied)
-                variants.append(await variant_cost(conn, applied))
-                for scenario in catalog.scenarios:
-                    cells.append(await measure_cell(conn, scenario, variant.name, pools, opts))
-                    advance("measure cells", len(cells), total)
-            finally:
-                await _cleanup(target, conn, applied)
+            cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock, on_cell)
+            variants.append(cost)
+            cells.extend(measured)
     finally:
         await conn.close()
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env,
-                   dataset=dataset, config=RunConfig(**asdict(opts)), variants=variants, cells=cells)
+                   dataset=dataset, config=RunConfig(**asdict(opts)), cold_cache=cold, variants=variants,
+                   cells=cells, phase_seconds=clock.seconds)
 
 
 def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
@@ -135,4 +182,8 @@ def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
     info = schema.dataset_info(target)
     if not info:
         raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
-    return asyncio.run(_run(target, catalog, opts, Dataset.model_validate(info), advance))
+    clock = _Clock()
+    started = time.perf_counter()
+    with scratch_copy(target, "run") as copy:
+        clock.seconds["scratch copy"] = round(time.perf_counter() - started, 3)
+        return asyncio.run(_run(copy, catalog, opts, Dataset.model_validate(info), clock, advance))

@@ -151,6 +151,14 @@ def drop_database(target: Target, db_name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
+def _sessions_on(target: Target) -> str:
+    with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True) as conn:
+        rows = conn.execute("SELECT coalesce(nullif(application_name, ''), 'unnamed client') FROM pg_stat_activity"
+                            " WHERE datname = %s", (target.database,)).fetchall()
+    names = sorted({r[0] for r in rows})
+    return f"{len(rows)} other session(s) ({', '.join(names)})" if rows else "another session"
+
+
 @contextmanager
 def scratch_copy(target: Target, label: str = "scratch") -> Iterator[Target]:
     """A throw-away copy of the target's database (``CREATE DATABASE ... TEMPLATE``), for work that
@@ -162,7 +170,8 @@ def scratch_copy(target: Target, label: str = "scratch") -> Iterator[Target]:
         with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{target.database}"')
     except psycopg.errors.ObjectInUse:
-        raise DatabaseError(f"cannot copy {target.database!r}: another session is connected to it") from None
+        raise DatabaseError(f"cannot copy {target.database!r} to work on: {_sessions_on(target)} connected to it "
+                            f"(CREATE DATABASE ... TEMPLATE needs it idle); close them and retry") from None
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot copy {target.database!r}: {first_line(exc)}") from None
     try:

@@ -113,24 +113,27 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_mid_run_exits_130_and_removes_the_variant(seeded, signum):
+def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--db-name", seeded.database, "-v", "composite",
                              "-s", "recent_tasks", "--samples", "100000", "--max-samples", "100000", "-q",
                              "--reports-dir", "/nonexistent"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     import psycopg
+    copies = ("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_run_%",))
     deadline = time.monotonic() + 60
-    with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
-        while time.monotonic() < deadline:  # wait until the variant's indexes exist: mid-run
-            if conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]:
-                break
-            time.sleep(0.2)
-        proc.send_signal(signum)  # as soon as the first index exists: often mid-build
+    # Watch from the maintenance database: a session on the seeded one would block its copy.
+    with psycopg.connect(seeded.libpq_conninfo("postgres"), autocommit=True) as conn:
+        while time.monotonic() < deadline and not conn.execute(*copies).fetchone()[0]:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the variant is being built or measured on the scratch copy
+        proc.send_signal(signum)
         try:
             _, stderr = proc.communicate(timeout=60)
         finally:
-            proc.kill()  # never leave a hung run holding the shared database's indexes
-        left = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
+            proc.kill()  # never leave a hung run behind
+        left_copies = conn.execute(*copies).fetchone()[0]
+    with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
+        left_indexes = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
-    assert left == 0
+    assert left_copies == 0 and left_indexes == 0

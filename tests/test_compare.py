@@ -9,7 +9,7 @@ from bench.runner import RunOptions, run
 
 from .conftest import SCENARIOS
 
-OPTS = RunOptions(samples=80, max_samples=160, warmup=3)
+OPTS = RunOptions(samples=80, max_samples=160, warmup=3, cold_samples=0, stability_rounds=0, write_rows=0)
 PICK = (["recent_tasks", "pending_tasks", "task_by_id"], ["composite"])
 
 

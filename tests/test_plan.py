@@ -3,6 +3,7 @@ import json
 
 from bench import schema
 from bench.plan import plan_facts, timings
+from bench.target import scratch_copy
 
 
 def _explain(target, sql: str, *settings: str) -> list:
@@ -41,3 +42,34 @@ def test_misestimate_is_flagged(seeded):
 def test_plan_facts_accepts_the_document_or_its_item(seeded):
     doc = _explain(seeded, "SELECT 1")
     assert plan_facts(doc).fingerprint == plan_facts(json.loads(json.dumps(doc))[0]).fingerprint
+
+
+def test_lossy_bitmap_heap_blocks(seeded):
+    # A bitmap over more pages than work_mem can track exactly degrades to whole pages ("lossy").
+    with schema.connect(seeded) as conn:
+        conn.execute("CREATE TEMP TABLE spread AS SELECT g AS id, g % 10 AS k FROM generate_series(1, 300000) g")
+        conn.execute("CREATE INDEX ON spread (k)")
+        conn.execute("ANALYZE spread")
+        for setting in ("SET work_mem = '64kB'", "SET enable_seqscan = off", "SET enable_indexscan = off"):
+            conn.execute(setting)
+        doc = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM spread WHERE k = 1").fetchone()[0]
+    facts = plan_facts(doc)
+    assert "Bitmap Heap Scan" in facts.node_types and facts.lossy_heap_blocks > 0
+
+
+def test_hash_spill(seeded):
+    facts = plan_facts(_explain(seeded, "SELECT count(*) FROM tasks a JOIN (SELECT id + 0 AS id FROM tasks) b ON a.id = b.id",
+                                "SET work_mem = '64kB'", "SET enable_mergejoin = off", "SET enable_nestloop = off"))
+    assert "Hash Join" in facts.node_types and facts.hash_spills >= 1
+
+
+def test_index_only_scan_with_heap_fetches(seeded):
+    # Rows changed since the last VACUUM are not all-visible: an index-only scan must visit the heap for them.
+    with scratch_copy(seeded, "plantest") as copy, schema.connect(copy) as conn:
+        conn.execute("UPDATE tasks SET title = title WHERE id <= 300")
+        doc = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM tasks WHERE id <= 2000").fetchone()[0]
+        clean = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM tasks WHERE id > 5000 AND id <= 7000"
+                             ).fetchone()[0]
+    facts = plan_facts(doc)
+    assert "Index Only Scan" in facts.node_types and facts.heap_fetches > 0
+    assert plan_facts(clean).heap_fetches == 0

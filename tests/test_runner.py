@@ -5,7 +5,7 @@ import pytest
 from bench import results as results_io
 from bench.runner import RunOptions, run
 
-QUICK = RunOptions(samples=20, max_samples=40, warmup=2)
+QUICK = RunOptions(samples=20, max_samples=40, warmup=2, cold_samples=2, stability_rounds=1, write_rows=300)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,40 @@ def test_environment_and_dataset_are_recorded(small_run):
     assert small_run.dataset.row_counts["tasks"] > 0 and small_run.dataset.fingerprint
 
 
+def test_cold_samples_read_from_outside_shared_buffers(small_run):
+    assert small_run.cold_cache.available and "pg_buffercache" in small_run.cold_cache.method
+    for cell in small_run.cells:
+        assert len(cell.cold.client_ms) == len(cell.cold.shared_read) == 2
+        assert min(cell.cold.shared_read) > 0  # every block came from outside: the cache really was empty
+    warm = small_run.cell("recent_tasks", "baseline")
+    assert warm.plan.shared_read == 0 or min(warm.cold.shared_read) > warm.plan.shared_read
+
+
+def test_stability_and_write_tax_are_measured_per_variant(small_run):
+    assert all(c.stability and c.stability.rounds == 1 and c.stability.plans for c in small_run.cells)
+    write = {v.name: v.write for v in small_run.variants}
+    assert all(w.rows == 300 and w.insert_rows_per_s > 0 and w.update_rows_per_s > 0 for w in write.values())
+    # composite adds three B-trees on tasks: every insert writes three more index entries to the WAL
+    assert write["composite"].insert_wal_bytes_per_row > write["baseline"].insert_wal_bytes_per_row
+    assert {"scratch copy", "build indexes", "warm-up and samples", "cold samples", "plan stability",
+            "write tax"} <= set(small_run.phase_seconds)
+
+
+def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, small_run):
+    import psycopg
+    with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
+        copies = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s",
+                              (f"{seeded.database}_run_%",)).fetchone()[0]
+        extra = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
+        tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    assert copies == 0 and extra == 0
+    assert tasks == small_run.dataset.row_counts["tasks"]  # the write tax's rows never reached it
+
+
 def test_inconclusive_cells_get_more_samples(seeded, catalog):
     # 30 samples cannot bound a p95 from above, so the cell must grow until it can (or hits the cap).
-    res = run(seeded, catalog.select(["task_by_id"], ["baseline"]), RunOptions(samples=30, max_samples=400, warmup=1))
+    opts = RunOptions(samples=30, max_samples=400, warmup=1, cold_samples=0, stability_rounds=0, write_rows=0)
+    res = run(seeded, catalog.select(["task_by_id"], ["baseline"]), opts)
     cell = res.cells[0]
     assert cell.client.n == 120 and cell.verdict == "pass"
 

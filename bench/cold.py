@@ -1,0 +1,52 @@
+"""Cold-cache samples: each execution right after PostgreSQL's shared buffers were emptied.
+
+``pg_buffercache_evict_all()`` (PostgreSQL 18's pg_buffercache) empties shared buffers in
+milliseconds, without a restart, so every cold sample is as cold as the first query after one.
+It needs the extension and a superuser: true on the embedded target, usually not on managed
+services (Neon roles are not superusers), where the results say why there is no cold pass.
+The operating system's page cache is not emptied (that needs root and would disturb the whole
+machine): "cold" means read from outside PostgreSQL's buffers, usually the OS cache, not the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import asyncpg
+
+from .errors import first_line
+from .params import Drawer
+from .plan import plan_facts, timings
+from .results import ColdCache, ColdSamples
+
+_EVICT = "SELECT pg_buffercache_evict_all()"
+
+
+async def cold_cache(conn: asyncpg.Connection) -> ColdCache:
+    """Whether this target allows a cold pass, and how (or why not)."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_buffercache")
+        await conn.execute(_EVICT)
+    except asyncpg.PostgresError as exc:
+        return ColdCache(available=False, method=f"no cold pass: {first_line(exc)}")
+    return ColdCache(available=True, method="pg_buffercache_evict_all() before each execution; "
+                                            "the OS page cache stays warm")
+
+
+async def cold_samples(conn: asyncpg.Connection, drawer: Drawer, n: int) -> ColdSamples:
+    explain_sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + drawer.sql
+    client: list[float] = []
+    execution: list[float] = []
+    reads: list[int] = []
+    for _ in range(n):
+        args = drawer.draw()
+        await conn.execute(_EVICT)
+        started = time.perf_counter_ns()
+        await conn.fetch(drawer.sql, *args)
+        client.append(round((time.perf_counter_ns() - started) / 1e6, 4))
+        await conn.execute(_EVICT)
+        explain = json.loads(await conn.fetchval(explain_sql, *args))
+        execution.append(round(timings(explain)[0], 4))
+        reads.append(plan_facts(explain).shared_read)
+    return ColdSamples(client_ms=client, execution_ms=execution, shared_read=reads)

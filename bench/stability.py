@@ -1,0 +1,46 @@
+"""Plan stability: does a cell's plan flip when the statistics are re-sampled?
+
+ANALYZE reads a random sample of each table, so the planner's inputs vary a little from one
+ANALYZE to the next; a plan that sits near a cost tipping point flips, and with it the latency.
+For a few fixed parameter sets per scenario, the plan (EXPLAIN without ANALYZE) is taken before
+and after each of ``rounds`` re-ANALYZEs; a parameter set whose fingerprint changes is a flip.
+Runs on the scratch copy, so the seeded database keeps its statistics.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from .catalog import Scenario
+from .models import TABLE_NAMES
+from .params import Drawer, Pools
+from .plan import fingerprint
+from .results import Stability
+
+
+async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list]) -> list[str]:
+    plans = []
+    for args in arg_sets:
+        explain = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args))
+        plans.append(fingerprint(explain[0]["Plan"]))
+    return plans
+
+
+async def plan_stability(conn: asyncpg.Connection, scenarios: list[Scenario], pools: Pools, seed: int,
+                         rounds: int, param_sets: int = 5) -> dict[str, Stability]:
+    drawers = {s.name: Drawer(s, pools, seed) for s in scenarios}
+    args = {name: [d.draw() for _ in range(param_sets)] for name, d in drawers.items()}
+    seen = {name: [await _plans(conn, d.sql, args[name])] for name, d in drawers.items()}
+    for _ in range(rounds):
+        for table in TABLE_NAMES:
+            await conn.execute(f"ANALYZE {table}")
+        for name, d in drawers.items():
+            seen[name].append(await _plans(conn, d.sql, args[name]))
+    result = {}
+    for name, per_round in seen.items():
+        per_params = list(zip(*per_round, strict=True))
+        result[name] = Stability(rounds=rounds, plans=sorted({p for r in per_round for p in r}),
+                                 flipped=sum(1 for plans in per_params if len(set(plans)) > 1))
+    return result
