@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # `make bench DATABASE_URL=...` targets another server; unset, the embedded PostgreSQL is used.
 export DATABASE_URL
 
-.PHONY: install bench test seed-bench seed-bench-network clean distclean
+.PHONY: install bench test seed-bench seed-bench-network validate clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)  ## run the test suite against the embedded PostgreSQL
 
 seed-bench: $(STAMP)  ## the seeder against a raw COPY of the same rows, default profile
 	$(BIN)/taskbench seed-bench $(ARGS)
+
+validate: $(STAMP)  ## the harness's client latency against pgbench on the same queries (default profile)
+	$(BIN)/taskbench seed --quiet
+	$(BIN)/taskbench validate $(ARGS)
 
 seed-bench-network: $(STAMP)  ## seed-bench over loopback TCP, then a unix socket, of one throw-away server (+ server-side generation)
 	$(BIN)/python -W ignore tools/loopback_server.py sh -c '\

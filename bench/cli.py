@@ -224,6 +224,31 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
         out.print(str(written), highlight=False)
 
 
+@command("validate")
+def validate_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
+                 data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False,
+                 scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
+                 variant: Annotated[str, typer.Option("--variant", "-v", help="Variant to validate under.")] = "baseline",
+                 transactions: Annotated[int, typer.Option("--transactions", min=20, help="Samples on each side.")] = 200,
+                 ) -> None:
+    """Check the harness's client latency against pgbench on the same SQL and parameters (exit 1 if
+    fewer than three scenarios agree within 15%)."""
+    from .validity import DEFAULT_SCENARIOS, REQUIRED, TOLERANCE, check_against_pgbench
+
+    cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS), None)
+    target = _target(database_url, db_name, data_dir, force)
+    opts = RunOptions(samples=transactions, max_samples=transactions, warmup=10)
+    agreements = check_against_pgbench(target, cat, variant, opts)
+    out.print(f"variant {variant}, {transactions} samples each side (pgbench -M prepared -r, one client)", highlight=False)
+    out.print(f"  {'scenario':26} {'harness p50':>12} {'harness mean':>13} {'pgbench avg':>12} {'diff':>7}", highlight=False)
+    for a in agreements:
+        out.print(f"  {a.scenario:26} {a.harness_p50_ms:10.3f}ms {a.harness_mean_ms:11.3f}ms "
+                  f"{a.pgbench_avg_ms:10.3f}ms {a.difference:+7.1%} {'ok' if a.agrees else 'off'}", highlight=False)
+    agreeing = sum(a.agrees for a in agreements)
+    out.print(f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} (need {REQUIRED})", highlight=False)
+    raise typer.Exit(0 if agreeing >= REQUIRED else 1)
+
+
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (CI cancelling a job, `kill`) takes exactly the Ctrl-C path: inside asyncio.run the
     # runner's SIGINT handler cancels the run at an await (the applied variant is removed, nothing

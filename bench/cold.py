@@ -17,7 +17,7 @@ import asyncpg
 
 from .errors import first_line
 from .params import Drawer
-from .plan import plan_facts, timings
+from .plan import EXPLAIN_ANALYZE, plan_facts, timings
 from .results import ColdCache, ColdSamples
 
 _EVICT = "SELECT pg_buffercache_evict_all()"
@@ -35,7 +35,7 @@ async def cold_cache(conn: asyncpg.Connection) -> ColdCache:
 
 
 async def cold_samples(conn: asyncpg.Connection, drawer: Drawer, n: int) -> ColdSamples:
-    explain_sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + drawer.sql
+    explain_sql = EXPLAIN_ANALYZE + drawer.sql
     client: list[float] = []
     execution: list[float] = []
     reads: list[int] = []

@@ -16,6 +16,9 @@ from pydantic import BaseModel
 _SHAPE_KEYS = ("Node Type", "Relation Name", "Index Name", "Join Type", "Scan Direction",
                "Sort Key", "Strategy", "Parent Relationship", "Partial Mode")
 MISESTIMATE_FLAGS = (1000.0, 100.0, 10.0)  # PEV2's badges
+# Per-node timing is off: the clock calls around every row would inflate the execution time the
+# samples report, and the facts kept here (rows, loops, buffers, spills) do not need it.
+EXPLAIN_ANALYZE = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) "
 
 
 class NodeFacts(BaseModel):

@@ -110,6 +110,7 @@ class RunConfig(BaseModel):
     warmup: int
     seed: int
     confidence: float
+    early_look: int
     cold_samples: int
     stability_rounds: int
     write_rows: int

@@ -7,11 +7,12 @@ ever altered, and an interrupted run leaves nothing behind. Per variant:
 1. build its indexes, record their size and build time;
 2. per scenario (a cell): warm-up, then samples over freshly drawn parameters. Each sample is the
    client round trip of the plain query (what the app feels) and, with the same parameters,
-   EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) for server timings and plan facts. An inconclusive
+   EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) for server timings and plan facts. An inconclusive
    SLA verdict gets more samples, up to ``max_samples``, before it is called;
 3. cold samples per cell, where the target allows emptying the buffer cache (``cold``);
 4. plan stability across re-ANALYZEs (``stability``);
-5. the write tax (``writetax``); then the variant is dropped before the next one.
+5. the write tax (``writetax``, on a fresh copy of its own); then the variant is dropped before
+   the next one.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .cold import cold_cache, cold_samples
 from .environment import environment
 from .errors import DatabaseError
 from .params import Drawer, Pools, load_pools
-from .plan import PlanFacts, plan_facts, timings
+from .plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
 from .progress import Advance, no_progress
 from .results import Cell, ColdCache, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
 from .stability import plan_stability
@@ -51,6 +52,7 @@ class RunOptions:
     warmup: int = 5
     seed: int = 1
     confidence: float = 0.95
+    early_look: int = 30  # a cell already failing at this many samples is called then (0: never)
     cold_samples: int = 5  # per cell; 0 skips the cold pass
     stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check
     write_rows: int = 5000  # rows inserted and updated per variant; 0 skips the write tax
@@ -64,11 +66,28 @@ async def _sample(conn: asyncpg.Connection, sql: str, explain_sql: str, args: li
     return client_ms, explain
 
 
+# The early look calls "fail" only at this stricter confidence: looking at the data twice must
+# not make a wrong "fail" likelier than the stated 95%.
+EARLY_CONFIDENCE = 0.99
+
+
+def _looks(opts: RunOptions) -> list[int]:
+    """Sample counts at which the verdict is taken: the early look, then ``samples`` doubling
+    up to ``max_samples``."""
+    looks = [opts.early_look] if 0 < opts.early_look < opts.samples else []
+    n = opts.samples
+    while True:
+        looks.append(n)
+        if n >= opts.max_samples:
+            return looks
+        n = min(n * 2, opts.max_samples)
+
+
 async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: str, pools: Pools,
                        opts: RunOptions) -> Cell:
     drawer = Drawer(scenario, pools, opts.seed)
     sql = drawer.sql
-    explain_sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql
+    explain_sql = EXPLAIN_ANALYZE + sql
     for _ in range(opts.warmup):
         await conn.fetch(sql, *drawer.draw())
     client: list[float] = []
@@ -77,8 +96,7 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
     buffers: list[int] = []
     fingerprints: list[str] = []
     plans: dict[str, PlanFacts] = {}
-    target_n = opts.samples
-    while True:
+    for target_n in _looks(opts):
         while len(client) < target_n:
             c_ms, explain = await _sample(conn, sql, explain_sql, drawer.draw())
             facts = plan_facts(explain)
@@ -89,10 +107,12 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
             buffers.append(facts.shared_hit + facts.shared_read)
             fingerprints.append(facts.fingerprint)
             plans.setdefault(facts.fingerprint, facts)
-        call = verdict(client, scenario.sla_ms, opts.confidence)
-        if call != "inconclusive" or target_n >= opts.max_samples:
+        if target_n < opts.samples:  # the early look: only a clear failure ends the cell here
+            if (call := verdict(client, scenario.sla_ms, EARLY_CONFIDENCE)) == "fail":
+                break
+            continue
+        if (call := verdict(client, scenario.sla_ms, opts.confidence)) != "inconclusive":
             break
-        target_n = min(target_n * 2, opts.max_samples)
     common = Counter(fingerprints).most_common(1)[0][0]
     return Cell(scenario=scenario.name, variant=variant, sla_class=scenario.sla_class, sla_ms=scenario.sla_ms,
                 sql=sql, warmup=opts.warmup,
@@ -117,8 +137,8 @@ class _Clock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
-async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: Variant, pools: Pools,
-                           opts: RunOptions, cold: ColdCache, clock: _Clock,
+async def _measure_variant(conn: asyncpg.Connection, seeded: Target, catalog: Catalog, variant: Variant,
+                           pools: Pools, opts: RunOptions, cold: ColdCache, clock: _Clock,
                            on_cell: Callable[[], None]) -> tuple[VariantResult, list[Cell]]:
     applied = await snapshot(conn, variant)
     with clock.phase("build indexes"):
@@ -140,20 +160,20 @@ async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: 
             cell.stability = stable[cell.scenario]
     if opts.write_rows:
         with clock.phase("write tax"):
-            cost.write = await write_tax(conn, opts.write_rows, opts.seed)
+            cost.write = await write_tax(seeded, variant, opts.write_rows, opts.seed)
     with clock.phase("build indexes"):
         await remove_variant(conn, applied)
     return cost, cells
 
 
-async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset, clock: _Clock,
-               advance: Advance) -> Results:
+async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset,
+               clock: _Clock, advance: Advance) -> Results:
     conn = await connect_async(target)
     cells: list[Cell] = []
     variants: list[VariantResult] = []
     total = len(catalog.variants) * len(catalog.scenarios)
     try:
-        env = await environment(conn, target)
+        env = await environment(conn, seeded)  # the seeded database is what the results describe
         cold = await cold_cache(conn)
         kinds = {v for s in catalog.scenarios for v in s.params.values() if isinstance(v, str)}
         today = date.fromisoformat(dataset.profile["anchor_date"])
@@ -167,7 +187,8 @@ async def _run(target: Target, catalog: Catalog, opts: RunOptions, dataset: Data
 
         advance("measure cells", 0, total)
         for variant in catalog.variants:
-            cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock, on_cell)
+            cost, measured = await _measure_variant(conn, seeded, catalog, variant, pools, opts, cold, clock,
+                                                    on_cell)
             variants.append(cost)
             cells.extend(measured)
     finally:
@@ -186,4 +207,4 @@ def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
     started = time.perf_counter()
     with scratch_copy(target, "run") as copy:
         clock.seconds["scratch copy"] = round(time.perf_counter() - started, 3)
-        return asyncio.run(_run(copy, catalog, opts, Dataset.model_validate(info), clock, advance))
+        return asyncio.run(_run(copy, target, catalog, opts, Dataset.model_validate(info), clock, advance))

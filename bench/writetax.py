@@ -1,11 +1,13 @@
 """The write tax of a variant: what its indexes cost the app's inserts and updates.
 
-Measured on the run's scratch copy, inside a transaction that is rolled back (then VACUUM), so
-every variant starts from the same rows: ``rows`` new tasks inserted in multi-row INSERTs (the
-content of existing tasks, for realistic index keys), then ``rows`` open tasks completed (the
-most common update; it changes indexed columns, so no HOT update). Throughput is rows/s; WAL
-bytes come from the WAL insert position before and after, after a CHECKPOINT so every variant
-pays the same full-page writes on first touch.
+Each variant is measured on a fresh scratch copy of the seeded database with only that
+variant's indexes, so every variant starts from the very same pages (measuring them one after
+another in one database made the later ones pay for, or profit from, the earlier ones' leftovers).
+After a warm-up round (not measured) and a CHECKPOINT, in one transaction: ``rows`` new tasks
+inserted in multi-row INSERTs (the content of existing tasks, for realistic index keys), then
+``rows`` open tasks completed (the most common update; it changes indexed columns, so no HOT
+update). Throughput is rows/s; WAL bytes come from the WAL insert position before and after, so
+they include the full-page writes every variant pays on first touch after the checkpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import time
 
 import asyncpg
 
+from .catalog import Variant
 from .results import WriteTax
+from .target import Target, connect_async, scratch_copy
+from .variants import apply_variant, snapshot
 
 _BATCH = 500  # rows per statement
 _INSERT = """
@@ -39,23 +44,33 @@ async def _timed(conn: asyncpg.Connection, sql: str, ids: list[int]) -> tuple[fl
     return seconds, int(wal)
 
 
-async def write_tax(conn: asyncpg.Connection, rows: int, seed: int) -> WriteTax:
+async def _measure(conn: asyncpg.Connection, rows: int, seed: int) -> WriteTax:
     rng = random.Random(f"{seed}:write")
     every = [r["id"] for r in await conn.fetch("SELECT id FROM tasks ORDER BY id")]
     open_ids = [r["id"] for r in await conn.fetch(
         "SELECT id FROM tasks WHERE NOT is_completed AND deleted_at IS NULL ORDER BY id")]
-    sources = sorted(rng.sample(every, min(rows, len(every))))
-    completed = sorted(rng.sample(open_ids, min(rows, len(open_ids))))
+    warm = max(rows // 10, 1)
+    sources = sorted(rng.sample(every, min(rows + warm, len(every))))
+    completed = sorted(rng.sample(open_ids, min(rows + warm, len(open_ids))))
+    await _timed(conn, _INSERT, sources[:warm])  # warm-up: caches, catalog, plans
+    await _timed(conn, _UPDATE, completed[:warm])
     await conn.execute("CHECKPOINT")
-    tx = conn.transaction()
-    await tx.start()
-    try:
-        insert_s, insert_wal = await _timed(conn, _INSERT, sources)
-        update_s, update_wal = await _timed(conn, _UPDATE, completed)
-    finally:
-        await tx.rollback()
-    await conn.execute("VACUUM tasks")  # the rolled-back rows must not weigh on the next variant
-    return WriteTax(rows=rows, insert_rows_per_s=round(len(sources) / insert_s, 1),
-                    update_rows_per_s=round(len(completed) / update_s, 1),
-                    insert_wal_bytes_per_row=round(insert_wal / len(sources), 1),
-                    update_wal_bytes_per_row=round(update_wal / max(len(completed), 1), 1))
+    async with conn.transaction():
+        insert_s, insert_wal = await _timed(conn, _INSERT, sources[warm:])
+        update_s, update_wal = await _timed(conn, _UPDATE, completed[warm:])
+    inserted, updated = len(sources) - warm, max(len(completed) - warm, 1)
+    return WriteTax(rows=inserted, insert_rows_per_s=round(inserted / insert_s, 1),
+                    update_rows_per_s=round(updated / update_s, 1),
+                    insert_wal_bytes_per_row=round(insert_wal / inserted, 1),
+                    update_wal_bytes_per_row=round(update_wal / updated, 1))
+
+
+async def write_tax(seeded: Target, variant: Variant, rows: int, seed: int) -> WriteTax:
+    """The write tax of ``variant`` on its own fresh copy of ``seeded`` (dropped afterwards)."""
+    with scratch_copy(seeded, "write") as copy:
+        conn = await connect_async(copy)
+        try:
+            await apply_variant(conn, await snapshot(conn, variant))
+            return await _measure(conn, rows, seed)
+        finally:
+            await conn.close()

@@ -70,6 +70,32 @@ def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, sm
     assert tasks == small_run.dataset.row_counts["tasks"]  # the write tax's rows never reached it
 
 
+def test_a_clearly_failing_cell_is_called_at_the_early_look(seeded, catalog, monkeypatch):
+    import asyncio
+
+    from bench import runner
+    from bench.params import load_pools
+    from bench.target import connect_async
+
+    scenario = next(s for s in catalog.scenarios if s.name == "recent_tasks").model_copy(update={"sla_ms": 0.001})
+    opts = RunOptions(samples=100, max_samples=400, warmup=1, early_look=30)
+
+    async def measure():
+        conn = await connect_async(seeded)
+        try:
+            pools = await load_pools(conn, {"user"}, None)
+            failing = await runner.measure_cell(conn, scenario, "baseline", pools, opts)
+            passing = await runner.measure_cell(conn, scenario.model_copy(update={"sla_ms": 10_000}), "baseline",
+                                                pools, opts)
+            return failing, passing
+        finally:
+            await conn.close()
+
+    failing, passing = asyncio.run(measure())
+    assert failing.verdict == "fail" and failing.client.n == 30  # no microsecond query: fails at once
+    assert passing.verdict == "pass" and passing.client.n == 100  # a pass is never called early
+
+
 def test_inconclusive_cells_get_more_samples(seeded, catalog):
     # 30 samples cannot bound a p95 from above, so the cell must grow until it can (or hits the cap).
     opts = RunOptions(samples=30, max_samples=400, warmup=1, cold_samples=0, stability_rounds=0, write_rows=0)

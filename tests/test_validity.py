@@ -1,0 +1,44 @@
+"""The pgbench cross-check runs real pgbench against the embedded server (the check itself, with
+its 15% criterion, is `make validate`: timing agreement is not asserted here)."""
+
+from datetime import date
+
+import psycopg
+
+from bench.runner import RunOptions
+from bench.validity import _script, _statement_latency, _text, check_against_pgbench
+
+
+def test_parameters_travel_as_text_pgbench_can_bind():
+    assert _text(["bill", "urgent"]) == "{bill,urgent}"
+    assert _text(date(2026, 1, 1)) == "2026-01-01"
+    assert _text(20) == "20"
+
+
+def test_script_picks_a_stored_parameter_set_and_binds_it(catalog):
+    scenario = next(s for s in catalog.scenarios if s.name == "tag_contains")
+    script = _script(scenario, "tb_pgbench_tag_contains", 50)
+    assert script.startswith("\\set i random(1, 50)\n")
+    assert "FROM tb_pgbench_tag_contains WHERE i = :i \\gset" in script
+    assert ":tags::jsonb" in script  # pgbench substitutes :tags and leaves the cast alone
+
+
+def test_statement_latency_is_read_from_the_per_statement_report():
+    report = ("statement latencies in milliseconds and failures:\n"
+              "         0.002           0  \\set i random(1, 50)\n"
+              "         0.061           0  SELECT user_id FROM tb_pgbench_x WHERE i = :i \n"
+              "         1.234           0  SELECT id, title FROM tasks WHERE user_id = :user_id;\n")
+    assert _statement_latency(report, "SELECT id, title\nFROM tasks WHERE user_id = :user_id") == 1.234
+
+
+def test_check_runs_pgbench_on_a_scratch_copy(seeded, catalog):
+    chosen = catalog.select(["task_by_id", "keyset_page_deep"], None)
+    opts = RunOptions(samples=30, max_samples=30, warmup=2)
+    agreements = check_against_pgbench(seeded, chosen, "composite", opts, param_sets=20)
+    assert [a.scenario for a in agreements] == ["task_by_id", "keyset_page_deep"]
+    assert all(a.pgbench_avg_ms > 0 and a.harness_p50_ms > 0 for a in agreements)
+    with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s",
+                            (f"{seeded.database}_validate_%",)).fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tb_pgbench_%'").fetchone()[0]
+    assert left == 0 and tables == 0
