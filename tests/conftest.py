@@ -52,6 +52,17 @@ def catalog():
     return load_catalog(SCENARIOS)
 
 
+@pytest.fixture(scope="session")
+def small_results(seeded, catalog):
+    """A real, small run (3 scenarios × 2 variants, every phase on) that report and recommendation
+    tests read; it is never written to by them."""
+    from bench.runner import RunOptions, run
+
+    opts = RunOptions(samples=20, max_samples=40, warmup=2, cold_samples=2, stability_rounds=1, write_rows=300)
+    return run(seeded, catalog.select(["recent_tasks", "last_messages", "task_by_id"], ["baseline", "composite"]),
+               opts)
+
+
 def content_checksums(target: Target) -> dict[str, str]:
     """One md5 per table over every row in key order: equal checksums mean identical content."""
     with schema.connect(target) as conn:

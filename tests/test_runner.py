@@ -5,12 +5,9 @@ import pytest
 from bench import results as results_io
 from bench.runner import RunOptions, run
 
-QUICK = RunOptions(samples=20, max_samples=40, warmup=2, cold_samples=2, stability_rounds=1, write_rows=300)
-
-
 @pytest.fixture(scope="module")
-def small_run(seeded, catalog):
-    return run(seeded, catalog.select(["recent_tasks", "last_messages", "task_by_id"], ["baseline", "composite"]), QUICK)
+def small_run(small_results):
+    return small_results
 
 
 def test_every_cell_has_samples_statistics_and_plan_facts(small_run):

@@ -1,0 +1,168 @@
+"""The report's figures, from ``Results`` alone. Every latency axis shows the SLA, and pass / fail
+is told by hatching, markers and text as well as colour (readable in greyscale and by the
+colour-blind)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+from .results import Cell, Results  # noqa: E402
+
+_HATCH = {"pass": "", "fail": "xxx", "inconclusive": "..."}
+_MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _order(res: Results) -> tuple[list[str], list[str]]:
+    scenarios = sorted(dict.fromkeys(c.scenario for c in res.cells),
+                       key=lambda s: (next(c.sla_ms for c in res.cells if c.scenario == s), s))
+    return scenarios, [v.name for v in res.variants]
+
+
+def latency(res: Results, path: Path) -> Path:
+    """Per SLA class, box plots of client latency per scenario × variant, with the SLA line."""
+    classes = sorted(dict.fromkeys(c.sla_class for c in res.cells),
+                     key=lambda k: next(c.sla_ms for c in res.cells if c.sla_class == k))
+    variants = [v.name for v in res.variants]
+    heights = [len({c.scenario for c in res.cells if c.sla_class == k}) for k in classes]
+    fig, axes = plt.subplots(len(classes), 1, figsize=(13, 1.4 * sum(heights) + 1.6 * len(classes)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    colours = plt.get_cmap("tab20")
+    for ax, cls in zip(axes[:, 0], classes, strict=True):
+        cells = [c for c in res.cells if c.sla_class == cls]
+        scenarios = sorted(dict.fromkeys(c.scenario for c in cells))
+        width = 0.8 / max(len(variants), 1)
+        for vi, variant in enumerate(variants):
+            for si, sc in enumerate(scenarios):
+                cell = next((c for c in cells if c.scenario == sc and c.variant == variant), None)
+                if cell is None:
+                    continue
+                pos = si + (vi - (len(variants) - 1) / 2) * width
+                box = ax.boxplot([cell.samples.client_ms], positions=[pos], widths=width * 0.85, orientation="horizontal",
+                                 patch_artist=True, showfliers=False, whis=(5, 95))
+                for patch in box["boxes"]:
+                    patch.set_facecolor(colours(vi % 20))
+                    patch.set_alpha(0.8)
+                    patch.set_hatch(_HATCH[cell.verdict])
+        sla = cells[0].sla_ms
+        ax.axvline(sla, color="crimson", linestyle="--", linewidth=1.6)
+        ax.text(sla, len(scenarios) - 0.45, f" SLA {sla:.0f} ms", color="crimson", va="top", fontsize=9)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(scenarios)), scenarios, fontsize=9)
+        ax.set_xlabel("client round trip (ms, log scale)")
+        ax.set_title(f"{cls}: SLA {sla:.0f} ms — boxes p25–p75, whiskers p5–p95; "
+                     "hatched xxx = fails, dotted = inconclusive", fontsize=10)
+        ax.grid(axis="x", alpha=0.3, which="both")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 20), alpha=0.8) for i in range(len(variants))]
+    fig.legend(handles, variants, loc="upper center", ncols=min(len(variants), 6), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(fig, path)
+
+
+def heatmap(res: Results, path: Path) -> Path:
+    """Scenario × variant, colour = client p95 ÷ SLA (log scale, white at 1), with the ratio and a
+    ✓ / ✗ / ? mark written in every cell."""
+    scenarios, variants = _order(res)
+    ratios = [[_ratio(res.cell(s, v)) for v in variants] for s in scenarios]
+    logs = [[math.log10(r) if r else math.nan for r in row] for row in ratios]
+    finite = [x for row in logs for x in row if not math.isnan(x)] or [0.0]
+    span = max(abs(min(finite)), abs(max(finite)), 0.5)
+    fig, ax = plt.subplots(figsize=(1.1 * len(variants) + 3.5, 0.42 * len(scenarios) + 2))
+    image = ax.imshow(logs, cmap="RdYlGn_r", norm=TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span), aspect="auto")
+    for i, s in enumerate(scenarios):
+        for j, v in enumerate(variants):
+            cell, r = res.cell(s, v), ratios[i][j]
+            if cell is not None and r is not None:
+                ax.text(j, i, f"{r:.2g} {_MARK[cell.verdict]}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=9)
+    ax.set_yticks(range(len(scenarios)), [f"{s} ({res.cell(s, variants[0]).sla_ms:.0f} ms)"
+                                          if res.cell(s, variants[0]) else s for s in scenarios], fontsize=9)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if -span <= t <= span]
+    bar.set_ticks(ticks, labels=[f"{10 ** t:g}×" for t in ticks])
+    bar.set_label("client p95 ÷ SLA (log)")
+    ax.set_title("p95 ÷ SLA per scenario and variant (< 1 meets the SLA; ✓ pass, ✗ fail, ? inconclusive)",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _ratio(cell: Cell | None) -> float | None:
+    return cell.client.p95.value / cell.sla_ms if cell else None
+
+
+@dataclass
+class _Point:
+    variant: str
+    size_mb: float
+    tax_pct: float | None  # insert throughput lost against the baseline
+    worst: float  # worst client p95 ÷ SLA over the variant's cells
+    passed: int
+    cells: int
+
+
+def _points(res: Results) -> list[_Point]:
+    base = next((v.write for v in res.variants if v.name == "baseline" and v.write), None)
+    points = []
+    for v in res.variants:
+        cells = [c for c in res.cells if c.variant == v.name]
+        if cells:
+            tax = (1 - v.write.insert_rows_per_s / base.insert_rows_per_s) * 100 if v.write and base else None
+            points.append(_Point(v.name, v.index_size_bytes / 1e6, tax,
+                                 max(c.client.p95.value / c.sla_ms for c in cells),
+                                 sum(c.verdict == "pass" for c in cells), len(cells)))
+    return points
+
+
+def tradeoff(res: Results, path: Path) -> Path:
+    """One point per variant: its worst p95 ÷ SLA against index size and against write tax.
+    Filled circles meet every SLA; the dotted line is the Pareto front (nothing cheaper is faster)."""
+    points = _points(res)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    for ax, label, cost in ((axes[0], "total index size (MB)", lambda p: p.size_mb),
+                            (axes[1], "write tax: insert throughput lost vs baseline (%)", lambda p: p.tax_pct)):
+        shown = [p for p in points if cost(p) is not None]
+        for p in shown:
+            meets = p.passed == p.cells
+            ax.scatter([cost(p)], [p.worst], s=70, marker="o" if meets else "s",
+                       facecolors="tab:green" if meets else "none", edgecolors="tab:green" if meets else "tab:red",
+                       linewidths=1.8, zorder=3)
+            ax.annotate(f"{p.variant} ({p.passed}/{p.cells})", (cost(p), p.worst), textcoords="offset points",
+                        xytext=(6, 4), fontsize=8)
+        front = _pareto([(cost(p), p.worst) for p in shown])
+        if len(front) > 1:
+            ax.plot(*zip(*front, strict=True), color="grey", linestyle=":", zorder=2)
+        if not shown:
+            ax.text(0.5, 0.5, "not measured (--write-rows 0)", ha="center", transform=ax.transAxes)
+        ax.axhline(1.0, color="crimson", linestyle="--", linewidth=1.4, label="SLA (p95 = SLA)")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("worst client p95 ÷ SLA over all scenarios (log)")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle("Trade-off per variant — filled circle: meets every SLA; hollow square: does not "
+                 "(passing cells / all cells); dotted: Pareto front", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return _save(fig, path)
+
+
+def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both cost (x) and latency (y), by increasing cost."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points):
+        if not front or y < front[-1][1]:
+            front.append((x, y))
+    return front

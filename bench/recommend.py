@@ -1,0 +1,126 @@
+"""What to ship: the cheapest variant that meets every SLA, and how to adopt it in the models.
+
+"Cheapest" is by total index size, then by write tax (insert throughput against the baseline):
+the two costs a team pays for an index every day. A variant meets every SLA when every one of
+its cells passed (an inconclusive cell is not a proven pass). Where no variant does, the answer
+is which scenarios fail under every variant, by how much at best, and which variant comes closest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .results import Cell, Results, VariantResult
+
+_INDEX = re.compile(
+    r"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>\w+)\s+"
+    r"ON\s+(?P<table>\w+)\s*(?:USING\s+(?P<using>\w+)\s*)?\((?P<keys>.*?)\)\s*"
+    r"(?:INCLUDE\s*\((?P<include>[^)]*)\)\s*)?(?:WHERE\s+(?P<where>.+?))?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL)
+_PLAIN_COLUMN = re.compile(r"^\w+$")
+_COLUMN_WITH_OPS = re.compile(r"^(\w+)\s+(\w+_ops)$", re.IGNORECASE)
+
+
+@dataclass
+class Shortfall:
+    scenario: str
+    sla_ms: float
+    best_p95_ms: float
+    best_variant: str
+
+    @property
+    def over_by(self) -> float:
+        return self.best_p95_ms / self.sla_ms
+
+
+@dataclass
+class Recommendation:
+    variant: VariantResult | None  # None: no variant meets every SLA
+    closest: VariantResult | None = None  # most cells passing, when none meets all
+    shortfalls: list[Shortfall] = field(default_factory=list)  # scenarios failing under every variant
+    table_args: dict[str, str] = field(default_factory=dict)  # table -> SQLModel __table_args__ source
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses or quotes."""
+    parts, depth, quoted, current = [], 0, False, ""
+    for ch in text:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch in "()":
+            depth += 1 if ch == "(" else -1
+        if ch == "," and depth == 0 and not quoted:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [p for p in [*parts, current.strip()] if p]
+
+
+def index_construct(statement: str) -> tuple[str, str]:
+    """(table, SQLAlchemy ``Index(...)`` source) for a CREATE INDEX statement."""
+    m = _INDEX.match(statement)
+    if not m:
+        raise ValueError(f"not a CREATE INDEX statement taskbench can translate: {statement[:80]!r}")
+    keys, ops = [], {}
+    for key in _split_top_level(m["keys"]):
+        with_ops = _COLUMN_WITH_OPS.match(key)
+        if with_ops:
+            keys.append(repr(with_ops[1]))
+            ops[with_ops[1]] = with_ops[2]
+        elif _PLAIN_COLUMN.match(key):
+            keys.append(repr(key))
+        else:
+            keys.append(f"text({key!r})")
+    kwargs = []
+    if m["unique"]:
+        kwargs.append("unique=True")
+    if m["using"] and m["using"].lower() != "btree":
+        kwargs.append(f"postgresql_using={m['using'].lower()!r}")
+    if ops:
+        kwargs.append(f"postgresql_ops={ops!r}")
+    if m["include"]:
+        kwargs.append(f"postgresql_include={[c.strip() for c in m['include'].split(',')]!r}")
+    if m["where"]:
+        kwargs.append(f"postgresql_where=text({m['where'].strip()!r})")
+    return m["table"], f"Index({m['name']!r}, {', '.join(keys + kwargs)})"
+
+
+def table_args(variant: VariantResult) -> dict[str, str]:
+    """Per table, the ``__table_args__`` entries that create the variant's indexes from the models."""
+    per_table: dict[str, list[str]] = {}
+    for stmt in variant.statements:
+        table, construct = index_construct(stmt)
+        per_table.setdefault(table, []).append(construct)
+    return {table: "__table_args__ = (\n" + "".join(f"    {c},\n" for c in constructs) + ")"
+            for table, constructs in per_table.items()}
+
+
+def _cost_key(variant: VariantResult, baseline_insert: float | None) -> tuple[float, float]:
+    tax = 0.0
+    if variant.write and baseline_insert:
+        tax = 1.0 - variant.write.insert_rows_per_s / baseline_insert
+    return (variant.index_size_bytes, tax)
+
+
+def _cells(res: Results, variant: str) -> list[Cell]:
+    return [c for c in res.cells if c.variant == variant]
+
+
+def recommend(res: Results) -> Recommendation:
+    baseline = next((v for v in res.variants if v.name == "baseline"), None)
+    baseline_insert = baseline.write.insert_rows_per_s if baseline and baseline.write else None
+    meeting = [v for v in res.variants if all(c.verdict == "pass" for c in _cells(res, v.name))]
+    if meeting:
+        best = min(meeting, key=lambda v: _cost_key(v, baseline_insert))
+        return Recommendation(variant=best, table_args=table_args(best))
+    closest = max(res.variants, key=lambda v: (sum(c.verdict == "pass" for c in _cells(res, v.name)),
+                                               [-x for x in _cost_key(v, baseline_insert)]))
+    shortfalls = []
+    for scenario in dict.fromkeys(c.scenario for c in res.cells):
+        cells = [c for c in res.cells if c.scenario == scenario]
+        if all(c.verdict != "pass" for c in cells):
+            best_cell = min(cells, key=lambda c: c.client.p95.value)
+            shortfalls.append(Shortfall(scenario, best_cell.sla_ms, best_cell.client.p95.value, best_cell.variant))
+    return Recommendation(variant=None, closest=closest, shortfalls=shortfalls, table_args=table_args(closest))
