@@ -26,9 +26,10 @@ FIGURES = {"heatmap": plots.heatmap, "latency": plots.latency, "tradeoff": plots
 
 
 def size(n: float) -> str:
+    """Decimal units, as the README and most dashboards use."""
     value, units = float(n), ["B", "kB", "MB", "GB"]
-    while value >= 1024 and len(units) > 1:
-        value /= 1024
+    while value >= 1000 and len(units) > 1:
+        value /= 1000
         units.pop(0)
     return f"{value:.0f} {units[0]}" if units[0] == "B" else f"{value:.1f} {units[0]}"
 
