@@ -5,8 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # `make bench DATABASE_URL=...` targets another server; unset, the embedded PostgreSQL is used.
 export DATABASE_URL
+# The regression gate runs the ci profile in a database of its own, so `make bench`'s dataset stays.
+CHECK_DB  := taskbench_ci
+CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --write-rows 0 --quiet
 
-.PHONY: install bench test seed-bench seed-bench-network validate clean distclean
+.PHONY: install bench test check baseline gate-proof seed-bench seed-bench-network validate clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,19 @@ bench: $(STAMP)  ## seed (if needed) + run the whole matrix + report, on the def
 
 test: $(STAMP)  ## run the test suite against the embedded PostgreSQL
 	$(BIN)/python -m pytest $(ARGS)
+
+check: $(STAMP)  ## regression gate: the ci profile against the committed reports/baseline.json
+	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet
+	$(BIN)/taskbench run $(CHECK_RUN) --reports-dir reports/check
+	$(BIN)/taskbench compare reports/baseline.json reports/check/latest --markdown reports/check/compare.md $(ARGS)
+
+baseline: $(STAMP)  ## re-take reports/baseline.json on the ci profile: make baseline REASON="why"
+	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet
+	$(BIN)/taskbench run $(CHECK_RUN) --reports-dir reports/check
+	$(BIN)/taskbench baseline save reports/check/latest --reason "$(REASON)"
+
+gate-proof: $(STAMP)  ## A/A re-runs and injected A/B regressions through the gate (ci profile)
+	$(BIN)/python tools/gate_proof.py $(ARGS)
 
 seed-bench: $(STAMP)  ## the seeder against a raw COPY of the same rows, default profile
 	$(BIN)/taskbench seed-bench $(ARGS)

@@ -186,19 +186,56 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
 def compare_cmd(
     baseline: Annotated[Path, typer.Argument(help="Baseline run directory or results.json.")],
     current: Annotated[Path, typer.Argument(help="Current run directory or results.json.")],
-    markdown_out: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the summary here.")] = None,
+    markdown_out: Annotated[Optional[Path], typer.Option(
+        "--markdown", help="Also write the Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\").")] = None,
+    github: Annotated[bool, typer.Option("--annotations", help="Print GitHub error annotations.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Compare incomparable runs (timing gates off).")] = False,
+    across_machines: Annotated[bool, typer.Option(
+        "--across-machines", help="Run the time gate even when the runs come from different machines.")] = False,
+    factor: Annotated[float, typer.Option("--factor", min=1.0, help="Median ratio that counts as slower.")] = 1.5,
+    p_value: Annotated[float, typer.Option("--p-value", min=0.0, max=1.0, help="Mann-Whitney threshold.")] = 0.001,
+    floor_ms: Annotated[float, typer.Option("--noise-floor-ms", min=0.0, help="Smallest median shift, ms.")] = 0.5,
+    spread: Annotated[float, typer.Option(
+        "--noise-spread", min=0.0, help="Smallest median shift as a share of the baseline's IQR.")] = 0.5,
+    buffers: Annotated[float, typer.Option("--buffer-tolerance", min=0.0, help="Relative rise in buffers.")] = 0.10,
 ) -> None:
     """Exit 0 if no regression, 1 on a regression, 2 if the runs cannot be judged."""
     from . import compare as compare_mod
 
     base, cur = results_io.load(baseline), results_io.load(current)
-    result = compare_mod.compare(base, cur, force=force)
-    text = compare_mod.markdown(result, base.run_id, cur.run_id)
-    out.print(text, highlight=False, markup=False)
+    th = compare_mod.Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms,
+                                noise_spread=spread, buffer_tolerance=buffers)
+    result = compare_mod.compare(base, cur, th, force=force, across_machines=across_machines)
+    _print_comparison(result, base.run_id, cur.run_id)
+    if github:
+        for line in compare_mod.annotations(result):
+            print(line)
     if markdown_out:
-        markdown_out.write_text(text, encoding="utf-8")
+        with markdown_out.open("a", encoding="utf-8") as f:  # append: $GITHUB_STEP_SUMMARY may hold more
+            f.write(compare_mod.markdown(result, base.run_id, cur.run_id))
     raise typer.Exit(result.exit_code)
+
+
+def _print_comparison(result: Any, base_id: str, cur_id: str) -> None:
+    from rich.table import Table
+
+    if result.incomparable:
+        out.print(f"cannot judge {base_id} → {cur_id}:", highlight=False)
+        for reason in result.incomparable:
+            out.print(f"  - {reason}", highlight=False, markup=False)
+        return
+    out.print(f"{base_id} → {cur_id}: {len(result.regressions)} regression(s), "
+              f"{len(result.improvements)} improvement(s)", highlight=False)
+    if result.timing_off:
+        out.print(f"time gate off: {result.timing_off}", highlight=False, markup=False)
+    for title, items in (("regressions", result.regressions), ("improvements", result.improvements)):
+        if items:
+            table = Table(title=title, title_justify="left")
+            for column in ("scenario", "variant", "gate", "what changed"):
+                table.add_column(column, overflow="fold")
+            for f in items:
+                table.add_row(f.scenario, f.variant, f.gate, f.message)
+            out.print(table)
 
 
 @command("bench")
@@ -250,6 +287,22 @@ def validate_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_
     agreeing = sum(a.agrees for a in agreements)
     out.print(f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} (need {REQUIRED})", highlight=False)
     raise typer.Exit(0 if agreeing >= REQUIRED else 1)
+
+
+baseline_app = typer.Typer(no_args_is_help=True, help="The committed baseline that `compare` and `make check` judge against.")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("save")
+def baseline_save_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="The run to adopt (a run directory or its results.json).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why this run is the new baseline.")] = "",
+    to: Annotated[Path, typer.Option("--to", help="Where the baseline lives.")] = Path("reports/baseline.json"),
+) -> None:
+    """Save RUN_DIR's results as the baseline, with the reason (commit the file)."""
+    res = results_io.save_baseline(run_dir, reason, to)
+    out.print(f"baseline {to} ← run {res.run_id} ({len(res.cells)} cells, dataset {res.dataset.fingerprint}): "
+              f"{res.baseline.reason}", highlight=False, markup=False)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -22,7 +22,14 @@ class Thresholds:
     time_factor: float = 1.5  # median ratio that counts as slower
     p_value: float = 0.001  # Mann-Whitney, one-sided
     noise_floor_ms: float = 0.5  # absolute median difference below which time is never a regression
+    noise_spread: float = 0.5  # ... nor below this share of the baseline's own interquartile range
     buffer_tolerance: float = 0.10  # relative rise in median buffers
+
+    def floor_ms(self, baseline_ms: list[float]) -> float:
+        """The smallest median shift that can count: a cell whose samples already spread widely
+        (a skewed user mix, a noisy machine) must move further before it is called slower."""
+        q1, q3 = np.percentile(baseline_ms, [25, 75])
+        return max(self.noise_floor_ms, self.noise_spread * float(q3 - q1))
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Comparison:
     regressions: list[Finding] = field(default_factory=list)
     improvements: list[Finding] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    timing_off: str | None = None  # why the time gate did not run, if it did not
 
     @property
     def exit_code(self) -> int:
@@ -65,6 +73,19 @@ def incompatibilities(base: Results, cur: Results) -> list[str]:
     return reasons
 
 
+def _machine(res: Results) -> tuple[object, object]:
+    return res.environment.machine.get("platform"), res.environment.machine.get("cpus")
+
+
+def timing_comparable(base: Results, cur: Results) -> str | None:
+    """Why timings of these runs cannot be compared, or None. Counters (plans, buffers) travel
+    between machines; milliseconds do not."""
+    if _machine(base) != _machine(cur):
+        return (f"different machines ({base.environment.machine.get('cpus')} CPUs {_machine(base)[0]} vs "
+                f"{cur.environment.machine.get('cpus')} CPUs {_machine(cur)[0]})")
+    return None
+
+
 def _plan_changes(base: Cell, cur: Cell) -> list[str]:
     """Ways the current plan lost what the baseline plan had."""
     out = []
@@ -79,6 +100,20 @@ def _plan_changes(base: Cell, cur: Cell) -> list[str]:
         now = ", ".join(cur.plan.indexes) or "none"
         out.append(f"index {', '.join(lost_idx)} no longer used (now: {now})")
     return out
+
+
+def _worst_node(base: Cell, cur: Cell) -> str:
+    """Which plan node's buffers rose most (same plan shape only: nodes then pair up)."""
+    if base.plan.fingerprint != cur.plan.fingerprint or len(base.plan.nodes) != len(cur.plan.nodes):
+        return ""
+    pairs = [(c.shared_hit + c.shared_read - b.shared_hit - b.shared_read, b, c)
+             for b, c in zip(base.plan.nodes, cur.plan.nodes, strict=True)]
+    rise, b, c = max(pairs, key=lambda p: p[0])
+    if rise <= 0:
+        return ""
+    where = f" on {c.relation}" if c.relation else ""
+    using = f" using {c.index}" if c.index else ""
+    return f"; most at {c.node_type}{where}{using}: {b.shared_hit + b.shared_read} → {c.shared_hit + c.shared_read}"
 
 
 def _median(values: list[float]) -> float:
@@ -105,34 +140,43 @@ def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool) -> tuple[
             add(imps, "plan", f"plan changed: {' → '.join(cur.plan.node_types)} [{', '.join(cur.plan.indexes)}]")
     b_buf, c_buf = _median(base.samples.buffers), _median(cur.samples.buffers)
     if c_buf > b_buf * (1 + th.buffer_tolerance) and c_buf - b_buf >= 2:
-        add(regs, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f} (+{(c_buf / max(b_buf, 1) - 1):.0%})")
+        add(regs, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f} (+{(c_buf / max(b_buf, 1) - 1):.0%})"
+                             f"{_worst_node(base, cur)}")
     elif b_buf > c_buf * (1 + th.buffer_tolerance) and b_buf - c_buf >= 2:
         add(imps, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f}")
     if timing:
         b_ms, c_ms = _median(base.samples.client_ms), _median(cur.samples.client_ms)
-        if c_ms >= b_ms * th.time_factor and c_ms - b_ms >= th.noise_floor_ms:
+        if c_ms >= b_ms * th.time_factor and c_ms - b_ms >= th.floor_ms(base.samples.client_ms):
             from scipy.stats import mannwhitneyu  # slow import, needed only here
 
             p = mannwhitneyu(cur.samples.client_ms, base.samples.client_ms, alternative="greater").pvalue
             if p < th.p_value:
                 add(regs, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms (×{c_ms / b_ms:.2f}, p={p:.1e})")
-        elif b_ms >= c_ms * th.time_factor and b_ms - c_ms >= th.noise_floor_ms:
+        elif b_ms >= c_ms * th.time_factor and b_ms - c_ms >= th.floor_ms(base.samples.client_ms):
             add(imps, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms")
     return regs, imps
 
 
-def compare(base: Results, cur: Results, th: Thresholds = Thresholds(), force: bool = False) -> Comparison:
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def compare(base: Results, cur: Results, th: Thresholds = DEFAULT_THRESHOLDS, force: bool = False,
+            across_machines: bool = False) -> Comparison:
     result = Comparison()
     reasons = incompatibilities(base, cur)
     if reasons and not force:
         result.incomparable = reasons
         return result
+    if reasons:
+        result.timing_off = "forced comparison of incomparable runs"
+    elif not across_machines:
+        result.timing_off = timing_comparable(base, cur)
     for bcell in base.cells:
         ccell = cur.cell(bcell.scenario, bcell.variant)
         if ccell is None:
             result.missing.append(f"{bcell.scenario} × {bcell.variant}")
             continue
-        regs, imps = compare_cells(bcell, ccell, th, timing=not reasons)
+        regs, imps = compare_cells(bcell, ccell, th, timing=result.timing_off is None)
         result.regressions += regs
         result.improvements += imps
     return result
@@ -145,6 +189,8 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> str:
         lines += [f"- {r}" for r in cmp.incomparable]
         return "\n".join(lines) + "\n"
     lines.append(f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s).")
+    if cmp.timing_off:
+        lines.append(f"Time gate off: {cmp.timing_off}; plans, buffers and SLA verdicts were compared.")
     for title, items in (("Regressions", cmp.regressions), ("Improvements", cmp.improvements)):
         if items:
             lines += ["", f"### {title}", "", "| scenario | variant | gate | what changed |", "|---|---|---|---|"]
@@ -152,3 +198,14 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> str:
     if cmp.missing:
         lines += ["", "Cells in the baseline but not in this run: " + ", ".join(cmp.missing)]
     return "\n".join(lines) + "\n"
+
+
+def annotations(cmp: Comparison) -> list[str]:
+    """GitHub Actions workflow commands: one error annotation per regression."""
+    def clean(text: str) -> str:  # workflow commands end at a newline; % must be escaped
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    if cmp.incomparable:
+        return [f"::error title=taskbench: cannot judge::{clean('; '.join(cmp.incomparable))}"]
+    return [f"::error title=taskbench {f.gate} regression::{clean(f'{f.scenario} × {f.variant}: {f.message}')}"
+            for f in cmp.regressions]

@@ -121,6 +121,13 @@ class ColdCache(BaseModel):
     method: str  # how the cache was emptied, or why it could not be
 
 
+class BaselineInfo(BaseModel):
+    """Set when a run is saved as the committed baseline: why, and from which run."""
+    reason: str
+    saved_at: datetime
+    from_run: str
+
+
 class Results(BaseModel):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -132,6 +139,7 @@ class Results(BaseModel):
     variants: list[VariantResult]
     cells: list[Cell]
     phase_seconds: dict[str, float]  # where the run's time went
+    baseline: BaselineInfo | None = None
 
     def cell(self, scenario: str, variant: str) -> Cell | None:
         return next((c for c in self.cells if c.scenario == scenario and c.variant == variant), None)
@@ -188,3 +196,17 @@ def load(path: Path) -> Results:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise InputError(f"{file}: invalid results file: {where}: {err['msg']}") from None
+
+
+def save_baseline(run_path: Path, reason: str, to: Path) -> Results:
+    """Copy a run's results to ``to`` (the committed baseline) with the reason it was taken."""
+    if not reason.strip():
+        raise InputError("a baseline needs a reason (--reason): what changed, and why this is the new normal")
+    res = load(run_path)
+    res = res.model_copy(update={"baseline": BaselineInfo(reason=reason.strip(), saved_at=datetime.now(timezone.utc),
+                                                          from_run=res.run_id)})
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = to.with_suffix(".tmp")
+    tmp.write_text(res.model_dump_json(indent=1), encoding="utf-8")
+    os.replace(tmp, to)
+    return res
