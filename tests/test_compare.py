@@ -65,3 +65,53 @@ def test_incomparable_runs_exit_2_with_the_reason(base_run, field, change, reaso
     result = compare(base_run, other)
     assert result.exit_code == EXIT_INPUT and reason in result.incomparable[0]
     assert compare(base_run, other, force=True).exit_code == EXIT_OK
+
+
+def test_noise_floor_grows_with_the_baselines_spread():
+    from bench.compare import Thresholds
+
+    th = Thresholds(noise_floor_ms=0.5, noise_spread=0.5)
+    assert th.floor_ms([1.0] * 50 + [1.1] * 50) == 0.5  # tight samples: the absolute floor
+    assert th.floor_ms([1.0] * 50 + [21.0] * 50) == pytest.approx(10.0)  # half the IQR of a bimodal cell
+
+
+def test_a_wide_baseline_needs_a_larger_shift(base_run):
+    def shifted(c, by):
+        samples = c.samples.model_copy(update={"client_ms": [ms + by for ms in c.samples.client_ms]})
+        return c.model_copy(update={"samples": samples})
+
+    cell = base_run.cells[0]
+    wide = cell.model_copy(update={"samples": cell.samples.model_copy(
+        update={"client_ms": [1.0, 9.0] * (len(cell.samples.client_ms) // 2)})})
+    base = base_run.model_copy(update={"cells": [wide]})
+    assert compare(base, base.model_copy(update={"cells": [shifted(wide, 3.0)]})).exit_code == EXIT_OK
+    assert compare(base, base.model_copy(update={"cells": [shifted(wide, 30.0)]})).exit_code == EXIT_REGRESSION
+
+
+def test_time_gate_is_off_between_different_machines(base_run):
+    from bench.compare import annotations
+
+    machine = {**base_run.environment.machine, "cpus": 64}
+    other = base_run.model_copy(update={
+        "environment": base_run.environment.model_copy(update={"machine": machine}),
+        "cells": [c.model_copy(update={"samples": c.samples.model_copy(
+            update={"client_ms": [ms * 3 + 1 for ms in c.samples.client_ms]})}) for c in base_run.cells]})
+    result = compare(base_run, other)
+    assert result.exit_code == EXIT_OK and "different machines" in result.timing_off
+    forced = compare(base_run, other, across_machines=True)
+    assert forced.exit_code == EXIT_REGRESSION
+    lines = annotations(forced)
+    assert lines and all(line.startswith("::error title=taskbench time regression::") for line in lines)
+
+
+def test_baseline_save_needs_a_reason_and_records_it(base_run, tmp_path):
+    from bench import results as results_io
+    from bench.errors import InputError
+
+    run_file = results_io.save(base_run, tmp_path)
+    with pytest.raises(InputError, match="reason"):
+        results_io.save_baseline(run_file, "  ", tmp_path / "baseline.json")
+    saved = results_io.save_baseline(run_file, "new index on tasks", tmp_path / "baseline.json")
+    loaded = results_io.load(tmp_path / "baseline.json")
+    assert loaded.baseline.reason == "new index on tasks" and loaded.baseline.from_run == base_run.run_id
+    assert saved.cells == base_run.cells
