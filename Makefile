@@ -8,6 +8,9 @@ export DATABASE_URL
 # The regression gate runs the ci profile in a database of its own, so `make bench`'s dataset stays.
 CHECK_DB  := taskbench_ci
 CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --write-rows 0 --quiet
+# The committed baseline was taken at another time: single cells drift by ×1.5 between runs on a
+# shared 2-core machine even after the whole-run drift is taken out, so the gate asks for ×2.
+CHECK_COMPARE := --factor 2
 
 .PHONY: install bench test check baseline gate-proof seed-bench seed-bench-network validate clean distclean
 
@@ -34,7 +37,7 @@ test: $(STAMP) $(LINT)  ## run the test suite against the embedded PostgreSQL
 check: $(STAMP)  ## regression gate: the ci profile against the committed reports/baseline.json
 	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet
 	$(BIN)/taskbench run $(CHECK_RUN) --reports-dir reports/check
-	$(BIN)/taskbench compare reports/baseline.json reports/check/latest --markdown reports/check/compare.md $(ARGS)
+	$(BIN)/taskbench compare reports/baseline.json reports/check/latest --markdown reports/check/compare.md $(CHECK_COMPARE) $(ARGS)
 
 baseline: $(STAMP)  ## re-take reports/baseline.json on the ci profile: make baseline REASON="why"
 	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet

@@ -194,7 +194,7 @@ def compare_cmd(
         "--across-machines", help="Run the time gate even when the runs come from different machines.")] = False,
     factor: Annotated[float, typer.Option("--factor", min=1.0, help="Median ratio that counts as slower.")] = 1.5,
     p_value: Annotated[float, typer.Option("--p-value", min=0.0, max=1.0, help="Mann-Whitney threshold.")] = 0.001,
-    floor_ms: Annotated[float, typer.Option("--noise-floor-ms", min=0.0, help="Smallest median shift, ms.")] = 0.5,
+    floor_ms: Annotated[float, typer.Option("--noise-floor-ms", min=0.0, help="Smallest median shift, ms.")] = 1.0,
     spread: Annotated[float, typer.Option(
         "--noise-spread", min=0.0, help="Smallest median shift as a share of the baseline's IQR.")] = 0.5,
     buffers: Annotated[float, typer.Option("--buffer-tolerance", min=0.0, help="Relative rise in buffers.")] = 0.10,
@@ -228,6 +228,9 @@ def _print_comparison(result: Any, base_id: str, cur_id: str) -> None:
               f"{len(result.improvements)} improvement(s)", highlight=False)
     if result.timing_off:
         out.print(f"time gate off: {result.timing_off}", highlight=False, markup=False)
+    elif result.drift:
+        out.print("run drift per variant (cells judged beyond it): "
+                  + ", ".join(f"{v} ×{d:.2f}" for v, d in result.drift.items()), highlight=False)
     for title, items in (("regressions", result.regressions), ("improvements", result.improvements)):
         if items:
             table = Table(title=title, title_justify="left")

@@ -21,7 +21,7 @@ SCAN_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 class Thresholds:
     time_factor: float = 1.5  # median ratio that counts as slower
     p_value: float = 0.001  # Mann-Whitney, one-sided
-    noise_floor_ms: float = 0.5  # absolute median difference below which time is never a regression
+    noise_floor_ms: float = 1.0  # absolute median difference below which time is never a regression
     noise_spread: float = 0.5  # ... nor below this share of the baseline's own interquartile range
     buffer_tolerance: float = 0.10  # relative rise in median buffers
 
@@ -47,6 +47,7 @@ class Comparison:
     improvements: list[Finding] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     timing_off: str | None = None  # why the time gate did not run, if it did not
+    drift: dict[str, float] = field(default_factory=dict)  # per variant: how much slower the whole run was
 
     @property
     def exit_code(self) -> int:
@@ -120,7 +121,25 @@ def _median(values: list[float]) -> float:
     return float(np.median(values))
 
 
-def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool) -> tuple[list[Finding], list[Finding]]:
+# A variant's cells run one after another within a minute or so; on a shared machine their speed
+# drifts together (a busy neighbour, a frequency change), by ×1.5 and more between runs taken at
+# different times. The median ratio over a variant's cells measures that drift; each cell's ratio
+# is judged relative to it, so only a cell that slowed more than its neighbours counts. With too
+# few cells the median would be the cell itself, so small selections are not normalised.
+MIN_CELLS_FOR_DRIFT = 5
+
+
+def drift(base: Results, cur: Results) -> dict[str, float]:
+    ratios: dict[str, list[float]] = {}
+    for b in base.cells:
+        c = cur.cell(b.scenario, b.variant)
+        if c is not None:
+            ratios.setdefault(b.variant, []).append(_median(c.samples.client_ms) / max(_median(b.samples.client_ms), 1e-9))
+    return {v: float(np.median(r)) for v, r in ratios.items() if len(r) >= MIN_CELLS_FOR_DRIFT}
+
+
+def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool,
+                  drift_factor: float = 1.0) -> tuple[list[Finding], list[Finding]]:
     regs: list[Finding] = []
     imps: list[Finding] = []
 
@@ -146,13 +165,16 @@ def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool) -> tuple[
         add(imps, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f}")
     if timing:
         b_ms, c_ms = _median(base.samples.client_ms), _median(cur.samples.client_ms)
-        if c_ms >= b_ms * th.time_factor and c_ms - b_ms >= th.floor_ms(base.samples.client_ms):
+        expected = b_ms * max(drift_factor, 1.0)  # only what the cell lost beyond its variant's drift
+        if c_ms >= expected * th.time_factor and c_ms - expected >= th.floor_ms(base.samples.client_ms):
             from scipy.stats import mannwhitneyu  # slow import, needed only here
 
             p = mannwhitneyu(cur.samples.client_ms, base.samples.client_ms, alternative="greater").pvalue
             if p < th.p_value:
-                add(regs, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms (×{c_ms / b_ms:.2f}, p={p:.1e})")
-        elif b_ms >= c_ms * th.time_factor and b_ms - c_ms >= th.floor_ms(base.samples.client_ms):
+                drifted = f", run drift ×{drift_factor:.2f}" if drift_factor > 1.0 else ""
+                add(regs, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms (×{c_ms / b_ms:.2f}{drifted}, "
+                                  f"p={p:.1e})")
+        elif b_ms * min(drift_factor, 1.0) >= c_ms * th.time_factor and b_ms - c_ms >= th.floor_ms(base.samples.client_ms):
             add(imps, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms")
     return regs, imps
 
@@ -171,12 +193,14 @@ def compare(base: Results, cur: Results, th: Thresholds = DEFAULT_THRESHOLDS, fo
         result.timing_off = "forced comparison of incomparable runs"
     elif not across_machines:
         result.timing_off = timing_comparable(base, cur)
+    result.drift = drift(base, cur)
     for bcell in base.cells:
         ccell = cur.cell(bcell.scenario, bcell.variant)
         if ccell is None:
             result.missing.append(f"{bcell.scenario} × {bcell.variant}")
             continue
-        regs, imps = compare_cells(bcell, ccell, th, timing=result.timing_off is None)
+        regs, imps = compare_cells(bcell, ccell, th, timing=result.timing_off is None,
+                                   drift_factor=result.drift.get(bcell.variant, 1.0))
         result.regressions += regs
         result.improvements += imps
     return result
@@ -191,6 +215,9 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> str:
     lines.append(f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s).")
     if cmp.timing_off:
         lines.append(f"Time gate off: {cmp.timing_off}; plans, buffers and SLA verdicts were compared.")
+    elif cmp.drift:
+        lines.append("Whole-run drift per variant (median of its cells' ratios; each cell is judged beyond it): "
+                     + ", ".join(f"{v} ×{d:.2f}" for v, d in cmp.drift.items()) + ".")
     for title, items in (("Regressions", cmp.regressions), ("Improvements", cmp.improvements)):
         if items:
             lines += ["", f"### {title}", "", "| scenario | variant | gate | what changed |", "|---|---|---|---|"]

@@ -115,3 +115,20 @@ def test_baseline_save_needs_a_reason_and_records_it(base_run, tmp_path):
     loaded = results_io.load(tmp_path / "baseline.json")
     assert loaded.baseline.reason == "new index on tasks" and loaded.baseline.from_run == base_run.run_id
     assert saved.cells == base_run.cells
+
+
+def test_a_whole_variant_drifting_together_is_not_a_regression(base_run):
+    from bench.compare import MIN_CELLS_FOR_DRIFT
+
+    cell = base_run.cells[0]
+    cells = [cell.model_copy(update={"scenario": f"s{i}"}) for i in range(MIN_CELLS_FOR_DRIFT + 1)]
+    base = base_run.model_copy(update={"cells": cells})
+
+    def scaled(c, k):
+        return c.model_copy(update={"samples": c.samples.model_copy(
+            update={"client_ms": [ms * k + 2 for ms in c.samples.client_ms]})})
+
+    everything_slower = compare(base, base.model_copy(update={"cells": [scaled(c, 2.0) for c in cells]}))
+    assert everything_slower.exit_code == EXIT_OK and everything_slower.drift[cell.variant] > 1.5
+    one_slower = compare(base, base.model_copy(update={"cells": [scaled(cells[0], 3.0), *cells[1:]]}))
+    assert [f.scenario for f in one_slower.regressions] == ["s0"]
