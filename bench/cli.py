@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import signal
 import sys
@@ -18,12 +19,14 @@ from seed.profiles import get_profile
 
 from . import catalog as catalog_io
 from . import results as results_io
-from . import schema
 from .catalog import Catalog
-from .errors import Interrupted, TaskbenchError
+from .container import DEFAULT_PG_MAJOR
+from .errors import InputError, Interrupted, TaskbenchError
+from .neon import API_URL, DEFAULT_PARENT, NeonSettings
 from .progress import progress
+from .provision import KINDS, TargetSpec, dataset_home, measurement_target
 from .runner import RunOptions, run
-from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target, open_target
+from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark the Todo/chat app's queries under index variants against their SLAs.")
@@ -49,12 +52,6 @@ def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-DatabaseUrl = Annotated[Optional[str], typer.Option(
-    "--database-url", envvar="DATABASE_URL", show_envvar=True,
-    help="PostgreSQL server to use; without it an embedded PostgreSQL is started.")]
-DbName = Annotated[str, typer.Option("--db-name", help="Database taskbench works in (created if missing).")]
-DataDir = Annotated[Path, typer.Option("--data-dir", help="Data directory of the embedded PostgreSQL.")]
-Force = Annotated[bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")]
 Profile = Annotated[str, typer.Option("--profile", help="Data profile: ci, default or large.")]
 Users = Annotated[Optional[int], typer.Option("--users", help="Override the profile's number of users.")]
 TasksPerUser = Annotated[Optional[int], typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
@@ -74,11 +71,79 @@ ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run direc
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
-def _target(database_url: str | None, db_name: str, data_dir: Path, force: bool) -> Target:
-    target = open_target(database_url or None, db_name, data_dir)
-    schema.claim_database(target, force=force)
-    err.print(f"target: {target.kind} {target.display}", highlight=False)
+def _note(message: str) -> None:
+    err.print(message, highlight=False, markup=False)
+
+
+def _show(target: Target) -> Target:
+    probe = target.probe
+    first = (f"; first contact: connect {probe.connect_ms:.0f} ms, first query {probe.first_query_ms:.1f} ms "
+             f"(then {probe.warm_query_ms:.2f} ms)" if probe else "")
+    _note(f"target: {target.kind} {target.display} ({target.host_kind} connection{first})")
     return target
+
+
+# Options every command that opens a database shares, added to its signature by @targeted and
+# handed to it as one TargetSpec.
+_TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "target": (str, typer.Option("--target", help=f"Where PostgreSQL comes from: {', '.join(KINDS)} "
+                                 "(auto: --database-url if given, else embedded).")),
+    "database_url": (Optional[str], typer.Option(
+        "--database-url", envvar="DATABASE_URL", show_envvar=True,
+        help="PostgreSQL server to use; without it an embedded PostgreSQL is started.")),
+    "db_name": (str, typer.Option("--db-name", help="Database taskbench works in (created if missing).")),
+    "data_dir": (Path, typer.Option("--data-dir", help="Data directory of the embedded PostgreSQL.")),
+    "force": (bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")),
+    "neon_project": (Optional[str], typer.Option("--neon-project", envvar="NEON_PROJECT_ID", show_envvar=True,
+                                                 help="Neon project id (the API key comes from NEON_API_KEY).")),
+    "neon_parent": (str, typer.Option("--neon-parent", help="Neon branch that holds the seeded dataset.")),
+    "neon_compute": (float, typer.Option("--neon-compute", min=0.25, help="Compute size of a run's branch, CU (fixed).")),
+    "neon_suspend": (int, typer.Option("--neon-suspend-timeout", min=-1,
+                                       help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).")),
+    "pooled": (bool, typer.Option("--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host.")),
+    "keep_branch": (bool, typer.Option("--keep-branch", help="Keep the run's Neon branch (it is deleted by default).")),
+    "neon_api_url": (str, typer.Option("--neon-api-url", envvar="NEON_API_URL", help="Neon API base URL.")),
+    "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
+}
+_TARGET_DEFAULTS: dict[str, Any] = {
+    "target": "auto", "database_url": None, "db_name": DEFAULT_DB_NAME, "data_dir": DEFAULT_DATA_DIR, "force": False,
+    "neon_project": None, "neon_parent": DEFAULT_PARENT, "neon_compute": 1.0, "neon_suspend": 0, "pooled": False,
+    "keep_branch": False, "neon_api_url": API_URL, "pg_major": DEFAULT_PG_MAJOR,
+}
+
+
+def _spec(target: str, database_url: str | None, db_name: str, data_dir: Path, force: bool,
+          neon_project: str | None, neon_parent: str, neon_compute: float, neon_suspend: int, pooled: bool,
+          keep_branch: bool, neon_api_url: str, pg_major: int) -> TargetSpec:
+    neon = None
+    if target == "neon":
+        api_key = os.environ.get("NEON_API_KEY", "")
+        if not api_key or not neon_project:
+            raise InputError("--target neon needs NEON_API_KEY in the environment and NEON_PROJECT_ID "
+                             "(or --neon-project)")
+        neon = NeonSettings(api_key=api_key, project_id=neon_project, api_url=neon_api_url, parent=neon_parent,
+                            compute_cu=neon_compute, suspend_timeout=neon_suspend, pooled=pooled,
+                            keep_branch=keep_branch)
+    return TargetSpec(kind=target, database_url=database_url or None, db_name=db_name, data_dir=data_dir,
+                      force=force, neon=neon, pg_major=pg_major)
+
+
+def targeted(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the shared target options; it receives them as ``spec: TargetSpec``."""
+    signature = inspect.signature(fn, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_TARGET_DEFAULTS[name],
+                               annotation=Annotated[kind, option])
+             for name, (kind, option) in _TARGET_OPTIONS.items()]
+
+    @functools.wraps(fn)
+    def with_spec(*args: Any, **kwargs: Any) -> Any:
+        spec = _spec(**{name: kwargs.pop(name) for name in _TARGET_OPTIONS})
+        return fn(*args, spec=spec, **kwargs)
+
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values() if p.name != "spec"]
+    with_spec.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+    with_spec.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "spec"}
+    return with_spec
 
 
 def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int | None,
@@ -116,20 +181,21 @@ def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quie
 
 
 @command("seed")
-def seed_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
-             data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False, profile: Profile = "default",
+@targeted
+def seed_cmd(spec: TargetSpec, profile: Profile = "default",
              users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
              generate: Generate = "client",
              reload: Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")] = False,
              quiet: Quiet = False) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
     prof = _profile(profile, users, tasks_per_user, seed, generate)
-    _seed(_target(database_url, db_name, data_dir, force), prof, quiet, reload)
+    with dataset_home(spec, _note) as home:
+        _seed(_show(home), prof, quiet, reload)
 
 
 @command("seed-bench")
-def seed_bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
-                   data_dir: DataDir = DEFAULT_DATA_DIR, profile: Profile = "default", users: Users = None,
+@targeted
+def seed_bench_cmd(spec: TargetSpec, profile: Profile = "default", users: Users = None,
                    tasks_per_user: TasksPerUser = None, seed: Seed = None,
                    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
                    server_side: Annotated[bool, typer.Option(
@@ -139,9 +205,8 @@ def seed_bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_D
     from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
 
     prof = _profile(profile, users, tasks_per_user, seed)
-    target = open_target(database_url or None, db_name, data_dir)
-    with progress(not quiet) as advance:
-        res = benchmark_seed(target, prof, advance, rounds, server_side)
+    with dataset_home(spec, _note) as home, progress(not quiet) as advance:
+        res = benchmark_seed(_show(home), prof, advance, rounds, server_side)
     sides = [s for s in (SEEDER, RAW_COPY, SERVER_SIDE) if s in res.rows]
     out.print(f"profile {res.profile}: {res.rows[SEEDER]:,} rows ({res.copy_bytes / 1e6:.1f} MB as binary COPY), "
               f"{len(res.rounds)} rounds; medians:", highlight=False)
@@ -157,9 +222,8 @@ def seed_bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_D
 
 
 @command("run")
-def run_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
-            data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False,
-            scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
+@targeted
+def run_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
             variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
             max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
             cold_samples: ColdN = RunOptions.cold_samples, stability_rounds: StabilityN = RunOptions.stability_rounds,
@@ -167,8 +231,9 @@ def run_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
             reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Measure every scenario under every variant; write reports/<run-id>/results.json."""
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
-    target = _target(database_url, db_name, data_dir, force)
-    _run(target, cat, _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows), reports_dir, quiet)
+    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows)
+    with measurement_target(spec, announce=_note) as target:
+        _run(_show(target), cat, opts, reports_dir, quiet)
 
 
 @command("report")
@@ -242,8 +307,8 @@ def _print_comparison(result: Any, base_id: str, cur_id: str) -> None:
 
 
 @command("bench")
-def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
-              data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False, profile: Profile = "default",
+@targeted
+def bench_cmd(spec: TargetSpec, profile: Profile = "default",
               users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
               generate: Generate = "client",
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
@@ -257,17 +322,18 @@ def bench_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAM
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
     prof = _profile(profile, users, tasks_per_user, seed, generate)
-    target = _target(database_url, db_name, data_dir, force)
-    _seed(target, prof, quiet)
-    path = _run(target, cat, _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows), reports_dir, quiet)
+    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows)
+    with dataset_home(spec, _note) as home:
+        _seed(_show(home), prof, quiet)
+        with measurement_target(spec, home, _note) as target:
+            path = _run(target if target is home else _show(target), cat, opts, reports_dir, quiet)
     for written in write_report(path):
         out.print(str(written), highlight=False)
 
 
 @command("validate")
-def validate_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_NAME,
-                 data_dir: DataDir = DEFAULT_DATA_DIR, force: Force = False,
-                 scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
+@targeted
+def validate_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
                  variant: Annotated[str, typer.Option("--variant", "-v", help="Variant to validate under.")] = "baseline",
                  transactions: Annotated[int, typer.Option("--transactions", min=20, help="Harness samples (pgbench runs 4×).")] = 200,
                  ) -> None:
@@ -276,9 +342,9 @@ def validate_cmd(database_url: DatabaseUrl = None, db_name: DbName = DEFAULT_DB_
     from .validity import DEFAULT_SCENARIOS, PGBENCH_FACTOR, REQUIRED, TOLERANCE, check_against_pgbench
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS), None)
-    target = _target(database_url, db_name, data_dir, force)
     opts = RunOptions(samples=transactions, max_samples=transactions, warmup=10, early_look=0)
-    agreements = check_against_pgbench(target, cat, variant, opts)
+    with measurement_target(spec, announce=_note) as target:
+        agreements = check_against_pgbench(_show(target), cat, variant, opts)
     out.print(f"variant {variant}: harness {transactions} samples, pgbench {transactions * PGBENCH_FACTOR} transactions "
               f"over the same parameter sets (-M prepared -r -l, one client)", highlight=False)
     out.print(f"  {'scenario':24} {'harness p50':>11} {'pgbench avg':>11} {'diff':>7}    "

@@ -18,7 +18,10 @@ from .errors import InputError
 from .plan import PlanFacts
 from .stats import Summary, Verdict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Version 2 lacks only the optional sections added since (connection probe, scale, load): it is read
+# as version 3 with those sections empty. Anything else is refused.
+READABLE_VERSIONS = (2, 3)
 RESULTS_FILE = "results.json"
 
 
@@ -121,6 +124,15 @@ class ColdCache(BaseModel):
     method: str  # how the cache was emptied, or why it could not be
 
 
+class ConnectionProbe(BaseModel):
+    """The first contact with the target, kept apart from the warm samples: on Neon the first
+    query may wake a suspended compute."""
+    host_kind: str  # direct, pooler or socket
+    connect_ms: float
+    first_query_ms: float
+    warm_query_ms: float  # median of the next few trivial queries, for scale
+
+
 class BaselineInfo(BaseModel):
     """Set when a run is saved as the committed baseline: why, and from which run."""
     reason: str
@@ -139,6 +151,7 @@ class Results(BaseModel):
     variants: list[VariantResult]
     cells: list[Cell]
     phase_seconds: dict[str, float]  # where the run's time went
+    connection: ConnectionProbe | None = None
     baseline: BaselineInfo | None = None
 
     def cell(self, scenario: str, variant: str) -> Cell | None:
@@ -187,11 +200,11 @@ def load(path: Path) -> Results:
         raise InputError(f"{file}: not valid JSON (corrupted or truncated?): {exc.msg} at line {exc.lineno}") from None
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise InputError(f"{file}: not a taskbench results file (no schema_version)")
-    if raw["schema_version"] != SCHEMA_VERSION:
+    if raw["schema_version"] not in READABLE_VERSIONS:
         raise InputError(f"{file}: results schema_version {raw['schema_version']} is not supported "
-                         f"(this taskbench reads version {SCHEMA_VERSION})")
+                         f"(this taskbench reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     try:
-        return Results.model_validate(raw)
+        return Results.model_validate({**raw, "schema_version": SCHEMA_VERSION})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

@@ -199,7 +199,7 @@ async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOption
         await conn.close()
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env,
                    dataset=dataset, config=RunConfig(**asdict(opts)), cold_cache=cold, variants=variants,
-                   cells=cells, phase_seconds=clock.seconds)
+                   cells=cells, phase_seconds=clock.seconds, connection=seeded.probe)
 
 
 def run_measurement(coro: Coroutine[Any, Any, T]) -> T:

@@ -1,4 +1,6 @@
-"""Where PostgreSQL comes from: the embedded server (default) or any server given by URL.
+"""A PostgreSQL server taskbench works on and how to connect to it: the embedded server (default)
+or any server given by URL (Neon branches and Docker containers arrive here as URLs, see
+``provision``).
 
 taskbench always works in a database of its own (``--db-name``, default ``taskbench``). A URL's
 database only serves to reach the server and, when needed, to create that database.
@@ -9,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import statistics
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import DatabaseError, InputError, first_line
+from .results import ConnectionProbe
 
 DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
@@ -32,10 +37,20 @@ DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
 class Target:
     """A reachable PostgreSQL server and the taskbench database on it."""
 
-    kind: str  # "embedded" or "url"
+    kind: str  # "embedded", "url", "neon" or "docker"
     url: URL  # points at the taskbench database; never printed without redaction
     data_dir: Path | None = None
     maintenance_db: str = "postgres"  # the URL's own database: where CREATE/DROP DATABASE run
+    probe: ConnectionProbe | None = None  # the first contact with the server, timed
+
+    @property
+    def host_kind(self) -> str:
+        """``pooler`` for a Neon ``-pooler`` host (PgBouncer, transaction mode), ``socket`` for a unix
+        socket, else ``direct``."""
+        host = dict(self.url.query).get("host") or self.url.host or ""
+        if not host or host.startswith("/"):
+            return "socket"
+        return "pooler" if "-pooler." in host or host.endswith("-pooler") else "direct"
 
     @property
     def display(self) -> str:
@@ -49,9 +64,15 @@ class Target:
     def sqlalchemy_url(self) -> URL:
         return self.url.set(drivername="postgresql+psycopg")
 
-    def libpq_conninfo(self, database: str | None = None) -> str:
-        """A libpq URI (psycopg, psql, pgbench)."""
+    def libpq_conninfo(self, database: str | None = None, direct: bool = True) -> str:
+        """A libpq URI (psycopg, psql, pgbench); libpq takes ``sslmode``/``channel_binding`` as they are.
+
+        ``direct`` (for set-up: DDL, COPY, session settings, CREATE DATABASE) bypasses a Neon pooler
+        by its documented host naming (``ep-x-pooler.region`` → ``ep-x.region``): PgBouncer in
+        transaction mode would drop session state between statements."""
         url = self.url.set(drivername="postgresql", database=database or self.database)
+        if direct and self.host_kind == "pooler" and url.host:
+            url = url.set(host=url.host.replace("-pooler.", ".", 1).removesuffix("-pooler"))
         return url.render_as_string(hide_password=False)
 
     def asyncpg_kwargs(self) -> dict[str, Any]:
@@ -69,6 +90,10 @@ class Target:
         sslmode = query.get("sslmode")
         if sslmode and sslmode != "disable":
             kwargs["ssl"] = sslmode
+        if self.host_kind == "pooler":
+            # Transaction-mode PgBouncer may hand each statement another server session, where a
+            # named prepared statement does not exist: unnamed statements only.
+            kwargs["statement_cache_size"] = 0
         return {k: v for k, v in kwargs.items() if v is not None}
 
 
@@ -129,20 +154,55 @@ def ensure_database(target: Target) -> None:
         raise connect_error(exc, target.url.set(database=target.maintenance_db).render_as_string()) from None
 
 
+def probe_connection(target: Target, warm_queries: int = 5) -> ConnectionProbe:
+    """Time the first contact: connecting, the first query (on Neon it may wake a suspended
+    compute: hundreds of ms) and the median of a few more, so that cost is reported on its own
+    and never mixed into the warm samples."""
+    started = time.perf_counter()
+    try:
+        conn = psycopg.connect(target.libpq_conninfo(target.maintenance_db, direct=False), autocommit=True,
+                               connect_timeout=30)
+    except psycopg.OperationalError as exc:
+        raise connect_error(exc, target.url.set(database=target.maintenance_db).render_as_string()) from None
+    connected = time.perf_counter()
+    with conn:
+        conn.execute("SELECT 1")
+        first = time.perf_counter()
+        warm = []
+        for _ in range(warm_queries):
+            t0 = time.perf_counter()
+            conn.execute("SELECT 1")
+            warm.append(time.perf_counter() - t0)
+    return ConnectionProbe(host_kind=target.host_kind, connect_ms=(connected - started) * 1e3,
+                           first_query_ms=(first - connected) * 1e3,
+                           warm_query_ms=statistics.median(warm) * 1e3)
+
+
+def check_db_name(db_name: str) -> None:
+    if not db_name.replace("_", "").isalnum():
+        raise InputError(f"--db-name must be letters, digits and underscores, not {db_name!r}")
+
+
+def open_server(server_url: URL, kind: str, db_name: str, data_dir: Path | None = None,
+                maintenance_db: str | None = None) -> Target:
+    """The target for taskbench's database on a reachable server: first contact timed, database
+    created if missing."""
+    check_db_name(db_name)
+    target = Target(kind=kind, url=server_url.set(database=db_name), data_dir=data_dir,
+                    maintenance_db=maintenance_db or server_url.database or "postgres")
+    target = replace(target, probe=probe_connection(target))
+    ensure_database(target)
+    return target
+
+
 def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME,
                 data_dir: Path = DEFAULT_DATA_DIR) -> Target:
     """Resolve the target, start the embedded server if needed, and make sure our database exists."""
-    if not db_name.replace("_", "").isalnum():
-        raise InputError(f"--db-name must be letters, digits and underscores, not {db_name!r}")
+    check_db_name(db_name)
     if database_url:
-        server_url, kind, embedded_dir = parse_database_url(database_url), "url", None
-    else:
-        embedded_dir = data_dir.expanduser().resolve()
-        server_url, kind = start_embedded(embedded_dir), "embedded"
-    target = Target(kind=kind, url=server_url.set(database=db_name), data_dir=embedded_dir,
-                    maintenance_db=server_url.database or "postgres")
-    ensure_database(target)
-    return target
+        return open_server(parse_database_url(database_url), "url", db_name)
+    embedded_dir = data_dir.expanduser().resolve()
+    return open_server(start_embedded(embedded_dir), "embedded", db_name, data_dir=embedded_dir)
 
 
 def drop_database(target: Target, db_name: str) -> None:

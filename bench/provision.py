@@ -1,0 +1,110 @@
+"""Which PostgreSQL a command works on, set up before and torn down after: the embedded server
+(default), a server given by URL, a Neon branch, or a Docker container.
+
+Two roles: the *dataset home* is where the seeded dataset lives (the embedded or URL database, a
+named Neon parent branch, a container); the *measurement target* is where a run measures (the
+home itself, except on Neon, where each run gets a copy-on-write child branch of the home that is
+deleted afterwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import schema
+from .container import DEFAULT_PG_MAJOR, docker_postgres
+from .errors import InputError
+from .neon import Branch, NeonClient, NeonSettings, parent_branch, run_branch
+from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target, check_db_name, open_server, open_target, parse_database_url
+
+KINDS = ("auto", "embedded", "url", "neon", "docker")
+Announce = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    kind: str = "auto"  # auto: the URL when one is given, else embedded
+    database_url: str | None = None
+    db_name: str = DEFAULT_DB_NAME
+    data_dir: Path = DEFAULT_DATA_DIR
+    force: bool = False  # use a database holding tables taskbench did not create
+    neon: NeonSettings | None = None
+    pg_major: int = DEFAULT_PG_MAJOR
+
+    @property
+    def resolved_kind(self) -> str:
+        if self.kind not in KINDS:
+            raise InputError(f"--target must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.kind == "auto":
+            return "url" if self.database_url else "embedded"
+        if self.kind == "url" and not self.database_url:
+            raise InputError("--target url needs --database-url (or DATABASE_URL)")
+        if self.kind == "neon" and self.neon is None:
+            raise InputError("--target neon needs NEON_API_KEY and NEON_PROJECT_ID")
+        return self.kind
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+@contextmanager
+def dataset_home(spec: TargetSpec, announce: Announce = _quiet) -> Iterator[Target]:
+    """Where the dataset is seeded and kept; claimed for taskbench (a foreign, non-empty database
+    is refused unless ``spec.force``)."""
+    kind = spec.resolved_kind
+    check_db_name(spec.db_name)
+    if kind == "docker":
+        with docker_postgres(spec.pg_major) as url:
+            announce(f"started a postgres:{spec.pg_major} container (removed when done)")
+            yield _claimed(open_server(url, "docker", spec.db_name), spec)
+        return
+    if kind == "neon":
+        assert spec.neon is not None
+        with _client(spec.neon) as client:
+            branch = parent_branch(client, spec.db_name, create=True)
+            target = _neon_target(client, branch, spec.db_name)
+        announce(f"dataset home: Neon branch {branch.name} ({branch.id})")
+        yield _claimed(target, spec)
+        return
+    yield _claimed(open_target(spec.database_url if kind == "url" else None, spec.db_name, spec.data_dir), spec)
+
+
+@contextmanager
+def measurement_target(spec: TargetSpec, home: Target | None = None, announce: Announce = _quiet) -> Iterator[Target]:
+    """Where a run measures. On Neon: a fresh child branch of the dataset home, deleted on exit
+    whatever happens (unless ``keep_branch``); elsewhere the home itself."""
+    if spec.resolved_kind == "neon":
+        assert spec.neon is not None
+        with _client(spec.neon) as client, run_branch(client, spec.db_name, announce) as branch:
+            yield _neon_target(client, branch, spec.db_name)
+    elif home is not None:
+        yield home
+    else:
+        with dataset_home(spec, announce) as target:
+            yield target
+
+
+@contextmanager
+def _client(settings: NeonSettings) -> Iterator[NeonClient]:
+    client = NeonClient(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _neon_target(client: NeonClient, branch: Branch, db_name: str) -> Target:
+    # The database names come from the API's connection strings, not from db_name: the API is the
+    # authority on where a branch's database lives.
+    url = parse_database_url(client.connection_uri(branch, db_name))
+    maintenance = parse_database_url(client.connection_uri(branch, branch.default_db)).database
+    return open_server(url, "neon", url.database or db_name, maintenance_db=maintenance)
+
+
+def _claimed(target: Target, spec: TargetSpec) -> Target:
+    schema.claim_database(target, force=spec.force)
+    return target
