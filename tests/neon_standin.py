@@ -1,0 +1,246 @@
+"""A stand-in for the Neon API v2 on loopback, for the tests (Neon itself cannot be reached here).
+
+It follows the documented request and response shapes of the endpoints taskbench uses (branches,
+operations, databases, roles, endpoints, connection_uri; Bearer auth; 401, 404 and 429 with
+Retry-After) and hands out connection URIs of the embedded PostgreSQL. A branch is a set of
+databases on that server named ``<branch id>__<database>``; creating a child copies the parent's
+databases (CREATE DATABASE ... TEMPLATE), which is what a copy-on-write branch looks like from a
+client. Operations report ``running`` on their first poll and ``finished`` after.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import psycopg
+from sqlalchemy.engine import URL
+
+PASSWORD = "standin-S3cret-pw"  # trust auth ignores it; tests check it never leaks
+
+
+class NeonStandIn:
+    def __init__(self, server: URL, api_key: str, project_id: str = "proj-standin") -> None:
+        self.server = server  # the embedded server, any database
+        self.api_key = api_key
+        self.project_id = project_id
+        self.role = server.username or "postgres"
+        self.tag = secrets.token_hex(2)  # this instance's databases, for the final clean-up
+        self.branches: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.log: list[tuple[str, str, int, Any]] = []  # method, path, status, request body
+        self.throttled = 0  # the next N requests answer 429
+        self.retry_after = "1"
+        self.lock = threading.RLock()
+        main = self._new_branch("main", None, default=True)
+        self._create_database(main["id"], "neondb")
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/api/v2"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+        with self._admin() as conn:
+            for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                        (f"br_{self.tag}%",)).fetchall():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def branch_named(self, name: str) -> dict[str, Any] | None:
+        return next((b for b in self.branches.values() if b["name"] == name), None)
+
+    def databases_of(self, branch_id: str) -> list[str]:
+        prefix = _db_prefix(branch_id)
+        with self._admin() as conn:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1",
+                                (prefix,)).fetchall()
+        return [r[0][len(prefix):] for r in rows]
+
+    def physical_name(self, branch_id: str, database: str) -> str:
+        return _db_prefix(branch_id) + database
+
+    def _admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.server.set(drivername="postgresql", database="postgres")
+                               .render_as_string(hide_password=False), autocommit=True)
+
+    def _new_branch(self, name: str, parent_id: str | None, default: bool = False) -> dict[str, Any]:
+        branch_id = f"br-{self.tag}-{secrets.token_hex(3)}"
+        now = datetime.now(timezone.utc).isoformat()
+        branch = {"id": branch_id, "project_id": self.project_id, "name": name, "parent_id": parent_id,
+                  "current_state": "ready", "default": default, "protected": False, "created_at": now,
+                  "updated_at": now}
+        self.branches[branch_id] = branch
+        return branch
+
+    def _new_endpoint(self, branch_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        endpoint_id = f"ep-standin-{secrets.token_hex(4)}"
+        endpoint = {"id": endpoint_id, "project_id": self.project_id, "branch_id": branch_id,
+                    "type": spec.get("type", "read_write"), "host": f"{endpoint_id}.standin.invalid",
+                    "current_state": "active",
+                    "autoscaling_limit_min_cu": spec.get("autoscaling_limit_min_cu", 0.25),
+                    "autoscaling_limit_max_cu": spec.get("autoscaling_limit_max_cu", 0.25),
+                    "suspend_timeout_seconds": spec.get("suspend_timeout_seconds", 0)}
+        self.endpoints[endpoint_id] = endpoint
+        return endpoint
+
+    def _operation(self, action: str, branch_id: str, endpoint_id: str | None = None) -> dict[str, Any]:
+        op = {"id": secrets.token_hex(8), "project_id": self.project_id, "branch_id": branch_id,
+              "endpoint_id": endpoint_id, "action": action, "status": "running", "polls": 0}
+        self.operations[op["id"]] = op
+        return _public(op)
+
+    def _create_database(self, branch_id: str, name: str, template: str | None = None) -> None:
+        with self._admin() as conn:
+            clause = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(f'CREATE DATABASE "{self.physical_name(branch_id, name)}"{clause}')
+
+    def _uri(self, branch_id: str, database: str, pooled: bool = False) -> str:
+        # Pooled or not, the stand-in has one server; the host kind is what the URI says.
+        return self.server.set(drivername="postgresql", password=PASSWORD,
+                               database=self.physical_name(branch_id, database)).render_as_string(hide_password=False)
+
+    # -- API -----------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        m = re.fullmatch(r"/api/v2/projects/([^/]+)(/.*)", path)
+        if not m or m.group(1) != self.project_id:
+            return 404, {"code": "", "message": "project not found"}
+        route = m.group(2)
+        with self.lock:
+            if method == "GET" and route == "/branches":
+                found = [b for b in self.branches.values() if query.get("search", "") in b["name"]]
+                return 200, {"branches": found}
+            if method == "POST" and route == "/branches":
+                return self._create_branch(body or {})
+            if method == "POST" and route == "/endpoints":
+                spec = (body or {}).get("endpoint", {})
+                endpoint = self._new_endpoint(spec["branch_id"], spec)
+                return 201, {"endpoint": endpoint, "operations": [self._operation("start_compute", spec["branch_id"],
+                                                                                    endpoint["id"])]}
+            if method == "GET" and route == "/connection_uri":
+                branch_id, database = query.get("branch_id", ""), query.get("database_name", "")
+                if branch_id not in self.branches or database not in self.databases_of(branch_id):
+                    return 404, {"code": "", "message": "database not found"}
+                return 200, {"uri": self._uri(branch_id, database, query.get("pooled") == "true")}
+            if m := re.fullmatch(r"/operations/([^/]+)", route):
+                return self._poll(m.group(1))
+            if m := re.fullmatch(r"/branches/([^/]+)(/\w+)?", route):
+                return self._branch_route(method, m.group(1), m.group(2) or "", body)
+        return 404, {"code": "", "message": f"no route {method} {route}"}
+
+    def _create_branch(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        spec = body.get("branch", {})
+        parent_id = spec.get("parent_id") or next(b["id"] for b in self.branches.values() if b["default"])
+        if parent_id not in self.branches:
+            return 404, {"code": "", "message": "parent branch not found"}
+        branch = self._new_branch(spec.get("name") or f"br-{secrets.token_hex(3)}", parent_id)
+        for database in self.databases_of(parent_id):
+            self._create_database(branch["id"], database, template=self.physical_name(parent_id, database))
+        endpoints = [self._new_endpoint(branch["id"], e) for e in body.get("endpoints", [])]
+        ops = [self._operation("create_branch", branch["id"])]
+        ops += [self._operation("start_compute", branch["id"], e["id"]) for e in endpoints]
+        databases = self.databases_of(branch["id"])
+        uris = [{"connection_uri": self._uri(branch["id"], d),
+                 "connection_parameters": {"database": d, "password": PASSWORD, "role": self.role,
+                                           "host": e["host"], "pooler_host": e["host"].replace(".", "-pooler.", 1)}}
+                for d in databases[:1] for e in endpoints]
+        return 201, {"branch": branch, "endpoints": endpoints, "operations": ops,
+                     "roles": [{"branch_id": branch["id"], "name": self.role, "protected": False}],
+                     "databases": [self._database(branch["id"], d) for d in databases], "connection_uris": uris}
+
+    def _poll(self, op_id: str) -> tuple[int, dict[str, Any]]:
+        op = self.operations.get(op_id)
+        if op is None:
+            return 404, {"code": "", "message": "operation not found"}
+        op["polls"] += 1
+        op["status"] = "finished" if op["polls"] > 1 else "running"
+        return 200, {"operation": _public(op)}
+
+    def _branch_route(self, method: str, branch_id: str, sub: str, body: Any) -> tuple[int, dict[str, Any]]:
+        branch = self.branches.get(branch_id)
+        if branch is None:
+            return 404, {"code": "", "message": "branch not found"}
+        if method == "DELETE" and not sub:
+            with self._admin() as conn:
+                for database in self.databases_of(branch_id):
+                    conn.execute(f'DROP DATABASE "{self.physical_name(branch_id, database)}" WITH (FORCE)')
+            del self.branches[branch_id]
+            for endpoint_id in [e for e, v in self.endpoints.items() if v["branch_id"] == branch_id]:
+                del self.endpoints[endpoint_id]
+            return 200, {"branch": {**branch, "current_state": "deleted"},
+                         "operations": [self._operation("delete_timeline", branch_id)]}
+        if method == "GET" and not sub:
+            return 200, {"branch": branch}
+        if method == "GET" and sub == "/databases":
+            return 200, {"databases": [self._database(branch_id, d) for d in self.databases_of(branch_id)]}
+        if method == "POST" and sub == "/databases":
+            spec = (body or {}).get("database", {})
+            self._create_database(branch_id, spec["name"])
+            return 201, {"database": self._database(branch_id, spec["name"]),
+                         "operations": [self._operation("apply_config", branch_id)]}
+        if method == "GET" and sub == "/roles":
+            return 200, {"roles": [{"branch_id": branch_id, "name": self.role, "protected": False}]}
+        if method == "GET" and sub == "/endpoints":
+            return 200, {"endpoints": [e for e in self.endpoints.values() if e["branch_id"] == branch_id]}
+        return 404, {"code": "", "message": f"no route {method} {sub}"}
+
+    def _database(self, branch_id: str, name: str) -> dict[str, Any]:
+        return {"branch_id": branch_id, "name": name, "owner_name": self.role}
+
+
+def _db_prefix(branch_id: str) -> str:
+    return branch_id.replace("-", "_") + "__"
+
+
+def _public(op: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in op.items() if k != "polls"}
+
+
+def _handler(standin: NeonStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _serve(self, method: str) -> None:
+            split = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(split.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            extra: dict[str, str] = {}
+            if self.headers.get("Authorization") != f"Bearer {standin.api_key}":
+                status, payload = 401, {"code": "", "message": "authentication required"}
+            elif standin.throttled:
+                standin.throttled -= 1
+                status, payload = 429, {"code": "", "message": "too many requests"}
+                extra["Retry-After"] = standin.retry_after
+            else:
+                status, payload = standin.handle(method, split.path, query, body)
+            standin.log.append((method, split.path, status, body))
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
+    return Handler
