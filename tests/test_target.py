@@ -1,8 +1,15 @@
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
+from sqlalchemy import text
 
 from bench import schema
 from bench.errors import DatabaseError, InputError
-from bench.target import Target, parse_database_url
+from bench.target import Target, async_engine, connect_async, open_target, parse_database_url
+from tools.loopback_server import loopback_server
 
 
 def test_neon_style_url_is_normalised_for_asyncpg_and_redacted():
@@ -78,3 +85,71 @@ def test_scratch_copy_leaves_the_seeded_dataset_untouched(seeded):
         assert conn.execute("SELECT count(*), max(id) FROM tasks").fetchone() == before
         left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (copy.database,)).fetchone()[0]
     assert left == 0
+
+
+def test_a_neon_pooler_host_is_detected_and_set_up_for_transaction_mode():
+    url = parse_database_url("postgresql://alex:pw@ep-cool-1-pooler.us-east-2.aws.neon.tech/neondb"
+                             "?sslmode=require&channel_binding=require")
+    target = Target(kind="neon", url=url)
+    assert target.host_kind == "pooler"
+    assert target.asyncpg_kwargs()["statement_cache_size"] == 0
+    # Set-up (DDL, COPY, session SETs) goes to the direct host; measurements go where the URL says.
+    assert "@ep-cool-1.us-east-2.aws.neon.tech/" in target.libpq_conninfo()
+    assert "-pooler." in target.libpq_conninfo(direct=False)
+    direct = Target(kind="neon", url=url.set(host="ep-cool-1.us-east-2.aws.neon.tech"))
+    assert direct.host_kind == "direct" and "statement_cache_size" not in direct.asyncpg_kwargs()
+    assert Target(kind="embedded", url=parse_database_url("postgresql://p@/d?host=/tmp")).host_kind == "socket"
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    """A throw-away server with TLS and SCRAM passwords on loopback TCP: what a Neon URL expects."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make the test server's certificate")
+    # The wheel's server is built without OpenSSL; Debian's postgresql package has it.
+    servers = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), reverse=True)
+    tls_builds = [p.parent for p in servers if b"libssl" in subprocess.run(["ldd", str(p)], capture_output=True).stdout]
+    if not tls_builds:
+        pytest.skip("no PostgreSQL server built with TLS on this machine (Debian's postgresql package has one; "
+                    "the embedded wheel's is built without OpenSSL)")
+    with loopback_server(tls=True, password="tls-Secret-9", bin_dir=tls_builds[0]) as urls:
+        yield urls["TCP_URL"]
+
+
+def _ssl_in_use(conn) -> bool:
+    return conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+
+
+def test_a_neon_style_url_works_with_every_driver_over_tls(tls_server):
+    raw = tls_server + "?sslmode=require&channel_binding=require"
+    target = open_target(raw, "taskbench_tls")
+    assert target.probe is not None and target.probe.host_kind == "direct"
+    with schema.connect(target) as conn:  # psycopg (libpq): channel binding demanded, TLS in use
+        assert _ssl_in_use(conn)
+    schema.claim_database(target)
+    schema.recreate_schema(target)  # SQLAlchemy + psycopg: the models' DDL
+
+    async def through_asyncpg_and_sqlalchemy() -> tuple[bool, bool]:
+        conn = await connect_async(target)
+        try:
+            raw_ssl = await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        finally:
+            await conn.close()
+        engine = async_engine(target)
+        try:
+            async with engine.connect() as sa_conn:
+                sa_ssl = (await sa_conn.execute(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))).scalar()
+                assert (await sa_conn.execute(text("SELECT count(*) FROM tasks"))).scalar() == 0
+        finally:
+            await engine.dispose()
+        return raw_ssl, sa_ssl
+
+    assert asyncio.run(through_asyncpg_and_sqlalchemy()) == (True, True)
+    assert "tls-Secret-9" not in target.display
+
+
+def test_a_wrong_password_is_a_one_line_error(tls_server):
+    wrong = tls_server.replace("tls-Secret-9", "nope") + "?sslmode=require"
+    with pytest.raises(DatabaseError, match="password authentication failed") as info:
+        open_target(wrong, "taskbench_tls")
+    assert "nope" not in str(info.value) and "\n" not in str(info.value)

