@@ -4,6 +4,7 @@ Layout (see the README for the full format):
   scenarios/sla.toml              SLA classes: name -> milliseconds
   scenarios/queries/<name>.toml   one query scenario per file
   scenarios/variants/<name>.toml  one index variant per file
+  scenarios/mix.toml              the default mix of `taskbench load`: scenario -> weight (optional)
 """
 
 from __future__ import annotations
@@ -93,11 +94,22 @@ class Catalog(BaseModel):
     sla_classes: dict[str, float]
     scenarios: list[Scenario]
     variants: list[Variant]
+    mix: dict[str, int] = Field(default_factory=dict)  # load mix: scenario -> relative weight
 
     def select(self, scenarios: list[str] | None, variants: list[str] | None) -> "Catalog":
-        return Catalog(sla_classes=self.sla_classes,
-                       scenarios=_pick(self.scenarios, scenarios, "scenario"),
-                       variants=_pick(self.variants, variants, "variant"))
+        chosen = _pick(self.scenarios, scenarios, "scenario")
+        names = {s.name for s in chosen}
+        return Catalog(sla_classes=self.sla_classes, scenarios=chosen,
+                       variants=_pick(self.variants, variants, "variant"),
+                       mix={k: w for k, w in self.mix.items() if k in names})
+
+    def with_mix(self, weights: dict[str, int]) -> "Catalog":
+        """Only the scenarios of ``weights`` (the file's mix when empty), weighted so."""
+        weights = weights or self.mix
+        if not weights:
+            raise InputError("no load mix: give --mix SCENARIO=WEIGHT or write scenarios/mix.toml")
+        _check_mix(weights, {s.name for s in self.scenarios}, "--mix")
+        return self.select(list(weights), [v.name for v in self.variants]).model_copy(update={"mix": dict(weights)})
 
 
 def _pick(items: list[Any], names: list[str] | None, what: str) -> list[Any]:
@@ -108,6 +120,14 @@ def _pick(items: list[Any], names: list[str] | None, what: str) -> list[Any]:
     if unknown:
         raise InputError(f"unknown {what} {unknown[0]!r} (known: {', '.join(sorted(by_name))})")
     return [by_name[n] for n in names]
+
+
+def _check_mix(weights: dict[str, Any], known: set[str], where: str) -> None:
+    for name, weight in weights.items():
+        if name not in known:
+            raise InputError(f"{where}: unknown scenario {name!r} (known: {', '.join(sorted(known))})")
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight <= 0:
+            raise InputError(f"{where}: the weight of {name!r} must be a positive whole number, not {weight!r}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -153,4 +173,9 @@ def load_catalog(directory: Path = DEFAULT_DIR) -> Catalog:
         raise InputError(f"no scenarios found in {directory / 'queries'}")
     if not variants:
         raise InputError(f"no variants found in {directory / 'variants'}")
-    return Catalog(sla_classes=sla, scenarios=scenarios, variants=variants)
+    mix_path = directory / "mix.toml"
+    mix = _read_toml(mix_path).get("weights", {}) if mix_path.exists() else {}
+    if not isinstance(mix, dict):
+        raise InputError(f"{mix_path}: [weights] must map scenario names to weights")
+    _check_mix(mix, {s.name for s in scenarios}, str(mix_path))
+    return Catalog(sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix)

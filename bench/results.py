@@ -133,6 +133,74 @@ class ConnectionProbe(BaseModel):
     warm_query_ms: float  # median of the next few trivial queries, for scale
 
 
+class ScalePoint(BaseModel):
+    scenario: str
+    variant: str
+    tasks_per_user: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    execution_p50_ms: float
+    buffers: float  # median shared buffers (hit + read) per execution
+    verdict: Verdict
+    samples: int
+
+
+class ScaleFit(BaseModel):
+    scenario: str
+    variant: str
+    sla_ms: float
+    exponent: float  # p95 ∝ size^exponent, least squares over every size
+    r2: float
+    buffers_exponent: float
+    crossing_tasks_per_user: float | None  # where p95 reaches the SLA (see scale.sla_crossing)
+    crossing: str  # already, measured, extrapolated or flat
+
+
+class ScaleResults(BaseModel):
+    users: int
+    sizes: list[int]
+    points: list[ScalePoint]
+    fits: list[ScaleFit]
+
+
+class LoadScenario(BaseModel):
+    scenario: str
+    sla_ms: float
+    weight: float
+    requests: int
+    errors: int
+    latency: Summary | None  # from the scheduled start under a fixed rate (as pgbench -R), else the send
+    over_sla: float  # share of requests slower than the SLA (as pgbench -L counts late ones)
+
+
+class PgbenchLoad(BaseModel):
+    """pgbench on the same mix, clients, duration and parameter sets, in the same run (medians of
+    alternating rounds)."""
+    rounds: int
+    tps: float
+    transactions: int
+    latency_avg_ms: float
+    lookup_share: float  # of pgbench's statement time, spent fetching the parameter set (see pgbench.py)
+    cpu_ms_per_tx: float  # pgbench's own CPU time per transaction (user + system)
+    harness_tps: float  # the harness doing the same per transaction: the lookup, then the scenario
+    harness_cpu_ms_per_tx: float  # the harness's client processes' CPU time per transaction
+    ratio: float  # harness_tps ÷ tps
+
+
+class LoadResults(BaseModel):
+    variant: str
+    clients: int
+    duration_s: float  # from the first send to the last completion
+    rate: float | None  # requested arrivals per second (None: closed loop, as fast as possible)
+    requests: int
+    errors: int
+    throughput: float  # completed requests per second
+    lag_ms: Summary | None  # scheduled start → send, under a fixed rate
+    scenarios: list[LoadScenario]
+    pgbench: PgbenchLoad | None = None
+
+
 class BaselineInfo(BaseModel):
     """Set when a run is saved as the committed baseline: why, and from which run."""
     reason: str
@@ -152,6 +220,8 @@ class Results(BaseModel):
     cells: list[Cell]
     phase_seconds: dict[str, float]  # where the run's time went
     connection: ConnectionProbe | None = None
+    scale: ScaleResults | None = None
+    load: LoadResults | None = None
     baseline: BaselineInfo | None = None
 
     def cell(self, scenario: str, variant: str) -> Cell | None:

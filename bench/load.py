@@ -1,0 +1,297 @@
+"""Concurrent load: N clients, each on its own connection of an asyncpg pool, running a weighted
+mix of scenarios for a duration — as fast as they can (closed loop) or at a fixed arrival rate
+(open loop, Poisson arrivals split evenly over the clients, as pgbench ``-R``).
+
+Under a fixed rate a request's latency runs from its *scheduled* start, so a client that falls
+behind shows it (pgbench does the same, and reports the schedule lag apart). The share of
+requests over their scenario's SLA is pgbench ``-L``'s count of late transactions.
+
+The validity check runs pgbench on the same mix (``-f script@weight``), clients (``-c``, ``-j``),
+duration (``-T``) and rate, over the very parameter sets the harness draws from, in the same run.
+pgbench must fetch each parameter set with a query (``pgbench.script``), so for the comparison the
+harness does the same — the same lookup, then the scenario, per transaction — in rounds that
+alternate with pgbench's (this machine's speed drifts between minutes); the ratio is of medians.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing
+import os
+import random
+import re
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+import asyncpg
+
+from . import schema
+from .catalog import Catalog, Scenario
+from .cold import cold_cache
+from .environment import environment
+from .errors import DatabaseError, InputError
+from .params import Drawer, load_pools
+from .pgbench import STATEMENT_LINE, run_pgbench, script, store_params
+from .results import Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
+from .runner import RunOptions, run_measurement
+from .stats import summarize
+from .target import Target, connect_async, scratch_copy
+from .variants import apply_variant, snapshot, variant_cost
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    clients: int = 4
+    duration: float = 10.0  # seconds of measured load
+    rate: float | None = None  # arrivals per second over all clients; None: closed loop
+    warmup: float = 1.0  # seconds of load before measuring, not recorded
+    seed: int = 1
+    param_sets: int = 500  # per scenario, shared with pgbench
+    pgbench_rounds: int = 2  # alternating harness/pgbench rounds for the comparison (0: none)
+    jobs: int = 0  # processes the clients are spread over (0: one per CPU, at most one per client)
+
+
+@dataclass(frozen=True)
+class Request:
+    scenario: int
+    scheduled: float  # perf_counter seconds; the send time in a closed loop
+    sent: float
+    done: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What every request chooses from: scenarios, weights and pre-drawn parameter sets."""
+    scenarios: list[Scenario]
+    weights: list[int]
+    sql: list[str]
+    params: list[list[list[Any]]]
+    lookups: list[str]  # pgbench's per-transaction parameter fetch, mirrored for the comparison
+
+
+async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, deadline: float,
+                  rate: float | None, mirror: bool, records: list[Request]) -> None:
+    statements = [await conn.prepare(sql) for sql in work.sql]  # as pgbench -M prepared: parse once
+    lookups = [await conn.prepare(sql) for sql in work.lookups] if mirror else []
+    cumulative = list(itertools.accumulate(work.weights))
+    choices = range(len(statements))
+    next_at = time.perf_counter()
+    while True:
+        if rate:
+            next_at += rng.expovariate(rate)
+            if next_at >= deadline:
+                return
+            if (wait := next_at - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+        elif time.perf_counter() >= deadline:
+            return
+        i = rng.choices(choices, cum_weights=cumulative)[0]
+        k = rng.randrange(len(work.params[i]))
+        sent = time.perf_counter()
+        try:
+            if mirror:
+                await lookups[i].fetchrow(k + 1)
+            await statements[i].fetch(*work.params[i][k])
+            ok = True
+        except asyncpg.PostgresError:
+            ok = False
+        records.append(Request(i, next_at if rate else sent, sent, time.perf_counter(), ok))
+
+
+async def drive(pool: asyncpg.Pool, work: Workload, clients: int, deadline: float, rate: float | None,
+                seed: int, first_client: int = 0, mirror: bool = False) -> list[Request]:
+    """Every client sends until ``deadline`` (perf_counter); a request in flight then completes and
+    is counted. Each request is recorded exactly once, by the client that sent it. ``rate`` is per
+    client; ``mirror`` adds pgbench's parameter lookup to each request."""
+    records: list[Request] = []
+
+    async def one(k: int) -> None:
+        async with pool.acquire() as conn:
+            await _client(conn, work, random.Random(seed * 1000 + k), deadline, rate, mirror, records)
+
+    await asyncio.gather(*(one(first_client + k) for k in range(clients)))
+    return records
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One process's share of the clients (as pgbench -j splits clients over threads)."""
+    connect: dict[str, Any]
+    work: Workload
+    clients: int
+    first_client: int
+    start_at: float  # perf_counter: CLOCK_MONOTONIC on Linux, the same clock in every process
+    opts: LoadOptions
+    mirror: bool = False
+
+
+async def _run_job(job: _Job) -> tuple[list[Request], float]:
+    """The job's requests, and the CPU seconds its process spent sending them."""
+    o = job.opts
+    per_client = o.rate / o.clients if o.rate else None
+    pool = await asyncpg.create_pool(**job.connect, min_size=job.clients, max_size=job.clients)
+    try:
+        await asyncio.sleep(max(0.0, job.start_at - time.perf_counter()))
+        if o.warmup:
+            await drive(pool, job.work, job.clients, job.start_at + o.warmup, per_client, o.seed + 1,
+                        job.first_client, job.mirror)
+        cpu = time.process_time()
+        records = await drive(pool, job.work, job.clients, job.start_at + o.warmup + o.duration, per_client, o.seed,
+                              job.first_client, job.mirror)
+        return records, time.process_time() - cpu
+    finally:
+        await pool.close()
+
+
+def _job_process(job: _Job) -> tuple[list[Request], float]:
+    return run_measurement(_run_job(job))
+
+
+def jobs_for(opts: LoadOptions) -> int:
+    return max(1, min(opts.jobs or (os.cpu_count() or 1), opts.clients))
+
+
+async def _drive_jobs(target: Target, work: Workload, opts: LoadOptions,
+                      mirror: bool = False) -> tuple[list[Request], float]:
+    jobs = jobs_for(opts)
+    if jobs == 1:
+        return await _run_job(_Job(target.asyncpg_kwargs(), work, opts.clients, 0, time.perf_counter(), opts, mirror))
+    shares = [opts.clients // jobs + (k < opts.clients % jobs) for k in range(jobs)]
+    firsts = list(itertools.accumulate([0, *shares[:-1]]))
+    start_at = time.perf_counter() + 3.0  # time for the processes to start and connect
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = await asyncio.gather(*(loop.run_in_executor(pool, _job_process, _Job(
+            target.asyncpg_kwargs(), work, n, first, start_at, opts, mirror))
+            for n, first in zip(shares, firsts, strict=True)))
+    return [r for records, _ in parts for r in records], sum(cpu for _, cpu in parts)
+
+
+def summarize_load(records: list[Request], work: Workload, clients: int, rate: float | None,
+                   variant: str) -> LoadResults:
+    if not records:
+        raise DatabaseError("the load run completed no request")
+    started = min(r.scheduled for r in records)
+    elapsed = max(r.done for r in records) - started
+    per = []
+    for i, scenario in enumerate(work.scenarios):
+        mine = [r for r in records if r.scenario == i]
+        latencies = [(r.done - r.scheduled) * 1e3 for r in mine if r.ok]
+        per.append(LoadScenario(
+            scenario=scenario.name, sla_ms=scenario.sla_ms, weight=work.weights[i], requests=len(mine),
+            errors=sum(not r.ok for r in mine), latency=summarize(latencies) if latencies else None,
+            over_sla=sum(lat > scenario.sla_ms for lat in latencies) / len(latencies) if latencies else 0.0))
+    ok = sum(r.ok for r in records)
+    lag = [(r.sent - r.scheduled) * 1e3 for r in records] if rate else []
+    return LoadResults(variant=variant, clients=clients, duration_s=round(elapsed, 3), rate=rate,
+                       requests=len(records), errors=len(records) - ok, throughput=ok / elapsed,
+                       lag_ms=summarize(lag) if lag else None, scenarios=per)
+
+
+def parse_pgbench_load(output: str) -> tuple[float, int, float, float]:
+    """tps, transactions, average latency, and the share of each transaction's time spent in the
+    parameter lookup (from -r, weighted by each script's transactions)."""
+    tps = re.search(r"^tps = ([\d.]+)", output, re.M)
+    count = re.search(r"number of transactions actually processed: (\d+)", output)
+    avg = re.search(r"^latency average = ([\d.]+) ms", output, re.M)
+    if not (tps and count and avg) or float(tps.group(1)) <= 0:
+        raise DatabaseError(f"cannot read pgbench's report:\n{output[-500:]}")
+    lookup = total = 0.0
+    for section in re.split(r"^SQL script \d+:", output, flags=re.M)[1:]:
+        done = re.search(r"- (\d+) transactions", section)
+        weight = int(done.group(1)) if done else 0
+        # A script's statements, as pgbench.script writes them: \set, the lookup, the scenario.
+        statements = [float(m.group(1)) for line in section.splitlines() if (m := STATEMENT_LINE.match(line))]
+        if len(statements) == 3:
+            total += weight * sum(statements)
+            lookup += weight * statements[1]
+    return float(tps.group(1)), int(count.group(1)), float(avg.group(1)), (lookup / total if total else 0.0)
+
+
+async def _prepare(conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date) -> Workload:
+    kinds = {v for s in catalog.scenarios for v in s.params.values() if isinstance(v, str)}
+    pools = await load_pools(conn, kinds, today)
+    sql, params, lookups = [], [], []
+    for scenario in catalog.scenarios:
+        drawer = Drawer(scenario, pools, opts.seed)
+        drawn = [drawer.draw() for _ in range(opts.param_sets)]
+        table = f"tb_load_{scenario.name}"
+        await store_params(conn, table, drawer.order, drawn)
+        sql.append(drawer.sql)
+        params.append(drawn)
+        lookups.append(f"SELECT {', '.join(drawer.order)} FROM {table} WHERE i = $1" if drawer.order
+                       else "SELECT $1::int")
+    return Workload(catalog.scenarios, [catalog.mix[s.name] for s in catalog.scenarios], sql, params, lookups)
+
+
+def _pgbench_round(target: Target, work: Workload, opts: LoadOptions) -> tuple[float, int, float, float, float]:
+    """tps, transactions, average latency, lookup share, and pgbench's CPU ms per transaction."""
+    scripts = {f"{s.name}.sql@{w}": script(s, f"tb_load_{s.name}", opts.param_sets)
+               for s, w in zip(work.scenarios, work.weights, strict=True)}
+    options = ["-c", str(opts.clients), "-j", str(jobs_for(opts)), "-T", str(max(1, round(opts.duration)))]
+    if opts.rate:
+        options += ["-R", str(opts.rate)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output, _ = run_pgbench(target, scripts, options)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tps, transactions, avg, share = parse_pgbench_load(output)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return tps, transactions, avg, share, cpu * 1e3 / transactions
+
+
+async def _against_pgbench(target: Target, work: Workload, opts: LoadOptions) -> PgbenchLoad:
+    """Alternate rounds: the harness mirroring pgbench's transactions, then pgbench."""
+    harness, harness_cpu, runs = [], [], []
+    for _ in range(opts.pgbench_rounds):
+        records, cpu = await _drive_jobs(target, work, opts, mirror=True)
+        harness.append(summarize_load(records, work, opts.clients, opts.rate, "").throughput)
+        harness_cpu.append(cpu * 1e3 / len(records))
+        runs.append(await asyncio.to_thread(_pgbench_round, target, work, opts))
+    tps = statistics.median(r[0] for r in runs)
+    return PgbenchLoad(rounds=opts.pgbench_rounds, tps=tps, transactions=int(statistics.median(r[1] for r in runs)),
+                       latency_avg_ms=statistics.median(r[2] for r in runs),
+                       lookup_share=statistics.median(r[3] for r in runs),
+                       cpu_ms_per_tx=statistics.median(r[4] for r in runs),
+                       harness_tps=statistics.median(harness), ratio=statistics.median(harness) / tps,
+                       harness_cpu_ms_per_tx=statistics.median(harness_cpu))
+
+
+async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOptions, dataset: Dataset) -> Results:
+    admin = await connect_async(target)
+    try:
+        env = await environment(admin, seeded)
+        cold = await cold_cache(admin)
+        applied = await snapshot(admin, catalog.variants[0])
+        await apply_variant(admin, applied)
+        cost = await variant_cost(admin, applied)
+        work = await _prepare(admin, catalog, opts, date.fromisoformat(dataset.profile["anchor_date"]))
+    finally:
+        await admin.close()
+    records, _ = await _drive_jobs(target, work, opts)
+    load = summarize_load(records, work, opts.clients, opts.rate, catalog.variants[0].name)
+    if opts.pgbench_rounds:
+        load.pgbench = await _against_pgbench(target, work, opts)
+    return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env, dataset=dataset,
+                   config=RunConfig(**asdict(RunOptions(cold_samples=0, stability_rounds=0, write_rows=0))),
+                   cold_cache=cold, variants=[cost], cells=[], phase_seconds={"load": load.duration_s},
+                   connection=seeded.probe, load=load)
+
+
+def run_load(target: Target, catalog: Catalog, opts: LoadOptions = LoadOptions()) -> Results:
+    """The mix of ``catalog`` (its first variant applied) under load, on a scratch copy of the target."""
+    if opts.clients < 1 or opts.duration <= 0 or (opts.rate is not None and opts.rate <= 0):
+        raise InputError("load needs at least one client, a positive duration and a positive rate")
+    if len(catalog.variants) != 1:
+        raise InputError("load runs under one variant (--variant)")
+    info = schema.dataset_info(target)
+    if not info:
+        raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
+    with scratch_copy(target, "load") as copy:
+        return run_measurement(_load(copy, target, catalog, opts, Dataset.model_validate(info)))

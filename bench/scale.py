@@ -1,0 +1,121 @@
+"""How cost grows with data: the chosen scenarios × variants at several tasks-per-user sizes, the
+growth exponent of each cell, and the size at which it would cross its SLA.
+
+Each size is a dataset of its own (database ``<db-name>_tpu<size>``, seeded once and reused like
+any other) with every user at the same size, so the x axis is exactly "tasks per user". Each size
+is measured by the ordinary run (``runner.run``), so every sample is taken as in the matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import median
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+from scipy import stats as sps
+
+from seed.load import seed_database
+from seed.profiles import Profile, get_profile
+
+from .catalog import Catalog
+from .errors import InputError
+from .progress import Advance, no_progress
+from .provision import TargetSpec, dataset_home, measurement_target
+from .results import Cell, Results, ScaleFit, ScalePoint, ScaleResults
+from .runner import RunOptions, run
+
+DEFAULT_SIZES = (1_000, 10_000, 50_000, 100_000)
+DEFAULT_USERS = 4
+DEFAULT_SCENARIOS = ("open_task_count", "recent_tasks", "pending_tasks", "keyset_page_deep")
+DEFAULT_VARIANTS = ("baseline", "composite", "recommended")
+# Below this exponent a cell is taken as flat: it is not extrapolated to an SLA crossing.
+FLAT = 0.1
+
+
+def scale_profile(tasks_per_user: int, users: int = DEFAULT_USERS, seed: int | None = None) -> Profile:
+    """Every user at the same size (no power users); few conversations, which do not scale here."""
+    base = get_profile("ci", users=users, tasks_per_user=tasks_per_user, seed=seed)
+    return replace(base, name="scale", power_user_factor=1, conversations_per_user=(2, 4),
+                   messages_per_conversation=(20, 60))
+
+
+def growth_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope of log(value) on log(size), and its R²: value ∝ size^exponent."""
+    if len(sizes) < 2 or min(values) <= 0:
+        return math.nan, math.nan
+    fit = sps.linregress(np.log(sizes), np.log(values))
+    return float(fit.slope), float(fit.rvalue ** 2)
+
+
+def sla_crossing(sizes: Sequence[float], p95: Sequence[float], sla_ms: float) -> tuple[float | None, str]:
+    """The tasks-per-user size at which p95 reaches the SLA, and how it was found:
+
+    - ``already``: above the SLA at the smallest size measured (the size returned is that one);
+    - ``measured``: between two measured sizes, interpolated on log-log axes;
+    - ``extrapolated``: beyond the largest size, along the slope of the last two sizes (the
+      asymptotic one: fixed costs flatten the small sizes);
+    - ``flat``: not growing (slope below ``FLAT``), no crossing to predict.
+    """
+    if p95[0] > sla_ms:
+        return float(sizes[0]), "already"
+    for k in range(1, len(sizes)):
+        if p95[k] > sla_ms:
+            return _log_interpolate(sizes[k - 1], p95[k - 1], sizes[k], p95[k], sla_ms), "measured"
+    slope = math.log(p95[-1] / p95[-2]) / math.log(sizes[-1] / sizes[-2]) if len(sizes) > 1 else 0.0
+    if slope < FLAT:
+        return None, "flat"
+    return float(sizes[-1] * (sla_ms / p95[-1]) ** (1 / slope)), "extrapolated"
+
+
+def _log_interpolate(n0: float, y0: float, n1: float, y1: float, y: float) -> float:
+    t = (math.log(y) - math.log(y0)) / (math.log(y1) - math.log(y0))
+    return float(math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0))))
+
+
+def _point(cell: Cell, size: int) -> ScalePoint:
+    return ScalePoint(scenario=cell.scenario, variant=cell.variant, tasks_per_user=size,
+                      p50_ms=cell.client.p50.value, p95_ms=cell.client.p95.value, p99_ms=cell.client.p99.value,
+                      execution_p50_ms=cell.execution.p50.value, buffers=median(cell.samples.buffers),
+                      verdict=cell.verdict, samples=len(cell.samples.client_ms))
+
+
+def fits(points: list[ScalePoint], sla: dict[str, float]) -> list[ScaleFit]:
+    out = []
+    for key in dict.fromkeys((p.scenario, p.variant) for p in points):
+        series = sorted((p for p in points if (p.scenario, p.variant) == key), key=lambda p: p.tasks_per_user)
+        sizes = [p.tasks_per_user for p in series]
+        exponent, r2 = growth_exponent(sizes, [p.p95_ms for p in series])
+        buffers_exponent, _ = growth_exponent(sizes, [max(p.buffers, 1.0) for p in series])
+        crossing, how = sla_crossing(sizes, [p.p95_ms for p in series], sla[key[0]])
+        out.append(ScaleFit(scenario=key[0], variant=key[1], sla_ms=sla[key[0]], exponent=exponent, r2=r2,
+                            buffers_exponent=buffers_exponent, crossing_tasks_per_user=crossing, crossing=how))
+    return out
+
+
+def _labelled(advance: Advance, label: str) -> Advance:
+    return lambda phase, done, total: advance(label, done, total)
+
+
+def measure_scale(spec: TargetSpec, catalog: Catalog, opts: RunOptions, sizes: Sequence[int] = DEFAULT_SIZES,
+                  users: int = DEFAULT_USERS, advance: Advance = no_progress,
+                  announce: Callable[[str], None] = lambda message: None) -> Results:
+    """Seed (or reuse) one dataset per size and run the catalogue on each; the results are the
+    largest size's run with every size's points and the fits in ``scale``."""
+    sizes = sorted(set(sizes))
+    if len(sizes) < 2 or sizes[0] < 100:
+        raise InputError("--sizes needs at least two sizes of 100 tasks per user or more")
+    points: list[ScalePoint] = []
+    last: Results | None = None
+    for i, size in enumerate(sizes):
+        at_size = replace(spec, db_name=f"{spec.db_name}_tpu{size}")
+        with dataset_home(at_size, announce) as home:
+            seed_database(home, scale_profile(size, users), advance)
+            with measurement_target(at_size, home, announce) as target:
+                last = run(target, catalog, opts, _labelled(advance, f"size {size:,} ({i + 1}/{len(sizes)})"))
+        points.extend(_point(c, size) for c in last.cells)
+    assert last is not None
+    sla = {s.name: s.sla_ms for s in catalog.scenarios}
+    return last.model_copy(update={"scale": ScaleResults(users=users, sizes=sizes, points=points,
+                                                         fits=fits(points, sla))})

@@ -1,0 +1,17 @@
+from datetime import date
+
+from bench.pgbench import _text, script
+
+
+def test_parameters_travel_as_text_pgbench_can_bind():
+    assert _text(["bill", "urgent"]) == "{bill,urgent}"
+    assert _text(date(2026, 1, 1)) == "2026-01-01"
+    assert _text(20) == "20"
+
+
+def test_script_picks_a_stored_parameter_set_and_binds_it(catalog):
+    scenario = next(s for s in catalog.scenarios if s.name == "tag_contains")
+    text = script(scenario, "tb_pgbench_tag_contains", 50)
+    assert text.startswith("\\set i random(1, 50)\n")
+    assert "FROM tb_pgbench_tag_contains WHERE i = :i \\gset" in text
+    assert ":tags::jsonb" in text  # pgbench substitutes :tags and leaves the cast alone
