@@ -331,6 +331,97 @@ def bench_cmd(spec: TargetSpec, profile: Profile = "default",
         out.print(str(written), highlight=False)
 
 
+def _sizes(raw: str) -> list[int]:
+    try:
+        return [int(float(v[:-1]) * 1000) if v.lower().endswith("k") else int(v) for v in raw.replace(" ", "").split(",")]
+    except ValueError:
+        raise InputError(f"--sizes must be tasks-per-user counts like 1k,10k,50k,100k, not {raw!r}") from None
+
+
+@command("scale")
+@targeted
+def scale_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
+              variant: OnlyVariant = None,
+              sizes: Annotated[str, typer.Option("--sizes", help="Tasks per user at each size.")] = "1k,10k,50k,100k",
+              users: Annotated[int, typer.Option("--users", min=1, help="Users at every size.")] = 4,
+              samples: Samples = 100, max_samples: MaxSamples = 200, warmup: Warmup = RunOptions.warmup,
+              reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+    """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
+    from .report import write_report
+    from .scale import DEFAULT_SCENARIOS, DEFAULT_VARIANTS, describe_crossing, measure_scale
+
+    cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS),
+                                                        variant or list(DEFAULT_VARIANTS))
+    opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup, cold_samples=0,
+                      stability_rounds=0, write_rows=0)
+    with progress(not quiet, unit="cells") as advance:
+        res = measure_scale(spec, cat, opts, _sizes(sizes), users, advance, _note)
+    path = results_io.save(res, reports_dir)
+    assert res.scale is not None
+    out.print(f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)", highlight=False)
+    for f in res.scale.fits:
+        where = describe_crossing(f)
+        out.print(f"{f.scenario:24} {f.variant:20} {f.exponent:9.2f} {f.r2:5.2f}  {where}", highlight=False)
+    for written in write_report(path):
+        out.print(str(written), highlight=False)
+
+
+@command("load")
+@targeted
+def load_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+             variant: Annotated[str, typer.Option("--variant", "-v", help="Variant applied during the load.")] = "recommended",
+             mix: Annotated[Optional[list[str]], typer.Option(
+                 "--mix", help="SCENARIO=WEIGHT (repeatable); replaces scenarios/mix.toml.")] = None,
+             clients: Annotated[int, typer.Option("--clients", "-c", min=1, help="Concurrent clients.")] = 4,
+             duration: Annotated[float, typer.Option("--duration", "-T", min=0.5, help="Seconds of measured load.")] = 10.0,
+             rate: Annotated[Optional[float], typer.Option(
+                 "--rate", "-R", min=0.1, help="Arrivals per second (Poisson, as pgbench -R); default: as fast as possible.")] = None,
+             jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Client processes (0: one per CPU).")] = 0,
+             pgbench_rounds: Annotated[int, typer.Option(
+                 "--pgbench-rounds", min=0, help="Alternating harness/pgbench rounds for the throughput check (0: skip).")] = 2,
+             reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+    """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
+    from .load import LoadOptions, run_load
+    from .report import write_report
+
+    weights: dict[str, int] = {}
+    for item in mix or []:
+        name, _, weight = item.partition("=")
+        if not weight.isdigit():
+            raise InputError(f"--mix takes SCENARIO=WEIGHT with a whole-number weight, not {item!r}")
+        weights[name] = int(weight)
+    cat = catalog_io.load_catalog(scenarios_dir).with_mix(weights).select(None, [variant])
+    opts = LoadOptions(clients=clients, duration=duration, rate=rate, jobs=jobs, pgbench_rounds=pgbench_rounds)
+    with measurement_target(spec, announce=_note) as target:
+        _show(target)
+        if not quiet:
+            _note(f"load: {clients} clients, {duration:g} s{f' at {rate:g}/s' if rate else ''}, variant {variant}"
+                  + (f", then {pgbench_rounds} rounds against pgbench" if pgbench_rounds else ""))
+        res = run_load(target, cat, opts)
+    path = results_io.save(res, reports_dir)
+    _print_load(res)
+    for written in write_report(path):
+        out.print(str(written), highlight=False)
+
+
+def _print_load(res: Any) -> None:
+    load = res.load
+    out.print(f"{load.requests:,} requests in {load.duration_s:.1f} s: {load.throughput:,.0f}/s, {load.errors} errors"
+              + (f"; schedule lag p95 {load.lag_ms.p95.value:.2f} ms" if load.lag_ms else ""), highlight=False)
+    out.print(f"  {'scenario':26} {'weight':>6} {'requests':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'SLA':>5} {'over SLA':>8}",
+              highlight=False)
+    for s in load.scenarios:
+        lat = s.latency
+        cols = f"{lat.p50.value:8.2f} {lat.p95.value:8.2f} {lat.p99.value:8.2f}" if lat else f"{'–':>8} {'–':>8} {'–':>8}"
+        out.print(f"  {s.scenario:26} {s.weight:6.0f} {s.requests:9,} {cols} {s.sla_ms:5.0f} {s.over_sla:8.2%}",
+                  highlight=False)
+    if p := load.pgbench:
+        out.print(f"same transactions as pgbench (parameter lookup + scenario), medians of {p.rounds} alternating rounds: "
+                  f"harness {p.harness_tps:,.0f}/s, pgbench {p.tps:,.0f}/s → {p.ratio:.2f}× "
+                  f"(client CPU per transaction: harness {p.harness_cpu_ms_per_tx:.3f} ms, pgbench {p.cpu_ms_per_tx:.3f} ms)",
+                  highlight=False)
+
+
 @command("validate")
 @targeted
 def validate_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,

@@ -113,7 +113,11 @@ class Drawer:
         self.spec = scenario.params
         self.kinds = {v for v in self.spec.values() if isinstance(v, str)}
         self.pools = pools
-        self.users = _users_with(pools, self.kinds)
+        try:
+            self.users = _users_with(pools, self.kinds)
+        except DatabaseError as exc:
+            raise DatabaseError(f"scenario {scenario.name}: {exc} — the dataset is too small for it "
+                                f"(deep pages need users with over {DEEP_PAGE[0]:,} tasks)") from None
         self.rng = random.Random(f"{seed}:{scenario.name}")
 
     def draw(self) -> list[Any]:

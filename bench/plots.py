@@ -167,3 +167,81 @@ def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
         if not front or y < front[-1][1]:
             front.append((x, y))
     return front
+
+
+_VERDICT_MARKER = {"pass": "o", "fail": "X", "inconclusive": "s"}
+
+
+def scale_curves(res: Results, path: Path) -> Path:
+    """Per scenario, p95 against tasks per user (log-log), a line per variant: markers say the
+    verdict at each size (● pass, ✕ fail, ■ inconclusive; hollow where it fails), the SLA is the
+    dashed line, and a dotted tail runs to the estimated crossing when it is extrapolated."""
+    assert res.scale is not None
+    scale = res.scale
+    scenarios = list(dict.fromkeys(p.scenario for p in scale.points))
+    variants = list(dict.fromkeys(p.variant for p in scale.points))
+    cols = min(len(scenarios), 2)
+    rows = math.ceil(len(scenarios) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows + 0.8), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    styles = ["-", "--", "-.", ":"]
+    for ax, scenario in zip(axes.flat, scenarios, strict=False):
+        for vi, variant in enumerate(variants):
+            series = sorted((p for p in scale.points if p.scenario == scenario and p.variant == variant),
+                            key=lambda p: p.tasks_per_user)
+            if not series:
+                continue
+            xs, ys = [p.tasks_per_user for p in series], [p.p95_ms for p in series]
+            ax.plot(xs, ys, styles[vi % 4], color=colours(vi % 10), linewidth=1.6, label=variant)
+            for p in series:
+                ax.plot(p.tasks_per_user, p.p95_ms, _VERDICT_MARKER[p.verdict], color=colours(vi % 10), markersize=8,
+                        markerfacecolor="white" if p.verdict == "fail" else colours(vi % 10))
+            fit = next((f for f in scale.fits if f.scenario == scenario and f.variant == variant), None)
+            if fit and fit.crossing == "extrapolated" and fit.crossing_tasks_per_user:
+                ax.plot([xs[-1], fit.crossing_tasks_per_user], [ys[-1], fit.sla_ms], ":", color=colours(vi % 10))
+                ax.plot(fit.crossing_tasks_per_user, fit.sla_ms, "*", color=colours(vi % 10), markersize=11)
+        sla = next(f.sla_ms for f in scale.fits if f.scenario == scenario)
+        ax.axhline(sla, color="crimson", linestyle="--", linewidth=1.4)
+        ax.text(0.01, sla, f"SLA {sla:.0f} ms", color="crimson", va="bottom", fontsize=9,
+                transform=ax.get_yaxis_transform())
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(scenario, fontsize=11)
+        ax.set_xlabel("tasks per user (log)")
+        ax.set_ylabel("client p95 (ms, log)")
+        ax.grid(alpha=0.3, which="both")
+    for ax in list(axes.flat)[len(scenarios):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncols=min(len(variants), 5), fontsize=9)
+    fig.suptitle("How p95 grows with data: ● pass  ✕ fail (hollow)  ■ inconclusive; ★ = estimated SLA crossing",
+                 y=0.005, va="bottom", fontsize=9)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.96))
+    return _save(fig, path)
+
+
+def load_latency(res: Results, path: Path) -> Path:
+    """Under load: p50 / p95 / p99 per scenario against its SLA, with the share of requests over it."""
+    assert res.load is not None
+    rows = [s for s in res.load.scenarios if s.latency]
+    fig, ax = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.8))
+    for i, s in enumerate(rows):
+        q = s.latency
+        over = s.over_sla > 0.05
+        ax.plot([q.p50.value, q.p99.value], [i, i], color="0.4", linewidth=2)
+        ax.plot(q.p50.value, i, "o", color="tab:blue", markersize=7)
+        ax.plot(q.p95.value, i, "D", color="tab:red" if over else "tab:green", markersize=8,
+                markerfacecolor="white" if over else None)
+        ax.plot(q.p99.value, i, "|", color="black", markersize=14)
+        ax.plot(s.sla_ms, i, "v", color="crimson", markersize=9)
+        ax.text(max(q.p99.value, s.sla_ms) * 1.15, i, f"{s.over_sla:.1%} over SLA", va="center", fontsize=9)
+    ax.set_yticks(range(len(rows)), [s.scenario for s in rows], fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency under load (ms, log): ● p50  ◆ p95 (hollow: >5% over SLA)  | p99   ▼ SLA")
+    rate = f"{res.load.rate:g}/s" if res.load.rate else "closed loop"
+    ax.set_title(f"{res.load.clients} clients, {rate}, variant {res.load.variant}: "
+                 f"{res.load.throughput:,.0f} requests/s", fontsize=10)
+    ax.grid(axis="x", alpha=0.3, which="both")
+    ax.set_xlim(right=ax.get_xlim()[1] * 4)
+    fig.tight_layout()
+    return _save(fig, path)

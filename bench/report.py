@@ -9,6 +9,7 @@ say the same thing.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -20,9 +21,17 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from . import plots
 from . import results as results_io
 from .recommend import recommend
+from .scale import describe_crossing
 from .results import Cell, Results
 
-FIGURES = {"heatmap": plots.heatmap, "latency": plots.latency, "tradeoff": plots.tradeoff}
+# name -> (draw, whether the results hold what it shows)
+FIGURES: dict[str, tuple[Callable[[Results, Path], Path], Callable[[Results], bool]]] = {
+    "heatmap": (plots.heatmap, lambda r: bool(r.cells)),
+    "latency": (plots.latency, lambda r: bool(r.cells)),
+    "tradeoff": (plots.tradeoff, lambda r: bool(r.cells)),
+    "scale": (plots.scale_curves, lambda r: r.scale is not None),
+    "load": (plots.load_latency, lambda r: r.load is not None and any(s.latency for s in r.load.scenarios)),
+}
 
 
 def size(n: float) -> str:
@@ -66,6 +75,28 @@ def frame(res: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scale_frame(res: Results) -> pd.DataFrame:
+    """One row per scenario × variant × size, with the cell's fit."""
+    assert res.scale is not None
+    fits = {(f.scenario, f.variant): f for f in res.scale.fits}
+    return pd.DataFrame([{**p.model_dump(), "exponent": fits[(p.scenario, p.variant)].exponent,
+                          "r2": fits[(p.scenario, p.variant)].r2,
+                          "buffers_exponent": fits[(p.scenario, p.variant)].buffers_exponent,
+                          "sla_ms": fits[(p.scenario, p.variant)].sla_ms,
+                          "crossing_tasks_per_user": fits[(p.scenario, p.variant)].crossing_tasks_per_user,
+                          "crossing": fits[(p.scenario, p.variant)].crossing} for p in res.scale.points])
+
+
+def load_frame(res: Results) -> pd.DataFrame:
+    """One row per scenario of the load mix."""
+    assert res.load is not None
+    return pd.DataFrame([{"scenario": s.scenario, "weight": s.weight, "requests": s.requests, "errors": s.errors,
+                          "sla_ms": s.sla_ms, "over_sla": s.over_sla,
+                          "p50_ms": s.latency.p50.value if s.latency else None,
+                          "p95_ms": s.latency.p95.value if s.latency else None,
+                          "p99_ms": s.latency.p99.value if s.latency else None} for s in res.load.scenarios])
+
+
 @dataclass
 class PlanDiff:
     scenario: str
@@ -105,8 +136,12 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
     base_write = next((v.write for v in res.variants if v.name == "baseline" and v.write), None)
     return {
         "res": res, "env": res.environment, "ds": res.dataset, "scenarios": scenarios, "variants": variants,
-        "cells": {(c.scenario, c.variant): c for c in res.cells}, "rec": recommend(res),
-        "diffs": plan_diffs(res), "base_write": base_write,
+        "cells": {(c.scenario, c.variant): c for c in res.cells}, "rec": recommend(res) if res.cells else None,
+        "diffs": plan_diffs(res), "base_write": base_write, "conn": res.connection, "scale": res.scale,
+        "load": res.load, "crossing": describe_crossing,
+        "scale_point": lambda scenario, variant, n: next(
+            (p for p in (res.scale.points if res.scale else []) if (p.scenario, p.variant, p.tasks_per_user)
+             == (scenario, variant, n)), None),
         "flips": [c for c in res.cells if c.stability and c.stability.flipped],
         "figures": {name: path.name for name, path in figures.items()},
         "total_seconds": sum(res.phase_seconds.values()),
@@ -129,7 +164,7 @@ def write_report(run_path: Path, out_dir: Path | None = None) -> list[Path]:
     res = results_io.load(run_path)
     out = out_dir or results_io.resolve(run_path).parent
     out.mkdir(parents=True, exist_ok=True)
-    figures = {name: draw(res, out / f"{name}.png") for name, draw in FIGURES.items()}
+    figures = {name: draw(res, out / f"{name}.png") for name, (draw, applies) in FIGURES.items() if applies(res)}
     view = _view(res, figures)
     templates = _templates()
     html = out / "index.html"
@@ -137,6 +172,11 @@ def write_report(run_path: Path, out_dir: Path | None = None) -> list[Path]:
         **view, images={name: _data_uri(path) for name, path in figures.items()}), encoding="utf-8")
     summary = out / "summary.md"
     summary.write_text(templates.get_template("summary.md.j2").render(**view), encoding="utf-8")
-    csv = out / "results.csv"
-    frame(res).to_csv(csv, index=False)
-    return [html, summary, csv, *figures.values()]
+    tables = {"results.csv": frame(res)}
+    if res.scale:
+        tables["scale.csv"] = scale_frame(res)
+    if res.load:
+        tables["load.csv"] = load_frame(res)
+    for name, table in tables.items():
+        table.to_csv(out / name, index=False)
+    return [html, summary, *(out / name for name in tables), *figures.values()]

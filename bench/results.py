@@ -150,11 +150,11 @@ class ScaleFit(BaseModel):
     scenario: str
     variant: str
     sla_ms: float
-    exponent: float  # p95 ∝ size^exponent, least squares over every size
+    exponent: float  # p50 ∝ size^exponent, least squares over every size (p50: the steadier quantile)
     r2: float
     buffers_exponent: float
     crossing_tasks_per_user: float | None  # where p95 reaches the SLA (see scale.sla_crossing)
-    crossing: str  # already, measured, extrapolated or flat
+    crossing: str  # already, measured, extrapolated, flat or beyond
 
 
 class ScaleResults(BaseModel):
