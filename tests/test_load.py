@@ -1,0 +1,111 @@
+"""The load runner's accounting and pacing on the real server, and one small real load run."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import asyncpg
+import pytest
+
+from bench import results as results_io
+from bench.catalog import Scenario
+from bench.load import LoadOptions, Request, Workload, drive, parse_pgbench_load, run_load, summarize_load
+from bench.report import write_report
+
+COUNTER = Scenario(name="counter", sla_class="isolation", sla_ms=30.0, sql="SELECT nextval('tb_requests')")
+
+
+def _workload(sql: str = "SELECT nextval('tb_requests')") -> Workload:
+    return Workload([COUNTER], [1], [sql], [[[]]], ["SELECT $1::int"])
+
+
+async def _drive(target, clients: int, seconds: float, rate: float | None) -> tuple[list[Request], int]:
+    conn = await asyncpg.connect(**target.asyncpg_kwargs())
+    await conn.execute("DROP SEQUENCE IF EXISTS tb_requests; CREATE SEQUENCE tb_requests")
+    pool = await asyncpg.create_pool(**target.asyncpg_kwargs(), min_size=clients, max_size=clients)
+    try:
+        records = await drive(pool, _workload(), clients, time.perf_counter() + seconds,
+                              rate / clients if rate else None, seed=7)
+        executed = await conn.fetchval("SELECT last_value FROM tb_requests")
+    finally:
+        await pool.close()
+        await conn.close()
+    return records, executed
+
+
+def test_every_request_is_counted_once(make_target):
+    target = make_target("tbload")
+    records, executed = asyncio.run(_drive(target, clients=3, seconds=1.0, rate=None))
+    # The server's own counter: each executed request recorded once, none lost, none twice.
+    assert len(records) == executed > 100
+    assert all(r.sent <= r.done and r.ok for r in records)
+
+
+def test_a_fixed_rate_is_kept_and_latency_runs_from_the_schedule(make_target):
+    target = make_target("tbload")
+    records, executed = asyncio.run(_drive(target, clients=2, seconds=2.0, rate=200.0))
+    assert len(records) == executed
+    assert 340 <= len(records) <= 460  # 400 expected; Poisson arrivals: ±3σ is ±60
+    gaps = sorted(r.scheduled for r in records)
+    mean_gap = statistics.mean(b - a for a, b in zip(gaps, gaps[1:], strict=False))
+    assert mean_gap == pytest.approx(1 / 200, rel=0.15)
+    assert all(r.scheduled <= r.sent + 1e-3 for r in records)  # never sent early
+
+
+def test_summary_accounting_on_constructed_requests():
+    work = Workload([COUNTER, COUNTER.model_copy(update={"name": "slow", "sla_ms": 10.0})], [3, 1],
+                    ["", ""], [[[]], [[]]], ["", ""])
+    records = [Request(0, t, t, t + 0.002, True) for t in (0.0, 0.1, 0.2)]
+    records += [Request(1, 0.3, 0.3, 0.32, True), Request(1, 0.4, 0.4, 0.405, True), Request(1, 0.5, 0.5, 0.6, False)]
+    load = summarize_load(records, work, clients=2, rate=None, variant="v")
+    assert load.requests == 6 and load.errors == 1
+    assert load.duration_s == pytest.approx(0.6)
+    assert load.throughput == pytest.approx(5 / 0.6)
+    fast, slow = load.scenarios
+    assert (fast.requests, fast.errors, fast.over_sla) == (3, 0, 0.0)
+    assert (slow.requests, slow.errors) == (2 + 1, 1) and slow.over_sla == pytest.approx(0.5)  # 20 ms > 10 ms SLA
+    assert load.lag_ms is None
+
+
+def test_pgbench_report_parsing_with_the_lookup_share():
+    report = """number of transactions actually processed: 1000
+latency average = 2.000 ms
+tps = 500.0 (without initial connection time)
+SQL script 1: a.sql
+ - 750 transactions (75.0% of total)
+ - statement latencies in milliseconds and failures:
+         0.001           0 \\set i random(1, 50)
+         0.050           0 SELECT x FROM tb_load_a WHERE i = :i
+         0.149           0 SELECT 1
+SQL script 2: b.sql
+ - 250 transactions (25.0% of total)
+ - statement latencies in milliseconds and failures:
+         0.000           0 \\set i random(1, 50)
+         0.050           0 SELECT y FROM tb_load_b WHERE i = :i
+         5.950           0 SELECT 2
+"""
+    tps, count, avg, share = parse_pgbench_load(report)
+    assert (tps, count, avg) == (500.0, 1000, 2.0)
+    assert share == pytest.approx((750 * 0.05 + 250 * 0.05) / (750 * 0.2 + 250 * 6.0))
+
+
+def test_a_small_real_load_run(seeded, catalog, tmp_path):
+    mixed = catalog.with_mix({"task_by_id": 3, "recent_tasks": 1}).select(None, ["composite"])
+    res = run_load(seeded, mixed, LoadOptions(clients=2, duration=1.0, warmup=0.2, jobs=1, param_sets=50,
+                                              pgbench_rounds=1))
+    load = res.load
+    assert load is not None and res.cells == [] and res.variants[0].name == "composite"
+    assert [s.scenario for s in load.scenarios] == ["task_by_id", "recent_tasks"]
+    assert load.requests == sum(s.requests for s in load.scenarios) > 50 and load.errors == 0
+    share = load.scenarios[0].requests / load.requests
+    assert 0.6 < share < 0.9  # weights 3:1
+    assert load.pgbench is not None and load.pgbench.tps > 0 and load.pgbench.ratio > 0
+    assert 0 < load.pgbench.lookup_share < 1 and load.pgbench.cpu_ms_per_tx > 0
+    path = results_io.save(res, tmp_path)
+    assert results_io.load(path).load == load
+    written = write_report(path)
+    assert path.parent / "load.png" in written and path.parent / "load.csv" in written
+    assert "Under load" in (path.parent / "index.html").read_text()
+    assert "Recommendation" not in (path.parent / "summary.md").read_text()  # no matrix, no recommendation
