@@ -12,7 +12,7 @@ CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --write
 # shared 2-core machine even after the whole-run drift is taken out, so the gate asks for ×2.
 CHECK_COMPARE := --factor 2
 
-.PHONY: install bench test check baseline gate-proof seed-bench seed-bench-network validate clean distclean
+.PHONY: install bench test check baseline gate-proof seed-bench seed-bench-network validate scale load bench-pytest clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ seed-bench: $(STAMP)  ## the seeder against a raw COPY of the same rows, default
 validate: $(STAMP)  ## the harness's client latency against pgbench on the same queries (default profile)
 	$(BIN)/taskbench seed --quiet
 	$(BIN)/taskbench validate $(ARGS)
+
+scale: $(STAMP)  ## how latency grows: 1k, 10k, 50k and 100k tasks per user (4 users each), report with scale curves
+	$(BIN)/taskbench scale $(ARGS)
+
+load: $(STAMP)  ## the default mix under 4 concurrent clients for 10 s (recommended variant), with pgbench alongside
+	$(BIN)/taskbench seed --quiet
+	$(BIN)/taskbench load $(ARGS)
+
+bench-pytest: $(STAMP)  ## every scenario x variant as a pytest-benchmark benchmark, saved under .benchmarks/
+	$(BIN)/python -m pytest benchmarks --benchmark-autosave $(ARGS)
 
 seed-bench-network: $(STAMP)  ## seed-bench over loopback TCP, then a unix socket, of one throw-away server (+ server-side generation)
 	$(BIN)/python -W ignore tools/loopback_server.py sh -c '\

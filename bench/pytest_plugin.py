@@ -1,0 +1,160 @@
+"""The scenarios as pytest-benchmark benchmarks — one per scenario × variant — for teams whose
+regression habit is ``--benchmark-autosave`` and ``--benchmark-compare-fail=median:10%``.
+
+``benchmarks/conftest.py`` loads this plugin (``pytest_plugins``); elsewhere, ``-p
+bench.pytest_plugin``. A session seeds (or reuses) the dataset, works on a scratch copy of it,
+applies one variant at a time (the variant parameter is session-scoped, so pytest groups the
+scenarios under it) and times the scenario's SQL through psycopg with server-side prepared
+statements, cycling over parameter sets drawn as ``taskbench run`` draws them. Timings stay in
+pytest-benchmark's hands; nothing here asserts a latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from seed.load import seed_database
+from seed.profiles import get_profile
+
+from . import schema
+from .catalog import Catalog, Scenario, load_catalog
+from .params import Drawer, Pools, load_pools
+from .provision import TargetSpec, dataset_home
+from .target import Target, connect_async, scratch_copy
+from .variants import apply_variant, remove_variant, snapshot
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("taskbench", "taskbench scenarios as benchmarks")
+    group.addoption("--tb-profile", default="ci", help="dataset profile (default: ci)")
+    group.addoption("--tb-users", type=int, default=None, help="override the profile's users")
+    group.addoption("--tb-tasks-per-user", type=int, default=None, help="override the profile's tasks per user")
+    group.addoption("--tb-db-name", default="taskbench_pytest", help="database the dataset lives in")
+    group.addoption("--tb-scenarios-dir", default="scenarios", help="sla.toml, queries/, variants/")
+    group.addoption("--tb-param-sets", type=int, default=200, help="parameter sets cycled per benchmark")
+
+
+def _catalog(config: pytest.Config) -> Catalog:
+    return load_catalog(Path(config.getoption("--tb-scenarios-dir")))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    catalog = None
+    if "tb_variant" in metafunc.fixturenames:
+        catalog = _catalog(metafunc.config)
+        # Session scope: pytest runs every scenario under one variant before applying the next.
+        metafunc.parametrize("tb_variant", [v.name for v in catalog.variants], indirect=True, scope="session")
+    if "tb_scenario" in metafunc.fixturenames:
+        catalog = catalog or _catalog(metafunc.config)
+        metafunc.parametrize("tb_scenario", [s.name for s in catalog.scenarios])
+
+
+@pytest.fixture(scope="session")
+def tb_catalog(pytestconfig: pytest.Config) -> Catalog:
+    return _catalog(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def tb_target(pytestconfig: pytest.Config) -> Iterator[Target]:
+    """A scratch copy of the seeded dataset (the embedded server unless DATABASE_URL is set)."""
+    opt = pytestconfig.getoption
+    spec = TargetSpec(database_url=os.environ.get("DATABASE_URL") or None, db_name=opt("--tb-db-name"))
+    profile = get_profile(opt("--tb-profile"), users=opt("--tb-users"), tasks_per_user=opt("--tb-tasks-per-user"))
+    with dataset_home(spec) as home:
+        seed_database(home, profile)
+        with scratch_copy(home, "pytest") as copy:
+            yield copy
+
+
+@pytest.fixture(scope="session")
+def tb_pools(tb_target: Target, tb_catalog: Catalog) -> Pools:
+    info = schema.dataset_info(tb_target)
+
+    async def load() -> Pools:
+        conn = await connect_async(tb_target)
+        try:
+            kinds = {v for s in tb_catalog.scenarios for v in s.params.values() if isinstance(v, str)}
+            return await load_pools(conn, kinds, date.fromisoformat(info["profile"]["anchor_date"]))
+        finally:
+            await conn.close()
+
+    return asyncio.run(load())
+
+
+@pytest.fixture(scope="session")
+def tb_variant(request: pytest.FixtureRequest, tb_target: Target, tb_catalog: Catalog) -> Iterator[str]:
+    variant = next(v for v in tb_catalog.variants if v.name == request.param)
+
+    async def change(apply: bool, applied: Any = None) -> Any:
+        conn = await connect_async(tb_target)
+        try:
+            if apply:
+                applied = await snapshot(conn, variant)
+                await apply_variant(conn, applied)
+            else:
+                await remove_variant(conn, applied)
+            return applied
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(change(True))
+    yield variant.name
+    asyncio.run(change(False, applied))
+
+
+@pytest.fixture(scope="session")
+def tb_connection(tb_target: Target) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(tb_target.libpq_conninfo(direct=False), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def tb_scenario(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@dataclass
+class Query:
+    """One scenario, ready to run: each call executes it with the next parameter set."""
+    scenario: Scenario
+    variant: str
+    run: Callable[[], list[Any]]
+
+    def __call__(self) -> list[Any]:
+        return self.run()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {"scenario": self.scenario.name, "variant": self.variant, "sla_ms": self.scenario.sla_ms,
+                "sla_class": self.scenario.sla_class}
+
+
+def psycopg_sql(sql: str) -> str:
+    """``$1`` placeholders as psycopg's named ones (a parameter may be used twice); literal % escaped."""
+    return re.sub(r"\$(\d+)", r"%(p\1)s", sql.replace("%", "%%"))
+
+
+@pytest.fixture
+def tb_query(tb_scenario: str, tb_variant: str, tb_catalog: Catalog, tb_pools: Pools,
+             tb_connection: psycopg.Connection, pytestconfig: pytest.Config) -> Query:
+    scenario = next(s for s in tb_catalog.scenarios if s.name == tb_scenario)
+    drawer = Drawer(scenario, tb_pools, seed=1)
+    sql = psycopg_sql(drawer.sql)
+    sets = itertools.cycle([{f"p{i + 1}": v for i, v in enumerate(drawer.draw())}
+                            for _ in range(pytestconfig.getoption("--tb-param-sets"))])
+
+    def run() -> list[Any]:
+        return tb_connection.execute(sql, next(sets), prepare=True).fetchall()
+
+    return Query(scenario, tb_variant, run)

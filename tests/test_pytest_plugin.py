@@ -1,0 +1,56 @@
+"""The scenarios as pytest-benchmark benchmarks: run for real, saved, and compared the way teams do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from bench.pytest_plugin import psycopg_sql
+from bench.target import drop_database, open_target
+
+from .conftest import DATA_DIR, ROOT
+
+
+def test_placeholders_become_psycopg_names_and_percent_signs_are_kept():
+    assert psycopg_sql("SELECT 1 WHERE a = $1 AND b LIKE '%' || $2 || '%' AND c = $1") == \
+        "SELECT 1 WHERE a = %(p1)s AND b LIKE '%%' || %(p2)s || '%%' AND c = %(p1)s"
+
+
+@pytest.fixture
+def db_name():
+    name = f"tbpytest_{uuid.uuid4().hex[:8]}"
+    yield name
+    drop_database(open_target(None, "postgres", DATA_DIR), name)
+
+
+def _pytest_benchmarks(db_name: str, storage, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider",
+         "-k", "composite-recent_tasks or baseline-task_by_id", "--tb-db-name", db_name, "--tb-users", "2",
+         "--tb-tasks-per-user", "300", "--benchmark-storage", str(storage), "--benchmark-max-time", "0.2", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_benchmarks_save_and_compare_fail_as_pytest_benchmark_does(db_name, tmp_path):
+    storage = tmp_path / "store"
+    first = _pytest_benchmarks(db_name, storage, "--benchmark-autosave", "--benchmark-json", str(tmp_path / "b.json"))
+    assert first.returncode == 0, first.stdout[-2000:]
+    data = json.loads((tmp_path / "b.json").read_text())
+    by_name = {b["name"]: b for b in data["benchmarks"]}
+    assert set(by_name) == {"test_scenario[baseline-task_by_id]", "test_scenario[composite-recent_tasks]"}
+    assert by_name["test_scenario[composite-recent_tasks]"]["extra_info"] == {
+        "scenario": "recent_tasks", "variant": "composite", "sla_ms": 50.0, "sla_class": "list"}
+    assert all(b["stats"]["rounds"] > 5 for b in data["benchmarks"])
+
+    # A saved run that was impossibly fast: the next run must fail its compare, as a regression would.
+    (saved,) = storage.glob("*/0001_*.json")
+    doctored = json.loads(saved.read_text())
+    for bench in doctored["benchmarks"]:
+        bench["stats"]["median"] = bench["stats"]["median"] / 1000
+    saved.write_text(json.dumps(doctored))
+    slower = _pytest_benchmarks(db_name, storage, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%")
+    assert slower.returncode != 0 and "Performance has regressed" in slower.stdout + slower.stderr
