@@ -354,7 +354,7 @@ def scale_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT
                                                         variant or list(DEFAULT_VARIANTS))
     opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup, cold_samples=0,
                       stability_rounds=0, write_rows=0)
-    with progress(not quiet, unit="cells") as advance:
+    with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:
         res = measure_scale(spec, cat, opts, _sizes(sizes), users, advance, _note)
     path = results_io.save(res, reports_dir)
     assert res.scale is not None

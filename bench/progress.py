@@ -20,10 +20,16 @@ def no_progress(label: str, done: int, total: int | None) -> None:
 
 
 @contextmanager
-def progress(enabled: bool = True, unit: str = "rows", interval_s: float = 5.0) -> Iterator[Advance]:
+def progress(enabled: bool = True, unit: str = "rows", interval_s: float = 5.0,
+             units: dict[str, str] | None = None) -> Iterator[Advance]:
+    """``units`` names the unit of labels that start with a key (``{"seed": "rows"}``) where one
+    bar shows several kinds of work."""
     if not enabled:
         yield no_progress
         return
+    def unit_of(label: str) -> str:
+        return next((u for prefix, u in (units or {}).items() if label.startswith(prefix)), unit)
+
     console = Console(stderr=True)
     if console.is_terminal:
         with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
@@ -36,7 +42,7 @@ def progress(enabled: bool = True, unit: str = "rows", interval_s: float = 5.0) 
                     tasks[label] = (bar.add_task(label, total=total, rate=""), time.perf_counter())
                 task_id, started = tasks[label]
                 rate = done / max(time.perf_counter() - started, 1e-9)
-                bar.update(task_id, completed=done, total=total, rate=f"{rate:,.0f} {unit}/s")
+                bar.update(task_id, completed=done, total=total, rate=f"{rate:,.0f} {unit_of(label)}/s")
 
             yield advance
         return
@@ -53,6 +59,6 @@ def progress(enabled: bool = True, unit: str = "rows", interval_s: float = 5.0) 
         last[label] = now
         rate = done / max(now - started[label], 1e-9)
         of = f"/{total:,}" if total is not None else ""
-        print(f"{label}: {done:,}{of} {unit} ({rate:,.0f} {unit}/s)", file=sys.stderr, flush=True)
+        print(f"{label}: {done:,}{of} {unit_of(label)} ({rate:,.0f} {unit_of(label)}/s)", file=sys.stderr, flush=True)
 
     yield plain
