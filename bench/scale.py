@@ -33,7 +33,7 @@ DEFAULT_SCENARIOS = ("open_task_count", "recent_tasks", "pending_tasks", "due_ne
 DEFAULT_VARIANTS = ("baseline", "composite", "recommended")
 # Below this exponent a cell is taken as flat: it is not extrapolated to an SLA crossing.
 FLAT = 0.1
-FAR = 100
+FAR = 10
 
 
 def scale_profile(tasks_per_user: int, users: int = DEFAULT_USERS, seed: int | None = None) -> Profile:

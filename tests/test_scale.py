@@ -11,7 +11,7 @@ from bench.provision import TargetSpec
 from bench.report import write_report
 from bench.results import ScalePoint
 from bench.runner import RunOptions
-from bench.scale import FAR, fits, growth_exponent, measure_scale, sla_crossing
+from bench.scale import fits, growth_exponent, measure_scale, sla_crossing
 from bench.target import drop_database, open_target
 
 from .conftest import DATA_DIR
@@ -54,7 +54,6 @@ def test_already_over_and_flat_cells():
     assert sla_crossing(SIZES, [0.5, 0.5, 0.5, 0.5], 50.0) == (None, "flat")
     # noise at the top that points up while the whole series is flat is not extrapolated
     assert sla_crossing(SIZES, [0.9, 0.6, 0.5, 0.7], 50.0) == (None, "flat")
-    assert FAR * SIZES[-1] > 1_000_000
 
 
 def test_fits_per_cell_from_points():
