@@ -140,7 +140,7 @@ def targeted(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = _spec(**{name: kwargs.pop(name) for name in _TARGET_OPTIONS})
         return fn(*args, spec=spec, **kwargs)
 
-    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values() if p.name != "spec"]
+    own = [p for p in signature.parameters.values() if p.name != "spec"]
     with_spec.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
     with_spec.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "spec"}
     return with_spec
@@ -247,22 +247,27 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
         out.print(str(path), highlight=False)
 
 
+MarkdownOut = Annotated[Optional[Path], typer.Option(
+    "--markdown", help="Also write the Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\").")]
+GithubAnnotations = Annotated[bool, typer.Option("--annotations", help="Print GitHub error annotations.")]
+AcrossMachines = Annotated[bool, typer.Option(
+    "--across-machines", help="Run the time gate even when the runs come from different machines.")]
+Factor = Annotated[float, typer.Option("--factor", min=1.0, help="Median ratio that counts as slower.")]
+PValue = Annotated[float, typer.Option("--p-value", min=0.0, max=1.0, help="Mann-Whitney threshold.")]
+FloorMs = Annotated[float, typer.Option("--noise-floor-ms", min=0.0, help="Smallest median shift, ms.")]
+Spread = Annotated[float, typer.Option("--noise-spread", min=0.0,
+                                       help="Smallest median shift as a share of the baseline's IQR.")]
+BufferTolerance = Annotated[float, typer.Option("--buffer-tolerance", min=0.0, help="Relative rise in buffers.")]
+
+
 @command("compare")
 def compare_cmd(
     baseline: Annotated[Path, typer.Argument(help="Baseline run directory or results.json.")],
     current: Annotated[Path, typer.Argument(help="Current run directory or results.json.")],
-    markdown_out: Annotated[Optional[Path], typer.Option(
-        "--markdown", help="Also write the Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\").")] = None,
-    github: Annotated[bool, typer.Option("--annotations", help="Print GitHub error annotations.")] = False,
+    markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
     force: Annotated[bool, typer.Option("--force", help="Compare incomparable runs (timing gates off).")] = False,
-    across_machines: Annotated[bool, typer.Option(
-        "--across-machines", help="Run the time gate even when the runs come from different machines.")] = False,
-    factor: Annotated[float, typer.Option("--factor", min=1.0, help="Median ratio that counts as slower.")] = 1.5,
-    p_value: Annotated[float, typer.Option("--p-value", min=0.0, max=1.0, help="Mann-Whitney threshold.")] = 0.001,
-    floor_ms: Annotated[float, typer.Option("--noise-floor-ms", min=0.0, help="Smallest median shift, ms.")] = 1.0,
-    spread: Annotated[float, typer.Option(
-        "--noise-spread", min=0.0, help="Smallest median shift as a share of the baseline's IQR.")] = 0.5,
-    buffers: Annotated[float, typer.Option("--buffer-tolerance", min=0.0, help="Relative rise in buffers.")] = 0.10,
+    across_machines: AcrossMachines = False, factor: Factor = 1.5, p_value: PValue = 0.001, floor_ms: FloorMs = 1.0,
+    spread: Spread = 0.5, buffers: BufferTolerance = 0.10,
 ) -> None:
     """Exit 0 if no regression, 1 on a regression, 2 if the runs cannot be judged."""
     from . import compare as compare_mod
@@ -270,14 +275,59 @@ def compare_cmd(
     base, cur = results_io.load(baseline), results_io.load(current)
     th = compare_mod.Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms,
                                 noise_spread=spread, buffer_tolerance=buffers)
-    result = compare_mod.compare(base, cur, th, force=force, across_machines=across_machines)
-    _print_comparison(result, base.run_id, cur.run_id)
+    _verdict(compare_mod.compare(base, cur, th, force=force, across_machines=across_machines),
+             base.run_id, cur.run_id, github, markdown_out)
+
+
+@command("check")
+@targeted
+def check_cmd(spec: TargetSpec,
+              baseline: Annotated[Path, typer.Argument(help="Baseline to judge against (e.g. reports/baseline.json).")],
+              scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, samples: Samples = RunOptions.samples,
+              max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
+              cold_samples: ColdN = RunOptions.cold_samples,
+              stability_rounds: StabilityN = RunOptions.stability_rounds, write_rows: WriteN = RunOptions.write_rows,
+              reports_dir: ReportsDir = Path("reports/check"),
+              confirm: Annotated[int, typer.Option("--confirm", min=0, help=(
+                  "Re-measurements a time regression must survive (its whole variant is measured again).")
+              )] = 1,
+              markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
+              across_machines: AcrossMachines = False, factor: Factor = 1.5, p_value: PValue = 0.001,
+              floor_ms: FloorMs = 1.0, spread: Spread = 0.5, buffers: BufferTolerance = 0.10,
+              quiet: Quiet = False) -> None:
+    """Measure the baseline's cells, compare, and re-measure before failing on time (the CI gate)."""
+    from . import compare as compare_mod
+    from .check import check
+
+    base = results_io.load(baseline)
+    catalog = catalog_io.load_catalog(scenarios_dir)
+    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows)
+    th = compare_mod.Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms,
+                                noise_spread=spread, buffer_tolerance=buffers)
+    with measurement_target(spec, announce=_note) as target:
+        _show(target)
+
+        def measure(cat: Catalog) -> Any:
+            with progress(not quiet, unit="cells") as advance:
+                return run(target, cat, opts, advance)
+
+        current, result = check(target, catalog, base, opts, th, rounds=confirm, across_machines=across_machines,
+                                measure=measure)
+    _note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
+    _verdict(result, base.run_id, current.run_id, github, markdown_out)
+
+
+def _verdict(result: Any, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:
+    """Print a comparison (and its annotations, Markdown) and exit with its code."""
+    from . import compare as compare_mod
+
+    _print_comparison(result, base_id, cur_id)
     if github:
         for line in compare_mod.annotations(result):
             print(line)
     if markdown_out:
         with markdown_out.open("a", encoding="utf-8") as f:  # append: $GITHUB_STEP_SUMMARY may hold more
-            f.write(compare_mod.markdown(result, base.run_id, cur.run_id))
+            f.write(compare_mod.markdown(result, base_id, cur_id))
     raise typer.Exit(result.exit_code)
 
 
@@ -296,7 +346,8 @@ def _print_comparison(result: Any, base_id: str, cur_id: str) -> None:
     elif result.drift:
         out.print("run drift per variant (cells judged beyond it): "
                   + ", ".join(f"{v} ×{d:.2f}" for v, d in result.drift.items()), highlight=False)
-    for title, items in (("regressions", result.regressions), ("improvements", result.improvements)):
+    for title, items in (("regressions", result.regressions), ("improvements", result.improvements),
+                         ("not reproduced when measured again (noise)", result.unconfirmed)):
         if items:
             table = Table(title=title, title_justify="left")
             for column in ("scenario", "variant", "gate", "what changed"):

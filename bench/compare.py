@@ -46,6 +46,7 @@ class Comparison:
     regressions: list[Finding] = field(default_factory=list)
     improvements: list[Finding] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unconfirmed: list[Finding] = field(default_factory=list)  # time findings a re-measurement did not repeat
     timing_off: str | None = None  # why the time gate did not run, if it did not
     drift: dict[str, float] = field(default_factory=dict)  # per variant: how much slower the whole run was
 
@@ -222,6 +223,9 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> str:
         if items:
             lines += ["", f"### {title}", "", "| scenario | variant | gate | what changed |", "|---|---|---|---|"]
             lines += [f"| {f.scenario} | {f.variant} | {f.gate} | {f.message} |" for f in items]
+    if cmp.unconfirmed:
+        lines += ["", "Not reproduced when measured again (noise; not a regression): "
+                  + "; ".join(f"{f.scenario} × {f.variant} ({f.message})" for f in cmp.unconfirmed)]
     if cmp.missing:
         lines += ["", "Cells in the baseline but not in this run: " + ", ".join(cmp.missing)]
     return "\n".join(lines) + "\n"

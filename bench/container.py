@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy.engine import URL, make_url
 
 from .errors import DatabaseError, first_line
 
-# The major a new Neon project gets by default: benchmark what production runs.
-DEFAULT_PG_MAJOR = 17
+# The major a new Neon project gets by default (18 since June 2026): benchmark what production runs.
+DEFAULT_PG_MAJOR = 18
 
 
 @contextmanager
@@ -30,9 +30,12 @@ def docker_postgres(major: int = DEFAULT_PG_MAJOR) -> Iterator[URL]:
                             "or use the embedded target (no --target) or --database-url") from None
     try:
         container.start()
-    except docker.errors.DockerException as exc:
-        container.stop()
-        raise DatabaseError(f"the postgres:{major} container did not start: {first_line(exc)}") from None
+    except BaseException as exc:  # a failed pull, a readiness timeout, Ctrl-C: never leave it running
+        with suppress(Exception):
+            container.stop()
+        if isinstance(exc, (docker.errors.DockerException, TimeoutError, RuntimeError)):
+            raise DatabaseError(f"the postgres:{major} container did not start: {first_line(exc)}") from None
+        raise
     try:
         yield make_url(container.get_connection_url()).set(drivername="postgresql")
     finally:

@@ -26,7 +26,9 @@ from .errors import DatabaseError
 API_URL = "https://console.neon.tech/api/v2"
 DEFAULT_PARENT = "taskbench-seeded"
 RUN_BRANCH_PREFIX = "taskbench-run-"
-# 429: rate limited; 423: the project already has operations running (Neon serialises them).
+# 429: rate limited; 423: the project already has operations running (Neon serialises them); 5xx:
+# retried for GET and DELETE only. Neon does not document Retry-After: it is honoured when sent,
+# else the wait doubles from 1 s.
 RETRY_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
 _FAILED_OPERATION = frozenset({"failed", "error", "cancelled", "cancelling"})
 
@@ -87,13 +89,22 @@ class NeonClient:
         self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One API call. 423 and 429 (nothing was done) are retried for every method; a 5xx only for
+        GET and DELETE, since a POST may have taken effect; a dropped connection only for DELETE,
+        the clean-up that must try hard (elsewhere a wrong URL should fail at once)."""
+        idempotent = method in ("GET", "DELETE")
         for attempt in range(self.settings.max_retries + 1):
+            last = attempt == self.settings.max_retries
             try:
                 response = self._http.request(method, self._project + path, **kwargs)
             except httpx.TransportError as exc:
+                if method == "DELETE" and not last:
+                    self._sleep(retry_after_seconds(None, attempt, self.settings.max_wait))
+                    continue
                 raise NeonError(f"cannot reach the Neon API at {self.settings.api_url}: "
                                 f"{type(exc).__name__}: {exc}") from None
-            if response.status_code in RETRY_STATUSES and attempt < self.settings.max_retries:
+            retry = response.status_code in (423, 429) or (idempotent and response.status_code in RETRY_STATUSES)
+            if retry and not last:
                 self._sleep(retry_after_seconds(response.headers.get("Retry-After"), attempt,
                                                 self.settings.max_wait))
                 continue
@@ -102,9 +113,13 @@ class NeonClient:
 
     # -- branches -------------------------------------------------------------------------------
 
-    def find_branch(self, name: str) -> dict[str, Any] | None:
+    def find_branches(self, name: str) -> list[dict[str, Any]]:
+        """Branches called exactly ``name`` (the API's search also matches parts of names)."""
         branches = self.request("GET", "/branches", params={"search": name}).get("branches", [])
-        return next((b for b in branches if b.get("name") == name), None)
+        return [b for b in branches if b.get("name") == name]
+
+    def find_branch(self, name: str) -> dict[str, Any] | None:
+        return next(iter(self.find_branches(name)), None)
 
     def create_branch(self, name: str, parent_id: str | None,
                       on_created: Callable[[str], None] = lambda branch_id: None) -> dict[str, Any]:
@@ -216,19 +231,23 @@ def _uninterruptible() -> Iterator[None]:
 
 
 def parent_branch(client: NeonClient, db_name: str, create: bool) -> Branch:
-    """The named branch that holds the seeded dataset; created from the project's default branch
-    when ``create`` (seeding), else it must exist."""
+    """The named branch that holds the seeded dataset. Seeding (``create``) makes it from the
+    project's default branch if needed, with a compute and the database; a run only reads it, and
+    needs it seeded."""
     name = client.settings.parent
     found = client.find_branch(name)
+    if found is None and not create:
+        raise NeonError(f"Neon branch {name!r} does not exist: seed it first "
+                        f"(taskbench seed --target neon --neon-parent {name})")
     if found is None:
-        if not create:
-            raise NeonError(f"Neon branch {name!r} does not exist: seed it first "
-                            f"(taskbench seed --target neon --neon-parent {name})")
         found = client.create_branch(name, parent_id=None)["branch"]
-    else:
+    elif create:
         client.ensure_endpoint(found["id"])
     branch = client.describe(found, db_name)
     if not client.has_database(branch, db_name):
+        if not create:
+            raise NeonError(f"Neon branch {name!r} has no database {db_name!r}: seed it first "
+                            f"(taskbench seed --target neon --neon-parent {name} --db-name {db_name})")
         client.create_database(branch, db_name)
     return branch
 
@@ -238,8 +257,6 @@ def run_branch(client: NeonClient, db_name: str, announce: Callable[[str], None]
     """A fresh child of the parent branch for one run; deleted on exit — success, error, Ctrl-C or
     SIGTERM — unless ``keep_branch``."""
     parent = parent_branch(client, db_name, create=False)
-    if not client.has_database(parent, db_name):
-        raise NeonError(f"branch {parent.name!r} has no database {db_name!r}: seed it first")
     name = f"{RUN_BRANCH_PREFIX}{secrets.token_hex(4)}"
     created_id: list[str] = []
 
@@ -247,22 +264,35 @@ def run_branch(client: NeonClient, db_name: str, announce: Callable[[str], None]
         created_id.append(branch_id)
         announce(f"created Neon branch {name} ({branch_id}) from {parent.name}")
 
+    ok = False
     try:
         created = client.create_branch(name, parent.id, on_created)
         yield client.describe(created["branch"], db_name)
+        ok = True
     finally:
-        _dispose(client, name, created_id[0] if created_id else None, announce)
+        _dispose(client, name, created_id, announce, raise_errors=ok)
 
 
-def _dispose(client: NeonClient, name: str, branch_id: str | None, announce: Callable[[str], None]) -> None:
-    if client.settings.keep_branch and branch_id:
-        announce(f"kept Neon branch {name} ({branch_id}); delete it with: neonctl branches delete {branch_id}")
+def _dispose(client: NeonClient, name: str, known_ids: list[str], announce: Callable[[str], None],
+             raise_errors: bool) -> None:
+    """Delete the run's branch. When the run itself failed, a failed delete is announced (with the
+    command that finishes the job) but does not hide the run's own error."""
+    if client.settings.keep_branch and known_ids:
+        announce(f"kept Neon branch {name} ({known_ids[0]}); delete it with: "
+                 f"neonctl branches delete {known_ids[0]} --project-id {client.settings.project_id}")
         return
     with _uninterruptible():
-        if branch_id is None:  # interrupted while the create request was in flight: look it up by name
-            found = client.find_branch(name)
-            branch_id = found["id"] if found else None
-        if branch_id:
-            client.delete_branch(branch_id)
-            announce(f"deleted Neon branch {name} ({branch_id})")
-
+        ids = list(known_ids)
+        try:
+            if not ids:  # interrupted while the create request was in flight: look it up by name
+                ids = [b["id"] for b in client.find_branches(name)]
+            for branch_id in ids:
+                announce(f"deleting Neon branch {name} ({branch_id})...")
+                client.delete_branch(branch_id)
+                announce(f"deleted Neon branch {name} ({branch_id})")
+        except NeonError as exc:
+            left = " ".join(ids) or name
+            announce(f"could not delete Neon branch {name}: {exc}; delete it with: "
+                     f"neonctl branches delete {left} --project-id {client.settings.project_id}")
+            if raise_errors:
+                raise

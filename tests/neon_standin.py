@@ -37,6 +37,7 @@ class NeonStandIn:
         self.operations: dict[str, dict[str, Any]] = {}
         self.log: list[tuple[str, str, int, Any]] = []  # method, path, status, request body
         self.throttled = 0  # the next N requests answer 429
+        self.unavailable: dict[str, int] = {}  # method → the next N requests of it answer 503
         self.retry_after = "1"
         self.lock = threading.RLock()
         main = self._new_branch("main", None, default=True)
@@ -222,6 +223,9 @@ def _handler(standin: NeonStandIn) -> type[BaseHTTPRequestHandler]:
                 standin.throttled -= 1
                 status, payload = 429, {"code": "", "message": "too many requests"}
                 extra["Retry-After"] = standin.retry_after
+            elif standin.unavailable.get(method):
+                standin.unavailable[method] -= 1
+                status, payload = 503, {"code": "", "message": "service unavailable"}
             else:
                 status, payload = standin.handle(method, split.path, query, body)
             standin.log.append((method, split.path, status, body))

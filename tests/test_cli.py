@@ -89,12 +89,12 @@ def bench_run(tmp_path_factory):
     proc = taskbench("bench", "--db-name", name, "--profile", "ci", "--users", "2", "--tasks-per-user", "400",
                      "--samples", "20", "--max-samples", "20", "-s", "recent_tasks", "-s", "last_messages",
                      "--reports-dir", str(reports))
-    yield proc, reports
+    yield proc, reports, name
     drop_database(open_target(None, name, DATA_DIR), name)
 
 
 def test_bench_seeds_runs_and_reports(bench_run):
-    proc, reports = bench_run
+    proc, reports, _ = bench_run
     assert proc.returncode == 0, proc.stderr
     run_dir = (reports / "latest").resolve()
     for name in ("results.json", "summary.md", "latency.png"):
@@ -104,12 +104,23 @@ def test_bench_seeds_runs_and_reports(bench_run):
 
 
 def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_path):
-    _, reports = bench_run
+    _, reports, _ = bench_run
     md = tmp_path / "compare.md"
     latest = str(reports / "latest")
     proc = taskbench("compare", latest, latest, "--markdown", str(md))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 regression(s)" in md.read_text()
+
+
+def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path):
+    _, reports, name = bench_run
+    md = tmp_path / "check.md"
+    proc = taskbench("check", str(reports / "latest"), "--db-name", name, "--samples", "20", "--max-samples", "20",
+                     "--cold-samples", "0", "--stability-rounds", "0", "--write-rows", "0", "--quiet",
+                     "--reports-dir", str(tmp_path / "check"), "--markdown", str(md))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 regression(s)" in md.read_text()
+    assert (tmp_path / "check" / "latest" / "results.json").exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

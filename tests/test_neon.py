@@ -70,7 +70,7 @@ def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalog, spec,
         assert target.database == standin.physical_name(branch_id, "taskbench")
         res = run(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK)
     assert run_branches(standin) == []
-    assert [n.split()[0] for n in notes] == ["created", "deleted"]
+    assert [n.split()[0] for n in notes] == ["created", "deleting", "deleted"]
     assert res.environment.target_kind == "neon" and len(res.cells) == 2
     assert res.connection is not None and res.connection.host_kind == "socket"
     assert res.connection.first_query_ms > 0 and res.connection.connect_ms > 0
@@ -93,6 +93,41 @@ def test_the_branch_is_deleted_after_a_failure_mid_run(standin, catalog, spec):
         with measurement_target(spec) as target:
             run(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK, fail_after_first_cell)
     assert run_branches(standin) == []
+
+
+def test_a_failed_delete_after_a_failed_run_keeps_the_runs_error_and_says_how_to_finish(standin, spec):
+    notes: list[str] = []
+    impatient = replace(spec, neon=replace(spec.neon, max_retries=1, max_wait=0.0))
+    with pytest.raises(RuntimeError, match="injected"):
+        with measurement_target(impatient, announce=notes.append):
+            standin.unavailable["DELETE"] = 2  # the delete and its one retry fail
+            raise RuntimeError("injected")
+    (name,) = run_branches(standin)
+    branch_id = standin.branch_named(name)["id"]
+    assert any(n.startswith(f"deleting Neon branch {name}") for n in notes)
+    assert f"neonctl branches delete {branch_id} --project-id {standin.project_id}" in notes[-1]
+    with pytest.raises(NeonError, match="HTTP 503"):  # when the run itself succeeded, a failed delete is the error
+        with measurement_target(impatient):
+            standin.unavailable["DELETE"] = 2
+    assert standin.unavailable["DELETE"] == 0 and len(run_branches(standin)) == 2
+    client = NeonClient(spec.neon)
+    for leftover in run_branches(standin):
+        client.delete_branch(standin.branch_named(leftover)["id"])
+    client.close()
+    assert run_branches(standin) == []
+
+
+def test_a_post_is_not_retried_on_a_server_error_but_a_get_is(standin, spec):
+    client = NeonClient(replace(spec.neon, max_wait=0.0))
+    standin.unavailable["GET"] = 2
+    assert client.find_branch(PARENT) is not None  # retried: a GET changes nothing
+    standin.unavailable["POST"] = 1
+    before = set(standin.branches)
+    with pytest.raises(NeonError, match="HTTP 503"):  # a POST may have been done: never sent twice
+        client.create_branch("taskbench-run-once", parent_id=None)
+    client.close()
+    assert set(standin.branches) == before
+    assert [(m, s) for m, _, s, _ in standin.log[-1:]] == [("POST", 503)]
 
 
 def test_keep_branch_keeps_it_and_says_how_to_delete_it(standin, spec):

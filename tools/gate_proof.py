@@ -1,8 +1,9 @@
 """Proof that the regression gate is trustworthy, re-runnable by anyone (`make gate-proof`).
 
-On the ci profile (embedded server, database taskbench_ci): one baseline run, then
-  A/A: N identical re-runs, each compared with the baseline — every one must exit 0;
-  A/B: four injected regressions, each compared with the baseline — every one must be caught:
+On the ci profile (embedded server, database taskbench_ci): one baseline run, then, each judged as
+`make check` judges (bench.check: measure, compare, re-measure a variant before a time finding stands)
+  A/A: N identical re-runs — every one must exit 0;
+  A/B: four injected regressions — every one must be caught:
     1. an index removed from a variant (composite without tb_tasks_user_created),
     2. a query rewritten so it cannot use its index (a cast around the filtered column),
     3. index scans disabled for a run (ALTER ROLE ... SET enable_*scan = off; reset afterwards):
@@ -28,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import schema  # noqa: E402
 from bench.catalog import Catalog, load_catalog  # noqa: E402
+from bench.check import check  # noqa: E402
 from bench.compare import Comparison, compare  # noqa: E402
-from bench.results import Results  # noqa: E402
 from bench.runner import RunOptions, run  # noqa: E402
 from bench.target import Target, open_target  # noqa: E402
 from seed.load import seed_database  # noqa: E402
@@ -82,28 +83,32 @@ def main() -> int:
     seed_database(target, get_profile("ci"))
     scenarios = ROOT / "scenarios"
     base = run(target, _catalog(scenarios), OPTS)
+
+    def gate(catalog: Catalog) -> Comparison:
+        return check(target, catalog, base, OPTS)[1]
+
     ok = True
     for i in range(args.reruns):
-        ok &= _line(f"A/A re-run {i + 1}", compare(base, run(target, _catalog(scenarios), OPTS)), "pass")
+        ok &= _line(f"A/A re-run {i + 1}", gate(_catalog(scenarios)), "pass")
 
     with tempfile.TemporaryDirectory() as tmp:
-        def injected(relative: str, old: str, new: str) -> Results:
+        def injected(relative: str, old: str, new: str) -> Comparison:
             work = Path(tmp) / f"s{time.monotonic_ns()}"
             shutil.copytree(scenarios, work)
             _edit(work, relative, old, new)
-            return run(target, _catalog(work), OPTS)
+            return gate(_catalog(work))
 
         removed = injected("variants/composite.toml",
                            '"CREATE INDEX tb_tasks_user_created ON tasks (user_id, created_at DESC)",', "")
-        ok &= _line("A/B index removed from composite", compare(base, removed), "regress")
+        ok &= _line("A/B index removed from composite", removed, "regress")
         rewritten = injected("queries/recent_tasks.toml", "WHERE user_id = :user_id",
                              "WHERE user_id::text = (:user_id)::uuid::text")
-        ok &= _line("A/B recent_tasks rewritten (cast on user_id)", compare(base, rewritten), "regress")
+        ok &= _line("A/B recent_tasks rewritten (cast on user_id)", rewritten, "regress")
         # ~3× slower: a one-off sleep of twice the median of a cell slow enough for pg_sleep's ms resolution
         pause = round(2 * statistics.median(base.cell(*SLOW_CELL).samples.client_ms) / 1000, 3)
         slower = injected(f"queries/{SLOW_CELL[0]}.toml", "AND deleted_at IS NULL",
                           f"AND deleted_at IS NULL AND (SELECT pg_sleep({pause})) IS NOT NULL")
-        ok &= _line(f"A/B {' × '.join(SLOW_CELL)} slower (+{pause * 1000:.0f} ms sleep)", compare(base, slower),
+        ok &= _line(f"A/B {' × '.join(SLOW_CELL)} slower (+{pause * 1000:.0f} ms sleep)", slower,
                     "regress", cell=SLOW_CELL)
     _scans_off(target, True)
     try:
