@@ -24,7 +24,7 @@ from .container import DEFAULT_PG_MAJOR
 from .errors import InputError, Interrupted, TaskbenchError
 from .neon import API_URL, DEFAULT_PARENT, NeonSettings
 from .progress import progress
-from .provision import KINDS, TargetSpec, dataset_home, measurement_target
+from .provision import KINDS, TargetSpec, dataset_home, measurement_target, require_lasting
 from .runner import RunOptions, run
 from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target
 
@@ -189,6 +189,7 @@ def seed_cmd(spec: TargetSpec, profile: Profile = "default",
              quiet: Quiet = False) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
     prof = _profile(profile, users, tasks_per_user, seed, generate)
+    require_lasting(spec)
     with dataset_home(spec, _note) as home:
         _seed(_show(home), prof, quiet, reload)
 
@@ -458,6 +459,7 @@ def load_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_
 def _print_load(res: Any) -> None:
     load = res.load
     out.print(f"{load.requests:,} requests in {load.duration_s:.1f} s: {load.throughput:,.0f}/s, {load.errors} errors"
+              + (f", {load.unsent:,} arrivals never sent (behind schedule at the end)" if load.unsent else "")
               + (f"; schedule lag p95 {load.lag_ms.p95.value:.2f} ms" if load.lag_ms else ""), highlight=False)
     out.print(f"  {'scenario':26} {'weight':>6} {'requests':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'SLA':>5} {'over SLA':>8}",
               highlight=False)

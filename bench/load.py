@@ -25,6 +25,7 @@ import resource
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -33,15 +34,14 @@ import asyncpg
 
 from . import schema
 from .catalog import Catalog, Scenario
-from .cold import cold_cache
 from .environment import environment
 from .errors import DatabaseError, InputError
-from .params import Drawer, load_pools
+from .params import Drawer, pools_for
 from .pgbench import STATEMENT_LINE, run_pgbench, script, store_params
-from .results import Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
+from .results import ColdCache, Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
 from .runner import RunOptions, run_measurement
 from .stats import summarize
-from .target import Target, connect_async, scratch_copy
+from .target import Target, connect_async, connect_error, scratch_copy
 from .variants import apply_variant, snapshot, variant_cost
 
 
@@ -76,8 +76,26 @@ class Workload:
     lookups: list[str]  # pgbench's per-transaction parameter fetch, mirrored for the comparison
 
 
+def _unsent(next_at: float, deadline: float, rate: float, rng: random.Random) -> int:
+    """Arrivals still scheduled before the deadline when the client ran out of time (pgbench's
+    "skipped" under -R: a client that fell behind does not send its backlog after the end)."""
+    n = 0
+    while next_at < deadline:
+        n += 1
+        next_at += rng.expovariate(rate)
+    return n
+
+
+def _gone(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # a pool's proxy, detached once its connection was lost
+        return True
+
+
 async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, deadline: float,
-                  rate: float | None, mirror: bool, records: list[Request]) -> None:
+                  rate: float | None, mirror: bool, records: list[Request]) -> int:
+    """Send until the deadline; returns the arrivals left unsent (fixed rate only)."""
     statements = [await conn.prepare(sql) for sql in work.sql]  # as pgbench -M prepared: parse once
     lookups = [await conn.prepare(sql) for sql in work.lookups] if mirror else []
     cumulative = list(itertools.accumulate(work.weights))
@@ -87,11 +105,13 @@ async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, 
         if rate:
             next_at += rng.expovariate(rate)
             if next_at >= deadline:
-                return
+                return 0
+            if time.perf_counter() >= deadline:
+                return _unsent(next_at, deadline, rate, rng)
             if (wait := next_at - time.perf_counter()) > 0:
                 await asyncio.sleep(wait)
         elif time.perf_counter() >= deadline:
-            return
+            return 0
         i = rng.choices(choices, cum_weights=cumulative)[0]
         k = rng.randrange(len(work.params[i]))
         sent = time.perf_counter()
@@ -100,24 +120,34 @@ async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, 
                 await lookups[i].fetchrow(k + 1)
             await statements[i].fetch(*work.params[i][k])
             ok = True
-        except asyncpg.PostgresError:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             ok = False
         records.append(Request(i, next_at if rate else sent, sent, time.perf_counter(), ok))
+        if not ok and _gone(conn):  # the server ended the session: this client is done
+            return 0
+
+
+@dataclass
+class Sent:
+    """What a set of clients did: every request, the arrivals left unsent, the CPU it cost."""
+    records: list[Request]
+    unsent: int = 0
+    cpu_s: float = 0.0
 
 
 async def drive(pool: asyncpg.Pool, work: Workload, clients: int, deadline: float, rate: float | None,
-                seed: int, first_client: int = 0, mirror: bool = False) -> list[Request]:
+                seed: int, first_client: int = 0, mirror: bool = False) -> Sent:
     """Every client sends until ``deadline`` (perf_counter); a request in flight then completes and
     is counted. Each request is recorded exactly once, by the client that sent it. ``rate`` is per
     client; ``mirror`` adds pgbench's parameter lookup to each request."""
     records: list[Request] = []
 
-    async def one(k: int) -> None:
+    async def one(k: int) -> int:
         async with pool.acquire() as conn:
-            await _client(conn, work, random.Random(seed * 1000 + k), deadline, rate, mirror, records)
+            return await _client(conn, work, random.Random(seed * 1000 + k), deadline, rate, mirror, records)
 
-    await asyncio.gather(*(one(first_client + k) for k in range(clients)))
-    return records
+    unsent = await asyncio.gather(*(one(first_client + k) for k in range(clients)))
+    return Sent(records, sum(unsent))
 
 
 @dataclass(frozen=True)
@@ -127,55 +157,63 @@ class _Job:
     work: Workload
     clients: int
     first_client: int
-    start_at: float  # perf_counter: CLOCK_MONOTONIC on Linux, the same clock in every process
+    start_at: float | None  # perf_counter (CLOCK_MONOTONIC on Linux, one clock for every process);
+    # None: as soon as this job's connections are open
     opts: LoadOptions
     mirror: bool = False
 
 
-async def _run_job(job: _Job) -> tuple[list[Request], float]:
-    """The job's requests, and the CPU seconds its process spent sending them."""
+async def _run_job(job: _Job, display: str = "the target") -> Sent:
+    """The job's requests, with the CPU seconds its process spent sending them."""
     o = job.opts
     per_client = o.rate / o.clients if o.rate else None
-    pool = await asyncpg.create_pool(**job.connect, min_size=job.clients, max_size=job.clients)
     try:
-        await asyncio.sleep(max(0.0, job.start_at - time.perf_counter()))
+        pool = await asyncpg.create_pool(**job.connect, min_size=job.clients, max_size=job.clients, timeout=15)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        raise connect_error(exc, display) from None
+    try:
+        start_at = time.perf_counter() if job.start_at is None else job.start_at
+        await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
         if o.warmup:
-            await drive(pool, job.work, job.clients, job.start_at + o.warmup, per_client, o.seed + 1,
+            await drive(pool, job.work, job.clients, start_at + o.warmup, per_client, o.seed + 1,
                         job.first_client, job.mirror)
         cpu = time.process_time()
-        records = await drive(pool, job.work, job.clients, job.start_at + o.warmup + o.duration, per_client, o.seed,
-                              job.first_client, job.mirror)
-        return records, time.process_time() - cpu
+        sent = await drive(pool, job.work, job.clients, start_at + o.warmup + o.duration, per_client, o.seed,
+                           job.first_client, job.mirror)
+        sent.cpu_s = time.process_time() - cpu
+        return sent
     finally:
         await pool.close()
 
 
-def _job_process(job: _Job) -> tuple[list[Request], float]:
-    return run_measurement(_run_job(job))
+def _job_process(job: _Job, display: str) -> Sent:
+    return run_measurement(_run_job(job, display))
 
 
 def jobs_for(opts: LoadOptions) -> int:
     return max(1, min(opts.jobs or (os.cpu_count() or 1), opts.clients))
 
 
-async def _drive_jobs(target: Target, work: Workload, opts: LoadOptions,
-                      mirror: bool = False) -> tuple[list[Request], float]:
+async def _drive_jobs(target: Target, work: Workload, opts: LoadOptions, mirror: bool = False) -> Sent:
     jobs = jobs_for(opts)
     if jobs == 1:
-        return await _run_job(_Job(target.asyncpg_kwargs(), work, opts.clients, 0, time.perf_counter(), opts, mirror))
+        return await _run_job(_Job(target.asyncpg_kwargs(), work, opts.clients, 0, None, opts, mirror), target.display)
     shares = [opts.clients // jobs + (k < opts.clients % jobs) for k in range(jobs)]
     firsts = list(itertools.accumulate([0, *shares[:-1]]))
     start_at = time.perf_counter() + 3.0  # time for the processes to start and connect
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = await asyncio.gather(*(loop.run_in_executor(pool, _job_process, _Job(
-            target.asyncpg_kwargs(), work, n, first, start_at, opts, mirror))
-            for n, first in zip(shares, firsts, strict=True)))
-    return [r for records, _ in parts for r in records], sum(cpu for _, cpu in parts)
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = await asyncio.gather(*(loop.run_in_executor(pool, _job_process, _Job(
+                target.asyncpg_kwargs(), work, n, first, start_at, opts, mirror), target.display)
+                for n, first in zip(shares, firsts, strict=True)))
+    except BrokenProcessPool as exc:
+        raise DatabaseError(f"a load process died ({exc}); try --jobs 1") from None
+    return Sent([r for part in parts for r in part.records], sum(p.unsent for p in parts), sum(p.cpu_s for p in parts))
 
 
-def summarize_load(records: list[Request], work: Workload, clients: int, rate: float | None,
-                   variant: str) -> LoadResults:
+def summarize_load(sent: Sent, work: Workload, clients: int, rate: float | None, variant: str) -> LoadResults:
+    records = sent.records
     if not records:
         raise DatabaseError("the load run completed no request")
     started = min(r.scheduled for r in records)
@@ -191,7 +229,7 @@ def summarize_load(records: list[Request], work: Workload, clients: int, rate: f
     ok = sum(r.ok for r in records)
     lag = [(r.sent - r.scheduled) * 1e3 for r in records] if rate else []
     return LoadResults(variant=variant, clients=clients, duration_s=round(elapsed, 3), rate=rate,
-                       requests=len(records), errors=len(records) - ok, throughput=ok / elapsed,
+                       requests=len(records), errors=len(records) - ok, unsent=sent.unsent, throughput=ok / elapsed,
                        lag_ms=summarize(lag) if lag else None, scenarios=per)
 
 
@@ -216,8 +254,7 @@ def parse_pgbench_load(output: str) -> tuple[float, int, float, float]:
 
 
 async def _prepare(conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date) -> Workload:
-    kinds = {v for s in catalog.scenarios for v in s.params.values() if isinstance(v, str)}
-    pools = await load_pools(conn, kinds, today)
+    pools = await pools_for(conn, catalog.scenarios, today)
     sql, params, lookups = [], [], []
     for scenario in catalog.scenarios:
         drawer = Drawer(scenario, pools, opts.seed)
@@ -239,7 +276,7 @@ def _pgbench_round(target: Target, work: Workload, opts: LoadOptions) -> tuple[f
     if opts.rate:
         options += ["-R", str(opts.rate)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    output, _ = run_pgbench(target, scripts, options)
+    output, _ = run_pgbench(target, scripts, options, log=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     tps, transactions, avg, share = parse_pgbench_load(output)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -250,9 +287,9 @@ async def _against_pgbench(target: Target, work: Workload, opts: LoadOptions) ->
     """Alternate rounds: the harness mirroring pgbench's transactions, then pgbench."""
     harness, harness_cpu, runs = [], [], []
     for _ in range(opts.pgbench_rounds):
-        records, cpu = await _drive_jobs(target, work, opts, mirror=True)
-        harness.append(summarize_load(records, work, opts.clients, opts.rate, "").throughput)
-        harness_cpu.append(cpu * 1e3 / len(records))
+        sent = await _drive_jobs(target, work, opts, mirror=True)
+        harness.append(summarize_load(sent, work, opts.clients, opts.rate, "").throughput)
+        harness_cpu.append(sent.cpu_s * 1e3 / max(1, sum(r.ok for r in sent.records)))
         runs.append(await asyncio.to_thread(_pgbench_round, target, work, opts))
     tps = statistics.median(r[0] for r in runs)
     return PgbenchLoad(rounds=opts.pgbench_rounds, tps=tps, transactions=int(statistics.median(r[1] for r in runs)),
@@ -267,21 +304,19 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
     admin = await connect_async(target)
     try:
         env = await environment(admin, seeded)
-        cold = await cold_cache(admin)
         applied = await snapshot(admin, catalog.variants[0])
         await apply_variant(admin, applied)
         cost = await variant_cost(admin, applied)
         work = await _prepare(admin, catalog, opts, date.fromisoformat(dataset.profile["anchor_date"]))
     finally:
         await admin.close()
-    records, _ = await _drive_jobs(target, work, opts)
-    load = summarize_load(records, work, opts.clients, opts.rate, catalog.variants[0].name)
+    load = summarize_load(await _drive_jobs(target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name)
     if opts.pgbench_rounds:
         load.pgbench = await _against_pgbench(target, work, opts)
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env, dataset=dataset,
                    config=RunConfig(**asdict(RunOptions(cold_samples=0, stability_rounds=0, write_rows=0))),
-                   cold_cache=cold, variants=[cost], cells=[], phase_seconds={"load": load.duration_s},
-                   connection=seeded.probe, load=load)
+                   cold_cache=ColdCache(available=False, method="not measured under load"), variants=[cost], cells=[],
+                   phase_seconds={"load": load.duration_s}, connection=seeded.probe, load=load)
 
 
 def run_load(target: Target, catalog: Catalog, opts: LoadOptions = LoadOptions()) -> Results:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import accumulate
@@ -53,6 +54,11 @@ class Pools:
     words: list[str] = field(default_factory=list)
     task_counts: dict[uuid.UUID, int] = field(default_factory=dict)
     cursors: dict[uuid.UUID, list[tuple[Any, int]]] = field(default_factory=dict)
+
+
+async def pools_for(conn: asyncpg.Connection, scenarios: Iterable[Scenario], today: date) -> Pools:
+    """The pools the parameters of ``scenarios`` draw from (only the kinds they use are loaded)."""
+    return await load_pools(conn, {v for s in scenarios for v in s.params.values() if isinstance(v, str)}, today)
 
 
 async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> Pools:

@@ -51,6 +51,15 @@ def _quiet(message: str) -> None:
     pass
 
 
+def require_lasting(spec: TargetSpec) -> None:
+    """A Docker container lives for one command: seeding into it for a later command, or measuring
+    a dataset that an earlier command seeded, cannot work."""
+    if spec.resolved_kind == "docker":
+        raise InputError("--target docker starts a new, empty container for each command and removes it "
+                         "afterwards: use `taskbench bench`, `scale` or `seed-bench`, which seed and measure "
+                         "in one go")
+
+
 @contextmanager
 def dataset_home(spec: TargetSpec, announce: Announce = _quiet) -> Iterator[Target]:
     """Where the dataset is seeded and kept; claimed for taskbench (a foreign, non-empty database
@@ -84,6 +93,7 @@ def measurement_target(spec: TargetSpec, home: Target | None = None, announce: A
     elif home is not None:
         yield home
     else:
+        require_lasting(spec)
         with dataset_home(spec, announce) as target:
             yield target
 

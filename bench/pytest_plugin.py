@@ -29,7 +29,7 @@ from seed.profiles import get_profile
 
 from . import schema
 from .catalog import Catalog, Scenario, load_catalog
-from .params import Drawer, Pools, load_pools
+from .params import Drawer, Pools, pools_for
 from .provision import TargetSpec, dataset_home
 from .target import Target, connect_async, scratch_copy
 from .variants import apply_variant, remove_variant, snapshot
@@ -84,8 +84,7 @@ def tb_pools(tb_target: Target, tb_catalog: Catalog) -> Pools:
     async def load() -> Pools:
         conn = await connect_async(tb_target)
         try:
-            kinds = {v for s in tb_catalog.scenarios for v in s.params.values() if isinstance(v, str)}
-            return await load_pools(conn, kinds, date.fromisoformat(info["profile"]["anchor_date"]))
+            return await pools_for(conn, tb_catalog.scenarios, date.fromisoformat(info["profile"]["anchor_date"]))
         finally:
             await conn.close()
 

@@ -195,6 +195,7 @@ class LoadResults(BaseModel):
     rate: float | None  # requested arrivals per second (None: closed loop, as fast as possible)
     requests: int
     errors: int
+    unsent: int = 0  # fixed rate: arrivals still due at the end that a behind-schedule client never sent
     throughput: float  # completed requests per second
     lag_ms: Summary | None  # scheduled start → send, under a fixed rate
     scenarios: list[LoadScenario]

@@ -34,7 +34,7 @@ from .catalog import Catalog, Scenario, Variant
 from .cold import cold_cache, cold_samples
 from .environment import environment
 from .errors import DatabaseError
-from .params import Drawer, Pools, load_pools
+from .params import Drawer, Pools, pools_for
 from .plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
 from .progress import Advance, no_progress
 from .results import Cell, ColdCache, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
@@ -179,9 +179,7 @@ async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOption
     try:
         env = await environment(conn, seeded)  # the seeded database is what the results describe
         cold = await cold_cache(conn)
-        kinds = {v for s in catalog.scenarios for v in s.params.values() if isinstance(v, str)}
-        today = date.fromisoformat(dataset.profile["anchor_date"])
-        pools = await load_pools(conn, kinds, today)
+        pools = await pools_for(conn, catalog.scenarios, date.fromisoformat(dataset.profile["anchor_date"]))
         done = 0
 
         def on_cell() -> None:

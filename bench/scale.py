@@ -124,6 +124,9 @@ def measure_scale(spec: TargetSpec, catalog: Catalog, opts: RunOptions, sizes: S
     sizes = sorted(set(sizes))
     if len(sizes) < 2 or sizes[0] < 100:
         raise InputError("--sizes needs at least two sizes of 100 tasks per user or more")
+    # No early verdict: a cell failing at one size would stop at a few dozen samples, and the
+    # curves compare sizes, so every point gets the same number of samples.
+    opts = replace(opts, early_look=0)
     points: list[ScalePoint] = []
     last: Results | None = None
     for i, size in enumerate(sizes):

@@ -21,7 +21,7 @@ from datetime import date
 from . import schema
 from .catalog import Catalog, Scenario, Variant
 from .errors import DatabaseError
-from .params import Drawer, Pools, load_pools
+from .params import Drawer, Pools, pools_for
 from .pgbench import STATEMENT_LINE, run_pgbench, script, store_params
 from .runner import RunOptions, measure_cell, run_measurement
 from .target import Target, connect_async, scratch_copy
@@ -78,8 +78,7 @@ async def _check(target: Target, scenarios: list[Scenario], variant: Variant, op
     conn = await connect_async(target)
     try:
         await apply_variant(conn, await snapshot(conn, variant))
-        kinds = {v for s in scenarios for v in s.params.values() if isinstance(v, str)}
-        pools: Pools = await load_pools(conn, kinds, today)
+        pools: Pools = await pools_for(conn, scenarios, today)
         agreements = []
         for scenario in scenarios:
             # The parameter sets measure_cell will sample, in order (it draws its warm-up first): the

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from bench.container import DEFAULT_PG_MAJOR, docker_postgres
-from bench.errors import EXIT_DATABASE, DatabaseError
+from bench.errors import EXIT_DATABASE, EXIT_INPUT, DatabaseError
 from bench.provision import TargetSpec, dataset_home, measurement_target
 from bench.runner import RunOptions, run
 from seed.load import seed_database
@@ -45,6 +45,15 @@ def test_the_cli_says_so_without_a_traceback(tmp_path):
     assert proc.returncode == EXIT_DATABASE
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("taskbench: error: no Docker engine is reachable"), proc.stderr
+
+
+@pytest.mark.parametrize("command", ["seed", "run", "load", "validate"])
+def test_commands_that_need_a_lasting_database_refuse_docker_up_front(command, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench", command, "--target", "docker"],
+                          cwd=ROOT, env={**os.environ, **NO_ENGINE}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_INPUT, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "new, empty container for each command" in lines[0], proc.stderr
 
 
 @pytest.mark.skipif(not _engine_reachable(), reason="no Docker engine on this machine (the docker client alone "

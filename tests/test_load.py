@@ -11,7 +11,7 @@ import pytest
 
 from bench import results as results_io
 from bench.catalog import Scenario
-from bench.load import LoadOptions, Request, Workload, drive, parse_pgbench_load, run_load, summarize_load
+from bench.load import LoadOptions, Request, Sent, Workload, drive, parse_pgbench_load, run_load, summarize_load
 from bench.report import write_report
 
 COUNTER = Scenario(name="counter", sla_class="isolation", sla_ms=30.0, sql="SELECT nextval('tb_requests')")
@@ -21,23 +21,25 @@ def _workload(sql: str = "SELECT nextval('tb_requests')") -> Workload:
     return Workload([COUNTER], [1], [sql], [[[]]], ["SELECT $1::int"])
 
 
-async def _drive(target, clients: int, seconds: float, rate: float | None) -> tuple[list[Request], int]:
+async def _drive(target, clients: int, seconds: float, rate: float | None,
+                 sql: str = "SELECT nextval('tb_requests')") -> tuple[Sent, int]:
     conn = await asyncpg.connect(**target.asyncpg_kwargs())
     await conn.execute("DROP SEQUENCE IF EXISTS tb_requests; CREATE SEQUENCE tb_requests")
     pool = await asyncpg.create_pool(**target.asyncpg_kwargs(), min_size=clients, max_size=clients)
     try:
-        records = await drive(pool, _workload(), clients, time.perf_counter() + seconds,
-                              rate / clients if rate else None, seed=7)
+        sent = await drive(pool, _workload(sql), clients, time.perf_counter() + seconds,
+                           rate / clients if rate else None, seed=7)
         executed = await conn.fetchval("SELECT last_value FROM tb_requests")
     finally:
         await pool.close()
         await conn.close()
-    return records, executed
+    return sent, executed
 
 
 def test_every_request_is_counted_once(make_target):
     target = make_target("tbload")
-    records, executed = asyncio.run(_drive(target, clients=3, seconds=1.0, rate=None))
+    sent, executed = asyncio.run(_drive(target, clients=3, seconds=1.0, rate=None))
+    records = sent.records
     # The server's own counter: each executed request recorded once, none lost, none twice.
     assert len(records) == executed > 100
     assert all(r.sent <= r.done and r.ok for r in records)
@@ -45,8 +47,9 @@ def test_every_request_is_counted_once(make_target):
 
 def test_a_fixed_rate_is_kept_and_latency_runs_from_the_schedule(make_target):
     target = make_target("tbload")
-    records, executed = asyncio.run(_drive(target, clients=2, seconds=2.0, rate=200.0))
-    assert len(records) == executed
+    sent, executed = asyncio.run(_drive(target, clients=2, seconds=2.0, rate=200.0))
+    records = sent.records
+    assert len(records) == executed and sent.unsent == 0
     assert 340 <= len(records) <= 460  # 400 expected; Poisson arrivals: ±3σ is ±60
     gaps = sorted(r.scheduled for r in records)
     mean_gap = statistics.mean(b - a for a, b in zip(gaps, gaps[1:], strict=False))
@@ -54,13 +57,46 @@ def test_a_fixed_rate_is_kept_and_latency_runs_from_the_schedule(make_target):
     assert all(r.scheduled <= r.sent + 1e-3 for r in records)  # never sent early
 
 
+def test_a_client_behind_a_fixed_rate_stops_at_the_deadline_and_counts_what_it_never_sent(make_target):
+    target = make_target("tbload")
+    started = time.perf_counter()
+    # 1 client asked for 400/s of 10 ms requests: at most ~100/s get through
+    sent, executed = asyncio.run(_drive(target, clients=1, seconds=1.0, rate=400.0,
+                                        sql="SELECT nextval('tb_requests'), pg_sleep(0.01)"))
+    assert time.perf_counter() - started < 1.0 + 1.0  # no backlog drained after the end (set-up included)
+    assert len(sent.records) == executed <= 110
+    assert 320 <= len(sent.records) + sent.unsent <= 480  # every arrival due in the second, sent or not
+
+
+def test_a_lost_connection_ends_its_client_with_a_failed_request(make_target):
+    target = make_target("tbload")
+
+    async def kill_one() -> Sent:
+        admin = await asyncpg.connect(**target.asyncpg_kwargs())
+        pool = await asyncpg.create_pool(**target.asyncpg_kwargs(), min_size=2, max_size=2)
+        try:
+            driving = asyncio.ensure_future(drive(pool, _workload("SELECT pg_sleep(0.005)"), 2,
+                                                  time.perf_counter() + 1.5, None, seed=3))
+            await asyncio.sleep(0.5)
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE query LIKE 'SELECT pg_sleep(0.005)%' AND pid <> pg_backend_pid() LIMIT 1")
+            return await driving
+        finally:
+            pool.terminate()
+            await admin.close()
+
+    sent = asyncio.run(kill_one())
+    failed = [r for r in sent.records if not r.ok]
+    assert len(failed) == 1 and len(sent.records) > 100  # the other client carried on to the end
+
+
 def test_summary_accounting_on_constructed_requests():
     work = Workload([COUNTER, COUNTER.model_copy(update={"name": "slow", "sla_ms": 10.0})], [3, 1],
                     ["", ""], [[[]], [[]]], ["", ""])
     records = [Request(0, t, t, t + 0.002, True) for t in (0.0, 0.1, 0.2)]
     records += [Request(1, 0.3, 0.3, 0.32, True), Request(1, 0.4, 0.4, 0.405, True), Request(1, 0.5, 0.5, 0.6, False)]
-    load = summarize_load(records, work, clients=2, rate=None, variant="v")
-    assert load.requests == 6 and load.errors == 1
+    load = summarize_load(Sent(records, unsent=4), work, clients=2, rate=None, variant="v")
+    assert load.requests == 6 and load.errors == 1 and load.unsent == 4
     assert load.duration_s == pytest.approx(0.6)
     assert load.throughput == pytest.approx(5 / 0.6)
     fast, slow = load.scenarios
