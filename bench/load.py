@@ -16,6 +16,7 @@ alternate with pgbench's (this machine's speed drifts between minutes); the rati
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ import re
 import resource
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -74,6 +76,10 @@ class Workload:
     sql: list[str]
     params: list[list[list[Any]]]
     lookups: list[str]  # pgbench's per-transaction parameter fetch, mirrored for the comparison
+    # Named prepared statements, parsed once per connection (pgbench -M prepared). Off behind a
+    # transaction-mode pooler, which may run each statement on another server session where the
+    # name is unknown or already taken: then unnamed statements (pgbench -M extended), both sides.
+    prepared: bool = True
 
 
 def _unsent(next_at: float, deadline: float, rate: float, rng: random.Random) -> int:
@@ -86,6 +92,14 @@ def _unsent(next_at: float, deadline: float, rate: float, rng: random.Random) ->
     return n
 
 
+async def _statement(conn: asyncpg.Connection, sql: str, prepared: bool) -> Callable[..., Awaitable[Any]]:
+    """A coroutine function running ``sql`` with its arguments: a statement parsed once, or the
+    text sent each time as an unnamed statement."""
+    if prepared:
+        return (await conn.prepare(sql)).fetch
+    return functools.partial(conn.fetch, sql)
+
+
 def _gone(conn: asyncpg.Connection) -> bool:
     try:
         return conn.is_closed()
@@ -96,8 +110,8 @@ def _gone(conn: asyncpg.Connection) -> bool:
 async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, deadline: float,
                   rate: float | None, mirror: bool, records: list[Request]) -> int:
     """Send until the deadline; returns the arrivals left unsent (fixed rate only)."""
-    statements = [await conn.prepare(sql) for sql in work.sql]  # as pgbench -M prepared: parse once
-    lookups = [await conn.prepare(sql) for sql in work.lookups] if mirror else []
+    statements = [await _statement(conn, sql, work.prepared) for sql in work.sql]
+    lookups = [await _statement(conn, sql, work.prepared) for sql in work.lookups] if mirror else []
     cumulative = list(itertools.accumulate(work.weights))
     choices = range(len(statements))
     next_at = time.perf_counter()
@@ -117,8 +131,8 @@ async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, 
         sent = time.perf_counter()
         try:
             if mirror:
-                await lookups[i].fetchrow(k + 1)
-            await statements[i].fetch(*work.params[i][k])
+                await lookups[i](k + 1)
+            await statements[i](*work.params[i][k])
             ok = True
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             ok = False
@@ -253,7 +267,8 @@ def parse_pgbench_load(output: str) -> tuple[float, int, float, float]:
     return float(tps.group(1)), int(count.group(1)), float(avg.group(1)), (lookup / total if total else 0.0)
 
 
-async def _prepare(conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date) -> Workload:
+async def _prepare(conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date,
+                   prepared: bool) -> Workload:
     pools = await pools_for(conn, catalog.scenarios, today)
     sql, params, lookups = [], [], []
     for scenario in catalog.scenarios:
@@ -265,7 +280,8 @@ async def _prepare(conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions
         params.append(drawn)
         lookups.append(f"SELECT {', '.join(drawer.order)} FROM {table} WHERE i = $1" if drawer.order
                        else "SELECT $1::int")
-    return Workload(catalog.scenarios, [catalog.mix[s.name] for s in catalog.scenarios], sql, params, lookups)
+    return Workload(catalog.scenarios, [catalog.mix[s.name] for s in catalog.scenarios], sql, params, lookups,
+                    prepared)
 
 
 def _pgbench_round(target: Target, work: Workload, opts: LoadOptions) -> tuple[float, int, float, float, float]:
@@ -276,7 +292,7 @@ def _pgbench_round(target: Target, work: Workload, opts: LoadOptions) -> tuple[f
     if opts.rate:
         options += ["-R", str(opts.rate)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    output, _ = run_pgbench(target, scripts, options, log=False)
+    output, _ = run_pgbench(target, scripts, options, log=False, mode="prepared" if work.prepared else "extended")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     tps, transactions, avg, share = parse_pgbench_load(output)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -307,7 +323,8 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
         applied = await snapshot(admin, catalog.variants[0])
         await apply_variant(admin, applied)
         cost = await variant_cost(admin, applied)
-        work = await _prepare(admin, catalog, opts, date.fromisoformat(dataset.profile["anchor_date"]))
+        work = await _prepare(admin, catalog, opts, date.fromisoformat(dataset.profile["anchor_date"]),
+                              prepared=target.host_kind != "pooler")
     finally:
         await admin.close()
     load = summarize_load(await _drive_jobs(target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name)

@@ -59,10 +59,11 @@ async def store_params(conn: Any, table: str, order: list[str], drawn: list[list
 
 
 def run_pgbench(target: Target, scripts: dict[str, str], options: list[str], timeout: float = 1800,
-                log: bool = True) -> tuple[str, list[float]]:
+                log: bool = True, mode: str = "prepared") -> tuple[str, list[float]]:
     """Run pgbench with ``scripts`` (file name → text; ``@weight`` suffixes are kept in the -f
     argument) and ``options``; return its report and per-transaction latencies (ms, from -l; none
-    when not ``log``: writing a line per transaction is work a throughput comparison should not do)."""
+    when not ``log``: writing a line per transaction is work a throughput comparison should not do).
+    ``mode`` is pgbench's -M: prepared, or extended (unnamed statements) behind a pooler."""
     env = {**os.environ, "PGPASSWORD": target.url.password or ""}
     conninfo = target.url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
     with tempfile.TemporaryDirectory() as work:
@@ -72,7 +73,7 @@ def run_pgbench(target: Target, scripts: dict[str, str], options: list[str], tim
             (Path(work) / path).write_text(text)
             files += ["-f", str(Path(work) / path) + (f"@{weight}" if weight else "")]
         logging = ["-l", "--log-prefix", str(Path(work) / "tx")] if log else []
-        proc = subprocess.run([str(pgbench_path()), "-n", "-M", "prepared", "-r", *logging, *options, *files, conninfo],
+        proc = subprocess.run([str(pgbench_path()), "-n", "-M", mode, "-r", *logging, *options, *files, conninfo],
                               capture_output=True, text=True, env=env, timeout=timeout, cwd=work)
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
