@@ -69,8 +69,8 @@ seed-bench-network: $(STAMP)  ## seed-bench over loopback TCP, then a unix socke
 	  echo "== loopback TCP"; $(BIN)/taskbench seed-bench --server-side --quiet --database-url "$$TCP_URL" $(ARGS) && \
 	  echo "== unix socket"; $(BIN)/taskbench seed-bench --server-side --quiet --database-url "$$SOCKET_URL" $(ARGS)'
 
-clean:  ## remove generated reports (keeps the committed baseline) and caches
-	rm -rf reports/2* reports/latest reports/check .pytest_cache
+clean:  ## remove generated reports (keeps the committed baseline), pytest-benchmark saves and caches
+	rm -rf reports/2* reports/latest reports/check .pytest_cache .benchmarks
 
 distclean: clean  ## also remove the virtualenv and the embedded database
 	rm -rf $(VENV) .taskbench

@@ -21,7 +21,7 @@ from . import catalog as catalog_io
 from . import results as results_io
 from .catalog import Catalog
 from .container import DEFAULT_PG_MAJOR
-from .errors import InputError, Interrupted, TaskbenchError
+from .errors import InputError, Interrupted, TaskbenchError, from_driver
 from .neon import API_URL, DEFAULT_PARENT, NeonSettings
 from .progress import progress
 from .provision import KINDS, TargetSpec, dataset_home, measurement_target, require_lasting
@@ -239,7 +239,7 @@ def run_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_D
 
 @command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or its results.json.")]) -> None:
-    """Write summary.md and latency.png next to a results.json."""
+    """Write index.html, summary.md, results.csv and the figures next to a results.json."""
     from .report import (
         write_report,  # matplotlib is slow to import: only for commands that plot
     )
@@ -530,6 +530,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
-    except TaskbenchError as exc:
-        err.print(f"taskbench: error: {exc}", highlight=False, markup=False)
-        sys.exit(exc.exit_code)
+    except Exception as exc:
+        known = exc if isinstance(exc, TaskbenchError) else from_driver(exc)
+        if known is None:
+            raise  # a bug in taskbench: the traceback is what a report needs
+        err.print(f"taskbench: error: {known}", highlight=False, markup=False)
+        sys.exit(known.exit_code)

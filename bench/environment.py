@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 import asyncpg
 
@@ -22,11 +23,14 @@ PLANNER_SETTINGS = (
 
 
 def git_commit() -> str:
+    """The harness's own commit (asked in its source tree: a run started elsewhere must not record
+    that directory's repository)."""
+    here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True)
+                             timeout=5, check=True, cwd=here)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5).stdout.strip()
+                               text=True, timeout=5, cwd=here).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

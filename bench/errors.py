@@ -37,3 +37,14 @@ class Interrupted(TaskbenchError):
     """Ctrl-C: work in progress was abandoned after cleaning up."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+def from_driver(exc: BaseException) -> TaskbenchError | None:
+    """A driver or network error that escaped the places that word their own (a connection lost
+    mid-run, a server that refused a statement), as a one-line database error; None otherwise."""
+    import asyncpg
+    import psycopg
+
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, psycopg.Error, OSError)):
+        return DatabaseError(f"the database failed: {first_line(exc)}")
+    return None

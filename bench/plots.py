@@ -173,26 +173,27 @@ _VERDICT_MARKER = {"pass": "o", "fail": "X", "inconclusive": "s"}
 
 
 def scale_curves(res: Results, path: Path) -> Path:
-    """Per scenario, p95 against tasks per user (log-log), a line per variant: markers say the
-    verdict at each size (● pass, ✕ fail, ■ inconclusive; hollow where it fails), the SLA is the
-    dashed line, and a dotted tail runs to the estimated crossing when it is extrapolated."""
+    """Per scenario, a row of two panels against tasks per user (log-log), a line per variant:
+    client p95 — markers say the verdict at each size (● pass, ✕ fail, ■ inconclusive; hollow
+    where it fails), the SLA is the dashed line, a dotted tail runs to the estimated crossing when
+    it is extrapolated — and the buffers each execution touches, the machine-independent cost."""
     assert res.scale is not None
     scale = res.scale
     scenarios = list(dict.fromkeys(p.scenario for p in scale.points))
     variants = list(dict.fromkeys(p.variant for p in scale.points))
-    cols = min(len(scenarios), 2)
-    rows = math.ceil(len(scenarios) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(len(scenarios), 2, figsize=(13, 3.8 * len(scenarios) + 0.9), squeeze=False)
     colours = plt.get_cmap("tab10")
     styles = ["-", "--", "-.", ":"]
-    for ax, scenario in zip(axes.flat, scenarios, strict=False):
+    for (ax, bx), scenario in zip(axes, scenarios, strict=True):
         for vi, variant in enumerate(variants):
             series = sorted((p for p in scale.points if p.scenario == scenario and p.variant == variant),
                             key=lambda p: p.tasks_per_user)
             if not series:
                 continue
             xs, ys = [p.tasks_per_user for p in series], [p.p95_ms for p in series]
-            ax.plot(xs, ys, styles[vi % 4], color=colours(vi % 10), linewidth=1.6, label=variant)
+            look = {"color": colours(vi % 10), "linewidth": 1.6}
+            ax.plot(xs, ys, styles[vi % 4], label=variant, **look)
+            bx.plot(xs, [max(p.buffers, 0.5) for p in series], styles[vi % 4], marker="o", markersize=5, **look)
             for p in series:
                 ax.plot(p.tasks_per_user, p.p95_ms, _VERDICT_MARKER[p.verdict], color=colours(vi % 10), markersize=8,
                         markerfacecolor="white" if p.verdict == "fail" else colours(vi % 10))
@@ -204,19 +205,20 @@ def scale_curves(res: Results, path: Path) -> Path:
         ax.axhline(sla, color="crimson", linestyle="--", linewidth=1.4)
         ax.text(0.01, sla, f"SLA {sla:.0f} ms", color="crimson", va="bottom", fontsize=9,
                 transform=ax.get_yaxis_transform())
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(scenario, fontsize=11)
-        ax.set_xlabel("tasks per user (log)")
+        ax.set_title(f"{scenario}: client p95", fontsize=11)
         ax.set_ylabel("client p95 (ms, log)")
-        ax.grid(alpha=0.3, which="both")
-    for ax in list(axes.flat)[len(scenarios):]:
-        ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+        bx.set_title(f"{scenario}: shared buffers per execution", fontsize=11)
+        bx.set_ylabel("buffers hit + read (log)")
+        for a in (ax, bx):
+            a.set_xscale("log")
+            a.set_yscale("log")
+            a.set_xlabel("tasks per user (log)")
+            a.grid(alpha=0.3, which="both")
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncols=min(len(variants), 5), fontsize=9)
-    fig.suptitle("How p95 grows with data: ● pass  ✕ fail (hollow)  ■ inconclusive; ★ = estimated SLA crossing",
+    fig.suptitle("How cost grows with data: ● pass  ✕ fail (hollow)  ■ inconclusive; ★ = estimated SLA crossing",
                  y=0.005, va="bottom", fontsize=9)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.02, 1, 1 - 0.5 / fig.get_figheight()))
     return _save(fig, path)
 
 

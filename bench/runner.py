@@ -33,7 +33,7 @@ from . import schema
 from .catalog import Catalog, Scenario, Variant
 from .cold import cold_cache, cold_samples
 from .environment import environment
-from .errors import DatabaseError
+from .errors import DatabaseError, InputError, TaskbenchError, first_line
 from .params import Drawer, Pools, pools_for
 from .plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
 from .progress import Advance, no_progress
@@ -85,6 +85,15 @@ def _looks(opts: RunOptions) -> list[int]:
         if n >= opts.max_samples:
             return looks
         n = min(n * 2, opts.max_samples)
+
+
+def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str) -> TaskbenchError:
+    """A scenario's SQL that the server rejects (syntax, unknown column, bad cast: SQLSTATE classes
+    42 and 22) is a mistake in its file; anything else is the server's."""
+    where = f"scenario {scenario.name!r} under variant {variant!r}"
+    if (exc.sqlstate or "")[:2] in ("42", "22"):
+        return InputError(f"{where}: the server rejected its SQL: {first_line(exc)}")
+    return DatabaseError(f"{where}: {first_line(exc)}")
 
 
 async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: str, pools: Pools,
@@ -151,7 +160,10 @@ async def _measure_variant(conn: asyncpg.Connection, seeded: Target, catalog: Ca
     cells = []
     for scenario in catalog.scenarios:
         with clock.phase("warm-up and samples"):
-            cell = await measure_cell(conn, scenario, variant.name, pools, opts)
+            try:
+                cell = await measure_cell(conn, scenario, variant.name, pools, opts)
+            except asyncpg.PostgresError as exc:
+                raise scenario_error(exc, scenario, variant.name) from None
         if cold.available and opts.cold_samples:
             with clock.phase("cold samples"):
                 cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)

@@ -35,6 +35,14 @@ DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
 
 
+def redacted(url: URL) -> str:
+    """``url`` as it may be shown: the password masked, whether it sits before the host or in the
+    query (libpq also takes ``?password=``)."""
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
+
+
 @dataclass(frozen=True)
 class Target:
     """A reachable PostgreSQL server and the taskbench database on it."""
@@ -57,7 +65,7 @@ class Target:
     @property
     def display(self) -> str:
         """The URL with its password masked: the only form that may be printed or stored."""
-        return self.url.render_as_string(hide_password=True)
+        return redacted(self.url)
 
     @property
     def database(self) -> str:
@@ -84,7 +92,7 @@ class Target:
         query = dict(self.url.query)
         kwargs: dict[str, Any] = {
             "user": self.url.username,
-            "password": self.url.password,
+            "password": self.url.password or query.get("password"),
             "database": self.database,
             "host": query.get("host") or self.url.host,
             "port": self.url.port or query.get("port"),  # a socket URL puts the port in the query
@@ -168,7 +176,7 @@ def ensure_database(target: Target) -> None:
                     f"create it or pass --db-name with a database taskbench may use"
                 ) from None
     except psycopg.OperationalError as exc:
-        raise connect_error(exc, target.url.set(database=target.maintenance_db).render_as_string()) from None
+        raise connect_error(exc, redacted(target.url.set(database=target.maintenance_db))) from None
 
 
 def probe_connection(target: Target, warm_queries: int = 5) -> ConnectionProbe:
@@ -180,7 +188,7 @@ def probe_connection(target: Target, warm_queries: int = 5) -> ConnectionProbe:
         conn = psycopg.connect(target.libpq_conninfo(target.maintenance_db, direct=False), autocommit=True,
                                connect_timeout=30)
     except psycopg.OperationalError as exc:
-        raise connect_error(exc, target.url.set(database=target.maintenance_db).render_as_string()) from None
+        raise connect_error(exc, redacted(target.url.set(database=target.maintenance_db))) from None
     connected = time.perf_counter()
     with conn:
         conn.execute("SELECT 1")

@@ -50,6 +50,20 @@ def test_malformed_scenario_file_is_exit_2(tmp_path):
     assert proc.returncode == 2 and "bad.toml" in one_line_error(proc)
 
 
+def test_a_scenario_whose_sql_the_server_rejects_is_exit_2_naming_it(seeded, tmp_path):
+    scen = tmp_path / "scenarios"
+    shutil.copytree(SCENARIOS, scen)
+    query = scen / "queries" / "task_by_id.toml"
+    query.write_text(query.read_text().replace("is_completed, created_at", "is_done, created_at"))
+    proc = taskbench("run", "--scenarios-dir", str(scen), "--db-name", seeded.database, "-s", "task_by_id",
+                     "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0", "--write-rows", "0",
+                     "--reports-dir", str(tmp_path / "reports"), "--quiet")
+    assert "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]  # after the "target: ..." line
+    assert proc.returncode == 2 and line.startswith("taskbench: error: scenario 'task_by_id'") and "is_done" in line
+    assert not (tmp_path / "reports").exists()
+
+
 def test_unknown_variant_is_exit_2():
     proc = taskbench("run", "--variant", "nope")
     assert proc.returncode == 2 and "unknown variant 'nope'" in one_line_error(proc)

@@ -224,7 +224,7 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert 0 < retry_after_seconds(in_two, attempt=0, cap=60) <= 2
     assert retry_after_seconds(None, attempt=3, cap=60) == 8
     assert retry_after_seconds("soon", attempt=1, cap=60) == 2
-    assert NeonSettings(api_key="k", project_id="p").__repr__().count("k'") == 0  # the key is not in repr
+    assert "s3cret-api-key" not in repr(NeonSettings(api_key="s3cret-api-key", project_id="p"))
 
 
 def test_settings_do_not_leak_the_key_in_errors(standin, spec):

@@ -23,6 +23,16 @@ def test_neon_style_url_is_normalised_for_asyncpg_and_redacted():
     assert "sslmode=require" in target.libpq_conninfo()
 
 
+def test_a_password_in_the_query_is_used_but_never_shown():
+    url = parse_database_url("postgresql://alex@127.0.0.1:9/neondb?password=qu3ry-Secret&sslmode=disable")
+    target = Target(kind="url", url=url)
+    assert target.asyncpg_kwargs()["password"] == "qu3ry-Secret"
+    assert "qu3ry-Secret" not in target.display and "password=%2A%2A%2A" in target.display
+    with pytest.raises(DatabaseError) as info:  # nothing listens on port 9: the error names the URL
+        open_target(str(url.render_as_string(hide_password=False)), "taskbench")
+    assert "qu3ry-Secret" not in str(info.value) and "127.0.0.1" in str(info.value)
+
+
 def test_unix_socket_url_takes_host_and_port_from_the_query():
     url = parse_database_url("postgresql://postgres@/postgres?host=/run/pg&port=5433")
     kwargs = Target(kind="url", url=url).asyncpg_kwargs()
