@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -133,16 +134,20 @@ def tradeoff(res: Results, path: Path) -> Path:
     Filled circles meet every SLA; the dotted line is the Pareto front (nothing cheaper is faster)."""
     points = _points(res)
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    labels: list[list[Any]] = []
     for ax, label, cost in ((axes[0], "total index size (MB)", lambda p: p.size_mb),
                             (axes[1], "write tax: WAL bytes per inserted row ÷ baseline's", lambda p: p.wal_ratio)):
         shown = [p for p in points if cost(p) is not None]
+        labels.append([])
         for rank, p in enumerate(sorted(shown, key=lambda p: (p.worst, cost(p)))):
             meets = p.passed == p.cells
             ax.scatter([cost(p)], [p.worst], s=70, marker="o" if meets else "s",
                        facecolors="tab:green" if meets else "none", edgecolors="tab:green" if meets else "tab:red",
                        linewidths=1.8, zorder=3)
-            ax.annotate(f"{p.variant} ({p.passed}/{p.cells})", (cost(p), p.worst), textcoords="offset points",
-                        xytext=(7, 5 if rank % 2 else -11), fontsize=8)  # alternate sides: close points stay legible
+            labels[-1].append(ax.annotate(f"{p.variant} ({p.passed}/{p.cells})", (cost(p), p.worst),
+                                          textcoords="offset points", xytext=(7, 5 if rank % 2 else -11), fontsize=8,
+                                          arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6,
+                                                      "shrinkA": 0, "shrinkB": 5}))
         front = _pareto([(cost(p), p.worst) for p in shown])
         if len(front) > 1:
             ax.plot(*zip(*front, strict=True), color="grey", linestyle=":", zorder=2)
@@ -157,7 +162,24 @@ def tradeoff(res: Results, path: Path) -> Path:
     fig.suptitle("Trade-off per variant — filled circle: meets every SLA; hollow square: does not "
                  "(passing cells / all cells); dotted: Pareto front", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
+    for texts in labels:
+        _spread(fig, texts)
     return _save(fig, path)
+
+
+def _spread(fig: Any, texts: list[Any]) -> None:
+    """Move a label down, a step at a time, while it overlaps one already placed: variants with
+    near-equal cost and latency would otherwise print their names over each other."""
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text in texts:
+        for _ in range(6):
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            x, y = text.xyann
+            text.xyann = (x, y - 9)
+        placed.append(text.get_window_extent(renderer))
 
 
 def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
