@@ -87,13 +87,23 @@ def _looks(opts: RunOptions) -> list[int]:
         n = min(n * 2, opts.max_samples)
 
 
-def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str) -> TaskbenchError:
+def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str | None = None) -> TaskbenchError:
     """A scenario's SQL that the server rejects (syntax, unknown column, bad cast: SQLSTATE classes
     42 and 22) is a mistake in its file; anything else is the server's."""
-    where = f"scenario {scenario.name!r} under variant {variant!r}"
+    where = f"scenario {scenario.name!r}" + (f" under variant {variant!r}" if variant else "")
     if (exc.sqlstate or "")[:2] in ("42", "22"):
         return InputError(f"{where}: the server rejected its SQL: {first_line(exc)}")
     return DatabaseError(f"{where}: {first_line(exc)}")
+
+
+async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) -> None:
+    """Have the server parse and plan every scenario before any variant is built, so a mistake in a
+    scenario file stops the run in its first second, not after an hour of other cells."""
+    for scenario in catalog.scenarios:
+        try:
+            await conn.prepare(Drawer(scenario, pools, seed=0).sql)
+        except asyncpg.PostgresError as exc:
+            raise scenario_error(exc, scenario) from None
 
 
 async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: str, pools: Pools,
@@ -192,6 +202,7 @@ async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOption
         env = await environment(conn, seeded)  # the seeded database is what the results describe
         cold = await cold_cache(conn)
         pools = await pools_for(conn, catalog.scenarios, date.fromisoformat(dataset.profile["anchor_date"]))
+        await check_sql(conn, catalog, pools)
         done = 0
 
         def on_cell() -> None:
