@@ -43,7 +43,7 @@ from .pgbench import STATEMENT_LINE, run_pgbench, script, store_params
 from .results import ColdCache, Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
 from .runner import RunOptions, run_measurement
 from .stats import summarize
-from .target import Target, connect_async, connect_error, scratch_copy
+from .target import ASYNC_CONNECT_ERRORS, Target, connect_async, connect_error, scratch_copy
 from .variants import apply_variant, snapshot, variant_cost
 
 
@@ -183,7 +183,7 @@ async def _run_job(job: _Job, display: str = "the target") -> Sent:
     per_client = o.rate / o.clients if o.rate else None
     try:
         pool = await asyncpg.create_pool(**job.connect, min_size=job.clients, max_size=job.clients, timeout=15)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+    except ASYNC_CONNECT_ERRORS as exc:
         raise connect_error(exc, display) from None
     try:
         start_at = time.perf_counter() if job.start_at is None else job.start_at

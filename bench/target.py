@@ -265,9 +265,13 @@ def scratch_copy(target: Target, label: str = "scratch") -> Iterator[Target]:
         drop_database(copy, name)
 
 
+# What asyncpg raises when a connection cannot be opened: refused, unreachable, timed out, rejected.
+ASYNC_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+
+
 async def connect_async(target: Target) -> asyncpg.Connection:
     """An asyncpg connection to the taskbench database, with connection failures as one-line errors."""
     try:
         return await asyncpg.connect(**target.asyncpg_kwargs(), timeout=15)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+    except ASYNC_CONNECT_ERRORS as exc:
         raise connect_error(exc, target.display) from None
