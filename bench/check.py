@@ -15,8 +15,6 @@ from collections.abc import Callable
 from .catalog import Catalog
 from .compare import DEFAULT_THRESHOLDS, Comparison, Finding, Thresholds, compare
 from .results import Results
-from .runner import RunOptions, run
-from .target import Target
 
 Remeasure = Callable[[list[str]], Results]  # variant names → a run of the baseline's scenarios under them
 
@@ -54,12 +52,10 @@ def confirm(base: Results, first: Comparison, remeasure: Remeasure, th: Threshol
     return first
 
 
-def check(target: Target, catalog: Catalog, base: Results, opts: RunOptions, th: Thresholds = DEFAULT_THRESHOLDS,
-          rounds: int = 1, across_machines: bool = False,
-          measure: Callable[[Catalog], Results] | None = None) -> tuple[Results, Comparison]:
-    """Run the baseline's cells on ``target``, compare with ``base`` and confirm time findings.
-    ``measure`` runs a catalogue (default: ``run`` with ``opts``); the CLI passes one with progress."""
-    measure = measure or (lambda cat: run(target, cat, opts))
+def check(catalog: Catalog, base: Results, measure: Callable[[Catalog], Results], th: Thresholds = DEFAULT_THRESHOLDS,
+          rounds: int = 1, across_machines: bool = False) -> tuple[Results, Comparison]:
+    """Measure the baseline's cells (``measure`` runs a catalogue on the target), compare them with
+    ``base`` and confirm time findings."""
     cat = baseline_catalog(base, catalog)
     current = measure(cat)
     first = compare(base, current, th, across_machines=across_machines)

@@ -21,7 +21,7 @@ from . import catalog as catalog_io
 from . import results as results_io
 from .catalog import Catalog
 from .container import DEFAULT_PG_MAJOR
-from .errors import InputError, Interrupted, TaskbenchError, from_driver
+from .errors import InputError, Interrupted, TaskbenchError, as_user_error
 from .neon import API_URL, DEFAULT_PARENT, NeonSettings
 from .progress import progress
 from .provision import KINDS, TargetSpec, dataset_home, measurement_target, require_lasting
@@ -274,8 +274,7 @@ def compare_cmd(
     from . import compare as compare_mod
 
     base, cur = results_io.load(baseline), results_io.load(current)
-    th = compare_mod.Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms,
-                                noise_spread=spread, buffer_tolerance=buffers)
+    th = _thresholds(factor, p_value, floor_ms, spread, buffers)
     _verdict(compare_mod.compare(base, cur, th, force=force, across_machines=across_machines),
              base.run_id, cur.run_id, github, markdown_out)
 
@@ -297,14 +296,12 @@ def check_cmd(spec: TargetSpec,
               floor_ms: FloorMs = 1.0, spread: Spread = 0.5, buffers: BufferTolerance = 0.10,
               quiet: Quiet = False) -> None:
     """Measure the baseline's cells, compare, and re-measure before failing on time (the CI gate)."""
-    from . import compare as compare_mod
     from .check import check
 
     base = results_io.load(baseline)
     catalog = catalog_io.load_catalog(scenarios_dir)
     opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows)
-    th = compare_mod.Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms,
-                                noise_spread=spread, buffer_tolerance=buffers)
+    th = _thresholds(factor, p_value, floor_ms, spread, buffers)
     with measurement_target(spec, announce=_note) as target:
         _show(target)
 
@@ -312,10 +309,16 @@ def check_cmd(spec: TargetSpec,
             with progress(not quiet, unit="cells") as advance:
                 return run(target, cat, opts, advance)
 
-        current, result = check(target, catalog, base, opts, th, rounds=confirm, across_machines=across_machines,
-                                measure=measure)
+        current, result = check(catalog, base, measure, th, rounds=confirm, across_machines=across_machines)
     _note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
     _verdict(result, base.run_id, current.run_id, github, markdown_out)
+
+
+def _thresholds(factor: float, p_value: float, floor_ms: float, spread: float, buffers: float) -> Any:
+    from .compare import Thresholds
+
+    return Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms, noise_spread=spread,
+                      buffer_tolerance=buffers)
 
 
 def _verdict(result: Any, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:
@@ -531,7 +534,7 @@ def main() -> None:
     try:
         app()
     except Exception as exc:
-        known = exc if isinstance(exc, TaskbenchError) else from_driver(exc)
+        known = exc if isinstance(exc, TaskbenchError) else as_user_error(exc)
         if known is None:
             raise  # a bug in taskbench: the traceback is what a report needs
         err.print(f"taskbench: error: {known}", highlight=False, markup=False)

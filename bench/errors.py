@@ -39,12 +39,17 @@ class Interrupted(TaskbenchError):
     exit_code = EXIT_INTERRUPTED
 
 
-def from_driver(exc: BaseException) -> TaskbenchError | None:
-    """A driver or network error that escaped the places that word their own (a connection lost
-    mid-run, a server that refused a statement), as a one-line database error; None otherwise."""
+def as_user_error(exc: BaseException) -> TaskbenchError | None:
+    """An error that escaped the places that word their own, as one line: a driver or network
+    error (a connection lost mid-run, a server that refused a statement) is the database's; any
+    other OS error (a reports directory that cannot be written) is the environment's; None for the
+    rest, which are bugs."""
     import asyncpg
     import psycopg
 
-    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, psycopg.Error, OSError)):
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, psycopg.Error, ConnectionError,
+                        TimeoutError)):
         return DatabaseError(f"the database failed: {first_line(exc)}")
+    if isinstance(exc, OSError):
+        return InputError(first_line(exc))
     return None

@@ -26,10 +26,11 @@ from .errors import DatabaseError
 API_URL = "https://console.neon.tech/api/v2"
 DEFAULT_PARENT = "taskbench-seeded"
 RUN_BRANCH_PREFIX = "taskbench-run-"
-# 429: rate limited; 423: the project already has operations running (Neon serialises them); 5xx:
-# retried for GET and DELETE only. Neon does not document Retry-After: it is honoured when sent,
-# else the wait doubles from 1 s.
-RETRY_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
+# 429: rate limited; 423: the project already has operations running (Neon serialises them): nothing
+# was done, so any request is retried. A 5xx may come after the work was done: GET and DELETE only.
+# Neon does not document Retry-After: it is honoured when sent, else the wait doubles from 1 s.
+RETRY_ALWAYS = frozenset({423, 429})
+RETRY_IDEMPOTENT = frozenset({500, 502, 503, 504})
 _FAILED_OPERATION = frozenset({"failed", "error", "cancelled", "cancelling"})
 
 
@@ -103,7 +104,7 @@ class NeonClient:
                     continue
                 raise NeonError(f"cannot reach the Neon API at {self.settings.api_url}: "
                                 f"{type(exc).__name__}: {exc}") from None
-            retry = response.status_code in (423, 429) or (idempotent and response.status_code in RETRY_STATUSES)
+            retry = response.status_code in RETRY_ALWAYS or (idempotent and response.status_code in RETRY_IDEMPOTENT)
             if retry and not last:
                 self._sleep(retry_after_seconds(response.headers.get("Retry-After"), attempt,
                                                 self.settings.max_wait))
@@ -277,9 +278,11 @@ def _dispose(client: NeonClient, name: str, known_ids: list[str], announce: Call
              raise_errors: bool) -> None:
     """Delete the run's branch. When the run itself failed, a failed delete is announced (with the
     command that finishes the job) but does not hide the run's own error."""
+    def by_hand(ids: list[str]) -> str:
+        return f"neonctl branches delete {' '.join(ids) or name} --project-id {client.settings.project_id}"
+
     if client.settings.keep_branch and known_ids:
-        announce(f"kept Neon branch {name} ({known_ids[0]}); delete it with: "
-                 f"neonctl branches delete {known_ids[0]} --project-id {client.settings.project_id}")
+        announce(f"kept Neon branch {name} ({known_ids[0]}); delete it with: {by_hand(known_ids[:1])}")
         return
     with _uninterruptible():
         ids = list(known_ids)
@@ -291,8 +294,6 @@ def _dispose(client: NeonClient, name: str, known_ids: list[str], announce: Call
                 client.delete_branch(branch_id)
                 announce(f"deleted Neon branch {name} ({branch_id})")
         except NeonError as exc:
-            left = " ".join(ids) or name
-            announce(f"could not delete Neon branch {name}: {exc}; delete it with: "
-                     f"neonctl branches delete {left} --project-id {client.settings.project_id}")
+            announce(f"could not delete Neon branch {name}: {exc}; delete it with: {by_hand(ids)}")
             if raise_errors:
                 raise

@@ -28,7 +28,7 @@ def slowed(res, scenario="recent_tasks", verdict=None):
 
 
 def test_check_measures_exactly_the_baselines_cells(seeded, catalog, base):
-    current, result = check(seeded, catalog, base, OPTS)
+    current, result = check(catalog, base, lambda cat: run(seeded, cat, OPTS))
     assert {(c.scenario, c.variant) for c in current.cells} == {(c.scenario, c.variant) for c in base.cells}
     assert result.exit_code == EXIT_OK, result.regressions
 

@@ -85,7 +85,7 @@ def main() -> int:
     base = run(target, _catalog(scenarios), OPTS)
 
     def gate(catalog: Catalog) -> Comparison:
-        return check(target, catalog, base, OPTS)[1]
+        return check(catalog, base, lambda cat: run(target, cat, OPTS))[1]
 
     ok = True
     for i in range(args.reruns):
