@@ -27,12 +27,12 @@ import pytest
 from seed.load import seed_database
 from seed.profiles import get_profile
 
-from . import schema
-from .catalog import Catalog, Scenario, load_catalog
-from .params import Drawer, Pools, pools_for
-from .provision import TargetSpec, dataset_home
-from .target import Target, connect_async, scratch_copy
-from .variants import apply_variant, remove_variant, snapshot
+from bench.targets import schema
+from bench.catalogue.files import Catalog, Scenario, load_catalog
+from bench.catalogue.params import Drawer, Pools, pools_for
+from bench.targets.provision import TargetSpec, dataset_home
+from bench.targets.target import Target, connect_async, scratch_copy
+from bench.catalogue.variants import apply_variant, remove_variant, snapshot
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import InputError
-from .plan import PlanFacts
-from .stats import Summary, Verdict
+from bench.errors import InputError
+from bench.measure.plan import PlanFacts
+from bench.judge.stats import Summary, Verdict
 
 SCHEMA_VERSION = 3
 # Version 2 lacks only the optional sections added since (connection probe, scale, load): it is read

@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import schema
+from bench.targets import schema
 from bench.progress import Advance, no_progress
-from bench.target import Target, connect_async, drop_database, ensure_database
+from bench.targets.target import Target, connect_async, drop_database, ensure_database
 
-from .load import TABLE_ORDER, seed_database
-from .profiles import Profile
+from seed.load import TABLE_ORDER, seed_database
+from seed.profiles import Profile
 
 
 SEEDER, RAW_COPY, SERVER_SIDE = "seeder", "raw COPY", "server-side generation"

@@ -24,7 +24,7 @@ from faker.providers.lorem.en_US import Provider as _Lorem
 
 from bench.models import CATEGORIES
 
-from .profiles import Profile
+from seed.profiles import Profile
 
 # Batch boundaries pick the RNG of each batch: changing these changes the data (bump
 # GENERATOR_VERSION in profiles.py).

@@ -24,14 +24,14 @@ import pgpq.encoders
 import pgpq.schema
 import pyarrow as pa
 
-from bench import schema
+from bench.targets import schema
 from bench.progress import Advance, no_progress
-from bench.target import Target, connect_async
+from bench.targets.target import Target, connect_async
 
-from .generate import Generator
-from .profiles import Profile
-from .server_side import generate_on_server
-from .validate import validate_batch
+from seed.generate import Generator
+from seed.profiles import Profile
+from seed.server_side import generate_on_server
+from seed.validate import validate_batch
 
 TABLE_ORDER = ("users", "conversations", "messages", "tasks")
 JSON_COLUMNS = frozenset({"tags"})

@@ -25,14 +25,14 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import TypeAdapter, ValidationError
 
-from bench import schema
+from bench.targets import schema
 from bench.models import CATEGORIES
 from bench.progress import Advance
-from bench.target import Target
+from bench.targets.target import Target
 
-from .generate import _CATEGORY_P, _PRIORITY_P, _TAG_COUNT_P, _WORD_CUM, WORDS, Generator
-from .profiles import Profile
-from .validate import MODELS
+from seed.generate import _CATEGORY_P, _PRIORITY_P, _TAG_COUNT_P, _WORD_CUM, WORDS, Generator
+from seed.profiles import Profile
+from seed.validate import MODELS
 
 TASK_CHUNK = 50_000  # tasks per INSERT statement: progress granularity
 SAMPLE_PERCENT = 1.0  # share of each table read back and validated by the models

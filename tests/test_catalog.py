@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import load_catalog
+from bench.catalogue.files import load_catalog
 from bench.errors import InputError
 
-from .conftest import SCENARIOS
+from tests.support import SCENARIOS
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -2,10 +2,10 @@
 
 import pytest
 
-from bench.check import baseline_catalog, check, confirm
-from bench.compare import compare
+from bench.judge.check import baseline_catalog, check, confirm
+from bench.judge.compare import compare
 from bench.errors import EXIT_OK, EXIT_REGRESSION
-from bench.runner import RunOptions, run
+from bench.measure.runner import RunOptions, run
 
 OPTS = RunOptions(samples=60, max_samples=120, warmup=3, cold_samples=0, stability_rounds=0, write_rows=0)
 SCENARIOS = ["recent_tasks", "pending_tasks", "task_by_id"]

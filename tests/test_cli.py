@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from bench.target import drop_database, open_target
+from bench.targets.target import drop_database, open_target
 
-from .conftest import DATA_DIR, ROOT, SCENARIOS
+from tests.support import DATA_DIR, ROOT, SCENARIOS
 
 
 def taskbench(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -2,12 +2,12 @@ import shutil
 
 import pytest
 
-from bench.catalog import load_catalog
-from bench.compare import compare
+from bench.catalogue.files import load_catalog
+from bench.judge.compare import compare
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
-from bench.runner import RunOptions, run
+from bench.measure.runner import RunOptions, run
 
-from .conftest import SCENARIOS
+from tests.support import SCENARIOS
 
 OPTS = RunOptions(samples=80, max_samples=160, warmup=3, cold_samples=0, stability_rounds=0, write_rows=0)
 PICK = (["recent_tasks", "pending_tasks", "task_by_id"], ["composite"])
@@ -68,7 +68,7 @@ def test_incomparable_runs_exit_2_with_the_reason(base_run, field, change, reaso
 
 
 def test_noise_floor_grows_with_the_baselines_spread():
-    from bench.compare import Thresholds
+    from bench.judge.compare import Thresholds
 
     th = Thresholds(noise_floor_ms=0.5, noise_spread=0.5)
     assert th.floor_ms([1.0] * 50 + [1.1] * 50) == 0.5  # tight samples: the absolute floor
@@ -89,7 +89,7 @@ def test_a_wide_baseline_needs_a_larger_shift(base_run):
 
 
 def test_time_gate_is_off_between_different_machines(base_run):
-    from bench.compare import annotations
+    from bench.judge.compare import annotations
 
     machine = {**base_run.environment.machine, "cpus": 64}
     other = base_run.model_copy(update={
@@ -118,7 +118,7 @@ def test_baseline_save_needs_a_reason_and_records_it(base_run, tmp_path):
 
 
 def test_a_whole_variant_drifting_together_is_not_a_regression(base_run):
-    from bench.compare import MIN_CELLS_FOR_DRIFT
+    from bench.judge.compare import MIN_CELLS_FOR_DRIFT
 
     cell = base_run.cells[0]
     cells = [cell.model_copy(update={"scenario": f"s{i}"}) for i in range(MIN_CELLS_FOR_DRIFT + 1)]

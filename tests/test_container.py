@@ -9,14 +9,14 @@ from dataclasses import replace
 
 import pytest
 
-from bench.container import DEFAULT_PG_MAJOR, docker_postgres
+from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, DatabaseError
-from bench.provision import TargetSpec, dataset_home, measurement_target
-from bench.runner import RunOptions, run
+from bench.targets.provision import TargetSpec, dataset_home, measurement_target
+from bench.measure.runner import RunOptions, run
 from seed.load import seed_database
 from seed.profiles import get_profile
 
-from .conftest import ROOT
+from tests.support import ROOT
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 

@@ -3,7 +3,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from bench import schema
+from bench.targets import schema
 from bench.models import TaskFields
 
 

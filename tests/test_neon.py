@@ -14,15 +14,15 @@ import pytest
 
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, EXIT_INTERRUPTED
-from bench.neon import RUN_BRANCH_PREFIX, NeonClient, NeonError, NeonSettings, retry_after_seconds
-from bench.provision import TargetSpec, dataset_home, measurement_target
-from bench.runner import RunOptions, run
-from bench.target import start_embedded
+from bench.targets.neon import RUN_BRANCH_PREFIX, NeonClient, NeonError, NeonSettings, retry_after_seconds
+from bench.targets.provision import TargetSpec, dataset_home, measurement_target
+from bench.measure.runner import RunOptions, run
+from bench.targets.target import start_embedded
 from seed.load import seed_database
 from seed.profiles import get_profile
 
-from .conftest import DATA_DIR, ROOT
-from .neon_standin import PASSWORD, NeonStandIn
+from tests.support import DATA_DIR, ROOT
+from tests.neon_standin import PASSWORD, NeonStandIn
 
 KEY = "neon-test-key"
 PARENT = "taskbench-seeded-test"

@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from bench.pgbench import _text, script
+from bench.measure.pgbench import _text, script
 
 
 def test_parameters_travel_as_text_pgbench_can_bind():
@@ -23,7 +23,7 @@ def test_a_tls_url_needs_a_pgbench_built_with_tls(monkeypatch, tmp_path):
     import shutil
 
     from bench.errors import InputError
-    from bench.pgbench import pgbench_path
+    from bench.measure.pgbench import pgbench_path
 
     bundled = pgbench_path()
     if shutil.which("pgbench"):  # PostgreSQL's client tools: used when TLS is demanded

@@ -1,9 +1,9 @@
 import json
 
 
-from bench import schema
-from bench.plan import plan_facts, timings
-from bench.target import scratch_copy
+from bench.targets import schema
+from bench.measure.plan import plan_facts, timings
+from bench.targets.target import scratch_copy
 
 
 def _explain(target, sql: str, *settings: str) -> list:

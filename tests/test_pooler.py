@@ -21,11 +21,11 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from bench.catalog import Scenario
-from bench.load import Workload, drive
-from bench.params import pools_for
-from bench.runner import RunOptions, measure_cell
-from bench.target import Target
+from bench.catalogue.files import Scenario
+from bench.measure.load import Workload, drive
+from bench.catalogue.params import pools_for
+from bench.measure.runner import RunOptions, measure_cell
+from bench.targets.target import Target
 
 PGBOUNCER = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer",) if os.path.exists(p)), None)
 pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer is not installed (Debian package pgbouncer)")

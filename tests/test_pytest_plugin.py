@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from bench.pytest_plugin import psycopg_sql
-from bench.target import drop_database, open_target
+from bench.targets.target import drop_database, open_target
 
-from .conftest import DATA_DIR, ROOT
+from tests.support import DATA_DIR, ROOT
 
 
 def test_placeholders_become_psycopg_names_and_percent_signs_are_kept():

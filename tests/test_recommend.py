@@ -7,10 +7,10 @@ from sqlalchemy import Index, MetaData, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex
 
-from bench import schema
+from bench.targets import schema
 from bench.models import TABLES
-from bench.recommend import index_construct, recommend, table_args
-from bench.target import scratch_copy
+from bench.judge.recommend import index_construct, recommend, table_args
+from bench.targets.target import scratch_copy
 
 
 def _indexdefs(conn: psycopg.Connection) -> set[str]:

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from bench import results as results_io
-from bench.recommend import recommend
-from bench.report import plan_diffs, write_report
+from bench.judge.recommend import recommend
+from bench.report.build import plan_diffs, write_report
 
 
 @pytest.fixture(scope="module")

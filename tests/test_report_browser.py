@@ -8,7 +8,7 @@ import pytest
 from matplotlib.image import imread
 
 from bench import results as results_io
-from bench.report import write_report
+from bench.report.build import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
@@ -51,8 +51,8 @@ def test_the_page_is_not_blank(page):
 def full_page(small_results, tmp_path_factory):
     """The same run with a scale and a load section (constructed), so all five figures show."""
     from bench.results import LoadResults, LoadScenario, ScalePoint, ScaleResults
-    from bench.scale import fits
-    from bench.stats import summarize
+    from bench.measure.scale import fits
+    from bench.judge.stats import summarize
 
     sizes = [1_000, 10_000, 50_000]
     points = [ScalePoint(scenario=c.scenario, variant=c.variant, tasks_per_user=n,

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from bench import results as results_io
-from bench.runner import RunOptions, run
+from bench.measure.runner import RunOptions, run
 
 @pytest.fixture(scope="module")
 def small_run(small_results):
@@ -70,9 +70,9 @@ def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, sm
 def test_a_clearly_failing_cell_is_called_at_the_early_look(seeded, catalog, monkeypatch):
     import asyncio
 
-    from bench import runner
-    from bench.params import load_pools
-    from bench.target import connect_async
+    from bench.measure import runner
+    from bench.catalogue.params import load_pools
+    from bench.targets.target import connect_async
 
     scenario = next(s for s in catalog.scenarios if s.name == "recent_tasks").model_copy(update={"sla_ms": 0.001})
     opts = RunOptions(samples=100, max_samples=400, warmup=1, early_look=30)

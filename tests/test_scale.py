@@ -7,14 +7,14 @@ import uuid
 import pytest
 
 from bench import results as results_io
-from bench.provision import TargetSpec
-from bench.report import write_report
+from bench.targets.provision import TargetSpec
+from bench.report.build import write_report
 from bench.results import ScalePoint
-from bench.runner import RunOptions
-from bench.scale import fits, growth_exponent, measure_scale, sla_crossing
-from bench.target import drop_database, open_target
+from bench.measure.runner import RunOptions
+from bench.measure.scale import fits, growth_exponent, measure_scale, sla_crossing
+from bench.targets.target import drop_database, open_target
 
-from .conftest import DATA_DIR
+from tests.support import DATA_DIR
 
 SIZES = [1_000, 10_000, 50_000, 100_000]
 

@@ -2,10 +2,10 @@ from dataclasses import replace
 
 import psycopg
 
-from bench.target import open_target
+from bench.targets.target import open_target
 from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
 
-from .conftest import DATA_DIR, TINY
+from tests.support import DATA_DIR, TINY
 
 
 def test_seed_benchmark_compares_the_same_rows_and_cleans_up():

@@ -4,11 +4,11 @@ from dataclasses import replace
 
 import pytest
 
-from bench import schema
+from bench.targets import schema
 from seed.load import seed_database
 from seed.server_side import validate_sample
 
-from .conftest import TINY, constraint_violations, content_checksums
+from tests.support import TINY, constraint_violations, content_checksums
 
 ON_SERVER = replace(TINY, generator="server")
 

@@ -1,4 +1,4 @@
-from bench.stats import quantile_ci, summarize, verdict
+from bench.judge.stats import quantile_ci, summarize, verdict
 
 
 def test_interval_brackets_the_estimate():

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bench import schema
+from bench.targets import schema
 from bench.errors import DatabaseError, InputError
-from bench.target import Target, async_engine, connect_async, open_target, parse_database_url
+from bench.targets.target import Target, async_engine, connect_async, open_target, parse_database_url
 from tools.loopback_server import loopback_server
 
 
@@ -62,11 +62,11 @@ def test_claim_refuses_foreign_tables_unless_forced(make_target):
 def test_a_database_url_target_seeds_and_runs(seeded, catalog):
     from dataclasses import replace
 
-    from bench.runner import RunOptions, run
-    from bench.target import drop_database, open_target
+    from bench.measure.runner import RunOptions, run
+    from bench.targets.target import drop_database, open_target
     from seed.load import seed_database
 
-    from .conftest import TINY
+    from tests.support import TINY
 
     server_url = seeded.url.set(database="postgres").render_as_string(hide_password=False)
     target = open_target(server_url, "tburl_target")
@@ -81,7 +81,7 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
 
 
 def test_scratch_copy_leaves_the_seeded_dataset_untouched(seeded):
-    from bench.target import scratch_copy
+    from bench.targets.target import scratch_copy
 
     with schema.connect(seeded) as conn:
         before = conn.execute("SELECT count(*), max(id) FROM tasks").fetchone()

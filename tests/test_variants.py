@@ -2,10 +2,10 @@ import asyncio
 
 import pytest
 
-from bench.catalog import Variant
+from bench.catalogue.files import Variant
 from bench.errors import InputError
-from bench.target import connect_async
-from bench.variants import apply_variant, index_names, remove_variant, snapshot, variant_cost
+from bench.targets.target import connect_async
+from bench.catalogue.variants import apply_variant, index_names, remove_variant, snapshot, variant_cost
 
 
 def _in_db(target, coro_fn):

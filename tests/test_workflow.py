@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import ROOT
+from tests.support import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml"
 NODE_MODULES = ROOT / ".venv" / "node" / "node_modules"

@@ -27,12 +27,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import schema  # noqa: E402
-from bench.catalog import Catalog, load_catalog  # noqa: E402
-from bench.check import check  # noqa: E402
-from bench.compare import Comparison, compare  # noqa: E402
-from bench.runner import RunOptions, run  # noqa: E402
-from bench.target import Target, open_target  # noqa: E402
+from bench.targets import schema  # noqa: E402
+from bench.catalogue.files import Catalog, load_catalog  # noqa: E402
+from bench.judge.check import check  # noqa: E402
+from bench.judge.compare import Comparison, compare  # noqa: E402
+from bench.measure.runner import RunOptions, run  # noqa: E402
+from bench.targets.target import Target, open_target  # noqa: E402
 from seed.load import seed_database  # noqa: E402
 from seed.profiles import get_profile  # noqa: E402
 

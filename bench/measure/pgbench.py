@@ -19,9 +19,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .catalog import Scenario
-from .errors import DatabaseError, InputError
-from .target import Target
+from bench.catalogue.files import Scenario
+from bench.errors import DatabaseError, InputError
+from bench.targets.target import Target
 
 # A line of -r's per-statement report: average ms, failures, the statement.
 STATEMENT_LINE = re.compile(r"^\s*([\d.]+)\s+\d+\s+(.*)$")

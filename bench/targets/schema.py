@@ -14,9 +14,9 @@ import psycopg
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-from . import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from .errors import DatabaseError, first_line
-from .target import Target, connect_error
+from bench import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bench.errors import DatabaseError, first_line
+from bench.targets.target import Target, connect_error
 
 META_TABLE = "taskbench_meta"
 _ENUM_TYPES = ("task_priority", "message_role")

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import schema
-from .container import DEFAULT_PG_MAJOR, docker_postgres
-from .errors import InputError
-from .neon import Branch, NeonClient, NeonSettings, parent_branch, run_branch
-from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target, check_db_name, open_server, open_target, parse_database_url
+from bench.targets import schema
+from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
+from bench.errors import InputError
+from bench.targets.neon import Branch, NeonClient, NeonSettings, parent_branch, run_branch
+from bench.targets.target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target, check_db_name, open_server, open_target, parse_database_url
 
 KINDS = ("auto", "embedded", "url", "neon", "docker")
 Announce = Callable[[str], None]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import asyncpg
 
-from . import __version__
-from .results import Environment
-from .target import Target
+from bench import __version__
+from bench.results import Environment
+from bench.targets.target import Target
 
 # Settings that change plans or timings: two runs that differ here are not comparable as-is.
 PLANNER_SETTINGS = (

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from .results import Cell, Results  # noqa: E402
+from bench.results import Cell, Results  # noqa: E402
 
 _HATCH = {"pass": "", "fail": "xxx", "inconclusive": "..."}
 _MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}

@@ -28,8 +28,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import DatabaseError, InputError, first_line
-from .results import ConnectionProbe
+from bench.errors import DatabaseError, InputError, first_line
+from bench.results import ConnectionProbe
 
 DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"

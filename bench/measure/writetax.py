@@ -17,10 +17,10 @@ import time
 
 import asyncpg
 
-from .catalog import Variant
-from .results import WriteTax
-from .target import Target, connect_async, scratch_copy
-from .variants import apply_variant, snapshot
+from bench.catalogue.files import Variant
+from bench.results import WriteTax
+from bench.targets.target import Target, connect_async, scratch_copy
+from bench.catalogue.variants import apply_variant, snapshot
 
 _BATCH = 500  # rows per statement
 _INSERT = """

@@ -15,10 +15,10 @@ import time
 
 import asyncpg
 
-from .errors import first_line
-from .params import Drawer
-from .plan import EXPLAIN_ANALYZE, plan_facts, timings
-from .results import ColdCache, ColdSamples
+from bench.errors import first_line
+from bench.catalogue.params import Drawer
+from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
+from bench.results import ColdCache, ColdSamples
 
 _EVICT = "SELECT pg_buffercache_evict_all()"
 

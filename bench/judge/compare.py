@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
-from .results import Cell, Results
+from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
+from bench.results import Cell, Results
 
 SCAN_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 

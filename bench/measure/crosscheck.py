@@ -18,14 +18,14 @@ import statistics
 from dataclasses import dataclass
 from datetime import date
 
-from . import schema
-from .catalog import Catalog, Scenario, Variant
-from .errors import DatabaseError
-from .params import Drawer, Pools, pools_for
-from .pgbench import STATEMENT_LINE, run_pgbench, script, store_params
-from .runner import RunOptions, measure_cell, run_measurement
-from .target import Target, connect_async, scratch_copy
-from .variants import apply_variant, snapshot
+from bench.targets import schema
+from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.errors import DatabaseError
+from bench.catalogue.params import Drawer, Pools, pools_for
+from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
+from bench.measure.runner import RunOptions, measure_cell, run_measurement
+from bench.targets.target import Target, connect_async, scratch_copy
+from bench.catalogue.variants import apply_variant, snapshot
 
 DEFAULT_SCENARIOS = ("task_by_id", "open_task_count", "recent_tasks", "pending_tasks", "keyset_page_deep",
                      "last_messages")

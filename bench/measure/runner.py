@@ -29,20 +29,20 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from . import schema
-from .catalog import Catalog, Scenario, Variant
-from .cold import cold_cache, cold_samples
-from .environment import environment
-from .errors import DatabaseError, InputError, TaskbenchError, first_line
-from .params import Drawer, Pools, pools_for
-from .plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
-from .progress import Advance, no_progress
-from .results import Cell, ColdCache, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
-from .stability import plan_stability
-from .stats import summarize, verdict
-from .target import Target, connect_async, scratch_copy
-from .variants import apply_variant, remove_variant, snapshot, variant_cost
-from .writetax import write_tax
+from bench.targets import schema
+from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.measure.cold import cold_cache, cold_samples
+from bench.measure.environment import environment
+from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
+from bench.catalogue.params import Drawer, Pools, pools_for
+from bench.measure.plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
+from bench.progress import Advance, no_progress
+from bench.results import Cell, ColdCache, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
+from bench.measure.stability import plan_stability
+from bench.judge.stats import summarize, verdict
+from bench.targets.target import Target, connect_async, scratch_copy
+from bench.catalogue.variants import apply_variant, remove_variant, snapshot, variant_cost
+from bench.measure.writetax import write_tax
 
 
 T = TypeVar("T")

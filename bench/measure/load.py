@@ -34,17 +34,17 @@ from typing import Any
 
 import asyncpg
 
-from . import schema
-from .catalog import Catalog, Scenario
-from .environment import environment
-from .errors import DatabaseError, InputError
-from .params import Drawer, pools_for
-from .pgbench import STATEMENT_LINE, run_pgbench, script, store_params
-from .results import ColdCache, Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
-from .runner import RunOptions, run_measurement
-from .stats import summarize
-from .target import ASYNC_CONNECT_ERRORS, Target, connect_async, connect_error, scratch_copy
-from .variants import apply_variant, snapshot, variant_cost
+from bench.targets import schema
+from bench.catalogue.files import Catalog, Scenario
+from bench.measure.environment import environment
+from bench.errors import DatabaseError, InputError
+from bench.catalogue.params import Drawer, pools_for
+from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
+from bench.results import ColdCache, Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
+from bench.measure.runner import RunOptions, run_measurement
+from bench.judge.stats import summarize
+from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_async, connect_error, scratch_copy
+from bench.catalogue.variants import apply_variant, snapshot, variant_cost
 
 
 @dataclass(frozen=True)

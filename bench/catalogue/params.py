@@ -30,9 +30,9 @@ from typing import Any
 
 import asyncpg
 
-from .catalog import Scenario
-from .models import CATEGORIES
-from .errors import DatabaseError
+from bench.catalogue.files import Scenario
+from bench.models import CATEGORIES
+from bench.errors import DatabaseError
 
 # A systematic sample of each user's tasks (every k-th id) keeps memory flat on large datasets.
 _TASKS_PER_USER_SAMPLE = 256

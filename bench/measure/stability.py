@@ -13,11 +13,11 @@ import json
 
 import asyncpg
 
-from .catalog import Scenario
-from .models import TABLE_NAMES
-from .params import Drawer, Pools
-from .plan import fingerprint
-from .results import Stability
+from bench.catalogue.files import Scenario
+from bench.models import TABLE_NAMES
+from bench.catalogue.params import Drawer, Pools
+from bench.measure.plan import fingerprint
+from bench.results import Stability
 
 
 async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list]) -> list[str]:

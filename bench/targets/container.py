@@ -9,7 +9,7 @@ from contextlib import contextmanager, suppress
 
 from sqlalchemy.engine import URL, make_url
 
-from .errors import DatabaseError, first_line
+from bench.errors import DatabaseError, first_line
 
 # The major a new Neon project gets by default (18 since June 2026): benchmark what production runs.
 DEFAULT_PG_MAJOR = 18

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from .errors import DatabaseError
+from bench.errors import DatabaseError
 
 API_URL = "https://console.neon.tech/api/v2"
 DEFAULT_PARENT = "taskbench-seeded"

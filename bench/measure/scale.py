@@ -19,12 +19,12 @@ from scipy import stats as sps
 from seed.load import seed_database
 from seed.profiles import Profile, get_profile
 
-from .catalog import Catalog
-from .errors import InputError
-from .progress import Advance, no_progress
-from .provision import TargetSpec, dataset_home, measurement_target
-from .results import Cell, Results, ScaleFit, ScalePoint, ScaleResults
-from .runner import RunOptions, run
+from bench.catalogue.files import Catalog
+from bench.errors import InputError
+from bench.progress import Advance, no_progress
+from bench.targets.provision import TargetSpec, dataset_home, measurement_target
+from bench.results import Cell, Results, ScaleFit, ScalePoint, ScaleResults
+from bench.measure.runner import RunOptions, run
 
 DEFAULT_SIZES = (1_000, 10_000, 50_000, 100_000)
 DEFAULT_USERS = 4

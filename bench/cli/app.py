@@ -17,16 +17,16 @@ from rich.console import Console
 from seed.profiles import Profile as DataProfile
 from seed.profiles import get_profile
 
-from . import catalog as catalog_io
-from . import results as results_io
-from .catalog import Catalog
-from .container import DEFAULT_PG_MAJOR
-from .errors import InputError, Interrupted, TaskbenchError, as_user_error
-from .neon import API_URL, DEFAULT_PARENT, NeonSettings
-from .progress import progress
-from .provision import KINDS, TargetSpec, dataset_home, measurement_target, require_lasting
-from .runner import RunOptions, run
-from .target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target
+from bench.catalogue import files as catalog_io
+from bench import results as results_io
+from bench.catalogue.files import Catalog
+from bench.targets.container import DEFAULT_PG_MAJOR
+from bench.errors import InputError, Interrupted, TaskbenchError, as_user_error
+from bench.targets.neon import API_URL, DEFAULT_PARENT, NeonSettings
+from bench.progress import progress
+from bench.targets.provision import KINDS, TargetSpec, dataset_home, measurement_target, require_lasting
+from bench.measure.runner import RunOptions, run
+from bench.targets.target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark the Todo/chat app's queries under index variants against their SLAs.")
@@ -240,7 +240,7 @@ def run_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_D
 @command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or its results.json.")]) -> None:
     """Write index.html, summary.md, results.csv and the figures next to a results.json."""
-    from .report import (
+    from bench.report.build import (
         write_report,  # matplotlib is slow to import: only for commands that plot
     )
 
@@ -271,7 +271,7 @@ def compare_cmd(
     spread: Spread = 0.5, buffers: BufferTolerance = 0.10,
 ) -> None:
     """Exit 0 if no regression, 1 on a regression, 2 if the runs cannot be judged."""
-    from . import compare as compare_mod
+    from bench.judge import compare as compare_mod
 
     base, cur = results_io.load(baseline), results_io.load(current)
     th = _thresholds(factor, p_value, floor_ms, spread, buffers)
@@ -296,7 +296,7 @@ def check_cmd(spec: TargetSpec,
               floor_ms: FloorMs = 1.0, spread: Spread = 0.5, buffers: BufferTolerance = 0.10,
               quiet: Quiet = False) -> None:
     """Measure the baseline's cells, compare, and re-measure before failing on time (the CI gate)."""
-    from .check import check
+    from bench.judge.check import check
 
     base = results_io.load(baseline)
     catalog = catalog_io.load_catalog(scenarios_dir)
@@ -315,7 +315,7 @@ def check_cmd(spec: TargetSpec,
 
 
 def _thresholds(factor: float, p_value: float, floor_ms: float, spread: float, buffers: float) -> Any:
-    from .compare import Thresholds
+    from bench.judge.compare import Thresholds
 
     return Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms, noise_spread=spread,
                       buffer_tolerance=buffers)
@@ -323,7 +323,7 @@ def _thresholds(factor: float, p_value: float, floor_ms: float, spread: float, b
 
 def _verdict(result: Any, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:
     """Print a comparison (and its annotations, Markdown) and exit with its code."""
-    from . import compare as compare_mod
+    from bench.judge import compare as compare_mod
 
     _print_comparison(result, base_id, cur_id)
     if github:
@@ -373,7 +373,7 @@ def bench_cmd(spec: TargetSpec, profile: Profile = "default",
             write_rows: WriteN = RunOptions.write_rows,
               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Seed (if needed), run the matrix, and write the report."""
-    from .report import write_report
+    from bench.report.build import write_report
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
     prof = _profile(profile, users, tasks_per_user, seed, generate)
@@ -402,8 +402,8 @@ def scale_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT
               samples: Samples = 100, max_samples: MaxSamples = 200, warmup: Warmup = RunOptions.warmup,
               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
-    from .report import write_report
-    from .scale import DEFAULT_SCENARIOS, DEFAULT_VARIANTS, describe_crossing, measure_scale
+    from bench.report.build import write_report
+    from bench.measure.scale import DEFAULT_SCENARIOS, DEFAULT_VARIANTS, describe_crossing, measure_scale
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS),
                                                         variant or list(DEFAULT_VARIANTS))
@@ -436,8 +436,8 @@ def load_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_
                  "--pgbench-rounds", min=0, help="Alternating harness/pgbench rounds for the throughput check (0: skip).")] = 2,
              reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
-    from .load import LoadOptions, run_load
-    from .report import write_report
+    from bench.measure.load import LoadOptions, run_load
+    from bench.report.build import write_report
 
     weights: dict[str, int] = {}
     for item in mix or []:
@@ -486,7 +486,7 @@ def validate_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFA
                  ) -> None:
     """Check the harness's client latency against pgbench on the same SQL and parameters (exit 1 if
     fewer than three scenarios agree within 15%)."""
-    from .validity import DEFAULT_SCENARIOS, PGBENCH_FACTOR, REQUIRED, TOLERANCE, check_against_pgbench
+    from bench.measure.crosscheck import DEFAULT_SCENARIOS, PGBENCH_FACTOR, REQUIRED, TOLERANCE, check_against_pgbench
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS), None)
     opts = RunOptions(samples=transactions, max_samples=transactions, warmup=10, early_look=0)

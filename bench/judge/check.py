@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .catalog import Catalog
-from .compare import DEFAULT_THRESHOLDS, Comparison, Finding, Thresholds, compare
-from .results import Results
+from bench.catalogue.files import Catalog
+from bench.judge.compare import DEFAULT_THRESHOLDS, Comparison, Finding, Thresholds, compare
+from bench.results import Results
 
 Remeasure = Callable[[list[str]], Results]  # variant names → a run of the baseline's scenarios under them
 

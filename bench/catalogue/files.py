@@ -16,7 +16,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import InputError
+from bench.errors import InputError
 
 DEFAULT_DIR = Path("scenarios")
 PARAM_KINDS = ("user", "task", "conversation", "tag", "tags_json", "tags_any", "word", "fragment", "priority",

@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import plots
-from . import results as results_io
-from .recommend import recommend
-from .scale import describe_crossing
-from .results import Cell, Results
+from bench.report import plots
+from bench import results as results_io
+from bench.judge.recommend import recommend
+from bench.measure.scale import describe_crossing
+from bench.results import Cell, Results
 
 # name -> (draw, whether the results hold what it shows)
 FIGURES: dict[str, tuple[Callable[[Results, Path], Path], Callable[[Results], bool]]] = {
@@ -149,7 +149,7 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
 
 
 def _templates() -> Environment:
-    env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape(["html"]),
+    env = Environment(loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(ms=ms, size=size, median=median)
     env.globals["mark"] = {"pass": "✓ pass", "fail": "✗ fail", "inconclusive": "? inconclusive"}

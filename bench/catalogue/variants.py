@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from .catalog import Variant
-from .errors import InputError
-from .models import TABLE_NAMES
-from .results import IndexCost, VariantResult
+from bench.catalogue.files import Variant
+from bench.errors import InputError
+from bench.models import TABLE_NAMES
+from bench.results import IndexCost, VariantResult
 
 
 @dataclass
