@@ -1,0 +1,280 @@
+"""Exact group-sequential test of an SLA on the count of samples over it (the exceedances).
+
+The question per cell is whether p = P(sample latency > SLA) is at most p0 (0.05: for a continuous
+latency distribution, p <= 0.05 is the same statement as p95 <= SLA). Samples are independent, so
+the number E of exceedances among the first n samples is Binomial(n, p), whatever the shape of the
+latency distribution. At each look n_k of a fixed schedule:
+
+- "fail" when E >= fail_at[k],
+- "pass" when E <= pass_at[k],
+- otherwise "continue", and "inconclusive" at the last look.
+
+The boundaries come from exact alpha spending under p = p0. The distribution of E over the paths
+that have not stopped yet is carried from look to look (convolved with the Binomial(n_k - n_{k-1},
+p0) increment), both boundaries are taken out of it at every look, so each boundary is computed on
+exactly the paths the other one has left. At look k:
+
+- fail_at[k] is the smallest f whose cumulative fail probability under p0 (this look's E >= f plus
+  what earlier looks spent) is at most alpha_fail * n_k / n_K (spending linear in information);
+- pass_at[k] is the largest a whose cumulative pass probability under p0 is at most the pass
+  spending at look k. Passing is monotone in p (more exceedances never help a pass), so the
+  probability of a wrong pass is largest at p = p0, and computing it there bounds it for every p > p0.
+
+Pass spending is zero before the look ``pass_from``. At ``pass_from`` it equals the exact price of
+the smallest possible pass there, P(E = 0 at pass_from), and from there it grows linearly in
+information up to alpha_pass at n_K:
+
+    s_pass(n_k) = c + (alpha_pass - c) * (n_k - n_pf) / (n_K - n_pf),   c = P_p0(E_pf = 0)
+
+Plain linear spending (alpha_pass * n_k / n_K) gives too little alpha early: passing with no
+exceedance at all costs 0.95^77 = 1.9% at n = 77, more than three quarters of alpha_pass, so under it
+a clean cell could not pass before n = 100. Spending exactly that price at the first look where a
+pass is possible and the rest linearly over the remaining information lets a clean cell stop at 77.
+This is the form that gives the default design: fail at E >= 4 at n = 4, E >= 12 at n = 100,
+E >= 31 at n = 400; pass at E = 0 at n = 77 or 100, E <= 2 at n = 220, E <= 9 at n = 400; exact
+wrong-fail 2.13% and wrong-pass 2.49% at p = 0.05.
+
+Two rules may end a cell without a verdict, and neither can create one:
+
+- futility: at a look where neither boundary can be reached at any later look (E never decreases,
+  so a pass is out of reach once E exceeds every later pass boundary; a fail is out of reach once
+  E plus all remaining samples stays below every later fail boundary), the cell stops as
+  "inconclusive". Such a path could only have ended inconclusive, so futility changes no verdict
+  probability, only the number of samples taken;
+- a budget: the caller stops when its time is up, and ``Design.decide(..., budget_exhausted=True)``
+  turns what would be "continue" into "inconclusive".
+
+Several user classes in one cell: the cell passes only if every class passes and fails if any class
+fails. The probability that some class fails is at most the sum over the classes, so each class
+gets alpha_fail / k (``design_for_classes``); a wrong pass needs every class to pass, including the
+one that sits over the SLA, so it is bounded by that class's alpha_pass with no correction.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Decision = Literal["pass", "fail", "continue", "inconclusive"]
+Distribution = npt.NDArray[np.float64]
+
+DEFAULT_LOOKS: tuple[int, ...] = (4, 5, 7, 9, 12, 16, 21, 28, 37, 49, 64, 77, 100, 130, 170, 220, 290, 400)
+
+FAIL_SPENDING = "alpha_fail * n_k / n_K"
+PASS_SPENDING = (
+    "0 before pass_from; c + (alpha_pass - c) * (n_k - n_pf) / (n_K - n_pf) from it, c = P(E = 0 at pass_from | p0)"
+)
+FUTILITY_RULE = "inconclusive at a look from which no later fail or pass boundary can be reached"
+
+
+@dataclass(frozen=True)
+class OperatingCharacteristics:
+    """Exact probabilities of each verdict for one true exceedance probability p."""
+
+    p: float
+    fail: float
+    pass_: float
+    inconclusive: float
+    expected_n: float  # samples taken per cell on average, every stop counted at its look
+
+
+@dataclass(frozen=True)
+class Design:
+    """Boundaries of the sequential test, as ``design`` computes them."""
+
+    looks: tuple[int, ...]
+    fail_at: tuple[int | None, ...]  # smallest E that fails at each look (None: cannot fail there)
+    pass_at: tuple[int | None, ...]  # largest E that passes at each look (None: cannot pass there)
+    p0: float
+    alpha_fail: float
+    alpha_pass: float
+    pass_from: int
+
+    def decide(self, n: int, exceedances: int, *, budget_exhausted: bool = False) -> Decision:
+        """The verdict after ``n`` samples of which ``exceedances`` were over the SLA.
+
+        Boundaries exist only at looks, so between looks the answer is "continue" ("inconclusive"
+        when the budget is exhausted: applying a boundary at another n would spend alpha the
+        design did not account for).
+        """
+        if not 0 <= exceedances <= n:
+            raise ValueError(f"exceedances must be between 0 and n={n}, got {exceedances}")
+        if n > self.looks[-1]:
+            raise ValueError(f"n={n} is beyond the last look {self.looks[-1]}")
+        if n not in self.looks:
+            return "inconclusive" if budget_exhausted else "continue"
+        k = self.looks.index(n)
+        fail, pass_ = self.fail_at[k], self.pass_at[k]
+        if fail is not None and exceedances >= fail:
+            return "fail"
+        if pass_ is not None and exceedances <= pass_:
+            return "pass"
+        if k == len(self.looks) - 1 or budget_exhausted:
+            return "inconclusive"
+        low, high = self._futile(k)
+        return "inconclusive" if low < exceedances < high else "continue"
+
+    def next_look(self, n: int) -> int | None:
+        """The first look after ``n`` samples (None: there is none)."""
+        i = bisect.bisect_right(self.looks, n)
+        return self.looks[i] if i < len(self.looks) else None
+
+    def describe(self) -> dict[str, object]:
+        """The protocol, JSON-ready, for results.json: enough to rebuild and audit the design."""
+        at_p0 = operating_characteristics(self, self.p0, futility=False)
+        return {
+            "method": "exact group-sequential binomial test of P(latency > SLA) <= p0 on exceedance counts",
+            "p0": self.p0,
+            "alpha_fail": self.alpha_fail,
+            "alpha_pass": self.alpha_pass,
+            "looks": list(self.looks),
+            "fail_at": list(self.fail_at),
+            "pass_at": list(self.pass_at),
+            "pass_from": self.pass_from,
+            "fail_spending": FAIL_SPENDING,
+            "pass_spending": PASS_SPENDING,
+            "futility": FUTILITY_RULE,
+            "budget": "a cell stopped by the time budget is inconclusive",
+            "wrong_fail_at_p0": at_p0.fail,
+            "wrong_pass_at_p0": at_p0.pass_,
+        }
+
+    def _futile(self, k: int) -> tuple[int, int]:
+        """Bounds (low, high): at look k, low < E < high can reach neither boundary later."""
+        later = range(k + 1, len(self.looks))
+        # E never decreases, so the largest later pass boundary is the last chance to pass.
+        low = max((a for j in later if (a := self.pass_at[j]) is not None), default=-1)
+        # At most every remaining sample is over the SLA, adding n_j - n_k to E by look j.
+        high = min(
+            (f - (self.looks[j] - self.looks[k]) for j in later if (f := self.fail_at[j]) is not None),
+            default=self.looks[-1] + 1,
+        )
+        return low, high
+
+
+def _advance(dist: Distribution, samples: int, p: float) -> Distribution:
+    """Distribution of E over the unstopped paths after ``samples`` more samples."""
+    # scipy.stats costs ~0.7 s to import: only when a design or its error rates are computed.
+    from scipy.stats import binom  # type: ignore[import-untyped]  # scipy ships no stubs
+
+    return np.convolve(dist, binom.pmf(np.arange(samples + 1), samples, p))
+
+
+@functools.lru_cache(maxsize=64)
+def design(
+    p0: float = 0.05,
+    alpha_fail: float = 0.025,
+    alpha_pass: float = 0.025,
+    looks: tuple[int, ...] = DEFAULT_LOOKS,
+    pass_from: int = 77,
+) -> Design:
+    """Boundaries by exact alpha spending under p0 (see the module docstring for the spending)."""
+    if not 0 < p0 < 1:
+        raise ValueError(f"p0 must be in (0, 1), got {p0}")
+    # Below 1/2 each, the fail and pass regions of a look cannot overlap: together they would hold
+    # all the mass still running, 1 - spent, while their limits allow only alpha_fail + alpha_pass - spent.
+    if not (0 < alpha_fail < 0.5 and 0 < alpha_pass < 0.5):
+        raise ValueError(f"alphas must be in (0, 0.5), got fail={alpha_fail} pass={alpha_pass}")
+    if not looks or looks[0] < 1 or any(b <= a for a, b in itertools.pairwise(looks)):
+        raise ValueError(f"looks must be increasing positive sample counts, got {looks}")
+    if pass_from not in looks:
+        raise ValueError(f"pass_from={pass_from} is not one of the looks {looks}")
+    last, first_pass = looks[-1], looks.index(pass_from)
+    dist: Distribution = np.ones(1)
+    fail_spent = pass_spent = 0.0
+    price = 0.0  # c: P(E = 0 at pass_from) under p0, known once that look is reached
+    fail_at: list[int | None] = []
+    pass_at: list[int | None] = []
+    for k, n in enumerate(looks):
+        dist = _advance(dist, n - (looks[k - 1] if k else 0), p0)
+        tail = np.cumsum(dist[::-1])[::-1]  # tail[e]: P(E >= e, not stopped before)
+        fail_ok = np.flatnonzero(fail_spent + tail <= alpha_fail * n / last)
+        fail = int(fail_ok[0]) if fail_ok.size else None
+        pass_ = None
+        if k >= first_pass:
+            if k == first_pass:
+                price = float(dist[0])
+                if price > alpha_pass:
+                    raise ValueError(
+                        f"passing at n={pass_from} costs {price:.4f} > alpha_pass={alpha_pass}: use a later pass_from"
+                    )
+            share = (n - pass_from) / (last - pass_from) if last > pass_from else 1.0
+            pass_ok = np.flatnonzero(pass_spent + np.cumsum(dist) <= price + (alpha_pass - price) * share)
+            pass_ = int(pass_ok[-1]) if pass_ok.size else None
+        # Stopped paths leave the distribution, so the next look spends only on paths still running.
+        if fail is not None:
+            fail_spent += float(tail[fail])
+            dist[fail:] = 0.0
+        if pass_ is not None:
+            pass_spent += float(dist[: pass_ + 1].sum())
+            dist[: pass_ + 1] = 0.0
+        fail_at.append(fail)
+        pass_at.append(pass_)
+    return Design(tuple(looks), tuple(fail_at), tuple(pass_at), p0, alpha_fail, alpha_pass, pass_from)
+
+
+def operating_characteristics(d: Design, p: float, futility: bool = True) -> OperatingCharacteristics:
+    """Exact verdict probabilities and expected sample count when the true exceedance probability is p."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    dist: Distribution = np.ones(1)
+    fail = pass_ = inconclusive = expected_n = 0.0
+    for k, n in enumerate(d.looks):
+        dist = _advance(dist, n - (d.looks[k - 1] if k else 0), p)
+        before = float(dist.sum())
+        if (f := d.fail_at[k]) is not None:
+            fail += float(dist[f:].sum())
+            dist[f:] = 0.0
+        if (a := d.pass_at[k]) is not None:
+            pass_ += float(dist[: a + 1].sum())
+            dist[: a + 1] = 0.0
+        if k == len(d.looks) - 1:
+            inconclusive += float(dist.sum())
+            dist[:] = 0.0
+        elif futility:
+            low, high = d._futile(k)
+            # high may be <= 0 (fail reachable from every E): then nothing is futile.
+            futile = slice(low + 1, max(high, low + 1))
+            inconclusive += float(dist[futile].sum())
+            dist[futile] = 0.0
+        expected_n += n * (before - float(dist.sum()))
+    return OperatingCharacteristics(p, fail, pass_, inconclusive, expected_n)
+
+
+def design_for_classes(
+    k: int,
+    p0: float = 0.05,
+    alpha_fail: float = 0.025,
+    alpha_pass: float = 0.025,
+    looks: tuple[int, ...] = DEFAULT_LOOKS,
+    pass_from: int = 77,
+) -> Design:
+    """The design each of k user classes of one cell uses, so that the cell keeps alpha_fail and alpha_pass.
+
+    Fail is Bonferroni-corrected (the cell fails if any class does); pass needs no correction (the
+    cell passes only if all do). The per-class alpha_fail is what ``describe`` records: record k too.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    return design(p0, alpha_fail / k, alpha_pass, looks, pass_from)
+
+
+def combine(decisions: list[Decision]) -> Decision:
+    """A cell's verdict from its classes' verdicts.
+
+    A class still running keeps the cell running even when another class can no longer pass: it may
+    still fail, and a fail is a verdict.
+    """
+    if not decisions:
+        raise ValueError("combine needs at least one class decision")
+    if "fail" in decisions:
+        return "fail"
+    if all(decision == "pass" for decision in decisions):
+        return "pass"
+    return "continue" if "continue" in decisions else "inconclusive"

@@ -1,0 +1,216 @@
+"""The group-sequential SLA test: check values, exact error rates, a Monte-Carlo cross-check, classes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from bench.judge.sequential import (
+    DEFAULT_LOOKS,
+    Decision,
+    Design,
+    OperatingCharacteristics,
+    combine,
+    design,
+    design_for_classes,
+    operating_characteristics,
+)
+
+# Two looks 10 samples apart at the end: fail stays reachable from few states, so futility fires
+# (in the default design the last step of 110 samples keeps fail reachable from every state).
+DENSE_END = (*DEFAULT_LOOKS[:-1], 390, 400)
+OTHER_DESIGNS = [
+    # (alpha_fail, alpha_pass, looks, pass_from)
+    (0.025, 0.025, DEFAULT_LOOKS, 77),
+    (0.05, 0.05, DEFAULT_LOOKS, 77),
+    (0.01, 0.025, DEFAULT_LOOKS, 77),
+    (0.025, 0.01, DEFAULT_LOOKS, 100),  # 0.95^77 = 1.9% > 1%: a pass is first possible at 100
+    (0.025, 0.025, DENSE_END, 77),
+    (0.025, 0.025, (10, 20, 50, 100, 200, 300, 350, 380, 400), 100),
+]
+
+
+def boundaries(d: Design) -> dict[int, tuple[int | None, int | None]]:
+    return {n: (f, a) for n, f, a in zip(d.looks, d.fail_at, d.pass_at, strict=True)}
+
+
+def test_default_design_reproduces_the_check_values() -> None:
+    d = design()
+    at = boundaries(d)
+    assert at[4][0] == 4 and at[100][0] == 12 and at[400][0] == 31
+    assert at[77][1] == 0 and at[100][1] == 0 and at[220][1] == 2 and at[400][1] == 9
+    # No pass is possible before 77: no exceedance at all in 64 samples still has probability 3.7% at p0.
+    assert all(a is None for n, (_, a) in at.items() if n < 77)
+    exact = operating_characteristics(d, 0.05, futility=False)
+    assert round(exact.pass_, 4) == 0.0249 and exact.pass_ <= 0.025
+    assert round(exact.fail, 4) == 0.0213 and exact.fail <= 0.025
+    with_futility = operating_characteristics(d, 0.05)
+    assert with_futility.pass_ <= exact.pass_ and with_futility.fail <= exact.fail
+
+
+@pytest.mark.parametrize(("alpha_fail", "alpha_pass", "looks", "pass_from"), OTHER_DESIGNS)
+def test_exact_error_rates_stay_within_alpha(
+    alpha_fail: float, alpha_pass: float, looks: tuple[int, ...], pass_from: int
+) -> None:
+    d = design(alpha_fail=alpha_fail, alpha_pass=alpha_pass, looks=looks, pass_from=pass_from)
+    for futility in (False, True):
+        # A wrong fail is worst at p0 from below and a wrong pass at p0 from above (monotone in p).
+        for p in (0.0, 0.01, 0.03, 0.05):
+            assert operating_characteristics(d, p, futility).fail <= alpha_fail
+        for p in (0.05, 0.06, 0.08, 0.2, 1.0):
+            assert operating_characteristics(d, p, futility).pass_ <= alpha_pass
+
+
+def test_the_probabilities_add_up() -> None:
+    for p in (0.0, 0.02, 0.05, 0.3, 1.0):
+        oc = operating_characteristics(design(), p)
+        assert oc.fail + oc.pass_ + oc.inconclusive == pytest.approx(1.0, abs=1e-12)
+        assert DEFAULT_LOOKS[0] <= oc.expected_n <= DEFAULT_LOOKS[-1]
+
+
+@pytest.mark.parametrize("looks", [DEFAULT_LOOKS, DENSE_END])
+def test_futility_removes_samples_never_verdicts(looks: tuple[int, ...]) -> None:
+    d = design(looks=looks)
+    for p in (0.01, 0.02, 0.05, 0.08, 0.1):
+        with_futility, without = operating_characteristics(d, p), operating_characteristics(d, p, futility=False)
+        # A futile path could only have ended inconclusive, so the verdicts keep their probability.
+        assert with_futility.fail <= without.fail + 1e-12 and with_futility.pass_ <= without.pass_ + 1e-12
+        assert with_futility.fail == pytest.approx(without.fail, abs=1e-12)
+        assert with_futility.pass_ == pytest.approx(without.pass_, abs=1e-12)
+        assert with_futility.expected_n <= without.expected_n + 1e-9
+    if looks == DENSE_END:  # the rule really fires there, so the comparison above is not vacuous
+        assert operating_characteristics(d, 0.05).expected_n < operating_characteristics(d, 0.05, False).expected_n - 1
+
+
+def decision_table(d: Design) -> npt.NDArray[np.int_]:
+    """decide() for every look and E, coded 0 continue, 1 fail, 2 pass, 3 inconclusive (-1: impossible)."""
+    codes = {"continue": 0, "fail": 1, "pass": 2, "inconclusive": 3}
+    table = np.full((len(d.looks), d.looks[-1] + 1), -1)
+    for k, n in enumerate(d.looks):
+        table[k, : n + 1] = [codes[d.decide(n, e)] for e in range(n + 1)]
+    return table
+
+
+@pytest.mark.parametrize(
+    ("looks", "p"), [(DEFAULT_LOOKS, 0.05), (DEFAULT_LOOKS, 0.02), (DEFAULT_LOOKS, 0.10), (DENSE_END, 0.05)]
+)
+def test_monte_carlo_agrees_with_the_exact_dp(looks: tuple[int, ...], p: float) -> None:
+    d = design(looks=looks)
+    cells = 200_000
+    rng = np.random.default_rng(20240607)
+    # Samples are independent, so the exceedances between two looks are a binomial draw.
+    steps = np.diff(np.array((0, *d.looks)))
+    exceedances = np.cumsum(rng.binomial(steps, p, size=(cells, len(steps))), axis=1)
+    codes = decision_table(d)[np.arange(len(steps)), exceedances]
+    stop = np.argmax(codes != 0, axis=1)  # the last look never says continue
+    verdicts = codes[np.arange(cells), stop]
+    samples = np.array(d.looks)[stop]
+    exact = operating_characteristics(d, p)
+    for code, probability in ((1, exact.fail), (2, exact.pass_), (3, exact.inconclusive)):
+        standard_error = math.sqrt(max(probability * (1 - probability), 1e-6) / cells)
+        assert abs(np.mean(verdicts == code) - probability) < 4 * standard_error
+    assert abs(samples.mean() - exact.expected_n) < 4 * samples.std() / math.sqrt(cells)
+
+
+def test_clear_cells_are_decided_at_once() -> None:
+    d = design()
+    assert d.decide(4, 4) == "fail"  # every sample over the SLA
+    clean = [(n, d.decide(n, 0)) for n in d.looks if n <= 77]
+    assert clean[-1] == (77, "pass") and all(decision == "continue" for _, decision in clean[:-1])
+
+
+def test_decide_between_looks_at_the_end_and_out_of_budget() -> None:
+    d = design()
+    assert d.decide(6, 6) == "continue"  # boundaries only exist at looks
+    assert d.decide(6, 0, budget_exhausted=True) == "inconclusive"
+    assert d.decide(400, 10) == "inconclusive"
+    for n in d.looks:
+        for e in range(n + 1):
+            free, stopped = d.decide(n, e), d.decide(n, e, budget_exhausted=True)
+            assert stopped == ("inconclusive" if free == "continue" else free)
+    with pytest.raises(ValueError):
+        d.decide(401, 0)
+    with pytest.raises(ValueError):
+        d.decide(4, 5)
+
+
+def test_next_look() -> None:
+    d = design()
+    assert [d.next_look(n) for n in (0, 4, 6, 290, 399, 400)] == [4, 5, 7, 400, 400, None]
+
+
+def test_describe_is_json_ready_and_complete() -> None:
+    described = json.loads(json.dumps(design().describe()))
+    assert described["looks"] == list(DEFAULT_LOOKS)
+    assert described["fail_at"][-1] == 31 and described["pass_at"][-1] == 9
+    assert described["wrong_pass_at_p0"] == pytest.approx(0.0249, abs=5e-5)
+
+
+def test_invalid_designs_are_refused() -> None:
+    with pytest.raises(ValueError, match="later pass_from"):
+        design(pass_from=64)  # 0.95^64 = 3.7% > 2.5%: no pass can be afforded there
+    with pytest.raises(ValueError, match="not one of the looks"):
+        design(pass_from=80)
+    with pytest.raises(ValueError, match="increasing"):
+        design(looks=(10, 5, 77))
+
+
+def test_design_is_fast() -> None:
+    # Uncached: the lru_cache would make every call after the first free.
+    timings = []
+    for alpha in (0.02, 0.03, 0.04):
+        start = time.perf_counter()
+        design.__wrapped__(alpha_fail=alpha)
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 0.05
+
+
+def test_combine() -> None:
+    assert combine(["pass", "pass"]) == "pass"
+    assert combine(["pass", "fail"]) == "fail"
+    assert combine(["continue", "fail"]) == "fail"
+    assert combine(["inconclusive", "continue"]) == "continue"  # the running class may still fail
+    assert combine(["pass", "continue"]) == "continue"
+    assert combine(["pass", "inconclusive"]) == "inconclusive"
+    with pytest.raises(ValueError):
+        combine([])
+
+
+def final_verdicts(oc: OperatingCharacteristics) -> dict[Decision, float]:
+    return {"fail": oc.fail, "pass": oc.pass_, "inconclusive": oc.inconclusive}
+
+
+def cell_probability(classes: list[OperatingCharacteristics], verdict: Decision) -> float:
+    """Exact probability of the cell's verdict: the classes are independent, so their verdicts too."""
+    total = 0.0
+    for outcome in itertools.product(*(final_verdicts(oc).items() for oc in classes)):
+        if combine([v for v, _ in outcome]) == verdict:
+            total += math.prod(probability for _, probability in outcome)
+    return total
+
+
+def test_two_classes_keep_the_cell_within_alpha() -> None:
+    d = design_for_classes(2)
+    assert d.alpha_fail == 0.0125 and d.alpha_pass == 0.025
+    at_limit, clean = operating_characteristics(d, 0.05), operating_characteristics(d, 0.0)
+    wrong_fail = cell_probability([at_limit, at_limit], "fail")
+    assert wrong_fail == pytest.approx(1 - (1 - at_limit.fail) ** 2) and wrong_fail <= 0.025
+    # The correction is needed: with each class at the full alpha_fail the cell would fail too often.
+    uncorrected = operating_characteristics(design(), 0.05).fail
+    assert 1 - (1 - uncorrected) ** 2 > 0.025
+    wrong_pass = cell_probability([at_limit, clean], "pass")
+    assert clean.pass_ == 1.0 and wrong_pass == pytest.approx(at_limit.pass_) and wrong_pass <= 0.025
+
+
+def test_power() -> None:
+    d = design()
+    bad = operating_characteristics(d, 0.20)
+    assert bad.fail > 0.99 and bad.expected_n < 60  # exact: 0.99999997, 44.5 samples
+    good = operating_characteristics(d, 0.005)
+    assert good.pass_ > 0.9 and good.expected_n < 130  # exact: 0.99997, 119.8 samples
