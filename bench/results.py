@@ -1,7 +1,15 @@
 """``results.json``: the one contract between ``run`` and ``report`` / ``compare``. Versioned.
 
-Bump SCHEMA_VERSION on any change that an older reader would misread; ``load`` refuses other
-versions with a clear message instead of guessing.
+Bump SCHEMA_VERSION on any change that an older reader would misread, add a line to the history
+below and an ``_update_to_N`` migration: ``load`` brings every older version it knows up to date
+step by step and refuses any other version with a clear message instead of guessing.
+
+Format history:
+- 2 (2026-11): the matrix: variants with their costs, cells with raw samples, plan facts, verdicts.
+- 3 (2026-11): optional sections: connection probe, scale, load.
+- 4 (2026-11-30): write scenarios are cells (``kind``: read or write, each sample rolled back,
+  WAL bytes per statement); the per-variant throughput "write tax" (``variants[].write``,
+  ``config.write_rows``) is gone: it moved by ±20% between runs.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,11 +26,9 @@ from bench.errors import InputError
 from bench.measure.plan import PlanFacts
 from bench.judge.stats import Summary, Verdict
 
-SCHEMA_VERSION = 3
-# Version 2 lacks only the optional sections added since (connection probe, scale, load): it is read
-# as version 3 with those sections empty. Anything else is refused.
-READABLE_VERSIONS = (2, 3)
+SCHEMA_VERSION = 4
 RESULTS_FILE = "results.json"
+ScenarioKind = Literal["read", "write"]
 
 
 class IndexCost(BaseModel):
@@ -32,15 +38,6 @@ class IndexCost(BaseModel):
     build_seconds: float
 
 
-class WriteTax(BaseModel):
-    """Write cost with the variant's indexes, measured on the scratch copy in a rolled-back transaction."""
-    rows: int  # rows inserted, then rows updated
-    insert_rows_per_s: float  # multi-row INSERTs of new tasks (the app creating tasks)
-    update_rows_per_s: float  # completing tasks: is_completed, completed_at, updated_at change
-    insert_wal_bytes_per_row: float
-    update_wal_bytes_per_row: float
-
-
 class VariantResult(BaseModel):
     name: str
     description: str
@@ -48,7 +45,6 @@ class VariantResult(BaseModel):
     indexes: list[IndexCost]
     index_size_bytes: int
     build_seconds: float
-    write: WriteTax | None = None  # None: not measured (--write-rows 0)
 
 
 class Samples(BaseModel):
@@ -57,6 +53,7 @@ class Samples(BaseModel):
     planning_ms: list[float]
     buffers: list[int]  # shared hit + read, whole plan
     plan_fingerprints: list[str]
+    wal_bytes: list[int] = []  # write scenarios: WAL written by each plain execution (then rolled back)
 
 
 class ColdSamples(BaseModel):
@@ -79,6 +76,7 @@ class Cell(BaseModel):
     sla_class: str
     sla_ms: float
     sql: str
+    kind: ScenarioKind = "read"
     warmup: int
     samples: Samples
     client: Summary
@@ -116,7 +114,6 @@ class RunConfig(BaseModel):
     early_look: int
     cold_samples: int
     stability_rounds: int
-    write_rows: int
 
 
 class ColdCache(BaseModel):
@@ -271,15 +268,46 @@ def load(path: Path) -> Results:
         raise InputError(f"{file}: not valid JSON (corrupted or truncated?): {exc.msg} at line {exc.lineno}") from None
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise InputError(f"{file}: not a taskbench results file (no schema_version)")
-    if raw["schema_version"] not in READABLE_VERSIONS:
-        raise InputError(f"{file}: results schema_version {raw['schema_version']} is not supported "
-                         f"(this taskbench reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    version = raw["schema_version"]
+    if version not in _MIGRATIONS and version != SCHEMA_VERSION:
+        raise InputError(f"{file}: results schema_version {version} is not supported "
+                         f"(this taskbench reads versions {', '.join(map(str, readable_versions()))})")
     try:
-        return Results.model_validate({**raw, "schema_version": SCHEMA_VERSION})
+        return Results.model_validate(migrate(raw))
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise InputError(f"{file}: invalid results file: {where}: {err['msg']}") from None
+
+
+def _update_to_3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 lacks only optional sections (connection probe, scale, load): they stay empty."""
+    return raw
+
+
+def _update_to_4(raw: dict[str, Any]) -> dict[str, Any]:
+    """Drop the throughput write tax; every cell of an older file is a read."""
+    for variant in raw.get("variants", []):
+        if isinstance(variant, dict):
+            variant.pop("write", None)
+    if isinstance(raw.get("config"), dict):
+        raw["config"].pop("write_rows", None)
+    return raw
+
+
+# version -> the step that brings a file of that version to the next one
+_MIGRATIONS = {2: _update_to_3, 3: _update_to_4}
+
+
+def readable_versions() -> list[int]:
+    return [*sorted(_MIGRATIONS), SCHEMA_VERSION]
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring a results document of any readable version up to SCHEMA_VERSION, one step at a time."""
+    while raw["schema_version"] != SCHEMA_VERSION:
+        raw = {**_MIGRATIONS[raw["schema_version"]](raw), "schema_version": raw["schema_version"] + 1}
+    return raw
 
 
 def save_baseline(run_path: Path, reason: str, to: Path) -> Results:

@@ -45,10 +45,11 @@ def catalog():
 
 @pytest.fixture(scope="session")
 def small_results(seeded, catalog):
-    """A real, small run (3 scenarios × 2 variants, every phase on) that report and recommendation
-    tests read; it is never written to by them."""
+    """A real, small run (3 reads and 2 writes × 2 variants, every phase on) that report and
+    recommendation tests read; it is never written to by them."""
     from bench.measure.runner import RunOptions, run
 
-    opts = RunOptions(samples=20, max_samples=40, warmup=2, cold_samples=2, stability_rounds=1, write_rows=300)
-    return run(seeded, catalog.select(["recent_tasks", "last_messages", "task_by_id"], ["baseline", "composite"]),
+    opts = RunOptions(samples=20, max_samples=40, warmup=2, cold_samples=2, stability_rounds=1)
+    return run(seeded, catalog.select(["recent_tasks", "last_messages", "task_by_id", "create_task", "post_message"],
+                                       ["baseline", "composite"]),
                opts)

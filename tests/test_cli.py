@@ -56,7 +56,7 @@ def test_a_scenario_whose_sql_the_server_rejects_is_exit_2_naming_it(seeded, tmp
     query = scen / "queries" / "task_by_id.toml"
     query.write_text(query.read_text().replace("is_completed, created_at", "is_done, created_at"))
     proc = taskbench("run", "--scenarios-dir", str(scen), "--db-name", seeded.database, "-s", "task_by_id",
-                     "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0", "--write-rows", "0",
+                     "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0",
                      "--reports-dir", str(tmp_path / "reports"), "--quiet")
     assert "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]  # after the "target: ..." line
@@ -130,7 +130,7 @@ def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp
     _, reports, name = bench_run
     md = tmp_path / "check.md"
     proc = taskbench("check", str(reports / "latest"), "--db-name", name, "--samples", "20", "--max-samples", "20",
-                     "--cold-samples", "0", "--stability-rounds", "0", "--write-rows", "0", "--quiet",
+                     "--cold-samples", "0", "--stability-rounds", "0", "--quiet",
                      "--reports-dir", str(tmp_path / "check"), "--markdown", str(md))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 regression(s)" in md.read_text()

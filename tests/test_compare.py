@@ -9,7 +9,7 @@ from bench.measure.runner import RunOptions, run
 
 from tests.support import SCENARIOS
 
-OPTS = RunOptions(samples=80, max_samples=160, warmup=3, cold_samples=0, stability_rounds=0, write_rows=0)
+OPTS = RunOptions(samples=80, max_samples=160, warmup=3, cold_samples=0, stability_rounds=0)
 PICK = (["recent_tasks", "pending_tasks", "task_by_id"], ["composite"])
 
 

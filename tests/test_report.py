@@ -32,7 +32,7 @@ def test_html_is_self_contained_and_complete(report_dir, small_results):
     assert "http://" not in html and "https://" not in html  # nothing to fetch
     for text in ("Recommendation", "PostgreSQL " + small_results.environment.server_version,
                  small_results.dataset.fingerprint, small_results.environment.git_commit,
-                 "recent_tasks", "composite", "WAL B/insert"):
+                 "recent_tasks", "composite", "WAL B/write", "post_message"):
         assert text in html, text
     rec = recommend(small_results)
     adopted = rec.variant or rec.closest
@@ -44,7 +44,7 @@ def test_csv_has_one_row_per_cell(report_dir, small_results):
     run_dir, _ = report_dir
     df = pd.read_csv(run_dir / "results.csv")
     assert len(df) == len(small_results.cells)
-    assert {"scenario", "variant", "p95_ms", "p95_low", "verdict", "index_size_bytes", "insert_rows_per_s",
+    assert {"scenario", "variant", "p95_ms", "p95_low", "verdict", "index_size_bytes", "kind", "wal_bytes_per_statement",
             "cold_blocks_read_p50", "plan_flips"} <= set(df.columns)
     row = df[(df.scenario == "recent_tasks") & (df.variant == "composite")].iloc[0]
     assert row.p95_ms == small_results.cell("recent_tasks", "composite").client.p95.value

@@ -11,7 +11,7 @@ def small_run(small_results):
 
 
 def test_every_cell_has_samples_statistics_and_plan_facts(small_run):
-    assert len(small_run.cells) == 6
+    assert len(small_run.cells) == 10
     for cell in small_run.cells:
         assert len(cell.samples.client_ms) == cell.client.n >= 20
         assert len(cell.samples.execution_ms) == len(cell.samples.client_ms)
@@ -40,20 +40,31 @@ def test_environment_and_dataset_are_recorded(small_run):
 def test_cold_samples_read_from_outside_shared_buffers(small_run):
     assert small_run.cold_cache.available and "pg_buffercache" in small_run.cold_cache.method
     for cell in small_run.cells:
+        if cell.kind == "write":  # a cold sample is not rolled back: writes get none
+            assert cell.cold is None
+            continue
         assert len(cell.cold.client_ms) == len(cell.cold.shared_read) == 2
         assert min(cell.cold.shared_read) > 0  # every block came from outside: the cache really was empty
     warm = small_run.cell("recent_tasks", "baseline")
     assert warm.plan.shared_read == 0 or min(warm.cold.shared_read) > warm.plan.shared_read
 
 
-def test_stability_and_write_tax_are_measured_per_variant(small_run):
+def test_stability_and_write_cost_are_measured_per_variant(small_run):
+    from bench.judge.writecost import wal_per_statement, wal_ratio
+
     assert all(c.stability and c.stability.rounds == 1 and c.stability.plans for c in small_run.cells)
-    write = {v.name: v.write for v in small_run.variants}
-    assert all(w.rows == 300 and w.insert_rows_per_s > 0 and w.update_rows_per_s > 0 for w in write.values())
+    for cell in small_run.cells:
+        assert (cell.kind == "write") == (cell.scenario in ("create_task", "post_message"))
+        assert len(cell.samples.wal_bytes) == (cell.client.n if cell.kind == "write" else 0)
+    create = {v: wal_per_statement(small_run.cell("create_task", v)) for v in ("baseline", "composite")}
     # composite adds three B-trees on tasks: every insert writes three more index entries to the WAL
-    assert write["composite"].insert_wal_bytes_per_row > write["baseline"].insert_wal_bytes_per_row
-    assert {"scratch copy", "build indexes", "warm-up and samples", "cold samples", "plan stability",
-            "write tax"} <= set(small_run.phase_seconds)
+    assert create["composite"] > create["baseline"] > 0
+    # and its (conversation_id, created_at) and (user_id, updated_at) B-trees make posting a message dearer
+    post = {v: wal_per_statement(small_run.cell("post_message", v)) for v in ("baseline", "composite")}
+    assert post["composite"] > post["baseline"] > 0
+    assert wal_ratio(small_run, "composite") > 1.0 and wal_ratio(small_run, "baseline") == 1.0
+    assert {"scratch copy", "build indexes", "warm-up and samples", "cold samples",
+            "plan stability"} <= set(small_run.phase_seconds)
 
 
 def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, small_run):
@@ -64,7 +75,39 @@ def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, sm
         extra = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
         tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     assert copies == 0 and extra == 0
-    assert tasks == small_run.dataset.row_counts["tasks"]  # the write tax's rows never reached it
+    assert tasks == small_run.dataset.row_counts["tasks"]
+
+
+def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
+    """Each write sample is rolled back: the database the run measured on is unchanged, row for row."""
+    import asyncio
+    from datetime import date
+
+    from bench.catalogue.params import pools_for
+    from bench.measure import runner
+    from bench.targets.target import connect_async
+    from seed.load import seed_database
+    from tests.support import TINY, content_checksums
+
+    target = make_target("tbwrites")
+    seed_database(target, TINY)
+    before = content_checksums(target)
+    writes = [s for s in catalog.scenarios if s.kind == "write"]
+    assert {s.name for s in writes} >= {"create_task", "complete_task", "retag_task", "soft_delete_task",
+                                        "post_message"}
+    opts = RunOptions(samples=20, max_samples=20, warmup=2)
+
+    async def measure():
+        conn = await connect_async(target)
+        try:
+            pools = await pools_for(conn, writes, date.fromisoformat(TINY.anchor_date.isoformat()))
+            return [await runner.measure_cell(conn, s, "baseline", pools, opts) for s in writes]
+        finally:
+            await conn.close()
+
+    cells = asyncio.run(measure())
+    assert content_checksums(target) == before
+    assert all(c.kind == "write" and len(c.samples.wal_bytes) == 20 and min(c.samples.wal_bytes) > 0 for c in cells)
 
 
 def test_a_clearly_failing_cell_is_called_at_the_early_look(seeded, catalog, monkeypatch):
@@ -95,7 +138,7 @@ def test_a_clearly_failing_cell_is_called_at_the_early_look(seeded, catalog, mon
 
 def test_inconclusive_cells_get_more_samples(seeded, catalog):
     # 30 samples cannot bound a p95 from above, so the cell must grow until it can (or hits the cap).
-    opts = RunOptions(samples=30, max_samples=400, warmup=1, cold_samples=0, stability_rounds=0, write_rows=0)
+    opts = RunOptions(samples=30, max_samples=400, warmup=1, cold_samples=0, stability_rounds=0)
     res = run(seeded, catalog.select(["task_by_id"], ["baseline"]), opts)
     cell = res.cells[0]
     assert cell.client.n == 120 and cell.verdict == "pass"

@@ -79,7 +79,7 @@ def test_a_small_real_scale_run(catalog, tmp_path):
     prefix = f"tbscale_{uuid.uuid4().hex[:6]}"
     spec = TargetSpec(db_name=prefix, data_dir=DATA_DIR)
     chosen = catalog.select(["recent_tasks"], ["baseline", "composite"])
-    opts = RunOptions(samples=20, max_samples=20, warmup=2, cold_samples=0, stability_rounds=0, write_rows=0)
+    opts = RunOptions(samples=20, max_samples=20, warmup=2, cold_samples=0, stability_rounds=0)
     try:
         res = measure_scale(spec, chosen, opts, sizes=[300, 1_200], users=2)
     finally:

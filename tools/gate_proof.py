@@ -38,7 +38,7 @@ from seed.profiles import get_profile  # noqa: E402
 
 SCENARIOS = ["recent_tasks", "pending_tasks", "task_by_id", "tag_contains", "last_messages"]
 VARIANTS = ["baseline", "composite"]
-OPTS = RunOptions(cold_samples=0, stability_rounds=0, write_rows=0)
+OPTS = RunOptions(cold_samples=0, stability_rounds=0)
 SCANS_OFF = ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan")
 SLOW_CELL = ("pending_tasks", "baseline")
 

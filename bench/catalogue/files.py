@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -36,6 +36,8 @@ class Scenario(_Strict):
     name: str
     description: str = ""
     sla_class: str
+    # A write scenario (INSERT/UPDATE/DELETE) is measured in transactions that are rolled back.
+    kind: Literal["read", "write"] = "read"
     sql: str
     # A string names a drawn kind (see PARAM_KINDS); any other value is passed as a constant.
     params: dict[str, ParamValue] = Field(default_factory=dict)
@@ -103,12 +105,17 @@ class Catalog(BaseModel):
                        variants=_pick(self.variants, variants, "variant"),
                        mix={k: w for k, w in self.mix.items() if k in names})
 
+    def reads(self) -> "Catalog":
+        """The read scenarios only: for what executes scenarios outside a rolled-back sample (load,
+        pgbench, pytest-benchmark), where a write would change the rows every later query sees."""
+        return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.kind == "read"]})
+
     def with_mix(self, weights: dict[str, int]) -> "Catalog":
         """Only the scenarios of ``weights`` (the file's mix when empty), weighted so."""
         weights = weights or self.mix
         if not weights:
             raise InputError("no load mix: give --mix SCENARIO=WEIGHT or write scenarios/mix.toml")
-        _check_mix(weights, {s.name for s in self.scenarios}, "--mix")
+        _check_mix(weights, {s.name for s in self.reads().scenarios}, "--mix")
         return self.select(list(weights), [v.name for v in self.variants]).model_copy(update={"mix": dict(weights)})
 
 
@@ -177,5 +184,5 @@ def load_catalog(directory: Path = DEFAULT_DIR) -> Catalog:
     mix = _read_toml(mix_path).get("weights", {}) if mix_path.exists() else {}
     if not isinstance(mix, dict):
         raise InputError(f"{mix_path}: [weights] must map scenario names to weights")
-    _check_mix(mix, {s.name for s in scenarios}, str(mix_path))
+    _check_mix(mix, {s.name for s in scenarios if s.kind == "read"}, str(mix_path))
     return Catalog(sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix)

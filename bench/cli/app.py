@@ -66,7 +66,6 @@ MaxSamples = Annotated[int, typer.Option("--max-samples", min=10, help="Cap for 
 Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up executions per cell.")]
 ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
 StabilityN = Annotated[int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
-WriteN = Annotated[int, typer.Option("--write-rows", min=0, help="Rows inserted and updated per variant for the write tax (0: skip).")]
 ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
@@ -151,10 +150,9 @@ def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int
     return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
 
 
-def _options(samples: int, max_samples: int, warmup: int, cold_samples: int, stability_rounds: int,
-             write_rows: int) -> RunOptions:
+def _options(samples: int, max_samples: int, warmup: int, cold_samples: int, stability_rounds: int) -> RunOptions:
     return RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup,
-                      cold_samples=cold_samples, stability_rounds=stability_rounds, write_rows=write_rows)
+                      cold_samples=cold_samples, stability_rounds=stability_rounds)
 
 
 def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) -> None:
@@ -228,11 +226,10 @@ def run_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_D
             variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
             max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
             cold_samples: ColdN = RunOptions.cold_samples, stability_rounds: StabilityN = RunOptions.stability_rounds,
-            write_rows: WriteN = RunOptions.write_rows,
             reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Measure every scenario under every variant; write reports/<run-id>/results.json."""
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
-    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows)
+    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds)
     with measurement_target(spec, announce=_note) as target:
         _run(_show(target), cat, opts, reports_dir, quiet)
 
@@ -286,7 +283,7 @@ def check_cmd(spec: TargetSpec,
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, samples: Samples = RunOptions.samples,
               max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
               cold_samples: ColdN = RunOptions.cold_samples,
-              stability_rounds: StabilityN = RunOptions.stability_rounds, write_rows: WriteN = RunOptions.write_rows,
+              stability_rounds: StabilityN = RunOptions.stability_rounds,
               reports_dir: ReportsDir = Path("reports/check"),
               confirm: Annotated[int, typer.Option("--confirm", min=0, help=(
                   "Re-measurements a time regression must survive (its whole variant is measured again).")
@@ -300,7 +297,7 @@ def check_cmd(spec: TargetSpec,
 
     base = results_io.load(baseline)
     catalog = catalog_io.load_catalog(scenarios_dir)
-    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows)
+    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds)
     th = _thresholds(factor, p_value, floor_ms, spread, buffers)
     with measurement_target(spec, announce=_note) as target:
         _show(target)
@@ -370,14 +367,13 @@ def bench_cmd(spec: TargetSpec, profile: Profile = "default",
               variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
               max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
             cold_samples: ColdN = RunOptions.cold_samples, stability_rounds: StabilityN = RunOptions.stability_rounds,
-            write_rows: WriteN = RunOptions.write_rows,
               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Seed (if needed), run the matrix, and write the report."""
     from bench.report.build import write_report
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
     prof = _profile(profile, users, tasks_per_user, seed, generate)
-    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds, write_rows)
+    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds)
     with dataset_home(spec, _note) as home:
         _seed(_show(home), prof, quiet)
         with measurement_target(spec, home, _note) as target:
@@ -408,7 +404,7 @@ def scale_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS),
                                                         variant or list(DEFAULT_VARIANTS))
     opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup, cold_samples=0,
-                      stability_rounds=0, write_rows=0)
+                      stability_rounds=0)
     with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:
         res = measure_scale(spec, cat, opts, _sizes(sizes), users, advance, _note)
     path = results_io.save(res, reports_dir)

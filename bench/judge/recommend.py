@@ -1,7 +1,7 @@
 """What to ship: the cheapest variant that meets every SLA, and how to adopt it in the models.
 
-"Cheapest" is by total index size, then by write tax (insert throughput against the baseline):
-the two costs a team pays for an index every day. A variant meets every SLA when every one of
+"Cheapest" is by total index size, then by write cost (WAL bytes per write statement against the
+baseline variant's, from the write scenarios): the two costs a team pays for an index every day. A variant meets every SLA when every one of
 its cells passed (an inconclusive cell is not a proven pass). Where no variant does, the answer
 is which scenarios fail under every variant, by how much at best, and which variant comes closest.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bench.judge.writecost import wal_ratio
 from bench.results import Cell, Results, VariantResult
 
 _INDEX = re.compile(
@@ -97,13 +98,9 @@ def table_args(variant: VariantResult) -> dict[str, str]:
             for table, constructs in per_table.items()}
 
 
-def _cost_key(variant: VariantResult, baseline_wal: float | None) -> tuple[float, float]:
-    """Index size, then the write tax as the trade-off chart shows it: WAL bytes per inserted row
-    against the baseline's (steady between runs, where insert rows/s move by ±20%)."""
-    tax = 1.0
-    if variant.write and baseline_wal:
-        tax = variant.write.insert_wal_bytes_per_row / baseline_wal
-    return (variant.index_size_bytes, tax)
+def _cost_key(res: Results, variant: VariantResult) -> tuple[float, float]:
+    """Index size, then the write cost as the trade-off chart shows it (1.0 where not measured)."""
+    return (variant.index_size_bytes, wal_ratio(res, variant.name) or 1.0)
 
 
 def _cells(res: Results, variant: str) -> list[Cell]:
@@ -111,15 +108,13 @@ def _cells(res: Results, variant: str) -> list[Cell]:
 
 
 def recommend(res: Results) -> Recommendation:
-    baseline = next((v for v in res.variants if v.name == "baseline"), None)
-    baseline_wal = baseline.write.insert_wal_bytes_per_row if baseline and baseline.write else None
     meeting = [v for v in res.variants
                if _cells(res, v.name) and all(c.verdict == "pass" for c in _cells(res, v.name))]
     if meeting:
-        best = min(meeting, key=lambda v: _cost_key(v, baseline_wal))
+        best = min(meeting, key=lambda v: _cost_key(res, v))
         return Recommendation(variant=best, table_args=table_args(best))
     closest = max(res.variants, key=lambda v: (sum(c.verdict == "pass" for c in _cells(res, v.name)),
-                                               [-x for x in _cost_key(v, baseline_wal)]))
+                                               [-x for x in _cost_key(res, v)]))
     shortfalls = []
     for scenario in dict.fromkeys(c.scenario for c in res.cells):
         cells = [c for c in res.cells if c.scenario == scenario]

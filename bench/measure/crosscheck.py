@@ -107,6 +107,6 @@ def check_against_pgbench(target: Target, catalog: Catalog, variant: str = "base
     if not info:
         raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
     today = date.fromisoformat(info["profile"]["anchor_date"])
-    chosen = catalog.select(None, [variant])
+    chosen = catalog.reads().select(None, [variant])  # pgbench would commit a write scenario's rows
     with scratch_copy(target, "validate") as copy:
         return run_measurement(_check(copy, chosen.scenarios, chosen.variants[0], opts, today))

@@ -331,7 +331,7 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
     if opts.pgbench_rounds:
         load.pgbench = await _against_pgbench(target, work, opts)
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env, dataset=dataset,
-                   config=RunConfig(**asdict(RunOptions(cold_samples=0, stability_rounds=0, write_rows=0))),
+                   config=RunConfig(**asdict(RunOptions(cold_samples=0, stability_rounds=0))),
                    cold_cache=ColdCache(available=False, method="not measured under load"), variants=[cost], cells=[],
                    phase_seconds={"load": load.duration_s}, connection=seeded.probe, load=load)
 

@@ -8,11 +8,11 @@ ever altered, and an interrupted run leaves nothing behind. Per variant:
 2. per scenario (a cell): warm-up, then samples over freshly drawn parameters. Each sample is the
    client round trip of the plain query (what the app feels) and, with the same parameters,
    EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) for server timings and plan facts. An inconclusive
-   SLA verdict gets more samples, up to ``max_samples``, before it is called;
-3. cold samples per cell, where the target allows emptying the buffer cache (``cold``);
-4. plan stability across re-ANALYZEs (``stability``);
-5. the write tax (``writetax``, on a fresh copy of its own); then the variant is dropped before
-   the next one.
+   SLA verdict gets more samples, up to ``max_samples``, before it is called. A write scenario's
+   sample runs each statement in a transaction that is rolled back (the WAL it wrote is recorded),
+   so every cell after it sees the seeded rows unchanged: its cells are the variant's write cost;
+3. cold samples per read cell, where the target allows emptying the buffer cache (``cold``);
+4. plan stability across re-ANALYZEs (``stability``); then the variant is dropped before the next one.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
@@ -42,7 +42,6 @@ from bench.measure.stability import plan_stability
 from bench.judge.stats import summarize, verdict
 from bench.targets.target import Target, connect_async, scratch_copy
 from bench.catalogue.variants import apply_variant, remove_variant, snapshot, variant_cost
-from bench.measure.writetax import write_tax
 
 
 T = TypeVar("T")
@@ -59,15 +58,48 @@ class RunOptions:
     early_look: int = 30  # a cell already failing at this many samples is called then (0: never)
     cold_samples: int = 5  # per cell; 0 skips the cold pass
     stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check
-    write_rows: int = 5000  # rows inserted and updated per variant; 0 skips the write tax
 
 
-async def _sample(conn: asyncpg.Connection, sql: str, explain_sql: str, args: list) -> tuple[float, list]:
+@dataclass
+class _Sample:
+    client_ms: float
+    explain: list[Any]
+    wal_bytes: int | None = None  # writes only
+
+
+_WAL_SINCE = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)"
+
+
+@asynccontextmanager
+async def rolled_back(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction that is always rolled back: a write scenario's statement leaves no row behind."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        yield
+    finally:
+        await tx.rollback()
+
+
+async def _read_sample(conn: asyncpg.Connection, sql: str, explain_sql: str, args: list) -> _Sample:
     started = time.perf_counter_ns()
     await conn.fetch(sql, *args)
     client_ms = (time.perf_counter_ns() - started) / 1e6
-    explain = json.loads(await conn.fetchval(explain_sql, *args))
-    return client_ms, explain
+    return _Sample(client_ms, json.loads(await conn.fetchval(explain_sql, *args)))
+
+
+async def _write_sample(conn: asyncpg.Connection, sql: str, explain_sql: str, args: list) -> _Sample:
+    """The statement alone is timed (BEGIN and ROLLBACK are not the app's); EXPLAIN ANALYZE executes
+    the write too, so it gets a rolled-back transaction of its own."""
+    async with rolled_back(conn):
+        lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
+        started = time.perf_counter_ns()
+        await conn.fetch(sql, *args)
+        client_ms = (time.perf_counter_ns() - started) / 1e6
+        wal = int(await conn.fetchval(_WAL_SINCE, lsn))
+    async with rolled_back(conn):
+        explain = json.loads(await conn.fetchval(explain_sql, *args))
+    return _Sample(client_ms, explain, wal)
 
 
 # The early look calls "fail" only at this stricter confidence: looking at the data twice must
@@ -111,20 +143,24 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
     drawer = Drawer(scenario, pools, opts.seed)
     sql = drawer.sql
     explain_sql = EXPLAIN_ANALYZE + sql
+    sample = _write_sample if scenario.kind == "write" else _read_sample
     for _ in range(opts.warmup):
-        await conn.fetch(sql, *drawer.draw())
+        await sample(conn, sql, explain_sql, drawer.draw())
     client: list[float] = []
     execution: list[float] = []
     planning: list[float] = []
     buffers: list[int] = []
     fingerprints: list[str] = []
+    wal: list[int] = []
     plans: dict[str, PlanFacts] = {}
     for target_n in _looks(opts):
         while len(client) < target_n:
-            c_ms, explain = await _sample(conn, sql, explain_sql, drawer.draw())
-            facts = plan_facts(explain)
-            e_ms, p_ms = timings(explain)
-            client.append(round(c_ms, 4))
+            s = await sample(conn, sql, explain_sql, drawer.draw())
+            facts = plan_facts(s.explain)
+            e_ms, p_ms = timings(s.explain)
+            if s.wal_bytes is not None:
+                wal.append(s.wal_bytes)
+            client.append(round(s.client_ms, 4))
             execution.append(round(e_ms, 4))
             planning.append(round(p_ms, 4))
             buffers.append(facts.shared_hit + facts.shared_read)
@@ -138,9 +174,9 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
             break
     common = Counter(fingerprints).most_common(1)[0][0]
     return Cell(scenario=scenario.name, variant=variant, sla_class=scenario.sla_class, sla_ms=scenario.sla_ms,
-                sql=sql, warmup=opts.warmup,
+                sql=sql, kind=scenario.kind, warmup=opts.warmup,
                 samples=Samples(client_ms=client, execution_ms=execution, planning_ms=planning,
-                                buffers=buffers, plan_fingerprints=fingerprints),
+                                buffers=buffers, plan_fingerprints=fingerprints, wal_bytes=wal),
                 client=summarize(client, opts.confidence), execution=summarize(execution, opts.confidence),
                 verdict=call, plan=plans[common], plan_count=len(plans))
 
@@ -160,7 +196,7 @@ class _Clock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
-async def _measure_variant(conn: asyncpg.Connection, seeded: Target, catalog: Catalog, variant: Variant,
+async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: Variant,
                            pools: Pools, opts: RunOptions, cold: ColdCache, clock: _Clock,
                            on_cell: Callable[[], None]) -> tuple[VariantResult, list[Cell]]:
     applied = await snapshot(conn, variant)
@@ -174,7 +210,7 @@ async def _measure_variant(conn: asyncpg.Connection, seeded: Target, catalog: Ca
                 cell = await measure_cell(conn, scenario, variant.name, pools, opts)
             except asyncpg.PostgresError as exc:
                 raise scenario_error(exc, scenario, variant.name) from None
-        if cold.available and opts.cold_samples:
+        if cold.available and opts.cold_samples and scenario.kind == "read":
             with clock.phase("cold samples"):
                 cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
         cells.append(cell)
@@ -184,9 +220,6 @@ async def _measure_variant(conn: asyncpg.Connection, seeded: Target, catalog: Ca
             stable = await plan_stability(conn, catalog.scenarios, pools, opts.seed, opts.stability_rounds)
         for cell in cells:
             cell.stability = stable[cell.scenario]
-    if opts.write_rows:
-        with clock.phase("write tax"):
-            cost.write = await write_tax(seeded, variant, opts.write_rows, opts.seed)
     with clock.phase("build indexes"):
         await remove_variant(conn, applied)
     return cost, cells
@@ -212,7 +245,7 @@ async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOption
 
         advance("measure cells", 0, total)
         for variant in catalog.variants:
-            cost, measured = await _measure_variant(conn, seeded, catalog, variant, pools, opts, cold, clock,
+            cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock,
                                                     on_cell)
             variants.append(cost)
             cells.extend(measured)

@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.report import plots
 from bench import results as results_io
+from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
 from bench.judge.recommend import recommend
 from bench.measure.scale import describe_crossing
 from bench.results import Cell, Results
@@ -67,10 +68,7 @@ def frame(res: Results) -> pd.DataFrame:
             "indexes": " ".join(c.plan.indexes), "seq_scans": " ".join(c.plan.seq_scans),
             "plans_seen": c.plan_count, "plan_flips": c.stability.flipped if c.stability else None,
             "index_size_bytes": v.index_size_bytes, "build_s": v.build_seconds,
-            "insert_rows_per_s": v.write.insert_rows_per_s if v.write else None,
-            "update_rows_per_s": v.write.update_rows_per_s if v.write else None,
-            "wal_bytes_per_insert": v.write.insert_wal_bytes_per_row if v.write else None,
-            "wal_bytes_per_update": v.write.update_wal_bytes_per_row if v.write else None,
+            "kind": c.kind, "wal_bytes_per_statement": wal_per_statement(c),
         })
     return pd.DataFrame(rows)
 
@@ -133,11 +131,13 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
     scenarios = sorted(dict.fromkeys(c.scenario for c in res.cells),
                        key=lambda s: (next(c.sla_ms for c in res.cells if c.scenario == s), s))
     variants = [v.name for v in res.variants]
-    base_write = next((v.write for v in res.variants if v.name == "baseline" and v.write), None)
     return {
         "res": res, "env": res.environment, "ds": res.dataset, "scenarios": scenarios, "variants": variants,
         "cells": {(c.scenario, c.variant): c for c in res.cells}, "rec": recommend(res) if res.cells else None,
-        "diffs": plan_diffs(res), "base_write": base_write, "conn": res.connection, "scale": res.scale,
+        "diffs": plan_diffs(res),
+        "writes": {v: write_cost(res, v) for v in variants}, "wal_ratio": lambda v: wal_ratio(res, v),
+        "wal": wal_per_statement, "write_scenarios": [s for s in scenarios if any(
+            c.kind == "write" for c in res.cells if c.scenario == s)], "conn": res.connection, "scale": res.scale,
         "load": res.load, "crossing": describe_crossing,
         "scale_point": lambda scenario, variant, n: next(
             (p for p in (res.scale.points if res.scale else []) if (p.scenario, p.variant, p.tasks_per_user)

@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
+from bench.judge.writecost import wal_ratio  # noqa: E402
 from bench.results import Cell, Results  # noqa: E402
 
 _HATCH = {"pass": "", "fail": "xxx", "inconclusive": "..."}
@@ -109,21 +110,18 @@ def _ratio(cell: Cell | None) -> float | None:
 class _Point:
     variant: str
     size_mb: float
-    wal_ratio: float | None  # WAL bytes per inserted row against the baseline's
+    wal_ratio: float | None  # WAL bytes per write statement against the baseline variant's
     worst: float  # worst client p95 ÷ SLA over the variant's cells
     passed: int
     cells: int
 
 
 def _points(res: Results) -> list[_Point]:
-    base = next((v.write for v in res.variants if v.name == "baseline" and v.write), None)
     points = []
     for v in res.variants:
         cells = [c for c in res.cells if c.variant == v.name]
         if cells:
-            # WAL per row, not rows/s: the same writes give the same WAL, while throughput moves ±20%.
-            tax = v.write.insert_wal_bytes_per_row / base.insert_wal_bytes_per_row if v.write and base else None
-            points.append(_Point(v.name, v.index_size_bytes / 1e6, tax,
+            points.append(_Point(v.name, v.index_size_bytes / 1e6, wal_ratio(res, v.name),
                                  max(c.client.p95.value / c.sla_ms for c in cells),
                                  sum(c.verdict == "pass" for c in cells), len(cells)))
     return points
@@ -136,7 +134,7 @@ def tradeoff(res: Results, path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     labels: list[list[Any]] = []
     for ax, label, cost in ((axes[0], "total index size (MB)", lambda p: p.size_mb),
-                            (axes[1], "write tax: WAL bytes per inserted row ÷ baseline's", lambda p: p.wal_ratio)):
+                            (axes[1], "write cost: WAL bytes per write statement ÷ baseline's", lambda p: p.wal_ratio)):
         shown = [p for p in points if cost(p) is not None]
         labels.append([])
         for rank, p in enumerate(sorted(shown, key=lambda p: (p.worst, cost(p)))):
@@ -152,7 +150,7 @@ def tradeoff(res: Results, path: Path) -> Path:
         if len(front) > 1:
             ax.plot(*zip(*front, strict=True), color="grey", linestyle=":", zorder=2)
         if not shown:
-            ax.text(0.5, 0.5, "not measured (--write-rows 0)", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "not measured (no write scenario in the run)", ha="center", transform=ax.transAxes)
         ax.axhline(1.0, color="crimson", linestyle="--", linewidth=1.4, label="SLA (p95 = SLA)")
         ax.set_yscale("log")
         ax.set_xlabel(label)
