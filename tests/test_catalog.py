@@ -17,9 +17,10 @@ def _copy(tmp_path: Path) -> Path:
 
 def test_repository_catalogue_covers_every_sla_class(catalog):
     classes = {s.sla_class for s in catalog.scenarios}
-    assert classes == {"isolation", "list", "history"}
+    assert classes == {"isolation", "list", "history", "write"}
     assert {"baseline", "composite", "partial"} <= {v.name for v in catalog.variants}
     assert {s.sla_ms for s in catalog.scenarios} == {30.0, 50.0, 100.0}
+    assert {s.sla_class for s in catalog.scenarios if s.kind == "write"} == {"write"}
 
 
 def test_named_binds_become_positional_and_casts_survive(catalog):

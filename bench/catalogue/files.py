@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import re
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_index, parse_query
 from bench.errors import InputError
 
 DEFAULT_DIR = Path("scenarios")
 PARAM_KINDS = ("user", "task", "conversation", "tag", "tags_json", "tags_any", "word", "fragment", "priority",
                "category", "today", "deep_offset", "cursor_created_at", "cursor_id")
-# :name binds a parameter; '::' casts are left alone.
-_BIND = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
+# File and scenario names (not SQL): lower_snake_case.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A catalogue file is a few kilobytes; anything far larger is refused before it is read.
+MAX_FILE_BYTES = 256 * 1024
+# Extensions a variant may create: those that bring index access methods or operator classes.
+EXTENSIONS = ("pg_trgm", "btree_gin", "btree_gist", "bloom")
 
 ParamValue = Union[str, int, float, bool]
 
@@ -50,9 +55,17 @@ class Scenario(_Strict):
             raise ValueError("must be lower_snake_case")
         return v
 
+    @cached_property
+    def query(self) -> Query:
+        """The SQL as PostgreSQL's parser reads it: binds as $1, $2..., tables, functions called."""
+        return parse_query(self.sql, write=self.kind == "write")
+
     @model_validator(mode="after")
     def _binds_match_params(self) -> "Scenario":
-        used = set(_BIND.findall(self.sql))
+        try:
+            used = set(self.query.params)
+        except SQLRefused as exc:
+            raise ValueError(str(exc)) from None
         missing = used - set(self.params)
         if missing:
             raise ValueError(f"sql uses :{', :'.join(sorted(missing))} but [params] does not define it")
@@ -66,15 +79,7 @@ class Scenario(_Strict):
 
     def positional(self) -> tuple[str, list[str]]:
         """The SQL with :name binds turned into $1, $2... and the parameter order."""
-        order: list[str] = []
-
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in order:
-                order.append(name)
-            return f"${order.index(name) + 1}"
-
-        return _BIND.sub(sub, self.sql).strip().rstrip(";"), order
+        return self.query.sql, list(self.query.params)
 
 
 class Variant(_Strict):
@@ -83,13 +88,28 @@ class Variant(_Strict):
     extensions: list[str] = Field(default_factory=list)
     statements: list[str] = Field(default_factory=list)
 
-    @field_validator("statements")
+    @field_validator("extensions")
     @classmethod
-    def _only_indexes(cls, statements: list[str]) -> list[str]:
-        for stmt in statements:
-            if not re.match(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s", stmt, re.IGNORECASE):
-                raise ValueError(f"only CREATE INDEX statements are allowed, got: {stmt.strip()[:60]!r}")
-        return statements
+    def _known_extensions(cls, extensions: list[str]) -> list[str]:
+        for ext in extensions:
+            if ext not in EXTENSIONS:
+                raise ValueError(f"extension {ext!r} is not one a variant may create ({', '.join(EXTENSIONS)})")
+        return extensions
+
+    @cached_property
+    def indexes(self) -> list[IndexDef]:
+        """Each statement as PostgreSQL's parser reads it; only their canonical DDL is ever executed."""
+        return [parse_index(stmt) for stmt in self.statements]
+
+    @model_validator(mode="after")
+    def _only_indexes(self) -> "Variant":
+        try:
+            names = [index.name for index in self.indexes]
+        except SQLRefused as exc:
+            raise ValueError(str(exc)) from None
+        if len(set(names)) != len(names):
+            raise ValueError(f"two statements create the same index name ({', '.join(sorted(names))})")
+        return self
 
 
 class Catalog(BaseModel):
@@ -139,6 +159,9 @@ def _check_mix(weights: dict[str, Any], known: set[str], where: str) -> None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: {path.stat().st_size:,} bytes is too large for a catalogue file "
+                             f"(at most {MAX_FILE_BYTES:,})")
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
@@ -152,8 +175,9 @@ def _parse(model: type[BaseModel], path: Path, data: dict[str, Any]) -> Any:
         item = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "file"
-        raise InputError(f"{path}: {where}: {err['msg']}") from None
+        where = "".join(f"{p}: " for p in err["loc"][:1])  # a field, or nothing for a whole-file check
+        message = err["msg"].removeprefix("Value error, ")
+        raise InputError(f"{path}: {where}{message}") from None
     if item.name != path.stem:
         raise InputError(f"{path}: name {item.name!r} must match the file name {path.stem!r}")
     return item

@@ -47,10 +47,10 @@ async def apply_variant(conn: asyncpg.Connection, applied: Applied) -> None:
     try:
         for ext in variant.extensions:
             await conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{ext}"')
-        for stmt in variant.statements:
+        for index in variant.indexes:  # parsed: one CREATE INDEX each, nothing else can run
             known = await index_names(conn)
             started = time.perf_counter()
-            await conn.execute(stmt)
+            await conn.execute(index.ddl())
             seconds = time.perf_counter() - started
             for name in sorted(await index_names(conn) - known):
                 applied.indexes.append(name)
@@ -83,6 +83,7 @@ async def variant_cost(conn: asyncpg.Connection, applied: Applied) -> VariantRes
     costs = [IndexCost(name=r["name"], table=r["tbl"], size_bytes=r["size"],
                        build_seconds=round(applied.build_seconds.get(r["name"], 0.0), 4)) for r in rows]
     v = applied.variant
-    return VariantResult(name=v.name, description=v.description, statements=v.statements, indexes=costs,
+    return VariantResult(name=v.name, description=v.description, statements=[i.ddl() for i in v.indexes],
+                         indexes=costs,
                          index_size_bytes=sum(c.size_bytes for c in costs),
                          build_seconds=round(sum(c.build_seconds for c in costs), 4))

@@ -1,26 +1,19 @@
 """What to ship: the cheapest variant that meets every SLA, and how to adopt it in the models.
 
 "Cheapest" is by total index size, then by write cost (WAL bytes per write statement against the
-baseline variant's, from the write scenarios): the two costs a team pays for an index every day. A variant meets every SLA when every one of
-its cells passed (an inconclusive cell is not a proven pass). Where no variant does, the answer
+baseline variant's, from the write scenarios): the two costs a team pays for an index every day.
+A variant meets every SLA when every one of its cells passed (an inconclusive cell is not a
+proven pass). Where no variant does, the answer
 is which scenarios fail under every variant, by how much at best, and which variant comes closest.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from bench.catalogue.sql import parse_index
 from bench.judge.writecost import wal_ratio
 from bench.results import Cell, Results, VariantResult
-
-_INDEX = re.compile(
-    r"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>\w+)\s+"
-    r"ON\s+(?P<table>\w+)\s*(?:USING\s+(?P<using>\w+)\s*)?\((?P<keys>.*?)\)\s*"
-    r"(?:INCLUDE\s*\((?P<include>[^)]*)\)\s*)?(?:WHERE\s+(?P<where>.+?))?\s*;?\s*$",
-    re.IGNORECASE | re.DOTALL)
-_PLAIN_COLUMN = re.compile(r"^\w+$")
-_COLUMN_WITH_OPS = re.compile(r"^(\w+)\s+(\w+_ops)$", re.IGNORECASE)
 
 
 @dataclass
@@ -43,57 +36,11 @@ class Recommendation:
     table_args: dict[str, str] = field(default_factory=dict)  # table -> SQLModel __table_args__ source
 
 
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas that are not inside parentheses or quotes."""
-    parts, depth, quoted, current = [], 0, False, ""
-    for ch in text:
-        if ch == "'":
-            quoted = not quoted
-        elif not quoted and ch in "()":
-            depth += 1 if ch == "(" else -1
-        if ch == "," and depth == 0 and not quoted:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    return [p for p in [*parts, current.strip()] if p]
-
-
-def index_construct(statement: str) -> tuple[str, str]:
-    """(table, SQLAlchemy ``Index(...)`` source) for a CREATE INDEX statement."""
-    m = _INDEX.match(statement)
-    if not m:
-        raise ValueError(f"not a CREATE INDEX statement taskbench can translate: {statement[:80]!r}")
-    keys, ops = [], {}
-    for key in _split_top_level(m["keys"]):
-        with_ops = _COLUMN_WITH_OPS.match(key)
-        if with_ops:
-            keys.append(repr(with_ops[1]))
-            ops[with_ops[1]] = with_ops[2]
-        elif _PLAIN_COLUMN.match(key):
-            keys.append(repr(key))
-        else:
-            keys.append(f"text({key!r})")
-    kwargs = []
-    if m["unique"]:
-        kwargs.append("unique=True")
-    if m["using"] and m["using"].lower() != "btree":
-        kwargs.append(f"postgresql_using={m['using'].lower()!r}")
-    if ops:
-        kwargs.append(f"postgresql_ops={ops!r}")
-    if m["include"]:
-        kwargs.append(f"postgresql_include={[c.strip() for c in m['include'].split(',')]!r}")
-    if m["where"]:
-        kwargs.append(f"postgresql_where=text({m['where'].strip()!r})")
-    return m["table"], f"Index({m['name']!r}, {', '.join(keys + kwargs)})"
-
-
 def table_args(variant: VariantResult) -> dict[str, str]:
     """Per table, the ``__table_args__`` entries that create the variant's indexes from the models."""
     per_table: dict[str, list[str]] = {}
-    for stmt in variant.statements:
-        table, construct = index_construct(stmt)
-        per_table.setdefault(table, []).append(construct)
+    for index in map(parse_index, variant.statements):
+        per_table.setdefault(index.table, []).append(index.sqlalchemy())
     return {table: "__table_args__ = (\n" + "".join(f"    {c},\n" for c in constructs) + ")"
             for table, constructs in per_table.items()}
 

@@ -31,6 +31,7 @@ import asyncpg
 
 from bench.targets import schema
 from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.catalogue.sql import VOLATILITY_SQL
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
@@ -130,8 +131,16 @@ def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str 
 
 async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) -> None:
     """Have the server parse and plan every scenario before any variant is built, so a mistake in a
-    scenario file stops the run in its first second, not after an hour of other cells."""
+    scenario file stops the run in its first second, not after an hour of other cells. A read
+    scenario may call no function this server marks volatile (pg_sleep, set_config, nextval,
+    dblink...): which functions are volatile is the server's knowledge, so it is asked here."""
     for scenario in catalog.scenarios:
+        if scenario.kind == "read" and scenario.query.functions:
+            volatile = [r[0] for r in await conn.fetch(VOLATILITY_SQL, sorted(scenario.query.functions))]
+            if volatile:
+                raise InputError(f"scenario {scenario.name!r}: a read scenario calls {', '.join(volatile)}, which "
+                                 "this server marks volatile (it may change state); declare kind = \"write\" "
+                                 "if it is one")
         try:
             await conn.prepare(Drawer(scenario, pools, seed=0).sql)
         except asyncpg.PostgresError as exc:
