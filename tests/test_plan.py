@@ -17,6 +17,10 @@ def test_seq_scan_and_sort_spill(seeded):
     doc = _explain(seeded, "SELECT * FROM tasks ORDER BY description", "SET work_mem = '64kB'")
     facts = plan_facts(doc)
     assert facts.seq_scans == ["tasks"] and facts.sorts == 1 and facts.sort_spills == 1
+    sort = next(n for n in facts.nodes if n.node_type == "Sort")
+    assert facts.temp_blocks == sort.temp_blocks > 0  # the spill, counted where it happened and in the total
+    in_memory = plan_facts(_explain(seeded, "SELECT * FROM tasks ORDER BY description", "SET work_mem = '64MB'"))
+    assert in_memory.temp_blocks == 0
     assert facts.shared_hit + facts.shared_read > 0
     exec_ms, plan_ms = timings(doc)
     assert exec_ms > 0 and plan_ms >= 0
@@ -73,3 +77,11 @@ def test_index_only_scan_with_heap_fetches(seeded):
     facts = plan_facts(doc)
     assert "Index Only Scan" in facts.node_types and facts.heap_fetches > 0
     assert plan_facts(clean).heap_fetches == 0
+
+
+def test_rows_removed_by_a_filter_are_counted(seeded):
+    facts = plan_facts(_explain(seeded, "SELECT id FROM tasks WHERE title LIKE '%zzzz-none%'"))
+    scan = next(n for n in facts.nodes if n.relation == "tasks")
+    with schema.connect(seeded) as conn:
+        rows = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    assert facts.rows_removed == rows and scan.rows_removed > 0  # every row read, none kept

@@ -32,6 +32,8 @@ class NodeFacts(BaseModel):
     shared_hit: int = 0
     shared_read: int = 0
     heap_fetches: int = 0
+    rows_removed: float = 0.0  # by a filter or recheck, per loop: rows read only to be thrown away
+    temp_blocks: int = 0  # temp blocks read + written: a sort or hash that spilled to disk
 
 
 class PlanFacts(BaseModel):
@@ -48,6 +50,8 @@ class PlanFacts(BaseModel):
     misestimate_flag: int = 0  # 0, 10, 100 or 1000 (the largest threshold reached)
     shared_hit: int = 0  # whole plan (the root node's counters include its children)
     shared_read: int = 0
+    temp_blocks: int = 0  # whole plan
+    rows_removed: float = 0.0  # summed over the nodes
     nodes: list[NodeFacts]
 
 
@@ -77,8 +81,19 @@ def _node_facts(node: dict[str, Any]) -> NodeFacts:
         actual_rows=float(node.get("Actual Rows", 0.0)), plan_rows=float(node.get("Plan Rows", 0.0)),
         loops=int(node.get("Actual Loops", 1)), misestimate=round(_misestimate(node), 2),
         shared_hit=int(node.get("Shared Hit Blocks", 0)), shared_read=int(node.get("Shared Read Blocks", 0)),
-        heap_fetches=int(node.get("Heap Fetches", 0)),
+        heap_fetches=int(node.get("Heap Fetches", 0)), rows_removed=_removed(node), temp_blocks=_temp(node),
     )
+
+
+_REMOVED = ("Rows Removed by Filter", "Rows Removed by Index Recheck", "Rows Removed by Join Filter")
+
+
+def _removed(node: dict[str, Any]) -> float:
+    return float(sum(node.get(key, 0) for key in _REMOVED))
+
+
+def _temp(node: dict[str, Any]) -> int:
+    return int(node.get("Temp Read Blocks", 0)) + int(node.get("Temp Written Blocks", 0))
 
 
 def plan_facts(explain: list[dict[str, Any]] | dict[str, Any]) -> PlanFacts:
@@ -105,6 +120,8 @@ def plan_facts(explain: list[dict[str, Any]] | dict[str, Any]) -> PlanFacts:
         misestimate_flag=next((int(f) for f in MISESTIMATE_FLAGS if worst >= f), 0),
         shared_hit=int(root.get("Shared Hit Blocks", 0)),
         shared_read=int(root.get("Shared Read Blocks", 0)),
+        temp_blocks=_temp(root),
+        rows_removed=sum(_removed(n) for n in nodes),
         nodes=[_node_facts(n) for n in nodes],
     )
 
