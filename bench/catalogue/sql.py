@@ -174,6 +174,8 @@ class Query:
     functions: frozenset[str]
     tables: frozenset[str]  # the canonical tables it references
     kind: Literal["read", "write"]
+    # the result's row order is part of the answer (a top-level ORDER BY): compared in order
+    ordered: bool = False
 
 
 def parse_index(statement: str, tables: Collection[str] = TABLE_NAMES) -> IndexDef:
@@ -226,7 +228,8 @@ def parse_query(sql: str, *, write: bool, tables: Collection[str] = TABLE_NAMES)
     walk = _Walk(sql, write, tables)
     walk.run(node)
     return Query(sql=positional, params=params, functions=frozenset(walk.functions),
-                 tables=frozenset(walk.tables), kind="write" if write else "read")
+                 tables=frozenset(walk.tables), kind="write" if write else "read",
+                 ordered=isinstance(node, ast.SelectStmt) and bool(node.sortClause))
 
 
 class _Walk:
