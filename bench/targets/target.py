@@ -16,8 +16,8 @@ import subprocess
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -275,3 +275,13 @@ async def connect_async(target: Target) -> asyncpg.Connection:
         return await asyncpg.connect(**target.asyncpg_kwargs(), timeout=15)
     except ASYNC_CONNECT_ERRORS as exc:
         raise connect_error(exc, target.display) from None
+
+
+@asynccontextmanager
+async def connected(target: Target) -> AsyncIterator[asyncpg.Connection]:
+    """``connect_async``, closed on the way out whatever happens: the one connect/close block."""
+    conn = await connect_async(target)
+    try:
+        yield conn
+    finally:
+        await conn.close()
