@@ -1,0 +1,109 @@
+"""Index candidates read from the scenarios' parse trees, and the simple advisors: what each query
+asks for, deduplicated against the catalogue and the models; every candidate builds for real."""
+
+import psycopg
+import pytest
+
+from bench.advise.candidates import accesses, candidates, existing_indexes
+from bench.advise.simple import per_column, two_column
+from bench.catalogue.files import Catalog, Scenario
+from bench.catalogue.sql import parse_index
+from bench.targets.target import scratch_copy
+
+
+@pytest.fixture(scope="module")
+def found(catalog):
+    return {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(catalog)}
+
+
+def _scenario(sql: str, params: dict, name: str = "probe", kind: str = "read") -> Scenario:
+    return Scenario(name=name, sla_class="list", sql=sql, params=params, kind=kind)
+
+
+def test_equality_first_then_the_sort_with_its_direction_then_include_and_partial(found):
+    keyset = [c for form, c in found.items() if form.startswith("tasks (user_id, created_at DESC, id DESC)")]
+    forms = {c.index.ddl().split(" ON ", 1)[1] for c in keyset}
+    assert forms == {
+        "tasks (user_id, created_at DESC, id DESC)",
+        "tasks (user_id, created_at DESC, id DESC) WHERE deleted_at IS NULL",
+        "tasks (user_id, created_at DESC, id DESC) INCLUDE (title, priority, due_date, is_completed, deleted_at)",
+        ("tasks (user_id, created_at DESC, id DESC) INCLUDE (title, priority, due_date, is_completed) "
+         "WHERE deleted_at IS NULL")}
+    assert all("keyset_page_deep" in c.serves for c in keyset)
+    # the range column leads the sort: due_date, then due_time (NULLS LAST is the default ascending)
+    assert "tasks (user_id, due_date, due_time) WHERE NOT is_completed AND deleted_at IS NULL" in found
+    assert "tasks (user_id, priority, category, created_at DESC)" in found
+
+
+def test_operators_get_their_index_methods(found, catalog):
+    variants = {v.name: v for v in catalog.variants}
+    by_variant = {name: variants[name].indexes[0].fingerprint()
+                  for name in ("gin_jsonb_path_ops", "gin_jsonb_ops", "gin_fts", "gin_trgm")}
+    fingerprints = {c.fingerprint: c for c in found.values()}
+    assert fingerprints[by_variant["gin_jsonb_path_ops"]].serves == {"tag_contains": 3}  # @>
+    assert fingerprints[by_variant["gin_jsonb_ops"]].serves == {"tags_any": 3}  # ?|
+    fts = fingerprints[by_variant["gin_fts"]]  # the expression exactly as the query writes it
+    assert "query full_text_search" in fts.sources and fts.name == "tb_tasks_fts"
+    trigram = fingerprints[by_variant["gin_trgm"]]
+    assert trigram.extensions == ("pg_trgm",) and "query title_substring" in trigram.sources
+
+
+def test_deduplicated_against_the_catalogue_and_the_models(found, catalog):
+    names = [c.name for c in found.values()]
+    assert len(names) == len(set(names))
+    composite = found["tasks (user_id, created_at DESC)"]
+    assert composite.name == "tb_tasks_user_created"  # the catalogue's name is kept
+    assert "variant composite" in composite.sources and "query recent_tasks" in composite.sources
+    # the recommended covering index, INCLUDE in another order, is the same candidate
+    covering = next(c for c in found.values() if c.name == "tb_tasks_user_created_covering")
+    assert "query recent_tasks" in covering.sources
+    models = {e.fingerprint() for e in existing_indexes()}
+    assert not models & {c.fingerprint for c in found.values()}
+    # statements whose equality columns hold the primary key get nothing: it finds the row
+    assert not any(s in c.serves for c in found.values() for s in ("task_by_id", "complete_task"))
+
+
+def test_include_only_when_every_column_is_narrow(found):
+    # last_messages reads content (text): no INCLUDE form of its index
+    messages = [form for form in found if form.startswith("messages (conversation_id, created_at DESC)")]
+    assert messages == ["messages (conversation_id, created_at DESC)"]
+
+
+def test_joins_aliases_reversed_operands_and_patterns(catalog):
+    sql = """SELECT t.id, t.title FROM tasks t JOIN conversations c ON c.user_id = t.user_id
+             WHERE c.id = :conversation_id AND :today >= t.due_date AND t.category IN (:category, 'other')
+               AND t.title LIKE 'abc' || :fragment AND NOT t.is_completed ORDER BY t.created_at DESC LIMIT 5"""
+    scenario = _scenario(sql, {"conversation_id": "conversation", "today": "today", "category": "category",
+                                "fragment": "fragment"})
+    by_table = {a.table: a for a in accesses(scenario)}
+    tasks, conversations = by_table["tasks"], by_table["conversations"]
+    assert tasks.equality == ["category", "user_id"] and tasks.ranges == ["due_date"]
+    # a constant filter is written as an index predicate must be; 'abc' || ... needs no trigram
+    assert list(tasks.constants) == ["NOT is_completed"] and not tasks.needs
+    assert conversations.equality == ["id", "user_id"]
+    found = candidates(Catalog(sla_classes=catalog.sla_classes, scenarios=[scenario], variants=[]))
+    forms = {c.index.ddl().split(" ON ", 1)[1] for c in found}
+    assert "tasks (category, user_id, due_date)" in forms and "tasks (category, user_id, created_at DESC)" in forms
+    assert not any(form.startswith("conversations") for form in forms)  # its primary key is among the equalities
+
+
+def test_every_candidate_builds(seeded, catalog):
+    found = candidates(catalog)
+    with scratch_copy(seeded, "cand") as copy, psycopg.connect(copy.libpq_conninfo(), autocommit=True) as conn:
+        for extension in sorted({e for c in found for e in c.extensions}):
+            conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
+        for c in found:
+            conn.execute(c.index.ddl())
+        valid = conn.execute("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                             "WHERE i.indisvalid AND c.relname = ANY(%s)", ([c.name for c in found],)).fetchall()
+        assert len(valid) == len(found)
+
+
+def test_simple_advisors(catalog):
+    columns = {s.split(" ON ", 1)[1] for s in per_column(catalog).statements}
+    assert {"tasks (due_date)", "tasks (is_completed)", "tasks (deleted_at)", "tasks (priority)"} <= columns
+    assert "tasks (user_id)" not in columns  # the models index it already
+    pairs = {s.split(" ON ", 1)[1] for s in two_column(catalog).statements}
+    assert {"tasks (user_id, created_at DESC)", "tasks (user_id, due_date)",
+            "messages (conversation_id, created_at DESC)"} <= pairs
+    assert all(len(parse_index(s).keys) == 2 for s in two_column(catalog).statements)
