@@ -10,6 +10,12 @@ Format history:
 - 4 (2026-11-30): write scenarios are cells (``kind``: read or write, each sample rolled back,
   WAL bytes per statement); the per-variant throughput "write tax" (``variants[].write``,
   ``config.write_rows``) is gone: it moved by ±20% between runs.
+- 5 (2026-12-01): the sampling protocol is recorded (``protocol``): a sequential test on the
+  samples over the SLA per user class (``cells[].classes``, ``decided_by``), EXPLAIN ANALYZE on the
+  first K samples only (``samples.execution_ms`` ... hold K entries; ``samples.user_class`` and
+  ``samples.at_s`` one per sample); ``config`` keeps what is not protocol (its samples,
+  max_samples, warmup, confidence and early_look moved into an older file's ``protocol``);
+  ``conditions``: the measurement lock and the machine's load before and after.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from bench.errors import InputError
+from bench.judge.stats import Quantile, Summary, Verdict
 from bench.measure.plan import PlanFacts
-from bench.judge.stats import Summary, Verdict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 RESULTS_FILE = "results.json"
 ScenarioKind = Literal["read", "write"]
 
@@ -48,12 +54,32 @@ class VariantResult(BaseModel):
 
 
 class Samples(BaseModel):
-    client_ms: list[float]  # round trip of the plain query, as the app sees it
-    execution_ms: list[float]  # EXPLAIN ANALYZE execution time (server side)
-    planning_ms: list[float]
-    buffers: list[int]  # shared hit + read, whole plan
-    plan_fingerprints: list[str]
+    """A cell's samples in the order they were taken. Every sample has a client time, a user class
+    and a start time; only the first K (``explained``) also ran EXPLAIN ANALYZE, so the server-side
+    lists hold K entries, paired index by index with the first K client times."""
+    client_ms: list[float]  # round trip of the plain query, as the app sees it; the verdict's data
+    user_class: list[str]  # the class each sample's user was drawn from
+    at_s: list[float]  # when each sample started, seconds after the run's measuring began
+    execution_ms: list[float]  # EXPLAIN ANALYZE execution time (server side), first K samples
+    planning_ms: list[float]  # first K samples
+    buffers: list[int]  # shared hit + read, whole plan, first K samples
+    plan_fingerprints: list[str]  # first K samples
     wal_bytes: list[int] = []  # write scenarios: WAL written by each plain execution (then rolled back)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Samples:
+        n, k = len(self.client_ms), len(self.execution_ms)
+        if len(self.user_class) != n or len(self.at_s) not in (0, n) or len(self.wal_bytes) not in (0, n):
+            raise ValueError(f"user_class, at_s and wal_bytes must have one entry per sample ({n})")
+        if not (len(self.planning_ms) == len(self.buffers) == len(self.plan_fingerprints) == k <= n):
+            raise ValueError(f"execution_ms, planning_ms, buffers and plan_fingerprints must have the same "
+                             f"length, at most the {n} samples")
+        return self
+
+    @property
+    def explained(self) -> int:
+        """K: how many (first) samples ran EXPLAIN ANALYZE too."""
+        return len(self.execution_ms)
 
 
 class ColdSamples(BaseModel):
@@ -70,6 +96,29 @@ class Stability(BaseModel):
     flipped: int  # parameter sets whose plan changed across rounds
 
 
+StopReason = Literal["boundary", "futility", "cap", "budget", "cell"]
+_STOPPED = {"futility": "; neither boundary reachable", "cap": "; the last look", "budget": "; time budget spent",
+            "cell": "; the cell was decided first"}
+
+
+class ClassVerdict(BaseModel):
+    """The sequential test's verdict for one user class of a cell."""
+    user_class: str  # ordinary, power, or all (a dataset without power users)
+    users: int  # users of this class the scenario could draw
+    samples: int  # samples taken (more than n when a minimum was asked for the estimates)
+    n: int  # samples when the class stopped or was decided
+    exceedances: int  # of those n, how many were over the SLA
+    decision: Verdict
+    stopped_by: StopReason  # boundary: a pass or fail; else why it ended without one
+    p95: Quantile  # client p95 of the class's samples, with its interval where one exists
+
+    def describe(self, sla_ms: float) -> str:
+        """E.g. "fail at n = 4 (4/4 over 50 ms)"."""
+        decision = "undecided" if self.stopped_by == "cell" else self.decision
+        return (f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms"
+                f"{_STOPPED.get(self.stopped_by, '')})")
+
+
 class Cell(BaseModel):
     scenario: str
     variant: str
@@ -77,15 +126,34 @@ class Cell(BaseModel):
     sla_ms: float
     sql: str
     kind: ScenarioKind = "read"
-    warmup: int
+    warmup: int  # warm-up executions run before the samples
     samples: Samples
-    client: Summary
-    execution: Summary
-    verdict: Verdict
-    plan: PlanFacts  # the plan most samples ran
+    client: Summary  # every sample, the classes together
+    execution: Summary  # the explained samples
+    verdict: Verdict  # every class passed / some class failed / neither
+    classes: list[ClassVerdict]
+    decided_by: str  # the class whose verdict made the cell's (the last to pass, the first to fail)
+    seconds: float | None = None  # time spent measuring the cell: warm-up, samples, EXPLAINs
+    plan: PlanFacts  # the plan most explained samples ran
     plan_count: int  # distinct plans seen across samples (parameters can change the plan)
     cold: ColdSamples | None = None
     stability: Stability | None = None
+
+    @property
+    def deciding(self) -> ClassVerdict:
+        return next(c for c in self.classes if c.user_class == self.decided_by)
+
+    @property
+    def decided_p95(self) -> float:
+        """The p95 the verdict speaks of: the deciding class's. All samples together are a mix of the
+        classes the protocol chose (one each in turn), not the mix of the app's users."""
+        return self.deciding.p95.value
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict as it was reached, e.g. "fail at n = 4 (4/4 over 50 ms) — power users"."""
+        who = f" — {self.decided_by} users" if len(self.classes) > 1 else ""
+        return self.deciding.describe(self.sla_ms) + who
 
 
 class Environment(BaseModel):
@@ -106,14 +174,45 @@ class Dataset(BaseModel):
 
 
 class RunConfig(BaseModel):
-    samples: int
-    max_samples: int
-    warmup: int
+    """The run's settings that are not the sampling protocol."""
     seed: int
-    confidence: float
-    early_look: int
     cold_samples: int
     stability_rounds: int
+
+
+class Protocol(BaseModel):
+    """How a cell's samples were drawn, taken and judged. Milliseconds are only comparable between
+    runs of one protocol (name and version): the protocol decides whose queries a cell's samples are
+    (classes stratified or not), how many there are and what ran between them."""
+    name: str
+    version: int
+    classes: list[str]  # user classes sampled apart and judged one by one ([]: none)
+    explain_samples: int | None  # K: samples that ran EXPLAIN ANALYZE too (None: every one)
+    warmup: str  # the warm-up rule
+    cell_budget_s: float | None  # seconds a cell may take before it stops inconclusive (None: no budget)
+    min_samples: int = 0  # per class, taken for the estimates even after the verdict
+    parameters: dict[str, Any]  # the test itself: its design per number of classes, or an older protocol's settings
+
+
+BUSY_LOAD_PER_CPU = 0.5
+
+
+class Conditions(BaseModel):
+    """How alone the measurement was: the server's measurement lock and the machine's load."""
+    concurrent: bool  # --concurrent: measured whether or not another measurement held the server
+    lock: str  # how the lock went: held, or held by another measurement (only with --concurrent)
+    cpus: int
+    load_before: list[float]  # os.getloadavg() (1, 5, 15 minutes) just before measuring
+    load_after: list[float]  # ... and just after
+
+    @property
+    def busy(self) -> bool:
+        """More than half of the CPUs' worth of other work before or after measuring. After, the
+        1-minute load includes this run's own process (the client or its server backend: one of the
+        two runs at a time), so one is taken off it; before, it may still hold a run that ended less
+        than a minute ago, which is why the line is at half the CPUs and not lower."""
+        return max(self.load_before[0], self.load_after[0] - 1) / max(self.cpus, 1) > BUSY_LOAD_PER_CPU
+
 
 
 class ColdCache(BaseModel):
@@ -213,6 +312,8 @@ class Results(BaseModel):
     environment: Environment
     dataset: Dataset
     config: RunConfig
+    protocol: Protocol | None = None  # None: a run without cells (load)
+    conditions: Conditions | None = None  # None: older files
     cold_cache: ColdCache
     variants: list[VariantResult]
     cells: list[Cell]
@@ -295,8 +396,33 @@ def _update_to_4(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+ORDER_STATISTIC = "order-statistic"
+
+
+def _update_to_5(raw: dict[str, Any]) -> dict[str, Any]:
+    """Record the protocol an older file was measured under (a p95 interval from order statistics,
+    every sample with EXPLAIN ANALYZE, users drawn uniformly) and its cells in the new shape: one
+    class, "all", whose decision is the old verdict at the samples taken."""
+    config = raw.get("config", {})
+    old = {k: config.pop(k) for k in ("samples", "max_samples", "warmup", "confidence", "early_look") if k in config}
+    if raw.get("cells"):
+        raw["protocol"] = {"name": ORDER_STATISTIC, "version": 1, "classes": [], "explain_samples": None,
+                           "warmup": f"{old.get('warmup')} executions, plain and EXPLAIN, from the sampling stream",
+                           "cell_budget_s": None, "parameters": {**old, "early_confidence": 0.99}}
+    for cell in raw.get("cells", []):
+        samples, n = cell["samples"], len(cell["samples"]["client_ms"])
+        samples["user_class"], samples["at_s"] = ["all"] * n, []
+        over = sum(ms > cell["sla_ms"] for ms in samples["client_ms"])
+        cell["classes"] = [{"user_class": "all", "users": raw["dataset"]["row_counts"].get("users", 0), "samples": n,
+                            "n": n, "exceedances": over, "decision": cell["verdict"],
+                            "stopped_by": "cap" if cell["verdict"] == "inconclusive" else "boundary",
+                            "p95": cell["client"]["p95"]}]
+        cell["decided_by"] = "all"
+    return raw
+
+
 # version -> the step that brings a file of that version to the next one
-_MIGRATIONS = {2: _update_to_3, 3: _update_to_4}
+_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5}
 
 
 def readable_versions() -> list[int]:

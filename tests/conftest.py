@@ -49,7 +49,7 @@ def small_results(seeded, catalog):
     recommendation tests read; it is never written to by them."""
     from bench.measure.runner import RunOptions, run
 
-    opts = RunOptions(samples=20, max_samples=40, warmup=2, cold_samples=2, stability_rounds=1)
+    opts = RunOptions(cold_samples=2, stability_rounds=1, concurrent=True)
     return run(seeded, catalog.select(["recent_tasks", "last_messages", "task_by_id", "create_task", "post_message"],
                                        ["baseline", "composite"]),
                opts)

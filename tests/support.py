@@ -1,7 +1,16 @@
-"""What the tests share besides fixtures: paths, the tiny profile, and content checks on a database."""
+"""What the tests share besides fixtures: paths, the tiny profile, and content checks on a database.
+
+The tests' runs measure with ``concurrent=True`` (``--concurrent``): they share the embedded server
+with whatever else measures on this machine (another suite, a `make bench`, an index search), so they
+measure beside it rather than wait for the measurement lock and fail after ``--lock-wait`` (they still
+hold the lock while it is free). tests/test_lock.py tests the lock itself, on a server of its own.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,3 +48,19 @@ def constraint_violations(target: Target) -> int:
             + (SELECT count(*) FROM conversations c WHERE updated_at <>
                (SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id))
         """).fetchone()[0]
+
+
+def taskbench(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """The command as a user runs it, in a process of its own."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("taskbench: error: ")
+    return lines[0]

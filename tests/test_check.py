@@ -7,7 +7,7 @@ from bench.judge.compare import compare
 from bench.errors import EXIT_OK, EXIT_REGRESSION
 from bench.measure.runner import RunOptions, run
 
-OPTS = RunOptions(samples=60, max_samples=120, warmup=3, cold_samples=0, stability_rounds=0)
+OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 SCENARIOS = ["recent_tasks", "pending_tasks", "task_by_id"]
 
 

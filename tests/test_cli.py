@@ -12,22 +12,7 @@ import pytest
 
 from bench.targets.target import drop_database, open_target
 
-from tests.support import DATA_DIR, ROOT, SCENARIOS
-
-
-def taskbench(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert "Traceback" not in proc.stderr
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("taskbench: error: ")
-    return lines[0]
+from tests.support import DATA_DIR, ROOT, SCENARIOS, one_line_error, taskbench
 
 
 def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
@@ -56,7 +41,7 @@ def test_a_scenario_whose_sql_the_server_rejects_is_exit_2_naming_it(seeded, tmp
     query = scen / "queries" / "task_by_id.toml"
     query.write_text(query.read_text().replace("is_completed, created_at", "is_done, created_at"))
     proc = taskbench("run", "--scenarios-dir", str(scen), "--db-name", seeded.database, "-s", "task_by_id",
-                     "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0",
+                     "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0", "--concurrent",
                      "--reports-dir", str(tmp_path / "reports"), "--quiet")
     assert "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]  # after the "target: ..." line
@@ -101,8 +86,7 @@ def bench_run(tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
     name = f"tbcli_{uuid.uuid4().hex[:8]}"
     proc = taskbench("bench", "--db-name", name, "--profile", "ci", "--users", "2", "--tasks-per-user", "400",
-                     "--samples", "20", "--max-samples", "20", "-s", "recent_tasks", "-s", "last_messages",
-                     "--reports-dir", str(reports))
+                     "-s", "recent_tasks", "-s", "last_messages", "--concurrent", "--reports-dir", str(reports))
     yield proc, reports, name
     drop_database(open_target(None, name, DATA_DIR), name)
 
@@ -114,6 +98,8 @@ def test_bench_seeds_runs_and_reports(bench_run):
     for name in ("results.json", "summary.md", "latency.png"):
         assert (run_dir / name).stat().st_size > 0
     assert "recent_tasks" in (run_dir / "summary.md").read_text()
+    # Each cell's verdict as it was reached, in the terminal too.
+    assert "recent_tasks × baseline: pass at n = 77 (0/77 over 50 ms) — " in proc.stdout
     assert (run_dir / "latency.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -129,19 +115,33 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
 def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path):
     _, reports, name = bench_run
     md = tmp_path / "check.md"
-    proc = taskbench("check", str(reports / "latest"), "--db-name", name, "--samples", "20", "--max-samples", "20",
-                     "--cold-samples", "0", "--stability-rounds", "0", "--quiet",
+    proc = taskbench("check", str(reports / "latest"), "--db-name", name,
+                     "--cold-samples", "0", "--stability-rounds", "0", "--quiet", "--concurrent",
                      "--reports-dir", str(tmp_path / "check"), "--markdown", str(md))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 regression(s)" in md.read_text()
     assert (tmp_path / "check" / "latest" / "results.json").exists()
 
 
+def slow_catalogue(directory):
+    """The shipped catalogue plus one scenario that takes seconds to pass: its time grows with the square of
+    the user's tasks (~0.1 s for a power user of the tiny dataset) and its SLA is far above that."""
+    shutil.copytree(SCENARIOS, directory)
+    sla = directory / "sla.toml"
+    sla.write_text(sla.read_text().replace("[classes]", "[classes]\nslow = 10000"))
+    (directory / "queries" / "pairs.toml").write_text(
+        'sla_class = "slow"\nsql = "SELECT count(*) FROM tasks a, tasks b WHERE a.user_id = :user_id '
+        'AND b.user_id = :user_id AND a.id % 50 = 0"\n[params]\nuser_id = "user"\n')
+    return directory
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum):
+def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    scenarios = slow_catalogue(tmp_path / "scenarios")
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--db-name", seeded.database, "-v", "composite",
-                             "-s", "recent_tasks", "--samples", "100000", "--max-samples", "100000", "-q",
+                             "-s", "pairs", "--scenarios-dir", str(scenarios), "--cell-budget", "600",
+                             "--concurrent", "-q",
                              "--reports-dir", "/nonexistent"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     import psycopg
     copies = ("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_run_%",))

@@ -9,7 +9,7 @@ from bench.measure.runner import RunOptions, run
 
 from tests.support import SCENARIOS
 
-OPTS = RunOptions(samples=80, max_samples=160, warmup=3, cold_samples=0, stability_rounds=0)
+OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 PICK = (["recent_tasks", "pending_tasks", "task_by_id"], ["composite"])
 
 
@@ -132,3 +132,45 @@ def test_a_whole_variant_drifting_together_is_not_a_regression(base_run):
     assert everything_slower.exit_code == EXIT_OK and everything_slower.drift[cell.variant] > 1.5
     one_slower = compare(base, base.model_copy(update={"cells": [scaled(cells[0], 3.0), *cells[1:]]}))
     assert [f.scenario for f in one_slower.regressions] == ["s0"]
+
+
+def test_runs_of_different_protocols_exit_2_on_time_and_keep_the_other_gates(base_run, tmp_path):
+    from bench import results as results_io
+    from tests.support import taskbench
+
+    assert base_run.protocol.name == "sequential-exceedance" and base_run.protocol.version == 1
+    older = base_run.model_copy(update={"protocol": base_run.protocol.model_copy(update={"name": "order-statistic"})})
+    # Three times slower (a time regression within one protocol) and one cell's verdict gone from pass to fail.
+    cells = [c.model_copy(update={"samples": c.samples.model_copy(update={"client_ms": [ms * 3 + 1 for ms in
+                                                                                        c.samples.client_ms]}),
+                                  **({"verdict": "fail"} if c.scenario == "task_by_id" else {})})
+             for c in base_run.cells]
+    current = base_run.model_copy(update={"cells": cells})
+    assert {f.gate for f in compare(base_run, current).regressions} == {"sla", "time"}
+    result = compare(older, current)
+    assert result.exit_code == EXIT_INPUT and not result.incomparable
+    assert "different sampling protocols: baseline order-statistic v1, current sequential-exceedance v1" in \
+        result.time_refused
+    assert [f.gate for f in result.regressions] == ["sla"]  # judged; time is not
+    assert compare(older, current, force=True).exit_code == EXIT_REGRESSION
+    old_file, new_file = results_io.save(older, tmp_path / "old"), results_io.save(current, tmp_path / "new")
+    proc = taskbench("compare", str(old_file), str(new_file))
+    assert proc.returncode == EXIT_INPUT
+    assert "cannot judge time (exit 2): different sampling protocols: baseline order-statistic v1" in proc.stdout
+    assert "task_by_id" in proc.stdout and "sla" in proc.stdout
+
+
+def test_an_older_file_reads_as_the_order_statistic_protocol(base_run):
+    from bench import results as results_io
+    from tests.support import ROOT
+
+    old = results_io.load(ROOT / "tests" / "data" / "results_v2_order_statistic.json")
+    assert old.protocol.name == "order-statistic" and old.protocol.parameters["early_look"] == 30
+    assert old.protocol.explain_samples is None and old.config.seed == 1
+    cell = old.cell("recent_tasks", "baseline")
+    assert cell.samples.explained == len(cell.samples.client_ms) == 100 and cell.classes[0].user_class == "all"
+    over = sum(ms > cell.sla_ms for ms in cell.samples.client_ms)
+    assert cell.verdict_text == f"pass at n = 100 ({over}/100 over 50 ms)"
+    result = compare(old.model_copy(update={"dataset": base_run.dataset, "environment": base_run.environment}),
+                     base_run)
+    assert result.exit_code == EXIT_INPUT and "baseline order-statistic v1" in result.time_refused

@@ -66,5 +66,5 @@ def test_a_run_in_a_container(catalog):
         seed_database(home, small)
         with measurement_target(spec, home) as target:
             res = run(target, catalog.select(["task_by_id"], ["baseline"]),
-                      RunOptions(samples=20, max_samples=20, warmup=2, cold_samples=0, stability_rounds=0))
+                      RunOptions(cold_samples=0, stability_rounds=0, concurrent=True))
     assert res.environment.target_kind == "docker" and res.environment.server_major == DEFAULT_PG_MAJOR

@@ -28,7 +28,7 @@ KEY = "neon-test-key"
 PARENT = "taskbench-seeded-test"
 SMALL = replace(get_profile("ci", users=2, tasks_per_user=400), conversations_per_user=(1, 2),
                 messages_per_conversation=(20, 30))
-QUICK = RunOptions(samples=20, max_samples=20, warmup=2, cold_samples=0, stability_rounds=0)
+QUICK = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def _cli_env(standin, key: str = KEY) -> dict[str, str]:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_the_branch_is_deleted_when_the_process_is_interrupted(standin, spec, tmp_path, signum):
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--target", "neon", "--neon-parent", PARENT,
-                             "--samples", "400", "--cold-samples", "0", "--stability-rounds", "0",
+                             "--cold-samples", "0", "--stability-rounds", "0", "--concurrent",
                              "--reports-dir", str(tmp_path), "--quiet"],
                             cwd=ROOT, env=_cli_env(standin), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60

@@ -111,7 +111,7 @@ def test_load_clients_sharing_two_server_sessions_all_succeed(pooler, as_pooler)
 
 
 def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(pooler, as_pooler, catalog):
-    opts = RunOptions(samples=20, max_samples=20, warmup=2, early_look=0)
+    opts = RunOptions()
 
     async def measure_beside_load():
         conn = await asyncpg.connect(**pooler.asyncpg_kwargs())
@@ -125,7 +125,7 @@ def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(poo
             await conn.close()
 
     cells, sent = asyncio.run(measure_beside_load())
-    assert [len(c.samples.client_ms) for c in cells] == [20, 20]
+    assert all(c.samples.explained == min(len(c.samples.client_ms), 20) > 0 for c in cells)
     assert all(c.plan.node_types for c in cells)  # EXPLAIN (ANALYZE, BUFFERS) came back through PgBouncer
     assert sent.records and all(r.ok for r in sent.records)
 

@@ -63,3 +63,36 @@ def test_plan_diff_names_what_changed(small_results):
     recent = diffs.get("recent_tasks")
     assert recent is not None and recent.best.variant == "composite"
     assert "Sort" in recent.removed and "index tb_tasks_user_created" in recent.added
+
+
+@pytest.fixture(scope="module")
+def early_stopped(seeded, catalog, tmp_path_factory):
+    """A real run with a cell that fails at once (its SLA is a microsecond) and one that passes, reported."""
+    from bench.measure.runner import RunOptions, run
+
+    scenarios = [s.model_copy(update={"sla_ms": {"recent_tasks": 0.001, "task_by_id": 10_000}[s.name]})
+                 for s in catalog.scenarios if s.name in ("recent_tasks", "task_by_id")]
+    res = run(seeded, catalog.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"]),
+              RunOptions(cold_samples=0, stability_rounds=0, concurrent=True))
+    out = tmp_path_factory.mktemp("early")
+    write_report(results_io.save(res, out))
+    return res, (out / "latest").resolve()
+
+
+def test_an_early_stopped_cell_reads_as_it_was_decided_without_an_interval(early_stopped):
+    res, run_dir = early_stopped
+    failing = res.cell("recent_tasks", "baseline")
+    stopped = failing.deciding
+    assert stopped.n == 4 and stopped.p95.interval == ""  # four samples bound no p95 from above
+    said = "fail at n = 4 (4/4 over 0.001 ms) — ordinary users"
+    assert failing.verdict_text == said
+    per_class = f"ordinary (2 users): fail at n = 4 (4/4 over 0.001 ms), p95 {stopped.p95.value:.2f};"
+    passing = res.cell("task_by_id", "baseline").deciding
+    for page in ("summary.md", "index.html"):
+        text = (run_dir / page).read_text()
+        assert said in text and per_class in text, page  # no "[low, high]" after a p95 that has none
+        assert f"pass at n = 77 (0/77 over 10000 ms), p95 {passing.p95.value:.2f} [" in text
+        assert "[–" not in text and "–]" not in text
+    assert "✗ ordinary" in (run_dir / "summary.md").read_text()
+    csv = pd.read_csv(run_dir / "results.csv")
+    assert csv[csv.scenario == "recent_tasks"].iloc[0].verdict_detail == said

@@ -1,8 +1,10 @@
 import json
+from dataclasses import replace
 
 import pytest
 
 from bench import results as results_io
+from bench.judge import sequential
 from bench.measure.runner import RunOptions, run
 
 @pytest.fixture(scope="module")
@@ -13,12 +15,17 @@ def small_run(small_results):
 def test_every_cell_has_samples_statistics_and_plan_facts(small_run):
     assert len(small_run.cells) == 10
     for cell in small_run.cells:
-        assert len(cell.samples.client_ms) == cell.client.n >= 20
-        assert len(cell.samples.execution_ms) == len(cell.samples.client_ms)
+        n, k = len(cell.samples.client_ms), cell.samples.explained
+        assert n == cell.client.n and k == min(n, 20) and cell.execution.n == k
+        assert len(cell.samples.user_class) == len(cell.samples.at_s) == n
+        assert len(cell.samples.planning_ms) == len(cell.samples.buffers) == len(cell.samples.plan_fingerprints) == k
         assert all(ms > 0 for ms in cell.samples.client_ms)
         assert cell.plan.node_types and cell.plan.fingerprint
         assert sum(cell.samples.buffers) > 0
         assert cell.verdict in ("pass", "fail", "inconclusive")
+        assert {c.user_class for c in cell.classes} <= {"ordinary", "power"} and cell.decided_by
+        assert sum(c.samples for c in cell.classes) == n
+        assert 1 <= cell.warmup <= 5
 
 
 def test_the_matching_index_is_used_and_costed(small_run):
@@ -95,7 +102,7 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
     writes = [s for s in catalog.scenarios if s.kind == "write"]
     assert {s.name for s in writes} >= {"create_task", "complete_task", "retag_task", "soft_delete_task",
                                         "post_message"}
-    opts = RunOptions(samples=20, max_samples=20, warmup=2)
+    opts = RunOptions(cell_budget=0.3)
 
     async def measure():
         conn = await connect_async(target)
@@ -107,41 +114,136 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
 
     cells = asyncio.run(measure())
     assert content_checksums(target) == before
-    assert all(c.kind == "write" and len(c.samples.wal_bytes) == 20 and min(c.samples.wal_bytes) > 0 for c in cells)
+    assert all(c.kind == "write" and len(c.samples.wal_bytes) == len(c.samples.client_ms)
+               and min(c.samples.wal_bytes) > 0 for c in cells)
 
 
-def test_a_clearly_failing_cell_is_called_at_the_early_look(seeded, catalog, monkeypatch):
+def _catalog_with(catalog, slas: dict[str, float]):
+    """The catalogue's ``slas`` scenarios, with those SLAs: a cell whose answer is known in advance."""
+    scenarios = [s.model_copy(update={"sla_ms": slas[s.name]}) for s in catalog.scenarios if s.name in slas]
+    return catalog.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"])
+
+
+def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_pass_look(seeded, catalog):
+    opts = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
+    res = run(seeded, _catalog_with(catalog, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
+    failing, clean = res.cell("recent_tasks", "baseline"), res.cell("task_by_id", "baseline")
+    # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th.
+    assert failing.verdict == "fail" and failing.decided_by == "ordinary" and len(failing.samples.client_ms) == 7
+    assert failing.verdict_text == "fail at n = 4 (4/4 over 0.001 ms) — ordinary users"
+    power = next(c for c in failing.classes if c.user_class == "power")
+    assert power.decision == "inconclusive" and power.stopped_by == "cell" and power.n == 3
+    first_pass = sequential.design_for_classes(2).pass_from
+    assert clean.verdict == "pass" and [c.n for c in clean.classes] == [first_pass, first_pass] == [77, 77]
+    assert len(clean.samples.client_ms) == 2 * first_pass and clean.samples.explained == 20
+    assert all(c.decision == "pass" and c.exceedances == 0 for c in clean.classes)
+    assert res.protocol.name == "sequential-exceedance" and res.protocol.classes == ["ordinary", "power"]
+    assert res.protocol.parameters["designs"]["2"]["alpha_fail"] == 0.0125 and res.protocol.explain_samples == 20
+
+
+def test_explain_only_on_the_first_k_samples_with_the_same_parameter_sets_whatever_the_warm_up(seeded, catalog):
+    chosen = _catalog_with(catalog, {"recent_tasks": 10_000, "open_task_count": 10_000})
+    opts = RunOptions(explain_samples=6, cold_samples=0, stability_rounds=0, concurrent=True)
+    quick = run(seeded, chosen, replace(opts, warmup_seconds=0))
+    slow = run(seeded, chosen, replace(opts, warmup_seconds=60))
+    for name in ("recent_tasks", "open_task_count"):
+        a, b = quick.cell(name, "baseline"), slow.cell(name, "baseline")
+        assert (a.warmup, b.warmup) == (1, 5)  # at least one warm-up execution, at most five
+        assert len(a.samples.client_ms) == 154 and a.samples.explained == b.samples.explained == 6
+        assert a.samples.user_class[:6] == ["ordinary", "power"] * 3
+        # The warm-up draws from a stream of its own: five of them leave the samples' parameters where one did,
+        # so the explained samples pair across runs, buffer for buffer (users of both classes differ in size).
+        assert a.samples.buffers == b.samples.buffers and len(set(a.samples.buffers)) > 1
+        assert a.samples.plan_fingerprints == b.samples.plan_fingerprints
+
+
+def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, catalog):
     import asyncio
+    from datetime import date
 
+    from bench.catalogue.params import pools_for
     from bench.measure import runner
-    from bench.catalogue.params import load_pools
     from bench.targets.target import connect_async
 
-    scenario = next(s for s in catalog.scenarios if s.name == "recent_tasks").model_copy(update={"sla_ms": 0.001})
-    opts = RunOptions(samples=100, max_samples=400, warmup=1, early_look=30)
+    chosen = _catalog_with(catalog, {"task_by_id": 10_000, "last_messages": 10_000, "recent_tasks": 0.001})
+
+    async def measure():
+        conn = await connect_async(seeded)
+        try:
+            pools = await pools_for(conn, chosen.scenarios, date(2026, 1, 1))
+            return await runner.measure_cells(conn, chosen.scenarios, "baseline", pools, RunOptions())
+        finally:
+            await conn.close()
+
+    cells = asyncio.run(measure())
+    taken = sorted((at, cell.scenario) for cell in cells for at in cell.samples.at_s)
+    order = [scenario for _, scenario in taken]
+    # Round after round, one sample of each cell still running, in catalogue order; the failing cell
+    # stops after 7 (its 4th ordinary sample), the other two go on alone, still alternating.
+    names = [c.scenario for c in cells]
+    assert order[:21] == names * 7
+    assert order[21:] == [n for n in names if n != "recent_tasks"] * ((len(order) - 21) // 2)
+
+
+def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
+    import asyncio
+    import time
+
+    from bench.catalogue.files import Scenario
+    from bench.catalogue.params import POWER, load_pools
+    from bench.measure import runner
+    from bench.targets.target import connect_async
+
+    # Time grows with the square of the user's tasks: power users (5× the tasks) take ~25× as long.
+    sql = ("SELECT count(*) FROM tasks a, tasks b WHERE a.user_id = :user_id AND b.user_id = :user_id "
+           "AND a.id % 50 = 0")
 
     async def measure():
         conn = await connect_async(seeded)
         try:
             pools = await load_pools(conn, {"user"}, None)
-            failing = await runner.measure_cell(conn, scenario, "baseline", pools, opts)
-            passing = await runner.measure_cell(conn, scenario.model_copy(update={"sla_ms": 10_000}), "baseline",
-                                                pools, opts)
-            return failing, passing
+            timed = {}
+            for name, users in pools.classes.items():  # the line between the classes, on this machine today
+                user = next(iter(users))
+                runs = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    await conn.fetch(sql.replace(":user_id", "$1"), user)
+                    runs.append((time.perf_counter() - started) * 1e3)
+                timed[name] = min(runs)
+            scenario = Scenario(name="pairs", sla_class="list", sql=sql, params={"user_id": "user"},
+                                sla_ms=(timed["ordinary"] * timed[POWER]) ** 0.5)
+            # min_samples: every class goes on to the first pass look, so the ordinary users get a verdict too.
+            return await runner.measure_cell(conn, scenario, "baseline", pools, RunOptions(min_samples=77))
         finally:
             await conn.close()
 
-    failing, passing = asyncio.run(measure())
-    assert failing.verdict == "fail" and failing.client.n == 30  # no microsecond query: fails at once
-    assert passing.verdict == "pass" and passing.client.n == 100  # a pass is never called early
+    cell = asyncio.run(measure())
+    by_class = {c.user_class: c for c in cell.classes}
+    assert by_class["power"].decision == "fail" and by_class["power"].n == 4
+    assert by_class["ordinary"].decision == "pass" and by_class["ordinary"].n == 77
+    assert cell.verdict == "fail" and cell.decided_by == "power"
+    assert cell.verdict_text.startswith("fail at n = 4 (4/4 over") and cell.verdict_text.endswith("— power users")
+    assert by_class["power"].samples == 77  # sampled on for the estimates; its verdict stays the one at n = 4
 
 
-def test_inconclusive_cells_get_more_samples(seeded, catalog):
-    # 30 samples cannot bound a p95 from above, so the cell must grow until it can (or hits the cap).
-    opts = RunOptions(samples=30, max_samples=400, warmup=1, cold_samples=0, stability_rounds=0)
-    res = run(seeded, catalog.select(["task_by_id"], ["baseline"]), opts)
+def test_a_spent_budget_turns_a_cell_inconclusive(seeded, catalog):
+    res = run(seeded, _catalog_with(catalog, {"task_by_id": 10_000}),
+              RunOptions(cell_budget=0.0, cold_samples=0, stability_rounds=0, concurrent=True))
     cell = res.cells[0]
-    assert cell.client.n == 120 and cell.verdict == "pass"
+    # It would pass at 77 samples a class; out of time after the first of each, it may not say so.
+    assert cell.verdict == "inconclusive" and len(cell.samples.client_ms) == 2
+    assert all(c.decision == "inconclusive" and c.stopped_by == "budget" for c in cell.classes)
+    assert cell.verdict_text == "inconclusive at n = 1 (0/1 over 10000 ms; time budget spent) — ordinary users"
+    assert res.protocol.cell_budget_s == 0.0
+
+
+def test_the_machines_load_and_the_lock_are_recorded(small_run):
+    import os
+
+    conditions = small_run.conditions  # a test run measures --concurrent (tests/support.py says why)
+    assert conditions.concurrent and (conditions.lock == "held" or conditions.lock.startswith("not held: pid "))
+    assert conditions.cpus == os.cpu_count() and len(conditions.load_before) == len(conditions.load_after) == 3
 
 
 def test_results_round_trip_and_latest_link(small_run, tmp_path):

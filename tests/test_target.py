@@ -74,8 +74,8 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
         assert target.kind == "url" and target.database == "tburl_target"
         schema.claim_database(target)
         seed_database(target, replace(TINY, users=2, tasks_per_user=200))
-        res = run(target, catalog.select(["task_by_id"], ["baseline"]), RunOptions(samples=10, max_samples=10, cold_samples=0, stability_rounds=0))
-        assert res.environment.target_kind == "url" and res.cells[0].client.n == 10
+        res = run(target, catalog.select(["task_by_id"], ["baseline"]), RunOptions(cold_samples=0, stability_rounds=0, concurrent=True))
+        assert res.environment.target_kind == "url" and res.cells[0].verdict == "pass"
     finally:
         drop_database(target, "tburl_target")
 

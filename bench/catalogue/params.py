@@ -1,9 +1,17 @@
 """Drawing scenario parameters from the data itself, repeatably (a seeded RNG per scenario).
 
-Each sample first draws a user (uniformly), then every user-dependent kind draws from that
-user's own rows, as the app would: one of their tasks, one of their conversations, a position
-deep in their list. Tags are drawn by their frequency in the data, search words among the words
-that occur in titles (common and rare alike), substrings from those words.
+Each sample first draws a user, then every user-dependent kind draws from that user's own rows,
+as the app would: one of their tasks, one of their conversations, a position deep in their list.
+Tags are drawn by their frequency in the data, search words among the words that occur in titles
+(common and rare alike), substrings from those words.
+
+Users come in classes (``Pools.classes``): a *power* user has more than ``POWER_USER_RATIO`` times
+the median user's tasks, everyone else is *ordinary*; a dataset without power users has one class,
+*all*. The class is read from the data, not from the profile that made it, so a dataset from any
+generator (or a copy of production) is classed the same way: the seeder gives power users 5× the
+tasks, well clear of the 2× line, and every user the same count at the scale sizes. A drawer either
+draws users uniformly (``draw()``: the real mix of users, for load and plan checks) or from one class
+(``class_drawers``: the runner's samples, stratified so that each class gets a verdict of its own).
 
 | kind | value |
 |---|---|
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,8 +40,8 @@ from typing import Any
 import asyncpg
 
 from bench.catalogue.files import Scenario
-from bench.models import CATEGORIES
 from bench.errors import DatabaseError
+from bench.models import CATEGORIES
 
 # A systematic sample of each user's tasks (every k-th id) keeps memory flat on large datasets.
 _TASKS_PER_USER_SAMPLE = 256
@@ -41,6 +50,8 @@ _CURSOR_STEP = 25  # one cursor every k rows of that depth range
 _PRIORITIES = ("high", "medium", "low")
 _TAG_CHOICES = (2, 3)
 _CURSOR_KINDS = frozenset({"cursor_created_at", "cursor_id"})
+POWER_USER_RATIO = 2.0
+ORDINARY, POWER, ALL = "ordinary", "power", "all"
 
 
 @dataclass
@@ -54,6 +65,17 @@ class Pools:
     words: list[str] = field(default_factory=list)
     task_counts: dict[uuid.UUID, int] = field(default_factory=dict)
     cursors: dict[uuid.UUID, list[tuple[Any, int]]] = field(default_factory=dict)
+    classes: dict[str, frozenset[uuid.UUID]] = field(default_factory=dict)  # ordinary and power, or all
+
+
+def user_classes(users: list[uuid.UUID], task_counts: dict[uuid.UUID, int]) -> dict[str, frozenset[uuid.UUID]]:
+    """Power users (more than POWER_USER_RATIO × the median user's tasks) apart from the others. The
+    lower median: of two users, one with 5× the other's tasks is a power user, as the seeder meant."""
+    median = statistics.median_low(task_counts.get(u, 0) for u in users)
+    power = frozenset(u for u in users if task_counts.get(u, 0) > POWER_USER_RATIO * median)
+    if not power:
+        return {ALL: frozenset(users)}
+    return {ORDINARY: frozenset(users) - power, POWER: power}
 
 
 async def pools_for(conn: asyncpg.Connection, scenarios: Iterable[Scenario], today: date) -> Pools:
@@ -76,9 +98,10 @@ async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> 
     if "conversation" in kinds:
         rows = await conn.fetch("SELECT user_id, array_agg(id ORDER BY id) AS ids FROM conversations GROUP BY user_id")
         pools.conversations = {r["user_id"]: list(r["ids"]) for r in rows}
-    if "deep_offset" in kinds:
-        rows = await conn.fetch("SELECT user_id, count(*) AS n FROM tasks WHERE deleted_at IS NULL GROUP BY user_id")
-        pools.task_counts = {r["user_id"]: r["n"] for r in rows}
+    # Every run needs the counts: they class the users (one aggregate, ~0.1 s on the default profile).
+    rows = await conn.fetch("SELECT user_id, count(*) AS n FROM tasks WHERE deleted_at IS NULL GROUP BY user_id")
+    pools.task_counts = {r["user_id"]: r["n"] for r in rows}
+    pools.classes = user_classes(pools.users, pools.task_counts)
     if kinds & _CURSOR_KINDS:
         rows = await conn.fetch(
             "SELECT user_id, array_agg(created_at ORDER BY rn) AS at, array_agg(id ORDER BY rn) AS ids FROM ("
@@ -112,21 +135,25 @@ def _users_with(pools: Pools, kinds: set[str]) -> list[uuid.UUID]:
 
 
 class Drawer:
-    """Draws the positional arguments of one scenario, sample after sample."""
+    """Draws the positional arguments of one scenario, sample after sample, from a seeded stream of
+    its own: the same seed, scenario, stream and users give the same parameter sets in every run."""
 
-    def __init__(self, scenario: Scenario, pools: Pools, seed: int) -> None:
+    def __init__(self, scenario: Scenario, pools: Pools, seed: int, stream: str = "",
+                 users: frozenset[uuid.UUID] | None = None) -> None:
         self.sql, self.order = scenario.positional()
         self.spec = scenario.params
         self.kinds = {v for v in self.spec.values() if isinstance(v, str)}
         self.pools = pools
         try:
-            self.users = _users_with(pools, self.kinds)
+            eligible = _users_with(pools, self.kinds)
         except DatabaseError as exc:
             raise DatabaseError(f"scenario {scenario.name}: {exc} — the dataset is too small for it "
                                 f"(deep pages need users with over {DEEP_PAGE[0]:,} tasks)") from None
-        self.rng = random.Random(f"{seed}:{scenario.name}")
+        self.users = eligible if users is None else [u for u in eligible if u in users]
+        self.rng = random.Random(f"{seed}:{scenario.name}" + (f":{stream}" if stream else ""))
 
     def draw(self) -> list[Any]:
+        """The next parameter set; the user uniformly among this drawer's users."""
         user = self.rng.choice(self.users)
         # Kinds that describe one row (a cursor's time and id) must come from the same row.
         cursor = self.rng.choice(self.pools.cursors[user]) if self.kinds & _CURSOR_KINDS else None
@@ -170,3 +197,15 @@ class Drawer:
         if spec == "today":
             return p.today
         raise AssertionError(f"unhandled parameter kind {spec}")  # the catalogue validated kinds
+
+
+def class_drawers(scenario: Scenario, pools: Pools, seed: int, stream: str) -> dict[str, Drawer]:
+    """One drawer per user class that has users this scenario can draw (deep pages need users with
+    enough tasks), each on a stream of its own: the n-th parameter set of a class is the same in
+    every run, however many samples the other class took."""
+    drawers = {}
+    for name, users in pools.classes.items():
+        drawer = Drawer(scenario, pools, seed, f"{stream}:{name}", users)
+        if drawer.users:
+            drawers[name] = drawer
+    return drawers

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -20,6 +21,7 @@ from seed.profiles import get_profile
 from bench.catalogue import files as catalog_io
 from bench import results as results_io
 from bench.catalogue.files import Catalog
+from bench.advise.objective import Objective
 from bench.targets.container import DEFAULT_PG_MAJOR
 from bench.errors import InputError, Interrupted, TaskbenchError, as_user_error
 from bench.targets.neon import API_URL, DEFAULT_PARENT, NeonSettings
@@ -61,9 +63,17 @@ Generate = Annotated[str, typer.Option(
 ScenariosDir = Annotated[Path, typer.Option("--scenarios-dir", help="Directory of sla.toml, queries/, variants/.")]
 Only = Annotated[Optional[list[str]], typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
 OnlyVariant = Annotated[Optional[list[str]], typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
-Samples = Annotated[int, typer.Option("--samples", min=10, help="Samples per cell before the verdict.")]
-MaxSamples = Annotated[int, typer.Option("--max-samples", min=10, help="Cap for inconclusive cells.")]
-Warmup = Annotated[int, typer.Option("--warmup", min=0, help="Warm-up executions per cell.")]
+ExplainN = Annotated[int, typer.Option(
+    "--explain-samples", min=1, help="Samples per cell that also run EXPLAIN (ANALYZE, BUFFERS): the first K, "
+                                     "with the same parameter sets in every run.")]
+CellBudget = Annotated[float, typer.Option(
+    "--cell-budget", min=0.0, help="Seconds of measuring per cell; a cell still undecided then is inconclusive.")]
+MinSamples = Annotated[int, typer.Option(
+    "--min-samples", min=0, help="Samples per user class at each size, taken for the curves even once decided.")]
+Concurrent = Annotated[bool, typer.Option(
+    "--concurrent", help="Measure even while another measurement holds this server (the results say so).")]
+LockWait = Annotated[float, typer.Option(
+    "--lock-wait", min=0.0, help="Seconds to wait for another measurement on this server to finish.")]
 ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
 StabilityN = Annotated[int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
 ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
@@ -82,6 +92,25 @@ def _show(target: Target) -> Target:
     return target
 
 
+def _with_options(fn: Callable[..., Any], options: dict[str, Any], defaults: dict[str, Any], param: str,
+                  build: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with ``options`` (name → Annotated type) added to its signature for typer; the command
+    receives them built into one value, as its parameter ``param``."""
+    signature = inspect.signature(fn, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name], annotation=option)
+             for name, option in options.items()]
+
+    @functools.wraps(fn)
+    def with_value(*args: Any, **kwargs: Any) -> Any:
+        value = build(**{name: kwargs.pop(name) for name in options})
+        return fn(*args, **{param: value}, **kwargs)
+
+    own = [p for p in signature.parameters.values() if p.name != param]
+    with_value.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+    with_value.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != param}
+    return with_value
+
+
 # Options every command that opens a database shares, added to its signature by @targeted and
 # handed to it as one TargetSpec.
 _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -96,8 +125,13 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
     "neon_project": (Optional[str], typer.Option("--neon-project", envvar="NEON_PROJECT_ID", show_envvar=True,
                                                  help="Neon project id (the API key comes from NEON_API_KEY).")),
     "neon_parent": (str, typer.Option("--neon-parent", help="Neon branch that holds the seeded dataset.")),
-    "neon_compute": (float, typer.Option("--neon-compute", min=0.25, help="Compute size of a run's branch, CU (fixed).")),
-    "neon_suspend": (int, typer.Option("--neon-suspend-timeout", min=-1,
+    "neon_branch": (Optional[str], typer.Option(
+        "--neon-branch", help="Name of the run's Neon branch (default: taskbench-run-<random>).")),
+    # Neon's rules for sizes and timeouts are checked by NeonSettings, in one line naming the option.
+    "neon_compute": (float, typer.Option("--neon-compute", help="Compute size of a run's branch, CU (fixed).")),
+    "neon_max_compute": (float, typer.Option(
+        "--neon-max-compute", help="Largest --neon-compute to allow: the plan's (Free 2, Launch 16, Scale 56 CU).")),
+    "neon_suspend": (int, typer.Option("--neon-suspend-timeout",
                                        help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).")),
     "pooled": (bool, typer.Option("--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host.")),
     "keep_branch": (bool, typer.Option("--keep-branch", help="Keep the run's Neon branch (it is deleted by default).")),
@@ -106,14 +140,16 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 _TARGET_DEFAULTS: dict[str, Any] = {
     "target": "auto", "database_url": None, "db_name": DEFAULT_DB_NAME, "data_dir": DEFAULT_DATA_DIR, "force": False,
-    "neon_project": None, "neon_parent": DEFAULT_PARENT, "neon_compute": 1.0, "neon_suspend": 0, "pooled": False,
-    "keep_branch": False, "neon_api_url": API_URL, "pg_major": DEFAULT_PG_MAJOR,
+    "neon_project": None, "neon_parent": DEFAULT_PARENT, "neon_branch": None, "neon_compute": 1.0,
+    "neon_max_compute": NeonSettings.max_compute_cu, "neon_suspend": 0, "pooled": False, "keep_branch": False,
+    "neon_api_url": API_URL, "pg_major": DEFAULT_PG_MAJOR,
 }
 
 
 def _spec(target: str, database_url: str | None, db_name: str, data_dir: Path, force: bool,
-          neon_project: str | None, neon_parent: str, neon_compute: float, neon_suspend: int, pooled: bool,
-          keep_branch: bool, neon_api_url: str, pg_major: int) -> TargetSpec:
+          neon_project: str | None, neon_parent: str, neon_branch: str | None, neon_compute: float,
+          neon_max_compute: float, neon_suspend: int, pooled: bool, keep_branch: bool, neon_api_url: str,
+          pg_major: int) -> TargetSpec:
     neon = None
     if target == "neon":
         api_key = os.environ.get("NEON_API_KEY", "")
@@ -121,38 +157,34 @@ def _spec(target: str, database_url: str | None, db_name: str, data_dir: Path, f
             raise InputError("--target neon needs NEON_API_KEY in the environment and NEON_PROJECT_ID "
                              "(or --neon-project)")
         neon = NeonSettings(api_key=api_key, project_id=neon_project, api_url=neon_api_url, parent=neon_parent,
-                            compute_cu=neon_compute, suspend_timeout=neon_suspend, pooled=pooled,
-                            keep_branch=keep_branch)
+                            branch=neon_branch, compute_cu=neon_compute, max_compute_cu=neon_max_compute,
+                            suspend_timeout=neon_suspend, pooled=pooled, keep_branch=keep_branch)
     return TargetSpec(kind=target, database_url=database_url or None, db_name=db_name, data_dir=data_dir,
                       force=force, neon=neon, pg_major=pg_major)
 
 
 def targeted(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the shared target options; it receives them as ``spec: TargetSpec``."""
-    signature = inspect.signature(fn, eval_str=True)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_TARGET_DEFAULTS[name],
-                               annotation=Annotated[kind, option])
-             for name, (kind, option) in _TARGET_OPTIONS.items()]
+    options = {name: Annotated[kind, option] for name, (kind, option) in _TARGET_OPTIONS.items()}
+    return _with_options(fn, options, _TARGET_DEFAULTS, "spec", _spec)
 
-    @functools.wraps(fn)
-    def with_spec(*args: Any, **kwargs: Any) -> Any:
-        spec = _spec(**{name: kwargs.pop(name) for name in _TARGET_OPTIONS})
-        return fn(*args, spec=spec, **kwargs)
 
-    own = [p for p in signature.parameters.values() if p.name != "spec"]
-    with_spec.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
-    with_spec.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "spec"}
-    return with_spec
+# How a command that measures measures: declared once, defaults from RunOptions.
+_RUN_OPTIONS: dict[str, Any] = {"explain_samples": ExplainN, "cell_budget": CellBudget, "cold_samples": ColdN,
+                                "stability_rounds": StabilityN, "concurrent": Concurrent, "lock_wait": LockWait}
+
+
+def measuring(*names: str, **fixed: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command RunOptions' options (``names``, or all of them); it receives them as
+    ``opts: RunOptions``, with ``fixed`` settings for those it does not offer."""
+    chosen = {name: _RUN_OPTIONS[name] for name in names or _RUN_OPTIONS}
+    defaults = {name: getattr(RunOptions, name) for name in chosen}
+    return lambda fn: _with_options(fn, chosen, defaults, "opts", lambda **given: RunOptions(**fixed, **given))
 
 
 def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int | None,
              generate: str | None = None) -> DataProfile:
     return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
-
-
-def _options(samples: int, max_samples: int, warmup: int, cold_samples: int, stability_rounds: int) -> RunOptions:
-    return RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup,
-                      cold_samples=cold_samples, stability_rounds=stability_rounds)
 
 
 def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) -> None:
@@ -172,10 +204,23 @@ def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quie
     with progress(not quiet, unit="cells") as advance:
         res = run(target, cat, opts, advance)
     path = results_io.save(res, reports_dir)
+    for c in res.cells:
+        out.print(f"  {c.scenario} × {c.variant}: {c.verdict_text}", highlight=False, markup=False)
     verdicts = {v: sum(1 for c in res.cells if c.verdict == v) for v in ("pass", "fail", "inconclusive")}
     err.print(f"{len(res.cells)} cells: {verdicts['pass']} pass, {verdicts['fail']} fail, "
               f"{verdicts['inconclusive']} inconclusive → {path}", highlight=False)
+    _warn_conditions(res)
     return path
+
+
+def _warn_conditions(res: Any) -> None:
+    """Say when the numbers were taken beside other work: another measurement, a busy machine."""
+    conditions = res.conditions
+    if conditions and conditions.lock != "held":
+        _note(f"measured concurrently: {conditions.lock}")
+    if conditions and conditions.busy:
+        _note(f"busy machine: load {conditions.load_before[0]:g} before and {conditions.load_after[0]:g} after "
+              f"measuring on {conditions.cpus} CPUs — other work shared them, so times may be slow")
 
 
 @command("seed")
@@ -222,14 +267,12 @@ def seed_bench_cmd(spec: TargetSpec, profile: Profile = "default", users: Users 
 
 @command("run")
 @targeted
-def run_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
-            variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
-            max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
-            cold_samples: ColdN = RunOptions.cold_samples, stability_rounds: StabilityN = RunOptions.stability_rounds,
-            reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+@measuring()
+def run_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+            scenario: Only = None, variant: OnlyVariant = None, reports_dir: ReportsDir = Path("reports"),
+            quiet: Quiet = False) -> None:
     """Measure every scenario under every variant; write reports/<run-id>/results.json."""
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
-    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds)
     with measurement_target(spec, announce=_note) as target:
         _run(_show(target), cat, opts, reports_dir, quiet)
 
@@ -278,12 +321,10 @@ def compare_cmd(
 
 @command("check")
 @targeted
-def check_cmd(spec: TargetSpec,
+@measuring()
+def check_cmd(spec: TargetSpec, opts: RunOptions,
               baseline: Annotated[Path, typer.Argument(help="Baseline to judge against (e.g. reports/baseline.json).")],
-              scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, samples: Samples = RunOptions.samples,
-              max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
-              cold_samples: ColdN = RunOptions.cold_samples,
-              stability_rounds: StabilityN = RunOptions.stability_rounds,
+              scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
               reports_dir: ReportsDir = Path("reports/check"),
               confirm: Annotated[int, typer.Option("--confirm", min=0, help=(
                   "Re-measurements a time regression must survive (its whole variant is measured again).")
@@ -297,7 +338,6 @@ def check_cmd(spec: TargetSpec,
 
     base = results_io.load(baseline)
     catalog = catalog_io.load_catalog(scenarios_dir)
-    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds)
     th = _thresholds(factor, p_value, floor_ms, spread, buffers)
     with measurement_target(spec, announce=_note) as target:
         _show(target)
@@ -342,7 +382,10 @@ def _print_comparison(result: Any, base_id: str, cur_id: str) -> None:
         return
     out.print(f"{base_id} → {cur_id}: {len(result.regressions)} regression(s), "
               f"{len(result.improvements)} improvement(s)", highlight=False)
-    if result.timing_off:
+    if result.time_refused:
+        out.print(f"cannot judge time (exit 2): {result.time_refused}; plans, buffers and SLA verdicts were compared",
+                  highlight=False, markup=False)
+    elif result.timing_off:
         out.print(f"time gate off: {result.timing_off}", highlight=False, markup=False)
     elif result.drift:
         out.print("run drift per variant (cells judged beyond it): "
@@ -360,20 +403,17 @@ def _print_comparison(result: Any, base_id: str, cur_id: str) -> None:
 
 @command("bench")
 @targeted
-def bench_cmd(spec: TargetSpec, profile: Profile = "default",
+@measuring()
+def bench_cmd(spec: TargetSpec, opts: RunOptions, profile: Profile = "default",
               users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
               generate: Generate = "client",
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
-              variant: OnlyVariant = None, samples: Samples = RunOptions.samples,
-              max_samples: MaxSamples = RunOptions.max_samples, warmup: Warmup = RunOptions.warmup,
-            cold_samples: ColdN = RunOptions.cold_samples, stability_rounds: StabilityN = RunOptions.stability_rounds,
-              reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+              variant: OnlyVariant = None, reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Seed (if needed), run the matrix, and write the report."""
     from bench.report.build import write_report
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
     prof = _profile(profile, users, tasks_per_user, seed, generate)
-    opts = _options(samples, max_samples, warmup, cold_samples, stability_rounds)
     with dataset_home(spec, _note) as home:
         _seed(_show(home), prof, quiet)
         with measurement_target(spec, home, _note) as target:
@@ -391,11 +431,12 @@ def _sizes(raw: str) -> list[int]:
 
 @command("scale")
 @targeted
-def scale_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
-              variant: OnlyVariant = None,
+@measuring("explain_samples", "cell_budget", "concurrent", "lock_wait", cold_samples=0, stability_rounds=0)
+def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+              scenario: Only = None, variant: OnlyVariant = None,
               sizes: Annotated[str, typer.Option("--sizes", help="Tasks per user at each size.")] = "1k,10k,50k,100k",
               users: Annotated[int, typer.Option("--users", min=1, help="Users at every size.")] = 4,
-              samples: Samples = 100, max_samples: MaxSamples = 200, warmup: Warmup = RunOptions.warmup,
+              min_samples: MinSamples = 100,
               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
     """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
     from bench.report.build import write_report
@@ -403,10 +444,8 @@ def scale_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS),
                                                         variant or list(DEFAULT_VARIANTS))
-    opts = RunOptions(samples=samples, max_samples=max(samples, max_samples), warmup=warmup, cold_samples=0,
-                      stability_rounds=0)
     with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:
-        res = measure_scale(spec, cat, opts, _sizes(sizes), users, advance, _note)
+        res = measure_scale(spec, cat, replace(opts, min_samples=min_samples), _sizes(sizes), users, advance, _note)
     path = results_io.save(res, reports_dir)
     assert res.scale is not None
     out.print(f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)", highlight=False)
@@ -419,7 +458,8 @@ def scale_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT
 
 @command("load")
 @targeted
-def load_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+@measuring("concurrent", "lock_wait")
+def load_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
              variant: Annotated[str, typer.Option("--variant", "-v", help="Variant applied during the load.")] = "recommended",
              mix: Annotated[Optional[list[str]], typer.Option(
                  "--mix", help="SCENARIO=WEIGHT (repeatable); replaces scenarios/mix.toml.")] = None,
@@ -442,15 +482,17 @@ def load_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_
             raise InputError(f"--mix takes SCENARIO=WEIGHT with a whole-number weight, not {item!r}")
         weights[name] = int(weight)
     cat = catalog_io.load_catalog(scenarios_dir).with_mix(weights).select(None, [variant])
-    opts = LoadOptions(clients=clients, duration=duration, rate=rate, jobs=jobs, pgbench_rounds=pgbench_rounds)
+    load = LoadOptions(clients=clients, duration=duration, rate=rate, jobs=jobs, pgbench_rounds=pgbench_rounds,
+                       concurrent=opts.concurrent, lock_wait=opts.lock_wait)
     with measurement_target(spec, announce=_note) as target:
         _show(target)
         if not quiet:
             _note(f"load: {clients} clients, {duration:g} s{f' at {rate:g}/s' if rate else ''}, variant {variant}"
                   + (f", then {pgbench_rounds} rounds against pgbench" if pgbench_rounds else ""))
-        res = run_load(target, cat, opts)
+        res = run_load(target, cat, load)
     path = results_io.save(res, reports_dir)
     _print_load(res)
+    _warn_conditions(res)
     for written in write_report(path):
         out.print(str(written), highlight=False)
 
@@ -476,29 +518,85 @@ def _print_load(res: Any) -> None:
 
 @command("validate")
 @targeted
-def validate_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
+@measuring("concurrent", "lock_wait")
+def validate_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+                 scenario: Only = None,
                  variant: Annotated[str, typer.Option("--variant", "-v", help="Variant to validate under.")] = "baseline",
-                 transactions: Annotated[int, typer.Option("--transactions", min=20, help="Harness samples (pgbench runs 4×).")] = 200,
+                 transactions: Annotated[int, typer.Option(
+                     "--transactions", min=20, help="Harness executions (pgbench runs 4×).")] = 200,
                  ) -> None:
-    """Check the harness's client latency against pgbench on the same SQL and parameters (exit 1 if
-    fewer than three scenarios agree within 15%)."""
+    """Check the harness's client latency against pgbench on the same SQL and parameters, like for like
+    (exit 1 if fewer than three scenarios agree within 15% on both mean and median)."""
     from bench.measure.crosscheck import DEFAULT_SCENARIOS, PGBENCH_FACTOR, REQUIRED, TOLERANCE, check_against_pgbench
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS), None)
-    opts = RunOptions(samples=transactions, max_samples=transactions, warmup=10, early_look=0)
     with measurement_target(spec, announce=_note) as target:
-        agreements = check_against_pgbench(_show(target), cat, variant, opts)
-    out.print(f"variant {variant}: harness {transactions} samples, pgbench {transactions * PGBENCH_FACTOR} transactions "
-              f"over the same parameter sets (-M prepared -r -l, one client)", highlight=False)
-    out.print(f"  {'scenario':24} {'harness p50':>11} {'pgbench avg':>11} {'diff':>7}    "
-              f"like for like: {'mean/avg':>8} {'p50/p50':>8}", highlight=False)
+        agreements = check_against_pgbench(_show(target), cat, variant, transactions, opts)
+    out.print(f"variant {variant}: harness {transactions} executions, pgbench {transactions * PGBENCH_FACTOR} "
+              f"transactions over the same parameter sets (-M prepared -r -l, one client)", highlight=False)
+    out.print(f"  {'scenario':24} {'statement mean':>14} {'pgbench avg':>11} {'diff':>7}   "
+              f"{'transaction p50':>15} {'pgbench p50':>11} {'diff':>7}", highlight=False)
     for a in agreements:
-        out.print(f"  {a.scenario:24} {a.harness_p50_ms:9.3f}ms {a.pgbench_avg_ms:9.3f}ms {a.difference:+7.1%} "
-                  f"{'ok ' if a.agrees else 'off'}                {a.mean_difference:+8.1%} {a.p50_difference:+8.1%}",
-                  highlight=False)
+        out.print(f"  {a.scenario:24} {a.harness_mean_ms:12.3f}ms {a.pgbench_avg_ms:9.3f}ms "
+                  f"{a.mean_difference:+7.1%}   {a.harness_p50_ms:13.3f}ms {a.pgbench_p50_ms:9.3f}ms {a.p50_difference:+7.1%}  "
+                  f"{'ok' if a.agrees else 'off'}", highlight=False)
     agreeing = sum(a.agrees for a in agreements)
-    out.print(f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} (need {REQUIRED})", highlight=False)
+    out.print(f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} on both (need {REQUIRED})",
+              highlight=False)
     raise typer.Exit(0 if agreeing >= REQUIRED else 1)
+
+
+@command("advise")
+@targeted
+def advise_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+               headroom: Annotated[float, typer.Option(
+                   "--headroom", min=1.0, help="Every scenario must pass its SLA ÷ this, for every user class.")] = 1.5,
+               target_tasks: Annotated[Optional[int], typer.Option(
+                   "--target-tasks-per-user", min=1,
+                   help="The size the SLAs must hold at (default: the power users' size in the dataset).")] = None,
+               growth_from: Annotated[Optional[Path], typer.Option(
+                   "--growth-from", help="A `taskbench scale` run whose fits say how p95 grows to the target size.")] = None,
+               per_mb: Annotated[float, typer.Option("--cost-per-mb", min=0.0, help="Cost of 1 MB of index.")] = Objective.per_mb,
+               per_wal_byte: Annotated[float, typer.Option(
+                   "--cost-per-wal-byte", min=0.0, help="Cost of 1 byte more WAL per write statement.")] = Objective.per_wal_byte,
+               per_write_ms: Annotated[float, typer.Option(
+                   "--cost-per-write-ms", min=0.0, help="Cost of 1 ms more on the writes' p95.")] = Objective.per_write_ms,
+               per_build_s: Annotated[float, typer.Option(
+                   "--cost-per-build-second", min=0.0, help="Cost of 1 second of index build.")] = Objective.per_build_s,
+               max_builds: Annotated[int, typer.Option("--max-builds", min=0, help="Real index builds the search may make.")] = 150,
+               time_budget: Annotated[float, typer.Option(
+                   "--time-budget", min=0.0, help="Seconds the search may take (the final measurement comes after).")] = 360.0,
+               hypopg: Annotated[bool, typer.Option(
+                   "--hypopg/--no-hypopg", help="Screen B-tree candidates with HypoPG where the server has it.")] = True,
+               deploy: Annotated[bool, typer.Option(
+                   "--deploy-costs/--no-deploy-costs", help="Measure each advised index's build and blocked writers.")] = True,
+               down_revision: Annotated[Optional[str], typer.Option(
+                   "--down-revision", help="The Alembic revision the migration follows (your head).")] = None,
+               write_variant: Annotated[bool, typer.Option(
+                   "--write-variant", help="Also write <scenarios-dir>/variants/advised.toml for later runs and the gate.")] = False,
+               concurrent: Annotated[bool, typer.Option(
+                   "--concurrent", help="Measure even while another measurement holds this server.")] = False,
+               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+    """The cheapest index set under which every scenario meets its SLA with headroom, found by real builds;
+    written as a variant, SQLModel __table_args__ and an Alembic migration, with advise.md/html."""
+    from bench.advise.run import AdviseOptions, advise
+
+    cat = catalog_io.load_catalog(scenarios_dir)
+    options = AdviseOptions(
+        headroom=headroom, target_tasks_per_user=target_tasks, growth_from=growth_from,
+        objective=Objective(per_mb, per_wal_byte, per_write_ms, per_build_s), max_builds=max_builds,
+        time_budget_s=time_budget, hypopg=hypopg, deploy=deploy, down_revision=down_revision, concurrent=concurrent)
+    with measurement_target(spec, announce=_note) as target, progress(not quiet, unit="cells") as advance:
+        run_dir, advice = advise(_show(target), cat, options, reports_dir,
+                                 scenarios_dir / "variants" if write_variant else None, advance, _note)
+    mine = next(c for c in advice.contenders if c.variant == "advised")
+    out.print(f"advised {len(advice.advised)} indexes ({mine.costs.index_bytes / 1e6:.1f} MB, "
+              f"{mine.costs.wal_per_write or 0:.0f} B WAL per write, worst p95 ÷ SLA {mine.worst_ratio:.2f}) after "
+              f"{advice.real_builds} real builds in {advice.seconds['total']:.0f} s", highlight=False)
+    for statement in advice.advised_ddl:
+        out.print(f"  {statement}", highlight=False)
+    for path in (run_dir / "advise.md", run_dir / "advise.html", *map(Path, advice.shipped.values())):
+        out.print(str(path), highlight=False)
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="The committed baseline that `compare` and `make check` judge against.")

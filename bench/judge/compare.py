@@ -3,11 +3,19 @@
 Exit semantics: 0 no regression, 1 regression, 2 cannot judge (incomparable or bad input).
 Deterministic gates first (SLA verdict, plan shape, buffers), then time, which must clear a
 factor AND a Mann-Whitney test AND an absolute noise floor, so an identical re-run never fails.
+
+Samples are compared in pairs: the n-th sample of a user class was drawn from that class's own
+seeded stream, so it has the same parameters in both runs, and each class contributes the samples
+both runs took of it. A cell that stopped early in one run is judged on what both runs share, and a
+cell's mix of classes cannot move its median. Runs measured under different sampling protocols are
+not comparable in milliseconds at all (other users, other counts): compare says so and exits 2, but
+still judges plans, buffers and verdicts, which do not depend on the protocol.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,11 +56,12 @@ class Comparison:
     missing: list[str] = field(default_factory=list)
     unconfirmed: list[Finding] = field(default_factory=list)  # time findings a re-measurement did not repeat
     timing_off: str | None = None  # why the time gate did not run, if it did not
+    time_refused: str | None = None  # why time cannot be judged at all (exit 2; the other gates still ran)
     drift: dict[str, float] = field(default_factory=dict)  # per variant: how much slower the whole run was
 
     @property
     def exit_code(self) -> int:
-        if self.incomparable:
+        if self.incomparable or self.time_refused:
             return EXIT_INPUT
         return EXIT_REGRESSION if self.regressions else EXIT_OK
 
@@ -73,6 +82,19 @@ def incompatibilities(base: Results, cur: Results) -> list[str]:
                           for k in changed)
         reasons.append(f"different planner settings: {shown}")
     return reasons
+
+
+def _protocol(res: Results) -> str:
+    p = res.protocol
+    return f"{p.name} v{p.version}" if p else "none (no cells)"
+
+
+def protocol_difference(base: Results, cur: Results) -> str | None:
+    """Why the runs' milliseconds are not comparable by their sampling protocols, or None."""
+    if _protocol(base) == _protocol(cur):
+        return None
+    return (f"different sampling protocols: baseline {_protocol(base)}, current {_protocol(cur)} — their samples are "
+            "other users' queries in other numbers; re-take the baseline (make baseline) to compare times")
 
 
 def _machine(res: Results) -> tuple[object, object]:
@@ -122,6 +144,35 @@ def _median(values: list[float]) -> float:
     return float(np.median(values))
 
 
+def paired(base: list[Any], base_classes: list[str], cur: list[Any],
+           cur_classes: list[str]) -> tuple[list[Any], list[Any]]:
+    """The values of the samples both runs took with the same parameters: per user class, the first
+    n of that class in each, n the smaller count. Runs with no class in common (an older protocol
+    against this one) are not paired: their whole lists are returned."""
+    out_b: list[Any] = []
+    out_c: list[Any] = []
+    common = [k for k in dict.fromkeys(base_classes) if k in set(cur_classes)]
+    if not common:
+        return base, cur
+    for k in common:
+        of_b = [v for v, c in zip(base, base_classes, strict=True) if c == k]
+        of_c = [v for v, c in zip(cur, cur_classes, strict=True) if c == k]
+        n = min(len(of_b), len(of_c))
+        out_b += of_b[:n]
+        out_c += of_c[:n]
+    return out_b, out_c
+
+
+def paired_client(base: Cell, cur: Cell) -> tuple[list[float], list[float]]:
+    return paired(base.samples.client_ms, base.samples.user_class, cur.samples.client_ms, cur.samples.user_class)
+
+
+def paired_buffers(base: Cell, cur: Cell) -> tuple[list[int], list[int]]:
+    """Buffers of the explained samples (the first K: the same parameter sets in every run), paired."""
+    return paired(base.samples.buffers, base.samples.user_class[:base.samples.explained],
+                  cur.samples.buffers, cur.samples.user_class[:cur.samples.explained])
+
+
 # A variant's cells run one after another within a minute or so; on a shared machine their speed
 # drifts together (a busy neighbour, a frequency change), by ×1.5 and more between runs taken at
 # different times. The median ratio over a variant's cells measures that drift; each cell's ratio
@@ -135,7 +186,8 @@ def drift(base: Results, cur: Results) -> dict[str, float]:
     for b in base.cells:
         c = cur.cell(b.scenario, b.variant)
         if c is not None:
-            ratios.setdefault(b.variant, []).append(_median(c.samples.client_ms) / max(_median(b.samples.client_ms), 1e-9))
+            b_ms, c_ms = paired_client(b, c)
+            ratios.setdefault(b.variant, []).append(_median(c_ms) / max(_median(b_ms), 1e-9))
     return {v: float(np.median(r)) for v, r in ratios.items() if len(r) >= MIN_CELLS_FOR_DRIFT}
 
 
@@ -148,8 +200,7 @@ def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool,
         into.append(Finding(cur.scenario, cur.variant, gate, message))
 
     if base.verdict == "pass" and cur.verdict == "fail":
-        add(regs, "sla", f"SLA {cur.sla_ms:.0f} ms: pass → fail (p95 {base.client.p95.value:.2f} → "
-                         f"{cur.client.p95.value:.2f} ms)")
+        add(regs, "sla", f"SLA {cur.sla_ms:.0f} ms: pass → {cur.verdict_text} (was {base.verdict_text})")
     elif base.verdict == "fail" and cur.verdict == "pass":
         add(imps, "sla", f"SLA {cur.sla_ms:.0f} ms: fail → pass")
     if base.plan.fingerprint != cur.plan.fingerprint:
@@ -158,24 +209,26 @@ def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool,
             add(regs, "plan", change)
         if not changes:
             add(imps, "plan", f"plan changed: {' → '.join(cur.plan.node_types)} [{', '.join(cur.plan.indexes)}]")
-    b_buf, c_buf = _median(base.samples.buffers), _median(cur.samples.buffers)
+    b_buffers, c_buffers = paired_buffers(base, cur)
+    b_buf, c_buf = _median(b_buffers), _median(c_buffers)
     if c_buf > b_buf * (1 + th.buffer_tolerance) and c_buf - b_buf >= 2:
         add(regs, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f} (+{(c_buf / max(b_buf, 1) - 1):.0%})"
                              f"{_worst_node(base, cur)}")
     elif b_buf > c_buf * (1 + th.buffer_tolerance) and b_buf - c_buf >= 2:
         add(imps, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f}")
     if timing:
-        b_ms, c_ms = _median(base.samples.client_ms), _median(cur.samples.client_ms)
+        b_samples, c_samples = paired_client(base, cur)
+        b_ms, c_ms = _median(b_samples), _median(c_samples)
         expected = b_ms * max(drift_factor, 1.0)  # only what the cell lost beyond its variant's drift
-        if c_ms >= expected * th.time_factor and c_ms - expected >= th.floor_ms(base.samples.client_ms):
+        if c_ms >= expected * th.time_factor and c_ms - expected >= th.floor_ms(b_samples):
             from scipy.stats import mannwhitneyu  # slow import, needed only here
 
-            p = mannwhitneyu(cur.samples.client_ms, base.samples.client_ms, alternative="greater").pvalue
+            p = mannwhitneyu(c_samples, b_samples, alternative="greater").pvalue
             if p < th.p_value:
                 drifted = f", run drift ×{drift_factor:.2f}" if drift_factor > 1.0 else ""
                 add(regs, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms (×{c_ms / b_ms:.2f}{drifted}, "
                                   f"p={p:.1e})")
-        elif b_ms * min(drift_factor, 1.0) >= c_ms * th.time_factor and b_ms - c_ms >= th.floor_ms(base.samples.client_ms):
+        elif b_ms * min(drift_factor, 1.0) >= c_ms * th.time_factor and b_ms - c_ms >= th.floor_ms(b_samples):
             add(imps, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms")
     return regs, imps
 
@@ -190,8 +243,11 @@ def compare(base: Results, cur: Results, th: Thresholds = DEFAULT_THRESHOLDS, fo
     if reasons and not force:
         result.incomparable = reasons
         return result
-    if reasons:
+    protocols = protocol_difference(base, cur)
+    if reasons or (protocols and force):
         result.timing_off = "forced comparison of incomparable runs"
+    elif protocols:
+        result.time_refused = protocols
     elif not across_machines:
         result.timing_off = timing_comparable(base, cur)
     result.drift = drift(base, cur)
@@ -200,7 +256,7 @@ def compare(base: Results, cur: Results, th: Thresholds = DEFAULT_THRESHOLDS, fo
         if ccell is None:
             result.missing.append(f"{bcell.scenario} × {bcell.variant}")
             continue
-        regs, imps = compare_cells(bcell, ccell, th, timing=result.timing_off is None,
+        regs, imps = compare_cells(bcell, ccell, th, timing=result.timing_off is None and result.time_refused is None,
                                    drift_factor=result.drift.get(bcell.variant, 1.0))
         result.regressions += regs
         result.improvements += imps
@@ -214,7 +270,10 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> str:
         lines += [f"- {r}" for r in cmp.incomparable]
         return "\n".join(lines) + "\n"
     lines.append(f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s).")
-    if cmp.timing_off:
+    if cmp.time_refused:
+        lines.append(f"**Cannot judge time** (exit 2): {cmp.time_refused}. Plans, buffers and SLA verdicts were "
+                     "compared.")
+    elif cmp.timing_off:
         lines.append(f"Time gate off: {cmp.timing_off}; plans, buffers and SLA verdicts were compared.")
     elif cmp.drift:
         lines.append("Whole-run drift per variant (median of its cells' ratios; each cell is judged beyond it): "
@@ -238,5 +297,6 @@ def annotations(cmp: Comparison) -> list[str]:
 
     if cmp.incomparable:
         return [f"::error title=taskbench: cannot judge::{clean('; '.join(cmp.incomparable))}"]
-    return [f"::error title=taskbench {f.gate} regression::{clean(f'{f.scenario} × {f.variant}: {f.message}')}"
-            for f in cmp.regressions]
+    refused = [f"::error title=taskbench: cannot judge time::{clean(cmp.time_refused)}"] if cmp.time_refused else []
+    return refused + [f"::error title=taskbench {f.gate} regression::"
+                      f"{clean(f'{f.scenario} × {f.variant}: {f.message}')}" for f in cmp.regressions]

@@ -1,8 +1,9 @@
-"""Percentiles with distribution-free confidence intervals, and the SLA verdict.
+"""Percentiles with distribution-free confidence intervals, for the reports.
 
 The interval for a quantile comes from order statistics (the number of samples below the true
 quantile is binomial), so it needs no assumption about the latency distribution. With too few
-samples the upper bound does not exist yet, and a cell cannot pass until more are taken.
+samples a bound does not exist (``None``), and the reports then print no interval at all. The SLA
+verdict is not taken from these intervals but from the sequential test (``sequential``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import numpy as np
 from pydantic import BaseModel
 
 Verdict = Literal["pass", "fail", "inconclusive"]
-SLA_QUANTILE = 0.95
 
 
 class Quantile(BaseModel):
     value: float
     low: float | None  # None: too few samples for a bound at this confidence
     high: float | None
+
+    @property
+    def interval(self) -> str:
+        """The interval as "[low, high]" (ms), or "" where the samples give no two-sided interval."""
+        return "" if self.low is None or self.high is None else f"[{self.low:.2f}, {self.high:.2f}]"
 
 
 class Summary(BaseModel):
@@ -51,12 +56,3 @@ def summarize(samples: list[float], confidence: float = 0.95) -> Summary:
                    p95=quantile_ci(samples, 0.95, confidence),
                    p99=quantile_ci(samples, 0.99, confidence))
 
-
-def verdict(samples: list[float], sla_ms: float, confidence: float = 0.95) -> Verdict:
-    """pass: the whole p95 interval is within the SLA; fail: all of it is above; else inconclusive."""
-    q = quantile_ci(samples, SLA_QUANTILE, confidence)
-    if q.low is not None and q.low > sla_ms:
-        return "fail"
-    if q.high is not None and q.high <= sla_ms:
-        return "pass"
-    return "inconclusive"

@@ -1,66 +1,68 @@
 """Cross-check the harness's client latencies against pgbench, on the same database and queries.
 
 For each chosen scenario, on a scratch copy of the seeded database (with one variant applied):
-the parameter sets the runner's ``measure_cell`` will sample are stored in a table, and
-pgbench (the one bundled with the embedded server, or on PATH) runs a script that picks one at
-random, ``\\gset``s it, and runs the scenario's SQL with those values as bind parameters
-(``-M prepared``, like asyncpg). Its per-statement average (``-r``) is set against the client p50
-of the harness's own ``measure_cell`` on the same cell: agreement within 15% on at least three
-scenarios is the criterion. Like-for-like figures are reported beside it — the harness's mean
-against that average, and its p50 against pgbench's median transaction (``-l``) — because a
-skewed cell (power users have 5× the tasks) has a mean well above its median.
+the parameter sets a run samples first (the user classes in turn, each from its own seeded stream)
+are stored in a table, and pgbench (the one bundled with the embedded server, or on PATH) runs a
+script that picks one at random, ``\\gset``s it, and runs the scenario's SQL with those values as
+bind parameters (``-M prepared``, like asyncpg). The harness runs each stored set once, timed by
+the runner's own ``execute``, and mirrors pgbench's transaction around it (the same lookup, then the
+statement). Like is compared with like: the harness's mean statement time with pgbench's
+per-statement average (``-r``), and the harness's median transaction with pgbench's median
+transaction (``-l``). A cell is skewed (power users have 5× the tasks), so a median and a mean
+of it differ by far more than the harnesses do: setting one against the other measured the skew.
+Agreement within 15% on both, on at least three scenarios, is the criterion.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from dataclasses import dataclass
 from datetime import date
 
-from bench.targets import schema
+import asyncpg
+
 from bench.catalogue.files import Catalog, Scenario, Variant
-from bench.errors import DatabaseError
-from bench.catalogue.params import Drawer, Pools, pools_for
-from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
-from bench.measure.runner import RunOptions, measure_cell, run_measurement
-from bench.targets.target import Target, connect_async, scratch_copy
+from bench.catalogue.params import Pools, class_drawers, pools_for
 from bench.catalogue.variants import apply_variant, snapshot
+from bench.errors import DatabaseError
+from bench.measure.lock import measurement_lock
+from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
+from bench.measure.runner import RunOptions, execute, run_measurement, warm_up
+from bench.targets import schema
+from bench.targets.target import Target, connect_async, scratch_copy
 
 DEFAULT_SCENARIOS = ("task_by_id", "open_task_count", "recent_tasks", "pending_tasks", "keyset_page_deep",
                      "last_messages")
 TOLERANCE = 0.15
 REQUIRED = 3
-OPTIONS = RunOptions(samples=200, max_samples=200, warmup=10, early_look=0)
+TRANSACTIONS = 200
+DEFAULTS = RunOptions()
 PGBENCH_FACTOR = 4
 
 
 @dataclass
 class Agreement:
     scenario: str
-    harness_p50_ms: float
-    harness_mean_ms: float
+    harness_mean_ms: float  # the statement alone, mean over the harness's executions
     pgbench_avg_ms: float  # the scenario statement's average (-r)
-    pgbench_p50_ms: float  # median transaction latency (-l): the statement plus the parameter lookup
-
-    @property
-    def difference(self) -> float:
-        """The harness's p50 against pgbench's per-statement average (the criterion)."""
-        return self.harness_p50_ms / self.pgbench_avg_ms - 1.0
+    harness_p50_ms: float  # the transaction (parameter lookup, then the statement), median
+    pgbench_p50_ms: float  # median transaction latency (-l): the same lookup and statement
 
     @property
     def mean_difference(self) -> float:
-        """Like for like: the harness's mean against pgbench's average."""
+        """The harness's mean statement time against pgbench's per-statement average."""
         return self.harness_mean_ms / self.pgbench_avg_ms - 1.0
 
     @property
     def p50_difference(self) -> float:
-        """Like for like: the harness's p50 against pgbench's median transaction."""
+        """The harness's median transaction against pgbench's median transaction."""
         return self.harness_p50_ms / self.pgbench_p50_ms - 1.0
 
     @property
     def agrees(self) -> bool:
-        return abs(self.difference) <= TOLERANCE
+        return abs(self.mean_difference) <= TOLERANCE and abs(self.p50_difference) <= TOLERANCE
 
 
 def _statement_latency(output: str, sql: str) -> float:
@@ -73,7 +75,21 @@ def _statement_latency(output: str, sql: str) -> float:
     raise DatabaseError(f"pgbench reported no latency for the statement {head!r}:\n{output[-500:]}")
 
 
-async def _check(target: Target, scenarios: list[Scenario], variant: Variant, opts: RunOptions,
+async def _harness(conn: asyncpg.Connection, sql: str, lookup: str,
+                   drawn: list[list]) -> tuple[list[float], list[float]]:
+    """Each stored parameter set once: (statement ms, transaction ms), the statement timed as a run's
+    samples are and the transaction as pgbench's (its lookup, then the statement)."""
+    statement, transaction = [], []
+    for i, args in enumerate(drawn, start=1):
+        started = time.perf_counter_ns()
+        await conn.fetchrow(lookup, i)
+        client_ms, _ = await execute(conn, sql, args, write=False)
+        transaction.append((time.perf_counter_ns() - started) / 1e6)
+        statement.append(client_ms)
+    return statement, transaction
+
+
+async def _check(target: Target, scenarios: list[Scenario], variant: Variant, transactions: int, opts: RunOptions,
                  today: date) -> list[Agreement]:
     conn = await connect_async(target)
     try:
@@ -81,32 +97,37 @@ async def _check(target: Target, scenarios: list[Scenario], variant: Variant, op
         pools: Pools = await pools_for(conn, scenarios, today)
         agreements = []
         for scenario in scenarios:
-            # The parameter sets measure_cell will sample, in order (it draws its warm-up first): the
-            # harness runs each once, pgbench picks among them at random, PGBENCH_FACTOR times as
-            # often, so its averages approach the same population's.
-            drawer = Drawer(scenario, pools, opts.seed)
-            for _ in range(opts.warmup):
-                drawer.draw()
+            # The parameter sets a run's cell samples first, in its order: the classes in turn. pgbench
+            # picks among them at random, PGBENCH_FACTOR times as often, so its figures approach the
+            # same population's.
+            drawers = list(class_drawers(scenario, pools, opts.seed, "samples").values())
+            drawn = [drawers[i % len(drawers)].draw() for i in range(transactions)]
+            order = drawers[0].order
             table = f"tb_pgbench_{scenario.name}"
-            await store_params(conn, table, drawer.order, [drawer.draw() for _ in range(opts.samples)])
-            cell = await measure_cell(conn, scenario, variant.name, pools, opts)
+            await store_params(conn, table, order, drawn)
+            lookup = f"SELECT {', '.join(order) or '1'} FROM {table} WHERE i = $1"
+            await warm_up(conn, drawers[0].sql, list(class_drawers(scenario, pools, opts.seed, "warm-up").values()),
+                          False, opts.warmup_seconds)
+            statement, transaction = await _harness(conn, drawers[0].sql, lookup, drawn)
             output, latencies = await asyncio.to_thread(
-                run_pgbench, target, {"script.sql": script(scenario, table, opts.samples)},
-                ["-t", str(opts.samples * PGBENCH_FACTOR)])
-            agreements.append(Agreement(scenario.name, cell.client.p50.value, cell.client.mean,
-                                        _statement_latency(output, scenario.sql), statistics.median(latencies)))
+                run_pgbench, target, {"script.sql": script(scenario, table, transactions)},
+                ["-t", str(transactions * PGBENCH_FACTOR)])
+            agreements.append(Agreement(scenario.name, statistics.mean(statement),
+                                        _statement_latency(output, scenario.sql), statistics.median(transaction),
+                                        statistics.median(latencies)))
         return agreements
     finally:
         await conn.close()
 
 
 def check_against_pgbench(target: Target, catalog: Catalog, variant: str = "baseline",
-                          opts: RunOptions = OPTIONS) -> list[Agreement]:
+                          transactions: int = TRANSACTIONS, opts: RunOptions = DEFAULTS) -> list[Agreement]:
     """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``variant`` applied."""
     info = schema.dataset_info(target)
     if not info:
         raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
     today = date.fromisoformat(info["profile"]["anchor_date"])
     chosen = catalog.reads().select(None, [variant])  # pgbench would commit a write scenario's rows
-    with scratch_copy(target, "validate") as copy:
-        return run_measurement(_check(copy, chosen.scenarios, chosen.variants[0], opts, today))
+    with (measurement_lock(target, "validate", opts.concurrent, opts.lock_wait),
+          scratch_copy(target, "validate") as copy):
+        return run_measurement(_check(copy, chosen.scenarios, chosen.variants[0], transactions, opts, today))

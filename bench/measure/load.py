@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -41,7 +41,8 @@ from bench.errors import DatabaseError, InputError
 from bench.catalogue.params import Drawer, pools_for
 from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
 from bench.results import ColdCache, Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
-from bench.measure.runner import RunOptions, run_measurement
+from bench.measure.lock import measurement_lock
+from bench.measure.runner import run_measurement
 from bench.judge.stats import summarize
 from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_async, connect_error, scratch_copy
 from bench.catalogue.variants import apply_variant, snapshot, variant_cost
@@ -57,6 +58,8 @@ class LoadOptions:
     param_sets: int = 500  # per scenario, shared with pgbench
     pgbench_rounds: int = 2  # alternating harness/pgbench rounds for the comparison (0: none)
     jobs: int = 0  # processes the clients are spread over (0: one per CPU, at most one per client)
+    concurrent: bool = False  # measure even while another measurement holds the server (recorded)
+    lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
 
 
 @dataclass(frozen=True)
@@ -331,7 +334,7 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
     if opts.pgbench_rounds:
         load.pgbench = await _against_pgbench(target, work, opts)
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env, dataset=dataset,
-                   config=RunConfig(**asdict(RunOptions(cold_samples=0, stability_rounds=0))),
+                   config=RunConfig(seed=opts.seed, cold_samples=0, stability_rounds=0),
                    cold_cache=ColdCache(available=False, method="not measured under load"), variants=[cost], cells=[],
                    phase_seconds={"load": load.duration_s}, connection=seeded.probe, load=load)
 
@@ -345,5 +348,7 @@ def run_load(target: Target, catalog: Catalog, opts: LoadOptions = LoadOptions()
     info = schema.dataset_info(target)
     if not info:
         raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
-    with scratch_copy(target, "load") as copy:
-        return run_measurement(_load(copy, target, catalog, opts, Dataset.model_validate(info)))
+    with (measurement_lock(target, "load", opts.concurrent, opts.lock_wait) as measuring,
+          scratch_copy(target, "load") as copy):
+        res = run_measurement(_load(copy, target, catalog, opts, Dataset.model_validate(info)))
+        return res.model_copy(update={"conditions": measuring.finish()})

@@ -1,17 +1,26 @@
 """Run every scenario under every variant and collect the measurements into ``Results``.
 
-The run works on a scratch copy of the seeded database (``CREATE DATABASE ... TEMPLATE``,
-dropped at the end whatever happens), so neither its indexes, its statistics nor its rows are
-ever altered, and an interrupted run leaves nothing behind. Per variant:
+The run holds the server's measurement lock (``lock``) and works on a scratch copy of the seeded
+database (``CREATE DATABASE ... TEMPLATE``, dropped at the end whatever happens), so neither its
+indexes, its statistics nor its rows are ever altered, and an interrupted run leaves nothing
+behind. Per variant:
 
 1. build its indexes, record their size and build time;
-2. per scenario (a cell): warm-up, then samples over freshly drawn parameters. Each sample is the
-   client round trip of the plain query (what the app feels) and, with the same parameters,
-   EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) for server timings and plan facts. An inconclusive
-   SLA verdict gets more samples, up to ``max_samples``, before it is called. A write scenario's
-   sample runs each statement in a transaction that is rolled back (the WAL it wrote is recorded),
-   so every cell after it sees the seeded rows unchanged: its cells are the variant's write cost;
-3. cold samples per read cell, where the target allows emptying the buffer cache (``cold``);
+2. measure its cells (scenarios), interleaved: each cell is warmed up (plain executions from a
+   parameter stream of its own, about half a second), then every round takes one sample from each
+   cell still undecided, so a burst of machine noise lands on many cells a sample each instead of
+   on one cell's run of consecutive samples (the test below counts samples as independent). A
+   sample is the client round trip of the plain query (what the app feels); the verdict is the
+   exact sequential test (``sequential``) on how many samples were over the SLA, per user class
+   (ordinary and power users drawn in turn, each from its own seeded stream), the cell passing only
+   when every class passes. The first K samples also run EXPLAIN (ANALYZE, BUFFERS, TIMING OFF,
+   FORMAT JSON) with the same parameters, for server timings and plan facts: K parameter sets
+   that are the same in every run, so plans and buffers pair sample by sample across runs. A cell
+   whose time budget is spent stops inconclusive. A write scenario's sample runs each statement in
+   a transaction that is rolled back (the WAL it wrote is recorded), so every other cell sees the
+   seeded rows unchanged: its cells are the variant's write cost;
+3. cold samples per read cell, where the target allows emptying the buffer cache (``cold``) — after
+   every cell's warm samples, since emptying the cache mid-round would make the next samples cold;
 4. plan stability across re-ANALYZEs (``stability``); then the variant is dropped before the next one.
 """
 
@@ -23,49 +32,52 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
 import asyncpg
 
-from bench.targets import schema
 from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.catalogue.params import POWER_USER_RATIO, Drawer, Pools, class_drawers, pools_for
 from bench.catalogue.sql import VOLATILITY_SQL
+from bench.catalogue.variants import apply_variant, remove_variant, snapshot, variant_cost
+from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
+from bench.judge.sequential import Decision, combine, design_for_classes
+from bench.judge.stats import quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
-from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
-from bench.catalogue.params import Drawer, Pools, pools_for
+from bench.measure.lock import measurement_lock
 from bench.measure.plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
-from bench.progress import Advance, no_progress
-from bench.results import Cell, ColdCache, Dataset, Results, RunConfig, Samples, VariantResult, new_run_id
 from bench.measure.stability import plan_stability
-from bench.judge.stats import summarize, verdict
+from bench.progress import Advance, no_progress
+from bench.results import (Cell, ClassVerdict, ColdCache, Dataset, Environment, Protocol, Results, RunConfig, Samples,
+                           StopReason, VariantResult, new_run_id)
+from bench.targets import schema
 from bench.targets.target import Target, connect_async, scratch_copy
-from bench.catalogue.variants import apply_variant, remove_variant, snapshot, variant_cost
-
 
 T = TypeVar("T")
+
+PROTOCOL = "sequential-exceedance"
+PROTOCOL_VERSION = 1
+WARMUP_MAX = 5  # executions; at least one is always run
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    # An order-statistic upper bound on p95 at 95% confidence needs at least 73 samples.
-    samples: int = 100
-    max_samples: int = 400
-    warmup: int = 5
     seed: int = 1
-    confidence: float = 0.95
-    early_look: int = 30  # a cell already failing at this many samples is called then (0: never)
+    explain_samples: int = 20  # K: the first K samples also run EXPLAIN (ANALYZE, BUFFERS)
+    warmup_seconds: float = 0.5  # warm-up per cell: plain executions for this long, 1 to WARMUP_MAX of them
+    cell_budget: float = 20.0  # seconds of measuring a cell may take; undecided then, it is inconclusive
+    min_samples: int = 0  # per class, taken for the estimates even after the verdict (scale's curves)
     cold_samples: int = 5  # per cell; 0 skips the cold pass
     stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check
+    concurrent: bool = False  # measure even while another measurement holds the server (recorded)
+    lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
 
-
-@dataclass
-class _Sample:
-    client_ms: float
-    explain: list[Any]
-    wal_bytes: int | None = None  # writes only
+    def __post_init__(self) -> None:
+        if self.explain_samples < 1:  # a cell's plan comes from its explained samples
+            raise InputError("at least one sample per cell must run EXPLAIN ANALYZE (--explain-samples 1 or more)")
 
 
 _WAL_SINCE = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)"
@@ -82,42 +94,28 @@ async def rolled_back(conn: asyncpg.Connection) -> AsyncIterator[None]:
         await tx.rollback()
 
 
-async def _read_sample(conn: asyncpg.Connection, sql: str, explain_sql: str, args: list) -> _Sample:
-    started = time.perf_counter_ns()
-    await conn.fetch(sql, *args)
-    client_ms = (time.perf_counter_ns() - started) / 1e6
-    return _Sample(client_ms, json.loads(await conn.fetchval(explain_sql, *args)))
-
-
-async def _write_sample(conn: asyncpg.Connection, sql: str, explain_sql: str, args: list) -> _Sample:
-    """The statement alone is timed (BEGIN and ROLLBACK are not the app's); EXPLAIN ANALYZE executes
-    the write too, so it gets a rolled-back transaction of its own."""
+async def execute(conn: asyncpg.Connection, sql: str, args: list, write: bool) -> tuple[float, int | None]:
+    """Client milliseconds of one plain execution, and for a write the WAL bytes it wrote. A write
+    runs in a transaction that is rolled back; only the statement is timed (BEGIN and ROLLBACK are
+    not the app's)."""
+    if not write:
+        started = time.perf_counter_ns()
+        await conn.fetch(sql, *args)
+        return (time.perf_counter_ns() - started) / 1e6, None
     async with rolled_back(conn):
         lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
         started = time.perf_counter_ns()
         await conn.fetch(sql, *args)
         client_ms = (time.perf_counter_ns() - started) / 1e6
-        wal = int(await conn.fetchval(_WAL_SINCE, lsn))
+        return client_ms, int(await conn.fetchval(_WAL_SINCE, lsn))
+
+
+async def _explain(conn: asyncpg.Connection, explain_sql: str, args: list, write: bool) -> list[Any]:
+    """EXPLAIN ANALYZE executes the statement too: a write's gets a rolled-back transaction of its own."""
+    if not write:
+        return json.loads(await conn.fetchval(explain_sql, *args))
     async with rolled_back(conn):
-        explain = json.loads(await conn.fetchval(explain_sql, *args))
-    return _Sample(client_ms, explain, wal)
-
-
-# The early look calls "fail" only at this stricter confidence: looking at the data twice must
-# not make a wrong "fail" likelier than the stated 95%.
-EARLY_CONFIDENCE = 0.99
-
-
-def _looks(opts: RunOptions) -> list[int]:
-    """Sample counts at which the verdict is taken: the early look, then ``samples`` doubling
-    up to ``max_samples``."""
-    looks = [opts.early_look] if 0 < opts.early_look < opts.samples else []
-    n = opts.samples
-    while True:
-        looks.append(n)
-        if n >= opts.max_samples:
-            return looks
-        n = min(n * 2, opts.max_samples)
+        return json.loads(await conn.fetchval(explain_sql, *args))
 
 
 def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str | None = None) -> TaskbenchError:
@@ -147,47 +145,199 @@ async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) ->
             raise scenario_error(exc, scenario) from None
 
 
+async def warm_up(conn: asyncpg.Connection, sql: str, drawers: list[Drawer], write: bool, seconds: float) -> int:
+    """Plain executions, the drawers' classes in turn, until ``seconds`` have passed: at least one (the
+    statement is prepared and its pages read), at most WARMUP_MAX (a slow query must not spend its
+    cell's budget warming up). Returns how many ran."""
+    started, runs = time.perf_counter(), 0
+    while runs < 1 or (runs < WARMUP_MAX and time.perf_counter() - started < seconds):
+        await execute(conn, sql, drawers[runs % len(drawers)].draw(), write)
+        runs += 1
+    return runs
+
+
+@dataclass
+class _Class:
+    """One user class of a cell under the sequential test."""
+    name: str
+    drawer: Drawer
+    client: list[float] = field(default_factory=list)
+    exceedances: int = 0
+    decision: Decision = "continue"
+    n: int = 0  # samples when decided or stopped
+    decided_exceedances: int = 0
+    stopped_by: StopReason = "boundary"
+
+    def stop(self, decision: Decision, reason: StopReason) -> None:
+        self.decision, self.stopped_by = decision, reason
+        self.n, self.decided_exceedances = len(self.client), self.exceedances
+
+
+class _CellRun:
+    """A cell being measured: its classes, its samples so far, the time it has spent."""
+
+    def __init__(self, scenario: Scenario, variant: str, pools: Pools, opts: RunOptions) -> None:
+        self.scenario, self.variant, self.opts = scenario, variant, opts
+        self.classes = [_Class(name, drawer) for name, drawer in
+                        class_drawers(scenario, pools, opts.seed, "samples").items()]
+        # Its own stream: however many executions the warm-up takes, the samples' parameters stay put.
+        self.warm = list(class_drawers(scenario, pools, opts.seed, "warm-up").values())
+        self.design = design_for_classes(len(self.classes))
+        self.sql = self.classes[0].drawer.sql
+        self.explain_sql = EXPLAIN_ANALYZE + self.sql
+        self.write = scenario.kind == "write"
+        self.samples = Samples(client_ms=[], user_class=[], at_s=[], execution_ms=[], planning_ms=[], buffers=[],
+                               plan_fingerprints=[])
+        self.plans: dict[str, PlanFacts] = {}
+        self.warmup = 0
+        self.seconds = 0.0
+        self.turn = 0
+        self.over_budget = False
+
+    @property
+    def verdict(self) -> Decision:
+        return combine([c.decision for c in self.classes])
+
+    def _wanting(self) -> list[_Class]:
+        """Classes that need another sample: undecided while the cell is, or short of the minimum."""
+        cap = self.design.looks[-1]
+        undecided = self.verdict == "continue"
+        return [c for c in self.classes if (undecided and c.decision == "continue")
+                or len(c.client) < min(self.opts.min_samples, cap)]
+
+    @property
+    def running(self) -> bool:
+        return not self.over_budget and bool(self._wanting())
+
+    async def warm_up(self, conn: asyncpg.Connection) -> None:
+        started = time.perf_counter()
+        self.warmup = await warm_up(conn, self.sql, self.warm, self.write, self.opts.warmup_seconds)
+        self.seconds += time.perf_counter() - started
+
+    async def step(self, conn: asyncpg.Connection, since: float) -> None:
+        """One sample of the next class in turn, or the budget's stop."""
+        if self.seconds >= self.opts.cell_budget and all(c.client for c in self.classes):
+            self.over_budget = True  # never before every class has a sample: a cell has something to show
+            for c in self.classes:
+                if c.decision == "continue":
+                    c.stop(self.design.decide(len(c.client), c.exceedances, budget_exhausted=True), "budget")
+            return
+        wanting = self._wanting()
+        cls = wanting[self.turn % len(wanting)]
+        self.turn += 1
+        args = cls.drawer.draw()
+        started = time.perf_counter()
+        client_ms, wal = await execute(conn, self.sql, args, self.write)
+        if len(self.samples.client_ms) < self.opts.explain_samples:
+            explain = await _explain(conn, self.explain_sql, args, self.write)
+            facts = plan_facts(explain)
+            execution_ms, planning_ms = timings(explain)
+            self.samples.execution_ms.append(round(execution_ms, 4))
+            self.samples.planning_ms.append(round(planning_ms, 4))
+            self.samples.buffers.append(facts.shared_hit + facts.shared_read)
+            self.samples.plan_fingerprints.append(facts.fingerprint)
+            self.plans.setdefault(facts.fingerprint, facts)
+        self.seconds += time.perf_counter() - started
+        self.samples.client_ms.append(round(client_ms, 4))
+        self.samples.user_class.append(cls.name)
+        self.samples.at_s.append(round(started - since, 6))  # µs: a fast cell's samples are 0.1 ms apart
+        if wal is not None:
+            self.samples.wal_bytes.append(wal)
+        cls.client.append(client_ms)
+        cls.exceedances += client_ms > self.scenario.sla_ms
+        self._judge(cls)
+
+    def _judge(self, cls: _Class) -> None:
+        """Apply the boundaries at a look. A class sampled on after its cell was decided (for the
+        minimum) is still judged: its own test is as valid, and no later verdict can change a fail."""
+        n = len(cls.client)
+        if cls.decision == "continue" and n in self.design.looks:
+            decision = self.design.decide(n, cls.exceedances)
+            if decision in ("pass", "fail"):
+                cls.stop(decision, "boundary")
+            elif decision == "inconclusive":
+                cls.stop(decision, "cap" if n == self.design.looks[-1] else "futility")
+
+    def _decided_by(self, verdict: Decision, p95: dict[str, float]) -> _Class:
+        """The first class to fail; for a pass the last to pass; else the first inconclusive one. Ties
+        go to the class with the higher p95: the one nearer the SLA, or further over it."""
+        if verdict == "fail":
+            return min((c for c in self.classes if c.decision == "fail"), key=lambda c: (c.n, -p95[c.name]))
+        if verdict == "pass":
+            return max(self.classes, key=lambda c: (c.n, p95[c.name]))
+        return next(c for c in self.classes if c.decision == "inconclusive")
+
+    def cell(self) -> Cell:
+        verdict = self.verdict
+        assert verdict != "continue", "a cell is only built once it has stopped"
+        for c in self.classes:  # still undecided when another class failed the cell
+            if c.decision == "continue":
+                c.stop("inconclusive", "cell")
+        p95 = {c.name: quantile_ci(c.client, 0.95) for c in self.classes}
+        classes = [ClassVerdict(user_class=c.name, users=len(c.drawer.users), samples=len(c.client), n=c.n,
+                                exceedances=c.decided_exceedances, decision=c.decision, stopped_by=c.stopped_by,
+                                p95=p95[c.name]) for c in self.classes]
+        common = Counter(self.samples.plan_fingerprints).most_common(1)[0][0]
+        return Cell(scenario=self.scenario.name, variant=self.variant, sla_class=self.scenario.sla_class,
+                    sla_ms=self.scenario.sla_ms, sql=self.sql, kind=self.scenario.kind, warmup=self.warmup,
+                    samples=self.samples, client=summarize(self.samples.client_ms),
+                    execution=summarize(self.samples.execution_ms), verdict=verdict, classes=classes,
+                    decided_by=self._decided_by(verdict, {k: q.value for k, q in p95.items()}).name,
+                    seconds=round(self.seconds, 3),
+                    plan=self.plans[common], plan_count=len(self.plans))
+
+
+async def measure_cells(conn: asyncpg.Connection, scenarios: list[Scenario], variant: str, pools: Pools,
+                        opts: RunOptions, since: float | None = None,
+                        on_cell: Callable[[], None] = lambda: None) -> list[Cell]:
+    """Measure ``scenarios`` under the variant applied on ``conn``, interleaved: every round takes one
+    sample from each cell still running. One sample per cell per round (not a look's worth) keeps
+    a cell's consecutive samples a whole round apart, so noise that lasts a moment is shared out
+    among the cells; ``since`` is the clock the samples' start times count from."""
+    since = time.perf_counter() if since is None else since
+    cells = [_CellRun(s, variant, pools, opts) for s in scenarios]
+
+    async def guarded(cell: _CellRun, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncpg.PostgresError as exc:
+            raise scenario_error(exc, cell.scenario, variant) from None
+
+    for cell in cells:
+        await guarded(cell, cell.warm_up(conn))
+    running = cells
+    while running:
+        for cell in running:
+            await guarded(cell, cell.step(conn, since))
+        for cell in running:
+            if not cell.running:
+                on_cell()
+        running = [cell for cell in running if cell.running]
+    return [cell.cell() for cell in cells]
+
+
 async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: str, pools: Pools,
                        opts: RunOptions) -> Cell:
-    drawer = Drawer(scenario, pools, opts.seed)
-    sql = drawer.sql
-    explain_sql = EXPLAIN_ANALYZE + sql
-    sample = _write_sample if scenario.kind == "write" else _read_sample
-    for _ in range(opts.warmup):
-        await sample(conn, sql, explain_sql, drawer.draw())
-    client: list[float] = []
-    execution: list[float] = []
-    planning: list[float] = []
-    buffers: list[int] = []
-    fingerprints: list[str] = []
-    wal: list[int] = []
-    plans: dict[str, PlanFacts] = {}
-    for target_n in _looks(opts):
-        while len(client) < target_n:
-            s = await sample(conn, sql, explain_sql, drawer.draw())
-            facts = plan_facts(s.explain)
-            e_ms, p_ms = timings(s.explain)
-            if s.wal_bytes is not None:
-                wal.append(s.wal_bytes)
-            client.append(round(s.client_ms, 4))
-            execution.append(round(e_ms, 4))
-            planning.append(round(p_ms, 4))
-            buffers.append(facts.shared_hit + facts.shared_read)
-            fingerprints.append(facts.fingerprint)
-            plans.setdefault(facts.fingerprint, facts)
-        if target_n < opts.samples:  # the early look: only a clear failure ends the cell here
-            if (call := verdict(client, scenario.sla_ms, EARLY_CONFIDENCE)) == "fail":
-                break
-            continue
-        if (call := verdict(client, scenario.sla_ms, opts.confidence)) != "inconclusive":
-            break
-    common = Counter(fingerprints).most_common(1)[0][0]
-    return Cell(scenario=scenario.name, variant=variant, sla_class=scenario.sla_class, sla_ms=scenario.sla_ms,
-                sql=sql, kind=scenario.kind, warmup=opts.warmup,
-                samples=Samples(client_ms=client, execution_ms=execution, planning_ms=planning,
-                                buffers=buffers, plan_fingerprints=fingerprints, wal_bytes=wal),
-                client=summarize(client, opts.confidence), execution=summarize(execution, opts.confidence),
-                verdict=call, plan=plans[common], plan_count=len(plans))
+    """One cell on its own (``measure_cells`` of one scenario)."""
+    return (await measure_cells(conn, [scenario], variant, pools, opts))[0]
+
+
+def protocol(opts: RunOptions, pools: Pools, class_counts: set[int]) -> Protocol:
+    """The protocol this runner measures by, for results.json: enough to audit every verdict."""
+    return Protocol(
+        name=PROTOCOL, version=PROTOCOL_VERSION, classes=list(pools.classes), explain_samples=opts.explain_samples,
+        warmup=f"plain executions from a parameter stream of their own for {opts.warmup_seconds:g} s: "
+               f"at least 1, at most {WARMUP_MAX}",
+        cell_budget_s=opts.cell_budget, min_samples=opts.min_samples,
+        parameters={
+            "exceedance": "a plain execution's client time over the cell's SLA",
+            "class_rule": f"power users: more than {POWER_USER_RATIO:g}x the median user's tasks; "
+                          "one class (all) when there are none",
+            "sampling": "classes in turn within a cell, each from its own seeded stream; within a variant one "
+                        "sample per undecided cell per round",
+            "combine": "a cell passes when every class passes and fails when any class fails",
+            "designs": {str(k): design_for_classes(k).describe() for k in sorted(class_counts)},
+        })
 
 
 class _Clock:
@@ -206,24 +356,19 @@ class _Clock:
 
 
 async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: Variant,
-                           pools: Pools, opts: RunOptions, cold: ColdCache, clock: _Clock,
+                           pools: Pools, opts: RunOptions, cold: ColdCache, clock: _Clock, since: float,
                            on_cell: Callable[[], None]) -> tuple[VariantResult, list[Cell]]:
     applied = await snapshot(conn, variant)
     with clock.phase("build indexes"):
         await apply_variant(conn, applied)
         cost = await variant_cost(conn, applied)
-    cells = []
-    for scenario in catalog.scenarios:
-        with clock.phase("warm-up and samples"):
-            try:
-                cell = await measure_cell(conn, scenario, variant.name, pools, opts)
-            except asyncpg.PostgresError as exc:
-                raise scenario_error(exc, scenario, variant.name) from None
-        if cold.available and opts.cold_samples and scenario.kind == "read":
-            with clock.phase("cold samples"):
-                cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
-        cells.append(cell)
-        on_cell()
+    with clock.phase("warm-up and samples"):
+        cells = await measure_cells(conn, catalog.scenarios, variant.name, pools, opts, since, on_cell)
+    if cold.available and opts.cold_samples:
+        with clock.phase("cold samples"):
+            for scenario, cell in zip(catalog.scenarios, cells, strict=True):
+                if scenario.kind == "read":
+                    cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
     if opts.stability_rounds:
         with clock.phase("plan stability"):
             stable = await plan_stability(conn, catalog.scenarios, pools, opts.seed, opts.stability_rounds)
@@ -234,17 +379,27 @@ async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: 
     return cost, cells
 
 
+async def _prepare(target: Target, catalog: Catalog, dataset: Dataset) -> tuple[Environment, Pools]:
+    """What a run needs from the seeded database, and the scenarios' check, before the measurement
+    lock: a mistake in a scenario file stops the run at once, not after waiting for another run."""
+    conn = await connect_async(target)
+    try:
+        env = await environment(conn, target)  # the seeded database is what the results describe
+        pools = await pools_for(conn, catalog.scenarios, date.fromisoformat(dataset.profile["anchor_date"]))
+        await check_sql(conn, catalog, pools)
+        return env, pools
+    finally:
+        await conn.close()
+
+
 async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset,
-               clock: _Clock, advance: Advance) -> Results:
+               env: Environment, pools: Pools, clock: _Clock, advance: Advance) -> Results:
     conn = await connect_async(target)
     cells: list[Cell] = []
     variants: list[VariantResult] = []
     total = len(catalog.variants) * len(catalog.scenarios)
     try:
-        env = await environment(conn, seeded)  # the seeded database is what the results describe
-        cold = await cold_cache(conn)
-        pools = await pools_for(conn, catalog.scenarios, date.fromisoformat(dataset.profile["anchor_date"]))
-        await check_sql(conn, catalog, pools)
+        cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
         done = 0
 
         def on_cell() -> None:
@@ -253,16 +408,19 @@ async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOption
             advance("measure cells", done, total)
 
         advance("measure cells", 0, total)
+        since = time.perf_counter()
         for variant in catalog.variants:
-            cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock,
+            cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock, since,
                                                     on_cell)
             variants.append(cost)
             cells.extend(measured)
     finally:
         await conn.close()
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env,
-                   dataset=dataset, config=RunConfig(**asdict(opts)), cold_cache=cold, variants=variants,
-                   cells=cells, phase_seconds=clock.seconds, connection=seeded.probe)
+                   dataset=dataset, config=RunConfig(seed=opts.seed, cold_samples=opts.cold_samples,
+                                                     stability_rounds=opts.stability_rounds),
+                   protocol=protocol(opts, pools, {len(c.classes) for c in cells}), cold_cache=cold,
+                   variants=variants, cells=cells, phase_seconds=clock.seconds, connection=seeded.probe)
 
 
 def run_measurement(coro: Coroutine[Any, Any, T]) -> T:
@@ -281,8 +439,13 @@ def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
     info = schema.dataset_info(target)
     if not info:
         raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
-    clock = _Clock()
-    started = time.perf_counter()
-    with scratch_copy(target, "run") as copy:
-        clock.seconds["scratch copy"] = round(time.perf_counter() - started, 3)
-        return run_measurement(_run(copy, target, catalog, opts, Dataset.model_validate(info), clock, advance))
+    dataset = Dataset.model_validate(info)
+    env, pools = run_measurement(_prepare(target, catalog, dataset))
+    # The lock before the copy: copying the database is heavy I/O another run would measure.
+    with measurement_lock(target, "run", opts.concurrent, opts.lock_wait) as measuring:
+        clock = _Clock()
+        started = time.perf_counter()
+        with scratch_copy(target, "run") as copy:
+            clock.seconds["scratch copy"] = round(time.perf_counter() - started, 3)
+            res = run_measurement(_run(copy, target, catalog, opts, dataset, env, pools, clock, advance))
+            return res.model_copy(update={"conditions": measuring.finish()})

@@ -18,12 +18,14 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bench.report import plots
 from bench import results as results_io
-from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
 from bench.judge.recommend import recommend
+from bench.judge.stats import Quantile
+from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
 from bench.measure.scale import describe_crossing
-from bench.results import Cell, Results
+from bench.report import plots
+from bench.results import ORDER_STATISTIC, Cell, Results
+from seed.profiles import PROFILES
 
 # name -> (draw, whether the results hold what it shows)
 FIGURES: dict[str, tuple[Callable[[Results, Path], Path], Callable[[Results], bool]]] = {
@@ -48,6 +50,52 @@ def ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def interval(q: Quantile) -> str:
+    """What follows a quantile's value: its interval, " [low, high]", or nothing where the samples give none."""
+    return f" {q.interval}" if q.interval else ""
+
+
+def classes_text(cell: Cell) -> str:
+    """Each class's verdict and p95, e.g. "ordinary: pass at n = 77 (0/77 over 50 ms), p95 3.10 [2.9, 3.4]"."""
+    return "; ".join(f"{c.user_class} ({c.users} users): {c.describe(cell.sla_ms)}, p95 {c.p95.value:.2f}"
+                     f"{interval(c.p95)}" for c in cell.classes)
+
+
+def method(res: Results) -> str:
+    """How the cells were sampled and judged, in one paragraph, from the protocol recorded."""
+    p = res.protocol
+    if p is None:
+        return ""
+    if p.name == ORDER_STATISTIC:
+        o = p.parameters
+        return (f"{o.get('samples')}–{o.get('max_samples')} samples per cell (plain execution and EXPLAIN "
+                f"ANALYZE each) "
+                f"after {p.warmup}; verdict on the client p95's {o.get('confidence', 0.95):.0%} order-statistic "
+                f"interval (protocol {p.name} v{p.version})")
+    designs = p.parameters.get("designs", {})
+    d = designs.get(str(len(p.classes))) or next(iter(designs.values()), {})
+    looks = d.get("looks", [])
+    classes = " and ".join(p.classes) if len(p.classes) > 1 else "all users as one class"
+    return (f"exact sequential test on the samples over the SLA (client time of a plain execution), {classes} "
+            f"sampled in turn and judged apart, a cell passing only when every class passes; looks at n = "
+            f"{', '.join(map(str, looks[:4]))} … {looks[-1] if looks else '?'} per class; wrong fail "
+            f"{d.get('wrong_fail_at_p0', 0):.2%} per class, wrong pass {d.get('wrong_pass_at_p0', 0):.2%} when "
+            f"exactly 5% of samples are over (p95 = SLA); EXPLAIN ANALYZE on the first {p.explain_samples} samples "
+            f"(the same parameter sets every run); warm-up: {p.warmup}; a cell undecided after {p.cell_budget_s:g} s "
+            f"is inconclusive (protocol {p.name} v{p.version})")
+
+
+def conditions(res: Results) -> str:
+    """Whether the run measured alone, and how busy the machine was."""
+    c = res.conditions
+    if c is None:
+        return ""
+    alone = "alone on its server (measurement lock held)" if c.lock == "held" else f"concurrently: {c.lock}"
+    load = (f"load average {c.load_before[0]:g} before, {c.load_after[0]:g} after measuring, on {c.cpus} CPUs"
+            + (" — a busy machine: other work shared the CPUs, times may be slow" if c.busy else ""))
+    return f"measured {alone}; {load}"
+
+
 def frame(res: Results) -> pd.DataFrame:
     """One row per scenario × variant: what ``results.csv`` holds."""
     costs = {v.name: v for v in res.variants}
@@ -56,7 +104,9 @@ def frame(res: Results) -> pd.DataFrame:
         v = costs[c.variant]
         rows.append({
             "scenario": c.scenario, "variant": c.variant, "sla_class": c.sla_class, "sla_ms": c.sla_ms,
-            "samples": c.client.n, "verdict": c.verdict,
+            "samples": c.client.n, "verdict": c.verdict, "verdict_detail": c.verdict_text,
+            "decided_by": c.decided_by, "decided_p95_ms": c.decided_p95, "classes": classes_text(c),
+            "explained_samples": c.samples.explained, "cell_seconds": c.seconds,
             "p50_ms": c.client.p50.value, "p50_low": c.client.p50.low, "p50_high": c.client.p50.high,
             "p95_ms": c.client.p95.value, "p95_low": c.client.p95.low, "p95_high": c.client.p95.high,
             "p99_ms": c.client.p99.value, "mean_ms": c.client.mean,
@@ -105,7 +155,7 @@ class PlanDiff:
 
     @property
     def speedup(self) -> float:
-        return self.baseline.client.p95.value / max(self.best.client.p95.value, 1e-9)
+        return self.baseline.decided_p95 / max(self.best.decided_p95, 1e-9)
 
 
 def _facts(cell: Cell) -> list[str]:
@@ -118,7 +168,7 @@ def plan_diffs(res: Results) -> list[PlanDiff]:
     diffs = []
     for scenario in dict.fromkeys(c.scenario for c in res.cells):
         base = res.cell(scenario, "baseline")
-        best = min((c for c in res.cells if c.scenario == scenario), key=lambda c: c.client.p95.value)
+        best = min((c for c in res.cells if c.scenario == scenario), key=lambda c: c.decided_p95)
         if base is None or best.variant == "baseline":
             continue
         before, after = _facts(base), _facts(best)
@@ -145,13 +195,21 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         "flips": [c for c in res.cells if c.stability and c.stability.flipped],
         "figures": {name: path.name for name, path in figures.items()},
         "total_seconds": sum(res.phase_seconds.values()),
+        "method": method(res), "conditions": conditions(res),
+        "explained": f"the first {res.protocol.explain_samples} samples"
+                     if res.protocol and res.protocol.explain_samples else "every sample",
+        "busy": bool(res.conditions and res.conditions.busy),
+        "concurrent": bool(res.conditions and res.conditions.lock != "held"),
+        # Scale datasets have one class: power users (this many times an ordinary user's tasks in the
+        # shipped profiles) reach a crossing when ordinary users have 1/factor of it.
+        "power_factor": PROFILES["default"].power_user_factor,
     }
 
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ms=ms, size=size, median=median)
+    env.filters.update(ms=ms, size=size, median=median, interval=interval, classes=classes_text)
     env.globals["mark"] = {"pass": "✓ pass", "fail": "✗ fail", "inconclusive": "? inconclusive"}
     return env
 

@@ -75,20 +75,22 @@ def latency(res: Results, path: Path) -> Path:
 
 
 def heatmap(res: Results, path: Path) -> Path:
-    """Scenario × variant, colour = client p95 ÷ SLA (log scale, white at 1), with the ratio and a
-    ✓ / ✗ / ? mark written in every cell."""
+    """Scenario × variant, colour = client p95 ÷ SLA of the class that decided the cell (log scale,
+    white at 1), with the ratio, a ✓ / ✗ / ? mark and that class written in every cell."""
     scenarios, variants = _order(res)
     ratios = [[_ratio(res.cell(s, v)) for v in variants] for s in scenarios]
     logs = [[math.log10(r) if r else math.nan for r in row] for row in ratios]
     finite = [x for row in logs for x in row if not math.isnan(x)] or [0.0]
     span = max(abs(min(finite)), abs(max(finite)), 0.5)
-    fig, ax = plt.subplots(figsize=(1.1 * len(variants) + 3.5, 0.42 * len(scenarios) + 2))
+    fig, ax = plt.subplots(figsize=(1.35 * len(variants) + 3.5, 0.42 * len(scenarios) + 2.2))
     image = ax.imshow(logs, cmap="RdYlGn_r", norm=TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span), aspect="auto")
     for i, s in enumerate(scenarios):
         for j, v in enumerate(variants):
             cell, r = res.cell(s, v), ratios[i][j]
             if cell is not None and r is not None:
-                ax.text(j, i, f"{r:.2g} {_MARK[cell.verdict]}", ha="center", va="center", fontsize=8)
+                # Which class decided, where there are several: "✗ power" is a fail the power users made.
+                who = f" {cell.decided_by}" if len(cell.classes) > 1 else ""
+                ax.text(j, i, f"{r:.2g} {_MARK[cell.verdict]}{who}", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=9)
     ax.set_yticks(range(len(scenarios)), [f"{s} ({res.cell(s, variants[0]).sla_ms:.0f} ms)"
                                           if res.cell(s, variants[0]) else s for s in scenarios], fontsize=9)
@@ -96,14 +98,15 @@ def heatmap(res: Results, path: Path) -> Path:
     ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if -span <= t <= span]
     bar.set_ticks(ticks, labels=[f"{10 ** t:g}×" for t in ticks])
     bar.set_label("client p95 ÷ SLA (log)")
-    ax.set_title("p95 ÷ SLA per scenario and variant (< 1 meets the SLA; ✓ pass, ✗ fail, ? inconclusive)",
+    ax.set_title("p95 ÷ SLA of the class that decided each cell, named beside the verdict\n"
+                 "(< 1 meets the SLA; ✓ pass: the last class to pass, ✗ fail: the first to fail, ? inconclusive)",
                  fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def _ratio(cell: Cell | None) -> float | None:
-    return cell.client.p95.value / cell.sla_ms if cell else None
+    return cell.decided_p95 / cell.sla_ms if cell else None
 
 
 @dataclass
@@ -111,7 +114,7 @@ class _Point:
     variant: str
     size_mb: float
     wal_ratio: float | None  # WAL bytes per write statement against the baseline variant's
-    worst: float  # worst client p95 ÷ SLA over the variant's cells
+    worst: float  # worst client p95 ÷ SLA over the variant's cells (each cell's deciding class)
     passed: int
     cells: int
 
@@ -122,7 +125,7 @@ def _points(res: Results) -> list[_Point]:
         cells = [c for c in res.cells if c.variant == v.name]
         if cells:
             points.append(_Point(v.name, v.index_size_bytes / 1e6, wal_ratio(res, v.name),
-                                 max(c.client.p95.value / c.sla_ms for c in cells),
+                                 max(c.decided_p95 / c.sla_ms for c in cells),
                                  sum(c.verdict == "pass" for c in cells), len(cells)))
     return points
 
