@@ -13,7 +13,7 @@ CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --quiet
 # `check` measures a variant again before a time regression in it may fail the build.
 CHECK_COMPARE := --factor 2
 
-.PHONY: install bench test check baseline gate-proof seed-bench seed-bench-network validate scale load bench-pytest clean distclean
+.PHONY: install bench test check baseline gate-proof seed-bench seed-bench-network validate scale load bench-pytest docs clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ seed-bench-network: $(STAMP)  ## seed-bench over loopback TCP, then a unix socke
 	$(BIN)/python -W ignore tools/loopback_server.py sh -c '\
 	  echo "== loopback TCP"; $(BIN)/taskbench seed-bench --server-side --quiet --database-url "$$TCP_URL" $(ARGS) && \
 	  echo "== unix socket"; $(BIN)/taskbench seed-bench --server-side --quiet --database-url "$$SOCKET_URL" $(ARGS)'
+
+docs: $(STAMP)  ## regenerate docs/commands.md from the CLI (tests/test_docs.py fails while it is stale)
+	$(BIN)/python tools/cli_reference.py
 
 clean:  ## remove generated reports (keeps the committed baseline), pytest-benchmark saves and caches
 	rm -rf reports/2* reports/latest reports/check .pytest_cache .benchmarks
