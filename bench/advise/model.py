@@ -1,0 +1,133 @@
+"""``advice.json``: what an advise run found, next to the ``results.json`` of its final comparison
+run (one directory). The advise report is rendered from the two."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+ADVICE_FILE = "advice.json"
+
+
+class Hypo(BaseModel):
+    size_bytes: int  # HypoPG's estimate
+    used_by: list[str]  # scenarios whose estimated plan used the hypothetical index
+    cost_without: dict[str, float]
+    cost_with: dict[str, float]
+
+
+class CandidateInfo(BaseModel):
+    name: str
+    table: str
+    using: str
+    ddl: str
+    extensions: list[str]
+    serves: dict[str, int]  # scenario -> score (see candidates.score)
+    sources: list[str]
+    screened: bool  # built alone in the screening phase
+    size_bytes: int | None = None  # measured, once built
+    build_seconds: float | None = None
+    plans: list[str] = []  # scenarios whose measured plan used it when screened
+    hypo: Hypo | None = None
+
+
+class CostsInfo(BaseModel):
+    index_bytes: int
+    build_seconds: float
+    wal_per_write: float | None
+    write_p95_ms: float | None
+    objective: float
+
+
+class TrialInfo(BaseModel):
+    number: int
+    purpose: str
+    indexes: list[str]
+    measured: list[str]
+    builds: int
+    seconds: float
+    failing: list[str] | None  # None: not every scenario known for this set
+    worst_ratio: float | None  # worst p95 ÷ SLA over every scenario (None: not every scenario known)
+    costs: CostsInfo | None
+
+
+class StepInfo(BaseModel):
+    phase: str
+    candidate: str | None
+    trial: int
+    note: str
+
+
+class Miss(BaseModel):
+    scenario: str
+    why: str
+
+
+class Contender(BaseModel):
+    """One index set of the final comparison (all measured in one run, same options)."""
+    variant: str
+    description: str
+    statements: list[str]
+    costs: CostsInfo
+    worst_ratio: float  # worst p95 (of any user class) ÷ the scenario's SLA
+    worst_scenario: str
+    misses: list[Miss]  # scenarios not passing with headroom, and why
+
+
+class Point(BaseModel):
+    label: str
+    worst_ratio: float
+    index_bytes: int
+    wal_per_write: float | None
+    build_seconds: float
+    front: bool  # on the Pareto front (no other point is at least as good on all four, better on one)
+
+
+class WriterStats(BaseModel):
+    statements: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+class DeployInfo(BaseModel):
+    index: str
+    table: str
+    build_s: float
+    concurrent_build_s: float
+    writers: int
+    before: WriterStats | None
+    during_build: WriterStats | None
+    during_concurrent_build: WriterStats | None
+    blocked_ms: float | None
+
+
+class Settings(BaseModel):
+    headroom: float
+    measured_tasks_per_user: int  # the largest user class's size in the dataset (power users)
+    target_tasks_per_user: int
+    growth: dict[str, float]  # scenario -> p95 growth factor to the target size
+    growth_source: str
+    effective_sla_ms: dict[str, float]  # SLA ÷ (headroom × growth): what the search must meet
+    objective: str
+    max_builds: int | None
+    time_budget_s: float | None
+    hypopg: str  # used, or why not
+
+
+class Advice(BaseModel):
+    run_id: str  # the final comparison run's
+    dataset: str
+    settings: Settings
+    candidates: list[CandidateInfo]
+    trials: list[TrialInfo]
+    steps: list[StepInfo]
+    failing_at_baseline: list[str]
+    advised: list[str]  # candidate names
+    advised_ddl: list[str]
+    stopped: str | None
+    real_builds: int  # indexes built by the search's trials (the final run and deploy not counted)
+    contenders: list[Contender]
+    pareto: list[Point]
+    deploy: list[DeployInfo]
+    shipped: dict[str, str]  # form -> file written
+    seconds: dict[str, float]  # wall seconds per phase, and total

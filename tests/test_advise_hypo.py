@@ -1,0 +1,45 @@
+"""HypoPG screening, on Debian's PostgreSQL 15 with its HypoPG package (the embedded wheel has no
+HypoPG): B-tree candidates the planner would not use are not built, and the report sets the
+hypothetical size and plan of each beside the real build's."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bench.advise.run import FINAL_RUN, AdviseOptions, advise
+from bench.targets import schema
+from bench.targets.target import open_target
+from seed.load import seed_database
+from tests.support import TINY
+from tools.loopback_server import loopback_server
+
+DEBIAN = Path("/usr/lib/postgresql/15/bin")
+HYPOPG = Path("/usr/share/postgresql/15/extension/hypopg.control")
+
+pytestmark = pytest.mark.skipif(not (DEBIAN / "postgres").exists() or not HYPOPG.exists(),
+                                reason="needs Debian's PostgreSQL 15 with HypoPG (apt-get install postgresql-15 "
+                                       "postgresql-15-hypopg); the embedded wheel has no HypoPG")
+
+
+def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalog, tmp_path):
+    with loopback_server(bin_dir=DEBIAN) as urls:
+        target = open_target(urls["SOCKET_URL"], "tbhypo")
+        schema.claim_database(target)
+        seed_database(target, TINY)
+        options = AdviseOptions(headroom=1.5, deploy=False, concurrent=True,
+                                final_run=replace(FINAL_RUN, cold_samples=0, stability_rounds=0))
+        run_dir, advice = advise(target, catalog, options, tmp_path)
+    assert advice.settings.hypopg.startswith("used")
+    screened = [c for c in advice.candidates if c.hypo is not None]
+    assert screened and all(c.using == "btree" and c.hypo.size_bytes > 0 for c in screened)
+    assert all(c.using == "btree" for c in advice.candidates if c.hypo is not None)
+    # a B-tree the planner would use for nothing it serves is never built
+    unused = [c for c in screened if not c.hypo.used_by]
+    assert all(not c.screened for c in unused)
+    built = [c for c in screened if c.size_bytes is not None]
+    assert built
+    report = (run_dir / "advise.md").read_text()
+    assert "## HypoPG: hypothetical against real" in report
+    for c in built:
+        assert f"| {c.name} |" in report and f"{c.size_bytes / c.hypo.size_bytes:.2f}" in report
