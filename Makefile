@@ -61,6 +61,11 @@ load: $(STAMP)  ## the default mix under 4 concurrent clients for 10 s (recommen
 	$(BIN)/taskbench seed --quiet
 	$(BIN)/taskbench load $(ARGS)
 
+.PHONY: advise
+advise: $(STAMP)  ## the cheapest index set meeting every SLA with headroom (default profile, real builds): variant, models, Alembic migration
+	$(BIN)/taskbench seed --quiet
+	$(BIN)/taskbench advise $(ARGS)
+
 bench-pytest: $(STAMP)  ## every scenario x variant as a pytest-benchmark benchmark, saved under .benchmarks/
 	$(BIN)/python -m pytest benchmarks --benchmark-autosave $(ARGS)
 
