@@ -1,11 +1,22 @@
 """A stand-in for the Neon API v2 on loopback, for the tests (Neon itself cannot be reached here).
 
 It follows the documented request and response shapes of the endpoints taskbench uses (branches,
-operations, databases, roles, endpoints, connection_uri; Bearer auth; 401, 404 and 429 with
-Retry-After) and hands out connection URIs of the embedded PostgreSQL. A branch is a set of
-databases on that server named ``<branch id>__<database>``; creating a child copies the parent's
-databases (CREATE DATABASE ... TEMPLATE), which is what a copy-on-write branch looks like from a
-client. Operations report ``running`` on their first poll and ``finished`` after.
+operations, databases, roles, endpoints, connection_uri; Bearer auth; 401, 404) and hands out
+connection URIs of the embedded PostgreSQL. A branch is a set of databases on that server named
+``<branch id>__<database>``; creating a child copies the parent's databases (CREATE DATABASE ...
+TEMPLATE), which is what a copy-on-write branch looks like from a client.
+
+It behaves as Neon documents, so the client's handling of it is tested end to end:
+- an operation runs for ``operation_seconds``, and while one runs every request that would start
+  another (POST, PATCH, DELETE) is answered 423 Locked: Neon serialises a project's operations;
+- 429 comes without Retry-After, which Neon does not document;
+- it refuses what Neon refuses in the requests taskbench sends: compute sizes Neon does not offer or
+  the plan (``max_cu``) does not allow, min above max, an autoscaling range over 8 CU, a suspend
+  timeout outside 0, -1 and 60-604800 s, a branch name of 0 or over 256 characters or one already
+  taken, an expiry without time zone, in the past or over 30 days ahead, a child of an expiring
+  branch, a second read_write compute on a branch, and deleting the default branch or a parent.
+These rules are written down here from Neon's documentation, independently of the client's own
+checks: a shared rule would let a mistake in it pass on both sides.
 """
 
 from __future__ import annotations
@@ -14,7 +25,8 @@ import json
 import re
 import secrets
 import threading
-from datetime import datetime, timezone
+import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,22 +35,28 @@ import psycopg
 from sqlalchemy.engine import URL
 
 PASSWORD = "standin-S3cret-pw"  # trust auth ignores it; tests check it never leaks
+# neon.com/docs/manage/computes, "Compute size and autoscaling configuration"
+NEON_CU = frozenset({0.25, 0.5, *range(1, 17), *range(18, 57, 2)})
+AUTOSCALING_MAX_CU = 16
+AUTOSCALING_SPAN_CU = 8
 
 
 class NeonStandIn:
-    def __init__(self, server: URL, api_key: str, project_id: str = "proj-standin") -> None:
+    def __init__(self, server: URL, api_key: str, project_id: str = "proj-standin", max_cu: float = 16) -> None:
         self.server = server  # the embedded server, any database
         self.api_key = api_key
         self.project_id = project_id
+        self.max_cu = max_cu  # the plan's largest fixed compute (16: Launch)
         self.role = server.username or "postgres"
         self.tag = secrets.token_hex(2)  # this instance's databases, for the final clean-up
         self.branches: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
+        self.operation_seconds = 0.2
         self.log: list[tuple[str, str, int, Any]] = []  # method, path, status, request body
         self.throttled = 0  # the next N requests answer 429
         self.unavailable: dict[str, int] = {}  # method → the next N requests of it answer 503
-        self.retry_after = "1"
+        self.unanswered: dict[str, int] = {}  # method → the next N requests of it are done, the answer lost
         self.lock = threading.RLock()
         main = self._new_branch("main", None, default=True)
         self._create_database(main["id"], "neondb")
@@ -59,6 +77,14 @@ class NeonStandIn:
     def branch_named(self, name: str) -> dict[str, Any] | None:
         return next((b for b in self.branches.values() if b["name"] == name), None)
 
+    def calls(self, since: int = 0) -> list[str]:
+        """The requests logged since entry ``since`` as "METHOD route", ids left out, to be counted."""
+        def route(path: str) -> str:
+            path = re.sub(r"/br-[0-9a-f-]+", "/{branch}", path.removeprefix(f"/api/v2/projects/{self.project_id}"))
+            return re.sub(r"/operations/[0-9a-f]+", "/operations/{id}", path)
+
+        return [f"{method} {route(path)}" for method, path, _, _ in self.log[since:]]
+
     def databases_of(self, branch_id: str) -> list[str]:
         prefix = _db_prefix(branch_id)
         with self._admin() as conn:
@@ -75,7 +101,7 @@ class NeonStandIn:
 
     def _new_branch(self, name: str, parent_id: str | None, default: bool = False) -> dict[str, Any]:
         branch_id = f"br-{self.tag}-{secrets.token_hex(3)}"
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         branch = {"id": branch_id, "project_id": self.project_id, "name": name, "parent_id": parent_id,
                   "current_state": "ready", "default": default, "protected": False, "created_at": now,
                   "updated_at": now}
@@ -95,9 +121,25 @@ class NeonStandIn:
 
     def _operation(self, action: str, branch_id: str, endpoint_id: str | None = None) -> dict[str, Any]:
         op = {"id": secrets.token_hex(8), "project_id": self.project_id, "branch_id": branch_id,
-              "endpoint_id": endpoint_id, "action": action, "status": "running", "polls": 0}
+              "endpoint_id": endpoint_id, "action": action, "status": "running",
+              "done_at": time.monotonic() + self.operation_seconds}
         self.operations[op["id"]] = op
         return _public(op)
+
+    def settle(self) -> None:
+        """Wait until no operation runs, for a test whose impatient client must not meet a 423."""
+        while True:
+            with self.lock:
+                if not self._running():
+                    return
+            time.sleep(0.05)
+
+    def _running(self) -> bool:
+        now = time.monotonic()
+        for op in self.operations.values():
+            if op["status"] == "running" and now >= op["done_at"]:
+                op["status"] = "finished"
+        return any(op["status"] == "running" for op in self.operations.values())
 
     def _create_database(self, branch_id: str, name: str, template: str | None = None) -> None:
         with self._admin() as conn:
@@ -117,13 +159,22 @@ class NeonStandIn:
             return 404, {"code": "", "message": "project not found"}
         route = m.group(2)
         with self.lock:
+            if method != "GET" and self._running():
+                return 423, {"code": "", "message": "project already has running conflicting operations, "
+                                                    "scheduling of new ones is prohibited"}
             if method == "GET" and route == "/branches":
                 found = [b for b in self.branches.values() if query.get("search", "") in b["name"]]
                 return 200, {"branches": found}
             if method == "POST" and route == "/branches":
                 return self._create_branch(body or {})
+            if method == "GET" and route == "/endpoints":
+                return 200, {"endpoints": list(self.endpoints.values())}
             if method == "POST" and route == "/endpoints":
                 spec = (body or {}).get("endpoint", {})
+                if spec.get("branch_id") not in self.branches:
+                    return 404, {"code": "", "message": "branch not found"}
+                if problem := self._endpoint_problem(spec, spec["branch_id"]):
+                    return problem
                 endpoint = self._new_endpoint(spec["branch_id"], spec)
                 return 201, {"endpoint": endpoint, "operations": [self._operation("start_compute", spec["branch_id"],
                                                                                     endpoint["id"])]}
@@ -143,7 +194,23 @@ class NeonStandIn:
         parent_id = spec.get("parent_id") or next(b["id"] for b in self.branches.values() if b["default"])
         if parent_id not in self.branches:
             return 404, {"code": "", "message": "parent branch not found"}
-        branch = self._new_branch(spec.get("name") or f"br-{secrets.token_hex(3)}", parent_id)
+        name = spec.get("name") or f"br-{secrets.token_hex(3)}"
+        if not 1 <= len(name) <= 256:
+            return 400, {"code": "", "message": "branch name must have 1 to 256 characters"}
+        if self.branch_named(name):
+            return 409, {"code": "", "message": f'branch already exists; branch_name:"{name}"'}
+        if self.branches[parent_id].get("expires_at"):
+            return 400, {"code": "", "message": "cannot create a branch from a branch with an expiration"}
+        if "expires_at" in spec and (problem := _expiry_problem(spec["expires_at"])):
+            return 400, {"code": "", "message": problem}
+        if sum(e.get("type") == "read_write" for e in body.get("endpoints", [])) > 1:
+            return 400, {"code": "", "message": "a branch can have only one read_write endpoint"}
+        for endpoint in body.get("endpoints", []):
+            if problem := self._endpoint_problem(endpoint):
+                return problem
+        branch = self._new_branch(name, parent_id)
+        if "expires_at" in spec:
+            branch["expires_at"] = spec["expires_at"]
         for database in self.databases_of(parent_id):
             self._create_database(branch["id"], database, template=self.physical_name(parent_id, database))
         endpoints = [self._new_endpoint(branch["id"], e) for e in body.get("endpoints", [])]
@@ -158,12 +225,38 @@ class NeonStandIn:
                      "roles": [{"branch_id": branch["id"], "name": self.role, "protected": False}],
                      "databases": [self._database(branch["id"], d) for d in databases], "connection_uris": uris}
 
+    def _endpoint_problem(self, spec: dict[str, Any],
+                          branch_id: str | None = None) -> tuple[int, dict[str, Any]] | None:
+        """Neon's answer to an endpoint it refuses, else None."""
+        def bad(message: str) -> tuple[int, dict[str, Any]]:
+            return 400, {"code": "", "message": message}
+
+        if spec.get("type") not in ("read_write", "read_only"):
+            return bad(f"endpoint type must be read_write or read_only, not {spec.get('type')!r}")
+        low, high = spec.get("autoscaling_limit_min_cu", 0.25), spec.get("autoscaling_limit_max_cu", 0.25)
+        for cu in (low, high):
+            if cu not in NEON_CU:
+                return bad(f"compute size {cu} CU is not one Neon offers")
+            if cu > self.max_cu:
+                return bad(f"compute size {cu} CU is above the plan's maximum of {self.max_cu:g} CU")
+        if low > high:
+            return bad("autoscaling_limit_min_cu must not be above autoscaling_limit_max_cu")
+        if low < high and (high > AUTOSCALING_MAX_CU or high - low > AUTOSCALING_SPAN_CU):
+            return bad(f"autoscaling goes up to {AUTOSCALING_MAX_CU} CU over a range of at most "
+                       f"{AUTOSCALING_SPAN_CU} CU")
+        timeout = spec.get("suspend_timeout_seconds", 0)
+        if timeout not in (0, -1) and not 60 <= timeout <= 604_800:
+            return bad("suspend_timeout_seconds must be 0, -1 or 60 to 604800")
+        if branch_id and spec["type"] == "read_write" and any(
+                e["branch_id"] == branch_id and e["type"] == "read_write" for e in self.endpoints.values()):
+            return 409, {"code": "", "message": "read-write endpoint already exists"}
+        return None
+
     def _poll(self, op_id: str) -> tuple[int, dict[str, Any]]:
         op = self.operations.get(op_id)
         if op is None:
             return 404, {"code": "", "message": "operation not found"}
-        op["polls"] += 1
-        op["status"] = "finished" if op["polls"] > 1 else "running"
+        self._running()  # brings the statuses up to date
         return 200, {"operation": _public(op)}
 
     def _branch_route(self, method: str, branch_id: str, sub: str, body: Any) -> tuple[int, dict[str, Any]]:
@@ -171,6 +264,8 @@ class NeonStandIn:
         if branch is None:
             return 404, {"code": "", "message": "branch not found"}
         if method == "DELETE" and not sub:
+            if branch["default"] or any(b["parent_id"] == branch_id for b in self.branches.values()):
+                return 400, {"code": "", "message": "cannot delete the default branch or a branch with children"}
             with self._admin() as conn:
                 for database in self.databases_of(branch_id):
                     conn.execute(f'DROP DATABASE "{self.physical_name(branch_id, database)}" WITH (FORCE)')
@@ -203,7 +298,23 @@ def _db_prefix(branch_id: str) -> str:
 
 
 def _public(op: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in op.items() if k != "polls"}
+    return {k: v for k, v in op.items() if k != "done_at"}
+
+
+def _expiry_problem(value: Any) -> str | None:
+    """What Neon says about an ``expires_at`` it refuses (neon.com/docs/guides/branch-expiration)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return f"expires_at must be an RFC 3339 timestamp, not {value!r}"
+    now = datetime.now(UTC)
+    if when.tzinfo is None:
+        return "expires_at needs a time zone (Z or an offset)"
+    if when <= now:
+        return "expires_at must be in the future"
+    if when > now + timedelta(days=30):
+        return "expires_at must be at most 30 days ahead"
+    return None
 
 
 def _handler(standin: NeonStandIn) -> type[BaseHTTPRequestHandler]:
@@ -216,25 +327,25 @@ def _handler(standin: NeonStandIn) -> type[BaseHTTPRequestHandler]:
             query = {k: v[0] for k, v in parse_qs(split.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            extra: dict[str, str] = {}
             if self.headers.get("Authorization") != f"Bearer {standin.api_key}":
                 status, payload = 401, {"code": "", "message": "authentication required"}
             elif standin.throttled:
                 standin.throttled -= 1
                 status, payload = 429, {"code": "", "message": "too many requests"}
-                extra["Retry-After"] = standin.retry_after
             elif standin.unavailable.get(method):
                 standin.unavailable[method] -= 1
                 status, payload = 503, {"code": "", "message": "service unavailable"}
             else:
                 status, payload = standin.handle(method, split.path, query, body)
             standin.log.append((method, split.path, status, body))
+            if standin.unanswered.get(method):
+                standin.unanswered[method] -= 1
+                self.close_connection = True  # done, but the client never hears of it
+                return
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            for key, value in extra.items():
-                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 

@@ -7,22 +7,26 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from bench import results as results_io
-from bench.errors import EXIT_DATABASE, EXIT_INPUT, EXIT_INTERRUPTED
-from bench.targets.neon import RUN_BRANCH_PREFIX, NeonClient, NeonError, NeonSettings, retry_after_seconds
-from bench.targets.provision import TargetSpec, dataset_home, measurement_target
+from bench.errors import EXIT_DATABASE, EXIT_INPUT, EXIT_INTERRUPTED, InputError
 from bench.measure.runner import RunOptions, run
+from bench.targets.neon import RUN_BRANCH_PREFIX, NeonClient, NeonError, NeonSettings, retry_after_seconds
+from bench.targets.provision import TargetSpec, dataset_home, measurement_target, measurement_targets
 from bench.targets.target import start_embedded
 from seed.load import seed_database
 from seed.profiles import get_profile
-
-from tests.support import DATA_DIR, ROOT
 from tests.neon_standin import PASSWORD, NeonStandIn
+from tests.support import DATA_DIR, ROOT
 
 KEY = "neon-test-key"
 PARENT = "taskbench-seeded-test"
@@ -53,6 +57,14 @@ def run_branches(standin) -> list[str]:
     return [b["name"] for b in standin.branches.values() if b["name"].startswith(RUN_BRANCH_PREFIX)]
 
 
+def hours_ahead(timestamp: str) -> float:
+    return (datetime.fromisoformat(timestamp) - datetime.now(UTC)) / timedelta(hours=1)
+
+
+def with_settings(spec: TargetSpec, **changes) -> TargetSpec:
+    return replace(spec, neon=replace(spec.neon, **changes))
+
+
 def test_seeding_creates_the_parent_branch_with_its_own_database(standin, spec):
     parent = standin.branch_named(PARENT)
     assert parent is not None and parent["parent_id"] == standin.branch_named("main")["id"]
@@ -79,6 +91,7 @@ def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalog, spec,
     assert body["branch"]["parent_id"] == standin.branch_named(PARENT)["id"]
     assert body["endpoints"] == [{"type": "read_write", "autoscaling_limit_min_cu": 0.5,
                                   "autoscaling_limit_max_cu": 0.5}]
+    assert 5.9 < hours_ahead(body["branch"]["expires_at"]) <= 6  # a killed run's branch deletes itself
     saved = results_io.save(res, tmp_path).read_text()
     assert PASSWORD not in saved and KEY not in saved
     assert sorted(standin.databases_of(standin.branch_named(PARENT)["id"])) == ["neondb", "taskbench"]
@@ -89,26 +102,25 @@ def test_the_branch_is_deleted_after_a_failure_mid_run(standin, catalog, spec):
         if done >= 1:
             raise RuntimeError("injected failure")
 
-    with pytest.raises(RuntimeError, match="injected"):
-        with measurement_target(spec) as target:
-            run(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK, fail_after_first_cell)
+    with pytest.raises(RuntimeError, match="injected"), measurement_target(spec) as target:
+        run(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK, fail_after_first_cell)
     assert run_branches(standin) == []
 
 
 def test_a_failed_delete_after_a_failed_run_keeps_the_runs_error_and_says_how_to_finish(standin, spec):
     notes: list[str] = []
     impatient = replace(spec, neon=replace(spec.neon, max_retries=1, max_wait=0.0))
-    with pytest.raises(RuntimeError, match="injected"):
-        with measurement_target(impatient, announce=notes.append):
-            standin.unavailable["DELETE"] = 2  # the delete and its one retry fail
-            raise RuntimeError("injected")
+    standin.settle()
+    with pytest.raises(RuntimeError, match="injected"), measurement_target(impatient, announce=notes.append):
+        standin.unavailable["DELETE"] = 2  # the delete and its one retry fail
+        raise RuntimeError("injected")
     (name,) = run_branches(standin)
     branch_id = standin.branch_named(name)["id"]
     assert any(n.startswith(f"deleting Neon branch {name}") for n in notes)
     assert f"neonctl branches delete {branch_id} --project-id {standin.project_id}" in notes[-1]
-    with pytest.raises(NeonError, match="HTTP 503"):  # when the run itself succeeded, a failed delete is the error
-        with measurement_target(impatient):
-            standin.unavailable["DELETE"] = 2
+    # when the run itself succeeded, a failed delete is the error
+    with pytest.raises(NeonError, match="HTTP 503"), measurement_target(impatient):
+        standin.unavailable["DELETE"] = 2
     assert standin.unavailable["DELETE"] == 0 and len(run_branches(standin)) == 2
     client = NeonClient(spec.neon)
     for leftover in run_branches(standin):
@@ -168,34 +180,56 @@ def test_the_branch_is_deleted_when_the_process_is_interrupted(standin, spec, tm
     assert not list(tmp_path.iterdir())  # no partial results
 
 
-def test_rate_limits_are_waited_out_as_retry_after_asks(standin, spec):
-    standin.throttled, standin.retry_after = 2, "1"
-    client = NeonClient(spec.neon)
-    started = time.monotonic()
+def test_rate_limits_without_retry_after_are_waited_out_exponentially_up_to_a_cap(standin, spec):
+    waits: list[float] = []
+    standin.throttled = 5  # answered 429 without Retry-After, as Neon does
+    client = NeonClient(replace(spec.neon, max_wait=4.0), sleep=waits.append)
     assert client.find_branch(PARENT) is not None
-    elapsed = time.monotonic() - started
     client.close()
-    assert [s for _, _, s, _ in standin.log[-3:]] == [429, 429, 200]
-    assert 2.0 <= elapsed < 10
+    assert [s for _, _, s, _ in standin.log[-6:]] == [429] * 5 + [200]
+    assert waits == [1, 2, 4, 4, 4]
 
 
 def test_rate_limiting_that_never_ends_is_a_clear_error(standin, spec):
-    standin.throttled, standin.retry_after = 3, "0"
-    client = NeonClient(replace(spec.neon, max_retries=2))
+    standin.throttled = 3
+    client = NeonClient(replace(spec.neon, max_retries=2), sleep=lambda seconds: None)
     with pytest.raises(NeonError, match="rate-limiting"):
         client.find_branch(PARENT)
     client.close()
     standin.throttled = 0
 
 
+def test_a_locked_project_is_waited_out_until_its_operation_has_finished(standin, spec):
+    """Neon runs one operation per project at a time and answers 423 Locked to a request that would
+    start another: the client backs off exponentially until the first has finished."""
+    standin.settle()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    client = NeonClient(spec.neon, sleep=sleep)
+    standin.operation_seconds = 1.5
+    try:  # a create that is not waited for keeps its operation running for 1.5 s
+        held = client.request("POST", "/branches", json={"branch": {"name": "lock-holder"}})
+        mark = len(standin.log)
+        client.delete_branch(held["branch"]["id"])
+    finally:
+        standin.operation_seconds = 0.2
+        client.close()
+    assert [s for _, _, s, _ in standin.log[mark:]] == [423, 423, 200]
+    assert waits == [1, 2] and standin.branch_named("lock-holder") is None
+
+
 def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, tmp_path):
     before = set(standin.branches)
     bad = replace(spec, neon=replace(spec.neon, api_key="expired-key"))
-    with pytest.raises(NeonError, match="refused the API key"):
-        with measurement_target(bad):
-            pass
+    with pytest.raises(NeonError, match="refused the API key"), measurement_target(bad):
+        pass
     proc = subprocess.run([sys.executable, "-m", "bench", "bench", "--target", "neon", "--reports-dir", str(tmp_path)],
-                          cwd=ROOT, env=_cli_env(standin, "expired-key"), capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, env=_cli_env(standin, "expired-key"), capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == EXIT_DATABASE
     assert proc.stderr.strip().startswith("taskbench: error: the Neon API refused the API key (HTTP 401")
     assert "Traceback" not in proc.stderr and "expired-key" not in proc.stderr
@@ -205,15 +239,14 @@ def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, 
 def test_neon_needs_its_key_and_project(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("NEON_API_KEY", "NEON_PROJECT_ID")}
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "--target", "neon"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == EXIT_INPUT and "NEON_API_KEY" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_missing_parent_branch_says_to_seed_first(standin, spec):
     other = replace(spec, neon=replace(spec.neon, parent="never-seeded"))
-    with pytest.raises(NeonError, match="seed it first"):
-        with measurement_target(other):
-            pass
+    with pytest.raises(NeonError, match="seed it first"), measurement_target(other):
+        pass
     assert standin.branch_named("never-seeded") is None
 
 
@@ -225,6 +258,199 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds(None, attempt=3, cap=60) == 8
     assert retry_after_seconds("soon", attempt=1, cap=60) == 2
     assert "s3cret-api-key" not in repr(NeonSettings(api_key="s3cret-api-key", project_id="p"))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"compute_cu": 0.1}, "--neon-compute 0.1: Neon computes are 0.25, 0.5 or whole CUs"),
+    ({"compute_cu": 1.5}, "--neon-compute 1.5"),
+    # a size Neon offers, above the setting's maximum
+    ({"compute_cu": 12}, "--neon-compute 12: Neon computes are 0.25, 0.5 or whole CUs (even above 16), here up to 8"),
+    ({"compute_cu": 17, "max_compute_cu": 56}, "--neon-compute 17"),  # above 16 only even sizes
+    ({"max_compute_cu": 60}, "--neon-max-compute 60 is not a Neon compute size"),
+    ({"suspend_timeout": 30}, "--neon-suspend-timeout 30: Neon takes 0 (its default), -1 (never suspend) or 60-"),
+    ({"suspend_timeout": -2}, "--neon-suspend-timeout -2"),
+    ({"suspend_timeout": 604_801}, "--neon-suspend-timeout 604801"),
+    ({"branch": ""}, "--neon-branch must have 1 to 256 characters"),
+    ({"expiry_hours": 24 * 31}, "0 (none) to 720 hours"),
+])
+def test_settings_neon_would_refuse_are_refused_before_any_request(changes, message):
+    with pytest.raises(InputError) as info:
+        NeonSettings(api_key=KEY, project_id="p", **changes)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("changes", [{"compute_cu": 0.25}, {"compute_cu": 8}, {"compute_cu": 18, "max_compute_cu": 56},
+                                     {"suspend_timeout": -1}, {"suspend_timeout": 60}, {"suspend_timeout": 604_800},
+                                     {"expiry_hours": 0}])
+def test_settings_neon_takes_are_taken(changes):
+    NeonSettings(api_key=KEY, project_id="p", **changes)
+
+
+def test_the_cli_refuses_a_compute_size_neon_would_refuse_in_one_line(standin, spec, tmp_path):
+    before = len(standin.log)
+    for option in (["--neon-compute", "0.1"], ["--neon-compute", "3.5"], ["--neon-suspend-timeout", "30"]):
+        proc = subprocess.run([sys.executable, "-m", "bench", "run", "--target", "neon", "--neon-parent", PARENT,
+                               *option, "--reports-dir", str(tmp_path)], cwd=ROOT, env=_cli_env(standin),
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == EXIT_INPUT, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert line.startswith(f"taskbench: error: {' '.join(option)}: Neon ")
+    assert len(standin.log) == before  # refused before any request
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 0.3, "autoscaling_limit_max_cu": 0.3}]},
+     400, "compute size 0.3 CU is not one Neon offers"),
+    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 2, "autoscaling_limit_max_cu": 1}]},
+     400, "autoscaling_limit_min_cu must not be above"),
+    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 1, "autoscaling_limit_max_cu": 10}]},
+     400, "range of at most 8 CU"),
+    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 32, "autoscaling_limit_max_cu": 32}]},
+     400, "above the plan's maximum of 16 CU"),
+    ({"endpoints": [{"type": "read_write", "suspend_timeout_seconds": 30}]}, 400, "suspend_timeout_seconds must be"),
+    ({"branch": {"name": "x" * 257}}, 400, "branch name must have 1 to 256 characters"),
+    ({"branch": {"name": PARENT}}, 409, "branch already exists"),
+    ({"branch": {"name": "late", "expires_at": "2001-01-01T00:00:00Z"}}, 400, "expires_at must be in the future"),
+    ({"branch": {"name": "far", "expires_at": "2999-01-01T00:00:00Z"}}, 400, "at most 30 days ahead"),
+    ({"branch": {"name": "naive", "expires_at": "2999-01-01T00:00:00"}}, 400, "expires_at needs a time zone"),
+])
+def test_the_standin_refuses_what_neon_refuses(standin, spec, body, status, message):
+    standin.settle()
+    client = NeonClient(spec.neon)
+    before = set(standin.branches)
+    with pytest.raises(NeonError, match=message) as info:
+        client.request("POST", "/branches", json=body)
+    client.close()
+    assert info.value.status == status and set(standin.branches) == before
+
+
+def test_a_size_above_the_plan_is_refused_by_neon_and_leaves_nothing(standin, spec):
+    """The plan's maximum is a setting (the API does not tell it); set too high, Neon's refusal is the
+    error, and since Neon answered no, no branch of that name is looked for or deleted."""
+    standin.settle()
+    notes: list[str] = []
+    big = with_settings(spec, compute_cu=32, max_compute_cu=56, branch="taskbench-run-too-big")
+    mark = len(standin.log)
+    with pytest.raises(NeonError, match="above the plan's maximum of 16 CU"), measurement_target(big, notes.append):
+        pass
+    assert standin.branch_named("taskbench-run-too-big") is None and notes == []
+    assert "GET /branches" not in standin.calls(mark)[standin.calls(mark).index("POST /branches"):]
+
+
+def test_a_given_branch_name_is_used_and_a_taken_one_refused(standin, spec):
+    named = with_settings(spec, branch="taskbench-run-pr-7-123-1")
+    with measurement_target(named):
+        assert run_branches(standin) == ["taskbench-run-pr-7-123-1"]
+        with pytest.raises(InputError, match="Neon branch taskbench-run-pr-7-123-1 already exists"), \
+                measurement_target(named):
+            pass
+    assert run_branches(standin) == []
+
+
+def test_a_sharded_run_gets_one_fixed_size_expiring_branch_per_shard_served_at_once(standin, spec):
+    standin.settle()
+    notes: list[str] = []
+    mark = len(standin.log)
+    with measurement_targets(with_settings(spec, branch=f"{RUN_BRANCH_PREFIX}shards"), 3, notes.append) as targets:
+        names = run_branches(standin)
+        assert names == [f"{RUN_BRANCH_PREFIX}shards-{i}" for i in (1, 2, 3)]
+        assert len({t.database for t in targets}) == 3
+        for name in names:
+            branch = standin.branch_named(name)
+            (endpoint,) = [e for e in standin.endpoints.values() if e["branch_id"] == branch["id"]]
+            assert endpoint["autoscaling_limit_min_cu"] == endpoint["autoscaling_limit_max_cu"] == 0.5
+            assert 5.9 < hours_ahead(branch["expires_at"]) <= 6
+
+        def count_slowly(target) -> int:
+            with psycopg.connect(target.libpq_conninfo()) as conn:
+                return conn.execute("SELECT count(*) FROM tasks, pg_sleep(1)").fetchone()[0]
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(3) as pool:
+            counts = list(pool.map(count_slowly, targets))
+        assert time.monotonic() - started < 2.5  # three 1 s queries, at once
+        assert counts[0] > 0 and len(set(counts)) == 1  # each a copy of the seeded parent
+    assert run_branches(standin) == []
+    assert [n.split()[0] for n in notes] == ["created"] * 3 + ["deleting", "deleted"] * 3
+    # API calls of this life cycle, as the stand-in counted them (423 retries included)
+    calls = Counter(standin.calls(mark))
+    answered = Counter(c for c, (_, _, status, _) in zip(standin.calls(mark), standin.log[mark:], strict=True)
+                       if status < 400)
+    assert answered["POST /branches"] == 3 and answered["DELETE /branches/{branch}"] == 3
+    assert answered["GET /connection_uri"] == 6 and answered["GET /endpoints"] == 1
+    assert calls["GET /branches/{branch}/roles"] == 1  # the parent's: a child's come with its create response
+    assert answered["GET /operations/{id}"] >= 6  # two operations per create, polled until finished
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
+def test_a_sharded_creation_interrupted_after_two_of_three_leaves_no_branch(standin, spec, interruption):
+    notes: list[str] = []
+
+    def announce(note: str) -> None:
+        notes.append(note)
+        if sum(n.startswith("created") for n in notes) == 2 and note.startswith("created"):
+            raise interruption("injected")
+
+    with pytest.raises(interruption, match="injected"), measurement_targets(spec, 3, announce):
+        pass
+    assert run_branches(standin) == []
+    assert [n.split()[0] for n in notes] == ["created"] * 2 + ["deleting", "deleted"] * 2
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_name_and_deleted(standin, spec):
+    notes: list[str] = []
+
+    def announce(note: str) -> None:
+        notes.append(note)
+        if note.startswith("created"):
+            standin.unanswered["POST"] = 1  # the next create is made, but its answer never arrives
+
+    with pytest.raises(NeonError, match="cannot reach the Neon API"), measurement_targets(spec, 3, announce):
+        pass
+    assert run_branches(standin) == [] and standin.unanswered["POST"] == 0
+    assert sum(n.startswith("deleted") for n in notes) == 2  # the first by its id, the second by its name
+
+
+@pytest.mark.parametrize("allowance", ["max_branches", "max_active_computes"])
+def test_a_sharded_run_above_the_allowance_is_refused_before_anything_is_created(standin, spec, allowance):
+    branches = len(standin.branches)
+    active = sum(e["current_state"] == "active" for e in standin.endpoints.values())  # main has none here
+    tight = {"max_branches": branches + 2, "max_active_computes": active + 2}[allowance]
+    mark = len(standin.log)
+    with pytest.raises(InputError) as info, measurement_targets(with_settings(spec, **{allowance: tight}), 3):
+        pass
+    limits = {"max_branches": 10, "max_active_computes": 20, allowance: tight}
+    assert str(info.value) == (
+        f"3 Neon branches would exceed the project's allowance: it has {branches} of {limits['max_branches']} "
+        f"branches and {active} of {limits['max_active_computes']} active computes (the default branch's not "
+        f"counted), and 3 more would make {branches + 3} and {active + 3}; nothing was created")
+    assert all(c.startswith("GET ") for c in standin.calls(mark)) and len(standin.branches) == branches
+
+
+def test_ctrl_c_while_shard_branches_are_created_deletes_them(standin, spec):
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        from bench.targets.neon import NeonClient, NeonSettings, run_branches
+        settings = NeonSettings(api_key=os.environ["NEON_API_KEY"], project_id=os.environ["NEON_PROJECT_ID"],
+                                api_url=os.environ["NEON_API_URL"], parent={PARENT!r}, compute_cu=0.5)
+        try:
+            with run_branches(NeonClient(settings), "taskbench", 3, lambda note: print(note, flush=True)):
+                time.sleep(60)
+        except KeyboardInterrupt:
+            sys.exit(130)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=_cli_env(standin), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    created = 0
+    while created < 2:  # the second is created: its operations are being waited for
+        line = proc.stdout.readline()
+        assert line, proc.communicate()
+        created += line.startswith("created")
+    proc.send_signal(signal.SIGINT)
+    rest, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert rest.count("deleted Neon branch") == 2 and "created" not in rest
+    assert run_branches(standin) == []
 
 
 def test_settings_do_not_leak_the_key_in_errors(standin, spec):

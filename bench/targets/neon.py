@@ -1,7 +1,7 @@
 """Neon branches through the Neon API v2: the parent branch that holds the seeded dataset, and the
-copy-on-write child branch each run measures on, deleted whatever happens.
+copy-on-write child branches a run measures on (one, or one per shard), deleted whatever happens.
 
-Only documented endpoints are used (``/projects/{id}/branches``, ``/operations/{id}``,
+Only documented endpoints are used (``/projects/{id}/branches``, ``/endpoints``, ``/operations/{id}``,
 ``/branches/{id}/databases|roles|endpoints``, ``/connection_uri``), so the client runs unchanged
 against Neon and against the loopback stand-in the tests use.
 """
@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from bench.errors import DatabaseError
+from bench.errors import DatabaseError, InputError
 
 API_URL = "https://console.neon.tech/api/v2"
 DEFAULT_PARENT = "taskbench-seeded"
@@ -33,9 +33,34 @@ RETRY_ALWAYS = frozenset({423, 429})
 RETRY_IDEMPOTENT = frozenset({500, 502, 503, 504})
 _FAILED_OPERATION = frozenset({"failed", "error", "cancelled", "cancelling"})
 
+# What Neon accepts, checked before any request so a bad setting is one line, not an HTTP 400 midway.
+# Fixed compute sizes (neon.com/docs/manage/computes, "Compute size and autoscaling configuration"):
+# 0.25 and 0.5 CU, whole CUs up to 16, then even ones up to 56. The plan caps them lower (Usage
+# limits, "Compute limits": fixed compute max 2 CU on Free, 16 on Launch, 56 on Scale), which the API
+# does not tell a client, hence the max_compute_cu setting.
+SHARED_CU = (0.25, 0.5)
+WHOLE_CU_UP_TO = 16
+LARGEST_CU = 56
+# Scale to zero: 0 is Neon's default (5 minutes), -1 never suspends; else from 1 minute (the
+# shortest any plan allows) to the API's maximum of one week.
+SUSPEND_SECONDS = (60, 604_800)
+MAX_BRANCH_NAME = 256  # characters (create branch: branch.name)
+# Branch expiry (neon.com/docs/guides/branch-expiration): expires_at, RFC 3339, at most 30 days ahead.
+MAX_EXPIRY_HOURS = 30 * 24
+
+
+def is_compute_size(cu: float) -> bool:
+    """A size Neon offers a fixed compute (before the plan's cap)."""
+    whole = cu == int(cu) and (1 <= cu <= WHOLE_CU_UP_TO or (WHOLE_CU_UP_TO < cu <= LARGEST_CU and cu % 2 == 0))
+    return cu in SHARED_CU or whole
+
 
 class NeonError(DatabaseError):
     """The Neon API refused or failed a request (exit code 3, like any unreachable target)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the API's HTTP status; None when no answer came
 
 
 @dataclass(frozen=True)
@@ -44,13 +69,53 @@ class NeonSettings:
     project_id: str
     api_url: str = API_URL
     parent: str = DEFAULT_PARENT
+    branch: str | None = None  # the run's branch (a sharded run's get -1, -2, ...); None: taskbench-run-<random>
     compute_cu: float = 1.0  # fixed size (min = max): autoscaling mid-run would move the timings
+    # The plan's largest fixed compute: Free 2 CU, Launch 16, Scale 56 (see above). 8 refuses a
+    # typo such as 80 while allowing what a benchmark of this size needs.
+    max_compute_cu: float = 8.0
     suspend_timeout: int = 0  # seconds; 0 = Neon's default, -1 = never suspend
+    # A run branch deletes itself this long after creation even if taskbench is killed (0: never).
+    expiry_hours: float = 6.0
+    # A sharded run's allowance, checked before anything is created: branches per project included
+    # in the Free and Launch plans (10; Scale: 25), and Neon's default limit of 20 concurrently
+    # active computes (the default branch's is exempt).
+    max_branches: int = 10
+    max_active_computes: int = 20
     pooled: bool = False
     keep_branch: bool = False
     max_retries: int = 6
     max_wait: float = 60.0  # longest single back-off, seconds
     operation_timeout: float = 600.0
+
+    def __post_init__(self) -> None:
+        """Refuse what Neon would refuse, before any request, naming the option."""
+        if not is_compute_size(self.max_compute_cu):
+            raise InputError(f"--neon-max-compute {self.max_compute_cu:g} is not a Neon compute size (0.25, 0.5, "
+                             f"whole CUs up to {WHOLE_CU_UP_TO}, even ones up to {LARGEST_CU})")
+        if not is_compute_size(self.compute_cu) or self.compute_cu > self.max_compute_cu:
+            raise InputError(f"--neon-compute {self.compute_cu:g}: Neon computes are 0.25, 0.5 or whole CUs (even "
+                             f"above {WHOLE_CU_UP_TO}), here up to {self.max_compute_cu:g} (--neon-max-compute: "
+                             "the plan's maximum, 2 on Free, 16 on Launch, 56 on Scale)")
+        low, high = SUSPEND_SECONDS
+        if self.suspend_timeout not in (0, -1) and not low <= self.suspend_timeout <= high:
+            raise InputError(f"--neon-suspend-timeout {self.suspend_timeout}: Neon takes 0 (its default), -1 "
+                             f"(never suspend) or {low}-{high} seconds")
+        if self.branch is not None and not 1 <= len(self.branch) <= MAX_BRANCH_NAME:
+            raise InputError(f"--neon-branch must have 1 to {MAX_BRANCH_NAME} characters, not {len(self.branch)}")
+        if not 0 <= self.expiry_hours <= MAX_EXPIRY_HOURS:
+            raise InputError(f"a Neon branch expiry is 0 (none) to {MAX_EXPIRY_HOURS} hours (30 days), "
+                             f"not {self.expiry_hours:g}")
+        if self.max_branches < 1 or self.max_active_computes < 1:
+            raise InputError("the Neon allowances of branches and active computes must be at least 1")
+
+    def expires_at(self) -> str | None:
+        """When a run branch created now is to delete itself, as the API takes it (RFC 3339, UTC);
+        None for a branch that is to be kept."""
+        if not self.expiry_hours or self.keep_branch:
+            return None
+        when = datetime.now(UTC) + timedelta(hours=self.expiry_hours)
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -69,7 +134,7 @@ def retry_after_seconds(value: str | None, attempt: int, cap: float) -> float:
         except ValueError:
             try:
                 when = email.utils.parsedate_to_datetime(value)
-                return min(cap, max(0.0, (when - datetime.now(timezone.utc)).total_seconds()))
+                return min(cap, max(0.0, (when - datetime.now(UTC)).total_seconds()))
             except (TypeError, ValueError):
                 pass
     return min(cap, 2.0 ** attempt)
@@ -123,12 +188,15 @@ class NeonClient:
         return next(iter(self.find_branches(name)), None)
 
     def create_branch(self, name: str, parent_id: str | None,
-                      on_created: Callable[[str], None] = lambda branch_id: None) -> dict[str, Any]:
+                      on_created: Callable[[str], None] = lambda branch_id: None,
+                      expires_at: str | None = None) -> dict[str, Any]:
         """Create a branch with a read_write endpoint of a fixed size and wait until it is ready.
         ``on_created`` learns the id before the wait, so an interrupted wait can still clean up."""
         branch: dict[str, Any] = {"name": name}
         if parent_id:
             branch["parent_id"] = parent_id
+        if expires_at:
+            branch["expires_at"] = expires_at
         created = self.request("POST", "/branches", json={"branch": branch, "endpoints": [self._endpoint()]})
         on_created(created["branch"]["id"])
         self.wait(created.get("operations", []))
@@ -146,7 +214,7 @@ class NeonClient:
         try:
             self.request("DELETE", f"/branches/{branch_id}")
         except NeonError as exc:
-            if "HTTP 404" not in str(exc):  # already gone is what we wanted
+            if exc.status != 404:  # already gone is what we wanted
                 raise
 
     def wait(self, operations: list[dict[str, Any]]) -> None:
@@ -175,10 +243,15 @@ class NeonClient:
 
     # -- databases and connection strings --------------------------------------------------------
 
-    def describe(self, branch: dict[str, Any], db_name: str) -> Branch:
-        roles = self.request("GET", f"/branches/{branch['id']}/roles").get("roles", [])
+    def describe(self, branch: dict[str, Any], db_name: str, roles: list[dict[str, Any]] | None = None,
+                 databases: list[dict[str, Any]] | None = None) -> Branch:
+        """The role and databases of a branch; a new branch's come with its create response, which
+        saves two calls per branch."""
+        if roles is None:
+            roles = self.request("GET", f"/branches/{branch['id']}/roles").get("roles", [])
         role = next((r["name"] for r in roles if not r.get("protected")), None)
-        databases = self.request("GET", f"/branches/{branch['id']}/databases").get("databases", [])
+        if databases is None:
+            databases = self.request("GET", f"/branches/{branch['id']}/databases").get("databases", [])
         default_db = next((d["name"] for d in databases if d["name"] != db_name), None)
         if role is None or default_db is None:
             raise NeonError(f"branch {branch['name']} needs a role and a database besides {db_name!r} "
@@ -211,10 +284,10 @@ def _checked(response: httpx.Response, method: str, path: str) -> dict[str, Any]
     status = response.status_code
     if status in (401, 403):
         raise NeonError(f"the Neon API refused the API key (HTTP {status}: {message}); check NEON_API_KEY "
-                        "(expired or revoked keys are refused) and that it may use the project")
+                        "(expired or revoked keys are refused) and that it may use the project", status)
     if status == 429:
-        raise NeonError(f"the Neon API kept rate-limiting {method} {path} (HTTP 429); try again later")
-    raise NeonError(f"the Neon API answered {method} {path} with HTTP {status}: {message}")
+        raise NeonError(f"the Neon API kept rate-limiting {method} {path} (HTTP 429); try again later", status)
+    raise NeonError(f"the Neon API answered {method} {path} with HTTP {status}: {message}", status)
 
 
 @contextmanager
@@ -254,46 +327,108 @@ def parent_branch(client: NeonClient, db_name: str, create: bool) -> Branch:
 
 
 @contextmanager
-def run_branch(client: NeonClient, db_name: str, announce: Callable[[str], None]) -> Iterator[Branch]:
-    """A fresh child of the parent branch for one run; deleted on exit — success, error, Ctrl-C or
-    SIGTERM — unless ``keep_branch``."""
+def run_branches(client: NeonClient, db_name: str, count: int,
+                 announce: Callable[[str], None]) -> Iterator[list[Branch]]:
+    """``count`` fresh children of the parent branch: one for a run, one per shard for a sharded run.
+    Created one after another, each waiting for its operations (Neon runs one operation per project
+    at a time and answers 423 to the next), each with a fixed-size compute and an expiry, so that a
+    killed process leaks nothing for long. Every one is deleted on exit (success, error, Ctrl-C or
+    SIGTERM, also midway through the creation) unless ``keep_branch``."""
+    if count < 1:
+        raise InputError(f"a run needs at least one Neon branch, not {count}")
     parent = parent_branch(client, db_name, create=False)
-    name = f"{RUN_BRANCH_PREFIX}{secrets.token_hex(4)}"
-    created_id: list[str] = []
-
-    def on_created(branch_id: str) -> None:
-        created_id.append(branch_id)
-        announce(f"created Neon branch {name} ({branch_id}) from {parent.name}")
-
+    names = _run_branch_names(client.settings, count)
+    _make_room(client, names)
+    asked: dict[str, list[str]] = {}  # name → the ids Neon gave it ([] while its create is unanswered)
     ok = False
     try:
-        created = client.create_branch(name, parent.id, on_created)
-        yield client.describe(created["branch"], db_name)
+        yield [_create_child(client, parent, name, db_name, asked, announce) for name in names]
         ok = True
     finally:
-        _dispose(client, name, created_id, announce, raise_errors=ok)
+        _dispose(client, asked, announce, raise_errors=ok)
 
 
-def _dispose(client: NeonClient, name: str, known_ids: list[str], announce: Callable[[str], None],
-             raise_errors: bool) -> None:
-    """Delete the run's branch. When the run itself failed, a failed delete is announced (with the
-    command that finishes the job) but does not hide the run's own error."""
-    def by_hand(ids: list[str]) -> str:
-        return f"neonctl branches delete {' '.join(ids) or name} --project-id {client.settings.project_id}"
+def _run_branch_names(settings: NeonSettings, count: int) -> list[str]:
+    base = settings.branch or f"{RUN_BRANCH_PREFIX}{secrets.token_hex(4)}"
+    names = [base] if count == 1 else [f"{base}-{i}" for i in range(1, count + 1)]
+    if len(names[-1]) > MAX_BRANCH_NAME:
+        raise InputError(f"Neon branch names have at most {MAX_BRANCH_NAME} characters: {names[-1]!r} is longer")
+    return names
 
-    if client.settings.keep_branch and known_ids:
-        announce(f"kept Neon branch {name} ({known_ids[0]}); delete it with: {by_hand(known_ids[:1])}")
+
+def _make_room(client: NeonClient, names: list[str]) -> None:
+    """Refuse, before anything is created, a name that is taken (only a given name can be) and a
+    sharded run above the project's allowance, counted through the API. A single branch is left to
+    Neon to refuse: on a paid plan, branches beyond the included ones are billed, not refused."""
+    s = client.settings
+    if len(names) == 1 and s.branch is None:
         return
-    with _uninterruptible():
-        ids = list(known_ids)
-        try:
-            if not ids:  # interrupted while the create request was in flight: look it up by name
-                ids = [b["id"] for b in client.find_branches(name)]
+    branches = client.request("GET", "/branches").get("branches", [])
+    taken = sorted(set(names) & {b["name"] for b in branches})
+    if taken:
+        raise InputError(f"Neon branch {taken[0]} already exists (left by an earlier run?): delete it with "
+                         f"`neonctl branches delete {taken[0]} --project-id {s.project_id}` or choose another "
+                         "--neon-branch")
+    if len(names) == 1:
+        return
+    endpoints = client.request("GET", "/endpoints").get("endpoints", [])
+    exempt = {b["id"] for b in branches if b.get("default")}
+    active = sum(1 for e in endpoints if e.get("current_state") == "active" and e.get("branch_id") not in exempt)
+    wanted = len(names)
+    if len(branches) + wanted > s.max_branches or active + wanted > s.max_active_computes:
+        raise InputError(f"{wanted} Neon branches would exceed the project's allowance: it has {len(branches)} of "
+                         f"{s.max_branches} branches and {active} of {s.max_active_computes} active computes "
+                         f"(the default branch's not counted), and {wanted} more would make {len(branches) + wanted} "
+                         f"and {active + wanted}; nothing was created")
+
+
+def _create_child(client: NeonClient, parent: Branch, name: str, db_name: str, asked: dict[str, list[str]],
+                  announce: Callable[[str], None]) -> Branch:
+    ids = asked.setdefault(name, [])
+
+    def on_created(branch_id: str) -> None:
+        ids.append(branch_id)
+        announce(f"created Neon branch {name} ({branch_id}) from {parent.name}")
+
+    try:
+        created = client.create_branch(name, parent.id, on_created, expires_at=client.settings.expires_at())
+    except NeonError as exc:
+        if not ids and exc.status is not None and exc.status < 500:
+            del asked[name]  # Neon answered no: nothing was made, and a branch of that name is not ours
+        raise
+    return client.describe(created["branch"], db_name, created.get("roles"), created.get("databases"))
+
+
+def _dispose(client: NeonClient, asked: dict[str, list[str]], announce: Callable[[str], None],
+             raise_errors: bool) -> None:
+    """Delete the run's branches, each even when another cannot be. When the run itself failed, a
+    failed delete is announced (with the commands that finish the job) but does not hide the run's
+    own error."""
+    project = client.settings.project_id
+    if client.settings.keep_branch:
+        for name, ids in asked.items():
             for branch_id in ids:
-                announce(f"deleting Neon branch {name} ({branch_id})...")
-                client.delete_branch(branch_id)
-                announce(f"deleted Neon branch {name} ({branch_id})")
-        except NeonError as exc:
-            announce(f"could not delete Neon branch {name}: {exc}; delete it with: {by_hand(ids)}")
-            if raise_errors:
-                raise
+                announce(f"kept Neon branch {name} ({branch_id}); delete it with: "
+                         f"neonctl branches delete {branch_id} --project-id {project}")
+        asked = {name: ids for name, ids in asked.items() if not ids}  # unanswered creates are not kept
+    left: list[str] = []
+    failures: list[NeonError] = []
+    with _uninterruptible():
+        for name, ids in asked.items():
+            pending = list(ids)
+            try:
+                # interrupted while its create request was in flight: look it up by name
+                pending = pending or [b["id"] for b in client.find_branches(name)]
+                while pending:
+                    announce(f"deleting Neon branch {name} ({pending[0]})...")
+                    client.delete_branch(pending[0])
+                    announce(f"deleted Neon branch {name} ({pending.pop(0)})")
+            except NeonError as exc:
+                failures.append(exc)
+                left += pending or [name]
+                announce(f"could not delete Neon branch {name}: {exc}")
+    if left:
+        announce("delete what is left with: " + "; ".join(
+            f"neonctl branches delete {branch} --project-id {project}" for branch in left))
+        if raise_errors:
+            raise failures[0]

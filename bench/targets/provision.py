@@ -4,7 +4,7 @@
 Two roles: the *dataset home* is where the seeded dataset lives (the embedded or URL database, a
 named Neon parent branch, a container); the *measurement target* is where a run measures (the
 home itself, except on Neon, where each run gets a copy-on-write child branch of the home that is
-deleted afterwards).
+deleted afterwards, and a sharded run one branch per shard: computes that share no CPU).
 """
 
 from __future__ import annotations
@@ -14,11 +14,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import InputError
 from bench.targets import schema
 from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
-from bench.errors import InputError
-from bench.targets.neon import Branch, NeonClient, NeonSettings, parent_branch, run_branch
-from bench.targets.target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target, check_db_name, open_server, open_target, parse_database_url
+from bench.targets.neon import Branch, NeonClient, NeonSettings, parent_branch, run_branches
+from bench.targets.target import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_DB_NAME,
+    Target,
+    check_db_name,
+    open_server,
+    open_target,
+    parse_database_url,
+)
 
 KINDS = ("auto", "embedded", "url", "neon", "docker")
 Announce = Callable[[str], None]
@@ -87,15 +95,31 @@ def measurement_target(spec: TargetSpec, home: Target | None = None, announce: A
     """Where a run measures. On Neon: a fresh child branch of the dataset home, deleted on exit
     whatever happens (unless ``keep_branch``); elsewhere the home itself."""
     if spec.resolved_kind == "neon":
-        assert spec.neon is not None
-        with _client(spec.neon) as client, run_branch(client, spec.db_name, announce) as branch:
-            yield _neon_target(client, branch, spec.db_name)
+        with measurement_targets(spec, 1, announce) as (target,):
+            yield target
     elif home is not None:
         yield home
     else:
         require_lasting(spec)
         with dataset_home(spec, announce) as target:
             yield target
+
+
+@contextmanager
+def measurement_targets(spec: TargetSpec, count: int, announce: Announce = _quiet) -> Iterator[list[Target]]:
+    """``count`` measurement targets that share no CPU, for a sharded run: on Neon, child branches of
+    the dataset home created one after another, all deleted on exit whatever happens. Elsewhere
+    there is one machine, and shards measured on it at once would distort each other's timings."""
+    if spec.resolved_kind != "neon":
+        if count != 1:
+            raise InputError(f"{count} targets measured at once need --target neon (one compute per shard); "
+                             "on one machine, run the shards one after another")
+        with measurement_target(spec, announce=announce) as target:
+            yield [target]
+        return
+    assert spec.neon is not None
+    with _client(spec.neon) as client, run_branches(client, spec.db_name, count, announce) as branches:
+        yield [_neon_target(client, branch, spec.db_name) for branch in branches]
 
 
 @contextmanager
