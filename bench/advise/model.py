@@ -26,7 +26,8 @@ class CandidateInfo(BaseModel):
     screened: bool  # built alone in the screening phase
     size_bytes: int | None = None  # measured, once built
     build_seconds: float | None = None
-    plans: list[str] = []  # scenarios whose measured plan used it when screened
+    measured_with: list[str] = []  # the scenarios it serves that its screening measured
+    plans: list[str] = []  # of those, the ones whose measured plan used it
     hypo: Hypo | None = None
 
 

@@ -189,7 +189,8 @@ def _candidates_info(found: list[Candidate], trials: Trials, result: SearchResul
             name=c.name, table=c.table, using=c.index.using, ddl=c.index.ddl(), extensions=list(c.extensions),
             serves=c.serves, sources=list(c.sources), screened=c.fingerprint in result.screened,
             size_bytes=cost[0] if cost else None, build_seconds=cost[1] if cost else None,
-            plans=[s for s, cell in screen.cells.items() if c.name in cell.plan.indexes] if screen else [],
+            measured_with=[s for s in screen.measured if s in c.serves] if screen else [],
+            plans=[s for s in screen.measured if c.name in screen.cells[s].plan.indexes] if screen else [],
             hypo=Hypo(size_bytes=h.size_bytes, used_by=list(h.used_by), cost_without=h.cost_without,
                       cost_with=h.cost_with) if h else None))
     return out
@@ -242,14 +243,14 @@ def advise(target: Target, catalog: Catalog, options: AdviseOptions, reports_dir
         hypopg = f"used: {len(hypothetical)} B-tree candidates screened"
     else:
         hypopg = "not available on this server (no hypopg in pg_available_extensions): every candidate built"
-    skip = frozenset(f for f, h in hypothetical.items() if not h.used_by)
     seconds["candidates and screening"] = round(time.monotonic() - started, 1)
 
     deadline = None if options.time_budget_s is None else time.monotonic() + options.time_budget_s
     trials = Trials(target, strict, by_fingerprint, options.measuring(options.search_run), advance=advance,
                     max_builds=options.max_builds, deadline=deadline)
     mark = time.monotonic()
-    result = search(trials, SearchOptions(objective=options.objective), skip)
+    result = search(trials, SearchOptions(objective=options.objective),
+                    {f: set(h.used_by) for f, h in hypothetical.items()})
     seconds["search"] = round(time.monotonic() - mark, 1)
     advised = [by_fingerprint[f] for f in result.chosen]
     announce(f"advise: {len(advised)} indexes after {trials.builds} real builds; measuring them beside "

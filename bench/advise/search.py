@@ -3,7 +3,8 @@
 1. **Baseline**: every scenario under the models' own indexes; the failing ones are what to fix.
 2. **Screening**: each candidate alone, on the failing scenarios it serves (the best-scored
    ``screen_per_scenario`` per scenario) and the write scenarios of its table: what it fixes, and
-   what it costs (its size and build time are exact; WAL and write p95 from its write cells).
+   what it costs (its size and build time are exact; WAL and write p95 from its write cells). A
+   B-tree HypoPG screened is built only when the planner would use it for one of those scenarios.
 3. **Greedy forward selection**: add the candidate with the most still-failing scenarios fixed per
    unit of cost (the classic weighted set-cover rule), then measure the set for real on every
    scenario of that table; a candidate that fixes nothing in the set is set aside.
@@ -61,10 +62,10 @@ class SearchResult:
 
 
 class _Search:
-    def __init__(self, trials: Trials, options: SearchOptions, skip: frozenset[str]) -> None:
+    def __init__(self, trials: Trials, options: SearchOptions, planned: dict[str, set[str]]) -> None:
         self.trials = trials
         self.options = options
-        self.skip = skip
+        self.planned = planned
         self.steps: list[Step] = []
         self.stopped: str | None = None
         self.everything = trials.scenarios
@@ -98,7 +99,7 @@ class _Search:
                             steps=self.steps, stopped=self.stopped)
 
     def screen(self, failing: list[str]) -> list[str]:
-        candidates = [c for c in self.trials.candidates.values() if c.fingerprint not in self.skip]
+        candidates = list(self.trials.candidates.values())
         picked: dict[str, Candidate] = {}
         for scenario in failing:
             serving = sorted((c for c in candidates if scenario in c.serves), key=lambda c: -c.serves[scenario])
@@ -109,6 +110,8 @@ class _Search:
             if not self.budget_left(1, "screening"):
                 break
             served = [s for s in failing if s in candidate.serves]
+            if candidate.fingerprint in self.planned and not self.planned[candidate.fingerprint] & set(served):
+                continue  # HypoPG: the planner would use it for none of them, so it is not built
             writes = [s.name for s in self.trials.catalog.scenarios
                       if s.kind == "write" and candidate.table in s.query.tables]
             trial = self.trials.evaluate((candidate.fingerprint,), served + writes, f"screen {candidate.name}")
@@ -206,6 +209,8 @@ class _Search:
         return incumbent
 
 
-def search(trials: Trials, options: SearchOptions = SearchOptions(), skip: frozenset[str] = frozenset()) -> SearchResult:
-    """Find the cheapest set; ``skip`` holds candidates screened out before any build (HypoPG)."""
-    return _Search(trials, options, skip).run()
+def search(trials: Trials, options: SearchOptions = SearchOptions(),
+           planned: dict[str, set[str]] | None = None) -> SearchResult:
+    """Find the cheapest set. ``planned``: per candidate HypoPG screened, the scenarios whose
+    estimated plan used it; such a candidate is built only for a failing scenario among them."""
+    return _Search(trials, options, planned or {}).run()
