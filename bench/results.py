@@ -16,6 +16,11 @@ Format history:
   ``samples.at_s`` one per sample); ``config`` keeps what is not protocol (its samples,
   max_samples, warmup, confidence and early_look moved into an older file's ``protocol``);
   ``conditions``: the measurement lock and the machine's load before and after.
+- 6 (2026-12-01): what a later check needs to measure this run's SQL again beside a newer one:
+  ``cells[].scenario_sql`` (the file's SQL, :name binds) and ``cells[].params``; the schema the
+  models produced (``schema_ddl``); a hash of each explained sample's rows
+  (``samples.result_hashes``); ``side_by_side``: a check's paired base/head samples and its
+  calibration workload.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from bench.errors import InputError
 from bench.judge.stats import Quantile, Summary, Verdict
 from bench.measure.plan import PlanFacts
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 RESULTS_FILE = "results.json"
 ScenarioKind = Literal["read", "write"]
 
@@ -65,12 +70,15 @@ class Samples(BaseModel):
     buffers: list[int]  # shared hit + read, whole plan, first K samples
     plan_fingerprints: list[str]  # first K samples
     wal_bytes: list[int] = []  # write scenarios: WAL written by each plain execution (then rolled back)
+    result_hashes: list[str] = []  # reads: the rows each explained sample returned (``rows.result_hash``)
 
     @model_validator(mode="after")
     def _lengths(self) -> Samples:
         n, k = len(self.client_ms), len(self.execution_ms)
         if len(self.user_class) != n or len(self.at_s) not in (0, n) or len(self.wal_bytes) not in (0, n):
             raise ValueError(f"user_class, at_s and wal_bytes must have one entry per sample ({n})")
+        if len(self.result_hashes) not in (0, k):
+            raise ValueError(f"result_hashes must have one entry per explained sample ({k})")
         if not (len(self.planning_ms) == len(self.buffers) == len(self.plan_fingerprints) == k <= n):
             raise ValueError(f"execution_ms, planning_ms, buffers and plan_fingerprints must have the same "
                              f"length, at most the {n} samples")
@@ -124,8 +132,10 @@ class Cell(BaseModel):
     variant: str
     sla_class: str
     sla_ms: float
-    sql: str
+    sql: str  # as executed: binds as $1, $2...
     kind: ScenarioKind = "read"
+    scenario_sql: str = ""  # as the scenario file wrote it (:name binds): what a later check runs as "before"
+    params: dict[str, str | int | float | bool] = {}  # the file's [params]: how each bind is drawn
     warmup: int  # warm-up executions run before the samples
     samples: Samples
     client: Summary  # every sample, the classes together
@@ -298,6 +308,25 @@ class LoadResults(BaseModel):
     pgbench: PgbenchLoad | None = None
 
 
+class PairedSamples(BaseModel):
+    """One cell measured side by side: the base's SQL and variant against the head's, pair by pair
+    with the same parameters (see ``bench.measure.paired``)."""
+    scenario: str
+    variant: str
+    base_ms: list[float]
+    head_ms: list[float]
+    differing_rows: int | None  # pairs whose two sides returned other rows (None: a write, not compared)
+
+
+class SideBySide(BaseModel):
+    pairs: int  # per cell
+    calibration_base_ms: dict[str, list[float]]  # per calibration item, the base side's samples
+    calibration_head_ms: dict[str, list[float]]
+    cells: list[PairedSamples]
+    new: list[str]  # scenarios and variants only the head has: nothing to measure them beside
+    incomparable: list[str]  # cells both have that cannot be given the same parameters, and why
+
+
 class BaselineInfo(BaseModel):
     """Set when a run is saved as the committed baseline: why, and from which run."""
     reason: str
@@ -322,6 +351,8 @@ class Results(BaseModel):
     scale: ScaleResults | None = None
     load: LoadResults | None = None
     baseline: BaselineInfo | None = None
+    schema_ddl: str = ""  # the DDL the models produced for this run ("" in older files)
+    side_by_side: SideBySide | None = None  # a check's paired base/head timings
 
     def cell(self, scenario: str, variant: str) -> Cell | None:
         return next((c for c in self.cells if c.scenario == scenario and c.variant == variant), None)
@@ -422,7 +453,13 @@ def _update_to_5(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # version -> the step that brings a file of that version to the next one
-_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5}
+def _update_to_6(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: the new fields are empty in an older file (a check then says that such a
+    baseline cannot be measured again beside the head, and why)."""
+    return raw
+
+
+_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5, 5: _update_to_6}
 
 
 def readable_versions() -> list[int]:

@@ -1,75 +1,120 @@
-"""The CI gate: measure the baseline's cells, compare, and re-measure before failing on time."""
+"""The CI gate: the head judged against the reference run's facts and timed side by side with the
+reference run's own SQL and indexes, on the real embedded server."""
+
+import shutil
 
 import pytest
 
-from bench.judge.check import baseline_catalog, check, confirm
-from bench.judge.compare import compare
-from bench.errors import EXIT_OK, EXIT_REGRESSION
+from bench.catalogue.files import load_catalog
+from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
+from bench.judge.check import before_catalog, check, judge_time, reference_cells
+from bench.judge.gates import Kind
+from bench.judge.timegate import DEFAULT_TIME
+from bench.measure.paired import PairOptions, side_by_side
 from bench.measure.runner import RunOptions, run
+from bench.results import SideBySide
+from bench.targets.schema import model_ddl
+from tests.support import SCENARIOS
 
 OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
-SCENARIOS = ["recent_tasks", "pending_tasks", "task_by_id"]
+PAIRS = PairOptions(pairs=20, concurrent=True)
+CELLS = (["recent_tasks", "task_by_id", "create_task"], ["composite"])
 
 
 @pytest.fixture(scope="module")
 def base(seeded, catalog):
-    return run(seeded, catalog.select(SCENARIOS, ["composite"]), OPTS)
+    return run(seeded, catalog.select(*CELLS), OPTS)
 
 
-def slowed(res, scenario="recent_tasks", verdict=None):
-    """``res`` with one cell 3× (+1 ms) slower, and its verdict changed if asked."""
-    def change(c):
-        if c.scenario != scenario:
-            return c
-        update = {"samples": c.samples.model_copy(update={"client_ms": [ms * 3 + 1 for ms in c.samples.client_ms]})}
-        return c.model_copy(update={**update, **({"verdict": verdict} if verdict else {})})
-
-    return res.model_copy(update={"cells": [change(c) for c in res.cells]})
+def _check(seeded, catalog, base, **kwargs):
+    return check(catalog, base, lambda cat: run(seeded, cat, OPTS),
+                 lambda before, after: side_by_side(seeded, before, after, PAIRS), schema_ddl=model_ddl(), **kwargs)
 
 
-def test_check_measures_exactly_the_baselines_cells(seeded, catalog, base):
-    current, result = check(catalog, base, lambda cat: run(seeded, cat, OPTS))
+def _edited(tmp_path, edit):
+    """The repository's catalogue with each selected read scenario's SQL passed through ``edit``."""
+    scen = tmp_path / "scenarios"
+    shutil.copytree(SCENARIOS, scen)
+    for name in CELLS[0]:
+        path = scen / "queries" / f"{name}.toml"
+        if 'kind = "write"' not in path.read_text():
+            path.write_text(edit(path.read_text()))
+    return load_catalog(scen)
+
+
+def test_an_identical_head_passes_with_its_time_gate_on(seeded, catalog, base):
+    current, result = _check(seeded, catalog, base)
     assert {(c.scenario, c.variant) for c in current.cells} == {(c.scenario, c.variant) for c in base.cells}
     assert result.exit_code == EXIT_OK, result.regressions
+    assert result.time.startswith("side by side, 3 cells × 20 pairs") and result.time_refused is None
+    assert current.side_by_side is not None and len(current.side_by_side.cells) == 3
+    assert all(c.differing_rows in (0, None) for c in current.side_by_side.cells)
 
 
-def test_a_time_finding_a_real_remeasurement_does_not_repeat_is_reported_as_noise(seeded, catalog, base):
-    first = compare(base, slowed(base))
-    assert [(f.scenario, f.gate) for f in first.regressions] == [("recent_tasks", "time")]
-    asked = []
-
-    def remeasure(variants):
-        asked.append(variants)
-        return run(seeded, catalog.select(SCENARIOS, variants), OPTS)
-
-    result = confirm(base, first, remeasure)
-    assert asked == [["composite"]]  # the whole variant, so the re-measurement has a drift of its own
-    assert result.exit_code == EXIT_OK and result.regressions == []
-    assert [f.scenario for f in result.unconfirmed] == ["recent_tasks"]
+def test_every_query_made_slower_is_a_time_regression_in_every_read_cell(seeded, base, tmp_path):
+    # an always-true, CPU-bound condition: about a millisecond more per execution, same plan, same rows
+    slow = _edited(tmp_path, lambda text: text.replace(
+        "WHERE ", "WHERE (SELECT sum(i) FROM generate_series(1, 30000) AS s(i)) > 0 AND ", 1))
+    _, result = _check(seeded, slow, base)
+    slower = {f.scenario for f in result.regressions if f.kind == Kind.TIME}
+    assert slower == {"recent_tasks", "task_by_id"}, result.findings
+    assert result.exit_code == EXIT_REGRESSION
 
 
-def test_a_time_regression_that_repeats_stands_and_other_gates_are_not_re_judged(base):
-    first = compare(base, slowed(base, verdict="fail"))
-    assert sorted(f.gate for f in first.regressions) == ["sla", "time"]
-    result = confirm(base, first, lambda variants: slowed(base), rounds=2)
-    assert result.exit_code == EXIT_REGRESSION and result.unconfirmed == []
-    time_finding = next(f for f in result.regressions if f.gate == "time")
-    assert "re-measured (1)" in time_finding.message and "re-measured (2)" in time_finding.message
-    # the SLA finding stands on the first run alone, even when the re-measurement is clean
-    clean = confirm(base, compare(base, slowed(base, verdict="fail")), lambda variants: base)
-    assert [f.gate for f in clean.regressions] == ["sla"] and [f.gate for f in clean.unconfirmed] == ["time"]
+def test_a_rewrite_that_returns_other_rows_is_a_regression(seeded, base, tmp_path):
+    fewer = _edited(tmp_path, lambda text: text.replace("LIMIT :page_size", "LIMIT :page_size - 1"))
+    _, result = _check(seeded, fewer, base)
+    kinds = {(f.scenario, f.kind) for f in result.regressions}
+    # against the committed rows of the same parameter sets, and against the base side by side
+    assert ("recent_tasks", Kind.RESULTS) in kinds and result.exit_code == EXIT_REGRESSION
+    assert sum(f.kind == Kind.RESULTS and f.scenario == "recent_tasks" for f in result.regressions) == 2
 
 
-def test_no_time_finding_means_no_remeasurement(base):
-    def never(variants):
-        raise AssertionError("nothing to confirm")
+def test_before_is_rebuilt_from_the_reference_run_through_the_parser(catalog, base):
+    before = before_catalog(base, catalog)
+    assert {s.name for s in before.scenarios} == set(CELLS[0])
+    assert next(s for s in before.scenarios if s.name == "create_task").kind == "write"
+    assert [i.ddl() for i in before.variants[0].indexes] == base.variants[0].statements
+    smuggled = base.model_copy(update={"variants": [base.variants[0].model_copy(
+        update={"statements": ["CREATE INDEX x ON tasks (id); DROP TABLE users"]})]})
+    with pytest.raises(Exception, match="more than one statement"):
+        before_catalog(smuggled, catalog)
 
-    assert confirm(base, compare(base, base), never).exit_code == EXIT_OK
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda b: b.model_copy(update={"cells": [c.model_copy(update={"scenario_sql": ""}) for c in b.cells]}),
+     "predates recorded scenario SQL"),
+    (lambda b: b.model_copy(update={"schema_ddl": b.schema_ddl.replace("title VARCHAR(200)", "title TEXT")}),
+     "the models changed"),
+])
+def test_a_reference_that_cannot_be_measured_again_is_exit_2_not_a_silent_pass(seeded, catalog, base, change,
+                                                                              reason):
+    _, result = _check(seeded, catalog, change(base))
+    assert result.exit_code == EXIT_INPUT and reason in result.time_refused
 
 
-def test_cells_the_catalogue_no_longer_has_are_left_to_compare_as_missing(catalog, base):
+def test_changed_parameters_cannot_be_timed_and_say_so(seeded, base, tmp_path):
+    renamed = _edited(tmp_path, lambda text: text.replace('user_id = "user"', 'user_id = "user"\nunused = 1')
+                      .replace("WHERE ", "WHERE :unused = 1 AND ", 1))
+    _, result = _check(seeded, renamed, base)
+    assert result.exit_code == EXIT_INPUT and "parameters or kind changed" in result.time_refused
+
+
+def test_a_calibration_that_differs_between_the_sides_refuses_to_judge():
+    same = {"round_trip": [0.1, 0.11, 0.1, 0.12] * 8, "server_cpu": [1.0, 1.1, 1.05, 0.98] * 8}
+    slow = {k: [v * 2 for v in vs] for k, vs in same.items()}
+    ok = SideBySide(pairs=32, calibration_base_ms=same, calibration_head_ms=same, cells=[], new=[], incomparable=[])
+    assert judge_time(ok, DEFAULT_TIME)[1] is None
+    refused = judge_time(ok.model_copy(update={"calibration_head_ms": slow}), DEFAULT_TIME)[1]
+    assert refused and "calibration workload differed" in refused
+
+
+def test_cells_the_catalogue_no_longer_has_are_reported_missing(catalog, base):
     gone = base.cells[0].model_copy(update={"scenario": "retired_query"})
     older = base.model_copy(update={"cells": [*base.cells, gone]})
-    cat = baseline_catalog(older, catalog)
-    assert [s.name for s in cat.scenarios] == SCENARIOS and [v.name for v in cat.variants] == ["composite"]
-    assert compare(older, base).missing == ["retired_query × composite"]
+    cat = reference_cells(older, catalog)
+    assert [s.name for s in cat.scenarios] == CELLS[0] and [v.name for v in cat.variants] == ["composite"]
+    from bench.judge.compare import compare
+
+    missing = [f for f in compare(older, base).findings if f.kind == Kind.MISSING]
+    assert [(f.scenario, f.variant) for f in missing] == [("retired_query", "composite")]

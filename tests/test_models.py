@@ -61,3 +61,15 @@ def test_model_validation_rejects_what_the_database_would():
         TaskFields.model_validate({"user_id": uuid.uuid4(), "title": "x", "category": "fun"})
     with pytest.raises(ValidationError):
         TaskFields.model_validate({"user_id": uuid.uuid4(), "title": "x" * 201})
+
+
+def test_the_recorded_schema_ddl_is_the_same_in_every_process():
+    """A check compares it with the reference run's: set ordering must not make it differ."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from bench.targets.schema import model_ddl; print(model_ddl())"
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert len(outputs) == 1 and "CREATE TABLE tasks" in outputs.pop()

@@ -291,54 +291,92 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
 MarkdownOut = Annotated[Optional[Path], typer.Option(
     "--markdown", help="Also write the Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\").")]
 GithubAnnotations = Annotated[bool, typer.Option("--annotations", help="Print GitHub error annotations.")]
-AcrossMachines = Annotated[bool, typer.Option(
-    "--across-machines", help="Run the time gate even when the runs come from different machines.")]
-Factor = Annotated[float, typer.Option("--factor", min=1.0, help="Median ratio that counts as slower.")]
-PValue = Annotated[float, typer.Option("--p-value", min=0.0, max=1.0, help="Mann-Whitney threshold.")]
-FloorMs = Annotated[float, typer.Option("--noise-floor-ms", min=0.0, help="Smallest median shift, ms.")]
-Spread = Annotated[float, typer.Option("--noise-spread", min=0.0,
-                                       help="Smallest median shift as a share of the baseline's IQR.")]
-BufferTolerance = Annotated[float, typer.Option("--buffer-tolerance", min=0.0, help="Relative rise in buffers.")]
+
+# The gates' thresholds, declared once with their defaults from the library's dataclasses.
+_GATE_OPTIONS: dict[str, Any] = {
+    "buffer_tolerance": Annotated[float, typer.Option("--buffer-tolerance", min=0.0,
+                                                      help="Relative rise in median buffers per query.")],
+    "misestimate_growth": Annotated[float, typer.Option("--misestimate-growth", min=1.0,
+                                                        help="Growth of a node's row misestimate (q-error) that counts.")],
+    "misestimate_floor": Annotated[float, typer.Option("--misestimate-floor", min=1.0,
+                                                       help="... when the misestimate is at least this.")],
+    "rows_removed_growth": Annotated[float, typer.Option("--rows-removed-growth", min=0.0,
+                                                         help="Relative rise in rows removed by filters.")],
+}
+_TIME_OPTIONS: dict[str, Any] = {
+    "factor": Annotated[float, typer.Option("--factor", min=1.0, help="Median paired ratio head ÷ base that counts as "
+                                                                      "slower.")],
+    "alpha": Annotated[float, typer.Option("--alpha", min=0.0, max=1.0,
+                                           help="False alarms of the time gate per check, at most.")],
+    "floor_ms": Annotated[float, typer.Option("--floor-ms", min=0.0, help="Smallest median paired difference, ms.")],
+}
+_PAIR_OPTIONS: dict[str, Any] = {
+    "pairs": Annotated[int, typer.Option("--pairs", min=5, help="Base/head pairs per cell in the side-by-side timing.")],
+}
+
+
+def _gated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the deterministic gates' thresholds; it receives them as ``gates: GateThresholds``."""
+    from bench.judge.gates import GateThresholds
+
+    defaults = {name: getattr(GateThresholds, name) for name in _GATE_OPTIONS}
+    return _with_options(fn, _GATE_OPTIONS, defaults, "gates", GateThresholds)
+
+
+def _timed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the time gate's thresholds and the pairs per cell, as ``time: TimeThresholds``
+    and ``pairs: PairOptions`` (the latter's measuring settings come from ``opts``)."""
+    from bench.judge.timegate import TimeThresholds
+    from bench.measure.paired import PairOptions
+
+    defaults = {name: getattr(TimeThresholds, name) for name in _TIME_OPTIONS}
+    with_time = _with_options(fn, _TIME_OPTIONS, defaults, "time", TimeThresholds)
+    return _with_options(with_time, _PAIR_OPTIONS, {"pairs": PairOptions.pairs}, "pairs", PairOptions)
 
 
 @command("compare")
+@_gated
 def compare_cmd(
-    baseline: Annotated[Path, typer.Argument(help="Baseline run directory or results.json.")],
+    baseline: Annotated[Path, typer.Argument(help="Reference run directory or results.json (e.g. the committed "
+                                                  "baseline).")],
     current: Annotated[Path, typer.Argument(help="Current run directory or results.json.")],
-    markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
-    force: Annotated[bool, typer.Option("--force", help="Compare incomparable runs (timing gates off).")] = False,
-    across_machines: AcrossMachines = False, factor: Factor = 1.5, p_value: PValue = 0.001, floor_ms: FloorMs = 1.0,
-    spread: Spread = 0.5, buffers: BufferTolerance = 0.10,
+    gates: Any, markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
+    force: Annotated[bool, typer.Option("--force", help="Compare runs of different datasets or settings.")] = False,
 ) -> None:
-    """Exit 0 if no regression, 1 on a regression, 2 if the runs cannot be judged."""
-    from bench.judge import compare as compare_mod
+    """Plans, buffers, warning signs, rows and verdicts of two runs: exit 0 no regression, 1 regression,
+    2 cannot judge. Time is judged only side by side (taskbench check)."""
+    from bench.judge.compare import compare
 
     base, cur = results_io.load(baseline), results_io.load(current)
-    th = _thresholds(factor, p_value, floor_ms, spread, buffers)
-    _verdict(compare_mod.compare(base, cur, th, force=force, across_machines=across_machines),
-             base.run_id, cur.run_id, github, markdown_out)
+    _verdict(compare(base, cur, gates, force=force), base.run_id, cur.run_id, github, markdown_out)
 
 
 @command("check")
 @targeted
 @measuring()
-def check_cmd(spec: TargetSpec, opts: RunOptions,
-              baseline: Annotated[Path, typer.Argument(help="Baseline to judge against (e.g. reports/baseline.json).")],
+@_gated
+@_timed
+def check_cmd(spec: TargetSpec, opts: RunOptions, gates: Any, time: Any, pairs: Any,
+              baseline: Annotated[Path, typer.Argument(help="Reference run to judge against (e.g. "
+                                                            "reports/baseline.json).")],
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-              reports_dir: ReportsDir = Path("reports/check"),
-              confirm: Annotated[int, typer.Option("--confirm", min=0, help=(
-                  "Re-measurements a time regression must survive (its whole variant is measured again).")
-              )] = 1,
-              markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
-              across_machines: AcrossMachines = False, factor: Factor = 1.5, p_value: PValue = 0.001,
-              floor_ms: FloorMs = 1.0, spread: Spread = 0.5, buffers: BufferTolerance = 0.10,
-              quiet: Quiet = False) -> None:
-    """Measure the baseline's cells, compare, and re-measure before failing on time (the CI gate)."""
-    from bench.judge.check import check
+              before: Annotated[Optional[Path], typer.Option(
+                  "--before", help="A scenarios directory that stands for \"before\" (default: the reference run's "
+                                   "own SQL and index statements).")] = None,
+              reports_dir: ReportsDir = Path("reports/check"), markdown_out: MarkdownOut = None,
+              github: GithubAnnotations = False, quiet: Quiet = False) -> None:
+    """The CI gate: measure the head, judge it against the reference run's facts, and time it side by side
+    with the reference run's SQL and indexes on this machine, now."""
+    from dataclasses import replace
+
+    from bench.judge.check import CheckThresholds, check
+    from bench.measure.paired import side_by_side
+    from bench.targets.schema import model_ddl
 
     base = results_io.load(baseline)
     catalog = catalog_io.load_catalog(scenarios_dir)
-    th = _thresholds(factor, p_value, floor_ms, spread, buffers)
+    before_cat = catalog_io.load_catalog(before) if before else None
+    pair_opts = replace(pairs, seed=opts.seed, concurrent=opts.concurrent, lock_wait=opts.lock_wait)
     with measurement_target(spec, announce=_note) as target:
         _show(target)
 
@@ -346,59 +384,29 @@ def check_cmd(spec: TargetSpec, opts: RunOptions,
             with progress(not quiet, unit="cells") as advance:
                 return run(target, cat, opts, advance)
 
-        current, result = check(catalog, base, measure, th, rounds=confirm, across_machines=across_machines)
+        def measure_pairs(before_cat: Catalog, after: Catalog) -> Any:
+            with progress(not quiet, unit="variants") as advance:
+                return side_by_side(target, before_cat, after, pair_opts, advance)
+
+        current, result = check(catalog, base, measure, measure_pairs, CheckThresholds(gates, time), before_cat,
+                                model_ddl())
     _note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
     _verdict(result, base.run_id, current.run_id, github, markdown_out)
 
 
-def _thresholds(factor: float, p_value: float, floor_ms: float, spread: float, buffers: float) -> Any:
-    from bench.judge.compare import Thresholds
-
-    return Thresholds(time_factor=factor, p_value=p_value, noise_floor_ms=floor_ms, noise_spread=spread,
-                      buffer_tolerance=buffers)
-
-
 def _verdict(result: Any, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:
     """Print a comparison (and its annotations, Markdown) and exit with its code."""
-    from bench.judge import compare as compare_mod
+    from bench.report import render
 
-    _print_comparison(result, base_id, cur_id)
+    for line in render.terminal(result, base_id, cur_id):
+        out.print(line, highlight=False, markup=False)
     if github:
-        for line in compare_mod.annotations(result):
+        for line in render.annotations(result):
             print(line)
     if markdown_out:
         with markdown_out.open("a", encoding="utf-8") as f:  # append: $GITHUB_STEP_SUMMARY may hold more
-            f.write(compare_mod.markdown(result, base_id, cur_id))
+            f.write("\n".join(render.markdown(result, base_id, cur_id)))
     raise typer.Exit(result.exit_code)
-
-
-def _print_comparison(result: Any, base_id: str, cur_id: str) -> None:
-    from rich.table import Table
-
-    if result.incomparable:
-        out.print(f"cannot judge {base_id} → {cur_id}:", highlight=False)
-        for reason in result.incomparable:
-            out.print(f"  - {reason}", highlight=False, markup=False)
-        return
-    out.print(f"{base_id} → {cur_id}: {len(result.regressions)} regression(s), "
-              f"{len(result.improvements)} improvement(s)", highlight=False)
-    if result.time_refused:
-        out.print(f"cannot judge time (exit 2): {result.time_refused}; plans, buffers and SLA verdicts were compared",
-                  highlight=False, markup=False)
-    elif result.timing_off:
-        out.print(f"time gate off: {result.timing_off}", highlight=False, markup=False)
-    elif result.drift:
-        out.print("run drift per variant (cells judged beyond it): "
-                  + ", ".join(f"{v} ×{d:.2f}" for v, d in result.drift.items()), highlight=False)
-    for title, items in (("regressions", result.regressions), ("improvements", result.improvements),
-                         ("not reproduced when measured again (noise)", result.unconfirmed)):
-        if items:
-            table = Table(title=title, title_justify="left")
-            for column in ("scenario", "variant", "gate", "what changed"):
-                table.add_column(column, overflow="fold")
-            for f in items:
-                table.add_row(f.scenario, f.variant, f.gate, f.message)
-            out.print(table)
 
 
 @command("bench")

@@ -1,15 +1,14 @@
-"""Judge a current run against a baseline run: the regression gate (design §8).
+"""Judge a run against a reference run (usually the committed baseline): the regression gate.
 
-Exit semantics: 0 no regression, 1 regression, 2 cannot judge (incomparable or bad input).
-Deterministic gates first (SLA verdict, plan shape, buffers), then time, which must clear a
-factor AND a Mann-Whitney test AND an absolute noise floor, so an identical re-run never fails.
+Exit semantics: 0 no regression, 1 regression, 2 cannot judge (incomparable runs, bad input, or a
+time gate that could not judge). ``compare`` applies the deterministic gates (``gates``): plans,
+buffers, the planner's warning signs, result rows and SLA verdicts, which are machine-independent
+for the same data and PostgreSQL major. It never compares milliseconds taken on another machine or
+at another time: time is judged only on samples taken side by side, which ``check`` measures
+(``timegate``); a comparison without them says so in every output.
 
-Samples are compared in pairs: the n-th sample of a user class was drawn from that class's own
-seeded stream, so it has the same parameters in both runs, and each class contributes the samples
-both runs took of it. A cell that stopped early in one run is judged on what both runs share, and a
-cell's mix of classes cannot move its median. Runs measured under different sampling protocols are
-not comparable in milliseconds at all (other users, other counts): compare says so and exits 2, but
-still judges plans, buffers and verdicts, which do not depend on the protocol.
+Samples are compared in pairs: the n-th explained sample of a user class was drawn from that class's
+own seeded stream, so it has the same parameters in both runs.
 """
 
 from __future__ import annotations
@@ -17,47 +16,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
+from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, judge_cell
 from bench.results import Cell, Results
 
-SCAN_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    time_factor: float = 1.5  # median ratio that counts as slower
-    p_value: float = 0.001  # Mann-Whitney, one-sided
-    noise_floor_ms: float = 1.0  # absolute median difference below which time is never a regression
-    noise_spread: float = 0.5  # ... nor below this share of the baseline's own interquartile range
-    buffer_tolerance: float = 0.10  # relative rise in median buffers
-
-    def floor_ms(self, baseline_ms: list[float]) -> float:
-        """The smallest median shift that can count: a cell whose samples already spread widely
-        (a skewed user mix, a noisy machine) must move further before it is called slower."""
-        q1, q3 = np.percentile(baseline_ms, [25, 75])
-        return max(self.noise_floor_ms, self.noise_spread * float(q3 - q1))
-
-
-@dataclass
-class Finding:
-    scenario: str
-    variant: str
-    gate: str  # sla | plan | buffers | time
-    message: str
+NO_SIDE_BY_SIDE = "not judged: these are two separate runs; `taskbench check` measures base and head side by side"
 
 
 @dataclass
 class Comparison:
-    incomparable: list[str] = field(default_factory=list)
-    regressions: list[Finding] = field(default_factory=list)
-    improvements: list[Finding] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unconfirmed: list[Finding] = field(default_factory=list)  # time findings a re-measurement did not repeat
-    timing_off: str | None = None  # why the time gate did not run, if it did not
-    time_refused: str | None = None  # why time cannot be judged at all (exit 2; the other gates still ran)
-    drift: dict[str, float] = field(default_factory=dict)  # per variant: how much slower the whole run was
+    incomparable: list[str] = field(default_factory=list)  # why the runs cannot be judged at all (exit 2)
+    findings: list[Finding] = field(default_factory=list)
+    time: str = NO_SIDE_BY_SIDE  # how time was judged, in one line
+    time_refused: str | None = None  # why time could not be judged where it should have been (exit 2)
+
+    @property
+    def regressions(self) -> list[Finding]:
+        return [f for f in self.findings if f.direction == "regression"]
+
+    @property
+    def improvements(self) -> list[Finding]:
+        return [f for f in self.findings if f.direction == "improvement"]
+
+    @property
+    def changes(self) -> list[Finding]:
+        return [f for f in self.findings if f.direction == "change"]
 
     @property
     def exit_code(self) -> int:
@@ -84,64 +67,9 @@ def incompatibilities(base: Results, cur: Results) -> list[str]:
     return reasons
 
 
-def _protocol(res: Results) -> str:
+def protocol_name(res: Results) -> str:
     p = res.protocol
     return f"{p.name} v{p.version}" if p else "none (no cells)"
-
-
-def protocol_difference(base: Results, cur: Results) -> str | None:
-    """Why the runs' milliseconds are not comparable by their sampling protocols, or None."""
-    if _protocol(base) == _protocol(cur):
-        return None
-    return (f"different sampling protocols: baseline {_protocol(base)}, current {_protocol(cur)} — their samples are "
-            "other users' queries in other numbers; re-take the baseline (make baseline) to compare times")
-
-
-def _machine(res: Results) -> tuple[object, object]:
-    return res.environment.machine.get("platform"), res.environment.machine.get("cpus")
-
-
-def timing_comparable(base: Results, cur: Results) -> str | None:
-    """Why timings of these runs cannot be compared, or None. Counters (plans, buffers) travel
-    between machines; milliseconds do not."""
-    if _machine(base) != _machine(cur):
-        return (f"different machines ({base.environment.machine.get('cpus')} CPUs {_machine(base)[0]} vs "
-                f"{cur.environment.machine.get('cpus')} CPUs {_machine(cur)[0]})")
-    return None
-
-
-def _plan_changes(base: Cell, cur: Cell) -> list[str]:
-    """Ways the current plan lost what the baseline plan had."""
-    out = []
-    lost_seq = sorted(set(cur.plan.seq_scans) - set(base.plan.seq_scans))
-    if lost_seq and any(t in SCAN_NODES for t in base.plan.node_types):
-        out.append(f"index scan → Seq Scan on {', '.join(lost_seq)}"
-                   f" (baseline used {', '.join(base.plan.indexes) or 'an index'})")
-    if cur.plan.sorts > base.plan.sorts:
-        out.append(f"new Sort node ({base.plan.sorts} → {cur.plan.sorts})")
-    lost_idx = sorted(set(base.plan.indexes) - set(cur.plan.indexes))
-    if lost_idx and not lost_seq:
-        now = ", ".join(cur.plan.indexes) or "none"
-        out.append(f"index {', '.join(lost_idx)} no longer used (now: {now})")
-    return out
-
-
-def _worst_node(base: Cell, cur: Cell) -> str:
-    """Which plan node's buffers rose most (same plan shape only: nodes then pair up)."""
-    if base.plan.fingerprint != cur.plan.fingerprint or len(base.plan.nodes) != len(cur.plan.nodes):
-        return ""
-    pairs = [(c.shared_hit + c.shared_read - b.shared_hit - b.shared_read, b, c)
-             for b, c in zip(base.plan.nodes, cur.plan.nodes, strict=True)]
-    rise, b, c = max(pairs, key=lambda p: p[0])
-    if rise <= 0:
-        return ""
-    where = f" on {c.relation}" if c.relation else ""
-    using = f" using {c.index}" if c.index else ""
-    return f"; most at {c.node_type}{where}{using}: {b.shared_hit + b.shared_read} → {c.shared_hit + c.shared_read}"
-
-
-def _median(values: list[float]) -> float:
-    return float(np.median(values))
 
 
 def paired(base: list[Any], base_classes: list[str], cur: list[Any],
@@ -163,140 +91,56 @@ def paired(base: list[Any], base_classes: list[str], cur: list[Any],
     return out_b, out_c
 
 
-def paired_client(base: Cell, cur: Cell) -> tuple[list[float], list[float]]:
-    return paired(base.samples.client_ms, base.samples.user_class, cur.samples.client_ms, cur.samples.user_class)
+def _explained_pairs(base: Cell, cur: Cell) -> tuple[Cell, Cell]:
+    """Both cells reduced to their explained samples that pair up (buffers and result rows of the
+    same parameter sets), so every gate compares like with like."""
+    def reduce(cell: Cell, buffers: list[int], hashes: list[str]) -> Cell:
+        return cell.model_copy(update={"samples": cell.samples.model_copy(
+            update={"buffers": buffers, "result_hashes": hashes})})
+
+    k_b, k_c = base.samples.explained, cur.samples.explained
+    b_buf, c_buf = paired(base.samples.buffers, base.samples.user_class[:k_b],
+                          cur.samples.buffers, cur.samples.user_class[:k_c])
+    b_rows, c_rows = [], []
+    if base.samples.result_hashes and cur.samples.result_hashes:
+        b_rows, c_rows = paired(base.samples.result_hashes, base.samples.user_class[:k_b],
+                                cur.samples.result_hashes, cur.samples.user_class[:k_c])
+    return reduce(base, b_buf, b_rows), reduce(cur, c_buf, c_rows)
 
 
-def paired_buffers(base: Cell, cur: Cell) -> tuple[list[int], list[int]]:
-    """Buffers of the explained samples (the first K: the same parameter sets in every run), paired."""
-    return paired(base.samples.buffers, base.samples.user_class[:base.samples.explained],
-                  cur.samples.buffers, cur.samples.user_class[:cur.samples.explained])
-
-
-# A variant's cells run one after another within a minute or so; on a shared machine their speed
-# drifts together (a busy neighbour, a frequency change), by ×1.5 and more between runs taken at
-# different times. The median ratio over a variant's cells measures that drift; each cell's ratio
-# is judged relative to it, so only a cell that slowed more than its neighbours counts. With too
-# few cells the median would be the cell itself, so small selections are not normalised.
-MIN_CELLS_FOR_DRIFT = 5
-
-
-def drift(base: Results, cur: Results) -> dict[str, float]:
-    ratios: dict[str, list[float]] = {}
-    for b in base.cells:
-        c = cur.cell(b.scenario, b.variant)
-        if c is not None:
-            b_ms, c_ms = paired_client(b, c)
-            ratios.setdefault(b.variant, []).append(_median(c_ms) / max(_median(b_ms), 1e-9))
-    return {v: float(np.median(r)) for v, r in ratios.items() if len(r) >= MIN_CELLS_FOR_DRIFT}
-
-
-def compare_cells(base: Cell, cur: Cell, th: Thresholds, timing: bool,
-                  drift_factor: float = 1.0) -> tuple[list[Finding], list[Finding]]:
-    regs: list[Finding] = []
-    imps: list[Finding] = []
-
-    def add(into: list[Finding], gate: str, message: str) -> None:
-        into.append(Finding(cur.scenario, cur.variant, gate, message))
-
-    if base.verdict == "pass" and cur.verdict == "fail":
-        add(regs, "sla", f"SLA {cur.sla_ms:.0f} ms: pass → {cur.verdict_text} (was {base.verdict_text})")
-    elif base.verdict == "fail" and cur.verdict == "pass":
-        add(imps, "sla", f"SLA {cur.sla_ms:.0f} ms: fail → pass")
-    if base.plan.fingerprint != cur.plan.fingerprint:
-        changes = _plan_changes(base, cur)
-        for change in changes:
-            add(regs, "plan", change)
-        if not changes:
-            add(imps, "plan", f"plan changed: {' → '.join(cur.plan.node_types)} [{', '.join(cur.plan.indexes)}]")
-    b_buffers, c_buffers = paired_buffers(base, cur)
-    b_buf, c_buf = _median(b_buffers), _median(c_buffers)
-    if c_buf > b_buf * (1 + th.buffer_tolerance) and c_buf - b_buf >= 2:
-        add(regs, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f} (+{(c_buf / max(b_buf, 1) - 1):.0%})"
-                             f"{_worst_node(base, cur)}")
-    elif b_buf > c_buf * (1 + th.buffer_tolerance) and b_buf - c_buf >= 2:
-        add(imps, "buffers", f"buffers per query {b_buf:.0f} → {c_buf:.0f}")
-    if timing:
-        b_samples, c_samples = paired_client(base, cur)
-        b_ms, c_ms = _median(b_samples), _median(c_samples)
-        expected = b_ms * max(drift_factor, 1.0)  # only what the cell lost beyond its variant's drift
-        if c_ms >= expected * th.time_factor and c_ms - expected >= th.floor_ms(b_samples):
-            from scipy.stats import mannwhitneyu  # slow import, needed only here
-
-            p = mannwhitneyu(c_samples, b_samples, alternative="greater").pvalue
-            if p < th.p_value:
-                drifted = f", run drift ×{drift_factor:.2f}" if drift_factor > 1.0 else ""
-                add(regs, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms (×{c_ms / b_ms:.2f}{drifted}, "
-                                  f"p={p:.1e})")
-        elif b_ms * min(drift_factor, 1.0) >= c_ms * th.time_factor and b_ms - c_ms >= th.floor_ms(b_samples):
-            add(imps, "time", f"median client latency {b_ms:.2f} → {c_ms:.2f} ms")
-    return regs, imps
-
-
-DEFAULT_THRESHOLDS = Thresholds()
-
-
-def compare(base: Results, cur: Results, th: Thresholds = DEFAULT_THRESHOLDS, force: bool = False,
-            across_machines: bool = False) -> Comparison:
+def compare(base: Results, cur: Results, th: GateThresholds = DEFAULT_GATES, force: bool = False) -> Comparison:
+    """The deterministic gates on every cell of ``base`` (time is not judged here: see ``check``)."""
     result = Comparison()
     reasons = incompatibilities(base, cur)
     if reasons and not force:
         result.incomparable = reasons
         return result
-    protocols = protocol_difference(base, cur)
-    if reasons or (protocols and force):
-        result.timing_off = "forced comparison of incomparable runs"
-    elif protocols:
-        result.time_refused = protocols
-    elif not across_machines:
-        result.timing_off = timing_comparable(base, cur)
-    result.drift = drift(base, cur)
+    if protocol_name(base) != protocol_name(cur):
+        # Plans, buffers, rows and verdicts still compare; the samples behind them were drawn differently.
+        result.time += (f" (and the runs were sampled under different protocols: reference {protocol_name(base)}, "
+                        f"current {protocol_name(cur)})")
     for bcell in base.cells:
         ccell = cur.cell(bcell.scenario, bcell.variant)
         if ccell is None:
-            result.missing.append(f"{bcell.scenario} × {bcell.variant}")
+            result.findings.append(Finding(Kind.MISSING, bcell.scenario, bcell.variant,
+                                           "in the reference run but not measured in this one", "change"))
             continue
-        regs, imps = compare_cells(bcell, ccell, th, timing=result.timing_off is None and result.time_refused is None,
-                                   drift_factor=result.drift.get(bcell.variant, 1.0))
-        result.regressions += regs
-        result.improvements += imps
+        result.findings += judge_cell(*_explained_pairs(bcell, ccell), th)
     return result
 
 
-def markdown(cmp: Comparison, base_id: str, cur_id: str) -> str:
-    lines = [f"## taskbench compare: {base_id} → {cur_id}", ""]
-    if cmp.incomparable:
-        lines.append("**Cannot judge** — the runs are not comparable:")
-        lines += [f"- {r}" for r in cmp.incomparable]
-        return "\n".join(lines) + "\n"
-    lines.append(f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s).")
-    if cmp.time_refused:
-        lines.append(f"**Cannot judge time** (exit 2): {cmp.time_refused}. Plans, buffers and SLA verdicts were "
-                     "compared.")
-    elif cmp.timing_off:
-        lines.append(f"Time gate off: {cmp.timing_off}; plans, buffers and SLA verdicts were compared.")
-    elif cmp.drift:
-        lines.append("Whole-run drift per variant (median of its cells' ratios; each cell is judged beyond it): "
-                     + ", ".join(f"{v} ×{d:.2f}" for v, d in cmp.drift.items()) + ".")
-    for title, items in (("Regressions", cmp.regressions), ("Improvements", cmp.improvements)):
-        if items:
-            lines += ["", f"### {title}", "", "| scenario | variant | gate | what changed |", "|---|---|---|---|"]
-            lines += [f"| {f.scenario} | {f.variant} | {f.gate} | {f.message} |" for f in items]
-    if cmp.unconfirmed:
-        lines += ["", "Not reproduced when measured again (noise; not a regression): "
-                  + "; ".join(f"{f.scenario} × {f.variant} ({f.message})" for f in cmp.unconfirmed)]
-    if cmp.missing:
-        lines += ["", "Cells in the baseline but not in this run: " + ", ".join(cmp.missing)]
-    return "\n".join(lines) + "\n"
-
-
-def annotations(cmp: Comparison) -> list[str]:
-    """GitHub Actions workflow commands: one error annotation per regression."""
-    def clean(text: str) -> str:  # workflow commands end at a newline; % must be escaped
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    if cmp.incomparable:
-        return [f"::error title=taskbench: cannot judge::{clean('; '.join(cmp.incomparable))}"]
-    refused = [f"::error title=taskbench: cannot judge time::{clean(cmp.time_refused)}"] if cmp.time_refused else []
-    return refused + [f"::error title=taskbench {f.gate} regression::"
-                      f"{clean(f'{f.scenario} × {f.variant}: {f.message}')}" for f in cmp.regressions]
+def variant_result_mismatches(res: Results, reference: str = "baseline") -> list[Finding]:
+    """Within one run: cells whose rows differ from the ``reference`` variant's for the same
+    parameters. An index never changes what a query returns, so this names a bug (or a query whose
+    ORDER BY leaves ties that a different plan breaks differently)."""
+    out = []
+    for cell in res.cells:
+        ref = res.cell(cell.scenario, reference)
+        if ref is None or cell.variant == reference or not cell.samples.result_hashes:
+            continue
+        pairs = list(zip(ref.samples.result_hashes, cell.samples.result_hashes, strict=False))
+        differ = sum(a != b for a, b in pairs)
+        if differ:
+            out.append(Finding(Kind.RESULTS, cell.scenario, cell.variant, f"{differ} of {len(pairs)} parameter sets "
+                                                                         f"returned other rows than under {reference}"))
+    return out

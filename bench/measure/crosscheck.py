@@ -83,7 +83,7 @@ async def _harness(conn: asyncpg.Connection, sql: str, lookup: str,
     for i, args in enumerate(drawn, start=1):
         started = time.perf_counter_ns()
         await conn.fetchrow(lookup, i)
-        client_ms, _ = await execute(conn, sql, args, write=False)
+        client_ms = (await execute(conn, sql, args, write=False)).client_ms
         transaction.append((time.perf_counter_ns() - started) / 1e6)
         statement.append(client_ms)
     return statement, transaction

@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import date
 
 import asyncpg
 
-from bench.catalogue.files import Scenario
-from bench.catalogue.params import Drawer, Pools
+from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.catalogue.params import Drawer, Pools, pools_for
+from bench.catalogue.variants import apply_variant, remove_variant, snapshot
+from bench.errors import DatabaseError
 from bench.measure.calibration import ITEMS, calibration_sample
+from bench.measure.lock import measurement_lock
 from bench.measure.rows import result_hash
-from bench.measure.runner import rolled_back
+from bench.measure.runner import rolled_back, run_measurement
+from bench.progress import Advance, no_progress
+from bench.results import PairedSamples, SideBySide
+from bench.targets import schema
+from bench.targets.target import Target, connected, scratch_copy
 
 
 @dataclass
@@ -105,3 +113,89 @@ async def measure_pairs(cells: list[PairedCell], pairs: int, warmup: int, calibr
         await _calibrate(base, head, calibration, base_first)
         for cell in cells:
             await _pair(cell, base_first)
+
+
+@dataclass(frozen=True)
+class PairOptions:
+    pairs: int = 30  # per cell: enough for the sign test to call a cell at 1% over 500 cells (2^-30)
+    warmup: int = 2  # unrecorded executions per side and cell
+    seed: int = 1
+    concurrent: bool = False
+    lock_wait: float = 10.0
+
+
+@dataclass
+class Pairing:
+    variants: list[tuple[Variant, Variant]]  # (base, head) of each variant both have
+    scenarios: list[tuple[Scenario, Scenario]]
+    new: list[str]  # only the head has them: nothing to measure them beside
+    incomparable: list[str]  # both have them, but the two sides cannot get the same parameters
+
+
+def pair_up(before: Catalog, after: Catalog) -> Pairing:
+    """The variants and scenarios both catalogues have, and why the others cannot be paired."""
+    base_v = {v.name: v for v in before.variants}
+    base_s = {s.name: s for s in before.scenarios}
+    pairing = Pairing([(base_v[v.name], v) for v in after.variants if v.name in base_v], [], [], [])
+    pairing.new += [f"variant {v.name}" for v in after.variants if v.name not in base_v]
+    for s in after.scenarios:
+        b = base_s.get(s.name)
+        if b is None:
+            pairing.new.append(f"scenario {s.name}")
+        elif dict(b.params) != dict(s.params) or b.kind != s.kind:
+            pairing.incomparable.append(f"scenario {s.name}: its parameters or kind changed ({b.kind} "
+                                        f"{dict(b.params)} → {s.kind} {dict(s.params)})")
+        else:
+            pairing.scenarios.append((b, s))
+    return pairing
+
+
+async def _variant_pairs(base: asyncpg.Connection, head: asyncpg.Connection, variants: tuple[Variant, Variant],
+                         scenarios: list[tuple[Scenario, Scenario]], pools: Pools, opts: PairOptions,
+                         calibration: Calibration) -> list[PairedSamples]:
+    before, after = variants
+    applied = (await snapshot(base, before), await snapshot(head, after))
+    try:
+        await apply_variant(base, applied[0])
+        await apply_variant(head, applied[1])
+        cells = [pair_cell(s.name, after.name, Side(base, b), Side(head, s), pools, opts.seed) for b, s in scenarios]
+        await measure_pairs(cells, opts.pairs, opts.warmup, calibration)
+    finally:
+        await remove_variant(base, applied[0])
+        await remove_variant(head, applied[1])
+    return [PairedSamples(scenario=c.scenario, variant=c.variant, base_ms=c.base_ms, head_ms=c.head_ms,
+                          differing_rows=None if c.head.scenario.kind == "write" else
+                          sum(b != h for b, h in zip(c.base_hashes, c.head_hashes, strict=True)))
+            for c in cells]
+
+
+async def _side_by_side(base_db: Target, head_db: Target, variants: list[tuple[Variant, Variant]],
+                        scenarios: list[tuple[Scenario, Scenario]], today: date, opts: PairOptions,
+                        advance: Advance) -> tuple[list[PairedSamples], Calibration]:
+    calibration = Calibration()
+    cells: list[PairedSamples] = []
+    async with connected(base_db) as base, connected(head_db) as head:
+        pools = await pools_for(head, [s for _, s in scenarios], today)
+        for done, pair in enumerate(variants):
+            advance("side by side", done, len(variants))
+            cells += await _variant_pairs(base, head, pair, scenarios, pools, opts, calibration)
+        advance("side by side", len(variants), len(variants))
+    return cells, calibration
+
+
+def side_by_side(seeded: Target, before: Catalog, after: Catalog, opts: PairOptions = PairOptions(),
+                 advance: Advance = no_progress) -> SideBySide:
+    """Every cell both catalogues have, measured in pairs on two scratch copies of ``seeded``: the
+    base's statements and SQL on one, the head's on the other, under the server's measurement lock."""
+    info = schema.dataset_info(seeded)
+    if not info:
+        raise DatabaseError(f"database {seeded.database!r} holds no complete dataset: run `taskbench seed` first")
+    today = date.fromisoformat(info["profile"]["anchor_date"])
+    pairing = pair_up(before, after)
+    with measurement_lock(seeded, "check", opts.concurrent, opts.lock_wait), \
+            scratch_copy(seeded, "base") as base_db, scratch_copy(seeded, "head") as head_db:
+        cells, calibration = run_measurement(_side_by_side(base_db, head_db, pairing.variants, pairing.scenarios,
+                                                           today, opts, advance))
+    return SideBySide(pairs=opts.pairs, calibration_base_ms=calibration.base_ms,
+                      calibration_head_ms=calibration.head_ms, cells=cells, new=pairing.new,
+                      incomparable=pairing.incomparable)

@@ -39,9 +39,20 @@ from typing import Any, TypeVar
 import asyncpg
 
 from bench.catalogue.files import Catalog, Scenario, Variant
-from bench.catalogue.params import POWER_USER_RATIO, Drawer, Pools, class_drawers, pools_for
+from bench.catalogue.params import (
+    POWER_USER_RATIO,
+    Drawer,
+    Pools,
+    class_drawers,
+    pools_for,
+)
 from bench.catalogue.sql import VOLATILITY_SQL
-from bench.catalogue.variants import apply_variant, remove_variant, snapshot, variant_cost
+from bench.catalogue.variants import (
+    apply_variant,
+    remove_variant,
+    snapshot,
+    variant_cost,
+)
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
 from bench.judge.sequential import Decision, combine, design_for_classes
 from bench.judge.stats import quantile_ci, summarize
@@ -49,10 +60,23 @@ from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
 from bench.measure.lock import measurement_lock
 from bench.measure.plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
+from bench.measure.rows import result_hash
 from bench.measure.stability import plan_stability
 from bench.progress import Advance, no_progress
-from bench.results import (Cell, ClassVerdict, ColdCache, Dataset, Environment, Protocol, Results, RunConfig, Samples,
-                           StopReason, VariantResult, new_run_id)
+from bench.results import (
+    Cell,
+    ClassVerdict,
+    ColdCache,
+    Dataset,
+    Environment,
+    Protocol,
+    Results,
+    RunConfig,
+    Samples,
+    StopReason,
+    VariantResult,
+    new_run_id,
+)
 from bench.targets import schema
 from bench.targets.target import Target, connect_async, scratch_copy
 
@@ -94,20 +118,27 @@ async def rolled_back(conn: asyncpg.Connection) -> AsyncIterator[None]:
         await tx.rollback()
 
 
-async def execute(conn: asyncpg.Connection, sql: str, args: list, write: bool) -> tuple[float, int | None]:
+@dataclass(frozen=True)
+class Execution:
+    client_ms: float
+    wal_bytes: int | None  # a write's WAL
+    rows: list[asyncpg.Record] | None  # a read's rows
+
+
+async def execute(conn: asyncpg.Connection, sql: str, args: list, write: bool) -> Execution:
     """Client milliseconds of one plain execution, and for a write the WAL bytes it wrote. A write
     runs in a transaction that is rolled back; only the statement is timed (BEGIN and ROLLBACK are
     not the app's)."""
     if not write:
         started = time.perf_counter_ns()
-        await conn.fetch(sql, *args)
-        return (time.perf_counter_ns() - started) / 1e6, None
+        rows = await conn.fetch(sql, *args)
+        return Execution((time.perf_counter_ns() - started) / 1e6, None, rows)
     async with rolled_back(conn):
         lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
         started = time.perf_counter_ns()
         await conn.fetch(sql, *args)
         client_ms = (time.perf_counter_ns() - started) / 1e6
-        return client_ms, int(await conn.fetchval(_WAL_SINCE, lsn))
+        return Execution(client_ms, int(await conn.fetchval(_WAL_SINCE, lsn)), None)
 
 
 async def _explain(conn: asyncpg.Connection, explain_sql: str, args: list, write: bool) -> list[Any]:
@@ -227,8 +258,11 @@ class _CellRun:
         self.turn += 1
         args = cls.drawer.draw()
         started = time.perf_counter()
-        client_ms, wal = await execute(conn, self.sql, args, self.write)
+        done = await execute(conn, self.sql, args, self.write)
+        client_ms, wal = done.client_ms, done.wal_bytes
         if len(self.samples.client_ms) < self.opts.explain_samples:
+            if done.rows is not None:  # the same parameter sets in every run: their rows must not change
+                self.samples.result_hashes.append(result_hash(done.rows, self.scenario.query.ordered))
             explain = await _explain(conn, self.explain_sql, args, self.write)
             facts = plan_facts(explain)
             execution_ms, planning_ms = timings(explain)
@@ -279,7 +313,8 @@ class _CellRun:
                                 p95=p95[c.name]) for c in self.classes]
         common = Counter(self.samples.plan_fingerprints).most_common(1)[0][0]
         return Cell(scenario=self.scenario.name, variant=self.variant, sla_class=self.scenario.sla_class,
-                    sla_ms=self.scenario.sla_ms, sql=self.sql, kind=self.scenario.kind, warmup=self.warmup,
+                    sla_ms=self.scenario.sla_ms, sql=self.sql, kind=self.scenario.kind,
+                    scenario_sql=self.scenario.sql, params=dict(self.scenario.params), warmup=self.warmup,
                     samples=self.samples, client=summarize(self.samples.client_ms),
                     execution=summarize(self.samples.execution_ms), verdict=verdict, classes=classes,
                     decided_by=self._decided_by(verdict, {k: q.value for k, q in p95.items()}).name,
@@ -420,7 +455,8 @@ async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOption
                    dataset=dataset, config=RunConfig(seed=opts.seed, cold_samples=opts.cold_samples,
                                                      stability_rounds=opts.stability_rounds),
                    protocol=protocol(opts, pools, {len(c.classes) for c in cells}), cold_cache=cold,
-                   variants=variants, cells=cells, phase_seconds=clock.seconds, connection=seeded.probe)
+                   variants=variants, cells=cells, phase_seconds=clock.seconds, connection=seeded.probe,
+                   schema_ddl=schema.model_ddl())
 
 
 def run_measurement(coro: Coroutine[Any, Any, T]) -> T:

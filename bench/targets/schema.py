@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, create_mock_engine
 from sqlmodel import SQLModel
 
 from bench import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -78,6 +78,18 @@ def dataset_info(target: Target) -> dict[str, Any] | None:
     """The stored dataset record (fingerprint, profile, row counts), or None if none is complete."""
     with connect(target) as conn:
         return get_meta(conn, "dataset")
+
+
+def model_ddl() -> str:
+    """The DDL the models produce (types, tables, constraints, indexes), as PostgreSQL would get it:
+    recorded with each run, so a later check knows whether the schema changed since."""
+    statements: list[str] = []
+    engine = create_mock_engine("postgresql+psycopg://", lambda sql, *_a, **_k: statements.append(
+        str(sql.compile(dialect=engine.dialect)).strip()))
+    SQLModel.metadata.create_all(engine, checkfirst=False)
+    # A table's indexes come out in set order, which changes between processes: sorted after the tables.
+    indexes = sorted(s for s in statements if s.startswith("CREATE INDEX"))
+    return ";\n".join([*(s for s in statements if not s.startswith("CREATE INDEX")), *indexes]) + ";\n"
 
 
 def recreate_schema(target: Target) -> None:

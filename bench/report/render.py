@@ -1,0 +1,72 @@
+"""A comparison as people and CI read it: terminal lines, a Markdown summary (for a pull request or
+``$GITHUB_STEP_SUMMARY``) and GitHub annotations — three renderings of one ``Comparison``, here
+and nowhere else. Each function returns lines; the caller prints or writes them.
+"""
+
+from __future__ import annotations
+
+from bench.judge.compare import Comparison
+from bench.judge.gates import Finding
+
+_SECTIONS = (("Regressions", "regression"), ("Improvements", "improvement"),
+             ("Changes (neither better nor worse by themselves)", "change"))
+
+
+def _by_direction(cmp: Comparison, direction: str) -> list[Finding]:
+    return [f for f in cmp.findings if f.direction == direction]
+
+
+def headline(cmp: Comparison, base_id: str, cur_id: str) -> str:
+    if cmp.incomparable:
+        return f"cannot judge {base_id} → {cur_id}: the runs are not comparable"
+    return (f"{base_id} → {cur_id}: {len(cmp.regressions)} regression(s), {len(cmp.improvements)} improvement(s), "
+            f"{len(cmp.changes)} change(s)")
+
+
+def _time_line(cmp: Comparison) -> str:
+    if cmp.time_refused:
+        return f"time: cannot judge (exit 2): {cmp.time_refused}"
+    return f"time: {cmp.time}"
+
+
+def terminal(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
+    lines = [headline(cmp, base_id, cur_id)]
+    if cmp.incomparable:
+        return lines + [f"  - {reason}" for reason in cmp.incomparable]
+    lines.append(_time_line(cmp))
+    for title, direction in _SECTIONS:
+        items = _by_direction(cmp, direction)
+        if items:
+            lines.append(f"{title}:")
+            lines += [f"  {f.scenario} × {f.variant} [{f.kind.value}] {f.message}" for f in items]
+    return lines
+
+
+def markdown(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
+    lines = [f"## taskbench: {base_id} → {cur_id}", ""]
+    if cmp.incomparable:
+        lines.append("**Cannot judge** — the runs are not comparable:")
+        return lines + [f"- {r}" for r in cmp.incomparable] + [""]
+    lines += [f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s), "
+              f"{len(cmp.changes)} change(s).", "",
+              f"**{_time_line(cmp)}**" if cmp.time_refused else _time_line(cmp).capitalize()]
+    for title, direction in _SECTIONS:
+        items = _by_direction(cmp, direction)
+        if items:
+            lines += ["", f"### {title}", "", "| scenario | variant | gate | what changed |", "|---|---|---|---|"]
+            lines += [f"| {f.scenario} | {f.variant} | {f.kind.value} | {f.message} |" for f in items]
+    return lines + [""]
+
+
+def _clean(text: str) -> str:
+    """Workflow commands end at a newline; % must be escaped."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def annotations(cmp: Comparison) -> list[str]:
+    """GitHub Actions workflow commands: one error per regression, one for a gate that could not judge."""
+    if cmp.incomparable:
+        return [f"::error title=taskbench: cannot judge::{_clean('; '.join(cmp.incomparable))}"]
+    refused = [f"::error title=taskbench: cannot judge time::{_clean(cmp.time_refused)}"] if cmp.time_refused else []
+    return refused + [f"::error title=taskbench {f.kind.value} regression::"
+                      f"{_clean(f'{f.scenario} × {f.variant}: {f.message}')}" for f in cmp.regressions]
