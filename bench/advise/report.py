@@ -11,7 +11,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.advise.model import Advice, CandidateInfo
-from bench.report.build import ms, size
+from bench.report.build import conditions, ms, size
 from bench.results import Results
 
 
@@ -55,7 +55,7 @@ def _view(advice: Advice, res: Results) -> dict[str, Any]:
     by_name: dict[str, CandidateInfo] = {c.name: c for c in advice.candidates}
     hypo = [c for c in advice.candidates if c.hypo is not None]
     return {
-        "a": advice, "res": res, "env": res.environment, "candidates": by_name,
+        "a": advice, "res": res, "env": res.environment, "candidates": by_name, "conditions": conditions(res),
         "advised": [by_name[n] for n in advice.advised],
         "contenders": advice.contenders, "front": [p for p in advice.pareto if p.front],
         "hypo": hypo, "screened": [c for c in advice.candidates if c.screened],
