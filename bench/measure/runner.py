@@ -1,10 +1,13 @@
 """Run every scenario under every variant and collect the measurements into ``Results``.
 
-The run holds the server's measurement lock (``lock``) and works on a scratch copy of the seeded
-database (``CREATE DATABASE ... TEMPLATE``, dropped at the end whatever happens), so neither its
-indexes, its statistics nor its rows are ever altered, and an interrupted run leaves nothing
-behind. Per variant:
+The run holds the server's measurement lock (``lock``) and works on scratch copies of the seeded
+database (``CREATE DATABASE ... TEMPLATE``, each dropped whatever happens), so neither its indexes,
+its statistics nor its rows are ever altered, and an interrupted run leaves nothing behind. Per
+variant:
 
+0. a fresh copy: a write cell's rolled-back rows leave dead tuples and index entries behind, which
+   later reads visit (more buffers), so on a shared copy a variant's cells would depend on the
+   variants measured before it — and a sharded run's on which shard measured it;
 1. build its indexes, record their size and build time;
 2. measure its cells (scenarios), interleaved: each cell is warmed up (plain executions from a
    parameter stream of its own, about half a second), then every round takes one sample from each
@@ -31,7 +34,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
@@ -78,7 +81,7 @@ from bench.results import (
     new_run_id,
 )
 from bench.targets import schema
-from bench.targets.target import Target, connect_async, scratch_copy
+from bench.targets.target import Target, connect_async, connected, scratch_copy
 
 T = TypeVar("T")
 
@@ -427,30 +430,30 @@ async def _prepare(target: Target, catalog: Catalog, dataset: Dataset) -> tuple[
         await conn.close()
 
 
-async def _run(target: Target, seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset,
-               env: Environment, pools: Pools, clock: _Clock, advance: Advance) -> Results:
-    conn = await connect_async(target)
+async def _run(seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset, env: Environment,
+               pools: Pools, clock: _Clock, advance: Advance) -> Results:
     cells: list[Cell] = []
     variants: list[VariantResult] = []
     total = len(catalog.variants) * len(catalog.scenarios)
-    try:
-        cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
-        done = 0
+    done = 0
 
-        def on_cell() -> None:
-            nonlocal done
-            done += 1
-            advance("measure cells", done, total)
+    def on_cell() -> None:
+        nonlocal done
+        done += 1
+        advance("measure cells", done, total)
 
-        advance("measure cells", 0, total)
-        since = time.perf_counter()
-        for variant in catalog.variants:
-            cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock, since,
-                                                    on_cell)
-            variants.append(cost)
-            cells.extend(measured)
-    finally:
-        await conn.close()
+    advance("measure cells", 0, total)
+    since = time.perf_counter()
+    for variant in catalog.variants:
+        with ExitStack() as copied:
+            with clock.phase("scratch copy"):  # a fresh one per variant: see the module docstring
+                copy = copied.enter_context(scratch_copy(seeded, "run"))
+            async with connected(copy) as conn:
+                cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
+                cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock, since,
+                                                        on_cell)
+        variants.append(cost)
+        cells.extend(measured)
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env,
                    dataset=dataset, config=RunConfig(seed=opts.seed, cold_samples=opts.cold_samples,
                                                      stability_rounds=opts.stability_rounds),
@@ -479,9 +482,5 @@ def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
     env, pools = run_measurement(_prepare(target, catalog, dataset))
     # The lock before the copy: copying the database is heavy I/O another run would measure.
     with measurement_lock(target, "run", opts.concurrent, opts.lock_wait) as measuring:
-        clock = _Clock()
-        started = time.perf_counter()
-        with scratch_copy(target, "run") as copy:
-            clock.seconds["scratch copy"] = round(time.perf_counter() - started, 3)
-            res = run_measurement(_run(copy, target, catalog, opts, dataset, env, pools, clock, advance))
-            return res.model_copy(update={"conditions": measuring.finish()})
+        res = run_measurement(_run(target, catalog, opts, dataset, env, pools, _Clock(), advance))
+        return res.model_copy(update={"conditions": measuring.finish()})
