@@ -16,8 +16,8 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ from bench.targets import schema
 from bench.catalogue.files import Catalog, Scenario, load_catalog
 from bench.catalogue.params import Drawer, Pools, pools_for
 from bench.targets.provision import TargetSpec, dataset_home
-from bench.targets.target import Target, connect_async, scratch_copy
-from bench.catalogue.variants import apply_variant, remove_variant, snapshot
+from bench.targets.target import Target, connected, scratch_copy
+from bench.catalogue.variants import applied_variant
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,37 +80,32 @@ def tb_target(pytestconfig: pytest.Config) -> Iterator[Target]:
 
 @pytest.fixture(scope="session")
 def tb_pools(tb_target: Target, tb_catalog: Catalog) -> Pools:
-    info = schema.dataset_info(tb_target)
+    today = schema.seeded_dataset(tb_target).anchor_date
 
     async def load() -> Pools:
-        conn = await connect_async(tb_target)
-        try:
-            return await pools_for(conn, tb_catalog.scenarios, date.fromisoformat(info["profile"]["anchor_date"]))
-        finally:
-            await conn.close()
+        async with connected(tb_target) as conn:
+            return await pools_for(conn, tb_catalog.scenarios, today)
 
     return asyncio.run(load())
 
 
 @pytest.fixture(scope="session")
 def tb_variant(request: pytest.FixtureRequest, tb_target: Target, tb_catalog: Catalog) -> Iterator[str]:
+    """The variant applied while pytest runs its scenarios, removed after them: one event loop holds
+    the connection and the applied variant across the yield."""
     variant = next(v for v in tb_catalog.variants if v.name == request.param)
 
-    async def change(apply: bool, applied: Any = None) -> Any:
-        conn = await connect_async(tb_target)
-        try:
-            if apply:
-                applied = await snapshot(conn, variant)
-                await apply_variant(conn, applied)
-            else:
-                await remove_variant(conn, applied)
-            return applied
-        finally:
-            await conn.close()
+    async def apply(stack: AsyncExitStack) -> None:
+        conn = await stack.enter_async_context(connected(tb_target))
+        await stack.enter_async_context(applied_variant(conn, variant))
 
-    applied = asyncio.run(change(True))
-    yield variant.name
-    asyncio.run(change(False, applied))
+    with asyncio.Runner() as loop:
+        stack = AsyncExitStack()
+        try:
+            loop.run(apply(stack))
+            yield variant.name
+        finally:
+            loop.run(stack.aclose())
 
 
 @pytest.fixture(scope="session")

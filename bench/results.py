@@ -21,6 +21,10 @@ Format history:
   models produced (``schema_ddl``); a hash of each explained sample's rows
   (``samples.result_hashes``); ``side_by_side``: a check's paired base/head samples and its
   calibration workload.
+- 7 (2026-12-02): sharded runs (``taskbench run --shard i/N``, ``merge``): a shard's file is marked
+  with its ``shard`` (index, count, the plan, the catalogue's fingerprint, what balanced the split,
+  and the calibration workload sampled before and after it measured); a merged file records its
+  ``shards`` (each one's run, target, machine, conditions and calibration).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from bench.errors import InputError
 from bench.judge.stats import Quantile, Summary, Verdict
 from bench.measure.plan import PlanFacts
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 RESULTS_FILE = "results.json"
 ScenarioKind = Literal["read", "write"]
 
@@ -327,6 +331,41 @@ class SideBySide(BaseModel):
     incomparable: list[str]  # cells both have that cannot be given the same parameters, and why
 
 
+class Calibration(BaseModel):
+    """The calibration workload (``bench.measure.calibration``) sampled on a shard's target just before
+    and just after it measured: how fast that machine was and how steady (its noise). Shards are
+    never compared with each other by time; this says what each one measured under."""
+    before_ms: dict[str, list[float]]  # per calibration item, its samples
+    after_ms: dict[str, list[float]]
+
+
+class Shard(BaseModel):
+    """What a shard's results file is marked with: which share of which matrix it measured."""
+    index: int  # i of --shard i/N, from 1
+    count: int  # N
+    plan: dict[str, int]  # variant → the shard that measures it, in catalogue order (the same in every shard)
+    catalogue: str  # fingerprint of the catalogue that was split (scenarios' SQL, params, kind, SLA; statements)
+    weights: str  # what balanced the split: a previous run's durations, or equal weights and why
+    calibration: Calibration
+
+    @property
+    def variants(self) -> list[str]:
+        """The variants this shard measures, in catalogue order."""
+        return [v for v, i in self.plan.items() if i == self.index]
+
+
+class ShardRun(BaseModel):
+    """One shard of a merged run, as it measured."""
+    shard: Shard
+    run_id: str
+    created_at: datetime
+    target: str  # redacted
+    machine: dict[str, Any]
+    conditions: Conditions | None
+    connection: ConnectionProbe | None
+    phase_seconds: dict[str, float]
+
+
 class BaselineInfo(BaseModel):
     """Set when a run is saved as the committed baseline: why, and from which run."""
     reason: str
@@ -353,6 +392,8 @@ class Results(BaseModel):
     baseline: BaselineInfo | None = None
     schema_ddl: str = ""  # the DDL the models produced for this run ("" in older files)
     side_by_side: SideBySide | None = None  # a check's paired base/head timings
+    shard: Shard | None = None  # a shard's file: the share of the matrix it measured
+    shards: list[ShardRun] = []  # a merged run: the shards it was made from, by index
 
     def cell(self, scenario: str, variant: str) -> Cell | None:
         return next((c for c in self.cells if c.scenario == scenario and c.variant == variant), None)
@@ -360,6 +401,16 @@ class Results(BaseModel):
 
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def write(results: Results, run_dir: Path) -> Path:
+    """Write ``run_dir/results.json`` atomically: a reader never sees half a file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RESULTS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(results.model_dump_json(indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def save(results: Results, reports_dir: Path) -> Path:
@@ -370,10 +421,7 @@ def save(results: Results, reports_dir: Path) -> Path:
         suffix += 1
         run_dir = reports_dir / f"{results.run_id}-{suffix}"
     run_dir.mkdir(parents=True)
-    path = run_dir / RESULTS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(results.model_dump_json(indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    path = write(results, run_dir)
     latest = reports_dir / "latest"
     tmp_link = reports_dir / ".latest.tmp"
     if tmp_link.is_symlink() or tmp_link.exists():
@@ -459,7 +507,12 @@ def _update_to_6(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5, 5: _update_to_6}
+def _update_to_7(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older file is neither a shard nor a merge of shards."""
+    return raw
+
+
+_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5, 5: _update_to_6, 6: _update_to_7}
 
 
 def readable_versions() -> list[int]:

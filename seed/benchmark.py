@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.targets import schema
 from bench.progress import Advance, no_progress
-from bench.targets.target import Target, connect_async, drop_database, ensure_database
+from bench.targets.target import Target, connected, drop_database, ensure_database
 
 from seed.load import TABLE_ORDER, seed_database
 from seed.profiles import Profile
@@ -70,20 +70,16 @@ def _files(workdir: Path) -> dict[str, Path]:
 
 
 async def _export(target: Target, workdir: Path, server_side: bool) -> None:
-    conn = await connect_async(target)
-    try:
+    async with connected(target) as conn:
         for table, path in _files(workdir).items():
             if server_side:
                 await conn.execute(f"COPY {table} TO '{path}' (FORMAT binary)")
             else:
                 await conn.copy_from_table(table, output=str(path), format="binary")
-    finally:
-        await conn.close()
 
 
 async def _raw_copy(target: Target, workdir: Path, server_side: bool) -> float:
-    conn = await connect_async(target)
-    try:
+    async with connected(target) as conn:
         files = _files(workdir)
         await conn.execute(f"TRUNCATE {', '.join(TABLE_ORDER)}")
         await conn.execute("CHECKPOINT")
@@ -95,8 +91,6 @@ async def _raw_copy(target: Target, workdir: Path, server_side: bool) -> float:
                 else:
                     await conn.copy_to_table(table, source=str(path), format="binary")
         return time.perf_counter() - started
-    finally:
-        await conn.close()
 
 
 def _server_side_dir(target: Target) -> Path | None:

@@ -1,4 +1,4 @@
-"""Column generators: deterministic from the profile's seed, shaped like production (design §4).
+"""Column generators: deterministic from the profile's seed, shaped like production (docs/data.md).
 
 Each table is produced as a stream of Arrow record batches built with NumPy and pyarrow
 compute, never row by row in Python: generating a row must cost less than the server spends
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from faker import Faker
 from faker.providers.lorem.en_US import Provider as _Lorem
 
-from bench.models import CATEGORIES
+from bench.models import CATEGORIES, Priority, Role
 
 from seed.profiles import Profile
 
@@ -40,11 +40,14 @@ UUID = pa.binary(16)
 # alphabetical, so ranks follow a fixed shuffle (otherwise every common word would start with "a").
 WORDS = pa.array(_Lorem.word_list, pa.string()).take(np.random.default_rng(0).permutation(len(_Lorem.word_list)))
 _WORD_CUM = np.cumsum(1.0 / np.arange(1, len(WORDS) + 1))
-_PRIORITIES = pa.array(["high", "medium", "low"])
-_PRIORITY_P = (0.2, 0.5, 0.3)
+# Enum values come from the models, in their order (the server-side generator indexes them too).
+PRIORITIES = [p.value for p in Priority]
+_PRIORITY_WEIGHT = {Priority.high: 0.2, Priority.medium: 0.5, Priority.low: 0.3}
+_PRIORITY_P = tuple(_PRIORITY_WEIGHT[p] for p in Priority)
 _CATEGORIES = pa.array(list(CATEGORIES))
 _CATEGORY_P = (0.35, 0.25, 0.15, 0.10, 0.15)
-_ROLES = pa.array(["user", "assistant", "system", "tool"])
+ROLES = [r.value for r in Role]
+ROLE_INDEX = {r: i for i, r in enumerate(Role)}  # a role's position in ROLES
 _TAG_COUNT_P = (0.3, 0.4, 0.2, 0.1)  # 0..3 tags per task
 _MAX_TAGS = 3
 # Independent RNG streams: adding draws to one table never shifts another table's data.
@@ -172,7 +175,7 @@ class Generator:
                 "user_id": self.user_ids.take(owners[first:first + n]),
                 "title": pc.utf8_capitalize(self._words(rng, rng.integers(2, 9, n))),
                 "description": self._words(rng, rng.integers(0, 31, n)),
-                "priority": _PRIORITIES.take(rng.choice(3, n, p=_PRIORITY_P)),
+                "priority": pa.array(PRIORITIES).take(rng.choice(len(PRIORITIES), n, p=_PRIORITY_P)),
                 "category": _CATEGORIES.take(rng.choice(len(CATEGORIES), n, p=_CATEGORY_P)),
                 "tags": self._tags_json(rng, n),
                 "due_date": pa.array(due_days.astype(np.int32), pa.date32(), mask=~due),
@@ -237,13 +240,13 @@ class Generator:
             n = len(times)
             position = np.arange(n) - np.repeat(np.concatenate(([0], np.cumsum(plan["messages"][convs])[:-1])),
                                                 plan["messages"][convs])
-            role = position % 2  # user, assistant, user...
-            role[(position == 0) & (rng.random(n) < 0.3)] = 2  # an opening system prompt
-            role[(position > 0) & (rng.random(n) < 0.03)] = 3  # a tool call result
+            role = np.where(position % 2 == 0, ROLE_INDEX[Role.user], ROLE_INDEX[Role.assistant])  # user, assistant...
+            role[(position == 0) & (rng.random(n) < 0.3)] = ROLE_INDEX[Role.system]  # an opening system prompt
+            role[(position > 0) & (rng.random(n) < 0.03)] = ROLE_INDEX[Role.tool]  # a tool call result
             yield pa.record_batch({
                 "conversation_id": uuid_array(plan["id"][convs][conv]),
                 "user_id": self.user_ids.take(plan["owner"][convs][conv]),
-                "role": _ROLES.take(role),
+                "role": pa.array(ROLES).take(role),
                 "content": self._words(rng, rng.integers(3, 61, n)),
                 "created_at": timestamps(times),
             })

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from bench.targets import schema
 from bench.progress import Advance, no_progress
-from bench.targets.target import Target, connect_async
+from bench.targets.target import Target, connected
 
 from seed.generate import Generator
 from seed.profiles import Profile
@@ -148,23 +148,22 @@ async def _copy_table(conn: asyncpg.Connection, table: str, batches: Iterator[pa
 
 
 async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[str, int], dict[str, float]]:
-    conn = await connect_async(target)
-    # The generating thread's Python parts hold the GIL for up to the switch interval (5 ms by
-    # default); the event loop must get it back sooner to keep the socket full, or the server
-    # idles between chunks.
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
     counts: dict[str, int] = {}
     seconds: dict[str, float] = {}
     expected = gen.row_counts()
-    try:
-        for table in TABLE_ORDER:
-            started = time.perf_counter()
-            counts[table] = await _copy_table(conn, table, getattr(gen, table)(), advance, expected[table])
-            seconds[table] = time.perf_counter() - started
-    finally:
-        sys.setswitchinterval(switch)
-        await conn.close()
+    async with connected(target) as conn:
+        # The generating thread's Python parts hold the GIL for up to the switch interval (5 ms by
+        # default); the event loop must get it back sooner to keep the socket full, or the server
+        # idles between chunks.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
+        try:
+            for table in TABLE_ORDER:
+                started = time.perf_counter()
+                counts[table] = await _copy_table(conn, table, getattr(gen, table)(), advance, expected[table])
+                seconds[table] = time.perf_counter() - started
+        finally:
+            sys.setswitchinterval(switch)
     return counts, seconds
 
 

@@ -26,11 +26,21 @@ from psycopg.rows import dict_row
 from pydantic import TypeAdapter, ValidationError
 
 from bench.targets import schema
-from bench.models import CATEGORIES
+from bench.models import CATEGORIES, Role
 from bench.progress import Advance
 from bench.targets.target import Target
 
-from seed.generate import _CATEGORY_P, _PRIORITY_P, _TAG_COUNT_P, _WORD_CUM, WORDS, Generator
+from seed.generate import (
+    _CATEGORY_P,
+    _PRIORITY_P,
+    _TAG_COUNT_P,
+    _WORD_CUM,
+    PRIORITIES,
+    ROLE_INDEX,
+    ROLES,
+    WORDS,
+    Generator,
+)
 from seed.profiles import Profile
 from seed.validate import MODELS
 
@@ -67,7 +77,7 @@ WITH base AS MATERIALIZED (
   SELECT o.n, o.user_id, c.created,
          2 + floor(random() * 7)::int AS title_words, floor(random() * 31)::int AS description_words,
          width_bucket(random(), %(tag_count_p)s::float8[]) - 1 AS tag_count,
-         (ARRAY['high', 'medium', 'low'])[width_bucket(random(), %(priority_p)s::float8[])] AS priority,
+         (%(priorities)s::text[])[width_bucket(random(), %(priority_p)s::float8[])] AS priority,
          (%(categories)s::text[])[width_bucket(random(), %(category_p)s::float8[])] AS category,
          random() < %(due_ratio)s AS due, floor(random() * 91)::int AS due_days,
          random() < 0.4 AS timed, 7 + floor(random() * 14)::int AS due_hour,
@@ -126,6 +136,8 @@ SELECT c.id, c.user_id, c.created_at, row_number() OVER (ORDER BY c.created_at, 
 FROM conversations c ORDER BY c.created_at, c.id
 """
 
+_ROLE_AT = {role: i + 1 for role, i in ROLE_INDEX.items()}  # a role's position in a SQL array (from 1)
+
 _MESSAGES = f"""
 WITH base AS MATERIALIZED (
   SELECT row_number() OVER (ORDER BY c.ord, g.pos) AS n, c.id AS conversation_id, c.user_id,
@@ -140,9 +152,10 @@ timed AS (
   FROM base WINDOW w AS (PARTITION BY conversation_id ORDER BY pos))
 INSERT INTO messages (conversation_id, user_id, role, content, created_at)
 SELECT b.conversation_id, b.user_id,
-       (ARRAY['user', 'assistant', 'system', 'tool'])[CASE WHEN b.pos = 0 AND b.r < 0.3 THEN 3
-                                                          WHEN b.pos > 0 AND b.r < 0.03 THEN 4
-                                                          ELSE b.pos %% 2 + 1 END]::message_role,
+       (%(roles)s::text[])[CASE WHEN b.pos = 0 AND b.r < 0.3 THEN {_ROLE_AT[Role.system]}
+                                WHEN b.pos > 0 AND b.r < 0.03 THEN {_ROLE_AT[Role.tool]}
+                                WHEN b.pos %% 2 = 0 THEN {_ROLE_AT[Role.user]}
+                                ELSE {_ROLE_AT[Role.assistant]} END]::message_role,
        c.txt, t.at
 FROM base b JOIN contents c USING (n) JOIN timed t USING (n)
 ORDER BY t.at, b.n
@@ -209,7 +222,7 @@ def _insert_tasks(conn: psycopg.Connection, gen: Generator, advance: Advance) ->
     conn.execute(_OWNERS, {"users": common["users"], "counts": counts})
     params = {**common, "step": common["span"] / total, "priority_p": _cumulative(_PRIORITY_P),
               "category_p": _cumulative(_CATEGORY_P), "tag_count_p": _cumulative(_TAG_COUNT_P),
-              "categories": list(CATEGORIES),
+              "categories": list(CATEGORIES), "priorities": PRIORITIES,
               "due_ratio": p.due_date_ratio, "completed_ratio": p.completed_ratio,
               "deleted_ratio": p.deleted_ratio}
     advance("seed tasks (server)", 0, total)
@@ -231,7 +244,8 @@ def _insert_conversations(conn: psycopg.Connection, gen: Generator, advance: Adv
     done = 0
     advance("seed messages (server)", 0, expected)
     for first in range(0, conversations, MESSAGE_CHUNK):
-        done += conn.execute(_MESSAGES, {**common, "first": first, "last": first + MESSAGE_CHUNK}).rowcount
+        done += conn.execute(_MESSAGES, {**common, "roles": ROLES, "first": first,
+                                          "last": first + MESSAGE_CHUNK}).rowcount
         advance("seed messages (server)", done, expected)
     # A conversation's activity time is its last message, as in the client generator.
     conn.execute("""UPDATE conversations c SET updated_at = m.last

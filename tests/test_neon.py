@@ -4,6 +4,7 @@ out of reach here) whose branches live on the embedded PostgreSQL."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -460,3 +461,53 @@ def test_settings_do_not_leak_the_key_in_errors(standin, spec):
     client.close()
     assert KEY not in str(info.value)
 
+
+
+PARALLEL = ["run", "--target", "neon", "--neon-parent", PARENT, "-s", "task_by_id", "-s", "recent_tasks",
+            "-v", "baseline", "-v", "composite", "-v", "covering", "--cold-samples", "0", "--stability-rounds", "0",
+            "--concurrent", "--quiet"]
+
+
+def test_a_parallel_run_measures_a_share_on_each_of_n_branches_at_once_and_deletes_them(standin, spec, tmp_path):
+    standin.settle()
+    mark = len(standin.log)
+    proc = subprocess.run([sys.executable, "-m", "bench", *PARALLEL, "--parallel", "3", "--neon-branch",
+                           f"{RUN_BRANCH_PREFIX}par", "--reports-dir", str(tmp_path)], cwd=ROOT, env=_cli_env(standin),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert run_branches(standin) == []
+    names = [f"{RUN_BRANCH_PREFIX}par-{i}" for i in (1, 2, 3)]
+    created = [b["branch"]["name"] for m, p, s, b in standin.log[mark:] if m == "POST" and p.endswith("/branches")
+               and s == 201]
+    assert created == names and "3 shares (split by durations of run" in proc.stderr
+    res = results_io.load(tmp_path / "latest")
+    assert len(res.cells) == 6 and [v.name for v in res.variants] == ["baseline", "composite", "covering"]
+    assert [s.shard.index for s in res.shards] == [1, 2, 3] and len({s.target for s in res.shards}) == 3
+    assert sorted(v for s in res.shards for v in s.shard.variants) == ["baseline", "composite", "covering"]
+    # at once: every shard's process was measuring before the first one had finished
+    lines = proc.stderr.splitlines()
+    started = [i for i, line in enumerate(lines) if re.match(r"shard \d/3 \(\w+\) measuring on ", line)]
+    finished = [i for i, line in enumerate(lines) if re.match(r"shard \d/3: 2 cells in ", line)]
+    assert len(started) == len(finished) == 3 and max(started) < min(finished)
+    assert "Traceback" not in proc.stderr and proc.stderr.count("deleted Neon branch") == 3
+
+
+def test_an_interrupted_parallel_run_stops_its_shards_and_leaves_no_branch(standin, spec, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *PARALLEL, "--parallel", "2",
+                             "--reports-dir", str(tmp_path)], cwd=ROOT, env=_cli_env(standin), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+
+    def measuring() -> int:  # branches whose shard has its scratch copy: measuring
+        return sum(any(d.startswith("taskbench_run_") for d in standin.databases_of(b["id"]))
+                   for b in list(standin.branches.values()) if b["name"].startswith(RUN_BRANCH_PREFIX))
+
+    while measuring() < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr and stderr.count("deleted Neon branch") == 2
+    assert run_branches(standin) == []
+    assert not list(tmp_path.iterdir())  # no partial results

@@ -4,16 +4,13 @@ import asyncio
 
 from bench.catalogue.sql import parse_query
 from bench.measure.rows import result_hash
-from bench.targets.target import connect_async
+from bench.targets.target import connected
 
 
 def _fetch(target, sql: str):
     async def go():
-        conn = await connect_async(target)
-        try:
+        async with connected(target) as conn:
             return await conn.fetch(sql)
-        finally:
-            await conn.close()
     return asyncio.run(go())
 
 

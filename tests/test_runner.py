@@ -88,11 +88,10 @@ def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, sm
 def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
     """Each write sample is rolled back: the database the run measured on is unchanged, row for row."""
     import asyncio
-    from datetime import date
 
     from bench.catalogue.params import pools_for
     from bench.measure import runner
-    from bench.targets.target import connect_async
+    from bench.targets.target import connected
     from seed.load import seed_database
     from tests.support import TINY, content_checksums
 
@@ -105,12 +104,9 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
     opts = RunOptions(cell_budget=0.3)
 
     async def measure():
-        conn = await connect_async(target)
-        try:
-            pools = await pools_for(conn, writes, date.fromisoformat(TINY.anchor_date.isoformat()))
+        async with connected(target) as conn:
+            pools = await pools_for(conn, writes, TINY.anchor_date)
             return [await runner.measure_cell(conn, s, "baseline", pools, opts) for s in writes]
-        finally:
-            await conn.close()
 
     cells = asyncio.run(measure())
     assert content_checksums(target) == before
@@ -163,17 +159,14 @@ def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, cata
 
     from bench.catalogue.params import pools_for
     from bench.measure import runner
-    from bench.targets.target import connect_async
+    from bench.targets.target import connected
 
     chosen = _catalog_with(catalog, {"task_by_id": 10_000, "last_messages": 10_000, "recent_tasks": 0.001})
 
     async def measure():
-        conn = await connect_async(seeded)
-        try:
+        async with connected(seeded) as conn:
             pools = await pools_for(conn, chosen.scenarios, date(2026, 1, 1))
             return await runner.measure_cells(conn, chosen.scenarios, "baseline", pools, RunOptions())
-        finally:
-            await conn.close()
 
     cells = asyncio.run(measure())
     taken = sorted((at, cell.scenario) for cell in cells for at in cell.samples.at_s)
@@ -192,15 +185,14 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
     from bench.catalogue.files import Scenario
     from bench.catalogue.params import POWER, load_pools
     from bench.measure import runner
-    from bench.targets.target import connect_async
+    from bench.targets.target import connected
 
     # Time grows with the square of the user's tasks: power users (5× the tasks) take ~25× as long.
     sql = ("SELECT count(*) FROM tasks a, tasks b WHERE a.user_id = :user_id AND b.user_id = :user_id "
            "AND a.id % 50 = 0")
 
     async def measure():
-        conn = await connect_async(seeded)
-        try:
+        async with connected(seeded) as conn:
             pools = await load_pools(conn, {"user"}, None)
             timed = {}
             for name, users in pools.classes.items():  # the line between the classes, on this machine today
@@ -215,8 +207,6 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
                                 sla_ms=(timed["ordinary"] * timed[POWER]) ** 0.5)
             # min_samples: every class goes on to the first pass look, so the ordinary users get a verdict too.
             return await runner.measure_cell(conn, scenario, "baseline", pools, RunOptions(min_samples=77))
-        finally:
-            await conn.close()
 
     cell = asyncio.run(measure())
     by_class = {c.user_class: c for c in cell.classes}

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from bench.targets import schema
 from bench.errors import DatabaseError, InputError
-from bench.targets.target import Target, async_engine, connect_async, open_target, parse_database_url
+from bench.targets.target import Target, async_engine, connected, open_target, parse_database_url
 from tools.loopback_server import loopback_server
 
 
@@ -140,11 +140,8 @@ def test_a_neon_style_url_works_with_every_driver_over_tls(tls_server):
     schema.recreate_schema(target)  # SQLAlchemy + psycopg: the models' DDL
 
     async def through_asyncpg_and_sqlalchemy() -> tuple[bool, bool]:
-        conn = await connect_async(target)
-        try:
+        async with connected(target) as conn:
             raw_ssl = await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        finally:
-            await conn.close()
         engine = async_engine(target)
         try:
             async with engine.connect() as sa_conn:

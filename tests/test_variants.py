@@ -1,20 +1,18 @@
 import asyncio
+from contextlib import nullcontext
 
 import pytest
 
 from bench.catalogue.files import Variant
 from bench.errors import InputError
-from bench.targets.target import connect_async
-from bench.catalogue.variants import apply_variant, index_names, remove_variant, snapshot, variant_cost
+from bench.targets.target import connected
+from bench.catalogue.variants import apply_variant, applied_variant, index_names, snapshot, variant_cost
 
 
 def _in_db(target, coro_fn):
     async def go():
-        conn = await connect_async(target)
-        try:
+        async with connected(target) as conn:
             return await coro_fn(conn)
-        finally:
-            await conn.close()
     return asyncio.run(go())
 
 
@@ -23,16 +21,30 @@ def test_variant_is_applied_measured_and_removed(seeded, catalog):
 
     async def go(conn):
         before = await index_names(conn)
-        applied = await snapshot(conn, composite)
-        await apply_variant(conn, applied)
-        during = await index_names(conn)
-        cost = await variant_cost(conn, applied)
-        await remove_variant(conn, applied)
-        return before, during, cost, await index_names(conn)
+        phases = []
+        async with applied_variant(conn, composite, lambda name: nullcontext(phases.append(name))) as applied:
+            during = await index_names(conn)
+            cost = await variant_cost(conn, applied)
+        return before, during, cost, await index_names(conn), phases
 
-    before, during, cost, after = _in_db(seeded, go)
+    before, during, cost, after, phases = _in_db(seeded, go)
     assert during - before == {i.name for i in cost.indexes} and len(cost.indexes) == 5
     assert cost.index_size_bytes > 0 and all(i.build_seconds > 0 for i in cost.indexes)
+    assert after == before
+    assert phases == ["build indexes", "drop indexes"]  # a run's clock times dropping apart from building
+
+
+def test_a_failure_inside_the_block_still_removes_the_variant(seeded, catalog):
+    composite = next(v for v in catalog.variants if v.name == "composite")
+
+    async def go(conn):
+        before = await index_names(conn)
+        with pytest.raises(RuntimeError, match="mid-measurement"):
+            async with applied_variant(conn, composite):
+                raise RuntimeError("mid-measurement")
+        return before, await index_names(conn)
+
+    before, after = _in_db(seeded, go)
     assert after == before
 
 

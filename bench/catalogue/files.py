@@ -1,6 +1,6 @@
 """Scenarios, index variants and SLA classes: data files in ``scenarios/``, validated on load.
 
-Layout (see the README for the full format):
+Layout (docs/catalogue.md describes every field):
   scenarios/sla.toml              SLA classes: name -> milliseconds
   scenarios/queries/<name>.toml   one query scenario per file
   scenarios/variants/<name>.toml  one index variant per file

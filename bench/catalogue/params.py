@@ -41,13 +41,13 @@ import asyncpg
 
 from bench.catalogue.files import Scenario
 from bench.errors import DatabaseError
-from bench.models import CATEGORIES
+from bench.models import CATEGORIES, Priority
 
 # A systematic sample of each user's tasks (every k-th id) keeps memory flat on large datasets.
 _TASKS_PER_USER_SAMPLE = 256
 DEEP_PAGE = (1000, 5000)  # "deep into the list": rows skipped before the page
 _CURSOR_STEP = 25  # one cursor every k rows of that depth range
-_PRIORITIES = ("high", "medium", "low")
+_PRIORITIES = tuple(p.value for p in Priority)
 _TAG_CHOICES = (2, 3)
 _CURSOR_KINDS = frozenset({"cursor_created_at", "cursor_id"})
 POWER_USER_RATIO = 2.0

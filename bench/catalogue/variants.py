@@ -8,6 +8,8 @@ statement fails half-way or the run is interrupted mid-build.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -65,6 +67,32 @@ async def apply_variant(conn: asyncpg.Connection, applied: Applied) -> None:
         applied.indexes)
     for row in tables:
         await conn.execute(f'ANALYZE "{row["relname"]}"')
+
+
+async def applied_new(conn: asyncpg.Connection, variant: Variant) -> Applied:
+    """Snapshot, then apply ``variant``: for work on a scratch copy that is dropped with the variant
+    in it, so nothing is removed."""
+    applied = await snapshot(conn, variant)
+    await apply_variant(conn, applied)
+    return applied
+
+
+def _untimed(phase: str) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+@asynccontextmanager
+async def applied_variant(conn: asyncpg.Connection, variant: Variant,
+                          phase: Callable[[str], AbstractContextManager[object]] = _untimed) -> AsyncIterator[Applied]:
+    """``variant`` applied on ``conn`` for the block, removed on the way out whatever happens.
+    ``phase`` times the two halves (``"build indexes"``, ``"drop indexes"``), e.g. a run's clock."""
+    with phase("build indexes"):
+        applied = await applied_new(conn, variant)
+    try:
+        yield applied
+    finally:
+        with phase("drop indexes"):
+            await remove_variant(conn, applied)
 
 
 async def remove_variant(conn: asyncpg.Connection, applied: Applied) -> None:

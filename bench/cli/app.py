@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from time import perf_counter
 from typing import Annotated, Any, Optional
 
 import typer
@@ -26,7 +27,14 @@ from bench.targets.container import DEFAULT_PG_MAJOR
 from bench.errors import InputError, Interrupted, TaskbenchError, as_user_error
 from bench.targets.neon import API_URL, DEFAULT_PARENT, NeonSettings
 from bench.progress import progress
-from bench.targets.provision import KINDS, TargetSpec, dataset_home, measurement_target, require_lasting
+from bench.targets.provision import (
+    KINDS,
+    TargetSpec,
+    dataset_home,
+    measurement_target,
+    measurement_targets,
+    require_lasting,
+)
 from bench.measure.runner import RunOptions, run
 from bench.targets.target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target
 
@@ -77,6 +85,15 @@ LockWait = Annotated[float, typer.Option(
 ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
 StabilityN = Annotated[int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
 ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
+ShardOf = Annotated[Optional[str], typer.Option(
+    "--shard", help="Measure share i of N (i/N): whole variants, balanced by --durations; `taskbench merge` joins "
+                    "the shards.")]
+Durations = Annotated[Optional[Path], typer.Option(
+    "--durations", help="The run whose durations balance the shares of --shard and --parallel (default: "
+                        "reports/baseline.json when it covers the variants, else equal weights).")]
+Parallel = Annotated[int, typer.Option(
+    "--parallel", min=1, help="With --target neon: N shares measured at once, each on a Neon branch of its own, "
+                              "then merged.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
@@ -135,6 +152,14 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
                                        help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).")),
     "pooled": (bool, typer.Option("--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host.")),
     "keep_branch": (bool, typer.Option("--keep-branch", help="Keep the run's Neon branch (it is deleted by default).")),
+    "neon_expiry": (float, typer.Option(
+        "--neon-expiry-hours", help="A run's branch deletes itself this long after creation, even if taskbench is "
+                                    "killed (0: never).")),
+    # The allowance a run of several branches (--parallel) is checked against before anything is created.
+    "neon_max_branches": (int, typer.Option(
+        "--neon-max-branches", help="Branches the project may have (Free and Launch 10, Scale 25).")),
+    "neon_max_active": (int, typer.Option(
+        "--neon-max-active-computes", help="Computes the project may have active at once (Neon's default 20).")),
     "neon_api_url": (str, typer.Option("--neon-api-url", envvar="NEON_API_URL", help="Neon API base URL.")),
     "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
 }
@@ -142,14 +167,15 @@ _TARGET_DEFAULTS: dict[str, Any] = {
     "target": "auto", "database_url": None, "db_name": DEFAULT_DB_NAME, "data_dir": DEFAULT_DATA_DIR, "force": False,
     "neon_project": None, "neon_parent": DEFAULT_PARENT, "neon_branch": None, "neon_compute": 1.0,
     "neon_max_compute": NeonSettings.max_compute_cu, "neon_suspend": 0, "pooled": False, "keep_branch": False,
-    "neon_api_url": API_URL, "pg_major": DEFAULT_PG_MAJOR,
+    "neon_expiry": NeonSettings.expiry_hours, "neon_max_branches": NeonSettings.max_branches,
+    "neon_max_active": NeonSettings.max_active_computes, "neon_api_url": API_URL, "pg_major": DEFAULT_PG_MAJOR,
 }
 
 
 def _spec(target: str, database_url: str | None, db_name: str, data_dir: Path, force: bool,
           neon_project: str | None, neon_parent: str, neon_branch: str | None, neon_compute: float,
-          neon_max_compute: float, neon_suspend: int, pooled: bool, keep_branch: bool, neon_api_url: str,
-          pg_major: int) -> TargetSpec:
+          neon_max_compute: float, neon_suspend: int, pooled: bool, keep_branch: bool, neon_expiry: float,
+          neon_max_branches: int, neon_max_active: int, neon_api_url: str, pg_major: int) -> TargetSpec:
     neon = None
     if target == "neon":
         api_key = os.environ.get("NEON_API_KEY", "")
@@ -158,7 +184,9 @@ def _spec(target: str, database_url: str | None, db_name: str, data_dir: Path, f
                              "(or --neon-project)")
         neon = NeonSettings(api_key=api_key, project_id=neon_project, api_url=neon_api_url, parent=neon_parent,
                             branch=neon_branch, compute_cu=neon_compute, max_compute_cu=neon_max_compute,
-                            suspend_timeout=neon_suspend, pooled=pooled, keep_branch=keep_branch)
+                            suspend_timeout=neon_suspend, pooled=pooled, keep_branch=keep_branch,
+                            expiry_hours=neon_expiry, max_branches=neon_max_branches,
+                            max_active_computes=neon_max_active)
     return TargetSpec(kind=target, database_url=database_url or None, db_name=db_name, data_dir=data_dir,
                       force=force, neon=neon, pg_major=pg_major)
 
@@ -203,24 +231,36 @@ def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) 
 def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
     with progress(not quiet, unit="cells") as advance:
         res = run(target, cat, opts, advance)
+    return _saved(res, reports_dir)
+
+
+def _saved(res: Any, reports_dir: Path) -> Path:
+    """Save a run and say what it found."""
     path = results_io.save(res, reports_dir)
+    _print_run(res, path)
+    return path
+
+
+def _print_run(res: Any, path: Path) -> None:
     for c in res.cells:
         out.print(f"  {c.scenario} × {c.variant}: {c.verdict_text}", highlight=False, markup=False)
     verdicts = {v: sum(1 for c in res.cells if c.verdict == v) for v in ("pass", "fail", "inconclusive")}
     err.print(f"{len(res.cells)} cells: {verdicts['pass']} pass, {verdicts['fail']} fail, "
               f"{verdicts['inconclusive']} inconclusive → {path}", highlight=False)
     _warn_conditions(res)
-    return path
 
 
 def _warn_conditions(res: Any) -> None:
-    """Say when the numbers were taken beside other work: another measurement, a busy machine."""
-    conditions = res.conditions
-    if conditions and conditions.lock != "held":
-        _note(f"measured concurrently: {conditions.lock}")
-    if conditions and conditions.busy:
-        _note(f"busy machine: load {conditions.load_before[0]:g} before and {conditions.load_after[0]:g} after "
-              f"measuring on {conditions.cpus} CPUs — other work shared them, so times may be slow")
+    """Say when the numbers were taken beside other work: another measurement, a busy machine (for a
+    merged run, each shard's own)."""
+    measured = [("", res.conditions), *((f"shard {s.shard.index}/{s.shard.count}: ", s.conditions)
+                                        for s in res.shards)]
+    for where, conditions in measured:
+        if conditions and conditions.lock != "held":
+            _note(f"{where}measured concurrently: {conditions.lock}")
+        if conditions and conditions.busy:
+            _note(f"{where}busy machine: load {conditions.load_before[0]:g} before and {conditions.load_after[0]:g} "
+                  f"after measuring on {conditions.cpus} CPUs — other work shared them, so times may be slow")
 
 
 @command("seed")
@@ -269,12 +309,57 @@ def seed_bench_cmd(spec: TargetSpec, profile: Profile = "default", users: Users 
 @targeted
 @measuring()
 def run_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-            scenario: Only = None, variant: OnlyVariant = None, reports_dir: ReportsDir = Path("reports"),
-            quiet: Quiet = False) -> None:
-    """Measure every scenario under every variant; write reports/<run-id>/results.json."""
+            scenario: Only = None, variant: OnlyVariant = None, shard: ShardOf = None, durations: Durations = None,
+            parallel: Parallel = 1, reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+    """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json."""
+    from bench.measure import shard as sharding
+
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
-    with measurement_target(spec, announce=_note) as target:
-        _run(_show(target), cat, opts, reports_dir, quiet)
+    if shard and parallel > 1:
+        raise InputError("--shard measures one share here, --parallel every share at once: give one of them")
+    if shard:
+        index, count = sharding.parse_shard(shard)
+        plan = sharding.split(cat, count, sharding.durations(cat, durations))
+        with measurement_target(spec, announce=_note) as target:
+            _note(f"shard {index}/{count}: {', '.join(plan.variants(index))} (split by {plan.weights})")
+            with progress(not quiet, unit="cells") as advance:
+                _saved(sharding.measure_shard(_show(target), cat, opts, plan, index, advance), reports_dir)
+    elif parallel > 1:
+        from bench.measure.merge import merge
+
+        plan = sharding.split(cat, parallel, sharding.durations(cat, durations))  # refused before any branch
+        _note(f"{parallel} shares (split by {plan.weights}), measured at once")
+        with measurement_targets(spec, parallel, _note) as targets:
+            shards = sharding.measure_parallel(targets, cat, opts, plan, _note)
+        _saved(merge([(f"shard {i}/{parallel}", res) for i, res in enumerate(shards, 1)]), reports_dir)
+    else:
+        with measurement_target(spec, announce=_note) as target:
+            _run(_show(target), cat, opts, reports_dir, quiet)
+
+
+@command("merge")
+def merge_cmd(
+    shards: Annotated[list[Path], typer.Argument(help="Each shard's run directory or results.json.")],
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", help="Directory for the merged run and its report (default: reports/<run-id>).")] = None,
+) -> None:
+    """Merge the shards of a sharded run (run --shard i/N, every one once) into one run and its report;
+    exit 2, naming what differs, when they do not belong together."""
+    from bench.measure.merge import merge
+    from bench.report.build import write_report
+
+    started = perf_counter()
+    merged = merge([(str(path), results_io.load(path)) for path in shards])
+    if out_dir is None:
+        path = results_io.save(merged, Path("reports"))
+    elif (out_dir / results_io.RESULTS_FILE).exists():
+        raise InputError(f"--out {out_dir} already holds a {results_io.RESULTS_FILE}: choose another directory")
+    else:
+        path = results_io.write(merged, out_dir)
+    _note(f"merged {len(shards)} shards in {perf_counter() - started:.2f} s")
+    _print_run(merged, path)
+    for written in write_report(path):
+        out.print(str(written), highlight=False)
 
 
 @command("report")

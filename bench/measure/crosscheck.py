@@ -25,13 +25,13 @@ import asyncpg
 
 from bench.catalogue.files import Catalog, Scenario, Variant
 from bench.catalogue.params import Pools, class_drawers, pools_for
-from bench.catalogue.variants import apply_variant, snapshot
+from bench.catalogue.variants import applied_new
 from bench.errors import DatabaseError
 from bench.measure.lock import measurement_lock
 from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
 from bench.measure.runner import RunOptions, execute, run_measurement, warm_up
-from bench.targets import schema
-from bench.targets.target import Target, connect_async, scratch_copy
+from bench.targets.schema import seeded_copy
+from bench.targets.target import Target, connected
 
 DEFAULT_SCENARIOS = ("task_by_id", "open_task_count", "recent_tasks", "pending_tasks", "keyset_page_deep",
                      "last_messages")
@@ -91,9 +91,8 @@ async def _harness(conn: asyncpg.Connection, sql: str, lookup: str,
 
 async def _check(target: Target, scenarios: list[Scenario], variant: Variant, transactions: int, opts: RunOptions,
                  today: date) -> list[Agreement]:
-    conn = await connect_async(target)
-    try:
-        await apply_variant(conn, await snapshot(conn, variant))
+    async with connected(target) as conn:
+        await applied_new(conn, variant)  # never removed: the scratch copy is dropped with it
         pools: Pools = await pools_for(conn, scenarios, today)
         agreements = []
         for scenario in scenarios:
@@ -116,18 +115,13 @@ async def _check(target: Target, scenarios: list[Scenario], variant: Variant, tr
                                         _statement_latency(output, scenario.sql), statistics.median(transaction),
                                         statistics.median(latencies)))
         return agreements
-    finally:
-        await conn.close()
 
 
 def check_against_pgbench(target: Target, catalog: Catalog, variant: str = "baseline",
                           transactions: int = TRANSACTIONS, opts: RunOptions = DEFAULTS) -> list[Agreement]:
     """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``variant`` applied."""
-    info = schema.dataset_info(target)
-    if not info:
-        raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
-    today = date.fromisoformat(info["profile"]["anchor_date"])
     chosen = catalog.reads().select(None, [variant])  # pgbench would commit a write scenario's rows
     with (measurement_lock(target, "validate", opts.concurrent, opts.lock_wait),
-          scratch_copy(target, "validate") as copy):
-        return run_measurement(_check(copy, chosen.scenarios, chosen.variants[0], transactions, opts, today))
+          seeded_copy(target, "validate") as (copy, dataset)):
+        return run_measurement(_check(copy, chosen.scenarios, chosen.variants[0], transactions, opts,
+                                      dataset.anchor_date))

@@ -34,7 +34,6 @@ from typing import Any
 
 import asyncpg
 
-from bench.targets import schema
 from bench.catalogue.files import Catalog, Scenario
 from bench.measure.environment import environment
 from bench.errors import DatabaseError, InputError
@@ -44,8 +43,9 @@ from bench.results import ColdCache, Dataset, LoadResults, LoadScenario, Pgbench
 from bench.measure.lock import measurement_lock
 from bench.measure.runner import run_measurement
 from bench.judge.stats import summarize
-from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_async, connect_error, scratch_copy
-from bench.catalogue.variants import apply_variant, snapshot, variant_cost
+from bench.targets.schema import seeded_copy
+from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_error, connected
+from bench.catalogue.variants import applied_new, variant_cost
 
 
 @dataclass(frozen=True)
@@ -320,16 +320,11 @@ async def _against_pgbench(target: Target, work: Workload, opts: LoadOptions) ->
 
 
 async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOptions, dataset: Dataset) -> Results:
-    admin = await connect_async(target)
-    try:
+    async with connected(target) as admin:
         env = await environment(admin, seeded)
-        applied = await snapshot(admin, catalog.variants[0])
-        await apply_variant(admin, applied)
+        applied = await applied_new(admin, catalog.variants[0])  # never removed: the scratch copy is dropped
         cost = await variant_cost(admin, applied)
-        work = await _prepare(admin, catalog, opts, date.fromisoformat(dataset.profile["anchor_date"]),
-                              prepared=target.host_kind != "pooler")
-    finally:
-        await admin.close()
+        work = await _prepare(admin, catalog, opts, dataset.anchor_date, prepared=target.host_kind != "pooler")
     load = summarize_load(await _drive_jobs(target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name)
     if opts.pgbench_rounds:
         load.pgbench = await _against_pgbench(target, work, opts)
@@ -345,10 +340,7 @@ def run_load(target: Target, catalog: Catalog, opts: LoadOptions = LoadOptions()
         raise InputError("load needs at least one client, a positive duration and a positive rate")
     if len(catalog.variants) != 1:
         raise InputError("load runs under one variant (--variant)")
-    info = schema.dataset_info(target)
-    if not info:
-        raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
     with (measurement_lock(target, "load", opts.concurrent, opts.lock_wait) as measuring,
-          scratch_copy(target, "load") as copy):
-        res = run_measurement(_load(copy, target, catalog, opts, Dataset.model_validate(info)))
+          seeded_copy(target, "load") as (copy, dataset)):
+        res = run_measurement(_load(copy, target, catalog, opts, dataset))
         return res.model_copy(update={"conditions": measuring.finish()})

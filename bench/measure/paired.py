@@ -19,15 +19,14 @@ import asyncpg
 
 from bench.catalogue.files import Catalog, Scenario, Variant
 from bench.catalogue.params import Drawer, Pools, pools_for
-from bench.catalogue.variants import apply_variant, remove_variant, snapshot
-from bench.errors import DatabaseError
+from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
 from bench.measure.lock import measurement_lock
 from bench.measure.rows import result_hash
 from bench.measure.runner import rolled_back, run_measurement
 from bench.progress import Advance, no_progress
 from bench.results import PairedSamples, SideBySide
-from bench.targets import schema
+from bench.targets.schema import seeded_copy
 from bench.targets.target import Target, connected, scratch_copy
 
 
@@ -154,15 +153,9 @@ async def _variant_pairs(base: asyncpg.Connection, head: asyncpg.Connection, var
                          scenarios: list[tuple[Scenario, Scenario]], pools: Pools, opts: PairOptions,
                          calibration: Calibration) -> list[PairedSamples]:
     before, after = variants
-    applied = (await snapshot(base, before), await snapshot(head, after))
-    try:
-        await apply_variant(base, applied[0])
-        await apply_variant(head, applied[1])
+    async with applied_variant(base, before), applied_variant(head, after):
         cells = [pair_cell(s.name, after.name, Side(base, b), Side(head, s), pools, opts.seed) for b, s in scenarios]
         await measure_pairs(cells, opts.pairs, opts.warmup, calibration)
-    finally:
-        await remove_variant(base, applied[0])
-        await remove_variant(head, applied[1])
     return [PairedSamples(scenario=c.scenario, variant=c.variant, base_ms=c.base_ms, head_ms=c.head_ms,
                           differing_rows=None if c.head.scenario.kind == "write" else
                           sum(b != h for b, h in zip(c.base_hashes, c.head_hashes, strict=True)))
@@ -187,15 +180,11 @@ def side_by_side(seeded: Target, before: Catalog, after: Catalog, opts: PairOpti
                  advance: Advance = no_progress) -> SideBySide:
     """Every cell both catalogues have, measured in pairs on two scratch copies of ``seeded``: the
     base's statements and SQL on one, the head's on the other, under the server's measurement lock."""
-    info = schema.dataset_info(seeded)
-    if not info:
-        raise DatabaseError(f"database {seeded.database!r} holds no complete dataset: run `taskbench seed` first")
-    today = date.fromisoformat(info["profile"]["anchor_date"])
     pairing = pair_up(before, after)
     with measurement_lock(seeded, "check", opts.concurrent, opts.lock_wait), \
-            scratch_copy(seeded, "base") as base_db, scratch_copy(seeded, "head") as head_db:
+            seeded_copy(seeded, "base") as (base_db, dataset), scratch_copy(seeded, "head") as head_db:
         cells, calibration = run_measurement(_side_by_side(base_db, head_db, pairing.variants, pairing.scenarios,
-                                                           today, opts, advance))
+                                                           dataset.anchor_date, opts, advance))
     return SideBySide(pairs=opts.pairs, calibration_base_ms=calibration.base_ms,
                       calibration_head_ms=calibration.head_ms, cells=cells, new=pairing.new,
                       incomparable=pairing.incomparable)

@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import asyncpg
@@ -50,12 +50,7 @@ from bench.catalogue.params import (
     pools_for,
 )
 from bench.catalogue.sql import VOLATILITY_SQL
-from bench.catalogue.variants import (
-    apply_variant,
-    remove_variant,
-    snapshot,
-    variant_cost,
-)
+from bench.catalogue.variants import applied_variant, variant_cost
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
 from bench.judge.sequential import Decision, combine, design_for_classes
 from bench.judge.stats import quantile_ci, summarize
@@ -81,7 +76,7 @@ from bench.results import (
     new_run_id,
 )
 from bench.targets import schema
-from bench.targets.target import Target, connect_async, connected, scratch_copy
+from bench.targets.target import Target, connected, scratch_copy
 
 T = TypeVar("T")
 
@@ -396,38 +391,33 @@ class _Clock:
 async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: Variant,
                            pools: Pools, opts: RunOptions, cold: ColdCache, clock: _Clock, since: float,
                            on_cell: Callable[[], None]) -> tuple[VariantResult, list[Cell]]:
-    applied = await snapshot(conn, variant)
-    with clock.phase("build indexes"):
-        await apply_variant(conn, applied)
-        cost = await variant_cost(conn, applied)
-    with clock.phase("warm-up and samples"):
-        cells = await measure_cells(conn, catalog.scenarios, variant.name, pools, opts, since, on_cell)
-    if cold.available and opts.cold_samples:
-        with clock.phase("cold samples"):
-            for scenario, cell in zip(catalog.scenarios, cells, strict=True):
-                if scenario.kind == "read":
-                    cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
-    if opts.stability_rounds:
-        with clock.phase("plan stability"):
-            stable = await plan_stability(conn, catalog.scenarios, pools, opts.seed, opts.stability_rounds)
-        for cell in cells:
-            cell.stability = stable[cell.scenario]
-    with clock.phase("build indexes"):
-        await remove_variant(conn, applied)
+    async with applied_variant(conn, variant, clock.phase) as applied:
+        with clock.phase("build indexes"):
+            cost = await variant_cost(conn, applied)
+        with clock.phase("warm-up and samples"):
+            cells = await measure_cells(conn, catalog.scenarios, variant.name, pools, opts, since, on_cell)
+        if cold.available and opts.cold_samples:
+            with clock.phase("cold samples"):
+                for scenario, cell in zip(catalog.scenarios, cells, strict=True):
+                    if scenario.kind == "read":
+                        cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1),
+                                                       opts.cold_samples)
+        if opts.stability_rounds:
+            with clock.phase("plan stability"):
+                stable = await plan_stability(conn, catalog.scenarios, pools, opts.seed, opts.stability_rounds)
+            for cell in cells:
+                cell.stability = stable[cell.scenario]
     return cost, cells
 
 
 async def _prepare(target: Target, catalog: Catalog, dataset: Dataset) -> tuple[Environment, Pools]:
     """What a run needs from the seeded database, and the scenarios' check, before the measurement
     lock: a mistake in a scenario file stops the run at once, not after waiting for another run."""
-    conn = await connect_async(target)
-    try:
+    async with connected(target) as conn:
         env = await environment(conn, target)  # the seeded database is what the results describe
-        pools = await pools_for(conn, catalog.scenarios, date.fromisoformat(dataset.profile["anchor_date"]))
+        pools = await pools_for(conn, catalog.scenarios, dataset.anchor_date)
         await check_sql(conn, catalog, pools)
         return env, pools
-    finally:
-        await conn.close()
 
 
 async def _run(seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset, env: Environment,
@@ -475,10 +465,7 @@ def run_measurement(coro: Coroutine[Any, Any, T]) -> T:
 
 def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
         advance: Advance = no_progress) -> Results:
-    info = schema.dataset_info(target)
-    if not info:
-        raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
-    dataset = Dataset.model_validate(info)
+    dataset = schema.seeded_dataset(target)
     env, pools = run_measurement(_prepare(target, catalog, dataset))
     # The lock before the copy: copying the database is heavy I/O another run would measure.
     with measurement_lock(target, "run", opts.concurrent, opts.lock_wait) as measuring:

@@ -8,6 +8,8 @@ mistaken for a complete dataset.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -16,7 +18,8 @@ from sqlmodel import SQLModel
 
 from bench import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from bench.errors import DatabaseError, first_line
-from bench.targets.target import Target, connect_error
+from bench.results import Dataset
+from bench.targets.target import Target, connect_error, scratch_copy
 
 META_TABLE = "taskbench_meta"
 _ENUM_TYPES = ("task_priority", "message_role")
@@ -78,6 +81,23 @@ def dataset_info(target: Target) -> dict[str, Any] | None:
     """The stored dataset record (fingerprint, profile, row counts), or None if none is complete."""
     with connect(target) as conn:
         return get_meta(conn, "dataset")
+
+
+def seeded_dataset(target: Target) -> Dataset:
+    """The dataset the target holds; an error telling what to do when it holds no complete one."""
+    info = dataset_info(target)
+    if not info:
+        raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
+    return Dataset.model_validate(info)
+
+
+@contextmanager
+def seeded_copy(target: Target, label: str) -> Iterator[tuple[Target, Dataset]]:
+    """A scratch copy of the target's seeded dataset (``scratch_copy``, dropped on exit) and that
+    dataset; refused before anything is copied when the target holds none."""
+    dataset = seeded_dataset(target)
+    with scratch_copy(target, label) as copy:
+        yield copy, dataset
 
 
 def model_ddl() -> str:
