@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -185,6 +185,11 @@ class Dataset(BaseModel):
     fingerprint: str
     profile: dict[str, Any]
     row_counts: dict[str, int]
+
+    @property
+    def anchor_date(self) -> date:
+        """The profile's "today": dates in the data and in the scenarios' parameters count from it."""
+        return date.fromisoformat(self.profile["anchor_date"])
 
 
 class RunConfig(BaseModel):
