@@ -199,7 +199,8 @@ def test_every_action_is_pinned_and_given_only_what_its_action_yml_declares(fact
 
 def test_the_reader_sees_every_step_of_the_workflow(workflow):
     steps = [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
-    assert set(workflow["jobs"]) == {"embedded", "neon-config", "neon"}
+    assert set(workflow["jobs"]) == {"embedded", "neon-config", "neon", "neon-shards-setup", "neon-shard",
+                                     "neon-shards-merge", "neon-shards-cleanup"}
     uses_lines = re.findall(r"^\s*(?:- )?uses:", WORKFLOW.read_text(), re.MULTILINE)
     assert sum("uses" in step for step in steps) == len(uses_lines)
     assert workflow["on"]["pull_request"]["paths"][0] == "bench/**"
@@ -258,3 +259,43 @@ def test_the_neon_job_measures_on_one_fixed_size_branch_and_always_deletes_it_by
     assert last["uses"].startswith("neondatabase/delete-branch-action@")
     assert last["if"] == "always()" and last["continue-on-error"] == "true"
     assert last["with"]["branch"] == "${{ env.NEON_RUN_BRANCH }}"
+
+
+def test_the_sharded_neon_jobs_measure_each_shard_on_its_branch_merge_gate_and_always_delete(workflow, tmp_path):
+    jobs = workflow["jobs"]
+    setup, shard, merge, cleanup = (jobs[name] for name in ("neon-shards-setup", "neon-shard", "neon-shards-merge",
+                                                             "neon-shards-cleanup"))
+    # the setup job seeds the parent once (the neon job waits for it) and names N and the branches
+    assert any("taskbench seed --target neon" in step.get("run", "") for step in setup["steps"])
+    assert not any("taskbench seed" in step.get("run", "") for step in jobs["neon"]["steps"])
+    assert "neon-shards-setup" in jobs["neon"]["needs"] and setup["needs"] == "neon-config"
+    (plan,) = [step for step in setup["steps"] if step.get("id") == "shards"]
+    output = tmp_path / "github_output"
+    subprocess.run(["bash", "-c", plan["run"]], env={**os.environ, "GITHUB_OUTPUT": str(output), "SHARDS": "3",
+                                                     "BRANCH": "taskbench-pr-7-42-1-shard"}, check=True)
+    assert output.read_text().splitlines() == ["count=3", "shards=[1, 2, 3]", "branch=taskbench-pr-7-42-1-shard"]
+    assert all(part in plan["env"]["BRANCH"] for part in ("pull_request.number", "github.run_id", "github.run_attempt"))
+    # each shard: its own branch, named as the cleanup deletes it, and its share of the split
+    assert shard["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.neon-shards-setup.outputs.shards) }}"
+    (measure,) = [step for step in shard["steps"] if "taskbench run" in step.get("run", "")]
+    assert all(option in measure["run"] for option in ('--shard "$SHARD"', "--target neon", "--neon-compute 1",
+                                                       '--neon-branch "$SHARD_BRANCH"'))
+    assert measure["env"]["SHARD"] == "${{ matrix.shard }}/${{ needs.neon-shards-setup.outputs.count }}"
+    branch = "${{ needs.neon-shards-setup.outputs.branch }}-${{ matrix.shard }}"
+    assert measure["env"]["SHARD_BRANCH"] == branch
+    (upload,) = [step for step in shard["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert upload["with"]["path"].endswith("/results.json")  # one file: a directory would bring `latest` twice
+    # the final job: every shard downloaded, merged, gated by compare, the report uploaded
+    assert merge["needs"] == "neon-shard"
+    (download,) = [step for step in merge["steps"] if "download-artifact" in step.get("uses", "")]
+    assert download["with"]["pattern"] == upload["with"]["name"].replace("${{ matrix.shard }}", "*")
+    runs = [step.get("run", "") for step in merge["steps"]]
+    assert any(f"taskbench merge {download['with']['path']}/*/ --out reports/merged" in run for run in runs)
+    assert any("taskbench compare reports/baseline.json reports/merged" in run for run in runs)
+    assert merge["steps"][-1]["if"] == "always()" and merge["steps"][-1]["with"]["path"] == "reports/merged/"
+    # cleanup: every shard's branch by name, whatever happened, never failing the run
+    assert cleanup["if"].startswith("always()") and cleanup["strategy"]["matrix"] == shard["strategy"]["matrix"]
+    (delete,) = cleanup["steps"]
+    assert delete["uses"].startswith("neondatabase/delete-branch-action@") and delete["continue-on-error"] == "true"
+    assert delete["with"]["branch"] == branch
+
