@@ -18,9 +18,9 @@ Format history:
   ``conditions``: the measurement lock and the machine's load before and after.
 - 6 (2026-12-01): what a later check needs to measure this run's SQL again beside a newer one:
   ``cells[].scenario_sql`` (the file's SQL, :name binds) and ``cells[].params``; the schema the
-  models produced (``schema_ddl``); a hash of each explained sample's rows
-  (``samples.result_hashes``); ``side_by_side``: a check's paired base/head samples and its
-  calibration workload.
+  models produced (``schema_ddl``); a hash of each explained sample's rows and its temp blocks
+  (``samples.result_hashes``, ``samples.temp_blocks``); ``side_by_side``: a check's paired
+  base/head samples and its calibration workload.
 - 7 (2026-12-02): sharded runs (``taskbench run --shard i/N``, ``merge``): a shard's file is marked
   with its ``shard`` (index, count, the plan, the catalogue's fingerprint, what balanced the split,
   and the calibration workload sampled before and after it measured); a merged file records its
@@ -43,6 +43,9 @@ from bench.measure.plan import PlanFacts
 
 SCHEMA_VERSION = 7
 RESULTS_FILE = "results.json"
+REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
+BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
+CHECK_DIR = REPORTS_DIR / "check"  # the gate's own runs, apart from the measurements a team keeps
 ScenarioKind = Literal["read", "write"]
 
 
@@ -75,14 +78,15 @@ class Samples(BaseModel):
     plan_fingerprints: list[str]  # first K samples
     wal_bytes: list[int] = []  # write scenarios: WAL written by each plain execution (then rolled back)
     result_hashes: list[str] = []  # reads: the rows each explained sample returned (``rows.result_hash``)
+    temp_blocks: list[int] = []  # temp blocks each explained sample read and wrote: a spill, whoever's query it was
 
     @model_validator(mode="after")
     def _lengths(self) -> Samples:
         n, k = len(self.client_ms), len(self.execution_ms)
         if len(self.user_class) != n or len(self.at_s) not in (0, n) or len(self.wal_bytes) not in (0, n):
             raise ValueError(f"user_class, at_s and wal_bytes must have one entry per sample ({n})")
-        if len(self.result_hashes) not in (0, k):
-            raise ValueError(f"result_hashes must have one entry per explained sample ({k})")
+        if len(self.result_hashes) not in (0, k) or len(self.temp_blocks) not in (0, k):
+            raise ValueError(f"result_hashes and temp_blocks must have one entry per explained sample ({k})")
         if not (len(self.planning_ms) == len(self.buffers) == len(self.plan_fingerprints) == k <= n):
             raise ValueError(f"execution_ms, planning_ms, buffers and plan_fingerprints must have the same "
                              f"length, at most the {n} samples")

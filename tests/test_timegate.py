@@ -73,3 +73,6 @@ def test_calibration_that_differs_between_sides_is_unequal():
     base, head = _noisy_pairs(rng, 1, 1, 30, base_ms=1.0, slowdown=1.0)
     assert not unequal(paired(list(base[0, 0]), list(head[0, 0])), DEFAULT_TIME)
     assert unequal(paired(list(base[0, 0]), list(head[0, 0] * 2)), DEFAULT_TIME)
+    # a round trip of 0.05 ms that is a quarter faster on one side moves less than any cell must to count
+    tiny_base, tiny_head = _noisy_pairs(rng, 1, 1, 30, base_ms=0.05, slowdown=0.75)
+    assert not unequal(paired(list(tiny_base[0, 0]), list(tiny_head[0, 0])), DEFAULT_TIME)

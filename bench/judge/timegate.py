@@ -83,9 +83,11 @@ def is_faster(v: PairedVerdict, th: TimeThresholds, cells: int) -> bool:
 
 
 def unequal(v: PairedVerdict, th: TimeThresholds) -> bool:
-    """A calibration item that differs between the two sides (two-sided, at ``alpha`` for the item):
-    the sides were not measured under the same conditions."""
-    return min(v.p_slower, v.p_faster) < th.alpha / 2 and not (1 / th.factor < v.ratio < th.factor)
+    """A calibration item that differs between the two sides (two-sided, at ``alpha`` for the item) by
+    as much as a cell must to count (the factor and the floor): the sides were not measured under
+    the same conditions. A smaller difference could not have made a cell's finding either."""
+    return (min(v.p_slower, v.p_faster) < th.alpha / 2 and not (1 / th.factor < v.ratio < th.factor)
+            and abs(v.difference_ms) >= th.floor_ms)
 
 
 def false_alarm_bound(pairs: int, th: TimeThresholds, cells: int) -> float:

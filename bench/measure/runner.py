@@ -268,6 +268,7 @@ class _CellRun:
             self.samples.planning_ms.append(round(planning_ms, 4))
             self.samples.buffers.append(facts.shared_hit + facts.shared_read)
             self.samples.plan_fingerprints.append(facts.fingerprint)
+            self.samples.temp_blocks.append(facts.temp_blocks)
             self.plans.setdefault(facts.fingerprint, facts)
         self.seconds += time.perf_counter() - started
         self.samples.client_ms.append(round(client_ms, 4))
