@@ -131,6 +131,9 @@ def test_a_merged_run_is_read_reported_and_compared_like_any_run(shards, unshard
     assert _facts(merged) == _facts(unsharded) and len(merged.shards) == 2
     assert {p.name for p in (tmp_path / "merged").iterdir()} >= {"results.json", "index.html", "summary.md",
                                                                   "results.csv"}
+    summary = (tmp_path / "merged" / "summary.md").read_text()  # each shard's conditions and calibration
+    assert all(f"shard {s.shard.index}/2 ({', '.join(s.shard.variants)}) measured" in summary for s in merged.shards)
+    assert summary.count("calibration medians before → after: round_trip") == 2
     reference = results_io.save(unsharded, tmp_path / "unsharded")
     assert taskbench("compare", str(reference), str(tmp_path / "merged")).returncode == 0
     again = taskbench("merge", *map(str, paths), "--out", str(tmp_path / "merged"))

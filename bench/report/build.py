@@ -24,7 +24,7 @@ from bench.judge.stats import Quantile
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
 from bench.measure.scale import describe_crossing
 from bench.report import plots
-from bench.results import ORDER_STATISTIC, Cell, Results
+from bench.results import ORDER_STATISTIC, Cell, Conditions, Results
 from seed.profiles import PROFILES
 
 # name -> (draw, whether the results hold what it shows)
@@ -85,15 +85,31 @@ def method(res: Results) -> str:
             f"is inconclusive (protocol {p.name} v{p.version})")
 
 
-def conditions(res: Results) -> str:
-    """Whether the run measured alone, and how busy the machine was."""
-    c = res.conditions
-    if c is None:
-        return ""
+def _measured(c: Conditions) -> str:
     alone = "alone on its server (measurement lock held)" if c.lock == "held" else f"concurrently: {c.lock}"
     load = (f"load average {c.load_before[0]:g} before, {c.load_after[0]:g} after measuring, on {c.cpus} CPUs"
             + (" — a busy machine: other work shared the CPUs, times may be slow" if c.busy else ""))
     return f"measured {alone}; {load}"
+
+
+def conditions(res: Results) -> str:
+    """Whether the run measured alone, and how busy the machine was; for a merged run, each shard's,
+    with its calibration workload before and after (how fast its machine was: shards are not
+    compared with each other by time)."""
+    if res.shards:
+        return " · ".join(
+            f"shard {s.shard.index}/{s.shard.count} ({', '.join(s.shard.variants)}) "
+            + (_measured(s.conditions) if s.conditions else "measured under unrecorded conditions")
+            + "; calibration medians before → after: " + ", ".join(
+                f"{item} {median(s.shard.calibration.before_ms[item]):.2f} → "
+                f"{median(s.shard.calibration.after_ms[item]):.2f} ms" for item in s.shard.calibration.before_ms)
+            for s in res.shards)
+    return _measured(res.conditions) if res.conditions else ""
+
+
+def _recorded(res: Results) -> list[Conditions]:
+    """The conditions the run's measurements were taken under: its own, or each shard's."""
+    return [c for c in (res.conditions, *(s.conditions for s in res.shards)) if c is not None]
 
 
 def frame(res: Results) -> pd.DataFrame:
@@ -198,8 +214,8 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         "method": method(res), "conditions": conditions(res),
         "explained": f"the first {res.protocol.explain_samples} samples"
                      if res.protocol and res.protocol.explain_samples else "every sample",
-        "busy": bool(res.conditions and res.conditions.busy),
-        "concurrent": bool(res.conditions and res.conditions.lock != "held"),
+        "busy": any(c.busy for c in _recorded(res)),
+        "concurrent": any(c.lock != "held" for c in _recorded(res)),
         # Scale datasets have one class: power users (this many times an ordinary user's tasks in the
         # shipped profiles) reach a crossing when ordinary users have 1/factor of it.
         "power_factor": PROFILES["default"].power_user_factor,
