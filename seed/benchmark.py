@@ -109,8 +109,8 @@ def _timed_seed(target: Target, profile: Profile, advance: Advance) -> tuple[int
     return sum(seeded.row_counts.values()), sum(seeded.load_seconds.values())
 
 
-def benchmark_seed(server: Target, profile: Profile, advance: Advance = no_progress,
-                   rounds: int = 3, server_side: bool = False) -> SeedBenchmark:
+def benchmark_seed(server: Target, profile: Profile, advance: Advance = no_progress, *,
+                   rounds: int, server_side: bool) -> SeedBenchmark:
     target = replace(server, url=server.url.set(database=f"{server.database}_seedbench"))
     ensure_database(target)
     server_dir = _server_side_dir(target)

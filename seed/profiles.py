@@ -68,6 +68,7 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(name="default", users=20, tasks_per_user=10_000),
     "large": Profile(name="large", users=60, tasks_per_user=12_000),
 }
+DEFAULT_PROFILE = "default"  # the profile a command seeds when none is named
 
 
 def get_profile(name: str, **overrides: Any) -> Profile:

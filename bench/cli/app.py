@@ -16,16 +16,24 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from seed.profiles import DEFAULT_PROFILE, get_profile
 from seed.profiles import Profile as DataProfile
-from seed.profiles import get_profile
 
 from bench.catalogue import files as catalog_io
 from bench import results as results_io
 from bench.catalogue.files import Catalog
 from bench.advise.objective import Objective
-from bench.targets.container import DEFAULT_PG_MAJOR
+from bench.advise.run import AdviseOptions
 from bench.errors import InputError, Interrupted, TaskbenchError, as_user_error
-from bench.targets.neon import API_URL, DEFAULT_PARENT, NeonSettings
+from bench.judge.compare import Comparison
+from bench.judge.gates import GateThresholds
+from bench.judge.timegate import TimeThresholds
+from bench.measure import crosscheck
+from bench.measure import scale as scaling
+from bench.measure.load import DEFAULT_VARIANT as LOAD_VARIANT
+from bench.measure.load import LoadOptions
+from bench.measure.paired import PairOptions
+from bench.targets.neon import NeonSettings
 from bench.progress import progress
 from bench.targets.provision import (
     KINDS,
@@ -36,7 +44,8 @@ from bench.targets.provision import (
     require_lasting,
 )
 from bench.measure.runner import RunOptions, run
-from bench.targets.target import DEFAULT_DATA_DIR, DEFAULT_DB_NAME, Target
+from bench.results import Results, SideBySide
+from bench.targets.target import Target
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark the Todo/chat app's queries under index variants against their SLAs.")
@@ -85,12 +94,13 @@ LockWait = Annotated[float, typer.Option(
 ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
 StabilityN = Annotated[int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
 ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
+REPORTS_DIR = results_io.REPORTS_DIR
 ShardOf = Annotated[Optional[str], typer.Option(
     "--shard", help="Measure share i of N (i/N): whole variants, balanced by --durations; `taskbench merge` joins "
                     "the shards.")]
 Durations = Annotated[Optional[Path], typer.Option(
     "--durations", help="The run whose durations balance the shares of --shard and --parallel (default: "
-                        "reports/baseline.json when it covers the variants, else equal weights).")]
+                        f"{results_io.BASELINE_FILE} when it covers the variants, else equal weights).")]
 Parallel = Annotated[int, typer.Option(
     "--parallel", min=1, help="With --target neon: N shares measured at once, each on a Neon branch of its own, "
                               "then merged.")]
@@ -163,12 +173,16 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
     "neon_api_url": (str, typer.Option("--neon-api-url", envvar="NEON_API_URL", help="Neon API base URL.")),
     "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
 }
+# Each default is the library's: TargetSpec's, or NeonSettings' for the Neon options.
 _TARGET_DEFAULTS: dict[str, Any] = {
-    "target": "auto", "database_url": None, "db_name": DEFAULT_DB_NAME, "data_dir": DEFAULT_DATA_DIR, "force": False,
-    "neon_project": None, "neon_parent": DEFAULT_PARENT, "neon_branch": None, "neon_compute": 1.0,
-    "neon_max_compute": NeonSettings.max_compute_cu, "neon_suspend": 0, "pooled": False, "keep_branch": False,
-    "neon_expiry": NeonSettings.expiry_hours, "neon_max_branches": NeonSettings.max_branches,
-    "neon_max_active": NeonSettings.max_active_computes, "neon_api_url": API_URL, "pg_major": DEFAULT_PG_MAJOR,
+    "target": TargetSpec.kind, "database_url": TargetSpec.database_url, "db_name": TargetSpec.db_name,
+    "data_dir": TargetSpec.data_dir, "force": TargetSpec.force, "pg_major": TargetSpec.pg_major,
+    "neon_project": None,  # NeonSettings has no default: NEON_PROJECT_ID or --neon-project, checked by _spec
+    "neon_parent": NeonSettings.parent, "neon_branch": NeonSettings.branch, "neon_compute": NeonSettings.compute_cu,
+    "neon_max_compute": NeonSettings.max_compute_cu, "neon_suspend": NeonSettings.suspend_timeout,
+    "pooled": NeonSettings.pooled, "keep_branch": NeonSettings.keep_branch, "neon_expiry": NeonSettings.expiry_hours,
+    "neon_max_branches": NeonSettings.max_branches, "neon_max_active": NeonSettings.max_active_computes,
+    "neon_api_url": NeonSettings.api_url,
 }
 
 
@@ -210,6 +224,26 @@ def measuring(*names: str, **fixed: Any) -> Callable[[Callable[..., Any]], Calla
     return lambda fn: _with_options(fn, chosen, defaults, "opts", lambda **given: RunOptions(**fixed, **given))
 
 
+# How `taskbench load` loads: declared once, defaults from LoadOptions.
+_LOAD_OPTIONS: dict[str, Any] = {
+    "clients": Annotated[int, typer.Option("--clients", "-c", min=1, help="Concurrent clients.")],
+    "duration": Annotated[float, typer.Option("--duration", "-T", min=0.5, help="Seconds of measured load.")],
+    "rate": Annotated[Optional[float], typer.Option(
+        "--rate", "-R", min=0.1, help="Arrivals per second (Poisson, as pgbench -R); default: as fast as possible.")],
+    "jobs": Annotated[int, typer.Option("--jobs", "-j", min=0, help="Client processes (0: one per CPU).")],
+    "pgbench_rounds": Annotated[int, typer.Option(
+        "--pgbench-rounds", min=0, help="Alternating harness/pgbench rounds for the throughput check (0: skip).")],
+    "concurrent": Concurrent,
+    "lock_wait": LockWait,
+}
+
+
+def loading(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command LoadOptions' options; it receives them as ``load: LoadOptions``."""
+    defaults = {name: getattr(LoadOptions, name) for name in _LOAD_OPTIONS}
+    return _with_options(fn, _LOAD_OPTIONS, defaults, "load", LoadOptions)
+
+
 def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int | None,
              generate: str | None = None) -> DataProfile:
     return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
@@ -234,14 +268,14 @@ def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quie
     return _saved(res, reports_dir)
 
 
-def _saved(res: Any, reports_dir: Path) -> Path:
+def _saved(res: Results, reports_dir: Path) -> Path:
     """Save a run and say what it found."""
     path = results_io.save(res, reports_dir)
     _print_run(res, path)
     return path
 
 
-def _print_run(res: Any, path: Path) -> None:
+def _print_run(res: Results, path: Path) -> None:
     for c in res.cells:
         out.print(f"  {c.scenario} × {c.variant}: {c.verdict_text}", highlight=False, markup=False)
     verdicts = {v: sum(1 for c in res.cells if c.verdict == v) for v in ("pass", "fail", "inconclusive")}
@@ -250,7 +284,7 @@ def _print_run(res: Any, path: Path) -> None:
     _warn_conditions(res)
 
 
-def _warn_conditions(res: Any) -> None:
+def _warn_conditions(res: Results) -> None:
     """Say when the numbers were taken beside other work: another measurement, a busy machine (for a
     merged run, each shard's own)."""
     measured = [("", res.conditions), *((f"shard {s.shard.index}/{s.shard.count}: ", s.conditions)
@@ -265,9 +299,9 @@ def _warn_conditions(res: Any) -> None:
 
 @command("seed")
 @targeted
-def seed_cmd(spec: TargetSpec, profile: Profile = "default",
+def seed_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE,
              users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
-             generate: Generate = "client",
+             generate: Generate = DataProfile.generator,
              reload: Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")] = False,
              quiet: Quiet = False) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
@@ -279,9 +313,10 @@ def seed_cmd(spec: TargetSpec, profile: Profile = "default",
 
 @command("seed-bench")
 @targeted
-def seed_bench_cmd(spec: TargetSpec, profile: Profile = "default", users: Users = None,
+def seed_bench_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE, users: Users = None,
                    tasks_per_user: TasksPerUser = None, seed: Seed = None,
-                   rounds: Annotated[int, typer.Option("--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
+                   rounds: Annotated[int, typer.Option(
+                       "--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
                    server_side: Annotated[bool, typer.Option(
                        "--server-side", help="Also time generating the rows on the server (--generate server).")] = False,
                    quiet: Quiet = False) -> None:
@@ -290,7 +325,7 @@ def seed_bench_cmd(spec: TargetSpec, profile: Profile = "default", users: Users 
 
     prof = _profile(profile, users, tasks_per_user, seed)
     with dataset_home(spec, _note) as home, progress(not quiet) as advance:
-        res = benchmark_seed(_show(home), prof, advance, rounds, server_side)
+        res = benchmark_seed(_show(home), prof, advance, rounds=rounds, server_side=server_side)
     sides = [s for s in (SEEDER, RAW_COPY, SERVER_SIDE) if s in res.rows]
     out.print(f"profile {res.profile}: {res.rows[SEEDER]:,} rows ({res.copy_bytes / 1e6:.1f} MB as binary COPY), "
               f"{len(res.rounds)} rounds; medians:", highlight=False)
@@ -310,7 +345,7 @@ def seed_bench_cmd(spec: TargetSpec, profile: Profile = "default", users: Users 
 @measuring()
 def run_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
             scenario: Only = None, variant: OnlyVariant = None, shard: ShardOf = None, durations: Durations = None,
-            parallel: Parallel = 1, reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+            parallel: Parallel = 1, reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json."""
     from bench.measure import shard as sharding
 
@@ -341,7 +376,7 @@ def run_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = ca
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="Each shard's run directory or results.json.")],
     out_dir: Annotated[Optional[Path], typer.Option(
-        "--out", help="Directory for the merged run and its report (default: reports/<run-id>).")] = None,
+        "--out", help=f"Directory for the merged run and its report (default: {REPORTS_DIR}/<run-id>).")] = None,
 ) -> None:
     """Merge the shards of a sharded run (run --shard i/N, every one once) into one run and its report;
     exit 2, naming what differs, when they do not belong together."""
@@ -351,7 +386,7 @@ def merge_cmd(
     started = perf_counter()
     merged = merge([(str(path), results_io.load(path)) for path in shards])
     if out_dir is None:
-        path = results_io.save(merged, Path("reports"))
+        path = results_io.save(merged, REPORTS_DIR)
     elif (out_dir / results_io.RESULTS_FILE).exists():
         raise InputError(f"--out {out_dir} already holds a {results_io.RESULTS_FILE}: choose another directory")
     else:
@@ -402,8 +437,6 @@ _PAIR_OPTIONS: dict[str, Any] = {
 
 def _gated(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the deterministic gates' thresholds; it receives them as ``gates: GateThresholds``."""
-    from bench.judge.gates import GateThresholds
-
     defaults = {name: getattr(GateThresholds, name) for name in _GATE_OPTIONS}
     return _with_options(fn, _GATE_OPTIONS, defaults, "gates", GateThresholds)
 
@@ -411,9 +444,6 @@ def _gated(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _timed(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the time gate's thresholds and the pairs per cell, as ``time: TimeThresholds``
     and ``pairs: PairOptions`` (the latter's measuring settings come from ``opts``)."""
-    from bench.judge.timegate import TimeThresholds
-    from bench.measure.paired import PairOptions
-
     defaults = {name: getattr(TimeThresholds, name) for name in _TIME_OPTIONS}
     with_time = _with_options(fn, _TIME_OPTIONS, defaults, "time", TimeThresholds)
     return _with_options(with_time, _PAIR_OPTIONS, {"pairs": PairOptions.pairs}, "pairs", PairOptions)
@@ -425,7 +455,7 @@ def compare_cmd(
     baseline: Annotated[Path, typer.Argument(help="Reference run directory or results.json (e.g. the committed "
                                                   "baseline).")],
     current: Annotated[Path, typer.Argument(help="Current run directory or results.json.")],
-    gates: Any, markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
+    gates: GateThresholds, markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
     force: Annotated[bool, typer.Option("--force", help="Compare runs of different datasets or settings.")] = False,
 ) -> None:
     """Plans, buffers, warning signs, rows and verdicts of two runs: exit 0 no regression, 1 regression,
@@ -441,14 +471,14 @@ def compare_cmd(
 @measuring()
 @_gated
 @_timed
-def check_cmd(spec: TargetSpec, opts: RunOptions, gates: Any, time: Any, pairs: Any,
+def check_cmd(spec: TargetSpec, opts: RunOptions, gates: GateThresholds, time: TimeThresholds, pairs: PairOptions,
               baseline: Annotated[Path, typer.Argument(help="Reference run to judge against (e.g. "
-                                                            "reports/baseline.json).")],
+                                                            f"{results_io.BASELINE_FILE}).")],
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
               before: Annotated[Optional[Path], typer.Option(
                   "--before", help="A scenarios directory that stands for \"before\" (default: the reference run's "
                                    "own SQL and index statements).")] = None,
-              reports_dir: ReportsDir = Path("reports/check"), markdown_out: MarkdownOut = None,
+              reports_dir: ReportsDir = results_io.CHECK_DIR, markdown_out: MarkdownOut = None,
               github: GithubAnnotations = False, quiet: Quiet = False) -> None:
     """The CI gate: measure the head, judge it against the reference run's facts, and time it side by side
     with the reference run's SQL and indexes on this machine, now."""
@@ -465,11 +495,11 @@ def check_cmd(spec: TargetSpec, opts: RunOptions, gates: Any, time: Any, pairs: 
     with measurement_target(spec, announce=_note) as target:
         _show(target)
 
-        def measure(cat: Catalog) -> Any:
+        def measure(cat: Catalog) -> Results:
             with progress(not quiet, unit="cells") as advance:
                 return run(target, cat, opts, advance)
 
-        def measure_pairs(before_cat: Catalog, after: Catalog) -> Any:
+        def measure_pairs(before_cat: Catalog, after: Catalog) -> SideBySide:
             with progress(not quiet, unit="variants") as advance:
                 return side_by_side(target, before_cat, after, pair_opts, advance)
 
@@ -479,7 +509,7 @@ def check_cmd(spec: TargetSpec, opts: RunOptions, gates: Any, time: Any, pairs: 
     _verdict(result, base.run_id, current.run_id, github, markdown_out)
 
 
-def _verdict(result: Any, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:
+def _verdict(result: Comparison, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:
     """Print a comparison (and its annotations, Markdown) and exit with its code."""
     from bench.report import render
 
@@ -497,11 +527,11 @@ def _verdict(result: Any, base_id: str, cur_id: str, github: bool, markdown_out:
 @command("bench")
 @targeted
 @measuring()
-def bench_cmd(spec: TargetSpec, opts: RunOptions, profile: Profile = "default",
+def bench_cmd(spec: TargetSpec, opts: RunOptions, profile: Profile = DEFAULT_PROFILE,
               users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
-              generate: Generate = "client",
+              generate: Generate = DataProfile.generator,
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
-              variant: OnlyVariant = None, reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+              variant: OnlyVariant = None, reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """Seed (if needed), run the matrix, and write the report."""
     from bench.report.build import write_report
 
@@ -513,6 +543,11 @@ def bench_cmd(spec: TargetSpec, opts: RunOptions, profile: Profile = "default",
             path = _run(target if target is home else _show(target), cat, opts, reports_dir, quiet)
     for written in write_report(path):
         out.print(str(written), highlight=False)
+
+
+def _size_text(tasks_per_user: int) -> str:
+    """1000 as 1k: how --sizes is written."""
+    return f"{tasks_per_user // 1000}k" if tasks_per_user % 1000 == 0 else str(tasks_per_user)
 
 
 def _sizes(raw: str) -> list[int]:
@@ -527,23 +562,23 @@ def _sizes(raw: str) -> list[int]:
 @measuring("explain_samples", "cell_budget", "concurrent", "lock_wait", cold_samples=0, stability_rounds=0)
 def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
               scenario: Only = None, variant: OnlyVariant = None,
-              sizes: Annotated[str, typer.Option("--sizes", help="Tasks per user at each size.")] = "1k,10k,50k,100k",
-              users: Annotated[int, typer.Option("--users", min=1, help="Users at every size.")] = 4,
-              min_samples: MinSamples = 100,
-              reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+              sizes: Annotated[str, typer.Option(
+                  "--sizes", help="Tasks per user at each size.")] = ",".join(map(_size_text, scaling.DEFAULT_SIZES)),
+              users: Annotated[int, typer.Option("--users", min=1, help="Users at every size.")] = scaling.DEFAULT_USERS,
+              min_samples: MinSamples = scaling.DEFAULT_MIN_SAMPLES,
+              reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
     from bench.report.build import write_report
-    from bench.measure.scale import DEFAULT_SCENARIOS, DEFAULT_VARIANTS, describe_crossing, measure_scale
 
-    cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS),
-                                                        variant or list(DEFAULT_VARIANTS))
+    cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(scaling.DEFAULT_SCENARIOS),
+                                                        variant or list(scaling.DEFAULT_VARIANTS))
     with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:
-        res = measure_scale(spec, cat, replace(opts, min_samples=min_samples), _sizes(sizes), users, advance, _note)
+        res = scaling.measure_scale(spec, cat, replace(opts, min_samples=min_samples), _sizes(sizes), users, advance, _note)
     path = results_io.save(res, reports_dir)
     assert res.scale is not None
     out.print(f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)", highlight=False)
     for f in res.scale.fits:
-        where = describe_crossing(f)
+        where = scaling.describe_crossing(f)
         out.print(f"{f.scenario:24} {f.variant:20} {f.exponent:9.2f} {f.r2:5.2f}  {where}", highlight=False)
     for written in write_report(path):
         out.print(str(written), highlight=False)
@@ -551,21 +586,15 @@ def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = 
 
 @command("load")
 @targeted
-@measuring("concurrent", "lock_wait")
-def load_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-             variant: Annotated[str, typer.Option("--variant", "-v", help="Variant applied during the load.")] = "recommended",
+@loading
+def load_cmd(spec: TargetSpec, load: LoadOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+             variant: Annotated[str, typer.Option(
+                 "--variant", "-v", help="Variant applied during the load.")] = LOAD_VARIANT,
              mix: Annotated[Optional[list[str]], typer.Option(
                  "--mix", help="SCENARIO=WEIGHT (repeatable); replaces scenarios/mix.toml.")] = None,
-             clients: Annotated[int, typer.Option("--clients", "-c", min=1, help="Concurrent clients.")] = 4,
-             duration: Annotated[float, typer.Option("--duration", "-T", min=0.5, help="Seconds of measured load.")] = 10.0,
-             rate: Annotated[Optional[float], typer.Option(
-                 "--rate", "-R", min=0.1, help="Arrivals per second (Poisson, as pgbench -R); default: as fast as possible.")] = None,
-             jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Client processes (0: one per CPU).")] = 0,
-             pgbench_rounds: Annotated[int, typer.Option(
-                 "--pgbench-rounds", min=0, help="Alternating harness/pgbench rounds for the throughput check (0: skip).")] = 2,
-             reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+             reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
-    from bench.measure.load import LoadOptions, run_load
+    from bench.measure.load import run_load
     from bench.report.build import write_report
 
     weights: dict[str, int] = {}
@@ -575,13 +604,12 @@ def load_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = c
             raise InputError(f"--mix takes SCENARIO=WEIGHT with a whole-number weight, not {item!r}")
         weights[name] = int(weight)
     cat = catalog_io.load_catalog(scenarios_dir).with_mix(weights).select(None, [variant])
-    load = LoadOptions(clients=clients, duration=duration, rate=rate, jobs=jobs, pgbench_rounds=pgbench_rounds,
-                       concurrent=opts.concurrent, lock_wait=opts.lock_wait)
     with measurement_target(spec, announce=_note) as target:
         _show(target)
         if not quiet:
-            _note(f"load: {clients} clients, {duration:g} s{f' at {rate:g}/s' if rate else ''}, variant {variant}"
-                  + (f", then {pgbench_rounds} rounds against pgbench" if pgbench_rounds else ""))
+            rate = f" at {load.rate:g}/s" if load.rate else ""
+            _note(f"load: {load.clients} clients, {load.duration:g} s{rate}, variant {variant}"
+                  + (f", then {load.pgbench_rounds} rounds against pgbench" if load.pgbench_rounds else ""))
         res = run_load(target, cat, load)
     path = results_io.save(res, reports_dir)
     _print_load(res)
@@ -590,8 +618,9 @@ def load_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = c
         out.print(str(written), highlight=False)
 
 
-def _print_load(res: Any) -> None:
+def _print_load(res: Results) -> None:
     load = res.load
+    assert load is not None, "a load run has its load section"
     out.print(f"{load.requests:,} requests in {load.duration_s:.1f} s: {load.throughput:,.0f}/s, {load.errors} errors"
               + (f", {load.unsent:,} arrivals never sent (behind schedule at the end)" if load.unsent else "")
               + (f"; schedule lag p95 {load.lag_ms.p95.value:.2f} ms" if load.lag_ms else ""), highlight=False)
@@ -614,9 +643,10 @@ def _print_load(res: Any) -> None:
 @measuring("concurrent", "lock_wait")
 def validate_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
                  scenario: Only = None,
-                 variant: Annotated[str, typer.Option("--variant", "-v", help="Variant to validate under.")] = "baseline",
+                 variant: Annotated[str, typer.Option(
+                     "--variant", "-v", help="Variant to validate under.")] = crosscheck.DEFAULT_VARIANT,
                  transactions: Annotated[int, typer.Option(
-                     "--transactions", min=20, help="Harness executions (pgbench runs 4×).")] = 200,
+                     "--transactions", min=20, help="Harness executions (pgbench runs 4×).")] = crosscheck.TRANSACTIONS,
                  ) -> None:
     """Check the harness's client latency against pgbench on the same SQL and parameters, like for like
     (exit 1 if fewer than three scenarios agree within 15% on both mean and median)."""
@@ -643,7 +673,7 @@ def validate_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir
 @targeted
 def advise_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
                headroom: Annotated[float, typer.Option(
-                   "--headroom", min=1.0, help="Every scenario must pass its SLA ÷ this, for every user class.")] = 1.5,
+                   "--headroom", min=1.0, help="Every scenario must pass its SLA ÷ this, for every user class.")] = AdviseOptions.headroom,
                target_tasks: Annotated[Optional[int], typer.Option(
                    "--target-tasks-per-user", min=1,
                    help="The size the SLAs must hold at (default: the power users' size in the dataset).")] = None,
@@ -656,23 +686,27 @@ def advise_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAUL
                    "--cost-per-write-ms", min=0.0, help="Cost of 1 ms more on the writes' p95.")] = Objective.per_write_ms,
                per_build_s: Annotated[float, typer.Option(
                    "--cost-per-build-second", min=0.0, help="Cost of 1 second of index build.")] = Objective.per_build_s,
-               max_builds: Annotated[int, typer.Option("--max-builds", min=0, help="Real index builds the search may make.")] = 150,
-               time_budget: Annotated[float, typer.Option(
-                   "--time-budget", min=0.0, help="Seconds the search may take (the final measurement comes after).")] = 360.0,
+               max_builds: Annotated[Optional[int], typer.Option(
+                   "--max-builds", min=0, help="Real index builds the search may make.")] = AdviseOptions.max_builds,
+               time_budget: Annotated[Optional[float], typer.Option(
+                   "--time-budget", min=0.0,
+                   help="Seconds the search may take (the final measurement comes after).")] = AdviseOptions.time_budget_s,
                hypopg: Annotated[bool, typer.Option(
-                   "--hypopg/--no-hypopg", help="Screen B-tree candidates with HypoPG where the server has it.")] = True,
+                   "--hypopg/--no-hypopg",
+                   help="Screen B-tree candidates with HypoPG where the server has it.")] = AdviseOptions.hypopg,
                deploy: Annotated[bool, typer.Option(
-                   "--deploy-costs/--no-deploy-costs", help="Measure each advised index's build and blocked writers.")] = True,
+                   "--deploy-costs/--no-deploy-costs",
+                   help="Measure each advised index's build and blocked writers.")] = AdviseOptions.deploy,
                down_revision: Annotated[Optional[str], typer.Option(
                    "--down-revision", help="The Alembic revision the migration follows (your head).")] = None,
                write_variant: Annotated[bool, typer.Option(
                    "--write-variant", help="Also write <scenarios-dir>/variants/advised.toml for later runs and the gate.")] = False,
                concurrent: Annotated[bool, typer.Option(
-                   "--concurrent", help="Measure even while another measurement holds this server.")] = False,
-               reports_dir: ReportsDir = Path("reports"), quiet: Quiet = False) -> None:
+                   "--concurrent", help="Measure even while another measurement holds this server.")] = AdviseOptions.concurrent,
+               reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """The cheapest index set under which every scenario meets its SLA with headroom, found by real builds;
     written as a variant, SQLModel __table_args__ and an Alembic migration, with advise.md/html."""
-    from bench.advise.run import AdviseOptions, advise
+    from bench.advise.run import advise
 
     cat = catalog_io.load_catalog(scenarios_dir)
     options = AdviseOptions(
@@ -700,7 +734,7 @@ app.add_typer(baseline_app, name="baseline")
 def baseline_save_cmd(
     run_dir: Annotated[Path, typer.Argument(help="The run to adopt (a run directory or its results.json).")],
     reason: Annotated[str, typer.Option("--reason", help="Why this run is the new baseline.")] = "",
-    to: Annotated[Path, typer.Option("--to", help="Where the baseline lives.")] = Path("reports/baseline.json"),
+    to: Annotated[Path, typer.Option("--to", help="Where the baseline lives.")] = results_io.BASELINE_FILE,
 ) -> None:
     """Save RUN_DIR's results as the baseline, with the reason (commit the file)."""
     res = results_io.save_baseline(run_dir, reason, to)

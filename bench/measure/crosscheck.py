@@ -35,6 +35,7 @@ from bench.targets.target import Target, connected
 
 DEFAULT_SCENARIOS = ("task_by_id", "open_task_count", "recent_tasks", "pending_tasks", "keyset_page_deep",
                      "last_messages")
+DEFAULT_VARIANT = "baseline"  # no index but the models' own: the queries' plans as the app ships them
 TOLERANCE = 0.15
 REQUIRED = 3
 TRANSACTIONS = 200
@@ -117,7 +118,7 @@ async def _check(target: Target, scenarios: list[Scenario], variant: Variant, tr
         return agreements
 
 
-def check_against_pgbench(target: Target, catalog: Catalog, variant: str = "baseline",
+def check_against_pgbench(target: Target, catalog: Catalog, variant: str = DEFAULT_VARIANT,
                           transactions: int = TRANSACTIONS, opts: RunOptions = DEFAULTS) -> list[Agreement]:
     """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``variant`` applied."""
     chosen = catalog.reads().select(None, [variant])  # pgbench would commit a write scenario's rows

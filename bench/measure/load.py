@@ -48,6 +48,9 @@ from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_error, co
 from bench.catalogue.variants import applied_new, variant_cost
 
 
+DEFAULT_VARIANT = "recommended"  # what an app would ship: the load is measured under it
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     clients: int = 4

@@ -11,14 +11,12 @@ so the report also says where power users cross: when an ordinary user has 1/fac
 from __future__ import annotations
 
 import math
-from statistics import median
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from statistics import median
 
 import numpy as np
-from scipy import stats as sps
 
-from seed.load import seed_database
 from seed.profiles import Profile, get_profile
 
 from bench.catalogue.files import Catalog
@@ -30,6 +28,9 @@ from bench.measure.runner import RunOptions, run
 
 DEFAULT_SIZES = (1_000, 10_000, 50_000, 100_000)
 DEFAULT_USERS = 4
+# The sequential test stops a clearly failing cell at a handful of samples, too few for a curve's p50
+# and p95: a scale run keeps sampling each class up to this many for the estimates (--min-samples).
+DEFAULT_MIN_SAMPLES = 100
 # keyset_page_deep needs users with more than 1,000 tasks, so it cannot join the 1k size.
 DEFAULT_SCENARIOS = ("open_task_count", "recent_tasks", "pending_tasks", "due_next_7_days")
 DEFAULT_VARIANTS = ("baseline", "composite", "recommended")
@@ -49,6 +50,8 @@ def growth_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[fl
     """Least-squares slope of log(value) on log(size), and its R²: value ∝ size^exponent."""
     if len(sizes) < 2 or min(values) <= 0:
         return math.nan, math.nan
+    from scipy import stats as sps  # ~0.7 s to import: not for every command that imports this module
+
     fit = sps.linregress(np.log(sizes), np.log(values))
     return float(fit.slope), float(fit.rvalue ** 2)
 
@@ -126,8 +129,9 @@ def measure_scale(spec: TargetSpec, catalog: Catalog, opts: RunOptions, sizes: S
     sizes = sorted(set(sizes))
     if len(sizes) < 2 or sizes[0] < 100:
         raise InputError("--sizes needs at least two sizes of 100 tasks per user or more")
-    # The sequential test stops a clearly failing cell at a handful of samples, too few for a curve's
-    # p50 and p95: opts.min_samples (the command's --min-samples) keeps sampling for the estimates.
+    from seed.load import seed_database  # pyarrow and the generators: only when seeding
+
+    # opts.min_samples (DEFAULT_MIN_SAMPLES from the command) keeps sampling for the curves' estimates.
     points: list[ScalePoint] = []
     last: Results | None = None
     for i, size in enumerate(sizes):
