@@ -48,7 +48,6 @@ from bench.progress import Advance, no_progress
 from bench.results import Calibration, Results, Shard
 from bench.targets.target import Target, connected
 
-DEFAULT_DURATIONS = Path("reports") / "baseline.json"
 CALIBRATION_SAMPLES = 10  # per item, before and after: a few ms in all
 STOP_WAIT_S = 60.0  # for a shard's process to clean up after SIGINT before it is killed
 
@@ -82,7 +81,7 @@ def durations(catalog: Catalog, path: Path | None) -> Weights:
     exists): its cells' seconds for this catalogue's scenarios plus its build seconds. Equal weights
     when the run does not cover every variant: a partial weighting would balance nothing."""
     given = path is not None
-    path = path or DEFAULT_DURATIONS
+    path = path or results_io.BASELINE_FILE
     if not given and not path.exists():
         return Weights(None, f"equal weights ({path} does not exist)")
     previous = results_io.load(path)
