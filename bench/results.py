@@ -25,6 +25,11 @@ Format history:
   with its ``shard`` (index, count, the plan, the catalogue's fingerprint, what balanced the split,
   and the calibration workload sampled before and after it measured); a merged file records its
   ``shards`` (each one's run, target, machine, conditions and calibration).
+- 8 (2026-12-02): an explicit run ``kind`` (matrix, scale or load), each with a ``config`` of its
+  own: a matrix's and a scale run's seed, cold samples and stability rounds; a load run's clients,
+  processes, duration, rate, warm-up, seed, parameter sets and pgbench rounds (no more the matrix's
+  settings it never used). Older files get the kind from their sections and a load run's config
+  from its ``load`` section (what that does not hold is null: not recorded).
 """
 
 from __future__ import annotations
@@ -33,15 +38,15 @@ import json
 import os
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, computed_field, model_validator
 
 from bench.errors import InputError
 from bench.judge.stats import Quantile, Summary, Verdict
 from bench.measure.plan import PlanFacts
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -196,11 +201,41 @@ class Dataset(BaseModel):
         return date.fromisoformat(self.profile["anchor_date"])
 
 
-class RunConfig(BaseModel):
-    """The run's settings that are not the sampling protocol."""
+RunKind = Literal["matrix", "scale", "load"]
+RUN_KINDS: tuple[RunKind, ...] = ("matrix", "scale", "load")
+
+
+class _CellSettings(BaseModel):
+    """How a run that measures cells measured them, beyond the sampling protocol."""
     seed: int
     cold_samples: int
     stability_rounds: int
+
+
+class MatrixConfig(_CellSettings):
+    """A matrix run (``taskbench run``, ``bench``, ``check``): every scenario under every variant."""
+    kind: Literal["matrix"] = Field("matrix", exclude=True)  # written once, as the run's ``kind``
+
+
+class ScaleConfig(_CellSettings):
+    """A scale run: a matrix run at each size with these settings (the sizes and users are ``scale``'s)."""
+    kind: Literal["scale"] = Field("scale", exclude=True)
+
+
+class LoadConfig(BaseModel):
+    """A load run (``taskbench load``): what it was asked to do. None: not recorded (an older file)."""
+    kind: Literal["load"] = Field("load", exclude=True)
+    clients: int
+    jobs: int | None  # client processes the clients were spread over
+    duration_s: float | None  # of measured load (``load.duration_s`` is what it took, first send to last reply)
+    rate: float | None  # arrivals per second over all clients; None: closed loop, as fast as possible
+    warmup_s: float | None  # of load before measuring, not recorded
+    seed: int
+    param_sets: int | None  # pre-drawn per scenario, shared with pgbench
+    pgbench_rounds: int  # alternating harness/pgbench rounds (0: no comparison)
+
+
+RunConfig = Annotated[MatrixConfig | ScaleConfig | LoadConfig, Field(discriminator="kind")]
 
 
 class Protocol(BaseModel):
@@ -388,7 +423,7 @@ class Results(BaseModel):
     created_at: datetime
     environment: Environment
     dataset: Dataset
-    config: RunConfig
+    config: RunConfig  # the run's own kind of settings; its kind is written once, at the top (``kind``)
     protocol: Protocol | None = None  # None: a run without cells (load)
     conditions: Conditions | None = None  # None: older files
     cold_cache: ColdCache
@@ -403,6 +438,20 @@ class Results(BaseModel):
     side_by_side: SideBySide | None = None  # a check's paired base/head timings
     shard: Shard | None = None  # a shard's file: the share of the matrix it measured
     shards: list[ShardRun] = []  # a merged run: the shards it was made from, by index
+
+    @model_validator(mode="before")
+    @classmethod
+    def _config_of_kind(cls, data: Any) -> Any:
+        """The file says its kind once, at the top: the config is read as that kind's."""
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "kind" in data:
+            data = {**data, "config": {**data["config"], "kind": data["kind"]}}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy does not know it
+    @property
+    def kind(self) -> RunKind:
+        """matrix, scale or load: which command's run this is, and so which sections it has."""
+        return self.config.kind
 
     def cell(self, scenario: str, variant: str) -> Cell | None:
         return next((c for c in self.cells if c.scenario == scenario and c.variant == variant), None)
@@ -509,7 +558,6 @@ def _update_to_5(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-# version -> the step that brings a file of that version to the next one
 def _update_to_6(raw: dict[str, Any]) -> dict[str, Any]:
     """Nothing to convert: the new fields are empty in an older file (a check then says that such a
     baseline cannot be measured again beside the head, and why)."""
@@ -521,7 +569,24 @@ def _update_to_7(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5, 5: _update_to_6, 6: _update_to_7}
+def _update_to_8(raw: dict[str, Any]) -> dict[str, Any]:
+    """The run's kind from the sections an older file has; a load run's config from its ``load``
+    section (its clients and rate; pgbench's rounds where it ran, else none), what that does not
+    say left null; a matrix or scale run keeps its config."""
+    load = raw.get("load")
+    if isinstance(load, dict) and not raw.get("cells"):
+        pgbench = load.get("pgbench")
+        raw["kind"] = "load"
+        raw["config"] = {"clients": load.get("clients"), "jobs": None, "duration_s": None, "rate": load.get("rate"),
+                         "warmup_s": None, "seed": raw.get("config", {}).get("seed"), "param_sets": None,
+                         "pgbench_rounds": pgbench.get("rounds", 0) if isinstance(pgbench, dict) else 0}
+    else:
+        raw["kind"] = "scale" if raw.get("scale") else "matrix"
+    return raw
+
+
+# version -> the step that brings a file of that version to the next one
+_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5, 5: _update_to_6, 6: _update_to_7, 7: _update_to_8}
 
 
 def readable_versions() -> list[int]:

@@ -50,7 +50,8 @@ class Comparison:
 
 
 def incompatibilities(base: Results, cur: Results) -> list[str]:
-    reasons = []
+    reasons = [f"the {which} run is a load run: it has no cells to judge (compare judges matrix and scale runs)"
+               for which, res in (("reference", base), ("current", cur)) if res.kind == "load"]
     if base.dataset.fingerprint != cur.dataset.fingerprint:
         reasons.append(f"different datasets: baseline {base.dataset.fingerprint} "
                        f"({base.dataset.profile.get('name')}), current {cur.dataset.fingerprint} "

@@ -39,7 +39,16 @@ from bench.measure.environment import environment
 from bench.errors import DatabaseError, InputError
 from bench.catalogue.params import Drawer, pools_for
 from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
-from bench.results import ColdCache, Dataset, LoadResults, LoadScenario, PgbenchLoad, Results, RunConfig, new_run_id
+from bench.results import (
+    ColdCache,
+    Dataset,
+    LoadConfig,
+    LoadResults,
+    LoadScenario,
+    PgbenchLoad,
+    Results,
+    new_run_id,
+)
 from bench.measure.lock import measurement_lock
 from bench.measure.runner import run_measurement
 from bench.judge.stats import summarize
@@ -332,7 +341,9 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
     if opts.pgbench_rounds:
         load.pgbench = await _against_pgbench(target, work, opts)
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env, dataset=dataset,
-                   config=RunConfig(seed=opts.seed, cold_samples=0, stability_rounds=0),
+                   config=LoadConfig(clients=opts.clients, jobs=jobs_for(opts), duration_s=opts.duration,
+                                     rate=opts.rate, warmup_s=opts.warmup, seed=opts.seed, param_sets=opts.param_sets,
+                                     pgbench_rounds=opts.pgbench_rounds),
                    cold_cache=ColdCache(available=False, method="not measured under load"), variants=[cost], cells=[],
                    phase_seconds={"load": load.duration_s}, connection=seeded.probe, load=load)
 

@@ -69,7 +69,7 @@ from bench.results import (
     Environment,
     Protocol,
     Results,
-    RunConfig,
+    MatrixConfig,
     Samples,
     StopReason,
     VariantResult,
@@ -446,8 +446,8 @@ async def _run(seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Data
         variants.append(cost)
         cells.extend(measured)
     return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env,
-                   dataset=dataset, config=RunConfig(seed=opts.seed, cold_samples=opts.cold_samples,
-                                                     stability_rounds=opts.stability_rounds),
+                   dataset=dataset, config=MatrixConfig(seed=opts.seed, cold_samples=opts.cold_samples,
+                                                        stability_rounds=opts.stability_rounds),
                    protocol=protocol(opts, pools, {len(c.classes) for c in cells}), cold_cache=cold,
                    variants=variants, cells=cells, phase_seconds=clock.seconds, connection=seeded.probe,
                    schema_ddl=schema.model_ddl())

@@ -23,7 +23,7 @@ from bench.catalogue.files import Catalog
 from bench.errors import InputError
 from bench.progress import Advance, no_progress
 from bench.targets.provision import TargetSpec, dataset_home, measurement_target
-from bench.results import Cell, Results, ScaleFit, ScalePoint, ScaleResults
+from bench.results import Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
 from bench.measure.runner import RunOptions, run
 
 DEFAULT_SIZES = (1_000, 10_000, 50_000, 100_000)
@@ -143,5 +143,6 @@ def measure_scale(spec: TargetSpec, catalog: Catalog, opts: RunOptions, sizes: S
         points.extend(_point(c, size) for c in last.cells)
     assert last is not None
     sla = {s.name: s.sla_ms for s in catalog.scenarios}
-    return last.model_copy(update={"scale": ScaleResults(users=users, sizes=sizes, points=points,
+    return last.model_copy(update={"config": ScaleConfig(**last.config.model_dump()),
+                                   "scale": ScaleResults(users=users, sizes=sizes, points=points,
                                                          fits=fits(points, sla))})
