@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime, time
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import field_validator
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Identity, String, Text, text
@@ -52,8 +52,8 @@ def _timestamp(nullable: bool = False) -> Any:
 class UserFields(SQLModel):
     email: str = Field(sa_column=Column(String(255), unique=True, nullable=False), max_length=255)
     name: str = Field(sa_column=Column(String(100), nullable=False), max_length=100)
-    created_at: Optional[datetime] = _timestamp()
-    updated_at: Optional[datetime] = _timestamp()
+    created_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp()
 
 
 class User(UserFields, table=True):
@@ -82,15 +82,15 @@ class TaskFields(SQLModel):
         default_factory=list,
         sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     )
-    due_date: Optional[date] = None
-    due_time: Optional[time] = None
+    due_date: date | None = None
+    due_time: time | None = None
     is_completed: bool = Field(
         default=False, sa_column_kwargs={"server_default": text("false")}, nullable=False
     )
-    completed_at: Optional[datetime] = _timestamp(nullable=True)
-    created_at: Optional[datetime] = _timestamp()
-    updated_at: Optional[datetime] = _timestamp()
-    deleted_at: Optional[datetime] = _timestamp(nullable=True)
+    completed_at: datetime | None = _timestamp(nullable=True)
+    created_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp()
+    deleted_at: datetime | None = _timestamp(nullable=True)
 
     @field_validator("title")
     @classmethod
@@ -117,16 +117,16 @@ class Task(TaskFields, table=True):
         ),
     )
 
-    id: Optional[int] = Field(
+    id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
     )
 
 
 class ConversationFields(SQLModel):
     user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
-    title: Optional[str] = Field(default=None, sa_column=Column(String(200)), max_length=200)
-    created_at: Optional[datetime] = _timestamp()
-    updated_at: Optional[datetime] = _timestamp()
+    title: str | None = Field(default=None, sa_column=Column(String(200)), max_length=200)
+    created_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp()
 
 
 class Conversation(ConversationFields, table=True):
@@ -144,16 +144,16 @@ class MessageFields(SQLModel):
         sa_column=Column(SAEnum(Role, name="message_role"), nullable=False)
     )
     content: str = Field(sa_column=Column(Text, nullable=False))
-    created_at: Optional[datetime] = _timestamp()
+    created_at: datetime | None = _timestamp()
 
 
 class Message(MessageFields, table=True):
     __tablename__ = "messages"
 
-    id: Optional[int] = Field(
+    id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
     )
 
 
 TABLES: tuple[type[SQLModel], ...] = (User, Task, Conversation, Message)
-TABLE_NAMES: tuple[str, ...] = tuple(m.__tablename__ for m in TABLES)  # type: ignore[attr-defined]
+TABLE_NAMES: tuple[str, ...] = tuple(str(m.__tablename__) for m in TABLES)  # each set as a string above

@@ -8,8 +8,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 # advance(label, done, total): `done` is cumulative; total may be None when unknown.
 Advance = Callable[[str, int, "int | None"], None]
@@ -35,7 +43,7 @@ def progress(enabled: bool = True, unit: str = "rows", interval_s: float = 5.0,
         with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                       TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=console, transient=False) as bar:
-            tasks: dict[str, tuple[int, float]] = {}
+            tasks: dict[str, tuple[TaskID, float]] = {}
 
             def advance(label: str, done: int, total: int | None) -> None:
                 if label not in tasks:

@@ -24,15 +24,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from seed.load import seed_database
-from seed.profiles import get_profile
-
-from bench.targets import schema
 from bench.catalogue.files import Catalog, Scenario, load_catalog
 from bench.catalogue.params import Drawer, Pools, pools_for
+from bench.catalogue.variants import applied_variant
+from bench.targets import schema
 from bench.targets.provision import TargetSpec, dataset_home
 from bench.targets.target import Target, connected, scratch_copy
-from bench.catalogue.variants import applied_variant
+from seed.load import seed_database
+from seed.profiles import get_profile
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

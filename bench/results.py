@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -458,7 +458,7 @@ class Results(BaseModel):
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def write(results: Results, run_dir: Path) -> Path:
@@ -605,7 +605,7 @@ def save_baseline(run_path: Path, reason: str, to: Path) -> Results:
     if not reason.strip():
         raise InputError("a baseline needs a reason (--reason): what changed, and why this is the new normal")
     res = load(run_path)
-    res = res.model_copy(update={"baseline": BaselineInfo(reason=reason.strip(), saved_at=datetime.now(timezone.utc),
+    res = res.model_copy(update={"baseline": BaselineInfo(reason=reason.strip(), saved_at=datetime.now(UTC),
                                                           from_run=res.run_id)})
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = to.with_suffix(".tmp")

@@ -26,13 +26,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.targets import schema
 from bench.progress import Advance, no_progress
+from bench.targets import schema
 from bench.targets.target import Target, connected, drop_database, ensure_database
-
 from seed.load import TABLE_ORDER, seed_database
 from seed.profiles import Profile
-
 
 SEEDER, RAW_COPY, SERVER_SIDE = "seeder", "raw COPY", "server-side generation"
 

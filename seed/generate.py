@@ -23,7 +23,6 @@ from faker import Faker
 from faker.providers.lorem.en_US import Provider as _Lorem
 
 from bench.models import CATEGORIES, Priority, Role
-
 from seed.profiles import Profile
 
 # Batch boundaries pick the RNG of each batch: changing these changes the data (bump
@@ -222,7 +221,7 @@ class Generator:
         plan = self._plan
         last = np.empty(len(plan["created"]), dtype=np.int64)
         for chunk, convs in self._chunks():
-            times, conv = self._message_times(self._rng("messages", chunk), convs)
+            times, _ = self._message_times(self._rng("messages", chunk), convs)
             ends = np.cumsum(plan["messages"][convs]) - 1
             last[convs] = times[ends]
         titles = self._words(self._rng("conversations", 1), self._rng("conversations", 2).integers(2, 7, len(last)))

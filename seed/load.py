@@ -24,10 +24,9 @@ import pgpq.encoders
 import pgpq.schema
 import pyarrow as pa
 
-from bench.targets import schema
 from bench.progress import Advance, no_progress
+from bench.targets import schema
 from bench.targets.target import Target, connected
-
 from seed.generate import Generator
 from seed.profiles import Profile
 from seed.server_side import generate_on_server

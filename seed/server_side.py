@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,10 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import TypeAdapter, ValidationError
 
-from bench.targets import schema
 from bench.models import CATEGORIES, Role
 from bench.progress import Advance
+from bench.targets import schema
 from bench.targets.target import Target
-
 from seed.generate import (
     _CATEGORY_P,
     _PRIORITY_P,
@@ -195,7 +194,7 @@ def _common(gen: Generator) -> dict[str, Any]:
     bound array is a plain in-memory constant, while a stored one would be de-TOASTed again for
     every word drawn."""
     p = gen.profile
-    anchor = datetime.combine(p.anchor_date, datetime.min.time(), timezone.utc)
+    anchor = datetime.combine(p.anchor_date, datetime.min.time(), UTC)
     tag_cum = np.cumsum(1.0 / np.arange(1, len(gen.tags) + 1) ** p.tag_zipf_exponent)
     return {"users": [bytes(raw).hex() for raw in gen.user_raw], "salt": f"{p.seed}",
             "bounds": _bounds(_WORD_CUM), "total": float(_WORD_CUM[-1]),
@@ -240,7 +239,8 @@ def _insert_conversations(conn: psycopg.Connection, gen: Generator, advance: Adv
     conversations = conn.execute(_CONVERSATIONS, {**common, "conv_lo": lo, "conv_hi": hi}).rowcount
     lo, hi = p.messages_per_conversation
     conn.execute(_PLAN, {"lo": lo, "hi": hi})
-    expected = conn.execute("SELECT sum(messages) FROM tb_plan").fetchone()[0]
+    planned = conn.execute("SELECT sum(messages) FROM tb_plan").fetchone()
+    expected = planned[0] if planned else 0
     done = 0
     advance("seed messages (server)", 0, expected)
     for first in range(0, conversations, MESSAGE_CHUNK):
@@ -265,7 +265,7 @@ def validate_sample(target: Target, seed: int, percent: float = SAMPLE_PERCENT) 
             rows = cur.execute(f"SELECT {fields} FROM {table} TABLESAMPLE BERNOULLI (%s) REPEATABLE (%s)",
                                (percent, seed)).fetchall()
             try:
-                TypeAdapter(list[model]).validate_python(rows)
+                TypeAdapter(list[model]).validate_python(rows)  # type: ignore[valid-type]  # a model per table
             except ValidationError as exc:
                 raise AssertionError(f"the server-side generator made an invalid {table} row: "
                                      f"{' '.join(str(exc).split())[:300]}") from None

@@ -20,10 +20,11 @@ import json
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cache
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import annotated_types
 import pyarrow as pa
@@ -72,7 +73,9 @@ def rules(table: str) -> dict[str, ColumnRule]:
     for name, field in model.model_fields.items():
         py_type, optional = _strip_optional(field.annotation)
         constraints = [m for m in field.metadata if isinstance(m, annotated_types.BaseMetadata)]
-        adapter = TypeAdapter(list[Annotated[py_type, *constraints]] if constraints else list[py_type])
+        # Types built at run time from each field, which a type checker cannot follow.
+        adapter = TypeAdapter(list[Annotated[py_type, *constraints]] if constraints  # type: ignore[valid-type]
+                              else list[py_type])  # type: ignore[valid-type]
         validators = tuple(getattr(model, d.cls_var_name) for d in decorators if name in d.info.fields)
         out[name] = ColumnRule(name, py_type, optional, adapter, validators,
                                json=typing.get_origin(py_type) in (list, dict))

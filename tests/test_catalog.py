@@ -5,7 +5,6 @@ import pytest
 
 from bench.catalogue.files import load_catalog
 from bench.errors import InputError
-
 from tests.support import SCENARIOS
 
 

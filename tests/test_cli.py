@@ -1,8 +1,8 @@
 """The command as a user runs it: real processes, real exit codes, one-line errors."""
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +11,6 @@ import uuid
 import pytest
 
 from bench.targets.target import drop_database, open_target
-
 from tests.support import DATA_DIR, ROOT, SCENARIOS, one_line_error, taskbench
 
 

@@ -3,12 +3,11 @@ import shutil
 import pytest
 
 from bench.catalogue.files import load_catalog
+from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
 from bench.judge.compare import compare, variant_result_mismatches
 from bench.judge.gates import Kind
-from bench.report import render
-from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
 from bench.measure.runner import RunOptions, run
-
+from bench.report import render
 from tests.support import SCENARIOS
 
 OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)

@@ -9,13 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, DatabaseError
-from bench.targets.provision import TargetSpec, dataset_home, measurement_target
 from bench.measure.runner import RunOptions, run
+from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
+from bench.targets.provision import TargetSpec, dataset_home, measurement_target
 from seed.load import seed_database
 from seed.profiles import get_profile
-
 from tests.support import ROOT
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
@@ -33,14 +32,15 @@ def _engine_reachable() -> bool:
 
 def test_no_engine_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", NO_ENGINE["DOCKER_HOST"])
-    with pytest.raises(DatabaseError, match="no Docker engine is reachable at unix:///nonexistent") as info:
-        with docker_postgres():
-            pass
+    with (pytest.raises(DatabaseError, match="no Docker engine is reachable at unix:///nonexistent") as info,
+          docker_postgres()):
+        pass
     assert "\n" not in str(info.value)
 
 
 def test_the_cli_says_so_without_a_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bench", "bench", "--target", "docker", "--reports-dir", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "bench", "bench", "--target", "docker",
+                           "--reports-dir", str(tmp_path)],
                           cwd=ROOT, env={**os.environ, **NO_ENGINE}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == EXIT_DATABASE
     lines = proc.stderr.strip().splitlines()

@@ -19,7 +19,7 @@ def default_tasks():
 
 
 def test_default_profile_shape(default_tasks):
-    gen, tasks = default_tasks
+    _, tasks = default_tasks
     per_user = Counter(tasks["user_id"].to_pylist())
     assert len(per_user) == 20 and min(per_user.values()) >= 10_000
     assert max(per_user.values()) == 5 * min(per_user.values())  # power users

@@ -18,7 +18,6 @@ from bench.results import Conditions
 from bench.targets import schema
 from bench.targets.target import open_target
 from seed.load import seed_database
-
 from tests.support import TINY, taskbench
 
 RUN = ("-s", "task_by_id", "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0", "-q")

@@ -3,8 +3,8 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from bench.targets import schema
 from bench.models import TaskFields
+from bench.targets import schema
 
 
 def test_schema_is_created_from_the_models(make_target):
@@ -26,8 +26,8 @@ def test_schema_is_created_from_the_models(make_target):
         enums = dict(conn.execute("SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)::text "
                                   "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY 1").fetchall())
         assert enums == {"task_priority": "{high,medium,low}", "message_role": "{user,assistant,system,tool}"}
-        fks = dict(conn.execute(
-            "SELECT conrelid::regclass || '.' || conname, confdeltype FROM pg_constraint WHERE contype = 'f'").fetchall())
+        fks = dict(conn.execute("SELECT conrelid::regclass || '.' || conname, confdeltype FROM pg_constraint "
+                                "WHERE contype = 'f'").fetchall())
         deltypes = sorted(fks.values())
         assert deltypes == ["a", "c", "c", "c"]  # messages.user_id: no action; the rest cascade
         indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
@@ -47,8 +47,8 @@ def test_database_constraints_hold(make_target):
                     "INSERT INTO tasks (user_id, title, category) VALUES (%s, 'x', 'fun')"):
             with pytest.raises(Exception, match="violates check constraint"):
                 conn.execute(bad, (uid,))
-        row = conn.execute("INSERT INTO tasks (user_id, title) VALUES (%s, 'x') "
-                           "RETURNING priority::text, category, tags::text, is_completed, description", (uid,)).fetchone()
+        row = conn.execute("INSERT INTO tasks (user_id, title) VALUES (%s, 'x') RETURNING priority::text, category, "
+                           "tags::text, is_completed, description", (uid,)).fetchone()
         assert row == ("medium", "other", "[]", False, "")
         conn.execute("DELETE FROM users WHERE id = %s", (uid,))
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0

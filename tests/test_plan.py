@@ -1,8 +1,7 @@
 import json
 
-
-from bench.targets import schema
 from bench.measure.plan import plan_facts, timings
+from bench.targets import schema
 from bench.targets.target import scratch_copy
 
 
@@ -56,13 +55,15 @@ def test_lossy_bitmap_heap_blocks(seeded):
         conn.execute("ANALYZE spread")
         for setting in ("SET work_mem = '64kB'", "SET enable_seqscan = off", "SET enable_indexscan = off"):
             conn.execute(setting)
-        doc = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM spread WHERE k = 1").fetchone()[0]
+        doc = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM spread WHERE k = 1"
+                           ).fetchone()[0]
     facts = plan_facts(doc)
     assert "Bitmap Heap Scan" in facts.node_types and facts.lossy_heap_blocks > 0
 
 
 def test_hash_spill(seeded):
-    facts = plan_facts(_explain(seeded, "SELECT count(*) FROM tasks a JOIN (SELECT id + 0 AS id FROM tasks) b ON a.id = b.id",
+    facts = plan_facts(_explain(seeded, "SELECT count(*) FROM tasks a JOIN (SELECT id + 0 AS id FROM tasks) b "
+                                        "ON a.id = b.id",
                                 "SET work_mem = '64kB'", "SET enable_mergejoin = off", "SET enable_nestloop = off"))
     assert "Hash Join" in facts.node_types and facts.hash_spills >= 1
 
@@ -71,9 +72,9 @@ def test_index_only_scan_with_heap_fetches(seeded):
     # Rows changed since the last VACUUM are not all-visible: an index-only scan must visit the heap for them.
     with scratch_copy(seeded, "plantest") as copy, schema.connect(copy) as conn:
         conn.execute("UPDATE tasks SET title = title WHERE id <= 300")
-        doc = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM tasks WHERE id <= 2000").fetchone()[0]
-        clean = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM tasks WHERE id > 5000 AND id <= 7000"
-                             ).fetchone()[0]
+        explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM tasks WHERE "
+        doc = conn.execute(explain + "id <= 2000").fetchone()[0]
+        clean = conn.execute(explain + "id > 5000 AND id <= 7000").fetchone()[0]
     facts = plan_facts(doc)
     assert "Index Only Scan" in facts.node_types and facts.heap_fetches > 0
     assert plan_facts(clean).heap_fetches == 0

@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bench.catalogue.files import Scenario
-from bench.measure.load import Workload, drive
 from bench.catalogue.params import pools_for
+from bench.measure.load import Workload, drive
 from bench.measure.runner import RunOptions, measure_cell
 from bench.targets.target import Target
 

@@ -11,7 +11,6 @@ import pytest
 
 from bench.pytest_plugin import psycopg_sql
 from bench.targets.target import drop_database, open_target
-
 from tests.support import DATA_DIR, ROOT
 
 

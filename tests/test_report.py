@@ -44,8 +44,8 @@ def test_csv_has_one_row_per_cell(report_dir, small_results):
     run_dir, _ = report_dir
     df = pd.read_csv(run_dir / "results.csv")
     assert len(df) == len(small_results.cells)
-    assert {"scenario", "variant", "p95_ms", "p95_low", "verdict", "index_size_bytes", "kind", "wal_bytes_per_statement",
-            "cold_blocks_read_p50", "plan_flips"} <= set(df.columns)
+    assert {"scenario", "variant", "p95_ms", "p95_low", "verdict", "index_size_bytes", "kind",
+            "wal_bytes_per_statement", "cold_blocks_read_p50", "plan_flips"} <= set(df.columns)
     row = df[(df.scenario == "recent_tasks") & (df.variant == "composite")].iloc[0]
     assert row.p95_ms == small_results.cell("recent_tasks", "composite").client.p95.value
 

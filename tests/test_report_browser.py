@@ -50,9 +50,9 @@ def test_the_page_is_not_blank(page):
 @pytest.fixture(scope="module")
 def full_page(small_results, tmp_path_factory):
     """The same run with a scale and a load section (constructed), so all five figures show."""
-    from bench.results import LoadResults, LoadScenario, ScalePoint, ScaleResults
-    from bench.measure.scale import fits
     from bench.judge.stats import summarize
+    from bench.measure.scale import fits
+    from bench.results import LoadResults, LoadScenario, ScalePoint, ScaleResults
 
     sizes = [1_000, 10_000, 50_000]
     points = [ScalePoint(scenario=c.scenario, variant=c.variant, tasks_per_user=n,

@@ -56,7 +56,8 @@ def test_a_fixture_migrates_to_the_current_format_with_its_kind(fixture):
 def test_a_load_run_records_its_own_settings_not_a_matrix_runs():
     newest = results_io.load(DATA / f"results_v{SCHEMA_VERSION}_load.json").config
     assert isinstance(newest, LoadConfig)
-    assert all(value is not None for name, value in newest.model_dump().items() if name != "rate")  # rate: None = closed loop
+    # Every setting recorded; only the rate may be None (a closed loop).
+    assert all(value is not None for name, value in newest.model_dump().items() if name != "rate")
     older = results_io.load(DATA / "results_v6_load.json")
     assert isinstance(older.config, LoadConfig) and older.load is not None
     assert (older.config.clients, older.config.rate) == (older.load.clients, older.load.rate)

@@ -7,6 +7,7 @@ from bench import results as results_io
 from bench.judge import sequential
 from bench.measure.runner import RunOptions, run
 
+
 @pytest.fixture(scope="module")
 def small_run(small_results):
     return small_results

@@ -7,13 +7,12 @@ import uuid
 import pytest
 
 from bench import results as results_io
-from bench.targets.provision import TargetSpec
-from bench.report.build import write_report
-from bench.results import ScalePoint
 from bench.measure.runner import RunOptions
 from bench.measure.scale import fits, growth_exponent, measure_scale, sla_crossing
+from bench.report.build import write_report
+from bench.results import ScalePoint
+from bench.targets.provision import TargetSpec
 from bench.targets.target import drop_database, open_target
-
 from tests.support import DATA_DIR
 
 SIZES = [1_000, 10_000, 50_000, 100_000]

@@ -3,11 +3,10 @@ from dataclasses import replace
 import pytest
 
 from bench.targets import schema
-from seed import generate
 from bench.targets.schema import dataset_info
+from seed import generate
 from seed.load import seed_database
 from seed.profiles import get_profile
-
 from tests.support import TINY, constraint_violations, content_checksums
 
 SMALL = replace(TINY, users=2, tasks_per_user=400, messages_per_conversation=(20, 30))

@@ -4,7 +4,6 @@ import psycopg
 
 from bench.targets.target import open_target
 from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
-
 from tests.support import DATA_DIR, TINY
 
 

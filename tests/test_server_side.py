@@ -7,7 +7,6 @@ import pytest
 from bench.targets import schema
 from seed.load import seed_database
 from seed.server_side import validate_sample
-
 from tests.support import TINY, constraint_violations, content_checksums
 
 ON_SERVER = replace(TINY, generator="server")

@@ -315,7 +315,8 @@ def test_index_parts() -> None:
     assert index.ddl(concurrently=False).startswith("CREATE UNIQUE INDEX IF NOT EXISTS tb_x ON tasks")
     plain = parse_index("CREATE INDEX tb_y ON tasks (user_id, created_at DESC NULLS LAST)")
     assert plain.ddl() == "CREATE INDEX tb_y ON tasks (user_id, created_at DESC NULLS LAST)"
-    assert plain.ddl(concurrently=True) == "CREATE INDEX CONCURRENTLY tb_y ON tasks (user_id, created_at DESC NULLS LAST)"
+    assert plain.ddl(concurrently=True) == ("CREATE INDEX CONCURRENTLY tb_y ON tasks "
+                                            "(user_id, created_at DESC NULLS LAST)")
     assert plain.keys[1] == IndexKey("created_at", "created_at", None, True, "last")
 
 

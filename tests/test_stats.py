@@ -5,7 +5,7 @@ def test_interval_brackets_the_estimate():
     samples = [float(i) for i in range(1, 201)]
     q = quantile_ci(samples, 0.95)
     assert q.low <= q.value <= q.high
-    assert 180 <= q.low and q.high <= 200
+    assert q.low >= 180 and q.high <= 200
     assert q.interval == f"[{q.low:.2f}, {q.high:.2f}]"
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bench.targets import schema
 from bench.errors import DatabaseError, InputError
+from bench.targets import schema
 from bench.targets.target import Target, async_engine, connected, open_target, parse_database_url
 from tools.loopback_server import loopback_server
 
@@ -65,7 +65,6 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
     from bench.measure.runner import RunOptions, run
     from bench.targets.target import drop_database, open_target
     from seed.load import seed_database
-
     from tests.support import TINY
 
     server_url = seeded.url.set(database="postgres").render_as_string(hide_password=False)
@@ -74,7 +73,8 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
         assert target.kind == "url" and target.database == "tburl_target"
         schema.claim_database(target)
         seed_database(target, replace(TINY, users=2, tasks_per_user=200))
-        res = run(target, catalog.select(["task_by_id"], ["baseline"]), RunOptions(cold_samples=0, stability_rounds=0, concurrent=True))
+        res = run(target, catalog.select(["task_by_id"], ["baseline"]),
+                  RunOptions(cold_samples=0, stability_rounds=0, concurrent=True))
         assert res.environment.target_kind == "url" and res.cells[0].verdict == "pass"
     finally:
         drop_database(target, "tburl_target")
@@ -145,7 +145,8 @@ def test_a_neon_style_url_works_with_every_driver_over_tls(tls_server):
         engine = async_engine(target)
         try:
             async with engine.connect() as sa_conn:
-                sa_ssl = (await sa_conn.execute(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))).scalar()
+                sa_ssl = (await sa_conn.execute(
+                    text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))).scalar()
                 assert (await sa_conn.execute(text("SELECT count(*) FROM tasks"))).scalar() == 0
         finally:
             await engine.dispose()

@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from bench.judge.timegate import (DEFAULT_TIME, TimeThresholds, false_alarm_bound, is_faster, is_slower, level,
-                                  paired, sign_test_tail, unequal)
+from bench.judge.timegate import (
+    DEFAULT_TIME,
+    TimeThresholds,
+    false_alarm_bound,
+    is_faster,
+    is_slower,
+    level,
+    paired,
+    sign_test_tail,
+    unequal,
+)
 
 
 @pytest.mark.parametrize("n", [0, 1, 10, 30, 101])

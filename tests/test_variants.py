@@ -4,9 +4,9 @@ from contextlib import nullcontext
 import pytest
 
 from bench.catalogue.files import Variant
+from bench.catalogue.variants import applied_variant, apply_variant, index_names, snapshot, variant_cost
 from bench.errors import InputError
 from bench.targets.target import connected
-from bench.catalogue.variants import apply_variant, applied_variant, index_names, snapshot, variant_cost
 
 
 def _in_db(target, coro_fn):

@@ -13,7 +13,7 @@ import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -30,7 +30,7 @@ MAX_FILE_BYTES = 256 * 1024
 # Extensions a variant may create: those that bring index access methods or operator classes.
 EXTENSIONS = ("pg_trgm", "btree_gin", "btree_gist", "bloom")
 
-ParamValue = Union[str, int, float, bool]
+ParamValue = str | int | float | bool
 
 
 class _Strict(BaseModel):
@@ -61,7 +61,7 @@ class Scenario(_Strict):
         return parse_query(self.sql, write=self.kind == "write")
 
     @model_validator(mode="after")
-    def _binds_match_params(self) -> "Scenario":
+    def _binds_match_params(self) -> Scenario:
         try:
             used = set(self.query.params)
         except SQLRefused as exc:
@@ -102,7 +102,7 @@ class Variant(_Strict):
         return [parse_index(stmt) for stmt in self.statements]
 
     @model_validator(mode="after")
-    def _only_indexes(self) -> "Variant":
+    def _only_indexes(self) -> Variant:
         try:
             names = [index.name for index in self.indexes]
         except SQLRefused as exc:
@@ -118,19 +118,19 @@ class Catalog(BaseModel):
     variants: list[Variant]
     mix: dict[str, int] = Field(default_factory=dict)  # load mix: scenario -> relative weight
 
-    def select(self, scenarios: list[str] | None, variants: list[str] | None) -> "Catalog":
+    def select(self, scenarios: list[str] | None, variants: list[str] | None) -> Catalog:
         chosen = _pick(self.scenarios, scenarios, "scenario")
         names = {s.name for s in chosen}
         return Catalog(sla_classes=self.sla_classes, scenarios=chosen,
                        variants=_pick(self.variants, variants, "variant"),
                        mix={k: w for k, w in self.mix.items() if k in names})
 
-    def reads(self) -> "Catalog":
+    def reads(self) -> Catalog:
         """The read scenarios only: for what executes scenarios outside a rolled-back sample (load,
         pgbench, pytest-benchmark), where a write would change the rows every later query sees."""
         return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.kind == "read"]})
 
-    def with_mix(self, weights: dict[str, int]) -> "Catalog":
+    def with_mix(self, weights: dict[str, int]) -> Catalog:
         """Only the scenarios of ``weights`` (the file's mix when empty), weighted so."""
         weights = weights or self.mix
         if not weights:
@@ -169,7 +169,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read: {exc}") from None
 
 
-def _parse(model: type[BaseModel], path: Path, data: dict[str, Any]) -> Any:
+_Item = TypeVar("_Item", "Scenario", "Variant")
+
+
+def _parse(model: type[_Item], path: Path, data: dict[str, Any]) -> _Item:
     data.setdefault("name", path.stem)
     try:
         item = model.model_validate(data)

@@ -22,7 +22,7 @@ draws users uniformly (``draw()``: the real mix of users, for load and plan chec
 | priority / category | one of the enum values, uniformly |
 | today | the dataset's anchor date |
 | deep_offset | an OFFSET between DEEP_PAGE bounds (capped by the user's task count) |
-| cursor_created_at / cursor_id | the (created_at, id) of one row at such a depth of the user's list: both from the same row |
+| cursor_created_at / cursor_id | the (created_at, id) of one row at such a depth of the user's list, both of one row |
 """
 
 from __future__ import annotations

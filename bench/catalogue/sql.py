@@ -47,9 +47,10 @@ WHERE f.name = n.nspname || '.' || p.proname
 ORDER BY 1
 """
 """Of the function names given as ``$1`` (a ``text[]``, e.g. ``Query.functions``; ``$1`` as asyncpg
-writes it, psycopg takes it through a ``RawCursor``), those that are volatile on this server. A qualified name matches its own schema; an unqualified one matches in
-pg_catalog or public, where the default search path finds it. A name is reported when any overload
-is volatile: the statement's argument types are not known here, and a false alarm is the safe side."""
+writes it, psycopg takes it through a ``RawCursor``), those that are volatile on this server. A
+qualified name matches its own schema; an unqualified one matches in pg_catalog or public, where the
+default search path finds it. A name is reported when any overload is volatile: the statement's
+argument types are not known here, and a false alarm is the safe side."""
 
 
 class SQLRefused(ValueError):

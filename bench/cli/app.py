@@ -11,19 +11,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from seed.profiles import DEFAULT_PROFILE, get_profile
-from seed.profiles import Profile as DataProfile
-
-from bench.catalogue import files as catalog_io
 from bench import results as results_io
-from bench.catalogue.files import Catalog
 from bench.advise.objective import Objective
 from bench.advise.run import AdviseOptions
+from bench.catalogue import files as catalog_io
+from bench.catalogue.files import Catalog
 from bench.errors import InputError, Interrupted, TaskbenchError, as_user_error
 from bench.judge.compare import Comparison
 from bench.judge.gates import GateThresholds
@@ -33,8 +30,10 @@ from bench.measure import scale as scaling
 from bench.measure.load import DEFAULT_VARIANT as LOAD_VARIANT
 from bench.measure.load import LoadOptions
 from bench.measure.paired import PairOptions
-from bench.targets.neon import NeonSettings
+from bench.measure.runner import RunOptions, run
 from bench.progress import progress
+from bench.results import Results, SideBySide
+from bench.targets.neon import NeonSettings
 from bench.targets.provision import (
     KINDS,
     TargetSpec,
@@ -43,9 +42,9 @@ from bench.targets.provision import (
     measurement_targets,
     require_lasting,
 )
-from bench.measure.runner import RunOptions, run
-from bench.results import Results, SideBySide
 from bench.targets.target import Target
+from seed.profiles import DEFAULT_PROFILE, get_profile
+from seed.profiles import Profile as DataProfile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark the Todo/chat app's queries under index variants against their SLAs.")
@@ -72,14 +71,14 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 Profile = Annotated[str, typer.Option("--profile", help="Data profile: ci, default or large.")]
-Users = Annotated[Optional[int], typer.Option("--users", help="Override the profile's number of users.")]
-TasksPerUser = Annotated[Optional[int], typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Override the profile's random seed.")]
+Users = Annotated[int | None, typer.Option("--users", help="Override the profile's number of users.")]
+TasksPerUser = Annotated[int | None, typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Override the profile's random seed.")]
 Generate = Annotated[str, typer.Option(
     "--generate", help="Where rows are made: client (streamed binary COPY) or server (SQL; for slow links).")]
 ScenariosDir = Annotated[Path, typer.Option("--scenarios-dir", help="Directory of sla.toml, queries/, variants/.")]
-Only = Annotated[Optional[list[str]], typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
-OnlyVariant = Annotated[Optional[list[str]], typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
+Only = Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
+OnlyVariant = Annotated[list[str] | None, typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
 ExplainN = Annotated[int, typer.Option(
     "--explain-samples", min=1, help="Samples per cell that also run EXPLAIN (ANALYZE, BUFFERS): the first K, "
                                      "with the same parameter sets in every run.")]
@@ -92,13 +91,14 @@ Concurrent = Annotated[bool, typer.Option(
 LockWait = Annotated[float, typer.Option(
     "--lock-wait", min=0.0, help="Seconds to wait for another measurement on this server to finish.")]
 ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
-StabilityN = Annotated[int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
+StabilityN = Annotated[int, typer.Option(
+    "--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
 ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
 REPORTS_DIR = results_io.REPORTS_DIR
-ShardOf = Annotated[Optional[str], typer.Option(
+ShardOf = Annotated[str | None, typer.Option(
     "--shard", help="Measure share i of N (i/N): whole variants, balanced by --durations; `taskbench merge` joins "
                     "the shards.")]
-Durations = Annotated[Optional[Path], typer.Option(
+Durations = Annotated[Path | None, typer.Option(
     "--durations", help="The run whose durations balance the shares of --shard and --parallel (default: "
                         f"{results_io.BASELINE_FILE} when it covers the variants, else equal weights).")]
 Parallel = Annotated[int, typer.Option(
@@ -143,24 +143,26 @@ def _with_options(fn: Callable[..., Any], options: dict[str, Any], defaults: dic
 _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
     "target": (str, typer.Option("--target", help=f"Where PostgreSQL comes from: {', '.join(KINDS)} "
                                  "(auto: --database-url if given, else embedded).")),
-    "database_url": (Optional[str], typer.Option(
+    "database_url": (str | None, typer.Option(
         "--database-url", envvar="DATABASE_URL", show_envvar=True,
         help="PostgreSQL server to use; without it an embedded PostgreSQL is started.")),
     "db_name": (str, typer.Option("--db-name", help="Database taskbench works in (created if missing).")),
     "data_dir": (Path, typer.Option("--data-dir", help="Data directory of the embedded PostgreSQL.")),
     "force": (bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")),
-    "neon_project": (Optional[str], typer.Option("--neon-project", envvar="NEON_PROJECT_ID", show_envvar=True,
+    "neon_project": (str | None, typer.Option("--neon-project", envvar="NEON_PROJECT_ID", show_envvar=True,
                                                  help="Neon project id (the API key comes from NEON_API_KEY).")),
     "neon_parent": (str, typer.Option("--neon-parent", help="Neon branch that holds the seeded dataset.")),
-    "neon_branch": (Optional[str], typer.Option(
+    "neon_branch": (str | None, typer.Option(
         "--neon-branch", help="Name of the run's Neon branch (default: taskbench-run-<random>).")),
     # Neon's rules for sizes and timeouts are checked by NeonSettings, in one line naming the option.
     "neon_compute": (float, typer.Option("--neon-compute", help="Compute size of a run's branch, CU (fixed).")),
     "neon_max_compute": (float, typer.Option(
         "--neon-max-compute", help="Largest --neon-compute to allow: the plan's (Free 2, Launch 16, Scale 56 CU).")),
-    "neon_suspend": (int, typer.Option("--neon-suspend-timeout",
-                                       help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).")),
-    "pooled": (bool, typer.Option("--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host.")),
+    "neon_suspend": (int, typer.Option(
+        "--neon-suspend-timeout",
+        help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).")),
+    "pooled": (bool, typer.Option(
+        "--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host.")),
     "keep_branch": (bool, typer.Option("--keep-branch", help="Keep the run's Neon branch (it is deleted by default).")),
     "neon_expiry": (float, typer.Option(
         "--neon-expiry-hours", help="A run's branch deletes itself this long after creation, even if taskbench is "
@@ -228,7 +230,7 @@ def measuring(*names: str, **fixed: Any) -> Callable[[Callable[..., Any]], Calla
 _LOAD_OPTIONS: dict[str, Any] = {
     "clients": Annotated[int, typer.Option("--clients", "-c", min=1, help="Concurrent clients.")],
     "duration": Annotated[float, typer.Option("--duration", "-T", min=0.5, help="Seconds of measured load.")],
-    "rate": Annotated[Optional[float], typer.Option(
+    "rate": Annotated[float | None, typer.Option(
         "--rate", "-R", min=0.1, help="Arrivals per second (Poisson, as pgbench -R); default: as fast as possible.")],
     "jobs": Annotated[int, typer.Option("--jobs", "-j", min=0, help="Client processes (0: one per CPU).")],
     "pgbench_rounds": Annotated[int, typer.Option(
@@ -318,7 +320,8 @@ def seed_bench_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE, users: 
                    rounds: Annotated[int, typer.Option(
                        "--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
                    server_side: Annotated[bool, typer.Option(
-                       "--server-side", help="Also time generating the rows on the server (--generate server).")] = False,
+                       "--server-side",
+                       help="Also time generating the rows on the server (--generate server).")] = False,
                    quiet: Quiet = False) -> None:
     """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
     from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
@@ -375,7 +378,7 @@ def run_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = ca
 @command("merge")
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="Each shard's run directory or results.json.")],
-    out_dir: Annotated[Optional[Path], typer.Option(
+    out_dir: Annotated[Path | None, typer.Option(
         "--out", help=f"Directory for the merged run and its report (default: {REPORTS_DIR}/<run-id>).")] = None,
 ) -> None:
     """Merge the shards of a sharded run (run --shard i/N, every one once) into one run and its report;
@@ -408,7 +411,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
         out.print(str(path), highlight=False)
 
 
-MarkdownOut = Annotated[Optional[Path], typer.Option(
+MarkdownOut = Annotated[Path | None, typer.Option(
     "--markdown", help="Also write the Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\").")]
 GithubAnnotations = Annotated[bool, typer.Option("--annotations", help="Print GitHub error annotations.")]
 
@@ -416,8 +419,8 @@ GithubAnnotations = Annotated[bool, typer.Option("--annotations", help="Print Gi
 _GATE_OPTIONS: dict[str, Any] = {
     "buffer_tolerance": Annotated[float, typer.Option("--buffer-tolerance", min=0.0,
                                                       help="Relative rise in median buffers per query.")],
-    "misestimate_growth": Annotated[float, typer.Option("--misestimate-growth", min=1.0,
-                                                        help="Growth of a node's row misestimate (q-error) that counts.")],
+    "misestimate_growth": Annotated[float, typer.Option(
+        "--misestimate-growth", min=1.0, help="Growth of a node's row misestimate (q-error) that counts.")],
     "misestimate_floor": Annotated[float, typer.Option("--misestimate-floor", min=1.0,
                                                        help="... when the misestimate is at least this.")],
     "rows_removed_growth": Annotated[float, typer.Option("--rows-removed-growth", min=0.0,
@@ -431,7 +434,8 @@ _TIME_OPTIONS: dict[str, Any] = {
     "floor_ms": Annotated[float, typer.Option("--floor-ms", min=0.0, help="Smallest median paired difference, ms.")],
 }
 _PAIR_OPTIONS: dict[str, Any] = {
-    "pairs": Annotated[int, typer.Option("--pairs", min=5, help="Base/head pairs per cell in the side-by-side timing.")],
+    "pairs": Annotated[int, typer.Option(
+        "--pairs", min=5, help="Base/head pairs per cell in the side-by-side timing.")],
 }
 
 
@@ -475,7 +479,7 @@ def check_cmd(spec: TargetSpec, opts: RunOptions, gates: GateThresholds, time: T
               baseline: Annotated[Path, typer.Argument(help="Reference run to judge against (e.g. "
                                                             f"{results_io.BASELINE_FILE}).")],
               scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-              before: Annotated[Optional[Path], typer.Option(
+              before: Annotated[Path | None, typer.Option(
                   "--before", help="A scenarios directory that stands for \"before\" (default: the reference run's "
                                    "own SQL and index statements).")] = None,
               reports_dir: ReportsDir = results_io.CHECK_DIR, markdown_out: MarkdownOut = None,
@@ -552,7 +556,8 @@ def _size_text(tasks_per_user: int) -> str:
 
 def _sizes(raw: str) -> list[int]:
     try:
-        return [int(float(v[:-1]) * 1000) if v.lower().endswith("k") else int(v) for v in raw.replace(" ", "").split(",")]
+        return [int(float(v[:-1]) * 1000) if v.lower().endswith("k") else int(v)
+                for v in raw.replace(" ", "").split(",")]
     except ValueError:
         raise InputError(f"--sizes must be tasks-per-user counts like 1k,10k,50k,100k, not {raw!r}") from None
 
@@ -564,7 +569,8 @@ def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = 
               scenario: Only = None, variant: OnlyVariant = None,
               sizes: Annotated[str, typer.Option(
                   "--sizes", help="Tasks per user at each size.")] = ",".join(map(_size_text, scaling.DEFAULT_SIZES)),
-              users: Annotated[int, typer.Option("--users", min=1, help="Users at every size.")] = scaling.DEFAULT_USERS,
+              users: Annotated[int, typer.Option(
+                  "--users", min=1, help="Users at every size.")] = scaling.DEFAULT_USERS,
               min_samples: MinSamples = scaling.DEFAULT_MIN_SAMPLES,
               reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
@@ -573,10 +579,12 @@ def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(scaling.DEFAULT_SCENARIOS),
                                                         variant or list(scaling.DEFAULT_VARIANTS))
     with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:
-        res = scaling.measure_scale(spec, cat, replace(opts, min_samples=min_samples), _sizes(sizes), users, advance, _note)
+        res = scaling.measure_scale(spec, cat, replace(opts, min_samples=min_samples), _sizes(sizes), users, advance,
+                                    _note)
     path = results_io.save(res, reports_dir)
     assert res.scale is not None
-    out.print(f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)", highlight=False)
+    out.print(f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)",
+              highlight=False)
     for f in res.scale.fits:
         where = scaling.describe_crossing(f)
         out.print(f"{f.scenario:24} {f.variant:20} {f.exponent:9.2f} {f.r2:5.2f}  {where}", highlight=False)
@@ -590,7 +598,7 @@ def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = 
 def load_cmd(spec: TargetSpec, load: LoadOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
              variant: Annotated[str, typer.Option(
                  "--variant", "-v", help="Variant applied during the load.")] = LOAD_VARIANT,
-             mix: Annotated[Optional[list[str]], typer.Option(
+             mix: Annotated[list[str] | None, typer.Option(
                  "--mix", help="SCENARIO=WEIGHT (repeatable); replaces scenarios/mix.toml.")] = None,
              reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
@@ -624,17 +632,18 @@ def _print_load(res: Results) -> None:
     out.print(f"{load.requests:,} requests in {load.duration_s:.1f} s: {load.throughput:,.0f}/s, {load.errors} errors"
               + (f", {load.unsent:,} arrivals never sent (behind schedule at the end)" if load.unsent else "")
               + (f"; schedule lag p95 {load.lag_ms.p95.value:.2f} ms" if load.lag_ms else ""), highlight=False)
-    out.print(f"  {'scenario':26} {'weight':>6} {'requests':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'SLA':>5} {'over SLA':>8}",
-              highlight=False)
+    out.print(f"  {'scenario':26} {'weight':>6} {'requests':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'SLA':>5} "
+              f"{'over SLA':>8}", highlight=False)
     for s in load.scenarios:
         lat = s.latency
-        cols = f"{lat.p50.value:8.2f} {lat.p95.value:8.2f} {lat.p99.value:8.2f}" if lat else f"{'–':>8} {'–':>8} {'–':>8}"
+        cols = (f"{lat.p50.value:8.2f} {lat.p95.value:8.2f} {lat.p99.value:8.2f}" if lat
+                else f"{'–':>8} {'–':>8} {'–':>8}")
         out.print(f"  {s.scenario:26} {s.weight:6.0f} {s.requests:9,} {cols} {s.sla_ms:5.0f} {s.over_sla:8.2%}",
                   highlight=False)
     if p := load.pgbench:
-        out.print(f"same transactions as pgbench (parameter lookup + scenario), medians of {p.rounds} alternating rounds: "
-                  f"harness {p.harness_tps:,.0f}/s, pgbench {p.tps:,.0f}/s → {p.ratio:.2f}× "
-                  f"(client CPU per transaction: harness {p.harness_cpu_ms_per_tx:.3f} ms, pgbench {p.cpu_ms_per_tx:.3f} ms)",
+        out.print(f"same transactions as pgbench (parameter lookup + scenario), medians of {p.rounds} alternating "
+                  f"rounds: harness {p.harness_tps:,.0f}/s, pgbench {p.tps:,.0f}/s → {p.ratio:.2f}× (client CPU per "
+                  f"transaction: harness {p.harness_cpu_ms_per_tx:.3f} ms, pgbench {p.cpu_ms_per_tx:.3f} ms)",
                   highlight=False)
 
 
@@ -661,7 +670,8 @@ def validate_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir
               f"{'transaction p50':>15} {'pgbench p50':>11} {'diff':>7}", highlight=False)
     for a in agreements:
         out.print(f"  {a.scenario:24} {a.harness_mean_ms:12.3f}ms {a.pgbench_avg_ms:9.3f}ms "
-                  f"{a.mean_difference:+7.1%}   {a.harness_p50_ms:13.3f}ms {a.pgbench_p50_ms:9.3f}ms {a.p50_difference:+7.1%}  "
+                  f"{a.mean_difference:+7.1%}   {a.harness_p50_ms:13.3f}ms {a.pgbench_p50_ms:9.3f}ms "
+                  f"{a.p50_difference:+7.1%}  "
                   f"{'ok' if a.agrees else 'off'}", highlight=False)
     agreeing = sum(a.agrees for a in agreements)
     out.print(f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} on both (need {REQUIRED})",
@@ -673,36 +683,47 @@ def validate_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir
 @targeted
 def advise_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
                headroom: Annotated[float, typer.Option(
-                   "--headroom", min=1.0, help="Every scenario must pass its SLA ÷ this, for every user class.")] = AdviseOptions.headroom,
-               target_tasks: Annotated[Optional[int], typer.Option(
+                   "--headroom", min=1.0,
+                   help="Every scenario must pass its SLA ÷ this, for every user class.")] = AdviseOptions.headroom,
+               target_tasks: Annotated[int | None, typer.Option(
                    "--target-tasks-per-user", min=1,
-                   help="The size the SLAs must hold at (default: the power users' size in the dataset).")] = None,
-               growth_from: Annotated[Optional[Path], typer.Option(
-                   "--growth-from", help="A `taskbench scale` run whose fits say how p95 grows to the target size.")] = None,
-               per_mb: Annotated[float, typer.Option("--cost-per-mb", min=0.0, help="Cost of 1 MB of index.")] = Objective.per_mb,
+                   help="The size the SLAs must hold at (default: the power users' size in the dataset).")
+               ] = AdviseOptions.target_tasks_per_user,
+               growth_from: Annotated[Path | None, typer.Option(
+                   "--growth-from", help="A `taskbench scale` run whose fits say how p95 grows to the target size.")
+               ] = AdviseOptions.growth_from,
+               per_mb: Annotated[float, typer.Option(
+                   "--cost-per-mb", min=0.0, help="Cost of 1 MB of index.")] = Objective.per_mb,
                per_wal_byte: Annotated[float, typer.Option(
-                   "--cost-per-wal-byte", min=0.0, help="Cost of 1 byte more WAL per write statement.")] = Objective.per_wal_byte,
+                   "--cost-per-wal-byte", min=0.0,
+                   help="Cost of 1 byte more WAL per write statement.")] = Objective.per_wal_byte,
                per_write_ms: Annotated[float, typer.Option(
-                   "--cost-per-write-ms", min=0.0, help="Cost of 1 ms more on the writes' p95.")] = Objective.per_write_ms,
+                   "--cost-per-write-ms", min=0.0,
+                   help="Cost of 1 ms more on the writes' p95.")] = Objective.per_write_ms,
                per_build_s: Annotated[float, typer.Option(
-                   "--cost-per-build-second", min=0.0, help="Cost of 1 second of index build.")] = Objective.per_build_s,
-               max_builds: Annotated[Optional[int], typer.Option(
+                   "--cost-per-build-second", min=0.0,
+                   help="Cost of 1 second of index build.")] = Objective.per_build_s,
+               max_builds: Annotated[int | None, typer.Option(
                    "--max-builds", min=0, help="Real index builds the search may make.")] = AdviseOptions.max_builds,
-               time_budget: Annotated[Optional[float], typer.Option(
+               time_budget: Annotated[float | None, typer.Option(
                    "--time-budget", min=0.0,
-                   help="Seconds the search may take (the final measurement comes after).")] = AdviseOptions.time_budget_s,
+                   help="Seconds the search may take (the final measurement comes after).")
+               ] = AdviseOptions.time_budget_s,
                hypopg: Annotated[bool, typer.Option(
                    "--hypopg/--no-hypopg",
                    help="Screen B-tree candidates with HypoPG where the server has it.")] = AdviseOptions.hypopg,
                deploy: Annotated[bool, typer.Option(
                    "--deploy-costs/--no-deploy-costs",
                    help="Measure each advised index's build and blocked writers.")] = AdviseOptions.deploy,
-               down_revision: Annotated[Optional[str], typer.Option(
-                   "--down-revision", help="The Alembic revision the migration follows (your head).")] = None,
+               down_revision: Annotated[str | None, typer.Option(
+                   "--down-revision", help="The Alembic revision the migration follows (your head).")
+               ] = AdviseOptions.down_revision,
                write_variant: Annotated[bool, typer.Option(
-                   "--write-variant", help="Also write <scenarios-dir>/variants/advised.toml for later runs and the gate.")] = False,
+                   "--write-variant",
+                   help="Also write <scenarios-dir>/variants/advised.toml for later runs and the gate.")] = False,
                concurrent: Annotated[bool, typer.Option(
-                   "--concurrent", help="Measure even while another measurement holds this server.")] = AdviseOptions.concurrent,
+                   "--concurrent",
+                   help="Measure even while another measurement holds this server.")] = AdviseOptions.concurrent,
                reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
     """The cheapest index set under which every scenario meets its SLA with headroom, found by real builds;
     written as a variant, SQLModel __table_args__ and an Alembic migration, with advise.md/html."""
@@ -726,7 +747,8 @@ def advise_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAUL
         out.print(str(path), highlight=False)
 
 
-baseline_app = typer.Typer(no_args_is_help=True, help="The committed baseline that `compare` and `make check` judge against.")
+baseline_app = typer.Typer(no_args_is_help=True,
+                           help="The committed baseline that `compare` and `make check` judge against.")
 app.add_typer(baseline_app, name="baseline")
 
 
@@ -738,6 +760,7 @@ def baseline_save_cmd(
 ) -> None:
     """Save RUN_DIR's results as the baseline, with the reason (commit the file)."""
     res = results_io.save_baseline(run_dir, reason, to)
+    assert res.baseline is not None, "save_baseline records why"
     out.print(f"baseline {to} ← run {res.run_id} ({len(res.cells)} cells, dataset {res.dataset.fingerprint}): "
               f"{res.baseline.reason}", highlight=False, markup=False)
 

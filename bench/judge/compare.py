@@ -102,7 +102,8 @@ def _explained_pairs(base: Cell, cur: Cell) -> tuple[Cell, Cell]:
     k_b, k_c = base.samples.explained, cur.samples.explained
     b_buf, c_buf = paired(base.samples.buffers, base.samples.user_class[:k_b],
                           cur.samples.buffers, cur.samples.user_class[:k_c])
-    b_rows, c_rows = [], []
+    b_rows: list[str] = []
+    c_rows: list[str] = []
     if base.samples.result_hashes and cur.samples.result_hashes:
         b_rows, c_rows = paired(base.samples.result_hashes, base.samples.user_class[:k_b],
                                 cur.samples.result_hashes, cur.samples.user_class[:k_c])

@@ -69,7 +69,8 @@ def _finding(cur: Cell, kind: Kind, message: str, direction: Direction = "regres
 
 def sla_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]:
     if base.verdict == "pass" and cur.verdict == "fail":
-        return [_finding(cur, Kind.SLA, f"SLA {cur.sla_ms:.0f} ms: pass → {cur.verdict_text} (was {base.verdict_text})")]
+        return [_finding(cur, Kind.SLA,
+                         f"SLA {cur.sla_ms:.0f} ms: pass → {cur.verdict_text} (was {base.verdict_text})")]
     if base.verdict == "fail" and cur.verdict == "pass":
         return [_finding(cur, Kind.SLA, f"SLA {cur.sla_ms:.0f} ms: fail → pass", "improvement")]
     return []

@@ -15,8 +15,8 @@ import time
 
 import asyncpg
 
-from bench.errors import first_line
 from bench.catalogue.params import Drawer
+from bench.errors import first_line
 from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
 from bench.results import ColdCache, ColdSamples
 

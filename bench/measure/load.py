@@ -29,16 +29,20 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 
 from bench.catalogue.files import Catalog, Scenario
-from bench.measure.environment import environment
-from bench.errors import DatabaseError, InputError
 from bench.catalogue.params import Drawer, pools_for
+from bench.catalogue.variants import applied_new, variant_cost
+from bench.errors import DatabaseError, InputError
+from bench.judge.stats import summarize
+from bench.measure.environment import environment
+from bench.measure.lock import measurement_lock
 from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
+from bench.measure.runner import run_measurement
 from bench.results import (
     ColdCache,
     Dataset,
@@ -49,13 +53,8 @@ from bench.results import (
     Results,
     new_run_id,
 )
-from bench.measure.lock import measurement_lock
-from bench.measure.runner import run_measurement
-from bench.judge.stats import summarize
 from bench.targets.schema import seeded_copy
 from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_error, connected
-from bench.catalogue.variants import applied_new, variant_cost
-
 
 DEFAULT_VARIANT = "recommended"  # what an app would ship: the load is measured under it
 
@@ -337,10 +336,11 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
         applied = await applied_new(admin, catalog.variants[0])  # never removed: the scratch copy is dropped
         cost = await variant_cost(admin, applied)
         work = await _prepare(admin, catalog, opts, dataset.anchor_date, prepared=target.host_kind != "pooler")
-    load = summarize_load(await _drive_jobs(target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name)
+    load = summarize_load(await _drive_jobs(target, work, opts), work, opts.clients, opts.rate,
+                          catalog.variants[0].name)
     if opts.pgbench_rounds:
         load.pgbench = await _against_pgbench(target, work, opts)
-    return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env, dataset=dataset,
+    return Results(run_id=new_run_id(), created_at=datetime.now(UTC), environment=env, dataset=dataset,
                    config=LoadConfig(clients=opts.clients, jobs=jobs_for(opts), duration_s=opts.duration,
                                      rate=opts.rate, warmup_s=opts.warmup, seed=opts.seed, param_sets=opts.param_sets,
                                      pgbench_rounds=opts.pgbench_rounds),

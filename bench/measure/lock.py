@@ -70,6 +70,11 @@ def _holder(conn: psycopg.Connection) -> str:
     return f"pid {pid} ({name or 'no application_name'}), measuring since {started}"
 
 
+def _try_lock(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+    return bool(row and row[0])
+
+
 @contextmanager
 def measurement_lock(target: Target, label: str, concurrent: bool = False, wait: float = 10.0) -> Iterator[Measuring]:
     """Hold the server's measurement lock while the block measures (see the module docstring)."""
@@ -80,7 +85,7 @@ def measurement_lock(target: Target, label: str, concurrent: bool = False, wait:
         raise connect_error(exc, redacted(target.url.set(database=target.maintenance_db))) from None
     with conn:
         deadline = time.monotonic() + (0.0 if concurrent else wait)
-        while not (held := conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]):
+        while not (held := _try_lock(conn)):
             if time.monotonic() >= deadline:
                 break
             time.sleep(_POLL_S)

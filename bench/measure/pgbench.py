@@ -91,7 +91,8 @@ def run_pgbench(target: Target, scripts: dict[str, str], options: list[str], tim
                               capture_output=True, text=True, env=env, timeout=timeout, cwd=work)
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
-            cause = next((line for line in lines if "ERROR:" in line), lines[-1] if lines else f"exit {proc.returncode}")
+            last = lines[-1] if lines else f"exit {proc.returncode}"
+            cause = next((line for line in lines if "ERROR:" in line), last)
             raise DatabaseError(f"pgbench failed: {cause}")
         # Log lines: client_id transaction_no latency_us script_no epoch_s epoch_us
         latencies = [int(line.split()[2]) / 1000 for log in Path(work).glob("tx.*")

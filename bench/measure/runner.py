@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -67,9 +67,9 @@ from bench.results import (
     ColdCache,
     Dataset,
     Environment,
+    MatrixConfig,
     Protocol,
     Results,
-    MatrixConfig,
     Samples,
     StopReason,
     VariantResult,
@@ -445,7 +445,7 @@ async def _run(seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Data
                                                         on_cell)
         variants.append(cost)
         cells.extend(measured)
-    return Results(run_id=new_run_id(), created_at=datetime.now(timezone.utc), environment=env,
+    return Results(run_id=new_run_id(), created_at=datetime.now(UTC), environment=env,
                    dataset=dataset, config=MatrixConfig(seed=opts.seed, cold_samples=opts.cold_samples,
                                                         stability_rounds=opts.stability_rounds),
                    protocol=protocol(opts, pools, {len(c.classes) for c in cells}), cold_cache=cold,

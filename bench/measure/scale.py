@@ -17,14 +17,13 @@ from statistics import median
 
 import numpy as np
 
-from seed.profiles import Profile, get_profile
-
 from bench.catalogue.files import Catalog
 from bench.errors import InputError
-from bench.progress import Advance, no_progress
-from bench.targets.provision import TargetSpec, dataset_home, measurement_target
-from bench.results import Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
 from bench.measure.runner import RunOptions, run
+from bench.progress import Advance, no_progress
+from bench.results import Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
+from bench.targets.provision import TargetSpec, dataset_home, measurement_target
+from seed.profiles import Profile, get_profile
 
 DEFAULT_SIZES = (1_000, 10_000, 50_000, 100_000)
 DEFAULT_USERS = 4

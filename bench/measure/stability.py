@@ -14,9 +14,9 @@ import json
 import asyncpg
 
 from bench.catalogue.files import Scenario
-from bench.models import TABLE_NAMES
 from bench.catalogue.params import Drawer, Pools
 from bench.measure.plan import fingerprint
+from bench.models import TABLE_NAMES
 from bench.results import Stability
 
 

@@ -73,7 +73,7 @@ def method(res: Results) -> str:
                 f"after {p.warmup}; verdict on the client p95's {o.get('confidence', 0.95):.0%} order-statistic "
                 f"interval (protocol {p.name} v{p.version})")
     designs = p.parameters.get("designs", {})
-    d = designs.get(str(len(p.classes))) or next(iter(designs.values()), {})
+    d: dict[str, Any] = designs.get(str(len(p.classes))) or next(iter(designs.values()), {})
     looks = d.get("looks", [])
     classes = " and ".join(p.classes) if len(p.classes) > 1 else "all users as one class"
     return (f"exact sequential test on the samples over the SLA (client time of a plain execution), {classes} "

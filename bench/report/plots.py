@@ -12,11 +12,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.colors import TwoSlopeNorm
 
-from bench.judge.writecost import wal_ratio  # noqa: E402
-from bench.results import Cell, Results  # noqa: E402
+from bench.judge.writecost import wal_ratio
+from bench.results import Cell, Results
 
 _HATCH = {"pass": "", "fail": "xxx", "inconclusive": "..."}
 _MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
@@ -53,8 +53,8 @@ def latency(res: Results, path: Path) -> Path:
                 if cell is None:
                     continue
                 pos = si - (vi - (len(variants) - 1) / 2) * width  # legend order, top to bottom
-                box = ax.boxplot([cell.samples.client_ms], positions=[pos], widths=width * 0.85, orientation="horizontal",
-                                 patch_artist=True, showfliers=False, whis=(5, 95))
+                box = ax.boxplot([cell.samples.client_ms], positions=[pos], widths=width * 0.85,
+                                 orientation="horizontal", patch_artist=True, showfliers=False, whis=(5, 95))
                 for patch in box["boxes"]:
                     patch.set_facecolor(colours(vi % 20))
                     patch.set_alpha(0.8)
@@ -92,8 +92,8 @@ def heatmap(res: Results, path: Path) -> Path:
                 who = f" {cell.decided_by}" if len(cell.classes) > 1 else ""
                 ax.text(j, i, f"{r:.2g} {_MARK[cell.verdict]}{who}", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=9)
-    ax.set_yticks(range(len(scenarios)), [f"{s} ({res.cell(s, variants[0]).sla_ms:.0f} ms)"
-                                          if res.cell(s, variants[0]) else s for s in scenarios], fontsize=9)
+    ax.set_yticks(range(len(scenarios)), [f"{s} ({first.sla_ms:.0f} ms)" if (first := res.cell(s, variants[0])) else s
+                                          for s in scenarios], fontsize=9)
     bar = fig.colorbar(image, ax=ax, shrink=0.8)
     ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if -span <= t <= span]
     bar.set_ticks(ticks, labels=[f"{10 ** t:g}×" for t in ticks])
@@ -252,6 +252,7 @@ def load_latency(res: Results, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.8))
     for i, s in enumerate(rows):
         q = s.latency
+        assert q is not None  # rows are the scenarios with a latency
         over = s.over_sla > 0.05
         ax.plot([q.p50.value, q.p99.value], [i, i], color="0.4", linewidth=2)
         ax.plot(q.p50.value, i, "o", color="tab:blue", markersize=7)

@@ -3,8 +3,8 @@
 and nowhere else. Each function returns lines; the caller prints or writes them.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the name would stand for it, not for annotations()
+# below, to a type checker. Every annotation in this module is a name already imported.
 from bench.judge.compare import Comparison
 from bench.judge.gates import Finding
 

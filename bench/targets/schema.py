@@ -14,9 +14,10 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import create_engine, create_mock_engine
+from sqlalchemy.engine.mock import MockConnection
 from sqlmodel import SQLModel
 
-from bench import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bench import models  # also registers the tables on SQLModel.metadata
 from bench.errors import DatabaseError, first_line
 from bench.results import Dataset
 from bench.targets.target import Target, connect_error, scratch_copy
@@ -104,7 +105,7 @@ def model_ddl() -> str:
     """The DDL the models produce (types, tables, constraints, indexes), as PostgreSQL would get it:
     recorded with each run, so a later check knows whether the schema changed since."""
     statements: list[str] = []
-    engine = create_mock_engine("postgresql+psycopg://", lambda sql, *_a, **_k: statements.append(
+    engine: MockConnection = create_mock_engine("postgresql+psycopg://", lambda sql, *_a, **_k: statements.append(
         str(sql.compile(dialect=engine.dialect)).strip()))
     SQLModel.metadata.create_all(engine, checkfirst=False)
     # A table's indexes come out in set order, which changes between processes: sorted after the tables.

@@ -57,10 +57,15 @@ class Target:
     def host_kind(self) -> str:
         """``pooler`` for a Neon ``-pooler`` host (PgBouncer, transaction mode), ``socket`` for a unix
         socket, else ``direct``."""
-        host = dict(self.url.query).get("host") or self.url.host or ""
+        host = self._query("host") or self.url.host or ""
         if not host or host.startswith("/"):
             return "socket"
         return "pooler" if "-pooler." in host or host.endswith("-pooler") else "direct"
+
+    def _query(self, key: str) -> str | None:
+        """A URL query parameter; the first where libpq was given several (several hosts)."""
+        value = self.url.query.get(key)
+        return value[0] if isinstance(value, tuple) else value
 
     @property
     def display(self) -> str:
