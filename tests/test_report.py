@@ -96,3 +96,18 @@ def test_an_early_stopped_cell_reads_as_it_was_decided_without_an_interval(early
     assert "✗ ordinary" in (run_dir / "summary.md").read_text()
     csv = pd.read_csv(run_dir / "results.csv")
     assert csv[csv.scenario == "recent_tasks"].iloc[0].verdict_detail == said
+
+
+def test_a_variant_returning_other_rows_is_named_in_the_report(small_results, tmp_path):
+    from bench import results as results_io
+    from bench.report.build import write_report
+
+    cell = small_results.cell("recent_tasks", "composite")
+    wrong = cell.model_copy(update={"samples": cell.samples.model_copy(
+        update={"result_hashes": ["f" * 16] * len(cell.samples.result_hashes)})})
+    res = small_results.model_copy(update={"cells": [wrong if c is cell else c for c in small_results.cells]})
+    run_dir = results_io.save(res, tmp_path).parent
+    write_report(run_dir)
+    summary = (run_dir / "summary.md").read_text()
+    assert "Variants that return other rows than the baseline variant" in summary
+    assert "recent_tasks × composite" in summary.split("Variants that return other rows")[1]

@@ -19,6 +19,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench import results as results_io
+from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
 from bench.judge.stats import Quantile
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
@@ -209,6 +210,7 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
             (p for p in (res.scale.points if res.scale else []) if (p.scenario, p.variant, p.tasks_per_user)
              == (scenario, variant, n)), None),
         "flips": [c for c in res.cells if c.stability and c.stability.flipped],
+        "mismatches": variant_result_mismatches(res),
         "figures": {name: path.name for name, path in figures.items()},
         "total_seconds": sum(res.phase_seconds.values()),
         "method": method(res), "conditions": conditions(res),
