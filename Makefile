@@ -28,8 +28,9 @@ install: $(STAMP)  ## create .venv and install taskbench with its test dependenc
 bench: $(STAMP)  ## seed (if needed) + run the whole matrix + report, on the default profile
 	$(BIN)/taskbench bench $(ARGS)
 
-test: $(STAMP) $(LINT)  ## lint (ruff), type-check (mypy), then run the test suite against the embedded PostgreSQL
+test: $(STAMP) $(LINT)  ## lint and format check (ruff), type-check (mypy), then run the test suite against the embedded PostgreSQL
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
 

@@ -47,8 +47,7 @@ def as_user_error(exc: BaseException) -> TaskbenchError | None:
     import asyncpg
     import psycopg
 
-    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, psycopg.Error, ConnectionError,
-                        TimeoutError)):
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, psycopg.Error, ConnectionError, TimeoutError)):
         return DatabaseError(f"the database failed: {first_line(exc)}")
     if isinstance(exc, OSError):
         return InputError(first_line(exc))

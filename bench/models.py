@@ -65,14 +65,10 @@ class User(UserFields, table=True):
 class TaskFields(SQLModel):
     user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     title: str = Field(sa_column=Column(String(200), nullable=False), min_length=1, max_length=200)
-    description: str = Field(
-        default="", sa_column=Column(Text, nullable=False, server_default=text("''"))
-    )
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=text("''")))
     priority: Priority = Field(
         default=Priority.medium,
-        sa_column=Column(
-            SAEnum(Priority, name="task_priority"), nullable=False, server_default="medium"
-        ),
+        sa_column=Column(SAEnum(Priority, name="task_priority"), nullable=False, server_default="medium"),
     )
     category: str = Field(
         default="other",
@@ -84,9 +80,7 @@ class TaskFields(SQLModel):
     )
     due_date: date | None = None
     due_time: time | None = None
-    is_completed: bool = Field(
-        default=False, sa_column_kwargs={"server_default": text("false")}, nullable=False
-    )
+    is_completed: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")}, nullable=False)
     completed_at: datetime | None = _timestamp(nullable=True)
     created_at: datetime | None = _timestamp()
     updated_at: datetime | None = _timestamp()
@@ -117,9 +111,7 @@ class Task(TaskFields, table=True):
         ),
     )
 
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
-    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
 
 
 class ConversationFields(SQLModel):
@@ -136,13 +128,9 @@ class Conversation(ConversationFields, table=True):
 
 
 class MessageFields(SQLModel):
-    conversation_id: uuid.UUID = Field(
-        foreign_key="conversations.id", ondelete="CASCADE", index=True
-    )
+    conversation_id: uuid.UUID = Field(foreign_key="conversations.id", ondelete="CASCADE", index=True)
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
-    role: Role = Field(
-        sa_column=Column(SAEnum(Role, name="message_role"), nullable=False)
-    )
+    role: Role = Field(sa_column=Column(SAEnum(Role, name="message_role"), nullable=False))
     content: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime | None = _timestamp()
 
@@ -150,9 +138,7 @@ class MessageFields(SQLModel):
 class Message(MessageFields, table=True):
     __tablename__ = "messages"
 
-    id: int | None = Field(
-        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
-    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
 
 
 TABLES: tuple[type[SQLModel], ...] = (User, Task, Conversation, Message)

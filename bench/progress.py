@@ -28,21 +28,31 @@ def no_progress(label: str, done: int, total: int | None) -> None:
 
 
 @contextmanager
-def progress(enabled: bool = True, unit: str = "rows", interval_s: float = 5.0,
-             units: dict[str, str] | None = None) -> Iterator[Advance]:
+def progress(
+    enabled: bool = True, unit: str = "rows", interval_s: float = 5.0, units: dict[str, str] | None = None
+) -> Iterator[Advance]:
     """``units`` names the unit of labels that start with a key (``{"seed": "rows"}``) where one
     bar shows several kinds of work."""
     if not enabled:
         yield no_progress
         return
+
     def unit_of(label: str) -> str:
         return next((u for prefix, u in (units or {}).items() if label.startswith(prefix)), unit)
 
     console = Console(stderr=True)
     if console.is_terminal:
-        with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                      TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=console, transient=False) as bar:
+        with Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
             tasks: dict[str, tuple[TaskID, float]] = {}
 
             def advance(label: str, done: int, total: int | None) -> None:

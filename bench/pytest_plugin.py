@@ -121,6 +121,7 @@ def tb_scenario(request: pytest.FixtureRequest) -> str:
 @dataclass
 class Query:
     """One scenario, ready to run: each call executes it with the next parameter set."""
+
     scenario: Scenario
     variant: str
     run: Callable[[], list[Any]]
@@ -130,8 +131,12 @@ class Query:
 
     @property
     def info(self) -> dict[str, Any]:
-        return {"scenario": self.scenario.name, "variant": self.variant, "sla_ms": self.scenario.sla_ms,
-                "sla_class": self.scenario.sla_class}
+        return {
+            "scenario": self.scenario.name,
+            "variant": self.variant,
+            "sla_ms": self.scenario.sla_ms,
+            "sla_class": self.scenario.sla_class,
+        }
 
 
 def psycopg_sql(sql: str) -> str:
@@ -140,13 +145,23 @@ def psycopg_sql(sql: str) -> str:
 
 
 @pytest.fixture
-def tb_query(tb_scenario: str, tb_variant: str, tb_catalog: Catalog, tb_pools: Pools,
-             tb_connection: psycopg.Connection, pytestconfig: pytest.Config) -> Query:
+def tb_query(
+    tb_scenario: str,
+    tb_variant: str,
+    tb_catalog: Catalog,
+    tb_pools: Pools,
+    tb_connection: psycopg.Connection,
+    pytestconfig: pytest.Config,
+) -> Query:
     scenario = next(s for s in tb_catalog.scenarios if s.name == tb_scenario)
     drawer = Drawer(scenario, tb_pools, seed=1)
     sql = psycopg_sql(drawer.sql)
-    sets = itertools.cycle([{f"p{i + 1}": v for i, v in enumerate(drawer.draw())}
-                            for _ in range(pytestconfig.getoption("--tb-param-sets"))])
+    sets = itertools.cycle(
+        [
+            {f"p{i + 1}": v for i, v in enumerate(drawer.draw())}
+            for _ in range(pytestconfig.getoption("--tb-param-sets"))
+        ]
+    )
 
     def run() -> list[Any]:
         return tb_connection.execute(sql, next(sets), prepare=True).fetchall()

@@ -74,6 +74,7 @@ class Samples(BaseModel):
     """A cell's samples in the order they were taken. Every sample has a client time, a user class
     and a start time; only the first K (``explained``) also ran EXPLAIN ANALYZE, so the server-side
     lists hold K entries, paired index by index with the first K client times."""
+
     client_ms: list[float]  # round trip of the plain query, as the app sees it; the verdict's data
     user_class: list[str]  # the class each sample's user was drawn from
     at_s: list[float]  # when each sample started, seconds after the run's measuring began
@@ -93,8 +94,10 @@ class Samples(BaseModel):
         if len(self.result_hashes) not in (0, k) or len(self.temp_blocks) not in (0, k):
             raise ValueError(f"result_hashes and temp_blocks must have one entry per explained sample ({k})")
         if not (len(self.planning_ms) == len(self.buffers) == len(self.plan_fingerprints) == k <= n):
-            raise ValueError(f"execution_ms, planning_ms, buffers and plan_fingerprints must have the same "
-                             f"length, at most the {n} samples")
+            raise ValueError(
+                f"execution_ms, planning_ms, buffers and plan_fingerprints must have the same "
+                f"length, at most the {n} samples"
+            )
         return self
 
     @property
@@ -105,6 +108,7 @@ class Samples(BaseModel):
 
 class ColdSamples(BaseModel):
     """Executions right after PostgreSQL's shared buffers were emptied (see ColdCache)."""
+
     client_ms: list[float]
     execution_ms: list[float]
     shared_read: list[int]  # blocks that had to come from outside shared buffers
@@ -112,18 +116,24 @@ class ColdSamples(BaseModel):
 
 class Stability(BaseModel):
     """Plans of a few fixed parameter sets, before and after each of ``rounds`` re-ANALYZEs."""
+
     rounds: int
     plans: list[str]  # distinct fingerprints seen
     flipped: int  # parameter sets whose plan changed across rounds
 
 
 StopReason = Literal["boundary", "futility", "cap", "budget", "cell"]
-_STOPPED = {"futility": "; neither boundary reachable", "cap": "; the last look", "budget": "; time budget spent",
-            "cell": "; the cell was decided first"}
+_STOPPED = {
+    "futility": "; neither boundary reachable",
+    "cap": "; the last look",
+    "budget": "; time budget spent",
+    "cell": "; the cell was decided first",
+}
 
 
 class ClassVerdict(BaseModel):
     """The sequential test's verdict for one user class of a cell."""
+
     user_class: str  # ordinary, power, or all (a dataset without power users)
     users: int  # users of this class the scenario could draw
     samples: int  # samples taken (more than n when a minimum was asked for the estimates)
@@ -136,8 +146,10 @@ class ClassVerdict(BaseModel):
     def describe(self, sla_ms: float) -> str:
         """E.g. "fail at n = 4 (4/4 over 50 ms)"."""
         decision = "undecided" if self.stopped_by == "cell" else self.decision
-        return (f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms"
-                f"{_STOPPED.get(self.stopped_by, '')})")
+        return (
+            f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms"
+            f"{_STOPPED.get(self.stopped_by, '')})"
+        )
 
 
 class Cell(BaseModel):
@@ -207,6 +219,7 @@ RUN_KINDS: tuple[RunKind, ...] = ("matrix", "scale", "load")
 
 class _CellSettings(BaseModel):
     """How a run that measures cells measured them, beyond the sampling protocol."""
+
     seed: int
     cold_samples: int
     stability_rounds: int
@@ -214,16 +227,19 @@ class _CellSettings(BaseModel):
 
 class MatrixConfig(_CellSettings):
     """A matrix run (``taskbench run``, ``bench``, ``check``): every scenario under every variant."""
+
     kind: Literal["matrix"] = Field("matrix", exclude=True)  # written once, as the run's ``kind``
 
 
 class ScaleConfig(_CellSettings):
     """A scale run: a matrix run at each size with these settings (the sizes and users are ``scale``'s)."""
+
     kind: Literal["scale"] = Field("scale", exclude=True)
 
 
 class LoadConfig(BaseModel):
     """A load run (``taskbench load``): what it was asked to do. None: not recorded (an older file)."""
+
     kind: Literal["load"] = Field("load", exclude=True)
     clients: int
     jobs: int | None  # client processes the clients were spread over
@@ -242,6 +258,7 @@ class Protocol(BaseModel):
     """How a cell's samples were drawn, taken and judged. Milliseconds are only comparable between
     runs of one protocol (name and version): the protocol decides whose queries a cell's samples are
     (classes stratified or not), how many there are and what ran between them."""
+
     name: str
     version: int
     classes: list[str]  # user classes sampled apart and judged one by one ([]: none)
@@ -257,6 +274,7 @@ BUSY_LOAD_PER_CPU = 0.5
 
 class Conditions(BaseModel):
     """How alone the measurement was: the server's measurement lock and the machine's load."""
+
     concurrent: bool  # --concurrent: measured whether or not another measurement held the server
     lock: str  # how the lock went: held, or held by another measurement (only with --concurrent)
     cpus: int
@@ -272,7 +290,6 @@ class Conditions(BaseModel):
         return max(self.load_before[0], self.load_after[0] - 1) / max(self.cpus, 1) > BUSY_LOAD_PER_CPU
 
 
-
 class ColdCache(BaseModel):
     available: bool
     method: str  # how the cache was emptied, or why it could not be
@@ -281,6 +298,7 @@ class ColdCache(BaseModel):
 class ConnectionProbe(BaseModel):
     """The first contact with the target, kept apart from the warm samples: on Neon the first
     query may wake a suspended compute."""
+
     host_kind: str  # direct, pooler or socket
     connect_ms: float
     first_query_ms: float
@@ -331,6 +349,7 @@ class LoadScenario(BaseModel):
 class PgbenchLoad(BaseModel):
     """pgbench on the same mix, clients, duration and parameter sets, in the same run (medians of
     alternating rounds)."""
+
     rounds: int
     tps: float
     transactions: int
@@ -359,6 +378,7 @@ class LoadResults(BaseModel):
 class PairedSamples(BaseModel):
     """One cell measured side by side: the base's SQL and variant against the head's, pair by pair
     with the same parameters (see ``bench.measure.paired``)."""
+
     scenario: str
     variant: str
     base_ms: list[float]
@@ -379,12 +399,14 @@ class Calibration(BaseModel):
     """The calibration workload (``bench.measure.calibration``) sampled on a shard's target just before
     and just after it measured: how fast that machine was and how steady (its noise). Shards are
     never compared with each other by time; this says what each one measured under."""
+
     before_ms: dict[str, list[float]]  # per calibration item, its samples
     after_ms: dict[str, list[float]]
 
 
 class Shard(BaseModel):
     """What a shard's results file is marked with: which share of which matrix it measured."""
+
     index: int  # i of --shard i/N, from 1
     count: int  # N
     plan: dict[str, int]  # variant → the shard that measures it, in catalogue order (the same in every shard)
@@ -400,6 +422,7 @@ class Shard(BaseModel):
 
 class ShardRun(BaseModel):
     """One shard of a merged run, as it measured."""
+
     shard: Shard
     run_id: str
     created_at: datetime
@@ -412,6 +435,7 @@ class ShardRun(BaseModel):
 
 class BaselineInfo(BaseModel):
     """Set when a run is saved as the committed baseline: why, and from which run."""
+
     reason: str
     saved_at: datetime
     from_run: str
@@ -508,8 +532,10 @@ def load(path: Path) -> Results:
         raise InputError(f"{file}: not a taskbench results file (no schema_version)")
     version = raw["schema_version"]
     if version not in _MIGRATIONS and version != SCHEMA_VERSION:
-        raise InputError(f"{file}: results schema_version {version} is not supported "
-                         f"(this taskbench reads versions {', '.join(map(str, readable_versions()))})")
+        raise InputError(
+            f"{file}: results schema_version {version} is not supported "
+            f"(this taskbench reads versions {', '.join(map(str, readable_versions()))})"
+        )
     try:
         return Results.model_validate(migrate(raw))
     except ValidationError as exc:
@@ -543,17 +569,31 @@ def _update_to_5(raw: dict[str, Any]) -> dict[str, Any]:
     config = raw.get("config", {})
     old = {k: config.pop(k) for k in ("samples", "max_samples", "warmup", "confidence", "early_look") if k in config}
     if raw.get("cells"):
-        raw["protocol"] = {"name": ORDER_STATISTIC, "version": 1, "classes": [], "explain_samples": None,
-                           "warmup": f"{old.get('warmup')} executions, plain and EXPLAIN, from the sampling stream",
-                           "cell_budget_s": None, "parameters": {**old, "early_confidence": 0.99}}
+        raw["protocol"] = {
+            "name": ORDER_STATISTIC,
+            "version": 1,
+            "classes": [],
+            "explain_samples": None,
+            "warmup": f"{old.get('warmup')} executions, plain and EXPLAIN, from the sampling stream",
+            "cell_budget_s": None,
+            "parameters": {**old, "early_confidence": 0.99},
+        }
     for cell in raw.get("cells", []):
         samples, n = cell["samples"], len(cell["samples"]["client_ms"])
         samples["user_class"], samples["at_s"] = ["all"] * n, []
         over = sum(ms > cell["sla_ms"] for ms in samples["client_ms"])
-        cell["classes"] = [{"user_class": "all", "users": raw["dataset"]["row_counts"].get("users", 0), "samples": n,
-                            "n": n, "exceedances": over, "decision": cell["verdict"],
-                            "stopped_by": "cap" if cell["verdict"] == "inconclusive" else "boundary",
-                            "p95": cell["client"]["p95"]}]
+        cell["classes"] = [
+            {
+                "user_class": "all",
+                "users": raw["dataset"]["row_counts"].get("users", 0),
+                "samples": n,
+                "n": n,
+                "exceedances": over,
+                "decision": cell["verdict"],
+                "stopped_by": "cap" if cell["verdict"] == "inconclusive" else "boundary",
+                "p95": cell["client"]["p95"],
+            }
+        ]
         cell["decided_by"] = "all"
     return raw
 
@@ -577,9 +617,16 @@ def _update_to_8(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(load, dict) and not raw.get("cells"):
         pgbench = load.get("pgbench")
         raw["kind"] = "load"
-        raw["config"] = {"clients": load.get("clients"), "jobs": None, "duration_s": None, "rate": load.get("rate"),
-                         "warmup_s": None, "seed": raw.get("config", {}).get("seed"), "param_sets": None,
-                         "pgbench_rounds": pgbench.get("rounds", 0) if isinstance(pgbench, dict) else 0}
+        raw["config"] = {
+            "clients": load.get("clients"),
+            "jobs": None,
+            "duration_s": None,
+            "rate": load.get("rate"),
+            "warmup_s": None,
+            "seed": raw.get("config", {}).get("seed"),
+            "param_sets": None,
+            "pgbench_rounds": pgbench.get("rounds", 0) if isinstance(pgbench, dict) else 0,
+        }
     else:
         raw["kind"] = "scale" if raw.get("scale") else "matrix"
     return raw
@@ -605,8 +652,9 @@ def save_baseline(run_path: Path, reason: str, to: Path) -> Results:
     if not reason.strip():
         raise InputError("a baseline needs a reason (--reason): what changed, and why this is the new normal")
     res = load(run_path)
-    res = res.model_copy(update={"baseline": BaselineInfo(reason=reason.strip(), saved_at=datetime.now(UTC),
-                                                          from_run=res.run_id)})
+    res = res.model_copy(
+        update={"baseline": BaselineInfo(reason=reason.strip(), saved_at=datetime.now(UTC), from_run=res.run_id)}
+    )
     to.parent.mkdir(parents=True, exist_ok=True)
     tmp = to.with_suffix(".tmp")
     tmp.write_text(res.model_dump_json(indent=1), encoding="utf-8")

@@ -1,7 +1,7 @@
 """One pytest-benchmark benchmark per scenario × variant (ids: ``test_scenario[<variant>-<scenario>]``).
 
-    pytest benchmarks --benchmark-autosave
-    pytest benchmarks --benchmark-compare --benchmark-compare-fail=median:10%
+pytest benchmarks --benchmark-autosave
+pytest benchmarks --benchmark-compare --benchmark-compare-fail=median:10%
 """
 
 

@@ -107,8 +107,9 @@ def _timed_seed(target: Target, profile: Profile, advance: Advance) -> tuple[int
     return sum(seeded.row_counts.values()), sum(seeded.load_seconds.values())
 
 
-def benchmark_seed(server: Target, profile: Profile, advance: Advance = no_progress, *,
-                   rounds: int, server_side: bool) -> SeedBenchmark:
+def benchmark_seed(
+    server: Target, profile: Profile, advance: Advance = no_progress, *, rounds: int, server_side: bool
+) -> SeedBenchmark:
     target = replace(server, url=server.url.set(database=f"{server.database}_seedbench"))
     ensure_database(target)
     server_dir = _server_side_dir(target)
@@ -129,12 +130,18 @@ def benchmark_seed(server: Target, profile: Profile, advance: Advance = no_progr
             rows[SEEDER], times[SEEDER] = _timed_seed(target, client, advance)
             rows[RAW_COPY], times[RAW_COPY] = rows[SEEDER], asyncio.run(_raw_copy(target, workdir, copy_on_server))
             if server_side:
-                rows[SERVER_SIDE], times[SERVER_SIDE] = _timed_seed(target, replace(profile, generator="server"),
-                                                                    advance)
+                rows[SERVER_SIDE], times[SERVER_SIDE] = _timed_seed(
+                    target, replace(profile, generator="server"), advance
+                )
             timings.append(times)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         drop_database(target, target.database)
-    return SeedBenchmark(profile=profile.name, rows=rows, rounds=timings,
-                         copy_mode="server file" if copy_on_server else "client stream", copy_bytes=copy_bytes,
-                         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return SeedBenchmark(
+        profile=profile.name,
+        rows=rows,
+        rounds=timings,
+        copy_mode="server file" if copy_on_server else "client stream",
+        copy_bytes=copy_bytes,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )

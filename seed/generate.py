@@ -54,9 +54,32 @@ _STREAM = {"users": 1, "owners": 2, "tasks": 3, "conversations": 4, "messages": 
 
 
 def tag_vocabulary(profile: Profile) -> list[str]:
-    base = ["urgent", "home", "errand", "meeting", "followup", "idea", "bill", "fitness",
-            "reading", "travel", "family", "project", "review", "call", "email", "garden",
-            "car", "school", "doctor", "gift", "finance", "cleanup", "research", "someday"]
+    base = [
+        "urgent",
+        "home",
+        "errand",
+        "meeting",
+        "followup",
+        "idea",
+        "bill",
+        "fitness",
+        "reading",
+        "travel",
+        "family",
+        "project",
+        "review",
+        "call",
+        "email",
+        "garden",
+        "car",
+        "school",
+        "doctor",
+        "gift",
+        "finance",
+        "cleanup",
+        "research",
+        "someday",
+    ]
     extra = [f"tag{i}" for i in range(max(0, profile.tag_vocabulary - len(base)))]
     return (base + extra)[: profile.tag_vocabulary]
 
@@ -101,8 +124,12 @@ class Generator:
 
     def row_counts(self) -> dict[str, int]:
         """Rows each table will hold (known before generating, for progress bars)."""
-        return {"users": self.profile.users, "tasks": self.profile.total_tasks,
-                "conversations": len(self._plan["created"]), "messages": int(self._plan["messages"].sum())}
+        return {
+            "users": self.profile.users,
+            "tasks": self.profile.total_tasks,
+            "conversations": len(self._plan["created"]),
+            "messages": int(self._plan["messages"].sum()),
+        }
 
     def _words(self, rng: np.random.Generator, counts: np.ndarray) -> pa.Array:
         """One string per entry of ``counts``: that many Zipf-drawn words joined by spaces."""
@@ -119,10 +146,15 @@ class Generator:
         rng = self._rng("users", 1)
         created = self.start_us - rng.integers(1, 61, p.users) * US_PER_DAY
         emails = [f"user{i}.{bytes(raw[:4]).hex()}@example.com" for i, raw in enumerate(self.user_raw)]
-        yield pa.record_batch({
-            "id": self.user_ids, "email": pa.array(emails), "name": pa.array([fake.name()[:100] for _ in emails]),
-            "created_at": timestamps(created), "updated_at": timestamps(created),
-        })
+        yield pa.record_batch(
+            {
+                "id": self.user_ids,
+                "email": pa.array(emails),
+                "name": pa.array([fake.name()[:100] for _ in emails]),
+                "created_at": timestamps(created),
+                "updated_at": timestamps(created),
+            }
+        )
 
     # -- tasks -------------------------------------------------------------------------------
     def _task_owners(self) -> np.ndarray:
@@ -159,32 +191,37 @@ class Generator:
             n = min(TASK_BATCH, total - first)
             created = self.start_us + ((np.arange(first, first + n) + rng.random(n)) * span / total).astype(np.int64)
             completed = rng.random(n) < p.completed_ratio
-            completed_at = np.minimum(created + rng.uniform(3_600e6, 30 * US_PER_DAY, n).astype(np.int64),
-                                      self.anchor_us)
+            completed_at = np.minimum(
+                created + rng.uniform(3_600e6, 30 * US_PER_DAY, n).astype(np.int64), self.anchor_us
+            )
             deleted = rng.random(n) < p.deleted_ratio
-            deleted_at = np.minimum(created + rng.uniform(US_PER_DAY, 60 * US_PER_DAY, n).astype(np.int64),
-                                    self.anchor_us)
+            deleted_at = np.minimum(
+                created + rng.uniform(US_PER_DAY, 60 * US_PER_DAY, n).astype(np.int64), self.anchor_us
+            )
             due = rng.random(n) < p.due_date_ratio
             due_days = created // US_PER_DAY + rng.integers(0, 91, n)
             timed = due & (rng.random(n) < 0.4)
             due_time = (rng.integers(7, 21, n) * 3600 + rng.choice([0, 15, 30, 45], n) * 60) * 1_000_000
-            updated = np.maximum(created, np.maximum(np.where(completed, completed_at, 0),
-                                                     np.where(deleted, deleted_at, 0)))
-            yield pa.record_batch({
-                "user_id": self.user_ids.take(owners[first:first + n]),
-                "title": pc.utf8_capitalize(self._words(rng, rng.integers(2, 9, n))),
-                "description": self._words(rng, rng.integers(0, 31, n)),
-                "priority": pa.array(PRIORITIES).take(rng.choice(len(PRIORITIES), n, p=_PRIORITY_P)),
-                "category": _CATEGORIES.take(rng.choice(len(CATEGORIES), n, p=_CATEGORY_P)),
-                "tags": self._tags_json(rng, n),
-                "due_date": pa.array(due_days.astype(np.int32), pa.date32(), mask=~due),
-                "due_time": pa.array(due_time, pa.time64("us"), mask=~timed),
-                "is_completed": pa.array(completed),
-                "completed_at": timestamps(completed_at, ~completed),
-                "created_at": timestamps(created),
-                "updated_at": timestamps(updated),
-                "deleted_at": timestamps(deleted_at, ~deleted),
-            })
+            updated = np.maximum(
+                created, np.maximum(np.where(completed, completed_at, 0), np.where(deleted, deleted_at, 0))
+            )
+            yield pa.record_batch(
+                {
+                    "user_id": self.user_ids.take(owners[first : first + n]),
+                    "title": pc.utf8_capitalize(self._words(rng, rng.integers(2, 9, n))),
+                    "description": self._words(rng, rng.integers(0, 31, n)),
+                    "priority": pa.array(PRIORITIES).take(rng.choice(len(PRIORITIES), n, p=_PRIORITY_P)),
+                    "category": _CATEGORIES.take(rng.choice(len(CATEGORIES), n, p=_CATEGORY_P)),
+                    "tags": self._tags_json(rng, n),
+                    "due_date": pa.array(due_days.astype(np.int32), pa.date32(), mask=~due),
+                    "due_time": pa.array(due_time, pa.time64("us"), mask=~timed),
+                    "is_completed": pa.array(completed),
+                    "completed_at": timestamps(completed_at, ~completed),
+                    "created_at": timestamps(created),
+                    "updated_at": timestamps(updated),
+                    "deleted_at": timestamps(deleted_at, ~deleted),
+                }
+            )
 
     # -- conversations and messages ------------------------------------------------------------
     def _conversation_plan(self) -> dict[str, np.ndarray]:
@@ -225,11 +262,15 @@ class Generator:
             ends = np.cumsum(plan["messages"][convs]) - 1
             last[convs] = times[ends]
         titles = self._words(self._rng("conversations", 1), self._rng("conversations", 2).integers(2, 7, len(last)))
-        yield pa.record_batch({
-            "id": uuid_array(plan["id"]), "user_id": self.user_ids.take(plan["owner"]),
-            "title": pc.utf8_capitalize(titles),
-            "created_at": timestamps(plan["created"]), "updated_at": timestamps(last),
-        })
+        yield pa.record_batch(
+            {
+                "id": uuid_array(plan["id"]),
+                "user_id": self.user_ids.take(plan["owner"]),
+                "title": pc.utf8_capitalize(titles),
+                "created_at": timestamps(plan["created"]),
+                "updated_at": timestamps(last),
+            }
+        )
 
     def messages(self) -> Iterator[pa.RecordBatch]:
         plan = self._plan
@@ -237,15 +278,18 @@ class Generator:
             rng = self._rng("messages", chunk)
             times, conv = self._message_times(rng, convs)
             n = len(times)
-            position = np.arange(n) - np.repeat(np.concatenate(([0], np.cumsum(plan["messages"][convs])[:-1])),
-                                                plan["messages"][convs])
+            position = np.arange(n) - np.repeat(
+                np.concatenate(([0], np.cumsum(plan["messages"][convs])[:-1])), plan["messages"][convs]
+            )
             role = np.where(position % 2 == 0, ROLE_INDEX[Role.user], ROLE_INDEX[Role.assistant])  # user, assistant...
             role[(position == 0) & (rng.random(n) < 0.3)] = ROLE_INDEX[Role.system]  # an opening system prompt
             role[(position > 0) & (rng.random(n) < 0.03)] = ROLE_INDEX[Role.tool]  # a tool call result
-            yield pa.record_batch({
-                "conversation_id": uuid_array(plan["id"][convs][conv]),
-                "user_id": self.user_ids.take(plan["owner"][convs][conv]),
-                "role": pa.array(ROLES).take(role),
-                "content": self._words(rng, rng.integers(3, 61, n)),
-                "created_at": timestamps(times),
-            })
+            yield pa.record_batch(
+                {
+                    "conversation_id": uuid_array(plan["id"][convs][conv]),
+                    "user_id": self.user_ids.take(plan["owner"][convs][conv]),
+                    "role": pa.array(ROLES).take(role),
+                    "content": self._words(rng, rng.integers(3, 61, n)),
+                    "created_at": timestamps(times),
+                }
+            )

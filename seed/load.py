@@ -54,9 +54,14 @@ class SeedResult:
 def encoder_for(arrow_schema: pa.Schema) -> pgpq.ArrowToPostgresBinaryEncoder:
     """pgpq's encoder, with JSON text columns sent as jsonb. UUIDs travel as 16 raw bytes and
     enum labels as text: binary COPY hands the bytes to each column's own receive function."""
-    encoders = {f.name: (pgpq.encoders.StringEncoderBuilder.new_with_output(f, pgpq.schema.Jsonb())
-                         if f.name in JSON_COLUMNS else pgpq.ArrowToPostgresBinaryEncoder.infer_encoder(f))
-                for f in arrow_schema}
+    encoders = {
+        f.name: (
+            pgpq.encoders.StringEncoderBuilder.new_with_output(f, pgpq.schema.Jsonb())
+            if f.name in JSON_COLUMNS
+            else pgpq.ArrowToPostgresBinaryEncoder.infer_encoder(f)
+        )
+        for f in arrow_schema
+    }
     return pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(arrow_schema, encoders)
 
 
@@ -112,8 +117,9 @@ async def _next(queue: asyncio.Queue) -> tuple[bytes, int] | None:
     return item
 
 
-async def _copy_table(conn: asyncpg.Connection, table: str, batches: Iterator[pa.RecordBatch],
-                      advance: Advance, total: int) -> int:
+async def _copy_table(
+    conn: asyncpg.Connection, table: str, batches: Iterator[pa.RecordBatch], advance: Advance, total: int
+) -> int:
     source = _Encoded(table, batches)
     queue: asyncio.Queue = asyncio.Queue(maxsize=_QUEUE_BATCHES)
     producer = asyncio.create_task(_prefetch(source, queue))
@@ -166,8 +172,9 @@ async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[
     return counts, seconds
 
 
-def seed_database(target: Target, profile: Profile, advance: Advance = no_progress,
-                  force_reload: bool = False) -> SeedResult:
+def seed_database(
+    target: Target, profile: Profile, advance: Advance = no_progress, force_reload: bool = False
+) -> SeedResult:
     """Make the target hold exactly ``profile``'s dataset, loading it only if it is not there yet."""
     fingerprint = profile.fingerprint()
     current = schema.dataset_info(target)
@@ -183,6 +190,7 @@ def seed_database(target: Target, profile: Profile, advance: Advance = no_progre
     with schema.connect(target) as conn:
         for table in TABLE_ORDER:
             conn.execute(f"VACUUM (ANALYZE) {table}")
-        schema.set_meta(conn, "dataset", {"fingerprint": fingerprint, "profile": profile.params(),
-                                          "row_counts": counts})
+        schema.set_meta(
+            conn, "dataset", {"fingerprint": fingerprint, "profile": profile.params(), "row_counts": counts}
+        )
     return SeedResult(fingerprint, False, counts, time.perf_counter() - started, load_seconds)

@@ -63,8 +63,9 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "ci": Profile(name="ci", users=4, tasks_per_user=2_000,
-                  conversations_per_user=(3, 6), messages_per_conversation=(20, 120)),
+    "ci": Profile(
+        name="ci", users=4, tasks_per_user=2_000, conversations_per_user=(3, 6), messages_per_conversation=(20, 120)
+    ),
     "default": Profile(name="default", users=20, tasks_per_user=10_000),
     "large": Profile(name="large", users=60, tasks_per_user=12_000),
 }

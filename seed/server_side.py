@@ -179,8 +179,10 @@ def _prepare(conn: psycopg.Connection, gen: Generator) -> None:
     conn.execute("SET TIME ZONE 'UTC'")  # dates become timestamps at UTC midnight, as on the client
     # A join to this table beats subscripting a text[]: that walks the array to reach element i.
     conn.execute("CREATE TEMP TABLE tb_words (rank int PRIMARY KEY, word text NOT NULL)")
-    conn.execute("INSERT INTO tb_words SELECT rank, word FROM unnest(%s::text[]) WITH ORDINALITY AS w(word, rank)",
-                 (WORDS.to_pylist(),))
+    conn.execute(
+        "INSERT INTO tb_words SELECT rank, word FROM unnest(%s::text[]) WITH ORDINALITY AS w(word, rank)",
+        (WORDS.to_pylist(),),
+    )
     conn.execute("ANALYZE tb_words")
     conn.execute("SELECT setseed(%s)", (_setseed(gen.profile.seed),))
 
@@ -196,11 +198,18 @@ def _common(gen: Generator) -> dict[str, Any]:
     p = gen.profile
     anchor = datetime.combine(p.anchor_date, datetime.min.time(), UTC)
     tag_cum = np.cumsum(1.0 / np.arange(1, len(gen.tags) + 1) ** p.tag_zipf_exponent)
-    return {"users": [bytes(raw).hex() for raw in gen.user_raw], "salt": f"{p.seed}",
-            "bounds": _bounds(_WORD_CUM), "total": float(_WORD_CUM[-1]),
-            "tags": gen.tags, "tag_bounds": _bounds(tag_cum), "tag_total": float(tag_cum[-1]),
-            "start": anchor - timedelta(days=p.history_days), "anchor": anchor,
-            "span": p.history_days * 86_400.0}
+    return {
+        "users": [bytes(raw).hex() for raw in gen.user_raw],
+        "salt": f"{p.seed}",
+        "bounds": _bounds(_WORD_CUM),
+        "total": float(_WORD_CUM[-1]),
+        "tags": gen.tags,
+        "tag_bounds": _bounds(tag_cum),
+        "tag_total": float(tag_cum[-1]),
+        "start": anchor - timedelta(days=p.history_days),
+        "anchor": anchor,
+        "span": p.history_days * 86_400.0,
+    }
 
 
 def _insert_users(conn: psycopg.Connection, gen: Generator, advance: Advance) -> dict[str, int]:
@@ -208,8 +217,9 @@ def _insert_users(conn: psycopg.Connection, gen: Generator, advance: Advance) ->
     rows = next(gen.users()).to_pylist()
     with conn.cursor().copy("COPY users (id, email, name, created_at, updated_at) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row((uuid.UUID(bytes=row["id"]), row["email"], row["name"], row["created_at"],
-                            row["updated_at"]))
+            copy.write_row(
+                (uuid.UUID(bytes=row["id"]), row["email"], row["name"], row["created_at"], row["updated_at"])
+            )
     return {"users": len(rows)}
 
 
@@ -219,11 +229,18 @@ def _insert_tasks(conn: psycopg.Connection, gen: Generator, advance: Advance) ->
     total = sum(counts)
     common = _common(gen)
     conn.execute(_OWNERS, {"users": common["users"], "counts": counts})
-    params = {**common, "step": common["span"] / total, "priority_p": _cumulative(_PRIORITY_P),
-              "category_p": _cumulative(_CATEGORY_P), "tag_count_p": _cumulative(_TAG_COUNT_P),
-              "categories": list(CATEGORIES), "priorities": PRIORITIES,
-              "due_ratio": p.due_date_ratio, "completed_ratio": p.completed_ratio,
-              "deleted_ratio": p.deleted_ratio}
+    params = {
+        **common,
+        "step": common["span"] / total,
+        "priority_p": _cumulative(_PRIORITY_P),
+        "category_p": _cumulative(_CATEGORY_P),
+        "tag_count_p": _cumulative(_TAG_COUNT_P),
+        "categories": list(CATEGORIES),
+        "priorities": PRIORITIES,
+        "due_ratio": p.due_date_ratio,
+        "completed_ratio": p.completed_ratio,
+        "deleted_ratio": p.deleted_ratio,
+    }
     advance("seed tasks (server)", 0, total)
     for first in range(0, total, TASK_CHUNK):
         conn.execute(_TASKS, {**params, "first": first, "last": first + TASK_CHUNK})
@@ -244,8 +261,9 @@ def _insert_conversations(conn: psycopg.Connection, gen: Generator, advance: Adv
     done = 0
     advance("seed messages (server)", 0, expected)
     for first in range(0, conversations, MESSAGE_CHUNK):
-        done += conn.execute(_MESSAGES, {**common, "roles": ROLES, "first": first,
-                                          "last": first + MESSAGE_CHUNK}).rowcount
+        done += conn.execute(
+            _MESSAGES, {**common, "roles": ROLES, "first": first, "last": first + MESSAGE_CHUNK}
+        ).rowcount
         advance("seed messages (server)", done, expected)
     # A conversation's activity time is its last message, as in the client generator.
     conn.execute("""UPDATE conversations c SET updated_at = m.last
@@ -262,13 +280,15 @@ def validate_sample(target: Target, seed: int, percent: float = SAMPLE_PERCENT) 
     with schema.connect(target) as conn, conn.cursor(row_factory=dict_row) as cur:
         for table, model in MODELS.items():
             fields = ", ".join(model.model_fields)
-            rows = cur.execute(f"SELECT {fields} FROM {table} TABLESAMPLE BERNOULLI (%s) REPEATABLE (%s)",
-                               (percent, seed)).fetchall()
+            rows = cur.execute(
+                f"SELECT {fields} FROM {table} TABLESAMPLE BERNOULLI (%s) REPEATABLE (%s)", (percent, seed)
+            ).fetchall()
             try:
                 TypeAdapter(list[model]).validate_python(rows)  # type: ignore[valid-type]  # a model per table
             except ValidationError as exc:
-                raise AssertionError(f"the server-side generator made an invalid {table} row: "
-                                     f"{' '.join(str(exc).split())[:300]}") from None
+                raise AssertionError(
+                    f"the server-side generator made an invalid {table} row: {' '.join(str(exc).split())[:300]}"
+                ) from None
             checked += len(rows)
     return checked
 

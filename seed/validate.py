@@ -35,7 +35,10 @@ from sqlmodel import SQLModel
 from bench.models import ConversationFields, MessageFields, TaskFields, UserFields
 
 MODELS: dict[str, type[SQLModel]] = {
-    "users": UserFields, "tasks": TaskFields, "conversations": ConversationFields, "messages": MessageFields,
+    "users": UserFields,
+    "tasks": TaskFields,
+    "conversations": ConversationFields,
+    "messages": MessageFields,
 }
 # How each Python field type travels in a batch (ids are not in the *Fields models: UUID below).
 _ARROW_CHECKS: dict[type, Callable[[pa.DataType], bool]] = {
@@ -74,11 +77,12 @@ def rules(table: str) -> dict[str, ColumnRule]:
         py_type, optional = _strip_optional(field.annotation)
         constraints = [m for m in field.metadata if isinstance(m, annotated_types.BaseMetadata)]
         # Types built at run time from each field, which a type checker cannot follow.
-        adapter = TypeAdapter(list[Annotated[py_type, *constraints]] if constraints  # type: ignore[valid-type]
-                              else list[py_type])  # type: ignore[valid-type]
+        element = Annotated[py_type, *constraints] if constraints else py_type  # type: ignore[valid-type]
+        adapter = TypeAdapter(list[element])  # type: ignore[valid-type]
         validators = tuple(getattr(model, d.cls_var_name) for d in decorators if name in d.info.fields)
-        out[name] = ColumnRule(name, py_type, optional, adapter, validators,
-                               json=typing.get_origin(py_type) in (list, dict))
+        out[name] = ColumnRule(
+            name, py_type, optional, adapter, validators, json=typing.get_origin(py_type) in (list, dict)
+        )
     return out
 
 

@@ -50,6 +50,10 @@ def small_results(seeded, catalog):
     from bench.measure.runner import RunOptions, run
 
     opts = RunOptions(cold_samples=2, stability_rounds=1, concurrent=True)
-    return run(seeded, catalog.select(["recent_tasks", "last_messages", "task_by_id", "create_task", "post_message"],
-                                       ["baseline", "composite"]),
-               opts)
+    return run(
+        seeded,
+        catalog.select(
+            ["recent_tasks", "last_messages", "task_by_id", "create_task", "post_message"], ["baseline", "composite"]
+        ),
+        opts,
+    )

@@ -68,8 +68,9 @@ class NeonStandIn:
         self.http.shutdown()
         self.http.server_close()
         with self._admin() as conn:
-            for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                        (f"br_{self.tag}%",)).fetchall():
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"br_{self.tag}%",)
+            ).fetchall():
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     # -- state ---------------------------------------------------------------------------------
@@ -79,6 +80,7 @@ class NeonStandIn:
 
     def calls(self, since: int = 0) -> list[str]:
         """The requests logged since entry ``since`` as "METHOD route", ids left out, to be counted."""
+
         def route(path: str) -> str:
             path = re.sub(r"/br-[0-9a-f-]+", "/{branch}", path.removeprefix(f"/api/v2/projects/{self.project_id}"))
             return re.sub(r"/operations/[0-9a-f]+", "/operations/{id}", path)
@@ -88,41 +90,63 @@ class NeonStandIn:
     def databases_of(self, branch_id: str) -> list[str]:
         prefix = _db_prefix(branch_id)
         with self._admin() as conn:
-            rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1",
-                                (prefix,)).fetchall()
-        return [r[0][len(prefix):] for r in rows]
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1", (prefix,)
+            ).fetchall()
+        return [r[0][len(prefix) :] for r in rows]
 
     def physical_name(self, branch_id: str, database: str) -> str:
         return _db_prefix(branch_id) + database
 
     def _admin(self) -> psycopg.Connection:
-        return psycopg.connect(self.server.set(drivername="postgresql", database="postgres")
-                               .render_as_string(hide_password=False), autocommit=True)
+        return psycopg.connect(
+            self.server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False),
+            autocommit=True,
+        )
 
     def _new_branch(self, name: str, parent_id: str | None, default: bool = False) -> dict[str, Any]:
         branch_id = f"br-{self.tag}-{secrets.token_hex(3)}"
         now = datetime.now(UTC).isoformat()
-        branch = {"id": branch_id, "project_id": self.project_id, "name": name, "parent_id": parent_id,
-                  "current_state": "ready", "default": default, "protected": False, "created_at": now,
-                  "updated_at": now}
+        branch = {
+            "id": branch_id,
+            "project_id": self.project_id,
+            "name": name,
+            "parent_id": parent_id,
+            "current_state": "ready",
+            "default": default,
+            "protected": False,
+            "created_at": now,
+            "updated_at": now,
+        }
         self.branches[branch_id] = branch
         return branch
 
     def _new_endpoint(self, branch_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         endpoint_id = f"ep-standin-{secrets.token_hex(4)}"
-        endpoint = {"id": endpoint_id, "project_id": self.project_id, "branch_id": branch_id,
-                    "type": spec.get("type", "read_write"), "host": f"{endpoint_id}.standin.invalid",
-                    "current_state": "active",
-                    "autoscaling_limit_min_cu": spec.get("autoscaling_limit_min_cu", 0.25),
-                    "autoscaling_limit_max_cu": spec.get("autoscaling_limit_max_cu", 0.25),
-                    "suspend_timeout_seconds": spec.get("suspend_timeout_seconds", 0)}
+        endpoint = {
+            "id": endpoint_id,
+            "project_id": self.project_id,
+            "branch_id": branch_id,
+            "type": spec.get("type", "read_write"),
+            "host": f"{endpoint_id}.standin.invalid",
+            "current_state": "active",
+            "autoscaling_limit_min_cu": spec.get("autoscaling_limit_min_cu", 0.25),
+            "autoscaling_limit_max_cu": spec.get("autoscaling_limit_max_cu", 0.25),
+            "suspend_timeout_seconds": spec.get("suspend_timeout_seconds", 0),
+        }
         self.endpoints[endpoint_id] = endpoint
         return endpoint
 
     def _operation(self, action: str, branch_id: str, endpoint_id: str | None = None) -> dict[str, Any]:
-        op = {"id": secrets.token_hex(8), "project_id": self.project_id, "branch_id": branch_id,
-              "endpoint_id": endpoint_id, "action": action, "status": "running",
-              "done_at": time.monotonic() + self.operation_seconds}
+        op = {
+            "id": secrets.token_hex(8),
+            "project_id": self.project_id,
+            "branch_id": branch_id,
+            "endpoint_id": endpoint_id,
+            "action": action,
+            "status": "running",
+            "done_at": time.monotonic() + self.operation_seconds,
+        }
         self.operations[op["id"]] = op
         return _public(op)
 
@@ -148,8 +172,9 @@ class NeonStandIn:
 
     def _uri(self, branch_id: str, database: str, pooled: bool = False) -> str:
         # Pooled or not, the stand-in has one server; the host kind is what the URI says.
-        return self.server.set(drivername="postgresql", password=PASSWORD,
-                               database=self.physical_name(branch_id, database)).render_as_string(hide_password=False)
+        return self.server.set(
+            drivername="postgresql", password=PASSWORD, database=self.physical_name(branch_id, database)
+        ).render_as_string(hide_password=False)
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -160,8 +185,11 @@ class NeonStandIn:
         route = m.group(2)
         with self.lock:
             if method != "GET" and self._running():
-                return 423, {"code": "", "message": "project already has running conflicting operations, "
-                                                    "scheduling of new ones is prohibited"}
+                return 423, {
+                    "code": "",
+                    "message": "project already has running conflicting operations, "
+                    "scheduling of new ones is prohibited",
+                }
             if method == "GET" and route == "/branches":
                 found = [b for b in self.branches.values() if query.get("search", "") in b["name"]]
                 return 200, {"branches": found}
@@ -176,8 +204,10 @@ class NeonStandIn:
                 if problem := self._endpoint_problem(spec, spec["branch_id"]):
                     return problem
                 endpoint = self._new_endpoint(spec["branch_id"], spec)
-                return 201, {"endpoint": endpoint, "operations": [self._operation("start_compute", spec["branch_id"],
-                                                                                    endpoint["id"])]}
+                return 201, {
+                    "endpoint": endpoint,
+                    "operations": [self._operation("start_compute", spec["branch_id"], endpoint["id"])],
+                }
             if method == "GET" and route == "/connection_uri":
                 branch_id, database = query.get("branch_id", ""), query.get("database_name", "")
                 if branch_id not in self.branches or database not in self.databases_of(branch_id):
@@ -217,17 +247,34 @@ class NeonStandIn:
         ops = [self._operation("create_branch", branch["id"])]
         ops += [self._operation("start_compute", branch["id"], e["id"]) for e in endpoints]
         databases = self.databases_of(branch["id"])
-        uris = [{"connection_uri": self._uri(branch["id"], d),
-                 "connection_parameters": {"database": d, "password": PASSWORD, "role": self.role,
-                                           "host": e["host"], "pooler_host": e["host"].replace(".", "-pooler.", 1)}}
-                for d in databases[:1] for e in endpoints]
-        return 201, {"branch": branch, "endpoints": endpoints, "operations": ops,
-                     "roles": [{"branch_id": branch["id"], "name": self.role, "protected": False}],
-                     "databases": [self._database(branch["id"], d) for d in databases], "connection_uris": uris}
+        uris = [
+            {
+                "connection_uri": self._uri(branch["id"], d),
+                "connection_parameters": {
+                    "database": d,
+                    "password": PASSWORD,
+                    "role": self.role,
+                    "host": e["host"],
+                    "pooler_host": e["host"].replace(".", "-pooler.", 1),
+                },
+            }
+            for d in databases[:1]
+            for e in endpoints
+        ]
+        return 201, {
+            "branch": branch,
+            "endpoints": endpoints,
+            "operations": ops,
+            "roles": [{"branch_id": branch["id"], "name": self.role, "protected": False}],
+            "databases": [self._database(branch["id"], d) for d in databases],
+            "connection_uris": uris,
+        }
 
-    def _endpoint_problem(self, spec: dict[str, Any],
-                          branch_id: str | None = None) -> tuple[int, dict[str, Any]] | None:
+    def _endpoint_problem(
+        self, spec: dict[str, Any], branch_id: str | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
         """Neon's answer to an endpoint it refuses, else None."""
+
         def bad(message: str) -> tuple[int, dict[str, Any]]:
             return 400, {"code": "", "message": message}
 
@@ -242,13 +289,17 @@ class NeonStandIn:
         if low > high:
             return bad("autoscaling_limit_min_cu must not be above autoscaling_limit_max_cu")
         if low < high and (high > AUTOSCALING_MAX_CU or high - low > AUTOSCALING_SPAN_CU):
-            return bad(f"autoscaling goes up to {AUTOSCALING_MAX_CU} CU over a range of at most "
-                       f"{AUTOSCALING_SPAN_CU} CU")
+            return bad(
+                f"autoscaling goes up to {AUTOSCALING_MAX_CU} CU over a range of at most {AUTOSCALING_SPAN_CU} CU"
+            )
         timeout = spec.get("suspend_timeout_seconds", 0)
         if timeout not in (0, -1) and not 60 <= timeout <= 604_800:
             return bad("suspend_timeout_seconds must be 0, -1 or 60 to 604800")
-        if branch_id and spec["type"] == "read_write" and any(
-                e["branch_id"] == branch_id and e["type"] == "read_write" for e in self.endpoints.values()):
+        if (
+            branch_id
+            and spec["type"] == "read_write"
+            and any(e["branch_id"] == branch_id and e["type"] == "read_write" for e in self.endpoints.values())
+        ):
             return 409, {"code": "", "message": "read-write endpoint already exists"}
         return None
 
@@ -272,8 +323,10 @@ class NeonStandIn:
             del self.branches[branch_id]
             for endpoint_id in [e for e, v in self.endpoints.items() if v["branch_id"] == branch_id]:
                 del self.endpoints[endpoint_id]
-            return 200, {"branch": {**branch, "current_state": "deleted"},
-                         "operations": [self._operation("delete_timeline", branch_id)]}
+            return 200, {
+                "branch": {**branch, "current_state": "deleted"},
+                "operations": [self._operation("delete_timeline", branch_id)],
+            }
         if method == "GET" and not sub:
             return 200, {"branch": branch}
         if method == "GET" and sub == "/databases":
@@ -281,8 +334,10 @@ class NeonStandIn:
         if method == "POST" and sub == "/databases":
             spec = (body or {}).get("database", {})
             self._create_database(branch_id, spec["name"])
-            return 201, {"database": self._database(branch_id, spec["name"]),
-                         "operations": [self._operation("apply_config", branch_id)]}
+            return 201, {
+                "database": self._database(branch_id, spec["name"]),
+                "operations": [self._operation("apply_config", branch_id)],
+            }
         if method == "GET" and sub == "/roles":
             return 200, {"roles": [{"branch_id": branch_id, "name": self.role, "protected": False}]}
         if method == "GET" and sub == "/endpoints":

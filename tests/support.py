@@ -22,15 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 DATA_DIR = ROOT / ".taskbench" / "pgdata"
 # Small enough to seed in seconds, large enough for indexes to beat scans.
-TINY = replace(get_profile("ci", users=3, tasks_per_user=1500), conversations_per_user=(2, 4),
-               messages_per_conversation=(20, 60))
+TINY = replace(
+    get_profile("ci", users=3, tasks_per_user=1500), conversations_per_user=(2, 4), messages_per_conversation=(20, 60)
+)
 
 
 def content_checksums(target: Target) -> dict[str, str]:
     """One md5 per table over every row in key order: equal checksums mean identical content."""
     with schema.connect(target) as conn:
-        return {t: conn.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {t} t").fetchone()[0]
-                for t in ("users", "tasks", "conversations", "messages")}
+        return {
+            t: conn.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {t} t").fetchone()[0]
+            for t in ("users", "tasks", "conversations", "messages")
+        }
 
 
 def constraint_violations(target: Target) -> int:
@@ -54,8 +57,9 @@ def taskbench(*args: str, env_extra: dict | None = None) -> subprocess.Completed
     """The command as a user runs it, in a process of its own."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

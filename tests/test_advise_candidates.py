@@ -27,8 +27,11 @@ def test_equality_first_then_the_sort_with_its_direction_then_include_and_partia
         "tasks (user_id, created_at DESC, id DESC)",
         "tasks (user_id, created_at DESC, id DESC) WHERE deleted_at IS NULL",
         "tasks (user_id, created_at DESC, id DESC) INCLUDE (title, priority, due_date, is_completed, deleted_at)",
-        ("tasks (user_id, created_at DESC, id DESC) INCLUDE (title, priority, due_date, is_completed) "
-         "WHERE deleted_at IS NULL")}
+        (
+            "tasks (user_id, created_at DESC, id DESC) INCLUDE (title, priority, due_date, is_completed) "
+            "WHERE deleted_at IS NULL"
+        ),
+    }
     assert all("keyset_page_deep" in c.serves for c in keyset)
     # the range column leads the sort: due_date, then due_time (NULLS LAST is the default ascending)
     assert "tasks (user_id, due_date, due_time) WHERE NOT is_completed AND deleted_at IS NULL" in found
@@ -37,8 +40,10 @@ def test_equality_first_then_the_sort_with_its_direction_then_include_and_partia
 
 def test_operators_get_their_index_methods(found, catalog):
     variants = {v.name: v for v in catalog.variants}
-    by_variant = {name: variants[name].indexes[0].fingerprint()
-                  for name in ("gin_jsonb_path_ops", "gin_jsonb_ops", "gin_fts", "gin_trgm")}
+    by_variant = {
+        name: variants[name].indexes[0].fingerprint()
+        for name in ("gin_jsonb_path_ops", "gin_jsonb_ops", "gin_fts", "gin_trgm")
+    }
     fingerprints = {c.fingerprint: c for c in found.values()}
     assert fingerprints[by_variant["gin_jsonb_path_ops"]].serves == {"tag_contains": 3}  # @>
     assert fingerprints[by_variant["gin_jsonb_ops"]].serves == {"tags_any": 3}  # ?|
@@ -73,8 +78,9 @@ def test_joins_aliases_reversed_operands_and_patterns(catalog):
     sql = """SELECT t.id, t.title FROM tasks t JOIN conversations c ON c.user_id = t.user_id
              WHERE c.id = :conversation_id AND :today >= t.due_date AND t.category IN (:category, 'other')
                AND t.title LIKE 'abc' || :fragment AND NOT t.is_completed ORDER BY t.created_at DESC LIMIT 5"""
-    scenario = _scenario(sql, {"conversation_id": "conversation", "today": "today", "category": "category",
-                                "fragment": "fragment"})
+    scenario = _scenario(
+        sql, {"conversation_id": "conversation", "today": "today", "category": "category", "fragment": "fragment"}
+    )
     by_table = {a.table: a for a in accesses(scenario)}
     tasks, conversations = by_table["tasks"], by_table["conversations"]
     assert tasks.equality == ["category", "user_id"] and tasks.ranges == ["due_date"]
@@ -94,8 +100,11 @@ def test_every_candidate_builds(seeded, catalog):
             conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
         for c in found:
             conn.execute(c.index.ddl())
-        valid = conn.execute("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                             "WHERE i.indisvalid AND c.relname = ANY(%s)", ([c.name for c in found],)).fetchall()
+        valid = conn.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indisvalid AND c.relname = ANY(%s)",
+            ([c.name for c in found],),
+        ).fetchall()
         assert len(valid) == len(found)
 
 
@@ -104,6 +113,9 @@ def test_simple_advisors(catalog):
     assert {"tasks (due_date)", "tasks (is_completed)", "tasks (deleted_at)", "tasks (priority)"} <= columns
     assert "tasks (user_id)" not in columns  # the models index it already
     pairs = {s.split(" ON ", 1)[1] for s in two_column(catalog).statements}
-    assert {"tasks (user_id, created_at DESC)", "tasks (user_id, due_date)",
-            "messages (conversation_id, created_at DESC)"} <= pairs
+    assert {
+        "tasks (user_id, created_at DESC)",
+        "tasks (user_id, due_date)",
+        "messages (conversation_id, created_at DESC)",
+    } <= pairs
     assert all(len(parse_index(s).keys) == 2 for s in two_column(catalog).statements)

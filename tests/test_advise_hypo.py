@@ -17,9 +17,11 @@ from tools.loopback_server import loopback_server
 DEBIAN = Path("/usr/lib/postgresql/15/bin")
 HYPOPG = Path("/usr/share/postgresql/15/extension/hypopg.control")
 
-pytestmark = pytest.mark.skipif(not (DEBIAN / "postgres").exists() or not HYPOPG.exists(),
-                                reason="needs Debian's PostgreSQL 15 with HypoPG (apt-get install postgresql-15 "
-                                       "postgresql-15-hypopg); the embedded wheel has no HypoPG")
+pytestmark = pytest.mark.skipif(
+    not (DEBIAN / "postgres").exists() or not HYPOPG.exists(),
+    reason="needs Debian's PostgreSQL 15 with HypoPG (apt-get install postgresql-15 "
+    "postgresql-15-hypopg); the embedded wheel has no HypoPG",
+)
 
 
 def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalog, tmp_path):
@@ -28,8 +30,13 @@ def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalog, tmp_path):
         schema.claim_database(target)
         seed_database(target, TINY)
         # SLAs ÷ 20: on the tiny dataset the task lists then fail at baseline and B-trees are needed
-        options = AdviseOptions(headroom=20, deploy=False, concurrent=True, max_builds=20,
-                                final_run=replace(FINAL_RUN, cold_samples=0, stability_rounds=0))
+        options = AdviseOptions(
+            headroom=20,
+            deploy=False,
+            concurrent=True,
+            max_builds=20,
+            final_run=replace(FINAL_RUN, cold_samples=0, stability_rounds=0),
+        )
         run_dir, advice = advise(target, catalog, options, tmp_path)
     assert advice.settings.hypopg.startswith("used")
     screened = [c for c in advice.candidates if c.hypo is not None]

@@ -63,8 +63,9 @@ def test_every_trial_is_accounted_for(advised):
 
 def test_a_spent_budget_stops_the_search_and_says_so(seeded, catalog):
     found = {c.fingerprint: c for c in candidates(catalog)}
-    strict = catalog.select([s.name for s in catalog.scenarios if s.name in
-                             ("full_text_search", "recent_tasks", "create_task")], None)
+    strict = catalog.select(
+        [s.name for s in catalog.scenarios if s.name in ("full_text_search", "recent_tasks", "create_task")], None
+    )
     trials = Trials(seeded, strict, found, SEARCH, max_builds=0)
     result = search(trials)
     assert result.stopped == "budget spent during screening" and result.chosen == ()
@@ -81,11 +82,18 @@ def test_objective_counts_no_credit_below_the_baseline():
 
 def test_pareto_front():
     def point(label, ratio, size, wal, build):
-        return Point(label=label, worst_ratio=ratio, index_bytes=size, wal_per_write=wal, build_seconds=build,
-                     front=False)
+        return Point(
+            label=label, worst_ratio=ratio, index_bytes=size, wal_per_write=wal, build_seconds=build, front=False
+        )
 
-    points = mark_front([point("fast", 0.1, 100, 600, 1), point("small", 2.0, 0, 500, 0),
-                         point("worse", 0.2, 200, 700, 2), point("tie", 0.1, 100, 600, 1)])
+    points = mark_front(
+        [
+            point("fast", 0.1, 100, 600, 1),
+            point("small", 2.0, 0, 500, 0),
+            point("worse", 0.2, 200, 700, 2),
+            point("tie", 0.1, 100, 600, 1),
+        ]
+    )
     assert [p.front for p in points] == [True, True, False, True]
 
 

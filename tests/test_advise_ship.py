@@ -20,7 +20,7 @@ from bench.targets import schema
 from bench.targets.target import scratch_copy
 from tests.support import SCENARIOS
 
-ENV_PY = '''
+ENV_PY = """
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -30,7 +30,7 @@ with engine.connect() as connection:
     with context.begin_transaction():
         context.run_migrations()
 engine.dispose()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,11 @@ def advised(catalog):
 
 
 def _definitions(conn: psycopg.Connection, names: list[str]) -> dict[str, tuple[str, bool]]:
-    rows = conn.execute("SELECT c.relname, pg_get_indexdef(c.oid), i.indisvalid FROM pg_index i "
-                        "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(%s)", (names,)).fetchall()
+    rows = conn.execute(
+        "SELECT c.relname, pg_get_indexdef(c.oid), i.indisvalid FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(%s)",
+        (names,),
+    ).fetchall()
     return {name: (definition, valid) for name, definition, valid in rows}
 
 
@@ -130,6 +133,9 @@ def test_revision_is_stable_and_drops_in_reverse(advised):
 
 def test_written_forms(advised, tmp_path):
     files = ship.write(tmp_path, advised, "d")
-    assert {p.name for p in files.values()} == {"advised.toml", "table_args.py",
-                                                 f"{ship.revision_id(advised)}_advised_indexes.py"}
+    assert {p.name for p in files.values()} == {
+        "advised.toml",
+        "table_args.py",
+        f"{ship.revision_id(advised)}_advised_indexes.py",
+    }
     compile(Path(files["table_args"]).read_text(), "table_args.py", "exec")

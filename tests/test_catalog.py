@@ -32,17 +32,21 @@ def test_named_binds_become_positional_and_casts_survive(catalog):
 def test_adding_a_scenario_is_adding_a_file(tmp_path):
     d = _copy(tmp_path)
     (d / "queries" / "all_titles.toml").write_text(
-        'sla_class = "list"\nsql = "SELECT title FROM tasks WHERE user_id = :u LIMIT 5"\n[params]\nu = "user"\n')
+        'sla_class = "list"\nsql = "SELECT title FROM tasks WHERE user_id = :u LIMIT 5"\n[params]\nu = "user"\n'
+    )
     assert "all_titles" in {s.name for s in load_catalog(d).scenarios}
 
 
-@pytest.mark.parametrize("content, message", [
-    ('sla_class = "list"\nsql = "SELECT 1 WHERE', "not valid TOML"),
-    ('sla_class = "list"\nsql = "SELECT :x"\n', "does not define it"),
-    ('sla_class = "list"\nsql = "SELECT :x"\n[params]\nx = "planet"\n', "unknown kind"),
-    ('sla_class = "fast"\nsql = "SELECT 1"\n', "unknown sla_class"),
-    ('sla_class = "list"\nsql = "SELECT 1"\nslo = 3\n', "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('sla_class = "list"\nsql = "SELECT 1 WHERE', "not valid TOML"),
+        ('sla_class = "list"\nsql = "SELECT :x"\n', "does not define it"),
+        ('sla_class = "list"\nsql = "SELECT :x"\n[params]\nx = "planet"\n', "unknown kind"),
+        ('sla_class = "fast"\nsql = "SELECT 1"\n', "unknown sla_class"),
+        ('sla_class = "list"\nsql = "SELECT 1"\nslo = 3\n', "Extra inputs"),
+    ],
+)
 def test_malformed_scenario_names_file_and_problem(tmp_path, content, message):
     d = _copy(tmp_path)
     (d / "queries" / "broken.toml").write_text(content)

@@ -27,8 +27,14 @@ def base(seeded, catalog):
 
 
 def _check(seeded, catalog, base, **kwargs):
-    return check(catalog, base, lambda cat: run(seeded, cat, OPTS),
-                 lambda before, after: side_by_side(seeded, before, after, PAIRS), schema_ddl=model_ddl(), **kwargs)
+    return check(
+        catalog,
+        base,
+        lambda cat: run(seeded, cat, OPTS),
+        lambda before, after: side_by_side(seeded, before, after, PAIRS),
+        schema_ddl=model_ddl(),
+        **kwargs,
+    )
 
 
 def _edited(tmp_path, edit):
@@ -53,8 +59,10 @@ def test_an_identical_head_passes_with_its_time_gate_on(seeded, catalog, base):
 
 def test_every_query_made_slower_is_a_time_regression_in_every_read_cell(seeded, base, tmp_path):
     # an always-true, CPU-bound condition: about a millisecond more per execution, same plan, same rows
-    slow = _edited(tmp_path, lambda text: text.replace(
-        "WHERE ", "WHERE (SELECT sum(i) FROM generate_series(1, 30000) AS s(i)) > 0 AND ", 1))
+    slow = _edited(
+        tmp_path,
+        lambda text: text.replace("WHERE ", "WHERE (SELECT sum(i) FROM generate_series(1, 30000) AS s(i)) > 0 AND ", 1),
+    )
     _, result = _check(seeded, slow, base)
     slower = {f.scenario for f in result.regressions if f.kind == Kind.TIME}
     assert slower == {"recent_tasks", "task_by_id"}, result.findings
@@ -75,27 +83,42 @@ def test_before_is_rebuilt_from_the_reference_run_through_the_parser(catalog, ba
     assert {s.name for s in before.scenarios} == set(CELLS[0])
     assert next(s for s in before.scenarios if s.name == "create_task").kind == "write"
     assert [i.ddl() for i in before.variants[0].indexes] == base.variants[0].statements
-    smuggled = base.model_copy(update={"variants": [base.variants[0].model_copy(
-        update={"statements": ["CREATE INDEX x ON tasks (id); DROP TABLE users"]})]})
+    smuggled = base.model_copy(
+        update={
+            "variants": [
+                base.variants[0].model_copy(update={"statements": ["CREATE INDEX x ON tasks (id); DROP TABLE users"]})
+            ]
+        }
+    )
     with pytest.raises(Exception, match="more than one statement"):
         before_catalog(smuggled, catalog)
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda b: b.model_copy(update={"cells": [c.model_copy(update={"scenario_sql": ""}) for c in b.cells]}),
-     "predates recorded scenario SQL"),
-    (lambda b: b.model_copy(update={"schema_ddl": b.schema_ddl.replace("title VARCHAR(200)", "title TEXT")}),
-     "the models changed"),
-])
-def test_a_reference_that_cannot_be_measured_again_is_exit_2_not_a_silent_pass(seeded, catalog, base, change,
-                                                                              reason):
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (
+            lambda b: b.model_copy(update={"cells": [c.model_copy(update={"scenario_sql": ""}) for c in b.cells]}),
+            "predates recorded scenario SQL",
+        ),
+        (
+            lambda b: b.model_copy(update={"schema_ddl": b.schema_ddl.replace("title VARCHAR(200)", "title TEXT")}),
+            "the models changed",
+        ),
+    ],
+)
+def test_a_reference_that_cannot_be_measured_again_is_exit_2_not_a_silent_pass(seeded, catalog, base, change, reason):
     _, result = _check(seeded, catalog, change(base))
     assert result.exit_code == EXIT_INPUT and reason in result.time_refused
 
 
 def test_changed_parameters_cannot_be_timed_and_say_so(seeded, base, tmp_path):
-    renamed = _edited(tmp_path, lambda text: text.replace('user_id = "user"', 'user_id = "user"\nunused = 1')
-                      .replace("WHERE ", "WHERE :unused = 1 AND ", 1))
+    renamed = _edited(
+        tmp_path,
+        lambda text: text.replace('user_id = "user"', 'user_id = "user"\nunused = 1').replace(
+            "WHERE ", "WHERE :unused = 1 AND ", 1
+        ),
+    )
     _, result = _check(seeded, renamed, base)
     assert result.exit_code == EXIT_INPUT and "parameters or kind changed" in result.time_refused
 

@@ -39,9 +39,25 @@ def test_a_scenario_whose_sql_the_server_rejects_is_exit_2_naming_it(seeded, tmp
     shutil.copytree(SCENARIOS, scen)
     query = scen / "queries" / "task_by_id.toml"
     query.write_text(query.read_text().replace("is_completed, created_at", "is_done, created_at"))
-    proc = taskbench("run", "--scenarios-dir", str(scen), "--db-name", seeded.database, "-s", "task_by_id",
-                     "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0", "--concurrent",
-                     "--reports-dir", str(tmp_path / "reports"), "--quiet")
+    proc = taskbench(
+        "run",
+        "--scenarios-dir",
+        str(scen),
+        "--db-name",
+        seeded.database,
+        "-s",
+        "task_by_id",
+        "-v",
+        "baseline",
+        "--cold-samples",
+        "0",
+        "--stability-rounds",
+        "0",
+        "--concurrent",
+        "--reports-dir",
+        str(tmp_path / "reports"),
+        "--quiet",
+    )
     assert "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]  # after the "target: ..." line
     assert proc.returncode == 2 and line.startswith("taskbench: error: scenario 'task_by_id'") and "is_done" in line
@@ -69,6 +85,7 @@ def test_foreign_database_is_refused_with_exit_3():
     target = open_target(None, name, DATA_DIR)
     try:
         import psycopg
+
         with psycopg.connect(target.libpq_conninfo(), autocommit=True) as conn:
             conn.execute("CREATE TABLE invoices (id int)")
         proc = taskbench("seed", "--db-name", name, "--profile", "ci")
@@ -84,8 +101,24 @@ def test_foreign_database_is_refused_with_exit_3():
 def bench_run(tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
     name = f"tbcli_{uuid.uuid4().hex[:8]}"
-    proc = taskbench("bench", "--db-name", name, "--profile", "ci", "--users", "2", "--tasks-per-user", "400",
-                     "-s", "recent_tasks", "-s", "last_messages", "--concurrent", "--reports-dir", str(reports))
+    proc = taskbench(
+        "bench",
+        "--db-name",
+        name,
+        "--profile",
+        "ci",
+        "--users",
+        "2",
+        "--tasks-per-user",
+        "400",
+        "-s",
+        "recent_tasks",
+        "-s",
+        "last_messages",
+        "--concurrent",
+        "--reports-dir",
+        str(reports),
+    )
     yield proc, reports, name
     drop_database(open_target(None, name, DATA_DIR), name)
 
@@ -114,9 +147,22 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
 def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path):
     _, reports, name = bench_run
     md = tmp_path / "check.md"
-    proc = taskbench("check", str(reports / "latest"), "--db-name", name,
-                     "--cold-samples", "0", "--stability-rounds", "0", "--quiet", "--concurrent",
-                     "--reports-dir", str(tmp_path / "check"), "--markdown", str(md))
+    proc = taskbench(
+        "check",
+        str(reports / "latest"),
+        "--db-name",
+        name,
+        "--cold-samples",
+        "0",
+        "--stability-rounds",
+        "0",
+        "--quiet",
+        "--concurrent",
+        "--reports-dir",
+        str(tmp_path / "check"),
+        "--markdown",
+        str(md),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 regression(s)" in md.read_text()
     assert (tmp_path / "check" / "latest" / "results.json").exists()
@@ -130,7 +176,8 @@ def slow_catalogue(directory):
     sla.write_text(sla.read_text().replace("[classes]", "[classes]\nslow = 10000"))
     (directory / "queries" / "pairs.toml").write_text(
         'sla_class = "slow"\nsql = "SELECT count(*) FROM tasks a, tasks b WHERE a.user_id = :user_id '
-        'AND b.user_id = :user_id AND a.id % 50 = 0"\n[params]\nuser_id = "user"\n')
+        'AND b.user_id = :user_id AND a.id % 50 = 0"\n[params]\nuser_id = "user"\n'
+    )
     return directory
 
 
@@ -138,11 +185,34 @@ def slow_catalogue(directory):
 def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     scenarios = slow_catalogue(tmp_path / "scenarios")
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--db-name", seeded.database, "-v", "composite",
-                             "-s", "pairs", "--scenarios-dir", str(scenarios), "--cell-budget", "600",
-                             "--concurrent", "-q",
-                             "--reports-dir", "/nonexistent"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--db-name",
+            seeded.database,
+            "-v",
+            "composite",
+            "-s",
+            "pairs",
+            "--scenarios-dir",
+            str(scenarios),
+            "--cell-budget",
+            "600",
+            "--concurrent",
+            "-q",
+            "--reports-dir",
+            "/nonexistent",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     import psycopg
+
     copies = ("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_run_%",))
     deadline = time.monotonic() + 60
     # Watch from the maintenance database: a session on the seeded one would block its copy.

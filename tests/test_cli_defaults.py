@@ -27,24 +27,43 @@ from seed.profiles import DEFAULT_PROFILE, Profile
 # Option (parameter name) → the library default it takes, the same in every command that has it.
 LIBRARY: dict[str, Any] = {
     # where PostgreSQL comes from
-    "target": TargetSpec.kind, "database_url": TargetSpec.database_url, "db_name": TargetSpec.db_name,
-    "data_dir": TargetSpec.data_dir, "force": TargetSpec.force, "pg_major": TargetSpec.pg_major,
-    "neon_parent": NeonSettings.parent, "neon_branch": NeonSettings.branch, "neon_compute": NeonSettings.compute_cu,
-    "neon_max_compute": NeonSettings.max_compute_cu, "neon_suspend": NeonSettings.suspend_timeout,
-    "pooled": NeonSettings.pooled, "keep_branch": NeonSettings.keep_branch, "neon_expiry": NeonSettings.expiry_hours,
-    "neon_max_branches": NeonSettings.max_branches, "neon_max_active": NeonSettings.max_active_computes,
+    "target": TargetSpec.kind,
+    "database_url": TargetSpec.database_url,
+    "db_name": TargetSpec.db_name,
+    "data_dir": TargetSpec.data_dir,
+    "force": TargetSpec.force,
+    "pg_major": TargetSpec.pg_major,
+    "neon_parent": NeonSettings.parent,
+    "neon_branch": NeonSettings.branch,
+    "neon_compute": NeonSettings.compute_cu,
+    "neon_max_compute": NeonSettings.max_compute_cu,
+    "neon_suspend": NeonSettings.suspend_timeout,
+    "pooled": NeonSettings.pooled,
+    "keep_branch": NeonSettings.keep_branch,
+    "neon_expiry": NeonSettings.expiry_hours,
+    "neon_max_branches": NeonSettings.max_branches,
+    "neon_max_active": NeonSettings.max_active_computes,
     "neon_api_url": NeonSettings.api_url,
     # how a run measures
-    "explain_samples": RunOptions.explain_samples, "cell_budget": RunOptions.cell_budget,
-    "cold_samples": RunOptions.cold_samples, "stability_rounds": RunOptions.stability_rounds,
-    "concurrent": RunOptions.concurrent, "lock_wait": RunOptions.lock_wait,
+    "explain_samples": RunOptions.explain_samples,
+    "cell_budget": RunOptions.cell_budget,
+    "cold_samples": RunOptions.cold_samples,
+    "stability_rounds": RunOptions.stability_rounds,
+    "concurrent": RunOptions.concurrent,
+    "lock_wait": RunOptions.lock_wait,
     # the gates
-    "buffer_tolerance": GateThresholds.buffer_tolerance, "misestimate_growth": GateThresholds.misestimate_growth,
-    "misestimate_floor": GateThresholds.misestimate_floor, "rows_removed_growth": GateThresholds.rows_removed_growth,
-    "factor": TimeThresholds.factor, "alpha": TimeThresholds.alpha, "floor_ms": TimeThresholds.floor_ms,
+    "buffer_tolerance": GateThresholds.buffer_tolerance,
+    "misestimate_growth": GateThresholds.misestimate_growth,
+    "misestimate_floor": GateThresholds.misestimate_floor,
+    "rows_removed_growth": GateThresholds.rows_removed_growth,
+    "factor": TimeThresholds.factor,
+    "alpha": TimeThresholds.alpha,
+    "floor_ms": TimeThresholds.floor_ms,
     "pairs": PairOptions.pairs,
     # data, catalogue, where results go
-    "profile": DEFAULT_PROFILE, "generate": Profile.generator, "scenarios_dir": catalog_io.DEFAULT_DIR,
+    "profile": DEFAULT_PROFILE,
+    "generate": Profile.generator,
+    "scenarios_dir": catalog_io.DEFAULT_DIR,
     "reports_dir": results_io.REPORTS_DIR,
 }
 
@@ -56,28 +75,53 @@ PER_COMMAND: dict[tuple[str, str], Any] = {
     ("scale", "min_samples"): scale.DEFAULT_MIN_SAMPLES,
     ("scale", "sizes"): ",".join(f"{n // 1000}k" for n in scale.DEFAULT_SIZES),
     ("load", "variant"): load.DEFAULT_VARIANT,
-    **{("load", name): getattr(load.LoadOptions, name)
-       for name in ("clients", "duration", "rate", "jobs", "pgbench_rounds", "concurrent", "lock_wait")},
+    **{
+        ("load", name): getattr(load.LoadOptions, name)
+        for name in ("clients", "duration", "rate", "jobs", "pgbench_rounds", "concurrent", "lock_wait")
+    },
     ("validate", "variant"): crosscheck.DEFAULT_VARIANT,
     ("validate", "transactions"): crosscheck.TRANSACTIONS,
-    ("advise", "headroom"): AdviseOptions.headroom, ("advise", "max_builds"): AdviseOptions.max_builds,
-    ("advise", "time_budget"): AdviseOptions.time_budget_s, ("advise", "hypopg"): AdviseOptions.hypopg,
-    ("advise", "deploy"): AdviseOptions.deploy, ("advise", "concurrent"): AdviseOptions.concurrent,
+    ("advise", "headroom"): AdviseOptions.headroom,
+    ("advise", "max_builds"): AdviseOptions.max_builds,
+    ("advise", "time_budget"): AdviseOptions.time_budget_s,
+    ("advise", "hypopg"): AdviseOptions.hypopg,
+    ("advise", "deploy"): AdviseOptions.deploy,
+    ("advise", "concurrent"): AdviseOptions.concurrent,
     ("advise", "target_tasks"): AdviseOptions.target_tasks_per_user,
-    ("advise", "growth_from"): AdviseOptions.growth_from, ("advise", "down_revision"): AdviseOptions.down_revision,
-    ("advise", "per_mb"): Objective.per_mb, ("advise", "per_wal_byte"): Objective.per_wal_byte,
-    ("advise", "per_write_ms"): Objective.per_write_ms, ("advise", "per_build_s"): Objective.per_build_s,
+    ("advise", "growth_from"): AdviseOptions.growth_from,
+    ("advise", "down_revision"): AdviseOptions.down_revision,
+    ("advise", "per_mb"): Objective.per_mb,
+    ("advise", "per_wal_byte"): Objective.per_wal_byte,
+    ("advise", "per_write_ms"): Objective.per_write_ms,
+    ("advise", "per_build_s"): Objective.per_build_s,
     # Only the CLI has these, each written once: the benchmark of the seeder takes its rounds from the command.
-    ("seed-bench", "rounds"): 3, ("seed-bench", "server_side"): False,
+    ("seed-bench", "rounds"): 3,
+    ("seed-bench", "server_side"): False,
 }
 
 # Options with no library counterpart, whose default says "nothing asked": None (keep the profile's
 # value, every scenario, no file, the environment's), off, empty, or one share (not sharded).
 NOTHING_ASKED: dict[str, Any] = {
-    **dict.fromkeys(("users", "tasks_per_user", "seed", "scenario", "variant", "mix", "markdown_out", "before",
-                     "shard", "durations", "out_dir", "neon_project"), None),
+    **dict.fromkeys(
+        (
+            "users",
+            "tasks_per_user",
+            "seed",
+            "scenario",
+            "variant",
+            "mix",
+            "markdown_out",
+            "before",
+            "shard",
+            "durations",
+            "out_dir",
+            "neon_project",
+        ),
+        None,
+    ),
     **dict.fromkeys(("github", "quiet", "reload", "write_variant"), False),
-    "reason": "", "parallel": 1,
+    "reason": "",
+    "parallel": 1,
 }
 
 
@@ -93,13 +137,26 @@ def _commands() -> Iterator[tuple[str, Any]]:
     yield from walk(typer.main.get_command(app), "")
 
 
-OPTIONS = [(name, param) for name, command in _commands() for param in command.params
-           if param.param_type_name == "option"]
+OPTIONS = [
+    (name, param) for name, command in _commands() for param in command.params if param.param_type_name == "option"
+]
 
 
 def test_every_command_is_seen():
-    assert {name for name, _ in _commands()} >= {"seed", "seed-bench", "run", "compare", "check", "bench", "scale",
-                                                   "load", "validate", "advise", "baseline save", "report"}
+    assert {name for name, _ in _commands()} >= {
+        "seed",
+        "seed-bench",
+        "run",
+        "compare",
+        "check",
+        "bench",
+        "scale",
+        "load",
+        "validate",
+        "advise",
+        "baseline save",
+        "report",
+    }
 
 
 @pytest.mark.parametrize(("command", "param"), OPTIONS, ids=[f"{c}:{p.name}" for c, p in OPTIONS])
@@ -112,7 +169,9 @@ def test_the_cli_default_is_the_librarys(command, param):
     else:
         assert param.name in NOTHING_ASKED, (
             f"{command} --{param.name.replace('_', '-')}: declare where its default comes from in "
-            "tests/test_cli_defaults.py (LIBRARY or PER_COMMAND), taking it from the library, not a literal")
+            "tests/test_cli_defaults.py (LIBRARY or PER_COMMAND), taking it from the library, not a literal"
+        )
         expected = NOTHING_ASKED[param.name]
     assert (type(param.default), param.default) == (type(expected), expected), (
-        f"{command} --{param.name}: CLI {param.default!r}, library {expected!r}")
+        f"{command} --{param.name}: CLI {param.default!r}, library {expected!r}"
+    )

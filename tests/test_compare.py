@@ -30,8 +30,9 @@ def test_removed_index_is_caught_as_a_plan_regression(seeded, tmp_path, base_run
     scen = tmp_path / "scenarios"
     shutil.copytree(SCENARIOS, scen)
     variant = scen / "variants" / "composite.toml"
-    variant.write_text("\n".join(line for line in variant.read_text().splitlines()
-                                 if "tb_tasks_user_created " not in line))
+    variant.write_text(
+        "\n".join(line for line in variant.read_text().splitlines() if "tb_tasks_user_created " not in line)
+    )
     current = run(seeded, load_catalog(scen).select(["recent_tasks"], ["composite"]), OPTS)
     result = compare(base_run, current)
     assert result.exit_code == EXIT_REGRESSION
@@ -61,8 +62,9 @@ def test_compare_never_judges_milliseconds_and_says_so(base_run):
 
 def _swap(res, cell):
     """``res`` with ``cell`` in place of its own cell of the same scenario and variant."""
-    return res.model_copy(update={"cells": [cell if (c.scenario, c.variant) == (cell.scenario, cell.variant) else c
-                                            for c in res.cells]})
+    return res.model_copy(
+        update={"cells": [cell if (c.scenario, c.variant) == (cell.scenario, cell.variant) else c for c in res.cells]}
+    )
 
 
 def _with_plan(cell, **changes):
@@ -79,9 +81,11 @@ def _spilled(cell):
 
 def test_the_planners_warning_signs_are_regressions(base_run):
     cell = base_run.cell("recent_tasks", "composite")
-    for changed, kind in [(_with_plan(cell, node={"misestimate": 500.0}), Kind.MISESTIMATE),
-                          (_spilled(cell), Kind.SPILL),
-                          (_with_plan(cell, rows_removed=cell.plan.rows_removed + 5000), Kind.ROWS_REMOVED)]:
+    for changed, kind in [
+        (_with_plan(cell, node={"misestimate": 500.0}), Kind.MISESTIMATE),
+        (_spilled(cell), Kind.SPILL),
+        (_with_plan(cell, rows_removed=cell.plan.rows_removed + 5000), Kind.ROWS_REMOVED),
+    ]:
         result = compare(base_run, _swap(base_run, changed))
         assert [f.kind for f in result.regressions] == [kind], result.findings
 
@@ -102,24 +106,31 @@ def test_other_rows_for_the_same_parameters_are_a_regression(base_run):
     assert [f.kind for f in result.regressions] == [Kind.RESULTS]
     assert result.regressions[0].message.startswith("1 of ")
     lines = render.annotations(result)
-    assert lines == [f"::error title=taskbench results regression::recent_tasks × composite: "
-                     f"{result.regressions[0].message}"]
+    assert lines == [
+        f"::error title=taskbench results regression::recent_tasks × composite: {result.regressions[0].message}"
+    ]
 
 
 def test_every_variant_returns_the_baseline_variants_rows(small_results):
     assert variant_result_mismatches(small_results) == []
     cell = small_results.cell("recent_tasks", "composite")
-    wrong = cell.model_copy(update={"samples": cell.samples.model_copy(
-        update={"result_hashes": ["f" * 16] * len(cell.samples.result_hashes)})})
+    wrong = cell.model_copy(
+        update={
+            "samples": cell.samples.model_copy(update={"result_hashes": ["f" * 16] * len(cell.samples.result_hashes)})
+        }
+    )
     cells = [wrong if c is cell else c for c in small_results.cells]
     found = variant_result_mismatches(small_results.model_copy(update={"cells": cells}))
     assert [(f.scenario, f.variant, f.kind) for f in found] == [("recent_tasks", "composite", Kind.RESULTS)]
 
 
-@pytest.mark.parametrize("field, change, reason", [
-    ("dataset", {"fingerprint": "0000"}, "different datasets"),
-    ("environment", {"server_major": 12}, "different PostgreSQL majors"),
-])
+@pytest.mark.parametrize(
+    "field, change, reason",
+    [
+        ("dataset", {"fingerprint": "0000"}, "different datasets"),
+        ("environment", {"server_major": 12}, "different PostgreSQL majors"),
+    ],
+)
 def test_incomparable_runs_exit_2_with_the_reason(base_run, field, change, reason):
     other = base_run.model_copy(update={field: getattr(base_run, field).model_copy(update=change)})
     result = compare(base_run, other)
@@ -151,6 +162,7 @@ def test_an_older_file_reads_as_the_order_statistic_protocol_and_still_compares(
     assert cell.samples.explained == len(cell.samples.client_ms) == 100 and cell.classes[0].user_class == "all"
     over = sum(ms > cell.sla_ms for ms in cell.samples.client_ms)
     assert cell.verdict_text == f"pass at n = 100 ({over}/100 over 50 ms)"
-    result = compare(old.model_copy(update={"dataset": base_run.dataset, "environment": base_run.environment}),
-                     base_run)
+    result = compare(
+        old.model_copy(update={"dataset": base_run.dataset, "environment": base_run.environment}), base_run
+    )
     assert "different protocols: reference order-statistic v1, current sequential-exceedance v1" in result.time

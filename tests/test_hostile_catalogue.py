@@ -14,21 +14,29 @@ PWNED = Path("/tmp/taskbench_hostile_copy_program")
 
 _VARIANTS = {
     "two_statements": ('statements = ["CREATE INDEX tb_x ON tasks (id); DROP TABLE users"]', "more than one statement"),
-    "after_a_comment": ('statements = ["CREATE INDEX tb_x ON tasks (id) -- harmless\\n; DROP TABLE messages"]',
-                        "more than one statement"),
+    "after_a_comment": (
+        'statements = ["CREATE INDEX tb_x ON tasks (id) -- harmless\\n; DROP TABLE messages"]',
+        "more than one statement",
+    ),
     "behind_a_comment": ('statements = ["/* an index */ DROP TABLE messages"]', "DropStmt"),
     "alter": ('statements = ["ALTER TABLE tasks ADD COLUMN evil int"]', "AlterTableStmt"),
     "create_role": ('statements = ["CREATE ROLE taskbench_evil SUPERUSER"]', "CreateRoleStmt"),
-    "create_function": ("statements = [\"CREATE FUNCTION tb_evil() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql\"]",
-                        "CreateFunctionStmt"),
+    "create_function": (
+        'statements = ["CREATE FUNCTION tb_evil() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql"]',
+        "CreateFunctionStmt",
+    ),
     "do_block": ("statements = [\"DO $$ BEGIN EXECUTE 'DROP TABLE messages'; END $$\"]", "DoStmt"),
-    "dollar_quoted": ("statements = [\"CREATE INDEX tb_x ON tasks (id); DO $q$ BEGIN DROP TABLE messages; END $q$\"]",
-                      "more than one statement"),
+    "dollar_quoted": (
+        'statements = ["CREATE INDEX tb_x ON tasks (id); DO $q$ BEGIN DROP TABLE messages; END $q$"]',
+        "more than one statement",
+    ),
     "copy_program": (f"statements = [\"COPY tasks TO PROGRAM 'touch {PWNED}'\"]", "CopyStmt"),
     "system_table": ('statements = ["CREATE INDEX tb_x ON pg_catalog.pg_authid (rolname)"]', "public schema"),
     "foreign_table": ('statements = ["CREATE INDEX tb_x ON taskbench_meta (key)"]', "not one of the tables"),
-    "untrusted_extension": ('extensions = ["plpython3u"]\nstatements = ["CREATE INDEX tb_x ON tasks (id)"]',
-                            "not one a variant may create"),
+    "untrusted_extension": (
+        'extensions = ["plpython3u"]\nstatements = ["CREATE INDEX tb_x ON tasks (id)"]',
+        "not one a variant may create",
+    ),
 }
 
 
@@ -38,22 +46,24 @@ def _scenario(sql: str, kind: str = "read") -> str:
 
 _SCENARIOS = {
     "delete_as_read": (_scenario("DELETE FROM tasks WHERE user_id = :u RETURNING id"), "a read scenario is one SELECT"),
-    "modifying_cte": (_scenario("WITH d AS (DELETE FROM tasks WHERE user_id = :u RETURNING id) SELECT * FROM d"),
-                      "modif"),
+    "modifying_cte": (
+        _scenario("WITH d AS (DELETE FROM tasks WHERE user_id = :u RETURNING id) SELECT * FROM d"),
+        "modif",
+    ),
     "locking": (_scenario("SELECT id FROM tasks WHERE user_id = :u FOR UPDATE"), "FOR UPDATE"),
     "foreign_read": (_scenario("SELECT rolpassword FROM pg_authid WHERE rolname <> :u::text"), "pg_authid"),
-    "write_elsewhere": (_scenario("UPDATE taskbench_meta SET value = :u::text::jsonb", "write"),
-                        "taskbench_meta"),
+    "write_elsewhere": (_scenario("UPDATE taskbench_meta SET value = :u::text::jsonb", "write"), "taskbench_meta"),
     "dangling_colon": (_scenario("SELECT id FROM tasks WHERE user_id = :u AND title = :"), "no :name bind"),
     "undefined_bind": (_scenario("SELECT id FROM tasks WHERE user_id = :u AND title = :t"), "does not define"),
 }
 # Volatile functions are the server's knowledge: refused when the run starts, before any variant.
 _VOLATILE = {
     "sleeps": (_scenario("SELECT id, pg_sleep(5) FROM tasks WHERE user_id = :u"), "pg_sleep"),
-    "sets_config": (_scenario("SELECT set_config('work_mem', '1GB', false) FROM tasks WHERE user_id = :u"),
-                    "set_config"),
-    "terminates": (_scenario("SELECT pg_terminate_backend(0) FROM tasks WHERE user_id = :u"),
-                   "pg_terminate_backend"),
+    "sets_config": (
+        _scenario("SELECT set_config('work_mem', '1GB', false) FROM tasks WHERE user_id = :u"),
+        "set_config",
+    ),
+    "terminates": (_scenario("SELECT pg_terminate_backend(0) FROM tasks WHERE user_id = :u"), "pg_terminate_backend"),
 }
 
 
@@ -64,12 +74,17 @@ def _server_state(target) -> dict:
         state = {
             "roles": conn.execute("SELECT array_agg(rolname ORDER BY rolname) FROM pg_roles").fetchone()[0],
             # the dataset's own database and any copy of it (other tests create databases of their own)
-            "databases": conn.execute("SELECT array_agg(datname ORDER BY datname) FROM pg_database WHERE"
-                                      " starts_with(datname, %s)", (target.database,)).fetchone()[0],
-            "relations": conn.execute("SELECT array_agg(relname ORDER BY relname) FROM pg_class c JOIN pg_namespace n"
-                                      " ON n.oid = c.relnamespace WHERE nspname = 'public'").fetchone()[0],
-            "functions": conn.execute("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-                                      " WHERE nspname = 'public'").fetchone()[0],
+            "databases": conn.execute(
+                "SELECT array_agg(datname ORDER BY datname) FROM pg_database WHERE starts_with(datname, %s)",
+                (target.database,),
+            ).fetchone()[0],
+            "relations": conn.execute(
+                "SELECT array_agg(relname ORDER BY relname) FROM pg_class c JOIN pg_namespace n"
+                " ON n.oid = c.relnamespace WHERE nspname = 'public'"
+            ).fetchone()[0],
+            "functions": conn.execute(
+                "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname = 'public'"
+            ).fetchone()[0],
             "extensions": conn.execute("SELECT array_agg(extname ORDER BY extname) FROM pg_extension").fetchone()[0],
         }
     return {**state, "rows": content_checksums(target)}
@@ -89,9 +104,21 @@ def _catalogue(tmp_path: Path, folder: str, name: str, content: str | bytes) -> 
 
 
 def _refused(seeded, d: Path, tmp_path: Path, *selection: str) -> str:
-    proc = taskbench("run", "--scenarios-dir", str(d), "--db-name", seeded.database, *selection,
-                     "--cold-samples", "0", "--stability-rounds", "0", "--reports-dir", str(tmp_path / "r"),
-                     "--quiet")
+    proc = taskbench(
+        "run",
+        "--scenarios-dir",
+        str(d),
+        "--db-name",
+        seeded.database,
+        *selection,
+        "--cold-samples",
+        "0",
+        "--stability-rounds",
+        "0",
+        "--reports-dir",
+        str(tmp_path / "r"),
+        "--quiet",
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("taskbench: error: ")]
     assert len(errors) == 1, proc.stderr  # (the target is announced first once the run connects)
@@ -122,10 +149,13 @@ def test_volatile_call_in_a_read_is_refused_when_the_run_starts(seeded, before, 
     assert _server_state(seeded) == before
 
 
-@pytest.mark.parametrize("name, content, reason", [
-    ("huge", b"# padding\n" * 30_000 + b'sla_class = "list"\nsql = "SELECT 1"\n', "too large"),
-    ("not_utf8", b'sla_class = "list"\nsql = "SELECT \xff FROM tasks"\n', "cannot read"),
-])
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("huge", b"# padding\n" * 30_000 + b'sla_class = "list"\nsql = "SELECT 1"\n', "too large"),
+        ("not_utf8", b'sla_class = "list"\nsql = "SELECT \xff FROM tasks"\n', "cannot read"),
+    ],
+)
 def test_unreadable_scenario_file_is_refused(seeded, before, tmp_path, name, content, reason):
     line = _refused(seeded, _catalogue(tmp_path, "queries", name, content), tmp_path)
     assert f"{name}.toml" in line and reason in line

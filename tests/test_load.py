@@ -22,14 +22,16 @@ def _workload(sql: str = "SELECT nextval('tb_requests')") -> Workload:
     return Workload([COUNTER], [1], [sql], [[[]]], ["SELECT $1::int"])
 
 
-async def _drive(target, clients: int, seconds: float, rate: float | None,
-                 sql: str = "SELECT nextval('tb_requests')") -> tuple[Sent, int]:
+async def _drive(
+    target, clients: int, seconds: float, rate: float | None, sql: str = "SELECT nextval('tb_requests')"
+) -> tuple[Sent, int]:
     conn = await asyncpg.connect(**target.asyncpg_kwargs())
     await conn.execute("DROP SEQUENCE IF EXISTS tb_requests; CREATE SEQUENCE tb_requests")
     pool = await asyncpg.create_pool(**target.asyncpg_kwargs(), min_size=clients, max_size=clients)
     try:
-        sent = await drive(pool, _workload(sql), clients, time.perf_counter() + seconds,
-                           rate / clients if rate else None, seed=7)
+        sent = await drive(
+            pool, _workload(sql), clients, time.perf_counter() + seconds, rate / clients if rate else None, seed=7
+        )
         executed = await conn.fetchval("SELECT last_value FROM tb_requests")
     finally:
         await pool.close()
@@ -62,8 +64,9 @@ def test_a_client_behind_a_fixed_rate_stops_at_the_deadline_and_counts_what_it_n
     target = make_target("tbload")
     started = time.perf_counter()
     # 1 client asked for 400/s of 10 ms requests: at most ~100/s get through
-    sent, executed = asyncio.run(_drive(target, clients=1, seconds=1.0, rate=400.0,
-                                        sql="SELECT nextval('tb_requests'), pg_sleep(0.01)"))
+    sent, executed = asyncio.run(
+        _drive(target, clients=1, seconds=1.0, rate=400.0, sql="SELECT nextval('tb_requests'), pg_sleep(0.01)")
+    )
     assert time.perf_counter() - started < 1.0 + 1.0  # no backlog drained after the end (set-up included)
     assert len(sent.records) == executed <= 110
     assert 320 <= len(sent.records) + sent.unsent <= 480  # every arrival due in the second, sent or not
@@ -76,11 +79,14 @@ def test_a_lost_connection_ends_its_client_with_a_failed_request(make_target):
         admin = await asyncpg.connect(**target.asyncpg_kwargs())
         pool = await asyncpg.create_pool(**target.asyncpg_kwargs(), min_size=2, max_size=2)
         try:
-            driving = asyncio.ensure_future(drive(pool, _workload("SELECT pg_sleep(0.005)"), 2,
-                                                  time.perf_counter() + 1.5, None, seed=3))
+            driving = asyncio.ensure_future(
+                drive(pool, _workload("SELECT pg_sleep(0.005)"), 2, time.perf_counter() + 1.5, None, seed=3)
+            )
             await asyncio.sleep(0.5)
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE query LIKE 'SELECT pg_sleep(0.005)%' AND pid <> pg_backend_pid() LIMIT 1")
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'SELECT pg_sleep(0.005)%' AND pid <> pg_backend_pid() LIMIT 1"
+            )
             return await driving
         finally:
             pool.terminate()
@@ -92,8 +98,9 @@ def test_a_lost_connection_ends_its_client_with_a_failed_request(make_target):
 
 
 def test_summary_accounting_on_constructed_requests():
-    work = Workload([COUNTER, COUNTER.model_copy(update={"name": "slow", "sla_ms": 10.0})], [3, 1],
-                    ["", ""], [[[]], [[]]], ["", ""])
+    work = Workload(
+        [COUNTER, COUNTER.model_copy(update={"name": "slow", "sla_ms": 10.0})], [3, 1], ["", ""], [[[]], [[]]], ["", ""]
+    )
     records = [Request(0, t, t, t + 0.002, True) for t in (0.0, 0.1, 0.2)]
     records += [Request(1, 0.3, 0.3, 0.32, True), Request(1, 0.4, 0.4, 0.405, True), Request(1, 0.5, 0.5, 0.6, False)]
     load = summarize_load(Sent(records, unsent=4), work, clients=2, rate=None, variant="v")
@@ -130,8 +137,9 @@ SQL script 2: b.sql
 
 def test_a_small_real_load_run(seeded, catalog, tmp_path):
     mixed = catalog.with_mix({"task_by_id": 3, "recent_tasks": 1}).select(None, ["composite"])
-    res = run_load(seeded, mixed, LoadOptions(clients=2, duration=1.0, warmup=0.2, jobs=1, param_sets=50,
-                                              pgbench_rounds=1))
+    res = run_load(
+        seeded, mixed, LoadOptions(clients=2, duration=1.0, warmup=0.2, jobs=1, param_sets=50, pgbench_rounds=1)
+    )
     load = res.load
     assert load is not None and res.cells == [] and res.variants[0].name == "composite"
     assert [s.scenario for s in load.scenarios] == ["task_by_id", "recent_tasks"]

@@ -41,8 +41,9 @@ def lone_run(lone, *args: str):
 def holder(lone):
     """Another measurement's session on the same server: it holds the lock in the maintenance database, where
     every run meets, whatever its --db-name."""
-    with psycopg.connect(lone.libpq_conninfo(lone.maintenance_db), autocommit=True,
-                         application_name="taskbench holder test") as conn:
+    with psycopg.connect(
+        lone.libpq_conninfo(lone.maintenance_db), autocommit=True, application_name="taskbench holder test"
+    ) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         yield conn.info.backend_pid
 
@@ -52,8 +53,10 @@ def test_a_second_run_exits_with_one_line_naming_the_holder(lone, holder, tmp_pa
     proc = lone_run(lone, "--lock-wait", "1", "--reports-dir", str(tmp_path))
     assert proc.returncode == EXIT_DATABASE and "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]  # after the "target: ..." line
-    assert line.startswith(f"taskbench: error: another measurement is running on this server: pid {holder} "
-                           "(taskbench holder test), measuring since 20")
+    assert line.startswith(
+        f"taskbench: error: another measurement is running on this server: pid {holder} "
+        "(taskbench holder test), measuring since 20"
+    )
     assert "waited 1 s" in line and "--concurrent" in line
     assert time.monotonic() - started >= 1.0  # it waited for the holder first
     assert not list(tmp_path.iterdir())

@@ -31,8 +31,9 @@ from tests.support import DATA_DIR, ROOT
 
 KEY = "neon-test-key"
 PARENT = "taskbench-seeded-test"
-SMALL = replace(get_profile("ci", users=2, tasks_per_user=400), conversations_per_user=(1, 2),
-                messages_per_conversation=(20, 30))
+SMALL = replace(
+    get_profile("ci", users=2, tasks_per_user=400), conversations_per_user=(1, 2), messages_per_conversation=(20, 30)
+)
 QUICK = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 
 
@@ -46,9 +47,13 @@ def standin():
 @pytest.fixture(scope="module")
 def spec(standin) -> TargetSpec:
     """A seeded parent branch, made through the API the way `taskbench seed --target neon` does."""
-    spec = TargetSpec(kind="neon", neon=NeonSettings(api_key=KEY, project_id=standin.project_id,
-                                                     api_url=standin.url, parent=PARENT, compute_cu=0.5),
-                      db_name="taskbench")
+    spec = TargetSpec(
+        kind="neon",
+        neon=NeonSettings(
+            api_key=KEY, project_id=standin.project_id, api_url=standin.url, parent=PARENT, compute_cu=0.5
+        ),
+        db_name="taskbench",
+    )
     with dataset_home(spec) as home:
         seed_database(home, SMALL)
     return spec
@@ -87,11 +92,13 @@ def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalog, spec,
     assert res.environment.target_kind == "neon" and len(res.cells) == 2
     assert res.connection is not None and res.connection.host_kind == "socket"
     assert res.connection.first_query_ms > 0 and res.connection.connect_ms > 0
-    body = next(b for m, p, s, b in standin.log if m == "POST" and p.endswith("/branches")
-                and b["branch"]["name"] == child)
+    body = next(
+        b for m, p, s, b in standin.log if m == "POST" and p.endswith("/branches") and b["branch"]["name"] == child
+    )
     assert body["branch"]["parent_id"] == standin.branch_named(PARENT)["id"]
-    assert body["endpoints"] == [{"type": "read_write", "autoscaling_limit_min_cu": 0.5,
-                                  "autoscaling_limit_max_cu": 0.5}]
+    assert body["endpoints"] == [
+        {"type": "read_write", "autoscaling_limit_min_cu": 0.5, "autoscaling_limit_max_cu": 0.5}
+    ]
     assert 5.9 < hours_ahead(body["branch"]["expires_at"]) <= 6  # a killed run's branch deletes itself
     saved = results_io.save(res, tmp_path).read_text()
     assert PASSWORD not in saved and KEY not in saved
@@ -163,13 +170,38 @@ def _cli_env(standin, key: str = KEY) -> dict[str, str]:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_the_branch_is_deleted_when_the_process_is_interrupted(standin, spec, tmp_path, signum):
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--target", "neon", "--neon-parent", PARENT,
-                             "--cold-samples", "0", "--stability-rounds", "0", "--concurrent",
-                             "--reports-dir", str(tmp_path), "--quiet"],
-                            cwd=ROOT, env=_cli_env(standin), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--target",
+            "neon",
+            "--neon-parent",
+            PARENT,
+            "--cold-samples",
+            "0",
+            "--stability-rounds",
+            "0",
+            "--concurrent",
+            "--reports-dir",
+            str(tmp_path),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=_cli_env(standin),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
-    while not any(d.startswith("taskbench_run_") for b in list(standin.branches.values())
-                  if b["name"].startswith(RUN_BRANCH_PREFIX) for d in standin.databases_of(b["id"])):
+    while not any(
+        d.startswith("taskbench_run_")
+        for b in list(standin.branches.values())
+        if b["name"].startswith(RUN_BRANCH_PREFIX)
+        for d in standin.databases_of(b["id"])
+    ):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
     time.sleep(1.0)  # well into the measurements
@@ -228,9 +260,15 @@ def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, 
     bad = replace(spec, neon=replace(spec.neon, api_key="expired-key"))
     with pytest.raises(NeonError, match="refused the API key"), measurement_target(bad):
         pass
-    proc = subprocess.run([sys.executable, "-m", "bench", "bench", "--target", "neon", "--reports-dir", str(tmp_path)],
-                          cwd=ROOT, env=_cli_env(standin, "expired-key"), capture_output=True, text=True, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "bench", "--target", "neon", "--reports-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=_cli_env(standin, "expired-key"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == EXIT_DATABASE
     assert proc.stderr.strip().startswith("taskbench: error: the Neon API refused the API key (HTTP 401")
     assert "Traceback" not in proc.stderr and "expired-key" not in proc.stderr
@@ -239,8 +277,15 @@ def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, 
 
 def test_neon_needs_its_key_and_project(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("NEON_API_KEY", "NEON_PROJECT_ID")}
-    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--target", "neon"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--target", "neon"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == EXIT_INPUT and "NEON_API_KEY" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -261,28 +306,43 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert "s3cret-api-key" not in repr(NeonSettings(api_key="s3cret-api-key", project_id="p"))
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"compute_cu": 0.1}, "--neon-compute 0.1: Neon computes are 0.25, 0.5 or whole CUs"),
-    ({"compute_cu": 1.5}, "--neon-compute 1.5"),
-    # a size Neon offers, above the setting's maximum
-    ({"compute_cu": 12}, "--neon-compute 12: Neon computes are 0.25, 0.5 or whole CUs (even above 16), here up to 8"),
-    ({"compute_cu": 17, "max_compute_cu": 56}, "--neon-compute 17"),  # above 16 only even sizes
-    ({"max_compute_cu": 60}, "--neon-max-compute 60 is not a Neon compute size"),
-    ({"suspend_timeout": 30}, "--neon-suspend-timeout 30: Neon takes 0 (its default), -1 (never suspend) or 60-"),
-    ({"suspend_timeout": -2}, "--neon-suspend-timeout -2"),
-    ({"suspend_timeout": 604_801}, "--neon-suspend-timeout 604801"),
-    ({"branch": ""}, "--neon-branch must have 1 to 256 characters"),
-    ({"expiry_hours": 24 * 31}, "0 (none) to 720 hours"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"compute_cu": 0.1}, "--neon-compute 0.1: Neon computes are 0.25, 0.5 or whole CUs"),
+        ({"compute_cu": 1.5}, "--neon-compute 1.5"),
+        # a size Neon offers, above the setting's maximum
+        (
+            {"compute_cu": 12},
+            "--neon-compute 12: Neon computes are 0.25, 0.5 or whole CUs (even above 16), here up to 8",
+        ),
+        ({"compute_cu": 17, "max_compute_cu": 56}, "--neon-compute 17"),  # above 16 only even sizes
+        ({"max_compute_cu": 60}, "--neon-max-compute 60 is not a Neon compute size"),
+        ({"suspend_timeout": 30}, "--neon-suspend-timeout 30: Neon takes 0 (its default), -1 (never suspend) or 60-"),
+        ({"suspend_timeout": -2}, "--neon-suspend-timeout -2"),
+        ({"suspend_timeout": 604_801}, "--neon-suspend-timeout 604801"),
+        ({"branch": ""}, "--neon-branch must have 1 to 256 characters"),
+        ({"expiry_hours": 24 * 31}, "0 (none) to 720 hours"),
+    ],
+)
 def test_settings_neon_would_refuse_are_refused_before_any_request(changes, message):
     with pytest.raises(InputError) as info:
         NeonSettings(api_key=KEY, project_id="p", **changes)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("changes", [{"compute_cu": 0.25}, {"compute_cu": 8}, {"compute_cu": 18, "max_compute_cu": 56},
-                                     {"suspend_timeout": -1}, {"suspend_timeout": 60}, {"suspend_timeout": 604_800},
-                                     {"expiry_hours": 0}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"compute_cu": 0.25},
+        {"compute_cu": 8},
+        {"compute_cu": 18, "max_compute_cu": 56},
+        {"suspend_timeout": -1},
+        {"suspend_timeout": 60},
+        {"suspend_timeout": 604_800},
+        {"expiry_hours": 0},
+    ],
+)
 def test_settings_neon_takes_are_taken(changes):
     NeonSettings(api_key=KEY, project_id="p", **changes)
 
@@ -290,31 +350,68 @@ def test_settings_neon_takes_are_taken(changes):
 def test_the_cli_refuses_a_compute_size_neon_would_refuse_in_one_line(standin, spec, tmp_path):
     before = len(standin.log)
     for option in (["--neon-compute", "0.1"], ["--neon-compute", "3.5"], ["--neon-suspend-timeout", "30"]):
-        proc = subprocess.run([sys.executable, "-m", "bench", "run", "--target", "neon", "--neon-parent", PARENT,
-                               *option, "--reports-dir", str(tmp_path)], cwd=ROOT, env=_cli_env(standin),
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "run",
+                "--target",
+                "neon",
+                "--neon-parent",
+                PARENT,
+                *option,
+                "--reports-dir",
+                str(tmp_path),
+            ],
+            cwd=ROOT,
+            env=_cli_env(standin),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == EXIT_INPUT, proc.stderr
         (line,) = proc.stderr.strip().splitlines()
         assert line.startswith(f"taskbench: error: {' '.join(option)}: Neon ")
     assert len(standin.log) == before  # refused before any request
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [
-    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 0.3, "autoscaling_limit_max_cu": 0.3}]},
-     400, "compute size 0.3 CU is not one Neon offers"),
-    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 2, "autoscaling_limit_max_cu": 1}]},
-     400, "autoscaling_limit_min_cu must not be above"),
-    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 1, "autoscaling_limit_max_cu": 10}]},
-     400, "range of at most 8 CU"),
-    ({"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 32, "autoscaling_limit_max_cu": 32}]},
-     400, "above the plan's maximum of 16 CU"),
-    ({"endpoints": [{"type": "read_write", "suspend_timeout_seconds": 30}]}, 400, "suspend_timeout_seconds must be"),
-    ({"branch": {"name": "x" * 257}}, 400, "branch name must have 1 to 256 characters"),
-    ({"branch": {"name": PARENT}}, 409, "branch already exists"),
-    ({"branch": {"name": "late", "expires_at": "2001-01-01T00:00:00Z"}}, 400, "expires_at must be in the future"),
-    ({"branch": {"name": "far", "expires_at": "2999-01-01T00:00:00Z"}}, 400, "at most 30 days ahead"),
-    ({"branch": {"name": "naive", "expires_at": "2999-01-01T00:00:00"}}, 400, "expires_at needs a time zone"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (
+            {"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 0.3, "autoscaling_limit_max_cu": 0.3}]},
+            400,
+            "compute size 0.3 CU is not one Neon offers",
+        ),
+        (
+            {"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 2, "autoscaling_limit_max_cu": 1}]},
+            400,
+            "autoscaling_limit_min_cu must not be above",
+        ),
+        (
+            {"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 1, "autoscaling_limit_max_cu": 10}]},
+            400,
+            "range of at most 8 CU",
+        ),
+        (
+            {"endpoints": [{"type": "read_write", "autoscaling_limit_min_cu": 32, "autoscaling_limit_max_cu": 32}]},
+            400,
+            "above the plan's maximum of 16 CU",
+        ),
+        (
+            {"endpoints": [{"type": "read_write", "suspend_timeout_seconds": 30}]},
+            400,
+            "suspend_timeout_seconds must be",
+        ),
+        ({"branch": {"name": "x" * 257}}, 400, "branch name must have 1 to 256 characters"),
+        ({"branch": {"name": PARENT}}, 409, "branch already exists"),
+        ({"branch": {"name": "late", "expires_at": "2001-01-01T00:00:00Z"}}, 400, "expires_at must be in the future"),
+        ({"branch": {"name": "far", "expires_at": "2999-01-01T00:00:00Z"}}, 400, "at most 30 days ahead"),
+        ({"branch": {"name": "naive", "expires_at": "2999-01-01T00:00:00"}}, 400, "expires_at needs a time zone"),
+    ],
+)
 def test_the_standin_refuses_what_neon_refuses(standin, spec, body, status, message):
     standin.settle()
     client = NeonClient(spec.neon)
@@ -335,15 +432,17 @@ def test_a_size_above_the_plan_is_refused_by_neon_and_leaves_nothing(standin, sp
     with pytest.raises(NeonError, match="above the plan's maximum of 16 CU"), measurement_target(big, notes.append):
         pass
     assert standin.branch_named("taskbench-run-too-big") is None and notes == []
-    assert "GET /branches" not in standin.calls(mark)[standin.calls(mark).index("POST /branches"):]
+    assert "GET /branches" not in standin.calls(mark)[standin.calls(mark).index("POST /branches") :]
 
 
 def test_a_given_branch_name_is_used_and_a_taken_one_refused(standin, spec):
     named = with_settings(spec, branch="taskbench-run-pr-7-123-1")
     with measurement_target(named):
         assert run_branches(standin) == ["taskbench-run-pr-7-123-1"]
-        with pytest.raises(InputError, match="Neon branch taskbench-run-pr-7-123-1 already exists"), \
-                measurement_target(named):
+        with (
+            pytest.raises(InputError, match="Neon branch taskbench-run-pr-7-123-1 already exists"),
+            measurement_target(named),
+        ):
             pass
     assert run_branches(standin) == []
 
@@ -375,8 +474,9 @@ def test_a_sharded_run_gets_one_fixed_size_expiring_branch_per_shard_served_at_o
     assert [n.split()[0] for n in notes] == ["created"] * 3 + ["deleting", "deleted"] * 3
     # API calls of this life cycle, as the stand-in counted them (423 retries included)
     calls = Counter(standin.calls(mark))
-    answered = Counter(c for c, (_, _, status, _) in zip(standin.calls(mark), standin.log[mark:], strict=True)
-                       if status < 400)
+    answered = Counter(
+        c for c, (_, _, status, _) in zip(standin.calls(mark), standin.log[mark:], strict=True) if status < 400
+    )
     assert answered["POST /branches"] == 3 and answered["DELETE /branches/{branch}"] == 3
     assert answered["GET /connection_uri"] == 6 and answered["GET /endpoints"] == 1
     assert calls["GET /branches/{branch}/roles"] == 1  # the parent's: a child's come with its create response
@@ -424,7 +524,8 @@ def test_a_sharded_run_above_the_allowance_is_refused_before_anything_is_created
     assert str(info.value) == (
         f"3 Neon branches would exceed the project's allowance: it has {branches} of {limits['max_branches']} "
         f"branches and {active} of {limits['max_active_computes']} active computes (the default branch's not "
-        f"counted), and 3 more would make {branches + 3} and {active + 3}; nothing was created")
+        f"counted), and 3 more would make {branches + 3} and {active + 3}; nothing was created"
+    )
     assert all(c.startswith("GET ") for c in standin.calls(mark)) and len(standin.branches) == branches
 
 
@@ -440,8 +541,14 @@ def test_ctrl_c_while_shard_branches_are_created_deletes_them(standin, spec):
         except KeyboardInterrupt:
             sys.exit(130)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=_cli_env(standin), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=_cli_env(standin),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     created = 0
     while created < 2:  # the second is created: its operations are being waited for
         line = proc.stdout.readline()
@@ -462,23 +569,60 @@ def test_settings_do_not_leak_the_key_in_errors(standin, spec):
     assert KEY not in str(info.value)
 
 
-
-PARALLEL = ["run", "--target", "neon", "--neon-parent", PARENT, "-s", "task_by_id", "-s", "recent_tasks",
-            "-v", "baseline", "-v", "composite", "-v", "covering", "--cold-samples", "0", "--stability-rounds", "0",
-            "--concurrent", "--quiet"]
+PARALLEL = [
+    "run",
+    "--target",
+    "neon",
+    "--neon-parent",
+    PARENT,
+    "-s",
+    "task_by_id",
+    "-s",
+    "recent_tasks",
+    "-v",
+    "baseline",
+    "-v",
+    "composite",
+    "-v",
+    "covering",
+    "--cold-samples",
+    "0",
+    "--stability-rounds",
+    "0",
+    "--concurrent",
+    "--quiet",
+]
 
 
 def test_a_parallel_run_measures_a_share_on_each_of_n_branches_at_once_and_deletes_them(standin, spec, tmp_path):
     standin.settle()
     mark = len(standin.log)
-    proc = subprocess.run([sys.executable, "-m", "bench", *PARALLEL, "--parallel", "3", "--neon-branch",
-                           f"{RUN_BRANCH_PREFIX}par", "--reports-dir", str(tmp_path)], cwd=ROOT, env=_cli_env(standin),
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            *PARALLEL,
+            "--parallel",
+            "3",
+            "--neon-branch",
+            f"{RUN_BRANCH_PREFIX}par",
+            "--reports-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=_cli_env(standin),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert run_branches(standin) == []
     names = [f"{RUN_BRANCH_PREFIX}par-{i}" for i in (1, 2, 3)]
-    created = [b["branch"]["name"] for m, p, s, b in standin.log[mark:] if m == "POST" and p.endswith("/branches")
-               and s == 201]
+    created = [
+        b["branch"]["name"] for m, p, s, b in standin.log[mark:] if m == "POST" and p.endswith("/branches") and s == 201
+    ]
     assert created == names and "3 shares (split by durations of run" in proc.stderr
     res = results_io.load(tmp_path / "latest")
     assert len(res.cells) == 6 and [v.name for v in res.variants] == ["baseline", "composite", "covering"]
@@ -493,14 +637,22 @@ def test_a_parallel_run_measures_a_share_on_each_of_n_branches_at_once_and_delet
 
 
 def test_an_interrupted_parallel_run_stops_its_shards_and_leaves_no_branch(standin, spec, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *PARALLEL, "--parallel", "2",
-                             "--reports-dir", str(tmp_path)], cwd=ROOT, env=_cli_env(standin), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *PARALLEL, "--parallel", "2", "--reports-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=_cli_env(standin),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
 
     def measuring() -> int:  # branches whose shard has its scratch copy: measuring
-        return sum(any(d.startswith("taskbench_run_") for d in standin.databases_of(b["id"]))
-                   for b in list(standin.branches.values()) if b["name"].startswith(RUN_BRANCH_PREFIX))
+        return sum(
+            any(d.startswith("taskbench_run_") for d in standin.databases_of(b["id"]))
+            for b in list(standin.branches.values())
+            if b["name"].startswith(RUN_BRANCH_PREFIX)
+        )
 
     while measuring() < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -55,16 +55,23 @@ def test_lossy_bitmap_heap_blocks(seeded):
         conn.execute("ANALYZE spread")
         for setting in ("SET work_mem = '64kB'", "SET enable_seqscan = off", "SET enable_indexscan = off"):
             conn.execute(setting)
-        doc = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM spread WHERE k = 1"
-                           ).fetchone()[0]
+        doc = conn.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM spread WHERE k = 1"
+        ).fetchone()[0]
     facts = plan_facts(doc)
     assert "Bitmap Heap Scan" in facts.node_types and facts.lossy_heap_blocks > 0
 
 
 def test_hash_spill(seeded):
-    facts = plan_facts(_explain(seeded, "SELECT count(*) FROM tasks a JOIN (SELECT id + 0 AS id FROM tasks) b "
-                                        "ON a.id = b.id",
-                                "SET work_mem = '64kB'", "SET enable_mergejoin = off", "SET enable_nestloop = off"))
+    facts = plan_facts(
+        _explain(
+            seeded,
+            "SELECT count(*) FROM tasks a JOIN (SELECT id + 0 AS id FROM tasks) b ON a.id = b.id",
+            "SET work_mem = '64kB'",
+            "SET enable_mergejoin = off",
+            "SET enable_nestloop = off",
+        )
+    )
     assert "Hash Join" in facts.node_types and facts.hash_spills >= 1
 
 

@@ -91,8 +91,9 @@ def as_pooler(monkeypatch):
 
 def _workload() -> Workload:
     """What the load runs behind a pooler: unnamed statements (``prepared=False``)."""
-    lookup = Scenario(name="lookup", sla_class="isolation", sla_ms=30.0,
-                      sql="SELECT count(*) + $1::int FROM tasks WHERE is_completed")
+    lookup = Scenario(
+        name="lookup", sla_class="isolation", sla_ms=30.0, sql="SELECT count(*) + $1::int FROM tasks WHERE is_completed"
+    )
     return Workload([lookup], [1], [lookup.sql], [[[1], [2]]], ["SELECT $1::int"], prepared=False)
 
 
@@ -118,8 +119,10 @@ def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(poo
         try:
             pools = await pools_for(conn, catalog.scenarios, None)
             load = asyncio.ensure_future(_clients(pooler, clients=3, seconds=2.0))
-            cells = [await measure_cell(conn, s, "baseline", pools, opts)
-                     for s in catalog.select(["task_by_id", "recent_tasks"], None).scenarios]
+            cells = [
+                await measure_cell(conn, s, "baseline", pools, opts)
+                for s in catalog.select(["task_by_id", "recent_tasks"], None).scenarios
+            ]
             return cells, await load
         finally:
             await conn.close()
@@ -128,4 +131,3 @@ def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(poo
     assert all(c.samples.explained == min(len(c.samples.client_ms), 20) > 0 for c in cells)
     assert all(c.plan.node_types for c in cells)  # EXPLAIN (ANALYZE, BUFFERS) came back through PgBouncer
     assert sent.records and all(r.ok for r in sent.records)
-

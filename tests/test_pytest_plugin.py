@@ -15,8 +15,10 @@ from tests.support import DATA_DIR, ROOT
 
 
 def test_placeholders_become_psycopg_names_and_percent_signs_are_kept():
-    assert psycopg_sql("SELECT 1 WHERE a = $1 AND b LIKE '%' || $2 || '%' AND c = $1") == \
-        "SELECT 1 WHERE a = %(p1)s AND b LIKE '%%' || %(p2)s || '%%' AND c = %(p1)s"
+    assert (
+        psycopg_sql("SELECT 1 WHERE a = $1 AND b LIKE '%' || $2 || '%' AND c = $1")
+        == "SELECT 1 WHERE a = %(p1)s AND b LIKE '%%' || %(p2)s || '%%' AND c = %(p1)s"
+    )
 
 
 @pytest.fixture
@@ -28,10 +30,33 @@ def db_name():
 
 def _pytest_benchmarks(db_name: str, storage, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider",
-         "-k", "composite-recent_tasks or baseline-task_by_id", "--tb-db-name", db_name, "--tb-users", "2",
-         "--tb-tasks-per-user", "300", "--benchmark-storage", str(storage), "--benchmark-max-time", "0.2", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "benchmarks",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "composite-recent_tasks or baseline-task_by_id",
+            "--tb-db-name",
+            db_name,
+            "--tb-users",
+            "2",
+            "--tb-tasks-per-user",
+            "300",
+            "--benchmark-storage",
+            str(storage),
+            "--benchmark-max-time",
+            "0.2",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_benchmarks_save_and_compare_fail_as_pytest_benchmark_does(db_name, tmp_path):
@@ -42,7 +67,11 @@ def test_benchmarks_save_and_compare_fail_as_pytest_benchmark_does(db_name, tmp_
     by_name = {b["name"]: b for b in data["benchmarks"]}
     assert set(by_name) == {"test_scenario[baseline-task_by_id]", "test_scenario[composite-recent_tasks]"}
     assert by_name["test_scenario[composite-recent_tasks]"]["extra_info"] == {
-        "scenario": "recent_tasks", "variant": "composite", "sla_ms": 50.0, "sla_class": "list"}
+        "scenario": "recent_tasks",
+        "variant": "composite",
+        "sla_ms": 50.0,
+        "sla_class": "list",
+    }
     assert all(b["stats"]["rounds"] > 5 for b in data["benchmarks"])
 
     # A saved run that was impossibly fast: the next run must fail its compare, as a regression would.

@@ -10,8 +10,11 @@ from bench.results import VariantResult
 
 def test_table_args_group_by_table(catalog):
     rec = next(v for v in catalog.variants if v.name == "recommended")
-    args = table_args(VariantResult(name=rec.name, description="", statements=rec.statements, indexes=[],
-                                    index_size_bytes=0, build_seconds=0))
+    args = table_args(
+        VariantResult(
+            name=rec.name, description="", statements=rec.statements, indexes=[], index_size_bytes=0, build_seconds=0
+        )
+    )
     assert set(args) == {"tasks"}
     assert args["tasks"].startswith("__table_args__ = (\n") and args["tasks"].count("Index(") == len(rec.statements)
     assert "postgresql_where=text('NOT is_completed AND deleted_at IS NULL')" in args["tasks"]
@@ -19,10 +22,15 @@ def test_table_args_group_by_table(catalog):
 
 def test_unnamed_and_schema_qualified_indexes_translate(catalog):
     """Both are valid PostgreSQL; the regular expression this replaced ended the report in a traceback."""
-    statements = ["CREATE INDEX ON public.tasks (user_id, due_date) WHERE NOT is_completed",
-                  "CREATE INDEX tb_msg ON public.messages USING btree (conversation_id, created_at DESC)"]
-    args = table_args(VariantResult(name="odd", description="", statements=statements, indexes=[],
-                                    index_size_bytes=0, build_seconds=0))
+    statements = [
+        "CREATE INDEX ON public.tasks (user_id, due_date) WHERE NOT is_completed",
+        "CREATE INDEX tb_msg ON public.messages USING btree (conversation_id, created_at DESC)",
+    ]
+    args = table_args(
+        VariantResult(
+            name="odd", description="", statements=statements, indexes=[], index_size_bytes=0, build_seconds=0
+        )
+    )
     assert set(args) == {"tasks", "messages"}
     unnamed = parse_index(statements[0]).name
     assert unnamed.startswith("tb_tasks_") and f"Index({unnamed!r}" in args["tasks"]
@@ -44,8 +52,10 @@ def test_cheapest_variant_meeting_every_sla_is_chosen(small_results):
 
 
 def test_when_nothing_meets_every_sla_the_shortfall_is_named(small_results):
-    failing = _verdicts(small_results, {(c.scenario, c.variant): "fail" if c.scenario == "recent_tasks" else "pass"
-                                        for c in small_results.cells})
+    failing = _verdicts(
+        small_results,
+        {(c.scenario, c.variant): "fail" if c.scenario == "recent_tasks" else "pass" for c in small_results.cells},
+    )
     rec = recommend(failing)
     assert rec.variant is None and rec.closest is not None
     assert [s.scenario for s in rec.shortfalls] == ["recent_tasks"]

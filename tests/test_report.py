@@ -30,9 +30,16 @@ def test_html_is_self_contained_and_complete(report_dir, small_results):
     html = (run_dir / "index.html").read_text()
     assert html.count('src="data:image/png;base64,') == 3  # the figures travel inside the page
     assert "http://" not in html and "https://" not in html  # nothing to fetch
-    for text in ("Recommendation", "PostgreSQL " + small_results.environment.server_version,
-                 small_results.dataset.fingerprint, small_results.environment.git_commit,
-                 "recent_tasks", "composite", "WAL B/write", "post_message"):
+    for text in (
+        "Recommendation",
+        "PostgreSQL " + small_results.environment.server_version,
+        small_results.dataset.fingerprint,
+        small_results.environment.git_commit,
+        "recent_tasks",
+        "composite",
+        "WAL B/write",
+        "post_message",
+    ):
         assert text in html, text
     rec = recommend(small_results)
     adopted = rec.variant or rec.closest
@@ -44,8 +51,18 @@ def test_csv_has_one_row_per_cell(report_dir, small_results):
     run_dir, _ = report_dir
     df = pd.read_csv(run_dir / "results.csv")
     assert len(df) == len(small_results.cells)
-    assert {"scenario", "variant", "p95_ms", "p95_low", "verdict", "index_size_bytes", "kind",
-            "wal_bytes_per_statement", "cold_blocks_read_p50", "plan_flips"} <= set(df.columns)
+    assert {
+        "scenario",
+        "variant",
+        "p95_ms",
+        "p95_low",
+        "verdict",
+        "index_size_bytes",
+        "kind",
+        "wal_bytes_per_statement",
+        "cold_blocks_read_p50",
+        "plan_flips",
+    } <= set(df.columns)
     row = df[(df.scenario == "recent_tasks") & (df.variant == "composite")].iloc[0]
     assert row.p95_ms == small_results.cell("recent_tasks", "composite").client.p95.value
 
@@ -53,8 +70,14 @@ def test_csv_has_one_row_per_cell(report_dir, small_results):
 def test_markdown_says_what_the_html_says(report_dir):
     run_dir, _ = report_dir
     md = (run_dir / "summary.md").read_text()
-    for text in ("## Recommendation", "## Verdicts", "## What each variant costs", "## Plans: baseline against",
-                 "![p95 ÷ SLA](heatmap.png)", "Where the run's time went"):
+    for text in (
+        "## Recommendation",
+        "## Verdicts",
+        "## What each variant costs",
+        "## Plans: baseline against",
+        "![p95 ÷ SLA](heatmap.png)",
+        "Where the run's time went",
+    ):
         assert text in md, text
 
 
@@ -70,10 +93,16 @@ def early_stopped(seeded, catalog, tmp_path_factory):
     """A real run with a cell that fails at once (its SLA is a microsecond) and one that passes, reported."""
     from bench.measure.runner import RunOptions, run
 
-    scenarios = [s.model_copy(update={"sla_ms": {"recent_tasks": 0.001, "task_by_id": 10_000}[s.name]})
-                 for s in catalog.scenarios if s.name in ("recent_tasks", "task_by_id")]
-    res = run(seeded, catalog.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"]),
-              RunOptions(cold_samples=0, stability_rounds=0, concurrent=True))
+    scenarios = [
+        s.model_copy(update={"sla_ms": {"recent_tasks": 0.001, "task_by_id": 10_000}[s.name]})
+        for s in catalog.scenarios
+        if s.name in ("recent_tasks", "task_by_id")
+    ]
+    res = run(
+        seeded,
+        catalog.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"]),
+        RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),
+    )
     out = tmp_path_factory.mktemp("early")
     write_report(results_io.save(res, out))
     return res, (out / "latest").resolve()
@@ -103,8 +132,11 @@ def test_a_variant_returning_other_rows_is_named_in_the_report(small_results, tm
     from bench.report.build import write_report
 
     cell = small_results.cell("recent_tasks", "composite")
-    wrong = cell.model_copy(update={"samples": cell.samples.model_copy(
-        update={"result_hashes": ["f" * 16] * len(cell.samples.result_hashes)})})
+    wrong = cell.model_copy(
+        update={
+            "samples": cell.samples.model_copy(update={"result_hashes": ["f" * 16] * len(cell.samples.result_hashes)})
+        }
+    )
     res = small_results.model_copy(update={"cells": [wrong if c is cell else c for c in small_results.cells]})
     run_dir = results_io.save(res, tmp_path).parent
     write_report(run_dir)

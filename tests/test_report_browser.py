@@ -12,8 +12,16 @@ from bench.report.build import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--virtual-time-budget=5000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=5000",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +34,9 @@ def page(small_results, tmp_path_factory):
 
 
 def _chromium(*args: str, profile) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_every_image_loads(page):
@@ -55,20 +64,52 @@ def full_page(small_results, tmp_path_factory):
     from bench.results import LoadResults, LoadScenario, ScalePoint, ScaleResults
 
     sizes = [1_000, 10_000, 50_000]
-    points = [ScalePoint(scenario=c.scenario, variant=c.variant, tasks_per_user=n,
-                         p50_ms=c.client.p50.value * (n / 1_000) ** 0.8, p95_ms=c.client.p95.value * (n / 1_000) ** 0.8,
-                         p99_ms=c.client.p99.value * (n / 1_000) ** 0.8, execution_p50_ms=c.execution.p50.value,
-                         buffers=10.0 * n / 1_000, verdict="pass", samples=c.client.n)
-              for c in small_results.cells for n in sizes]
+    points = [
+        ScalePoint(
+            scenario=c.scenario,
+            variant=c.variant,
+            tasks_per_user=n,
+            p50_ms=c.client.p50.value * (n / 1_000) ** 0.8,
+            p95_ms=c.client.p95.value * (n / 1_000) ** 0.8,
+            p99_ms=c.client.p99.value * (n / 1_000) ** 0.8,
+            execution_p50_ms=c.execution.p50.value,
+            buffers=10.0 * n / 1_000,
+            verdict="pass",
+            samples=c.client.n,
+        )
+        for c in small_results.cells
+        for n in sizes
+    ]
     sla = {c.scenario: c.sla_ms for c in small_results.cells}
-    scenarios = [LoadScenario(scenario=c.scenario, sla_ms=c.sla_ms, weight=1, requests=len(c.samples.client_ms),
-                              errors=0, latency=summarize(c.samples.client_ms), over_sla=0.01)
-                 for c in small_results.cells if c.variant == small_results.cells[0].variant]
-    res = small_results.model_copy(update={
-        "scale": ScaleResults(users=2, sizes=sizes, points=points, fits=fits(points, sla)),
-        "load": LoadResults(variant=small_results.cells[0].variant, clients=4, duration_s=10.0, rate=None,
-                            requests=sum(s.requests for s in scenarios), errors=0, throughput=123.0, lag_ms=None,
-                            scenarios=scenarios)})
+    scenarios = [
+        LoadScenario(
+            scenario=c.scenario,
+            sla_ms=c.sla_ms,
+            weight=1,
+            requests=len(c.samples.client_ms),
+            errors=0,
+            latency=summarize(c.samples.client_ms),
+            over_sla=0.01,
+        )
+        for c in small_results.cells
+        if c.variant == small_results.cells[0].variant
+    ]
+    res = small_results.model_copy(
+        update={
+            "scale": ScaleResults(users=2, sizes=sizes, points=points, fits=fits(points, sla)),
+            "load": LoadResults(
+                variant=small_results.cells[0].variant,
+                clients=4,
+                duration_s=10.0,
+                rate=None,
+                requests=sum(s.requests for s in scenarios),
+                errors=0,
+                throughput=123.0,
+                lag_ms=None,
+                scenarios=scenarios,
+            ),
+        }
+    )
     out = tmp_path_factory.mktemp("browser-full")
     path = results_io.save(res, out)
     write_report(path)

@@ -11,6 +11,7 @@ def _fetch(target, sql: str):
     async def go():
         async with connected(target) as conn:
             return await conn.fetch(sql)
+
     return asyncio.run(go())
 
 
@@ -19,8 +20,9 @@ def test_order_counts_only_for_ordered_queries(seeded):
     desc = list(reversed(asc))
     assert result_hash(asc, ordered=False) == result_hash(desc, ordered=False)
     assert result_hash(asc, ordered=True) != result_hash(desc, ordered=True)
-    assert result_hash(asc, ordered=True) == result_hash(_fetch(seeded, "SELECT id, title, created_at, tags FROM tasks"
-                                                                       " ORDER BY id LIMIT 20"), ordered=True)
+    assert result_hash(asc, ordered=True) == result_hash(
+        _fetch(seeded, "SELECT id, title, created_at, tags FROM tasks ORDER BY id LIMIT 20"), ordered=True
+    )
 
 
 def test_a_missing_or_changed_row_changes_the_hash(seeded):

@@ -71,15 +71,18 @@ def test_stability_and_write_cost_are_measured_per_variant(small_run):
     post = {v: wal_per_statement(small_run.cell("post_message", v)) for v in ("baseline", "composite")}
     assert post["composite"] > post["baseline"] > 0
     assert wal_ratio(small_run, "composite") > 1.0 and wal_ratio(small_run, "baseline") == 1.0
-    assert {"scratch copy", "build indexes", "warm-up and samples", "cold samples",
-            "plan stability"} <= set(small_run.phase_seconds)
+    assert {"scratch copy", "build indexes", "warm-up and samples", "cold samples", "plan stability"} <= set(
+        small_run.phase_seconds
+    )
 
 
 def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, small_run):
     import psycopg
+
     with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
-        copies = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s",
-                              (f"{seeded.database}_run_%",)).fetchone()[0]
+        copies = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_run_%",)
+        ).fetchone()[0]
         extra = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
         tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     assert copies == 0 and extra == 0
@@ -100,8 +103,13 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
     seed_database(target, TINY)
     before = content_checksums(target)
     writes = [s for s in catalog.scenarios if s.kind == "write"]
-    assert {s.name for s in writes} >= {"create_task", "complete_task", "retag_task", "soft_delete_task",
-                                        "post_message"}
+    assert {s.name for s in writes} >= {
+        "create_task",
+        "complete_task",
+        "retag_task",
+        "soft_delete_task",
+        "post_message",
+    }
     opts = RunOptions(cell_budget=0.3)
 
     async def measure():
@@ -111,8 +119,10 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
 
     cells = asyncio.run(measure())
     assert content_checksums(target) == before
-    assert all(c.kind == "write" and len(c.samples.wal_bytes) == len(c.samples.client_ms)
-               and min(c.samples.wal_bytes) > 0 for c in cells)
+    assert all(
+        c.kind == "write" and len(c.samples.wal_bytes) == len(c.samples.client_ms) and min(c.samples.wal_bytes) > 0
+        for c in cells
+    )
 
 
 def _catalog_with(catalog, slas: dict[str, float]):
@@ -189,8 +199,7 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
     from bench.targets.target import connected
 
     # Time grows with the square of the user's tasks: power users (5× the tasks) take ~25× as long.
-    sql = ("SELECT count(*) FROM tasks a, tasks b WHERE a.user_id = :user_id AND b.user_id = :user_id "
-           "AND a.id % 50 = 0")
+    sql = "SELECT count(*) FROM tasks a, tasks b WHERE a.user_id = :user_id AND b.user_id = :user_id AND a.id % 50 = 0"
 
     async def measure():
         async with connected(seeded) as conn:
@@ -204,8 +213,13 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
                     await conn.fetch(sql.replace(":user_id", "$1"), user)
                     runs.append((time.perf_counter() - started) * 1e3)
                 timed[name] = min(runs)
-            scenario = Scenario(name="pairs", sla_class="list", sql=sql, params={"user_id": "user"},
-                                sla_ms=(timed["ordinary"] * timed[POWER]) ** 0.5)
+            scenario = Scenario(
+                name="pairs",
+                sla_class="list",
+                sql=sql,
+                params={"user_id": "user"},
+                sla_ms=(timed["ordinary"] * timed[POWER]) ** 0.5,
+            )
             # min_samples: every class goes on to the first pass look, so the ordinary users get a verdict too.
             return await runner.measure_cell(conn, scenario, "baseline", pools, RunOptions(min_samples=77))
 
@@ -219,8 +233,11 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
 
 
 def test_a_spent_budget_turns_a_cell_inconclusive(seeded, catalog):
-    res = run(seeded, _catalog_with(catalog, {"task_by_id": 10_000}),
-              RunOptions(cell_budget=0.0, cold_samples=0, stability_rounds=0, concurrent=True))
+    res = run(
+        seeded,
+        _catalog_with(catalog, {"task_by_id": 10_000}),
+        RunOptions(cell_budget=0.0, cold_samples=0, stability_rounds=0, concurrent=True),
+    )
     cell = res.cells[0]
     # It would pass at 77 samples a class; out of time after the first of each, it may not say so.
     assert cell.verdict == "inconclusive" and len(cell.samples.client_ms) == 2

@@ -19,7 +19,7 @@ SIZES = [1_000, 10_000, 50_000, 100_000]
 
 
 def power(c: float, b: float) -> list[float]:
-    return [c * n ** b for n in SIZES]
+    return [c * n**b for n in SIZES]
 
 
 def test_the_growth_exponent_of_a_power_law_is_its_power():
@@ -56,10 +56,22 @@ def test_already_over_and_flat_cells():
 
 
 def test_fits_per_cell_from_points():
-    points = [ScalePoint(scenario="s", variant=v, tasks_per_user=n, p50_ms=y, p95_ms=2 * y, p99_ms=3 * y,
-                         execution_p50_ms=y, buffers=n / 100 if v == "seq" else 4.0, verdict="pass", samples=100)
-              for v, series in (("seq", power(0.0001, 1.0)), ("index", [0.2] * 4))
-              for n, y in zip(SIZES, series, strict=True)]
+    points = [
+        ScalePoint(
+            scenario="s",
+            variant=v,
+            tasks_per_user=n,
+            p50_ms=y,
+            p95_ms=2 * y,
+            p99_ms=3 * y,
+            execution_p50_ms=y,
+            buffers=n / 100 if v == "seq" else 4.0,
+            verdict="pass",
+            samples=100,
+        )
+        for v, series in (("seq", power(0.0001, 1.0)), ("index", [0.2] * 4))
+        for n, y in zip(SIZES, series, strict=True)
+    ]
     by_variant = {f.variant: f for f in fits(points, {"s": 50.0})}
     assert by_variant["seq"].exponent == pytest.approx(1.0) and by_variant["seq"].buffers_exponent == pytest.approx(1.0)
     assert by_variant["seq"].crossing == "extrapolated"
@@ -87,7 +99,8 @@ def test_a_small_real_scale_run(catalog, tmp_path):
             drop_database(server, f"{prefix}_tpu{size}")
     assert res.scale is not None and res.scale.sizes == [300, 1_200]
     assert {(p.variant, p.tasks_per_user) for p in res.scale.points} == {
-        (v, n) for v in ("baseline", "composite") for n in (300, 1_200)}
+        (v, n) for v in ("baseline", "composite") for n in (300, 1_200)
+    }
     fit = {f.variant: f for f in res.scale.fits}
     # The baseline reads every task of the user (buffers grow with the size, exponent 1); composite reads a
     # page of the index and the rows' heap pages (3 → 5 buffers: the larger index has a level more).

@@ -21,8 +21,10 @@ def test_seed_loads_the_profile_and_records_it(seeded):
         per_user = [r[0] for r in conn.execute("SELECT count(*) FROM tasks GROUP BY user_id ORDER BY 1")]
         completed = conn.execute("SELECT avg(is_completed::int) FROM tasks").fetchone()[0]
         assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == counts["messages"]
-        analyzed = conn.execute("SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
-                                "AND relname IN ('users','tasks','conversations','messages')").fetchone()[0]
+        analyzed = conn.execute(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+            "AND relname IN ('users','tasks','conversations','messages')"
+        ).fetchone()[0]
     assert per_user == [1500, 1500, 7500]
     assert abs(float(completed) - TINY.completed_ratio) <= 0.02
     assert analyzed == 4
@@ -75,5 +77,6 @@ def test_profile_overrides_and_unknown_profile():
     assert get_profile("default", users=3).users == 3
     assert get_profile("default").tasks_per_user >= 10_000
     from bench.errors import InputError
+
     with pytest.raises(InputError, match="unknown profile"):
         get_profile("huge")

@@ -24,13 +24,17 @@ def test_server_side_data_follow_the_profile(server_seeded):
         per_user = [r[0] for r in conn.execute("SELECT count(*) FROM tasks GROUP BY user_id ORDER BY 1")]
         completed, deleted, due = conn.execute(
             "SELECT avg(is_completed::int), avg((deleted_at IS NOT NULL)::int), avg((due_date IS NOT NULL)::int) "
-            "FROM tasks").fetchone()
+            "FROM tasks"
+        ).fetchone()
         conversations = [r[0] for r in conn.execute("SELECT count(*) FROM conversations GROUP BY user_id")]
         messages = [r[0] for r in conn.execute("SELECT count(*) FROM messages GROUP BY conversation_id")]
-        top_tags = conn.execute("SELECT t, count(*) FROM tasks, jsonb_array_elements_text(tags) t "
-                                "GROUP BY t ORDER BY 2 DESC").fetchall()
-        words = conn.execute("SELECT count(*) FROM tasks WHERE to_tsvector('english', description) "
-                             "@@ plainto_tsquery('english', 'morning')").fetchone()[0]
+        top_tags = conn.execute(
+            "SELECT t, count(*) FROM tasks, jsonb_array_elements_text(tags) t GROUP BY t ORDER BY 2 DESC"
+        ).fetchall()
+        words = conn.execute(
+            "SELECT count(*) FROM tasks WHERE to_tsvector('english', description) "
+            "@@ plainto_tsquery('english', 'morning')"
+        ).fetchone()[0]
     assert per_user == [1500, 1500, 7500]
     assert abs(float(completed) - TINY.completed_ratio) < 0.02
     assert 0.01 < float(deleted) < 0.05 and 0.57 < float(due) < 0.63

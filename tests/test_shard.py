@@ -59,9 +59,11 @@ def test_the_split_is_longest_first_onto_the_least_loaded_shard_and_deterministi
     # composite 10 → 1, gin_fts 7 → 2, gin_jsonb_ops 6 → 3, baseline 5 → 3, partial 4 → 2, naive 3 → 1;
     # 11 = 11: gin_jsonb_path_ops 2 → 2 (the lower shard), recommended 2 → 3; 13 = 13 = 13: covering 1
     # → 1 (fewest variants); 13 = 13: gin_trgm 0.5 → 2
-    assert [plan.variants(i) for i in (1, 2, 3)] == [["composite", "covering", "naive"],
-                                                     ["gin_fts", "gin_jsonb_path_ops", "gin_trgm", "partial"],
-                                                     ["baseline", "gin_jsonb_ops", "recommended"]]
+    assert [plan.variants(i) for i in (1, 2, 3)] == [
+        ["composite", "covering", "naive"],
+        ["gin_fts", "gin_jsonb_path_ops", "gin_trgm", "partial"],
+        ["baseline", "gin_jsonb_ops", "recommended"],
+    ]
     reordered = Weights(dict(reversed(seconds.items())), "same")
     assert [split(catalog, 3, reordered).plan for _ in range(3)] == [plan.plan] * 3
     assert split(catalog, 3, weights).catalogue == catalogue_fingerprint(catalog) == plan.catalogue
@@ -97,20 +99,33 @@ def test_a_shard_is_i_of_n(raw):
 
 def _facts(res: Results) -> list[tuple]:
     """What must not depend on how the run was sharded: cell by cell, in order."""
-    return [(c.scenario, c.variant, c.kind, c.verdict, c.plan.fingerprint, c.samples.plan_fingerprints,
-             c.samples.buffers, c.samples.result_hashes, c.samples.user_class[:c.samples.explained])
-            for c in res.cells]
+    return [
+        (
+            c.scenario,
+            c.variant,
+            c.kind,
+            c.verdict,
+            c.plan.fingerprint,
+            c.samples.plan_fingerprints,
+            c.samples.buffers,
+            c.samples.result_hashes,
+            c.samples.user_class[: c.samples.explained],
+        )
+        for c in res.cells
+    ]
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_shards_merged_are_one_unsharded_run(unsharded, shards, count):
     merged = merge([(f"shard {res.shard.index}", res) for res in reversed(shards[count])])  # any order
-    assert [len(res.cells) for res in shards[count]] == [len(SCENARIOS) * len(res.shard.variants)
-                                                          for res in shards[count]]
+    assert [len(res.cells) for res in shards[count]] == [
+        len(SCENARIOS) * len(res.shard.variants) for res in shards[count]
+    ]
     assert _facts(merged) == _facts(unsharded)
     assert [v.name for v in merged.variants] == VARIANTS
-    assert [(v.name, v.statements, v.index_size_bytes) for v in merged.variants] == \
-        [(v.name, v.statements, v.index_size_bytes) for v in unsharded.variants]
+    assert [(v.name, v.statements, v.index_size_bytes) for v in merged.variants] == [
+        (v.name, v.statements, v.index_size_bytes) for v in unsharded.variants
+    ]
     result = compare(unsharded, merged)
     assert result.findings == [] and result.exit_code == 0, result.findings
     # every shard kept what is its own: its calibration before and after, its conditions
@@ -130,8 +145,12 @@ def test_a_merged_run_is_read_reported_and_compared_like_any_run(shards, unshard
     assert "merged 2 shards in" in proc.stderr
     merged = results_io.load(tmp_path / "merged")
     assert _facts(merged) == _facts(unsharded) and len(merged.shards) == 2
-    assert {p.name for p in (tmp_path / "merged").iterdir()} >= {"results.json", "index.html", "summary.md",
-                                                                  "results.csv"}
+    assert {p.name for p in (tmp_path / "merged").iterdir()} >= {
+        "results.json",
+        "index.html",
+        "summary.md",
+        "results.csv",
+    }
     summary = (tmp_path / "merged" / "summary.md").read_text()  # each shard's conditions and calibration
     assert all(f"shard {s.shard.index}/2 ({', '.join(s.shard.variants)}) measured" in summary for s in merged.shards)
     assert summary.count("calibration medians before → after: round_trip") == 2
@@ -150,10 +169,14 @@ def test_merge_refuses_shards_that_do_not_belong_together(shards, unsharded, tmp
     cases = {
         "missing": ([one, three], "cannot merge: shard 2/3 missing (given: 1/3, 3/3)"),
         "doubled": ([one, two, two, three], "cannot merge: shard 2/3 given twice: "),
-        "dataset": ([one, two.model_copy(update={"dataset": two.dataset.model_copy(update={"fingerprint": "0ther"})}),
-                     three], "cannot merge: different datasets: "),
-        "catalogue": ([one, two, three.model_copy(update={"shard": three.shard.model_copy(
-            update={"catalogue": "0ther"})})], "cannot merge: different catalogues: "),
+        "dataset": (
+            [one, two.model_copy(update={"dataset": two.dataset.model_copy(update={"fingerprint": "0ther"})}), three],
+            "cannot merge: different datasets: ",
+        ),
+        "catalogue": (
+            [one, two, three.model_copy(update={"shard": three.shard.model_copy(update={"catalogue": "0ther"})})],
+            "cannot merge: different catalogues: ",
+        ),
         "count": ([one, two, three, shards[2][0]], "cannot merge: different shard counts: "),
         "not a shard": ([one, two, three, unsharded], "not a shard's results (measured without --shard)"),
     }

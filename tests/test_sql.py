@@ -47,12 +47,14 @@ UNUSUAL_INDEXES = [
     "CREATE INDEX tb_q_concat ON tasks ((title || ' ' || description))",
     "CREATE INDEX tb_q_nulls ON tasks (due_date DESC NULLS LAST, created_at ASC NULLS FIRST, id DESC NULLS FIRST)",
     "CREATE INDEX tb_q_ops_desc ON tasks (title text_pattern_ops DESC)",
-    "CREATE INDEX tb_q_collate ON tasks (title COLLATE \"C\", category)",
+    'CREATE INDEX tb_q_collate ON tasks (title COLLATE "C", category)',
     "CREATE INDEX tb_q_include ON messages (conversation_id) INCLUDE (role, created_at)",
     "CREATE INDEX tb_q_open ON tasks (user_id) WHERE NOT is_completed AND deleted_at IS NULL",
     "CREATE INDEX tb_q_false ON tasks (user_id) WHERE is_completed = false",
-    ("CREATE INDEX tb_q_literals ON tasks (user_id) WHERE title NOT LIKE '%:x%' AND priority = 'high' "
-     "AND tags @> '[\"a\"]'::jsonb AND due_date > '2024-01-01'::date"),
+    (
+        "CREATE INDEX tb_q_literals ON tasks (user_id) WHERE title NOT LIKE '%:x%' AND priority = 'high' "
+        "AND tags @> '[\"a\"]'::jsonb AND due_date > '2024-01-01'::date"
+    ),
     "CREATE UNIQUE INDEX tb_q_unique ON tasks (user_id, title) WHERE deleted_at IS NULL",
     "CREATE INDEX tb_q_brin ON messages USING brin (created_at) WITH (pages_per_range = 16)",
     "CREATE INDEX tb_q_fill ON tasks (user_id) WITH (fillfactor = 70, deduplicate_items = off)",
@@ -62,7 +64,7 @@ UNUSUAL_INDEXES = [
     "CREATE INDEX tb_q_gist_trgm ON tasks USING gist (title gist_trgm_ops(siglen = 64))",
     "CREATE INDEX IF NOT EXISTS tb_q_guarded ON conversations (user_id, updated_at DESC)",
     "CREATE INDEX CONCURRENTLY tb_q_concurrent ON users (lower(email))",
-    "CREATE INDEX \"TB Mixed Case\" ON users (name, \"email\")",
+    'CREATE INDEX "TB Mixed Case" ON users (name, "email")',
 ]
 
 
@@ -134,8 +136,10 @@ def test_index_refusals_say_why(statement: str, reason: str) -> None:
 READ_REFUSALS = [
     ("DELETE FROM tasks WHERE user_id = :u RETURNING id", "a read scenario is one SELECT, not DeleteStmt"),
     ("WITH d AS (DELETE FROM tasks RETURNING id) SELECT * FROM d", "may not modify data (DeleteStmt)"),
-    ("SELECT * FROM (WITH i AS (INSERT INTO tasks DEFAULT VALUES RETURNING id) SELECT * FROM i) s",
-     "may not modify data (InsertStmt)"),
+    (
+        "SELECT * FROM (WITH i AS (INSERT INTO tasks DEFAULT VALUES RETURNING id) SELECT * FROM i) s",
+        "may not modify data (InsertStmt)",
+    ),
     ("SELECT * FROM tasks FOR UPDATE", "FOR UPDATE/SHARE"),
     ("SELECT * FROM (SELECT * FROM tasks FOR SHARE) s", "FOR UPDATE/SHARE"),
     ("SELECT id FROM tasks WHERE EXISTS (SELECT 1 FROM users FOR KEY SHARE)", "FOR UPDATE/SHARE"),
@@ -156,7 +160,7 @@ READ_REFUSALS = [
     ("SELECT :1", "a ':' that starts no :name bind"),
     ("SELECT :'a'", "a ':' that starts no :name bind"),
     ("SELECT tags[1:2] FROM tasks", "a ':' that starts no :name bind"),
-    ("SELECT :\"a\"", "bind names are lower_snake_case"),
+    ('SELECT :"a"', "bind names are lower_snake_case"),
     ("SELECT :UserId", "bind names are lower_snake_case"),
     ("SELECT $1", "use :name binds, not $n"),
     ("SELECT id FROM tasks WHERE id = :id AND user_id = $2", "use :name binds, not $n"),
@@ -198,8 +202,10 @@ def test_refusal_message_is_one_abbreviated_line() -> None:
     statement = "CREATE INDEX x\n   ON other_table\t(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u)"
     with pytest.raises(SQLRefused) as refused:
         parse_index(statement)
-    assert str(refused.value) == ("'other_table' is not one of the tables (users, tasks, conversations, messages): "
-                                  "CREATE INDEX x ON other_table (a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p...")
+    assert str(refused.value) == (
+        "'other_table' is not one of the tables (users, tasks, conversations, messages): "
+        "CREATE INDEX x ON other_table (a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p..."
+    )
 
 
 # ---------------------------------------------------------------- binds and scenarios
@@ -208,16 +214,19 @@ def test_refusal_message_is_one_abbreviated_line() -> None:
 def test_binds_become_positional_in_order_of_first_appearance() -> None:
     query = parse_query(
         "SELECT id FROM tasks\nWHERE user_id = :user_id AND tags ?| :tags::text[] AND owner = :user_id"
-        " LIMIT:page_size ;  -- trailing\n", write=False)
-    assert query.sql == ("SELECT id FROM tasks\nWHERE user_id = $1 AND tags ?| $2::text[] AND owner = $1"
-                         " LIMIT $3")
+        " LIMIT:page_size ;  -- trailing\n",
+        write=False,
+    )
+    assert query.sql == ("SELECT id FROM tasks\nWHERE user_id = $1 AND tags ?| $2::text[] AND owner = $1 LIMIT $3")
     assert query.params == ("user_id", "tags", "page_size")
     assert query.kind == "read" and query.tables == {"tasks"}
 
 
 def test_colons_in_strings_comments_and_casts_are_no_binds() -> None:
-    sql = ("SELECT 'é:x', $q$:y; DROP TABLE users$q$, \"a:b\", now()::date /* :z $1 */ -- :w\n"
-           "FROM tasks WHERE title = 'ü' || :fragment")
+    sql = (
+        "SELECT 'é:x', $q$:y; DROP TABLE users$q$, \"a:b\", now()::date /* :z $1 */ -- :w\n"
+        "FROM tasks WHERE title = 'ü' || :fragment"
+    )
     query = parse_query(sql, write=False)
     assert query.params == ("fragment",)
     assert query.sql == sql.replace(":fragment", "$1")
@@ -237,19 +246,25 @@ def test_keywords_are_bind_names_too() -> None:
 
 
 def test_ctes_unions_and_public_tables_are_reads() -> None:
-    query = parse_query("""
+    query = parse_query(
+        """
         WITH RECURSIVE open AS (SELECT id, user_id FROM public.tasks WHERE NOT is_completed),
              chain(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM chain WHERE n < 3)
         SELECT o.id FROM open o JOIN users u ON u.id = o.user_id, chain
         UNION SELECT m.id FROM messages m WHERE m.user_id = :user_id
-        """, write=False)
+        """,
+        write=False,
+    )
     assert query.tables == {"tasks", "users", "messages"}
     assert query.params == ("user_id",)
 
 
 def test_functions_are_collected_as_written() -> None:
-    query = parse_query("SELECT lower(title), pg_catalog.now(), count(*), coalesce(due_date, now()::date), "
-                        "extract(epoch FROM created_at) FROM tasks", write=False)
+    query = parse_query(
+        "SELECT lower(title), pg_catalog.now(), count(*), coalesce(due_date, now()::date), "
+        "extract(epoch FROM created_at) FROM tasks",
+        write=False,
+    )
     assert query.functions == {"lower", "pg_catalog.now", "count", "now", "pg_catalog.extract"}
 
 
@@ -257,15 +272,20 @@ def test_writes() -> None:
     insert = parse_query("INSERT INTO tasks (user_id, title) VALUES (:user_id, :title) RETURNING id", write=True)
     assert insert.kind == "write" and insert.sql.endswith("VALUES ($1, $2) RETURNING id")
     assert insert.tables == {"tasks"}
-    update = parse_query("""
+    update = parse_query(
+        """
         WITH picked AS (SELECT id FROM tasks WHERE user_id = :user_id LIMIT 1 FOR UPDATE SKIP LOCKED)
         UPDATE tasks t SET is_completed = true, completed_at = now() FROM picked p WHERE t.id = p.id
-        """, write=True)
+        """,
+        write=True,
+    )
     assert update.tables == {"tasks"} and update.functions == {"now"}
     delete = parse_query("DELETE FROM messages m USING conversations c WHERE c.id = m.conversation_id", write=True)
     assert delete.tables == {"messages", "conversations"}
-    merge = parse_query("MERGE INTO users u USING (SELECT :id::uuid AS id) s ON u.id = s.id "
-                        "WHEN MATCHED THEN UPDATE SET name = :name", write=True)
+    merge = parse_query(
+        "MERGE INTO users u USING (SELECT :id::uuid AS id) s ON u.id = s.id WHEN MATCHED THEN UPDATE SET name = :name",
+        write=True,
+    )
     assert merge.params == ("id", "name")
 
 
@@ -290,53 +310,68 @@ def test_unnamed_index_gets_a_deterministic_name() -> None:
 
 
 def test_fingerprint_ignores_name_schema_build_options_and_default_order() -> None:
-    fingerprints = {parse_index(statement).fingerprint() for statement in (
-        "CREATE INDEX a ON tasks (user_id, created_at DESC)",
-        "CREATE INDEX CONCURRENTLY IF NOT EXISTS b ON public.tasks USING btree (user_id ASC, created_at DESC)",
-        "create index on TASKS (USER_ID nulls last, created_at desc nulls first)",
-    )}
+    fingerprints = {
+        parse_index(statement).fingerprint()
+        for statement in (
+            "CREATE INDEX a ON tasks (user_id, created_at DESC)",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS b ON public.tasks USING btree (user_id ASC, created_at DESC)",
+            "create index on TASKS (USER_ID nulls last, created_at desc nulls first)",
+        )
+    }
     assert len(fingerprints) == 1
     assert len({parse_index("CREATE INDEX a ON tasks (id)"), parse_index("CREATE INDEX a ON tasks (id)")}) == 1
     assert parse_index("CREATE INDEX a ON tasks (user_id, created_at)").fingerprint() not in fingerprints
 
 
 def test_index_parts() -> None:
-    index = parse_index("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS tb_x ON public.tasks USING gin "
-                        "(lower(title) gin_trgm_ops, tags jsonb_path_ops) INCLUDE (id) WITH (fastupdate = off) "
-                        "WHERE is_completed = false")
+    index = parse_index(
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS tb_x ON public.tasks USING gin "
+        "(lower(title) gin_trgm_ops, tags jsonb_path_ops) INCLUDE (id) WITH (fastupdate = off) "
+        "WHERE is_completed = false"
+    )
     assert (index.name, index.table, index.unique, index.using) == ("tb_x", "tasks", True, "gin")
-    assert index.keys == (IndexKey("(lower(title))", None, "gin_trgm_ops", False, None),
-                          IndexKey("tags", "tags", "jsonb_path_ops", False, None))
+    assert index.keys == (
+        IndexKey("(lower(title))", None, "gin_trgm_ops", False, None),
+        IndexKey("tags", "tags", "jsonb_path_ops", False, None),
+    )
     assert (index.include, index.where, index.storage) == (("id",), "is_completed = FALSE", (("fastupdate", "off"),))
     assert index.concurrently and index.if_not_exists
-    assert index.ddl() == ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS tb_x ON tasks USING gin "
-                           "((lower(title)) gin_trgm_ops, tags jsonb_path_ops) INCLUDE (id) "
-                           "WITH (fastupdate = off) WHERE is_completed = FALSE")
+    assert index.ddl() == (
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS tb_x ON tasks USING gin "
+        "((lower(title)) gin_trgm_ops, tags jsonb_path_ops) INCLUDE (id) "
+        "WITH (fastupdate = off) WHERE is_completed = FALSE"
+    )
     assert index.ddl(concurrently=False).startswith("CREATE UNIQUE INDEX IF NOT EXISTS tb_x ON tasks")
     plain = parse_index("CREATE INDEX tb_y ON tasks (user_id, created_at DESC NULLS LAST)")
     assert plain.ddl() == "CREATE INDEX tb_y ON tasks (user_id, created_at DESC NULLS LAST)"
-    assert plain.ddl(concurrently=True) == ("CREATE INDEX CONCURRENTLY tb_y ON tasks "
-                                            "(user_id, created_at DESC NULLS LAST)")
+    assert plain.ddl(concurrently=True) == (
+        "CREATE INDEX CONCURRENTLY tb_y ON tasks (user_id, created_at DESC NULLS LAST)"
+    )
     assert plain.keys[1] == IndexKey("created_at", "created_at", None, True, "last")
 
 
 def test_sqlalchemy_and_alembic_sources() -> None:
-    index = parse_index("CREATE UNIQUE INDEX tb_x ON tasks USING gin (tags jsonb_path_ops, (lower(title)), "
-                        "created_at DESC) INCLUDE (id) WHERE NOT is_completed AND title <> 'a:b'")
+    index = parse_index(
+        "CREATE UNIQUE INDEX tb_x ON tasks USING gin (tags jsonb_path_ops, (lower(title)), "
+        "created_at DESC) INCLUDE (id) WHERE NOT is_completed AND title <> 'a:b'"
+    )
     assert index.sqlalchemy() == (
         "Index('tb_x', 'tags', text('(lower(title))'), text('created_at DESC'), unique=True, "
         "postgresql_using='gin', postgresql_ops={'tags': 'jsonb_path_ops'}, postgresql_include=['id'], "
-        "postgresql_where=text(\"NOT is_completed AND title <> 'a\\\\:b'\"))")
+        "postgresql_where=text(\"NOT is_completed AND title <> 'a\\\\:b'\"))"
+    )
     assert index.alembic_create() == (
         "op.create_index('tb_x', 'tasks', ['tags', sa.text('(lower(title))'), sa.text('created_at DESC')], "
         "unique=True, postgresql_using='gin', postgresql_ops={'tags': 'jsonb_path_ops'}, "
         "postgresql_include=['id'], postgresql_where=sa.text(\"NOT is_completed AND title <> 'a\\\\:b'\"), "
-        "postgresql_concurrently=True)")
+        "postgresql_concurrently=True)"
+    )
     assert index.alembic_drop() == "op.drop_index('tb_x', table_name='tasks', postgresql_concurrently=True)"
     guarded = parse_index("CREATE INDEX IF NOT EXISTS tb_y ON tasks (title, title text_pattern_ops)")
     assert guarded.sqlalchemy() == "Index('tb_y', 'title', text('title text_pattern_ops'))"
     assert guarded.alembic_create(concurrently=False) == (
-        "op.create_index('tb_y', 'tasks', ['title', sa.text('title text_pattern_ops')], if_not_exists=True)")
+        "op.create_index('tb_y', 'tasks', ['title', sa.text('title text_pattern_ops')], if_not_exists=True)"
+    )
     assert guarded.alembic_drop(concurrently=False) == "op.drop_index('tb_y', table_name='tasks', if_exists=True)"
 
 
@@ -355,13 +390,17 @@ class Canonical:
     def built(self, create: Callable[[], object], drop: Callable[[str], object] | None = None) -> tuple[str, str]:
         """(name, definition with the name left out) of the one index ``create`` builds; then dropped."""
         create()
-        rows = self.raw.execute("SELECT indexname, quote_ident(indexname), indexdef FROM pg_indexes "
-                                "WHERE schemaname = 'public' AND indexname <> ALL(%s)", (self.baseline,)).fetchall()
+        rows = self.raw.execute(
+            "SELECT indexname, quote_ident(indexname), indexdef FROM pg_indexes "
+            "WHERE schemaname = 'public' AND indexname <> ALL(%s)",
+            (self.baseline,),
+        ).fetchall()
         assert len(rows) == 1, rows
         name, quoted, definition = rows[0]
         (drop or self.drop)(name)
-        assert self.raw.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' "
-                                "AND indexname <> ALL(%s)", (self.baseline,)).fetchone() == (0,)
+        assert self.raw.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname <> ALL(%s)", (self.baseline,)
+        ).fetchone() == (0,)
         return name, definition.replace(f" {quoted} ON ", " ON ", 1)
 
     def drop(self, name: str) -> None:
@@ -398,19 +437,36 @@ def test_every_form_builds_the_same_index(canonical: Canonical, statement: str) 
     assert (name, model) == (index.name, original)
 
     env = {"op": canonical.alembic, "sa": sa}
-    name, migration = canonical.built(lambda: eval(index.alembic_create(), env),
-                                      lambda _: eval(index.alembic_drop(), env))
+    name, migration = canonical.built(
+        lambda: eval(index.alembic_create(), env), lambda _: eval(index.alembic_drop(), env)
+    )
     assert (name, migration) == (index.name, original)
 
 
 def test_volatility_query_names_the_volatile_functions(canonical: Canonical) -> None:
-    names = ["pg_sleep", "set_config", "nextval", "random", "pg_terminate_backend", "clock_timestamp",
-             "pg_catalog.random", "now", "lower", "to_tsvector", "websearch_to_tsquery", "jsonb_build_array",
-             "pg_catalog.now", "coalesce", "public.random", "no_such_function"]
+    names = [
+        "pg_sleep",
+        "set_config",
+        "nextval",
+        "random",
+        "pg_terminate_backend",
+        "clock_timestamp",
+        "pg_catalog.random",
+        "now",
+        "lower",
+        "to_tsvector",
+        "websearch_to_tsquery",
+        "jsonb_build_array",
+        "pg_catalog.now",
+        "coalesce",
+        "public.random",
+        "no_such_function",
+    ]
     with psycopg.RawCursor(canonical.raw) as cursor:
         volatile = [row[0] for row in cursor.execute(VOLATILITY_SQL, (names,))]
-    assert volatile == sorted(["pg_sleep", "set_config", "nextval", "random", "pg_terminate_backend",
-                               "clock_timestamp", "pg_catalog.random"])
+    assert volatile == sorted(
+        ["pg_sleep", "set_config", "nextval", "random", "pg_terminate_backend", "clock_timestamp", "pg_catalog.random"]
+    )
 
 
 def test_a_scenario_read_through_the_volatility_query(canonical: Canonical) -> None:

@@ -13,8 +13,9 @@ from tools.loopback_server import loopback_server
 
 
 def test_neon_style_url_is_normalised_for_asyncpg_and_redacted():
-    url = parse_database_url("postgresql://alex:hunter2pw@ep-cool-1.aws.neon.tech/neondb"
-                             "?sslmode=require&channel_binding=require")
+    url = parse_database_url(
+        "postgresql://alex:hunter2pw@ep-cool-1.aws.neon.tech/neondb?sslmode=require&channel_binding=require"
+    )
     target = Target(kind="url", url=url.set(database="taskbench"))
     kwargs = target.asyncpg_kwargs()
     assert kwargs["ssl"] == "require" and kwargs["database"] == "taskbench"
@@ -73,8 +74,11 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
         assert target.kind == "url" and target.database == "tburl_target"
         schema.claim_database(target)
         seed_database(target, replace(TINY, users=2, tasks_per_user=200))
-        res = run(target, catalog.select(["task_by_id"], ["baseline"]),
-                  RunOptions(cold_samples=0, stability_rounds=0, concurrent=True))
+        res = run(
+            target,
+            catalog.select(["task_by_id"], ["baseline"]),
+            RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),
+        )
         assert res.environment.target_kind == "url" and res.cells[0].verdict == "pass"
     finally:
         drop_database(target, "tburl_target")
@@ -98,8 +102,9 @@ def test_scratch_copy_leaves_the_seeded_dataset_untouched(seeded):
 
 
 def test_a_neon_pooler_host_is_detected_and_set_up_for_transaction_mode():
-    url = parse_database_url("postgresql://alex:pw@ep-cool-1-pooler.us-east-2.aws.neon.tech/neondb"
-                             "?sslmode=require&channel_binding=require")
+    url = parse_database_url(
+        "postgresql://alex:pw@ep-cool-1-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require&channel_binding=require"
+    )
     target = Target(kind="neon", url=url)
     assert target.host_kind == "pooler"
     assert target.asyncpg_kwargs()["statement_cache_size"] == 0
@@ -120,8 +125,10 @@ def tls_server():
     servers = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), reverse=True)
     tls_builds = [p.parent for p in servers if b"libssl" in subprocess.run(["ldd", str(p)], capture_output=True).stdout]
     if not tls_builds:
-        pytest.skip("no PostgreSQL server built with TLS on this machine (Debian's postgresql package has one; "
-                    "the embedded wheel's is built without OpenSSL)")
+        pytest.skip(
+            "no PostgreSQL server built with TLS on this machine (Debian's postgresql package has one; "
+            "the embedded wheel's is built without OpenSSL)"
+        )
     with loopback_server(tls=True, password="tls-Secret-9", bin_dir=tls_builds[0]) as urls:
         yield urls["TCP_URL"]
 
@@ -145,8 +152,9 @@ def test_a_neon_style_url_works_with_every_driver_over_tls(tls_server):
         engine = async_engine(target)
         try:
             async with engine.connect() as sa_conn:
-                sa_ssl = (await sa_conn.execute(
-                    text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))).scalar()
+                sa_ssl = (
+                    await sa_conn.execute(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
+                ).scalar()
                 assert (await sa_conn.execute(text("SELECT count(*) FROM tasks"))).scalar() == 0
         finally:
             await engine.dispose()

@@ -34,7 +34,8 @@ def _noisy_pairs(rng, checks, cells, pairs, base_ms, slowdown):
     """Base and head samples of ``checks`` checks: each pair shares a machine state (a lognormal
     burst factor, sometimes ×3), each sample has its own noise; the head is ``slowdown`` slower."""
     burst = np.exp(rng.normal(0, 0.3, (checks, cells, pairs))) * np.where(
-        rng.random((checks, cells, pairs)) < 0.05, 3.0, 1.0)
+        rng.random((checks, cells, pairs)) < 0.05, 3.0, 1.0
+    )
     base = base_ms * burst * np.exp(rng.normal(0, 0.15, (checks, cells, pairs)))
     head = base_ms * slowdown * burst * np.exp(rng.normal(0, 0.15, (checks, cells, pairs)))
     return base, head
@@ -46,8 +47,10 @@ def test_simulated_a_a_checks_false_alarm_within_the_bound():
     base, head = _noisy_pairs(rng, checks, cells, pairs, base_ms=0.2, slowdown=1.0)
     # with the factor and floor set to nothing, the sign test alone decides: the bound must hold for it
     bare = TimeThresholds(factor=1.0, floor_ms=0.0, alpha=0.2)
-    alarms = sum(any(is_slower(paired(list(base[c, i]), list(head[c, i])), bare, cells) for i in range(cells))
-                 for c in range(checks))
+    alarms = sum(
+        any(is_slower(paired(list(base[c, i]), list(head[c, i])), bare, cells) for i in range(cells))
+        for c in range(checks)
+    )
     rate, se = alarms / checks, (0.2 * 0.8 / checks) ** 0.5
     assert rate <= 0.2 + 3 * se
     assert rate <= false_alarm_bound(pairs, bare, cells) + 3 * se

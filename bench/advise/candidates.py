@@ -46,8 +46,14 @@ NARROW_CHARS = 200
 """The widest varchar an INCLUDE takes: a B-tree entry must fit a third of a page (~2,700 bytes)."""
 _MAX_NAME = 63  # NAMEDATALEN - 1
 _RANGE_OPS = frozenset({"<", "<=", ">", ">="})
-_BETWEEN = frozenset({A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_NOT_BETWEEN, A_Expr_Kind.AEXPR_BETWEEN_SYM,
-                      A_Expr_Kind.AEXPR_NOT_BETWEEN_SYM})
+_BETWEEN = frozenset(
+    {
+        A_Expr_Kind.AEXPR_BETWEEN,
+        A_Expr_Kind.AEXPR_NOT_BETWEEN,
+        A_Expr_Kind.AEXPR_BETWEEN_SYM,
+        A_Expr_Kind.AEXPR_NOT_BETWEEN_SYM,
+    }
+)
 _KEY_EXISTS = frozenset({"?", "?|", "?&"})
 _WILDCARDS = ("%", "_")
 _STATEMENTS = (ast.SelectStmt, ast.UpdateStmt, ast.DeleteStmt)
@@ -65,8 +71,11 @@ class SortKey:
     nulls: Literal["first", "last"] | None = None  # only where it is not the direction's default
 
     def sql(self) -> str:
-        parts = [maybe_double_quote_name(self.column), "DESC" if self.descending else None,
-                 f"NULLS {self.nulls.upper()}" if self.nulls else None]
+        parts = [
+            maybe_double_quote_name(self.column),
+            "DESC" if self.descending else None,
+            f"NULLS {self.nulls.upper()}" if self.nulls else None,
+        ]
         return " ".join(part for part in parts if part)
 
 
@@ -74,6 +83,7 @@ class SortKey:
 class Need:
     """A non-B-tree index a predicate asks for: the key as CREATE INDEX writes it, its method and
     the extension that brings its operator class."""
+
     key: str
     using: str = "gin"
     extension: str | None = None
@@ -82,6 +92,7 @@ class Need:
 @dataclass
 class Access:
     """What one statement (or sub-select) of a scenario asks of one table."""
+
     scenario: str
     table: str
     select: bool  # a SELECT: index-only scans (INCLUDE) apply
@@ -124,6 +135,7 @@ class Candidate:
 
 
 # --- reading the parse tree -------------------------------------------------------------------
+
 
 def _children(node: ast.Node) -> Iterator[object]:
     for attribute in node:
@@ -239,11 +251,14 @@ def _leading_wildcard(pattern: object) -> bool:
     return True
 
 
-def _access(scenario: str, stmt: ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt, scope: _Scope,
-            table: str) -> Access:
+def _access(scenario: str, stmt: ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt, scope: _Scope, table: str) -> Access:
     columns = scope.tables[table].columns
-    access = Access(scenario, table, select=isinstance(stmt, ast.SelectStmt),
-                    primary_key={c.name for c in scope.tables[table].primary_key.columns})
+    access = Access(
+        scenario,
+        table,
+        select=isinstance(stmt, ast.SelectStmt),
+        primary_key={c.name for c in scope.tables[table].primary_key.columns},
+    )
 
     def value(node: object) -> bool:
         if isinstance(node, tuple):  # an IN list
@@ -283,8 +298,11 @@ def _access(scenario: str, stmt: ast.SelectStmt | ast.UpdateStmt | ast.DeleteStm
             access.ranges.append(left)
         elif kind == A_Expr_Kind.AEXPR_OP and op in ("@>", "<@"):
             column = left if op == "@>" else right
-            if column and isinstance(columns[column].type, JSON) and value(
-                    conjunct.rexpr if op == "@>" else conjunct.lexpr):
+            if (
+                column
+                and isinstance(columns[column].type, JSON)
+                and value(conjunct.rexpr if op == "@>" else conjunct.lexpr)
+            ):
                 access.needs.append(Need(f"{maybe_double_quote_name(column)} jsonb_path_ops"))
         elif kind == A_Expr_Kind.AEXPR_OP and op in _KEY_EXISTS:
             if left and isinstance(columns[left].type, JSON) and value(conjunct.rexpr):
@@ -293,12 +311,15 @@ def _access(scenario: str, stmt: ast.SelectStmt | ast.UpdateStmt | ast.DeleteStm
             for side, other in ((conjunct.lexpr, conjunct.rexpr), (conjunct.rexpr, conjunct.lexpr)):
                 if side is not None and not value(side) and value(other):
                     access.needs.append(Need(f"({_deparse(side)})"))
-        elif kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE) and left and value(conjunct.rexpr) \
-                and _leading_wildcard(conjunct.rexpr):
+        elif (
+            kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE)
+            and left
+            and value(conjunct.rexpr)
+            and _leading_wildcard(conjunct.rexpr)
+        ):
             access.needs.append(Need(f"{maybe_double_quote_name(left)} gin_trgm_ops", extension="pg_trgm"))
     if isinstance(stmt, ast.SelectStmt):
-        for part in (*(stmt.targetList or ()), *(stmt.groupClause or ()), stmt.havingClause,
-                     *(stmt.sortClause or ())):
+        for part in (*(stmt.targetList or ()), *(stmt.groupClause or ()), stmt.havingClause, *(stmt.sortClause or ())):
             access.read |= scope.columns_in(part, table)
         access.order = _order(stmt, scope, table)
     return access
@@ -336,6 +357,7 @@ def accesses(scenario: Scenario, tables: dict[str, Table] | None = None) -> list
 
 
 # --- from accesses to index statements --------------------------------------------------------
+
 
 def _narrow(column: Column) -> bool:
     kind = column.type
@@ -389,8 +411,7 @@ def _statements(access: Access, table: Table) -> Iterator[tuple[str, tuple[str, 
                 statement += f" WHERE {predicate}"
             yield statement, ()
     for need in access.needs:
-        yield f"CREATE INDEX ON {quoted} USING {need.using} ({need.key})", \
-            (need.extension,) if need.extension else ()
+        yield f"CREATE INDEX ON {quoted} USING {need.using} ({need.key})", (need.extension,) if need.extension else ()
 
 
 def existing_indexes(tables: dict[str, Table] | None = None) -> list[IndexDef]:
@@ -418,7 +439,7 @@ def describe(index: IndexDef) -> str:
         words.append("part")
     suffix = "_" + index.fingerprint()[:6]
     stem = "_".join(["tb", index.table, *words])
-    return stem.encode()[:_MAX_NAME - len(suffix)].decode(errors="ignore").rstrip("_") + suffix
+    return stem.encode()[: _MAX_NAME - len(suffix)].decode(errors="ignore").rstrip("_") + suffix
 
 
 def _predicate(index: IndexDef) -> set[str]:
@@ -482,12 +503,21 @@ def score(index: IndexDef, access: Access, existing: Iterable[IndexDef] = ()) ->
     if index.using == "btree":
         if access.primary_key and access.primary_key <= set(access.equality):
             return 0
-        best = max((_btree_score(e, access) for e in existing
-                    if e.table == access.table and e.using == "btree" and _predicate(e) <= set(access.constants)),
-                   default=0)
+        best = max(
+            (
+                _btree_score(e, access)
+                for e in existing
+                if e.table == access.table and e.using == "btree" and _predicate(e) <= set(access.constants)
+            ),
+            default=0,
+        )
         return max(_btree_score(index, access) - best, 0)
-    wanted = {key.ddl() for need in access.needs if need.using == index.using
-              for key in parse_index(f"CREATE INDEX ON {access.table} USING {need.using} ({need.key})").keys}
+    wanted = {
+        key.ddl()
+        for need in access.needs
+        if need.using == index.using
+        for key in parse_index(f"CREATE INDEX ON {access.table} USING {need.using} ({need.key})").keys
+    }
     return MATCHED_NEED if any(key.ddl() in wanted for key in index.keys) else 0
 
 
@@ -515,7 +545,12 @@ def candidates(catalog: Catalog, tables: dict[str, Table] | None = None) -> list
         for statement, extensions in _statements(access, tables[access.table]):
             index = parse_index(statement)
             add(replace(index, name=describe(index)), extensions, f"query {access.scenario}")
-    return [Candidate(index=index, extensions=tuple(sorted(extensions)),
-                      serves={a.scenario: points for a in found if (points := score(index, a, existing))},
-                      sources=tuple(sources))
-            for index, extensions, sources in merged.values()]
+    return [
+        Candidate(
+            index=index,
+            extensions=tuple(sorted(extensions)),
+            serves={a.scenario: points for a in found if (points := score(index, a, existing))},
+            sources=tuple(sources),
+        )
+        for index, extensions, sources in merged.values()
+    ]

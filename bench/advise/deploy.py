@@ -123,12 +123,18 @@ async def _measure(target: Target, catalog: Catalog, indexes: list[Candidate], t
                 if load:
                     load.stop.set()
                     await asyncio.gather(*tasks)
-            costs.append(DeployCost(
-                index=candidate.name, table=candidate.table, build_s=round(end - start, 3),
-                concurrent_build_s=round(c_end - c_start, 3), writers=len(writers) if load else 0,
-                before=load.between(start - BEFORE_S, start) if load else None,
-                during_build=load.between(start, end) if load else None,
-                during_concurrent_build=load.between(c_start, c_end) if load else None))
+            costs.append(
+                DeployCost(
+                    index=candidate.name,
+                    table=candidate.table,
+                    build_s=round(end - start, 3),
+                    concurrent_build_s=round(c_end - c_start, 3),
+                    writers=len(writers) if load else 0,
+                    before=load.between(start - BEFORE_S, start) if load else None,
+                    during_build=load.between(start, end) if load else None,
+                    during_concurrent_build=load.between(c_start, c_end) if load else None,
+                )
+            )
         return costs
     finally:
         for conn in (ddl, *writers):

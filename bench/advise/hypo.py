@@ -74,8 +74,9 @@ async def _screen(target: Target, catalog: Catalog, candidates: list[Candidate],
         plain = {s: (await _plan(conn, drawn[s].sql, args[s]))[0] for s in served}
         found = []
         for candidate in candidates:
-            row = await conn.fetchrow("SELECT indexrelid, indexname FROM hypopg_create_index($1)",
-                                      candidate.index.ddl())
+            row = await conn.fetchrow(
+                "SELECT indexrelid, indexname FROM hypopg_create_index($1)", candidate.index.ddl()
+            )
             try:
                 size = int(await conn.fetchval("SELECT hypopg_relation_size($1)", row["indexrelid"]))
                 with_it, used = {}, []
@@ -86,8 +87,9 @@ async def _screen(target: Target, catalog: Catalog, candidates: list[Candidate],
                         used.append(scenario)
             finally:
                 await conn.execute("SELECT hypopg_reset()")
-            found.append(Hypothetical(candidate.fingerprint, size, tuple(used),
-                                      {s: plain[s] for s in with_it}, with_it))
+            found.append(
+                Hypothetical(candidate.fingerprint, size, tuple(used), {s: plain[s] for s in with_it}, with_it)
+            )
         return found
     finally:
         await conn.close()

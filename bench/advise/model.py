@@ -65,6 +65,7 @@ class Miss(BaseModel):
 
 class Contender(BaseModel):
     """One index set of the final comparison (all measured in one run, same options)."""
+
     variant: str
     description: str
     statements: list[str]

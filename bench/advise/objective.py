@@ -30,13 +30,16 @@ class Objective:
     per_build_s: float = 0.5
 
     def describe(self) -> str:
-        return (f"{self.per_mb:g} per MB of index + {self.per_wal_byte:g} per byte of WAL per write + "
-                f"{self.per_write_ms:g} per ms of write p95 + {self.per_build_s:g} per build second")
+        return (
+            f"{self.per_mb:g} per MB of index + {self.per_wal_byte:g} per byte of WAL per write + "
+            f"{self.per_write_ms:g} per ms of write p95 + {self.per_build_s:g} per build second"
+        )
 
 
 @dataclass(frozen=True)
 class Costs:
     """What an index set costs, measured (``None`` where the set had no write cell measured)."""
+
     index_bytes: int
     build_seconds: float
     wal_per_write: float | None
@@ -48,8 +51,12 @@ class Costs:
         a lower figure is the machine's noise, not a credit."""
         wal = max((self.wal_per_write or 0.0) - (base.wal_per_write or 0.0), 0.0)
         write_ms = max((self.write_p95_ms or 0.0) - (base.write_p95_ms or 0.0), 0.0)
-        return (objective.per_mb * self.index_bytes / 1e6 + objective.per_wal_byte * wal
-                + objective.per_write_ms * write_ms + objective.per_build_s * self.build_seconds)
+        return (
+            objective.per_mb * self.index_bytes / 1e6
+            + objective.per_wal_byte * wal
+            + objective.per_write_ms * write_ms
+            + objective.per_build_s * self.build_seconds
+        )
 
 
 def write_figures(cells: list[Cell]) -> tuple[float | None, float | None]:

@@ -30,12 +30,20 @@ def pareto_svg(advice: Advice) -> str:
     named = {c.variant for c in advice.contenders}
     for front, colour, label in ((False, "#bbbbbb", "measured set"), (True, "#1f77b4", "Pareto front")):
         points = [p for p in advice.pareto if p.front is front]
-        ax.scatter([p.index_bytes / 1e6 for p in points], [p.worst_ratio for p in points], c=colour, label=label,
-                   s=[30 + (p.wal_per_write or 0) / 20 for p in points], edgecolors="black", linewidths=0.4)
+        ax.scatter(
+            [p.index_bytes / 1e6 for p in points],
+            [p.worst_ratio for p in points],
+            c=colour,
+            label=label,
+            s=[30 + (p.wal_per_write or 0) / 20 for p in points],
+            edgecolors="black",
+            linewidths=0.4,
+        )
     for p in advice.pareto:
         if p.label in named:
-            ax.annotate(p.label, (p.index_bytes / 1e6, p.worst_ratio), textcoords="offset points", xytext=(5, 5),
-                        fontsize=8)
+            ax.annotate(
+                p.label, (p.index_bytes / 1e6, p.worst_ratio), textcoords="offset points", xytext=(5, 5), fontsize=8
+            )
     ax.axhline(1.0, color="#d62728", linestyle="--", linewidth=1)
     ax.axhline(1.0 / advice.settings.headroom, color="#ff7f0e", linestyle=":", linewidth=1)
     ax.set_yscale("log")
@@ -48,24 +56,34 @@ def pareto_svg(advice: Advice) -> str:
     fig.savefig(buffer, format="svg")
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]
+    return svg[svg.index("<svg") :]
 
 
 def _view(advice: Advice, res: Results) -> dict[str, Any]:
     by_name: dict[str, CandidateInfo] = {c.name: c for c in advice.candidates}
     hypo = [c for c in advice.candidates if c.hypo is not None]
     return {
-        "a": advice, "res": res, "env": res.environment, "candidates": by_name, "conditions": conditions(res),
+        "a": advice,
+        "res": res,
+        "env": res.environment,
+        "candidates": by_name,
+        "conditions": conditions(res),
         "advised": [by_name[n] for n in advice.advised],
-        "contenders": advice.contenders, "front": [p for p in advice.pareto if p.front],
-        "hypo": hypo, "screened": [c for c in advice.candidates if c.screened],
+        "contenders": advice.contenders,
+        "front": [p for p in advice.pareto if p.front],
+        "hypo": hypo,
+        "screened": [c for c in advice.candidates if c.screened],
         "served": [c for c in advice.candidates if c.serves],
     }
 
 
 def _templates() -> Environment:
-    env = Environment(loader=PackageLoader("bench.advise", "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("bench.advise", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(ms=ms, size=size, ratio=_ratio)
     return env
 
@@ -76,6 +94,7 @@ def write_report(run_dir: Path, advice: Advice, res: Results) -> list[Path]:
     markdown = run_dir / "advise.md"
     markdown.write_text(templates.get_template("advise.md.j2").render(**view), encoding="utf-8")
     html = run_dir / "advise.html"
-    html.write_text(templates.get_template("advise.html.j2").render(**view, figure=pareto_svg(advice)),
-                    encoding="utf-8")
+    html.write_text(
+        templates.get_template("advise.html.j2").render(**view, figure=pareto_svg(advice)), encoding="utf-8"
+    )
     return [markdown, html]

@@ -93,8 +93,9 @@ def _measured_size(info: dict) -> int:
     return int(profile.get("tasks_per_user", 0)) * int(factor)
 
 
-def growth(catalog: Catalog, measured: int, target: int, source: Path | None,
-           variant: str) -> tuple[dict[str, float], str]:
+def growth(
+    catalog: Catalog, measured: int, target: int, source: Path | None, variant: str
+) -> tuple[dict[str, float], str]:
     """Per scenario, how much its p95 grows from the measured size to ``target``."""
     if target <= measured:
         return {s.name: 1.0 for s in catalog.scenarios}, "none: the target is the size measured"
@@ -106,25 +107,39 @@ def growth(catalog: Catalog, measured: int, target: int, source: Path | None,
         exponents = {f.scenario: f.exponent for f in scale.fits if f.variant == variant}
     factors = {s.name: (target / measured) ** max(exponents.get(s.name, 1.0), 0.0) for s in catalog.scenarios}
     fitted = sorted(set(exponents) & set(factors))
-    return factors, (f"p95 ∝ size^exponent from {source} ({variant}) for {', '.join(fitted) or 'no scenario'}; "
-                     "linear for the rest")
+    return factors, (
+        f"p95 ∝ size^exponent from {source} ({variant}) for {', '.join(fitted) or 'no scenario'}; linear for the rest"
+    )
 
 
 def effective(catalog: Catalog, headroom: float, factors: dict[str, float]) -> Catalog:
-    return catalog.model_copy(update={"scenarios": [
-        s.model_copy(update={"sla_ms": s.sla_ms / (headroom * factors[s.name])}) for s in catalog.scenarios]})
+    return catalog.model_copy(
+        update={
+            "scenarios": [
+                s.model_copy(update={"sla_ms": s.sla_ms / (headroom * factors[s.name])}) for s in catalog.scenarios
+            ]
+        }
+    )
 
 
 def _costs_info(costs: Costs, base: Costs, objective: Objective) -> CostsInfo:
-    return CostsInfo(index_bytes=costs.index_bytes, build_seconds=costs.build_seconds,
-                     wal_per_write=None if costs.wal_per_write is None else round(costs.wal_per_write, 1),
-                     write_p95_ms=None if costs.write_p95_ms is None else round(costs.write_p95_ms, 3),
-                     objective=round(costs.value(objective, base), 2))
+    return CostsInfo(
+        index_bytes=costs.index_bytes,
+        build_seconds=costs.build_seconds,
+        wal_per_write=None if costs.wal_per_write is None else round(costs.wal_per_write, 1),
+        write_p95_ms=None if costs.write_p95_ms is None else round(costs.write_p95_ms, 3),
+        objective=round(costs.value(objective, base), 2),
+    )
 
 
 def _why(cell: Cell, sla: float) -> str:
-    plan = (f"Seq Scan on {', '.join(cell.plan.seq_scans)}" if cell.plan.seq_scans
-            else f"uses {', '.join(cell.plan.indexes)}" if cell.plan.indexes else " > ".join(cell.plan.node_types))
+    plan = (
+        f"Seq Scan on {', '.join(cell.plan.seq_scans)}"
+        if cell.plan.seq_scans
+        else f"uses {', '.join(cell.plan.indexes)}"
+        if cell.plan.indexes
+        else " > ".join(cell.plan.node_types)
+    )
     return f"{cell.verdict_text}; slowest class p95 {worst_p95(cell):.1f} ms (SLA {sla:g} ms); plan: {plan}"
 
 
@@ -138,11 +153,17 @@ def _contenders(res: Results, catalog: Catalog, objective: Objective) -> list[Co
         cells = [c for c in res.cells if c.variant == name]
         costs = Costs(variant.index_size_bytes, variant.build_seconds, *write_figures(cells))
         worst = max(cells, key=lambda c: worst_p95(c) / sla[c.scenario])
-        out.append(Contender(variant=name, description=variant.description, statements=variant.statements,
-                             costs=_costs_info(costs, base, objective),
-                             worst_ratio=round(worst_p95(worst) / sla[worst.scenario], 3), worst_scenario=worst.scenario,
-                             misses=[Miss(scenario=c.scenario, why=_why(c, sla[c.scenario]))
-                                     for c in cells if c.verdict != "pass"]))
+        out.append(
+            Contender(
+                variant=name,
+                description=variant.description,
+                statements=variant.statements,
+                costs=_costs_info(costs, base, objective),
+                worst_ratio=round(worst_p95(worst) / sla[worst.scenario], 3),
+                worst_scenario=worst.scenario,
+                misses=[Miss(scenario=c.scenario, why=_why(c, sla[c.scenario])) for c in cells if c.verdict != "pass"],
+            )
+        )
     return out
 
 
@@ -152,47 +173,83 @@ def _trials_info(trials: Trials, catalog: Catalog, objective: Objective, base: C
     for trial in trials.history:
         complete = trial.complete(trials.scenarios)
         costs = trials.costs(trial.indexes)
-        out.append(TrialInfo(
-            number=trial.number, purpose=trial.purpose, indexes=[trials.candidates[f].name for f in trial.indexes],
-            measured=trial.measured, builds=trial.builds, seconds=trial.seconds,
-            failing=[s for s in trials.scenarios if not trial.passes(s)] if complete else None,
-            worst_ratio=round(max(worst_p95(c) / sla[s] for s, c in trial.cells.items()), 3) if complete else None,
-            costs=None if costs is None else _costs_info(costs, base, objective)))
+        out.append(
+            TrialInfo(
+                number=trial.number,
+                purpose=trial.purpose,
+                indexes=[trials.candidates[f].name for f in trial.indexes],
+                measured=trial.measured,
+                builds=trial.builds,
+                seconds=trial.seconds,
+                failing=[s for s in trials.scenarios if not trial.passes(s)] if complete else None,
+                worst_ratio=round(max(worst_p95(c) / sla[s] for s, c in trial.cells.items()), 3) if complete else None,
+                costs=None if costs is None else _costs_info(costs, base, objective),
+            )
+        )
     return out
 
 
 def _points(trials: list[TrialInfo], contenders: list[Contender]) -> list[Point]:
-    points = [Point(label=c.variant, worst_ratio=c.worst_ratio, index_bytes=c.costs.index_bytes,
-                    wal_per_write=c.costs.wal_per_write, build_seconds=c.costs.build_seconds, front=False)
-              for c in contenders]
+    points = [
+        Point(
+            label=c.variant,
+            worst_ratio=c.worst_ratio,
+            index_bytes=c.costs.index_bytes,
+            wal_per_write=c.costs.wal_per_write,
+            build_seconds=c.costs.build_seconds,
+            front=False,
+        )
+        for c in contenders
+    ]
     seen: set[tuple[str, ...]] = set()
     for t in trials:
         key = tuple(sorted(t.indexes))
         if t.worst_ratio is None or t.costs is None or key in seen:
             continue
         seen.add(key)
-        points.append(Point(label=f"trial {t.number}: {t.purpose}", worst_ratio=t.worst_ratio,
-                            index_bytes=t.costs.index_bytes, wal_per_write=t.costs.wal_per_write,
-                            build_seconds=t.costs.build_seconds, front=False))
+        points.append(
+            Point(
+                label=f"trial {t.number}: {t.purpose}",
+                worst_ratio=t.worst_ratio,
+                index_bytes=t.costs.index_bytes,
+                wal_per_write=t.costs.wal_per_write,
+                build_seconds=t.costs.build_seconds,
+                front=False,
+            )
+        )
     return mark_front(points)
 
 
-def _candidates_info(found: list[Candidate], trials: Trials, result: SearchResult,
-                     hypothetical: dict[str, hypo.Hypothetical]) -> list[CandidateInfo]:
+def _candidates_info(
+    found: list[Candidate], trials: Trials, result: SearchResult, hypothetical: dict[str, hypo.Hypothetical]
+) -> list[CandidateInfo]:
     screens = {t.indexes[0]: t for t in trials.history if t.purpose.startswith("screen ")}
     out = []
     for c in found:
         cost = trials.index_cost(c.fingerprint)
         screen = screens.get(c.fingerprint)
         h = hypothetical.get(c.fingerprint)
-        out.append(CandidateInfo(
-            name=c.name, table=c.table, using=c.index.using, ddl=c.index.ddl(), extensions=list(c.extensions),
-            serves=c.serves, sources=list(c.sources), screened=c.fingerprint in result.screened,
-            size_bytes=cost[0] if cost else None, build_seconds=cost[1] if cost else None,
-            measured_with=[s for s in screen.measured if s in c.serves] if screen else [],
-            plans=[s for s in screen.measured if c.name in screen.cells[s].plan.indexes] if screen else [],
-            hypo=Hypo(size_bytes=h.size_bytes, used_by=list(h.used_by), cost_without=h.cost_without,
-                      cost_with=h.cost_with) if h else None))
+        out.append(
+            CandidateInfo(
+                name=c.name,
+                table=c.table,
+                using=c.index.using,
+                ddl=c.index.ddl(),
+                extensions=list(c.extensions),
+                serves=c.serves,
+                sources=list(c.sources),
+                screened=c.fingerprint in result.screened,
+                size_bytes=cost[0] if cost else None,
+                build_seconds=cost[1] if cost else None,
+                measured_with=[s for s in screen.measured if s in c.serves] if screen else [],
+                plans=[s for s in screen.measured if c.name in screen.cells[s].plan.indexes] if screen else [],
+                hypo=Hypo(
+                    size_bytes=h.size_bytes, used_by=list(h.used_by), cost_without=h.cost_without, cost_with=h.cost_with
+                )
+                if h
+                else None,
+            )
+        )
     return out
 
 
@@ -201,24 +258,45 @@ def _writer_stats(w: object) -> WriterStats | None:
 
 
 def _deploy_info(costs: list[DeployCost]) -> list[DeployInfo]:
-    return [DeployInfo(index=d.index, table=d.table, build_s=d.build_s, concurrent_build_s=d.concurrent_build_s,
-                       writers=d.writers, before=_writer_stats(d.before), during_build=_writer_stats(d.during_build),
-                       during_concurrent_build=_writer_stats(d.during_concurrent_build),
-                       blocked_ms=None if d.blocked_ms is None else round(d.blocked_ms, 1)) for d in costs]
+    return [
+        DeployInfo(
+            index=d.index,
+            table=d.table,
+            build_s=d.build_s,
+            concurrent_build_s=d.concurrent_build_s,
+            writers=d.writers,
+            before=_writer_stats(d.before),
+            during_build=_writer_stats(d.during_build),
+            during_concurrent_build=_writer_stats(d.during_concurrent_build),
+            blocked_ms=None if d.blocked_ms is None else round(d.blocked_ms, 1),
+        )
+        for d in costs
+    ]
 
 
 def _contending_variants(catalog: Catalog, advised: list[Candidate], reference: str) -> list[Variant]:
     by_name = {v.name: v for v in catalog.variants}
     baseline = by_name.get(BASELINE_VARIANT, Variant(name=BASELINE_VARIANT, description="The models' own indexes"))
     mine = variant_of(ADVISED, advised, "The cheapest set found by `taskbench advise`")
-    chosen = [baseline, mine, *([by_name[reference]] if reference in by_name else []), per_column(catalog),
-              two_column(catalog)]
+    chosen = [
+        baseline,
+        mine,
+        *([by_name[reference]] if reference in by_name else []),
+        per_column(catalog),
+        two_column(catalog),
+    ]
     return list({v.name: v for v in chosen}.values())
 
 
-def advise(target: Target, catalog: Catalog, options: AdviseOptions, reports_dir: Path,
-           variant_dir: Path | None = None, advance: Advance = no_progress,
-           announce: Callable[[str], None] = lambda message: None) -> tuple[Path, Advice]:
+def advise(
+    target: Target,
+    catalog: Catalog,
+    options: AdviseOptions,
+    reports_dir: Path,
+    variant_dir: Path | None = None,
+    advance: Advance = no_progress,
+    announce: Callable[[str], None] = lambda message: None,
+) -> tuple[Path, Advice]:
     """Search, verify, cost and ship; returns the run directory and what was found."""
     from bench.advise.report import write_report
 
@@ -246,19 +324,28 @@ def advise(target: Target, catalog: Catalog, options: AdviseOptions, reports_dir
     seconds["candidates and screening"] = round(time.monotonic() - started, 1)
 
     deadline = None if options.time_budget_s is None else time.monotonic() + options.time_budget_s
-    trials = Trials(target, strict, by_fingerprint, options.measuring(options.search_run), advance=advance,
-                    max_builds=options.max_builds, deadline=deadline)
+    trials = Trials(
+        target,
+        strict,
+        by_fingerprint,
+        options.measuring(options.search_run),
+        advance=advance,
+        max_builds=options.max_builds,
+        deadline=deadline,
+    )
     mark = time.monotonic()
-    result = search(trials, SearchOptions(objective=options.objective),
-                    {f: set(h.used_by) for f, h in hypothetical.items()})
+    result = search(
+        trials, SearchOptions(objective=options.objective), {f: set(h.used_by) for f, h in hypothetical.items()}
+    )
     seconds["search"] = round(time.monotonic() - mark, 1)
     advised = [by_fingerprint[f] for f in result.chosen]
-    announce(f"advise: {len(advised)} indexes after {trials.builds} real builds; measuring them beside "
-             f"{options.reference} and the simple advisors")
+    announce(
+        f"advise: {len(advised)} indexes after {trials.builds} real builds; measuring them beside "
+        f"{options.reference} and the simple advisors"
+    )
 
     mark = time.monotonic()
-    final = strict.model_copy(update={"variants": _contending_variants(catalog, advised, options.reference),
-                                      "mix": {}})
+    final = strict.model_copy(update={"variants": _contending_variants(catalog, advised, options.reference), "mix": {}})
     res = run(target, final, options.measuring(options.final_run), advance)
     run_dir = results_io.save(res, reports_dir).parent
     seconds["final measurement"] = round(time.monotonic() - mark, 1)
@@ -267,8 +354,10 @@ def advise(target: Target, catalog: Catalog, options: AdviseOptions, reports_dir
     deployed = deploy_costs(target, catalog, advised) if options.deploy else []
     seconds["deploy costs"] = round(time.monotonic() - mark, 1)
 
-    description = ("The cheapest index set found by `taskbench advise` (real builds, measured against every SLA "
-                   f"÷ {options.headroom:g} at {goal:,} tasks per user): " + ", ".join(c.name for c in advised))
+    description = (
+        "The cheapest index set found by `taskbench advise` (real builds, measured against every SLA "
+        f"÷ {options.headroom:g} at {goal:,} tasks per user): " + ", ".join(c.name for c in advised)
+    )
     shipped = ship.write(run_dir / "ship", advised, description, options.down_revision)
     if variant_dir is not None:
         variant_dir.mkdir(parents=True, exist_ok=True)
@@ -282,19 +371,34 @@ def advise(target: Target, catalog: Catalog, options: AdviseOptions, reports_dir
     contenders = _contenders(res, catalog, options.objective)
     seconds["total"] = round(time.monotonic() - started, 1)
     advice = Advice(
-        run_id=res.run_id, dataset=res.dataset.fingerprint,
-        settings=Settings(headroom=options.headroom, measured_tasks_per_user=measured, target_tasks_per_user=goal,
-                          growth={k: round(v, 3) for k, v in factors.items()}, growth_source=source,
-                          effective_sla_ms={s.name: round(s.sla_ms, 3) for s in strict.scenarios},
-                          objective=options.objective.describe(), max_builds=options.max_builds,
-                          time_budget_s=options.time_budget_s, hypopg=hypopg),
-        candidates=_candidates_info(found, trials, result, hypothetical), trials=trial_infos,
+        run_id=res.run_id,
+        dataset=res.dataset.fingerprint,
+        settings=Settings(
+            headroom=options.headroom,
+            measured_tasks_per_user=measured,
+            target_tasks_per_user=goal,
+            growth={k: round(v, 3) for k, v in factors.items()},
+            growth_source=source,
+            effective_sla_ms={s.name: round(s.sla_ms, 3) for s in strict.scenarios},
+            objective=options.objective.describe(),
+            max_builds=options.max_builds,
+            time_budget_s=options.time_budget_s,
+            hypopg=hypopg,
+        ),
+        candidates=_candidates_info(found, trials, result, hypothetical),
+        trials=trial_infos,
         steps=[StepInfo(phase=s.phase, candidate=s.candidate, trial=s.trial, note=s.note) for s in result.steps],
-        failing_at_baseline=result.failing, advised=[c.name for c in advised],
-        advised_ddl=[c.index.ddl() for c in advised], stopped=result.stopped, real_builds=trials.builds,
-        contenders=contenders, pareto=_points(trial_infos, contenders), deploy=_deploy_info(deployed),
-        shipped={k: str(v) for k, v in shipped.items()}, seconds=seconds)
+        failing_at_baseline=result.failing,
+        advised=[c.name for c in advised],
+        advised_ddl=[c.index.ddl() for c in advised],
+        stopped=result.stopped,
+        real_builds=trials.builds,
+        contenders=contenders,
+        pareto=_points(trial_infos, contenders),
+        deploy=_deploy_info(deployed),
+        shipped={k: str(v) for k, v in shipped.items()},
+        seconds=seconds,
+    )
     (run_dir / ADVICE_FILE).write_text(advice.model_dump_json(indent=1), encoding="utf-8")
     write_report(run_dir, advice, res)
     return run_dir, advice
-

@@ -95,15 +95,22 @@ class _Search:
         chosen = self.backward(chosen)
         chosen = self.exhaustive(failing, screened, chosen)
         final = self.trials.evaluate(chosen, self.everything, "advised set")
-        return SearchResult(baseline=base, failing=failing, screened=screened, chosen=chosen, final=final,
-                            steps=self.steps, stopped=self.stopped)
+        return SearchResult(
+            baseline=base,
+            failing=failing,
+            screened=screened,
+            chosen=chosen,
+            final=final,
+            steps=self.steps,
+            stopped=self.stopped,
+        )
 
     def screen(self, failing: list[str]) -> list[str]:
         candidates = list(self.trials.candidates.values())
         picked: dict[str, Candidate] = {}
         for scenario in failing:
             serving = sorted((c for c in candidates if scenario in c.serves), key=lambda c: -c.serves[scenario])
-            picked.update((c.fingerprint, c) for c in serving[:self.options.screen_per_scenario])
+            picked.update((c.fingerprint, c) for c in serving[: self.options.screen_per_scenario])
         order = sorted(picked.values(), key=lambda c: -sum(c.serves[s] for s in failing if s in c.serves))
         screened = []
         for candidate in order:
@@ -112,12 +119,17 @@ class _Search:
             served = [s for s in failing if s in candidate.serves]
             if candidate.fingerprint in self.planned and not self.planned[candidate.fingerprint] & set(served):
                 continue  # HypoPG: the planner would use it for none of them, so it is not built
-            writes = [s.name for s in self.trials.catalog.scenarios
-                      if s.kind == "write" and candidate.table in s.query.tables]
+            writes = [
+                s.name for s in self.trials.catalog.scenarios if s.kind == "write" and candidate.table in s.query.tables
+            ]
             trial = self.trials.evaluate((candidate.fingerprint,), served + writes, f"screen {candidate.name}")
             fixed = [s for s in served if trial.passes(s)]
-            self.step("screen", candidate.fingerprint, trial,
-                      f"fixes {', '.join(fixed)}" if fixed else f"fixes none of {', '.join(served)}")
+            self.step(
+                "screen",
+                candidate.fingerprint,
+                trial,
+                f"fixes {', '.join(fixed)}" if fixed else f"fixes none of {', '.join(served)}",
+            )
             screened.append(candidate.fingerprint)
         return screened
 
@@ -129,27 +141,38 @@ class _Search:
         pending = set(failing)
         aside: set[str] = set()
         while pending:
-            options = [(f, g, self.cost((f,))) for f in screened
-                       if f not in chosen and f not in aside and (g := self.gain(f, pending))]
+            options = [
+                (f, g, self.cost((f,)))
+                for f in screened
+                if f not in chosen and f not in aside and (g := self.gain(f, pending))
+            ]
             priced = [(f, g, c) for f, g, c in options if c is not None]
             if not priced or not self.budget_left(len(chosen) + 1, "greedy selection"):
                 break
             fingerprint, gained, _ = max(priced, key=lambda o: (len(o[1]) / max(o[2], 0.01), -o[2]))
             table = self.trials.candidates[fingerprint].table
-            trial = self.trials.evaluate((*chosen, fingerprint), self.trials.on_tables([table]),
-                                         f"add {self.trials.candidates[fingerprint].name}")
+            trial = self.trials.evaluate(
+                (*chosen, fingerprint),
+                self.trials.on_tables([table]),
+                f"add {self.trials.candidates[fingerprint].name}",
+            )
             now = {s for s in self.everything if not trial.passes(s)}
             if not pending - now:
                 aside.add(fingerprint)
-                self.step("set aside", fingerprint, trial, f"alone it fixed {', '.join(sorted(gained))}; "
-                          "in the set it fixes nothing")
+                self.step(
+                    "set aside",
+                    fingerprint,
+                    trial,
+                    f"alone it fixed {', '.join(sorted(gained))}; in the set it fixes nothing",
+                )
                 continue
             # a scenario that passed before and fails now stays pending: the next picks must fix it
             # (a borderline cell's verdict can change between measurements; the set's must hold)
             chosen.append(fingerprint)
             broke = f"; now failing: {', '.join(sorted(now - pending))}" if now - pending else ""
-            self.step("add", fingerprint, trial, f"fixes {', '.join(sorted(pending - now))}{broke}; "
-                      f"{len(now)} still failing")
+            self.step(
+                "add", fingerprint, trial, f"fixes {', '.join(sorted(pending - now))}{broke}; {len(now)} still failing"
+            )
             pending = now
         return tuple(chosen)
 
@@ -161,8 +184,9 @@ class _Search:
         for fingerprint in sorted(chosen, key=lambda f: -(self.cost((f,)) or 0.0)):
             rest = tuple(f for f in chosen if f != fingerprint)
             table = self.trials.candidates[fingerprint].table
-            if not self.budget_left(len([f for f in rest if self.trials.candidates[f].table == table]),
-                                    "backward elimination"):
+            if not self.budget_left(
+                len([f for f in rest if self.trials.candidates[f].table == table]), "backward elimination"
+            ):
                 break
             self.trials.carry_over(chosen, rest, fingerprint)
             trial = self.trials.evaluate(rest, self.everything, f"drop {self.trials.candidates[fingerprint].name}")
@@ -187,11 +211,14 @@ class _Search:
         for size in range(1, min(self.options.exhaustive_size, len(priced)) + 1):
             for subset in itertools.combinations(priced, size):
                 bound = sum(bounds[f] or 0.0 for f in subset)
-                if set(subset) != set(incumbent) and (best is None or bound < best) \
-                        and needed <= set().union(*(fixes[f] for f in subset)):
+                if (
+                    set(subset) != set(incumbent)
+                    and (best is None or bound < best)
+                    and needed <= set().union(*(fixes[f] for f in subset))
+                ):
                     subsets.append((bound, subset))
         subsets.sort()
-        for bound, subset in subsets[:self.options.exhaustive_trials]:
+        for bound, subset in subsets[: self.options.exhaustive_trials]:
             if best is not None and bound >= best:
                 break  # the incumbent improved past every remaining bound
             if not self.budget_left(len(subset), "exhaustive search"):
@@ -199,18 +226,26 @@ class _Search:
             names = " + ".join(self.trials.candidates[f].name for f in subset)
             trial = self.trials.evaluate(subset, self.everything, f"subset {names}")
             cost = self.cost(subset)
-            wins = must <= {s for s in self.everything if trial.passes(s)} and cost is not None \
+            wins = (
+                must <= {s for s in self.everything if trial.passes(s)}
+                and cost is not None
                 and (best is None or cost < best)
-            self.step("subset", None, trial, f"{names}: bound {bound:.1f}, measured "
-                      f"{'–' if cost is None else f'{cost:.1f}'}" + (" — cheaper, and every scenario passes"
-                                                                      if wins else ""))
+            )
+            self.step(
+                "subset",
+                None,
+                trial,
+                f"{names}: bound {bound:.1f}, measured "
+                f"{'–' if cost is None else f'{cost:.1f}'}" + (" — cheaper, and every scenario passes" if wins else ""),
+            )
             if wins:
                 incumbent, best = subset, cost
         return incumbent
 
 
-def search(trials: Trials, options: SearchOptions = SearchOptions(),
-           planned: dict[str, set[str]] | None = None) -> SearchResult:
+def search(
+    trials: Trials, options: SearchOptions = SearchOptions(), planned: dict[str, set[str]] | None = None
+) -> SearchResult:
     """Find the cheapest set. ``planned``: per candidate HypoPG screened, the scenarios whose
     estimated plan used it; such a candidate is built only for a failing scenario among them."""
     return _Search(trials, options, planned or {}).run()

@@ -40,8 +40,11 @@ def per_column(catalog: Catalog) -> Variant:
     for scenario in catalog.scenarios:
         for access in accesses(scenario, tables):
             filtered = [*access.equality, *access.ranges, *(c for cs in access.constants.values() for c in sorted(cs))]
-            statements += [f"CREATE INDEX ON {maybe_double_quote_name(access.table)} ({maybe_double_quote_name(c)})"
-                           for c in dict.fromkeys(filtered) if c not in access.primary_key]
+            statements += [
+                f"CREATE INDEX ON {maybe_double_quote_name(access.table)} ({maybe_double_quote_name(c)})"
+                for c in dict.fromkeys(filtered)
+                if c not in access.primary_key
+            ]
     return _variant(PER_COLUMN, "One single-column B-tree per filtered column (simple advisor)", statements)
 
 

@@ -26,8 +26,9 @@ from bench.results import Cell
 from bench.targets.target import Target
 
 
-def measure_with_runner(target: Target, catalog: Catalog, opts: RunOptions,
-                        advance: Advance) -> tuple[list[Cell], dict[str, tuple[int, float]]]:
+def measure_with_runner(
+    target: Target, catalog: Catalog, opts: RunOptions, advance: Advance
+) -> tuple[list[Cell], dict[str, tuple[int, float]]]:
     """The runner on ``catalog`` (one variant): its cells, and each built index's size and build time."""
     res = run(target, catalog, opts, advance)
     built = {i.name: (i.size_bytes, i.build_seconds) for v in res.variants for i in v.indexes}
@@ -37,15 +38,19 @@ def measure_with_runner(target: Target, catalog: Catalog, opts: RunOptions,
 def variant_of(name: str, indexes: Iterable[Candidate], description: str = "") -> Variant:
     """A variant made in memory: the candidates' statements and the extensions they need."""
     chosen = list(indexes)
-    return Variant(name=name, description=description,
-                   extensions=sorted({e for c in chosen for e in c.extensions}),
-                   statements=[c.index.ddl() for c in chosen])
+    return Variant(
+        name=name,
+        description=description,
+        extensions=sorted({e for c in chosen for e in c.extensions}),
+        statements=[c.index.ddl() for c in chosen],
+    )
 
 
 @dataclass
 class Trial:
     """One index set and what is known of it: a cell per scenario (measured in this trial or
     carried over), and how many indexes this trial built."""
+
     number: int
     purpose: str
     indexes: tuple[str, ...]  # candidate fingerprints
@@ -118,9 +123,12 @@ class Trials:
         if any(c is None for c in cells):
             return None
         wal, p95 = write_figures([c for c in cells if c is not None])
-        return Costs(index_bytes=sum(self._costs[f][0] for f in chosen),
-                     build_seconds=round(sum(self._costs[f][1] for f in chosen), 3),
-                     wal_per_write=wal, write_p95_ms=p95)
+        return Costs(
+            index_bytes=sum(self._costs[f][0] for f in chosen),
+            build_seconds=round(sum(self._costs[f][1] for f in chosen), 3),
+            wal_per_write=wal,
+            write_p95_ms=p95,
+        )
 
     def index_cost(self, fingerprint: str) -> tuple[int, float] | None:
         """The index's size (bytes) and build seconds, once it has been built."""
@@ -137,12 +145,16 @@ class Trials:
         started = time.monotonic()
         if missing or build:
             label = f"trial {len(self.history) + 1}: {purpose}"
-            catalog = self.catalog.model_copy(update={
-                "scenarios": [s for s in self.catalog.scenarios if s.name in missing] or self.catalog.scenarios[:1],
-                "variants": [variant_of(f"trial_{len(self.history) + 1}", (self.candidates[f] for f in build))],
-                "mix": {}})
-            cells, built = measure_with_runner(self.target, catalog, self.options,
-                                               lambda _, done, total: self.advance(label, done, total))
+            catalog = self.catalog.model_copy(
+                update={
+                    "scenarios": [s for s in self.catalog.scenarios if s.name in missing] or self.catalog.scenarios[:1],
+                    "variants": [variant_of(f"trial_{len(self.history) + 1}", (self.candidates[f] for f in build))],
+                    "mix": {},
+                }
+            )
+            cells, built = measure_with_runner(
+                self.target, catalog, self.options, lambda _, done, total: self.advance(label, done, total)
+            )
             by_name = {self.candidates[f].name: f for f in build}
             for name, cost in built.items():
                 if name not in by_name:
@@ -152,8 +164,14 @@ class Trials:
                 self._cells[(cell.scenario, self.restriction(cell.scenario, chosen))] = cell
             self.builds += len(build)
         known = {s: c for s in self.scenarios if (c := self.cell(s, chosen)) is not None}
-        trial = Trial(number=len(self.history) + 1, purpose=purpose, indexes=chosen, cells=known,
-                      measured=missing, builds=len(build) if (missing or build) else 0,
-                      seconds=round(time.monotonic() - started, 2))
+        trial = Trial(
+            number=len(self.history) + 1,
+            purpose=purpose,
+            indexes=chosen,
+            cells=known,
+            measured=missing,
+            builds=len(build) if (missing or build) else 0,
+            seconds=round(time.monotonic() - started, 2),
+        )
         self.history.append(trial)
         return trial

@@ -21,8 +21,22 @@ from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_index, parse_
 from bench.errors import InputError
 
 DEFAULT_DIR = Path("scenarios")
-PARAM_KINDS = ("user", "task", "conversation", "tag", "tags_json", "tags_any", "word", "fragment", "priority",
-               "category", "today", "deep_offset", "cursor_created_at", "cursor_id")
+PARAM_KINDS = (
+    "user",
+    "task",
+    "conversation",
+    "tag",
+    "tags_json",
+    "tags_any",
+    "word",
+    "fragment",
+    "priority",
+    "category",
+    "today",
+    "deep_offset",
+    "cursor_created_at",
+    "cursor_id",
+)
 # File and scenario names (not SQL): lower_snake_case.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A catalogue file is a few kilobytes; anything far larger is refused before it is read.
@@ -121,9 +135,12 @@ class Catalog(BaseModel):
     def select(self, scenarios: list[str] | None, variants: list[str] | None) -> Catalog:
         chosen = _pick(self.scenarios, scenarios, "scenario")
         names = {s.name for s in chosen}
-        return Catalog(sla_classes=self.sla_classes, scenarios=chosen,
-                       variants=_pick(self.variants, variants, "variant"),
-                       mix={k: w for k, w in self.mix.items() if k in names})
+        return Catalog(
+            sla_classes=self.sla_classes,
+            scenarios=chosen,
+            variants=_pick(self.variants, variants, "variant"),
+            mix={k: w for k, w in self.mix.items() if k in names},
+        )
 
     def reads(self) -> Catalog:
         """The read scenarios only: for what executes scenarios outside a rolled-back sample (load,
@@ -160,8 +177,9 @@ def _check_mix(weights: dict[str, Any], known: set[str], where: str) -> None:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: {path.stat().st_size:,} bytes is too large for a catalogue file "
-                             f"(at most {MAX_FILE_BYTES:,})")
+            raise InputError(
+                f"{path}: {path.stat().st_size:,} bytes is too large for a catalogue file (at most {MAX_FILE_BYTES:,})"
+            )
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None

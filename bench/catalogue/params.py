@@ -93,7 +93,9 @@ async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> 
             "SELECT user_id, array_agg(id ORDER BY id) AS ids FROM ("
             " SELECT user_id, id, row_number() OVER w AS rn, count(*) OVER w AS n FROM tasks"
             " WHERE deleted_at IS NULL WINDOW w AS (PARTITION BY user_id)) t"
-            " WHERE rn % greatest(n / $1, 1) = 0 GROUP BY user_id", _TASKS_PER_USER_SAMPLE)
+            " WHERE rn % greatest(n / $1, 1) = 0 GROUP BY user_id",
+            _TASKS_PER_USER_SAMPLE,
+        )
         pools.tasks = {r["user_id"]: list(r["ids"]) for r in rows}
     if "conversation" in kinds:
         rows = await conn.fetch("SELECT user_id, array_agg(id ORDER BY id) AS ids FROM conversations GROUP BY user_id")
@@ -107,16 +109,22 @@ async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> 
             "SELECT user_id, array_agg(created_at ORDER BY rn) AS at, array_agg(id ORDER BY rn) AS ids FROM ("
             " SELECT user_id, created_at, id, row_number() OVER"
             "  (PARTITION BY user_id ORDER BY created_at DESC, id DESC) AS rn FROM tasks WHERE deleted_at IS NULL) t"
-            " WHERE rn BETWEEN $1 AND $2 AND rn % $3 = 0 GROUP BY user_id", *DEEP_PAGE, _CURSOR_STEP)
+            " WHERE rn BETWEEN $1 AND $2 AND rn % $3 = 0 GROUP BY user_id",
+            *DEEP_PAGE,
+            _CURSOR_STEP,
+        )
         pools.cursors = {r["user_id"]: list(zip(r["at"], r["ids"], strict=True)) for r in rows}
     if kinds & {"tag", "tags_json", "tags_any"}:
-        rows = await conn.fetch("SELECT tag, count(*) AS n FROM tasks, jsonb_array_elements_text(tags) tag"
-                                " GROUP BY tag ORDER BY tag")
+        rows = await conn.fetch(
+            "SELECT tag, count(*) AS n FROM tasks, jsonb_array_elements_text(tags) tag GROUP BY tag ORDER BY tag"
+        )
         pools.tags = [r["tag"] for r in rows]
         pools.tag_cum_weights = list(accumulate(float(r["n"]) for r in rows))
     if kinds & {"word", "fragment"}:
-        rows = await conn.fetch("SELECT DISTINCT lower(w) AS word FROM tasks TABLESAMPLE SYSTEM (5) REPEATABLE (7),"
-                                " regexp_split_to_table(title, '\\s+') AS w WHERE length(w) > 3 ORDER BY 1")
+        rows = await conn.fetch(
+            "SELECT DISTINCT lower(w) AS word FROM tasks TABLESAMPLE SYSTEM (5) REPEATABLE (7),"
+            " regexp_split_to_table(title, '\\s+') AS w WHERE length(w) > 3 ORDER BY 1"
+        )
         pools.words = [r["word"] for r in rows]
     return pools
 
@@ -138,8 +146,9 @@ class Drawer:
     """Draws the positional arguments of one scenario, sample after sample, from a seeded stream of
     its own: the same seed, scenario, stream and users give the same parameter sets in every run."""
 
-    def __init__(self, scenario: Scenario, pools: Pools, seed: int, stream: str = "",
-                 users: frozenset[uuid.UUID] | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, pools: Pools, seed: int, stream: str = "", users: frozenset[uuid.UUID] | None = None
+    ) -> None:
         self.sql, self.order = scenario.positional()
         self.spec = scenario.params
         self.kinds = {v for v in self.spec.values() if isinstance(v, str)}
@@ -147,8 +156,10 @@ class Drawer:
         try:
             eligible = _users_with(pools, self.kinds)
         except DatabaseError as exc:
-            raise DatabaseError(f"scenario {scenario.name}: {exc} — the dataset is too small for it "
-                                f"(deep pages need users with over {DEEP_PAGE[0]:,} tasks)") from None
+            raise DatabaseError(
+                f"scenario {scenario.name}: {exc} — the dataset is too small for it "
+                f"(deep pages need users with over {DEEP_PAGE[0]:,} tasks)"
+            ) from None
         self.users = eligible if users is None else [u for u in eligible if u in users]
         self.rng = random.Random(f"{seed}:{scenario.name}" + (f":{stream}" if stream else ""))
 
@@ -180,7 +191,7 @@ class Drawer:
             word = rng.choice(p.words)
             size = min(len(word), rng.choice((3, 4)))
             start = rng.randint(0, len(word) - size)
-            return word[start:start + size]
+            return word[start : start + size]
         if spec == "priority":
             return rng.choice(_PRIORITIES)
         if spec == "category":

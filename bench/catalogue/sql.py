@@ -74,8 +74,12 @@ class IndexKey:
 
     def ddl(self) -> str:
         """The key as written in CREATE INDEX, with its operator class and order."""
-        parts = [self.sql, self.opclass, "DESC" if self.descending else None,
-                 f"NULLS {self.nulls.upper()}" if self.nulls else None]
+        parts = [
+            self.sql,
+            self.opclass,
+            "DESC" if self.descending else None,
+            f"NULLS {self.nulls.upper()}" if self.nulls else None,
+        ]
         return " ".join(part for part in parts if part)
 
 
@@ -143,8 +147,12 @@ class IndexDef:
         for key in self.keys:
             # postgresql_ops maps a column name to one opclass, so a column listed twice with an
             # opclass, like any key with an order or an expression, is written out in text()
-            if key.column is not None and not key.descending and key.nulls is None and (
-                    key.opclass is None or plain.count(key.column) == 1):
+            if (
+                key.column is not None
+                and not key.descending
+                and key.nulls is None
+                and (key.opclass is None or plain.count(key.column) == 1)
+            ):
                 keys.append(repr(key.column))
                 if key.opclass is not None:
                     ops[key.column] = key.opclass
@@ -199,9 +207,13 @@ def parse_index(statement: str, tables: Collection[str] = TABLE_NAMES) -> IndexD
         raise SQLRefused("NULLS NOT DISTINCT is not supported", statement)
     include = tuple(_included_column(elem, statement) for elem in node.indexIncludingParams or ())
     keys = tuple(_index_key(elem, statement) for elem in node.indexParams or ())
-    storage = tuple((".".join(filter(None, (option.defnamespace, option.defname))),
-                     None if option.arg is None else _deparse(option.arg, statement))
-                    for option in node.options or ())
+    storage = tuple(
+        (
+            ".".join(filter(None, (option.defnamespace, option.defname))),
+            None if option.arg is None else _deparse(option.arg, statement),
+        )
+        for option in node.options or ()
+    )
     where = None if node.whereClause is None else _deparse(node.whereClause, statement)
     name, concurrently, if_not_exists = node.idxname, bool(node.concurrent), bool(node.if_not_exists)
     # what remains distinguishes indexes by what they build: _index_key already dropped redundant orders
@@ -209,12 +221,21 @@ def parse_index(statement: str, tables: Collection[str] = TABLE_NAMES) -> IndexD
     node.concurrent = node.if_not_exists = False
     definition = _deparse(node, statement)
     if name is None:  # PostgreSQL would pick a name by what exists already; this one is reproducible
-        prefix = f"tb_{relation.relname}".encode()[:_MAX_NAME_BYTES - 11].decode(errors="ignore")
+        prefix = f"tb_{relation.relname}".encode()[: _MAX_NAME_BYTES - 11].decode(errors="ignore")
         name = f"{prefix}_{_digest(definition)[:10]}"
-    return IndexDef(name=name, table=relation.relname, unique=bool(node.unique),
-                    using=node.accessMethod or "btree", keys=keys, include=include, where=where,
-                    concurrently=concurrently, if_not_exists=if_not_exists, storage=storage,
-                    definition=definition)
+    return IndexDef(
+        name=name,
+        table=relation.relname,
+        unique=bool(node.unique),
+        using=node.accessMethod or "btree",
+        keys=keys,
+        include=include,
+        where=where,
+        concurrently=concurrently,
+        if_not_exists=if_not_exists,
+        storage=storage,
+        definition=definition,
+    )
 
 
 def parse_query(sql: str, *, write: bool, tables: Collection[str] = TABLE_NAMES) -> Query:
@@ -228,9 +249,14 @@ def parse_query(sql: str, *, write: bool, tables: Collection[str] = TABLE_NAMES)
         raise SQLRefused(f"a read scenario is one SELECT, not {type(node).__name__}", sql)
     walk = _Walk(sql, write, tables)
     walk.run(node)
-    return Query(sql=positional, params=params, functions=frozenset(walk.functions),
-                 tables=frozenset(walk.tables), kind="write" if write else "read",
-                 ordered=isinstance(node, ast.SelectStmt) and bool(node.sortClause))
+    return Query(
+        sql=positional,
+        params=params,
+        functions=frozenset(walk.functions),
+        tables=frozenset(walk.tables),
+        kind="write" if write else "read",
+        ordered=isinstance(node, ast.SelectStmt) and bool(node.sortClause),
+    )
 
 
 class _Walk:
@@ -292,8 +318,7 @@ class _Walk:
         qualified = relation.catalogname is not None or relation.schemaname is not None
         if not qualified and name in ctes:
             return
-        if relation.catalogname is not None or relation.schemaname not in (None, "public") \
-                or name not in self.allowed:
+        if relation.catalogname is not None or relation.schemaname not in (None, "public") or name not in self.allowed:
             shown = ".".join(filter(None, (relation.catalogname, relation.schemaname, name)))
             raise SQLRefused(f"{shown!r} is not one of the tables ({', '.join(self.allowed)})", self.sql)
         self.tables.add(name)
@@ -330,7 +355,7 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
         before = sql[token.start - 1] if token.start else " "
         # "LIMIT:n" must not become the identifier "LIMIT$1"
         space = " " if before.isalnum() or before in "_$" else ""
-        pieces += [sql[copied:token.start], space, f"${params.index(name) + 1}"]
+        pieces += [sql[copied : token.start], space, f"${params.index(name) + 1}"]
         copied = after
     pieces.append(sql[copied:end])
     return "".join(pieces).strip(), tuple(params)
@@ -338,10 +363,13 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
 
 def _bind(sql: str, colon: Token, following: Token | None) -> tuple[str, int]:
     """The name of the bind ``colon`` starts, and where the bind ends."""
-    if following is None or following.start != colon.end + 1 or (
-            following.name != "IDENT" and following.kind == "NO_KEYWORD"):
+    if (
+        following is None
+        or following.start != colon.end + 1
+        or (following.name != "IDENT" and following.kind == "NO_KEYWORD")
+    ):
         raise SQLRefused("a ':' that starts no :name bind", sql)
-    name = sql[following.start:following.end + 1]
+    name = sql[following.start : following.end + 1]
     if name[0] not in _BIND_START or not set(name) <= _BIND_CHARS:
         raise SQLRefused(f"bind names are lower_snake_case, not :{name}", sql)
     return name, following.end + 1
@@ -377,23 +405,41 @@ def _index_key(elem: ast.IndexElem, statement: str) -> IndexKey:
     elif elem.nulls_ordering == SortByNulls.SORTBY_NULLS_LAST and descending:
         nulls = "last"
     elem.ordering = SortByDir.SORTBY_DESC if descending else SortByDir.SORTBY_DEFAULT
-    elem.nulls_ordering = {None: SortByNulls.SORTBY_NULLS_DEFAULT, "first": SortByNulls.SORTBY_NULLS_FIRST,
-                           "last": SortByNulls.SORTBY_NULLS_LAST}[nulls]
+    elem.nulls_ordering = {
+        None: SortByNulls.SORTBY_NULLS_DEFAULT,
+        "first": SortByNulls.SORTBY_NULLS_FIRST,
+        "last": SortByNulls.SORTBY_NULLS_LAST,
+    }[nulls]
     opclass = None
     if elem.opclass:
         opclass = ".".join(maybe_double_quote_name(part.sval) for part in elem.opclass)
         if elem.opclassopts:
             opclass += f"({', '.join(_deparse(option, statement) for option in elem.opclassopts)})"
-    bare = ast.IndexElem(name=elem.name, expr=elem.expr, collation=elem.collation,
-                         ordering=SortByDir.SORTBY_DEFAULT, nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT)
+    bare = ast.IndexElem(
+        name=elem.name,
+        expr=elem.expr,
+        collation=elem.collation,
+        ordering=SortByDir.SORTBY_DEFAULT,
+        nulls_ordering=SortByNulls.SORTBY_NULLS_DEFAULT,
+    )
     plain = elem.name is not None and not elem.collation
-    return IndexKey(sql=_deparse(bare, statement), column=elem.name if plain else None, opclass=opclass,
-                    descending=descending, nulls=nulls)
+    return IndexKey(
+        sql=_deparse(bare, statement),
+        column=elem.name if plain else None,
+        opclass=opclass,
+        descending=descending,
+        nulls=nulls,
+    )
 
 
 def _included_column(elem: ast.IndexElem, statement: str) -> str:
-    if elem.name is None or elem.collation or elem.opclass or elem.ordering != SortByDir.SORTBY_DEFAULT \
-            or elem.nulls_ordering != SortByNulls.SORTBY_NULLS_DEFAULT:
+    if (
+        elem.name is None
+        or elem.collation
+        or elem.opclass
+        or elem.ordering != SortByDir.SORTBY_DEFAULT
+        or elem.nulls_ordering != SortByNulls.SORTBY_NULLS_DEFAULT
+    ):
         raise SQLRefused("INCLUDE takes plain columns only", statement)
     return elem.name
 
@@ -412,8 +458,9 @@ def _digest(definition: str) -> str:
 def _text_literal(sql: str) -> str:
     """``sql`` as ``text()`` must receive it: text() takes ':word' for a bind parameter, so a lone ':'
     (in a string literal, say) is escaped; a '::' cast it already leaves alone."""
-    return "".join("\\:" if char == ":" and ":" not in (sql[i - 1:i], sql[i + 1:i + 2]) else char
-                   for i, char in enumerate(sql))
+    return "".join(
+        "\\:" if char == ":" and ":" not in (sql[i - 1 : i], sql[i + 1 : i + 2]) else char for i, char in enumerate(sql)
+    )
 
 
 def _build_options(concurrently: bool, if_flag: str, guarded: bool) -> list[str]:
@@ -422,4 +469,4 @@ def _build_options(concurrently: bool, if_flag: str, guarded: bool) -> list[str]
 
 def _abbreviate(statement: str) -> str:
     flat = " ".join(statement.split())
-    return flat if len(flat) <= _ABBREVIATED else flat[:_ABBREVIATED - 3] + "..."
+    return flat if len(flat) <= _ABBREVIATED else flat[: _ABBREVIATED - 3] + "..."

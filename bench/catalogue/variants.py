@@ -30,8 +30,10 @@ class Applied:
 
 
 async def index_names(conn: asyncpg.Connection) -> set[str]:
-    rows = await conn.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
-                            " AND tablename = ANY($1::text[])", list(TABLE_NAMES))
+    rows = await conn.fetch(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY($1::text[])",
+        list(TABLE_NAMES),
+    )
     return {r["indexname"] for r in rows}
 
 
@@ -64,7 +66,8 @@ async def apply_variant(conn: asyncpg.Connection, applied: Applied) -> None:
     tables = await conn.fetch(
         "SELECT DISTINCT c.relname FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid"
         " JOIN pg_class c ON c.oid = i.indrelid WHERE x.relname = ANY($1::text[]) AND i.indexprs IS NOT NULL",
-        applied.indexes)
+        applied.indexes,
+    )
     for row in tables:
         await conn.execute(f'ANALYZE "{row["relname"]}"')
 
@@ -82,8 +85,9 @@ def _untimed(phase: str) -> AbstractContextManager[object]:
 
 
 @asynccontextmanager
-async def applied_variant(conn: asyncpg.Connection, variant: Variant,
-                          phase: Callable[[str], AbstractContextManager[object]] = _untimed) -> AsyncIterator[Applied]:
+async def applied_variant(
+    conn: asyncpg.Connection, variant: Variant, phase: Callable[[str], AbstractContextManager[object]] = _untimed
+) -> AsyncIterator[Applied]:
     """``variant`` applied on ``conn`` for the block, removed on the way out whatever happens.
     ``phase`` times the two halves (``"build indexes"``, ``"drop indexes"``), e.g. a run's clock."""
     with phase("build indexes"):
@@ -107,11 +111,24 @@ async def variant_cost(conn: asyncpg.Connection, applied: Applied) -> VariantRes
     rows = await conn.fetch(
         "SELECT x.relname AS name, c.relname AS tbl, pg_relation_size(x.oid) AS size FROM pg_index i"
         " JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid"
-        " WHERE x.relname = ANY($1::text[]) ORDER BY x.relname", applied.indexes)
-    costs = [IndexCost(name=r["name"], table=r["tbl"], size_bytes=r["size"],
-                       build_seconds=round(applied.build_seconds.get(r["name"], 0.0), 4)) for r in rows]
+        " WHERE x.relname = ANY($1::text[]) ORDER BY x.relname",
+        applied.indexes,
+    )
+    costs = [
+        IndexCost(
+            name=r["name"],
+            table=r["tbl"],
+            size_bytes=r["size"],
+            build_seconds=round(applied.build_seconds.get(r["name"], 0.0), 4),
+        )
+        for r in rows
+    ]
     v = applied.variant
-    return VariantResult(name=v.name, description=v.description, statements=[i.ddl() for i in v.indexes],
-                         indexes=costs,
-                         index_size_bytes=sum(c.size_bytes for c in costs),
-                         build_seconds=round(sum(c.build_seconds for c in costs), 4))
+    return VariantResult(
+        name=v.name,
+        description=v.description,
+        statements=[i.ddl() for i in v.indexes],
+        indexes=costs,
+        index_size_bytes=sum(c.size_bytes for c in costs),
+        build_seconds=round(sum(c.build_seconds for c in costs), 4),
+    )

@@ -46,8 +46,12 @@ from bench.targets.target import Target
 from seed.profiles import DEFAULT_PROFILE, get_profile
 from seed.profiles import Profile as DataProfile
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Benchmark the Todo/chat app's queries under index variants against their SLAs.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark the Todo/chat app's queries under index variants against their SLAs.",
+)
 
 
 def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -59,8 +63,9 @@ def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             try:
                 return fn(*args, **kwargs)
             except KeyboardInterrupt:
-                raise Interrupted("interrupted; no partial results were written and applied "
-                                  "indexes were removed") from None
+                raise Interrupted(
+                    "interrupted; no partial results were written and applied indexes were removed"
+                ) from None
 
         return app.command(name)(guarded)
 
@@ -74,36 +79,73 @@ Profile = Annotated[str, typer.Option("--profile", help="Data profile: ci, defau
 Users = Annotated[int | None, typer.Option("--users", help="Override the profile's number of users.")]
 TasksPerUser = Annotated[int | None, typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
 Seed = Annotated[int | None, typer.Option("--seed", help="Override the profile's random seed.")]
-Generate = Annotated[str, typer.Option(
-    "--generate", help="Where rows are made: client (streamed binary COPY) or server (SQL; for slow links).")]
+Generate = Annotated[
+    str,
+    typer.Option(
+        "--generate", help="Where rows are made: client (streamed binary COPY) or server (SQL; for slow links)."
+    ),
+]
 ScenariosDir = Annotated[Path, typer.Option("--scenarios-dir", help="Directory of sla.toml, queries/, variants/.")]
 Only = Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
 OnlyVariant = Annotated[list[str] | None, typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
-ExplainN = Annotated[int, typer.Option(
-    "--explain-samples", min=1, help="Samples per cell that also run EXPLAIN (ANALYZE, BUFFERS): the first K, "
-                                     "with the same parameter sets in every run.")]
-CellBudget = Annotated[float, typer.Option(
-    "--cell-budget", min=0.0, help="Seconds of measuring per cell; a cell still undecided then is inconclusive.")]
-MinSamples = Annotated[int, typer.Option(
-    "--min-samples", min=0, help="Samples per user class at each size, taken for the curves even once decided.")]
-Concurrent = Annotated[bool, typer.Option(
-    "--concurrent", help="Measure even while another measurement holds this server (the results say so).")]
-LockWait = Annotated[float, typer.Option(
-    "--lock-wait", min=0.0, help="Seconds to wait for another measurement on this server to finish.")]
+ExplainN = Annotated[
+    int,
+    typer.Option(
+        "--explain-samples",
+        min=1,
+        help="Samples per cell that also run EXPLAIN (ANALYZE, BUFFERS): the first K, "
+        "with the same parameter sets in every run.",
+    ),
+]
+CellBudget = Annotated[
+    float,
+    typer.Option(
+        "--cell-budget", min=0.0, help="Seconds of measuring per cell; a cell still undecided then is inconclusive."
+    ),
+]
+MinSamples = Annotated[
+    int,
+    typer.Option(
+        "--min-samples", min=0, help="Samples per user class at each size, taken for the curves even once decided."
+    ),
+]
+Concurrent = Annotated[
+    bool,
+    typer.Option("--concurrent", help="Measure even while another measurement holds this server (the results say so)."),
+]
+LockWait = Annotated[
+    float,
+    typer.Option("--lock-wait", min=0.0, help="Seconds to wait for another measurement on this server to finish."),
+]
 ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
-StabilityN = Annotated[int, typer.Option(
-    "--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")]
+StabilityN = Annotated[
+    int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")
+]
 ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
 REPORTS_DIR = results_io.REPORTS_DIR
-ShardOf = Annotated[str | None, typer.Option(
-    "--shard", help="Measure share i of N (i/N): whole variants, balanced by --durations; `taskbench merge` joins "
-                    "the shards.")]
-Durations = Annotated[Path | None, typer.Option(
-    "--durations", help="The run whose durations balance the shares of --shard and --parallel (default: "
-                        f"{results_io.BASELINE_FILE} when it covers the variants, else equal weights).")]
-Parallel = Annotated[int, typer.Option(
-    "--parallel", min=1, help="With --target neon: N shares measured at once, each on a Neon branch of its own, "
-                              "then merged.")]
+ShardOf = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="Measure share i of N (i/N): whole variants, balanced by --durations; `taskbench merge` joins the shards.",
+    ),
+]
+Durations = Annotated[
+    Path | None,
+    typer.Option(
+        "--durations",
+        help="The run whose durations balance the shares of --shard and --parallel (default: "
+        f"{results_io.BASELINE_FILE} when it covers the variants, else equal weights).",
+    ),
+]
+Parallel = Annotated[
+    int,
+    typer.Option(
+        "--parallel",
+        min=1,
+        help="With --target neon: N shares measured at once, each on a Neon branch of its own, then merged.",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
@@ -113,19 +155,26 @@ def _note(message: str) -> None:
 
 def _show(target: Target) -> Target:
     probe = target.probe
-    first = (f"; first contact: connect {probe.connect_ms:.0f} ms, first query {probe.first_query_ms:.1f} ms "
-             f"(then {probe.warm_query_ms:.2f} ms)" if probe else "")
+    first = (
+        f"; first contact: connect {probe.connect_ms:.0f} ms, first query {probe.first_query_ms:.1f} ms "
+        f"(then {probe.warm_query_ms:.2f} ms)"
+        if probe
+        else ""
+    )
     _note(f"target: {target.kind} {target.display} ({target.host_kind} connection{first})")
     return target
 
 
-def _with_options(fn: Callable[..., Any], options: dict[str, Any], defaults: dict[str, Any], param: str,
-                  build: Callable[..., Any]) -> Callable[..., Any]:
+def _with_options(
+    fn: Callable[..., Any], options: dict[str, Any], defaults: dict[str, Any], param: str, build: Callable[..., Any]
+) -> Callable[..., Any]:
     """``fn`` with ``options`` (name → Annotated type) added to its signature for typer; the command
     receives them built into one value, as its parameter ``param``."""
     signature = inspect.signature(fn, eval_str=True)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name], annotation=option)
-             for name, option in options.items()]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name], annotation=option)
+        for name, option in options.items()
+    ]
 
     @functools.wraps(fn)
     def with_value(*args: Any, **kwargs: Any) -> Any:
@@ -141,70 +190,154 @@ def _with_options(fn: Callable[..., Any], options: dict[str, Any], defaults: dic
 # Options every command that opens a database shares, added to its signature by @targeted and
 # handed to it as one TargetSpec.
 _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "target": (str, typer.Option("--target", help=f"Where PostgreSQL comes from: {', '.join(KINDS)} "
-                                 "(auto: --database-url if given, else embedded).")),
-    "database_url": (str | None, typer.Option(
-        "--database-url", envvar="DATABASE_URL", show_envvar=True,
-        help="PostgreSQL server to use; without it an embedded PostgreSQL is started.")),
+    "target": (
+        str,
+        typer.Option(
+            "--target",
+            help=f"Where PostgreSQL comes from: {', '.join(KINDS)} (auto: --database-url if given, else embedded).",
+        ),
+    ),
+    "database_url": (
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            show_envvar=True,
+            help="PostgreSQL server to use; without it an embedded PostgreSQL is started.",
+        ),
+    ),
     "db_name": (str, typer.Option("--db-name", help="Database taskbench works in (created if missing).")),
     "data_dir": (Path, typer.Option("--data-dir", help="Data directory of the embedded PostgreSQL.")),
     "force": (bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")),
-    "neon_project": (str | None, typer.Option("--neon-project", envvar="NEON_PROJECT_ID", show_envvar=True,
-                                                 help="Neon project id (the API key comes from NEON_API_KEY).")),
+    "neon_project": (
+        str | None,
+        typer.Option(
+            "--neon-project",
+            envvar="NEON_PROJECT_ID",
+            show_envvar=True,
+            help="Neon project id (the API key comes from NEON_API_KEY).",
+        ),
+    ),
     "neon_parent": (str, typer.Option("--neon-parent", help="Neon branch that holds the seeded dataset.")),
-    "neon_branch": (str | None, typer.Option(
-        "--neon-branch", help="Name of the run's Neon branch (default: taskbench-run-<random>).")),
+    "neon_branch": (
+        str | None,
+        typer.Option("--neon-branch", help="Name of the run's Neon branch (default: taskbench-run-<random>)."),
+    ),
     # Neon's rules for sizes and timeouts are checked by NeonSettings, in one line naming the option.
     "neon_compute": (float, typer.Option("--neon-compute", help="Compute size of a run's branch, CU (fixed).")),
-    "neon_max_compute": (float, typer.Option(
-        "--neon-max-compute", help="Largest --neon-compute to allow: the plan's (Free 2, Launch 16, Scale 56 CU).")),
-    "neon_suspend": (int, typer.Option(
-        "--neon-suspend-timeout",
-        help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).")),
-    "pooled": (bool, typer.Option(
-        "--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host.")),
+    "neon_max_compute": (
+        float,
+        typer.Option(
+            "--neon-max-compute", help="Largest --neon-compute to allow: the plan's (Free 2, Launch 16, Scale 56 CU)."
+        ),
+    ),
+    "neon_suspend": (
+        int,
+        typer.Option(
+            "--neon-suspend-timeout",
+            help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).",
+        ),
+    ),
+    "pooled": (
+        bool,
+        typer.Option("--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host."),
+    ),
     "keep_branch": (bool, typer.Option("--keep-branch", help="Keep the run's Neon branch (it is deleted by default).")),
-    "neon_expiry": (float, typer.Option(
-        "--neon-expiry-hours", help="A run's branch deletes itself this long after creation, even if taskbench is "
-                                    "killed (0: never).")),
+    "neon_expiry": (
+        float,
+        typer.Option(
+            "--neon-expiry-hours",
+            help="A run's branch deletes itself this long after creation, even if taskbench is killed (0: never).",
+        ),
+    ),
     # The allowance a run of several branches (--parallel) is checked against before anything is created.
-    "neon_max_branches": (int, typer.Option(
-        "--neon-max-branches", help="Branches the project may have (Free and Launch 10, Scale 25).")),
-    "neon_max_active": (int, typer.Option(
-        "--neon-max-active-computes", help="Computes the project may have active at once (Neon's default 20).")),
+    "neon_max_branches": (
+        int,
+        typer.Option("--neon-max-branches", help="Branches the project may have (Free and Launch 10, Scale 25)."),
+    ),
+    "neon_max_active": (
+        int,
+        typer.Option(
+            "--neon-max-active-computes", help="Computes the project may have active at once (Neon's default 20)."
+        ),
+    ),
     "neon_api_url": (str, typer.Option("--neon-api-url", envvar="NEON_API_URL", help="Neon API base URL.")),
     "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
 }
 # Each default is the library's: TargetSpec's, or NeonSettings' for the Neon options.
 _TARGET_DEFAULTS: dict[str, Any] = {
-    "target": TargetSpec.kind, "database_url": TargetSpec.database_url, "db_name": TargetSpec.db_name,
-    "data_dir": TargetSpec.data_dir, "force": TargetSpec.force, "pg_major": TargetSpec.pg_major,
+    "target": TargetSpec.kind,
+    "database_url": TargetSpec.database_url,
+    "db_name": TargetSpec.db_name,
+    "data_dir": TargetSpec.data_dir,
+    "force": TargetSpec.force,
+    "pg_major": TargetSpec.pg_major,
     "neon_project": None,  # NeonSettings has no default: NEON_PROJECT_ID or --neon-project, checked by _spec
-    "neon_parent": NeonSettings.parent, "neon_branch": NeonSettings.branch, "neon_compute": NeonSettings.compute_cu,
-    "neon_max_compute": NeonSettings.max_compute_cu, "neon_suspend": NeonSettings.suspend_timeout,
-    "pooled": NeonSettings.pooled, "keep_branch": NeonSettings.keep_branch, "neon_expiry": NeonSettings.expiry_hours,
-    "neon_max_branches": NeonSettings.max_branches, "neon_max_active": NeonSettings.max_active_computes,
+    "neon_parent": NeonSettings.parent,
+    "neon_branch": NeonSettings.branch,
+    "neon_compute": NeonSettings.compute_cu,
+    "neon_max_compute": NeonSettings.max_compute_cu,
+    "neon_suspend": NeonSettings.suspend_timeout,
+    "pooled": NeonSettings.pooled,
+    "keep_branch": NeonSettings.keep_branch,
+    "neon_expiry": NeonSettings.expiry_hours,
+    "neon_max_branches": NeonSettings.max_branches,
+    "neon_max_active": NeonSettings.max_active_computes,
     "neon_api_url": NeonSettings.api_url,
 }
 
 
-def _spec(target: str, database_url: str | None, db_name: str, data_dir: Path, force: bool,
-          neon_project: str | None, neon_parent: str, neon_branch: str | None, neon_compute: float,
-          neon_max_compute: float, neon_suspend: int, pooled: bool, keep_branch: bool, neon_expiry: float,
-          neon_max_branches: int, neon_max_active: int, neon_api_url: str, pg_major: int) -> TargetSpec:
+def _spec(
+    target: str,
+    database_url: str | None,
+    db_name: str,
+    data_dir: Path,
+    force: bool,
+    neon_project: str | None,
+    neon_parent: str,
+    neon_branch: str | None,
+    neon_compute: float,
+    neon_max_compute: float,
+    neon_suspend: int,
+    pooled: bool,
+    keep_branch: bool,
+    neon_expiry: float,
+    neon_max_branches: int,
+    neon_max_active: int,
+    neon_api_url: str,
+    pg_major: int,
+) -> TargetSpec:
     neon = None
     if target == "neon":
         api_key = os.environ.get("NEON_API_KEY", "")
         if not api_key or not neon_project:
-            raise InputError("--target neon needs NEON_API_KEY in the environment and NEON_PROJECT_ID "
-                             "(or --neon-project)")
-        neon = NeonSettings(api_key=api_key, project_id=neon_project, api_url=neon_api_url, parent=neon_parent,
-                            branch=neon_branch, compute_cu=neon_compute, max_compute_cu=neon_max_compute,
-                            suspend_timeout=neon_suspend, pooled=pooled, keep_branch=keep_branch,
-                            expiry_hours=neon_expiry, max_branches=neon_max_branches,
-                            max_active_computes=neon_max_active)
-    return TargetSpec(kind=target, database_url=database_url or None, db_name=db_name, data_dir=data_dir,
-                      force=force, neon=neon, pg_major=pg_major)
+            raise InputError(
+                "--target neon needs NEON_API_KEY in the environment and NEON_PROJECT_ID (or --neon-project)"
+            )
+        neon = NeonSettings(
+            api_key=api_key,
+            project_id=neon_project,
+            api_url=neon_api_url,
+            parent=neon_parent,
+            branch=neon_branch,
+            compute_cu=neon_compute,
+            max_compute_cu=neon_max_compute,
+            suspend_timeout=neon_suspend,
+            pooled=pooled,
+            keep_branch=keep_branch,
+            expiry_hours=neon_expiry,
+            max_branches=neon_max_branches,
+            max_active_computes=neon_max_active,
+        )
+    return TargetSpec(
+        kind=target,
+        database_url=database_url or None,
+        db_name=db_name,
+        data_dir=data_dir,
+        force=force,
+        neon=neon,
+        pg_major=pg_major,
+    )
 
 
 def targeted(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -214,8 +347,14 @@ def targeted(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # How a command that measures measures: declared once, defaults from RunOptions.
-_RUN_OPTIONS: dict[str, Any] = {"explain_samples": ExplainN, "cell_budget": CellBudget, "cold_samples": ColdN,
-                                "stability_rounds": StabilityN, "concurrent": Concurrent, "lock_wait": LockWait}
+_RUN_OPTIONS: dict[str, Any] = {
+    "explain_samples": ExplainN,
+    "cell_budget": CellBudget,
+    "cold_samples": ColdN,
+    "stability_rounds": StabilityN,
+    "concurrent": Concurrent,
+    "lock_wait": LockWait,
+}
 
 
 def measuring(*names: str, **fixed: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -230,11 +369,19 @@ def measuring(*names: str, **fixed: Any) -> Callable[[Callable[..., Any]], Calla
 _LOAD_OPTIONS: dict[str, Any] = {
     "clients": Annotated[int, typer.Option("--clients", "-c", min=1, help="Concurrent clients.")],
     "duration": Annotated[float, typer.Option("--duration", "-T", min=0.5, help="Seconds of measured load.")],
-    "rate": Annotated[float | None, typer.Option(
-        "--rate", "-R", min=0.1, help="Arrivals per second (Poisson, as pgbench -R); default: as fast as possible.")],
+    "rate": Annotated[
+        float | None,
+        typer.Option(
+            "--rate", "-R", min=0.1, help="Arrivals per second (Poisson, as pgbench -R); default: as fast as possible."
+        ),
+    ],
     "jobs": Annotated[int, typer.Option("--jobs", "-j", min=0, help="Client processes (0: one per CPU).")],
-    "pgbench_rounds": Annotated[int, typer.Option(
-        "--pgbench-rounds", min=0, help="Alternating harness/pgbench rounds for the throughput check (0: skip).")],
+    "pgbench_rounds": Annotated[
+        int,
+        typer.Option(
+            "--pgbench-rounds", min=0, help="Alternating harness/pgbench rounds for the throughput check (0: skip)."
+        ),
+    ],
     "concurrent": Concurrent,
     "lock_wait": LockWait,
 }
@@ -246,8 +393,9 @@ def loading(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _with_options(fn, _LOAD_OPTIONS, defaults, "load", LoadOptions)
 
 
-def _profile(name: str, users: int | None, tasks_per_user: int | None, seed: int | None,
-             generate: str | None = None) -> DataProfile:
+def _profile(
+    name: str, users: int | None, tasks_per_user: int | None, seed: int | None, generate: str | None = None
+) -> DataProfile:
     return get_profile(name, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
 
 
@@ -260,8 +408,11 @@ def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) 
     if result.skipped:
         err.print(f"dataset {result.fingerprint} already loaded ({counts}); reusing it", highlight=False)
     else:
-        err.print(f"seeded dataset {result.fingerprint} in {result.seconds:.1f} s ({counts}; "
-                  f"{result.rows_per_second:,.0f} rows/s during load)", highlight=False)
+        err.print(
+            f"seeded dataset {result.fingerprint} in {result.seconds:.1f} s ({counts}; "
+            f"{result.rows_per_second:,.0f} rows/s during load)",
+            highlight=False,
+        )
 
 
 def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
@@ -281,31 +432,40 @@ def _print_run(res: Results, path: Path) -> None:
     for c in res.cells:
         out.print(f"  {c.scenario} × {c.variant}: {c.verdict_text}", highlight=False, markup=False)
     verdicts = {v: sum(1 for c in res.cells if c.verdict == v) for v in ("pass", "fail", "inconclusive")}
-    err.print(f"{len(res.cells)} cells: {verdicts['pass']} pass, {verdicts['fail']} fail, "
-              f"{verdicts['inconclusive']} inconclusive → {path}", highlight=False)
+    err.print(
+        f"{len(res.cells)} cells: {verdicts['pass']} pass, {verdicts['fail']} fail, "
+        f"{verdicts['inconclusive']} inconclusive → {path}",
+        highlight=False,
+    )
     _warn_conditions(res)
 
 
 def _warn_conditions(res: Results) -> None:
     """Say when the numbers were taken beside other work: another measurement, a busy machine (for a
     merged run, each shard's own)."""
-    measured = [("", res.conditions), *((f"shard {s.shard.index}/{s.shard.count}: ", s.conditions)
-                                        for s in res.shards)]
+    measured = [("", res.conditions), *((f"shard {s.shard.index}/{s.shard.count}: ", s.conditions) for s in res.shards)]
     for where, conditions in measured:
         if conditions and conditions.lock != "held":
             _note(f"{where}measured concurrently: {conditions.lock}")
         if conditions and conditions.busy:
-            _note(f"{where}busy machine: load {conditions.load_before[0]:g} before and {conditions.load_after[0]:g} "
-                  f"after measuring on {conditions.cpus} CPUs — other work shared them, so times may be slow")
+            _note(
+                f"{where}busy machine: load {conditions.load_before[0]:g} before and {conditions.load_after[0]:g} "
+                f"after measuring on {conditions.cpus} CPUs — other work shared them, so times may be slow"
+            )
 
 
 @command("seed")
 @targeted
-def seed_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE,
-             users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
-             generate: Generate = DataProfile.generator,
-             reload: Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")] = False,
-             quiet: Quiet = False) -> None:
+def seed_cmd(
+    spec: TargetSpec,
+    profile: Profile = DEFAULT_PROFILE,
+    users: Users = None,
+    tasks_per_user: TasksPerUser = None,
+    seed: Seed = None,
+    generate: Generate = DataProfile.generator,
+    reload: Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")] = False,
+    quiet: Quiet = False,
+) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
     prof = _profile(profile, users, tasks_per_user, seed, generate)
     require_lasting(spec)
@@ -315,14 +475,18 @@ def seed_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE,
 
 @command("seed-bench")
 @targeted
-def seed_bench_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE, users: Users = None,
-                   tasks_per_user: TasksPerUser = None, seed: Seed = None,
-                   rounds: Annotated[int, typer.Option(
-                       "--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
-                   server_side: Annotated[bool, typer.Option(
-                       "--server-side",
-                       help="Also time generating the rows on the server (--generate server).")] = False,
-                   quiet: Quiet = False) -> None:
+def seed_bench_cmd(
+    spec: TargetSpec,
+    profile: Profile = DEFAULT_PROFILE,
+    users: Users = None,
+    tasks_per_user: TasksPerUser = None,
+    seed: Seed = None,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Alternating rounds; medians are compared.")] = 3,
+    server_side: Annotated[
+        bool, typer.Option("--server-side", help="Also time generating the rows on the server (--generate server).")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
     """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
     from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
 
@@ -330,14 +494,20 @@ def seed_bench_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE, users: 
     with dataset_home(spec, _note) as home, progress(not quiet) as advance:
         res = benchmark_seed(_show(home), prof, advance, rounds=rounds, server_side=server_side)
     sides = [s for s in (SEEDER, RAW_COPY, SERVER_SIDE) if s in res.rows]
-    out.print(f"profile {res.profile}: {res.rows[SEEDER]:,} rows ({res.copy_bytes / 1e6:.1f} MB as binary COPY), "
-              f"{len(res.rounds)} rounds; medians:", highlight=False)
+    out.print(
+        f"profile {res.profile}: {res.rows[SEEDER]:,} rows ({res.copy_bytes / 1e6:.1f} MB as binary COPY), "
+        f"{len(res.rounds)} rounds; medians:",
+        highlight=False,
+    )
     for side in sides:
         label = f"{side} ({res.copy_mode})" if side == RAW_COPY else side
         ratio = "" if side == RAW_COPY else f"  {res.ratio(side):.2f}× raw COPY"
         per_round = "/".join(f"{r[side]:.2f}" for r in res.rounds)
-        out.print(f"  {label:32} {res.seconds(side):7.2f} s {res.rows_per_second(side):10,.0f} rows/s{ratio}"
-                  f"  (rounds: {per_round} s)", highlight=False)
+        out.print(
+            f"  {label:32} {res.seconds(side):7.2f} s {res.rows_per_second(side):10,.0f} rows/s{ratio}"
+            f"  (rounds: {per_round} s)",
+            highlight=False,
+        )
     if (mbit := res.break_even_mbit()) is not None:
         out.print(f"  server-side generation wins on links slower than {mbit:,.0f} Mbit/s", highlight=False)
     out.print(f"  peak RSS of this process: {res.peak_rss_mb:.0f} MB", highlight=False)
@@ -346,9 +516,18 @@ def seed_bench_cmd(spec: TargetSpec, profile: Profile = DEFAULT_PROFILE, users: 
 @command("run")
 @targeted
 @measuring()
-def run_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-            scenario: Only = None, variant: OnlyVariant = None, shard: ShardOf = None, durations: Durations = None,
-            parallel: Parallel = 1, reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
+def run_cmd(
+    spec: TargetSpec,
+    opts: RunOptions,
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    scenario: Only = None,
+    variant: OnlyVariant = None,
+    shard: ShardOf = None,
+    durations: Durations = None,
+    parallel: Parallel = 1,
+    reports_dir: ReportsDir = REPORTS_DIR,
+    quiet: Quiet = False,
+) -> None:
     """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json."""
     from bench.measure import shard as sharding
 
@@ -378,8 +557,10 @@ def run_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = ca
 @command("merge")
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="Each shard's run directory or results.json.")],
-    out_dir: Annotated[Path | None, typer.Option(
-        "--out", help=f"Directory for the merged run and its report (default: {REPORTS_DIR}/<run-id>).")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help=f"Directory for the merged run and its report (default: {REPORTS_DIR}/<run-id>)."),
+    ] = None,
 ) -> None:
     """Merge the shards of a sharded run (run --shard i/N, every one once) into one run and its report;
     exit 2, naming what differs, when they do not belong together."""
@@ -411,31 +592,40 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
         out.print(str(path), highlight=False)
 
 
-MarkdownOut = Annotated[Path | None, typer.Option(
-    "--markdown", help="Also write the Markdown summary here (e.g. \"$GITHUB_STEP_SUMMARY\").")]
+MarkdownOut = Annotated[
+    Path | None, typer.Option("--markdown", help='Also write the Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").')
+]
 GithubAnnotations = Annotated[bool, typer.Option("--annotations", help="Print GitHub error annotations.")]
 
 # The gates' thresholds, declared once with their defaults from the library's dataclasses.
 _GATE_OPTIONS: dict[str, Any] = {
-    "buffer_tolerance": Annotated[float, typer.Option("--buffer-tolerance", min=0.0,
-                                                      help="Relative rise in median buffers per query.")],
-    "misestimate_growth": Annotated[float, typer.Option(
-        "--misestimate-growth", min=1.0, help="Growth of a node's row misestimate (q-error) that counts.")],
-    "misestimate_floor": Annotated[float, typer.Option("--misestimate-floor", min=1.0,
-                                                       help="... when the misestimate is at least this.")],
-    "rows_removed_growth": Annotated[float, typer.Option("--rows-removed-growth", min=0.0,
-                                                         help="Relative rise in rows removed by filters.")],
+    "buffer_tolerance": Annotated[
+        float, typer.Option("--buffer-tolerance", min=0.0, help="Relative rise in median buffers per query.")
+    ],
+    "misestimate_growth": Annotated[
+        float,
+        typer.Option("--misestimate-growth", min=1.0, help="Growth of a node's row misestimate (q-error) that counts."),
+    ],
+    "misestimate_floor": Annotated[
+        float, typer.Option("--misestimate-floor", min=1.0, help="... when the misestimate is at least this.")
+    ],
+    "rows_removed_growth": Annotated[
+        float, typer.Option("--rows-removed-growth", min=0.0, help="Relative rise in rows removed by filters.")
+    ],
 }
 _TIME_OPTIONS: dict[str, Any] = {
-    "factor": Annotated[float, typer.Option("--factor", min=1.0, help="Median paired ratio head ÷ base that counts as "
-                                                                      "slower.")],
-    "alpha": Annotated[float, typer.Option("--alpha", min=0.0, max=1.0,
-                                           help="False alarms of the time gate per check, at most.")],
+    "factor": Annotated[
+        float, typer.Option("--factor", min=1.0, help="Median paired ratio head ÷ base that counts as slower.")
+    ],
+    "alpha": Annotated[
+        float, typer.Option("--alpha", min=0.0, max=1.0, help="False alarms of the time gate per check, at most.")
+    ],
     "floor_ms": Annotated[float, typer.Option("--floor-ms", min=0.0, help="Smallest median paired difference, ms.")],
 }
 _PAIR_OPTIONS: dict[str, Any] = {
-    "pairs": Annotated[int, typer.Option(
-        "--pairs", min=5, help="Base/head pairs per cell in the side-by-side timing.")],
+    "pairs": Annotated[
+        int, typer.Option("--pairs", min=5, help="Base/head pairs per cell in the side-by-side timing.")
+    ],
 }
 
 
@@ -456,10 +646,13 @@ def _timed(fn: Callable[..., Any]) -> Callable[..., Any]:
 @command("compare")
 @_gated
 def compare_cmd(
-    baseline: Annotated[Path, typer.Argument(help="Reference run directory or results.json (e.g. the committed "
-                                                  "baseline).")],
+    baseline: Annotated[
+        Path, typer.Argument(help="Reference run directory or results.json (e.g. the committed baseline).")
+    ],
     current: Annotated[Path, typer.Argument(help="Current run directory or results.json.")],
-    gates: GateThresholds, markdown_out: MarkdownOut = None, github: GithubAnnotations = False,
+    gates: GateThresholds,
+    markdown_out: MarkdownOut = None,
+    github: GithubAnnotations = False,
     force: Annotated[bool, typer.Option("--force", help="Compare runs of different datasets or settings.")] = False,
 ) -> None:
     """Plans, buffers, warning signs, rows and verdicts of two runs: exit 0 no regression, 1 regression,
@@ -475,15 +668,29 @@ def compare_cmd(
 @measuring()
 @_gated
 @_timed
-def check_cmd(spec: TargetSpec, opts: RunOptions, gates: GateThresholds, time: TimeThresholds, pairs: PairOptions,
-              baseline: Annotated[Path, typer.Argument(help="Reference run to judge against (e.g. "
-                                                            f"{results_io.BASELINE_FILE}).")],
-              scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-              before: Annotated[Path | None, typer.Option(
-                  "--before", help="A scenarios directory that stands for \"before\" (default: the reference run's "
-                                   "own SQL and index statements).")] = None,
-              reports_dir: ReportsDir = results_io.CHECK_DIR, markdown_out: MarkdownOut = None,
-              github: GithubAnnotations = False, quiet: Quiet = False) -> None:
+def check_cmd(
+    spec: TargetSpec,
+    opts: RunOptions,
+    gates: GateThresholds,
+    time: TimeThresholds,
+    pairs: PairOptions,
+    baseline: Annotated[
+        Path, typer.Argument(help=f"Reference run to judge against (e.g. {results_io.BASELINE_FILE}).")
+    ],
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    before: Annotated[
+        Path | None,
+        typer.Option(
+            "--before",
+            help='A scenarios directory that stands for "before" (default: the reference run\'s '
+            "own SQL and index statements).",
+        ),
+    ] = None,
+    reports_dir: ReportsDir = results_io.CHECK_DIR,
+    markdown_out: MarkdownOut = None,
+    github: GithubAnnotations = False,
+    quiet: Quiet = False,
+) -> None:
     """The CI gate: measure the head, judge it against the reference run's facts, and time it side by side
     with the reference run's SQL and indexes on this machine, now."""
     from dataclasses import replace
@@ -507,8 +714,9 @@ def check_cmd(spec: TargetSpec, opts: RunOptions, gates: GateThresholds, time: T
             with progress(not quiet, unit="variants") as advance:
                 return side_by_side(target, before_cat, after, pair_opts, advance)
 
-        current, result = check(catalog, base, measure, measure_pairs, CheckThresholds(gates, time), before_cat,
-                                model_ddl())
+        current, result = check(
+            catalog, base, measure, measure_pairs, CheckThresholds(gates, time), before_cat, model_ddl()
+        )
     _note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
     _verdict(result, base.run_id, current.run_id, github, markdown_out)
 
@@ -531,11 +739,20 @@ def _verdict(result: Comparison, base_id: str, cur_id: str, github: bool, markdo
 @command("bench")
 @targeted
 @measuring()
-def bench_cmd(spec: TargetSpec, opts: RunOptions, profile: Profile = DEFAULT_PROFILE,
-              users: Users = None, tasks_per_user: TasksPerUser = None, seed: Seed = None,
-              generate: Generate = DataProfile.generator,
-              scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR, scenario: Only = None,
-              variant: OnlyVariant = None, reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
+def bench_cmd(
+    spec: TargetSpec,
+    opts: RunOptions,
+    profile: Profile = DEFAULT_PROFILE,
+    users: Users = None,
+    tasks_per_user: TasksPerUser = None,
+    seed: Seed = None,
+    generate: Generate = DataProfile.generator,
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    scenario: Only = None,
+    variant: OnlyVariant = None,
+    reports_dir: ReportsDir = REPORTS_DIR,
+    quiet: Quiet = False,
+) -> None:
     """Seed (if needed), run the matrix, and write the report."""
     from bench.report.build import write_report
 
@@ -556,8 +773,9 @@ def _size_text(tasks_per_user: int) -> str:
 
 def _sizes(raw: str) -> list[int]:
     try:
-        return [int(float(v[:-1]) * 1000) if v.lower().endswith("k") else int(v)
-                for v in raw.replace(" ", "").split(",")]
+        return [
+            int(float(v[:-1]) * 1000) if v.lower().endswith("k") else int(v) for v in raw.replace(" ", "").split(",")
+        ]
     except ValueError:
         raise InputError(f"--sizes must be tasks-per-user counts like 1k,10k,50k,100k, not {raw!r}") from None
 
@@ -565,26 +783,35 @@ def _sizes(raw: str) -> list[int]:
 @command("scale")
 @targeted
 @measuring("explain_samples", "cell_budget", "concurrent", "lock_wait", cold_samples=0, stability_rounds=0)
-def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-              scenario: Only = None, variant: OnlyVariant = None,
-              sizes: Annotated[str, typer.Option(
-                  "--sizes", help="Tasks per user at each size.")] = ",".join(map(_size_text, scaling.DEFAULT_SIZES)),
-              users: Annotated[int, typer.Option(
-                  "--users", min=1, help="Users at every size.")] = scaling.DEFAULT_USERS,
-              min_samples: MinSamples = scaling.DEFAULT_MIN_SAMPLES,
-              reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
+def scale_cmd(
+    spec: TargetSpec,
+    opts: RunOptions,
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    scenario: Only = None,
+    variant: OnlyVariant = None,
+    sizes: Annotated[str, typer.Option("--sizes", help="Tasks per user at each size.")] = ",".join(
+        map(_size_text, scaling.DEFAULT_SIZES)
+    ),
+    users: Annotated[int, typer.Option("--users", min=1, help="Users at every size.")] = scaling.DEFAULT_USERS,
+    min_samples: MinSamples = scaling.DEFAULT_MIN_SAMPLES,
+    reports_dir: ReportsDir = REPORTS_DIR,
+    quiet: Quiet = False,
+) -> None:
     """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
     from bench.report.build import write_report
 
-    cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(scaling.DEFAULT_SCENARIOS),
-                                                        variant or list(scaling.DEFAULT_VARIANTS))
+    cat = catalog_io.load_catalog(scenarios_dir).select(
+        scenario or list(scaling.DEFAULT_SCENARIOS), variant or list(scaling.DEFAULT_VARIANTS)
+    )
     with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:
-        res = scaling.measure_scale(spec, cat, replace(opts, min_samples=min_samples), _sizes(sizes), users, advance,
-                                    _note)
+        res = scaling.measure_scale(
+            spec, cat, replace(opts, min_samples=min_samples), _sizes(sizes), users, advance, _note
+        )
     path = results_io.save(res, reports_dir)
     assert res.scale is not None
-    out.print(f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)",
-              highlight=False)
+    out.print(
+        f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)", highlight=False
+    )
     for f in res.scale.fits:
         where = scaling.describe_crossing(f)
         out.print(f"{f.scenario:24} {f.variant:20} {f.exponent:9.2f} {f.r2:5.2f}  {where}", highlight=False)
@@ -595,12 +822,17 @@ def scale_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = 
 @command("load")
 @targeted
 @loading
-def load_cmd(spec: TargetSpec, load: LoadOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-             variant: Annotated[str, typer.Option(
-                 "--variant", "-v", help="Variant applied during the load.")] = LOAD_VARIANT,
-             mix: Annotated[list[str] | None, typer.Option(
-                 "--mix", help="SCENARIO=WEIGHT (repeatable); replaces scenarios/mix.toml.")] = None,
-             reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
+def load_cmd(
+    spec: TargetSpec,
+    load: LoadOptions,
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    variant: Annotated[str, typer.Option("--variant", "-v", help="Variant applied during the load.")] = LOAD_VARIANT,
+    mix: Annotated[
+        list[str] | None, typer.Option("--mix", help="SCENARIO=WEIGHT (repeatable); replaces scenarios/mix.toml.")
+    ] = None,
+    reports_dir: ReportsDir = REPORTS_DIR,
+    quiet: Quiet = False,
+) -> None:
     """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
     from bench.measure.load import run_load
     from bench.report.build import write_report
@@ -616,8 +848,10 @@ def load_cmd(spec: TargetSpec, load: LoadOptions, scenarios_dir: ScenariosDir = 
         _show(target)
         if not quiet:
             rate = f" at {load.rate:g}/s" if load.rate else ""
-            _note(f"load: {load.clients} clients, {load.duration:g} s{rate}, variant {variant}"
-                  + (f", then {load.pgbench_rounds} rounds against pgbench" if load.pgbench_rounds else ""))
+            _note(
+                f"load: {load.clients} clients, {load.duration:g} s{rate}, variant {variant}"
+                + (f", then {load.pgbench_rounds} rounds against pgbench" if load.pgbench_rounds else "")
+            )
         res = run_load(target, cat, load)
     path = results_io.save(res, reports_dir)
     _print_load(res)
@@ -629,34 +863,49 @@ def load_cmd(spec: TargetSpec, load: LoadOptions, scenarios_dir: ScenariosDir = 
 def _print_load(res: Results) -> None:
     load = res.load
     assert load is not None, "a load run has its load section"
-    out.print(f"{load.requests:,} requests in {load.duration_s:.1f} s: {load.throughput:,.0f}/s, {load.errors} errors"
-              + (f", {load.unsent:,} arrivals never sent (behind schedule at the end)" if load.unsent else "")
-              + (f"; schedule lag p95 {load.lag_ms.p95.value:.2f} ms" if load.lag_ms else ""), highlight=False)
-    out.print(f"  {'scenario':26} {'weight':>6} {'requests':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'SLA':>5} "
-              f"{'over SLA':>8}", highlight=False)
+    out.print(
+        f"{load.requests:,} requests in {load.duration_s:.1f} s: {load.throughput:,.0f}/s, {load.errors} errors"
+        + (f", {load.unsent:,} arrivals never sent (behind schedule at the end)" if load.unsent else "")
+        + (f"; schedule lag p95 {load.lag_ms.p95.value:.2f} ms" if load.lag_ms else ""),
+        highlight=False,
+    )
+    out.print(
+        f"  {'scenario':26} {'weight':>6} {'requests':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'SLA':>5} {'over SLA':>8}",
+        highlight=False,
+    )
     for s in load.scenarios:
         lat = s.latency
-        cols = (f"{lat.p50.value:8.2f} {lat.p95.value:8.2f} {lat.p99.value:8.2f}" if lat
-                else f"{'–':>8} {'–':>8} {'–':>8}")
-        out.print(f"  {s.scenario:26} {s.weight:6.0f} {s.requests:9,} {cols} {s.sla_ms:5.0f} {s.over_sla:8.2%}",
-                  highlight=False)
+        cols = (
+            f"{lat.p50.value:8.2f} {lat.p95.value:8.2f} {lat.p99.value:8.2f}" if lat else f"{'–':>8} {'–':>8} {'–':>8}"
+        )
+        out.print(
+            f"  {s.scenario:26} {s.weight:6.0f} {s.requests:9,} {cols} {s.sla_ms:5.0f} {s.over_sla:8.2%}",
+            highlight=False,
+        )
     if p := load.pgbench:
-        out.print(f"same transactions as pgbench (parameter lookup + scenario), medians of {p.rounds} alternating "
-                  f"rounds: harness {p.harness_tps:,.0f}/s, pgbench {p.tps:,.0f}/s → {p.ratio:.2f}× (client CPU per "
-                  f"transaction: harness {p.harness_cpu_ms_per_tx:.3f} ms, pgbench {p.cpu_ms_per_tx:.3f} ms)",
-                  highlight=False)
+        out.print(
+            f"same transactions as pgbench (parameter lookup + scenario), medians of {p.rounds} alternating "
+            f"rounds: harness {p.harness_tps:,.0f}/s, pgbench {p.tps:,.0f}/s → {p.ratio:.2f}× (client CPU per "
+            f"transaction: harness {p.harness_cpu_ms_per_tx:.3f} ms, pgbench {p.cpu_ms_per_tx:.3f} ms)",
+            highlight=False,
+        )
 
 
 @command("validate")
 @targeted
 @measuring("concurrent", "lock_wait")
-def validate_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-                 scenario: Only = None,
-                 variant: Annotated[str, typer.Option(
-                     "--variant", "-v", help="Variant to validate under.")] = crosscheck.DEFAULT_VARIANT,
-                 transactions: Annotated[int, typer.Option(
-                     "--transactions", min=20, help="Harness executions (pgbench runs 4×).")] = crosscheck.TRANSACTIONS,
-                 ) -> None:
+def validate_cmd(
+    spec: TargetSpec,
+    opts: RunOptions,
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    scenario: Only = None,
+    variant: Annotated[
+        str, typer.Option("--variant", "-v", help="Variant to validate under.")
+    ] = crosscheck.DEFAULT_VARIANT,
+    transactions: Annotated[
+        int, typer.Option("--transactions", min=20, help="Harness executions (pgbench runs 4×).")
+    ] = crosscheck.TRANSACTIONS,
+) -> None:
     """Check the harness's client latency against pgbench on the same SQL and parameters, like for like
     (exit 1 if fewer than three scenarios agree within 15% on both mean and median)."""
     from bench.measure.crosscheck import DEFAULT_SCENARIOS, PGBENCH_FACTOR, REQUIRED, TOLERANCE, check_against_pgbench
@@ -664,91 +913,136 @@ def validate_cmd(spec: TargetSpec, opts: RunOptions, scenarios_dir: ScenariosDir
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS), None)
     with measurement_target(spec, announce=_note) as target:
         agreements = check_against_pgbench(_show(target), cat, variant, transactions, opts)
-    out.print(f"variant {variant}: harness {transactions} executions, pgbench {transactions * PGBENCH_FACTOR} "
-              f"transactions over the same parameter sets (-M prepared -r -l, one client)", highlight=False)
-    out.print(f"  {'scenario':24} {'statement mean':>14} {'pgbench avg':>11} {'diff':>7}   "
-              f"{'transaction p50':>15} {'pgbench p50':>11} {'diff':>7}", highlight=False)
+    out.print(
+        f"variant {variant}: harness {transactions} executions, pgbench {transactions * PGBENCH_FACTOR} "
+        f"transactions over the same parameter sets (-M prepared -r -l, one client)",
+        highlight=False,
+    )
+    out.print(
+        f"  {'scenario':24} {'statement mean':>14} {'pgbench avg':>11} {'diff':>7}   "
+        f"{'transaction p50':>15} {'pgbench p50':>11} {'diff':>7}",
+        highlight=False,
+    )
     for a in agreements:
-        out.print(f"  {a.scenario:24} {a.harness_mean_ms:12.3f}ms {a.pgbench_avg_ms:9.3f}ms "
-                  f"{a.mean_difference:+7.1%}   {a.harness_p50_ms:13.3f}ms {a.pgbench_p50_ms:9.3f}ms "
-                  f"{a.p50_difference:+7.1%}  "
-                  f"{'ok' if a.agrees else 'off'}", highlight=False)
+        out.print(
+            f"  {a.scenario:24} {a.harness_mean_ms:12.3f}ms {a.pgbench_avg_ms:9.3f}ms "
+            f"{a.mean_difference:+7.1%}   {a.harness_p50_ms:13.3f}ms {a.pgbench_p50_ms:9.3f}ms "
+            f"{a.p50_difference:+7.1%}  "
+            f"{'ok' if a.agrees else 'off'}",
+            highlight=False,
+        )
     agreeing = sum(a.agrees for a in agreements)
-    out.print(f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} on both (need {REQUIRED})",
-              highlight=False)
+    out.print(
+        f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} on both (need {REQUIRED})", highlight=False
+    )
     raise typer.Exit(0 if agreeing >= REQUIRED else 1)
 
 
 @command("advise")
 @targeted
-def advise_cmd(spec: TargetSpec, scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-               headroom: Annotated[float, typer.Option(
-                   "--headroom", min=1.0,
-                   help="Every scenario must pass its SLA ÷ this, for every user class.")] = AdviseOptions.headroom,
-               target_tasks: Annotated[int | None, typer.Option(
-                   "--target-tasks-per-user", min=1,
-                   help="The size the SLAs must hold at (default: the power users' size in the dataset).")
-               ] = AdviseOptions.target_tasks_per_user,
-               growth_from: Annotated[Path | None, typer.Option(
-                   "--growth-from", help="A `taskbench scale` run whose fits say how p95 grows to the target size.")
-               ] = AdviseOptions.growth_from,
-               per_mb: Annotated[float, typer.Option(
-                   "--cost-per-mb", min=0.0, help="Cost of 1 MB of index.")] = Objective.per_mb,
-               per_wal_byte: Annotated[float, typer.Option(
-                   "--cost-per-wal-byte", min=0.0,
-                   help="Cost of 1 byte more WAL per write statement.")] = Objective.per_wal_byte,
-               per_write_ms: Annotated[float, typer.Option(
-                   "--cost-per-write-ms", min=0.0,
-                   help="Cost of 1 ms more on the writes' p95.")] = Objective.per_write_ms,
-               per_build_s: Annotated[float, typer.Option(
-                   "--cost-per-build-second", min=0.0,
-                   help="Cost of 1 second of index build.")] = Objective.per_build_s,
-               max_builds: Annotated[int | None, typer.Option(
-                   "--max-builds", min=0, help="Real index builds the search may make.")] = AdviseOptions.max_builds,
-               time_budget: Annotated[float | None, typer.Option(
-                   "--time-budget", min=0.0,
-                   help="Seconds the search may take (the final measurement comes after).")
-               ] = AdviseOptions.time_budget_s,
-               hypopg: Annotated[bool, typer.Option(
-                   "--hypopg/--no-hypopg",
-                   help="Screen B-tree candidates with HypoPG where the server has it.")] = AdviseOptions.hypopg,
-               deploy: Annotated[bool, typer.Option(
-                   "--deploy-costs/--no-deploy-costs",
-                   help="Measure each advised index's build and blocked writers.")] = AdviseOptions.deploy,
-               down_revision: Annotated[str | None, typer.Option(
-                   "--down-revision", help="The Alembic revision the migration follows (your head).")
-               ] = AdviseOptions.down_revision,
-               write_variant: Annotated[bool, typer.Option(
-                   "--write-variant",
-                   help="Also write <scenarios-dir>/variants/advised.toml for later runs and the gate.")] = False,
-               concurrent: Annotated[bool, typer.Option(
-                   "--concurrent",
-                   help="Measure even while another measurement holds this server.")] = AdviseOptions.concurrent,
-               reports_dir: ReportsDir = REPORTS_DIR, quiet: Quiet = False) -> None:
+def advise_cmd(
+    spec: TargetSpec,
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    headroom: Annotated[
+        float,
+        typer.Option("--headroom", min=1.0, help="Every scenario must pass its SLA ÷ this, for every user class."),
+    ] = AdviseOptions.headroom,
+    target_tasks: Annotated[
+        int | None,
+        typer.Option(
+            "--target-tasks-per-user",
+            min=1,
+            help="The size the SLAs must hold at (default: the power users' size in the dataset).",
+        ),
+    ] = AdviseOptions.target_tasks_per_user,
+    growth_from: Annotated[
+        Path | None,
+        typer.Option("--growth-from", help="A `taskbench scale` run whose fits say how p95 grows to the target size."),
+    ] = AdviseOptions.growth_from,
+    per_mb: Annotated[float, typer.Option("--cost-per-mb", min=0.0, help="Cost of 1 MB of index.")] = Objective.per_mb,
+    per_wal_byte: Annotated[
+        float, typer.Option("--cost-per-wal-byte", min=0.0, help="Cost of 1 byte more WAL per write statement.")
+    ] = Objective.per_wal_byte,
+    per_write_ms: Annotated[
+        float, typer.Option("--cost-per-write-ms", min=0.0, help="Cost of 1 ms more on the writes' p95.")
+    ] = Objective.per_write_ms,
+    per_build_s: Annotated[
+        float, typer.Option("--cost-per-build-second", min=0.0, help="Cost of 1 second of index build.")
+    ] = Objective.per_build_s,
+    max_builds: Annotated[
+        int | None, typer.Option("--max-builds", min=0, help="Real index builds the search may make.")
+    ] = AdviseOptions.max_builds,
+    time_budget: Annotated[
+        float | None,
+        typer.Option("--time-budget", min=0.0, help="Seconds the search may take (the final measurement comes after)."),
+    ] = AdviseOptions.time_budget_s,
+    hypopg: Annotated[
+        bool, typer.Option("--hypopg/--no-hypopg", help="Screen B-tree candidates with HypoPG where the server has it.")
+    ] = AdviseOptions.hypopg,
+    deploy: Annotated[
+        bool,
+        typer.Option(
+            "--deploy-costs/--no-deploy-costs", help="Measure each advised index's build and blocked writers."
+        ),
+    ] = AdviseOptions.deploy,
+    down_revision: Annotated[
+        str | None, typer.Option("--down-revision", help="The Alembic revision the migration follows (your head).")
+    ] = AdviseOptions.down_revision,
+    write_variant: Annotated[
+        bool,
+        typer.Option(
+            "--write-variant", help="Also write <scenarios-dir>/variants/advised.toml for later runs and the gate."
+        ),
+    ] = False,
+    concurrent: Annotated[
+        bool, typer.Option("--concurrent", help="Measure even while another measurement holds this server.")
+    ] = AdviseOptions.concurrent,
+    reports_dir: ReportsDir = REPORTS_DIR,
+    quiet: Quiet = False,
+) -> None:
     """The cheapest index set under which every scenario meets its SLA with headroom, found by real builds;
     written as a variant, SQLModel __table_args__ and an Alembic migration, with advise.md/html."""
     from bench.advise.run import advise
 
     cat = catalog_io.load_catalog(scenarios_dir)
     options = AdviseOptions(
-        headroom=headroom, target_tasks_per_user=target_tasks, growth_from=growth_from,
-        objective=Objective(per_mb, per_wal_byte, per_write_ms, per_build_s), max_builds=max_builds,
-        time_budget_s=time_budget, hypopg=hypopg, deploy=deploy, down_revision=down_revision, concurrent=concurrent)
+        headroom=headroom,
+        target_tasks_per_user=target_tasks,
+        growth_from=growth_from,
+        objective=Objective(per_mb, per_wal_byte, per_write_ms, per_build_s),
+        max_builds=max_builds,
+        time_budget_s=time_budget,
+        hypopg=hypopg,
+        deploy=deploy,
+        down_revision=down_revision,
+        concurrent=concurrent,
+    )
     with measurement_target(spec, announce=_note) as target, progress(not quiet, unit="cells") as advance:
-        run_dir, advice = advise(_show(target), cat, options, reports_dir,
-                                 scenarios_dir / "variants" if write_variant else None, advance, _note)
+        run_dir, advice = advise(
+            _show(target),
+            cat,
+            options,
+            reports_dir,
+            scenarios_dir / "variants" if write_variant else None,
+            advance,
+            _note,
+        )
     mine = next(c for c in advice.contenders if c.variant == "advised")
-    out.print(f"advised {len(advice.advised)} indexes ({mine.costs.index_bytes / 1e6:.1f} MB, "
-              f"{mine.costs.wal_per_write or 0:.0f} B WAL per write, worst p95 ÷ SLA {mine.worst_ratio:.2f}) after "
-              f"{advice.real_builds} real builds in {advice.seconds['total']:.0f} s", highlight=False)
+    out.print(
+        f"advised {len(advice.advised)} indexes ({mine.costs.index_bytes / 1e6:.1f} MB, "
+        f"{mine.costs.wal_per_write or 0:.0f} B WAL per write, worst p95 ÷ SLA {mine.worst_ratio:.2f}) after "
+        f"{advice.real_builds} real builds in {advice.seconds['total']:.0f} s",
+        highlight=False,
+    )
     for statement in advice.advised_ddl:
         out.print(f"  {statement}", highlight=False)
     for path in (run_dir / "advise.md", run_dir / "advise.html", *map(Path, advice.shipped.values())):
         out.print(str(path), highlight=False)
 
 
-baseline_app = typer.Typer(no_args_is_help=True,
-                           help="The committed baseline that `compare` and `make check` judge against.")
+baseline_app = typer.Typer(
+    no_args_is_help=True, help="The committed baseline that `compare` and `make check` judge against."
+)
 app.add_typer(baseline_app, name="baseline")
 
 
@@ -761,8 +1055,12 @@ def baseline_save_cmd(
     """Save RUN_DIR's results as the baseline, with the reason (commit the file)."""
     res = results_io.save_baseline(run_dir, reason, to)
     assert res.baseline is not None, "save_baseline records why"
-    out.print(f"baseline {to} ← run {res.run_id} ({len(res.cells)} cells, dataset {res.dataset.fingerprint}): "
-              f"{res.baseline.reason}", highlight=False, markup=False)
+    out.print(
+        f"baseline {to} ← run {res.run_id} ({len(res.cells)} cells, dataset {res.dataset.fingerprint}): "
+        f"{res.baseline.reason}",
+        highlight=False,
+        markup=False,
+    )
 
 
 def _terminate(signum: int, frame: object) -> None:

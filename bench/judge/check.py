@@ -52,14 +52,26 @@ def before_catalog(base: Results, current: Catalog) -> Catalog:
     (extensions come from the current variant of the same name: they are an allow-list anyway).
     Read with the same parser and rules as a catalogue file: a reference file cannot smuggle SQL in."""
     if any(not c.scenario_sql for c in base.cells):
-        raise InputError("the reference run predates recorded scenario SQL (results format 6): it cannot be "
-                         "measured again beside the head; re-take it (make baseline)")
+        raise InputError(
+            "the reference run predates recorded scenario SQL (results format 6): it cannot be "
+            "measured again beside the head; re-take it (make baseline)"
+        )
     extensions = {v.name: v.extensions for v in current.variants}
     try:
-        scenarios = {c.scenario: Scenario(name=c.scenario, sla_class=c.sla_class, sla_ms=c.sla_ms, kind=c.kind,
-                                          sql=c.scenario_sql, params=c.params) for c in base.cells}
-        variants = [Variant(name=v.name, statements=v.statements, extensions=extensions.get(v.name, []))
-                    for v in base.variants]
+        scenarios = {
+            c.scenario: Scenario(
+                name=c.scenario,
+                sla_class=c.sla_class,
+                sla_ms=c.sla_ms,
+                kind=c.kind,
+                sql=c.scenario_sql,
+                params=c.params,
+            )
+            for c in base.cells
+        }
+        variants = [
+            Variant(name=v.name, statements=v.statements, extensions=extensions.get(v.name, [])) for v in base.variants
+        ]
     except (ValueError, SQLRefused) as exc:
         raise InputError(f"the reference run {base.run_id}: {exc}") from None
     return Catalog(sla_classes=current.sla_classes, scenarios=list(scenarios.values()), variants=variants)
@@ -75,27 +87,51 @@ def judge_time(sbs: SideBySide, th: TimeThresholds) -> tuple[list[Finding], str 
         if is_slower(v, th, cells):
             findings.append(Finding(Kind.TIME, cell.scenario, cell.variant, f"{said}, p={v.p_slower:.1e})"))
         elif is_faster(v, th, cells):
-            findings.append(Finding(Kind.TIME, cell.scenario, cell.variant, f"{said}, p={v.p_faster:.1e})",
-                                    "improvement"))
+            findings.append(
+                Finding(Kind.TIME, cell.scenario, cell.variant, f"{said}, p={v.p_faster:.1e})", "improvement")
+            )
         if cell.differing_rows:
-            findings.append(Finding(Kind.RESULTS, cell.scenario, cell.variant,
-                                    f"the head returns other rows than the base for {cell.differing_rows} of "
-                                    f"{len(cell.base_ms)} parameter sets"))
-    calibration = {item: paired(sbs.calibration_base_ms[item], sbs.calibration_head_ms[item])
-                   for item in sbs.calibration_base_ms if sbs.calibration_base_ms[item]}
+            findings.append(
+                Finding(
+                    Kind.RESULTS,
+                    cell.scenario,
+                    cell.variant,
+                    f"the head returns other rows than the base for {cell.differing_rows} of "
+                    f"{len(cell.base_ms)} parameter sets",
+                )
+            )
+    calibration = {
+        item: paired(sbs.calibration_base_ms[item], sbs.calibration_head_ms[item])
+        for item in sbs.calibration_base_ms
+        if sbs.calibration_base_ms[item]
+    }
     shown = ", ".join(f"{item} ×{v.ratio:.2f}" for item, v in calibration.items())
     off = [item for item, v in calibration.items() if unequal(v, th)]
     if off:
-        return findings, (f"the calibration workload differed between the two sides ({shown}): they were not "
-                          "measured under the same conditions"), shown
-    account = (f"side by side, {cells} cells × {sbs.pairs} pairs; calibration equal on both sides ({shown}); "
-               f"false alarms at most {false_alarm_bound(sbs.pairs, th, cells):.1%} per check")
+        return (
+            findings,
+            (
+                f"the calibration workload differed between the two sides ({shown}): they were not "
+                "measured under the same conditions"
+            ),
+            shown,
+        )
+    account = (
+        f"side by side, {cells} cells × {sbs.pairs} pairs; calibration equal on both sides ({shown}); "
+        f"false alarms at most {false_alarm_bound(sbs.pairs, th, cells):.1%} per check"
+    )
     return findings, None, account
 
 
-def check(catalog: Catalog, base: Results, measure: Measure, measure_pairs: MeasurePairs,
-          th: CheckThresholds = CheckThresholds(), before: Catalog | None = None,
-          schema_ddl: str = "") -> tuple[Results, Comparison]:
+def check(
+    catalog: Catalog,
+    base: Results,
+    measure: Measure,
+    measure_pairs: MeasurePairs,
+    th: CheckThresholds = CheckThresholds(),
+    before: Catalog | None = None,
+    schema_ddl: str = "",
+) -> tuple[Results, Comparison]:
     """Measure the head, judge it against ``base``'s facts, and judge time side by side with ``before``
     (default: the reference run's own SQL and statements). ``schema_ddl``: the models' DDL now."""
     head = reference_cells(base, catalog)
@@ -104,8 +140,10 @@ def check(catalog: Catalog, base: Results, measure: Measure, measure_pairs: Meas
     if result.incomparable:
         return current, result
     if before is None and base.schema_ddl and schema_ddl and base.schema_ddl != schema_ddl:
-        result.time_refused = ("the models changed since the reference run (its recorded schema DDL differs): time "
-                               "could not be judged across the schema change; re-take the baseline with the change")
+        result.time_refused = (
+            "the models changed since the reference run (its recorded schema DDL differs): time "
+            "could not be judged across the schema change; re-take the baseline with the change"
+        )
         return current, result
     try:
         sbs = measure_pairs(before or before_catalog(base, catalog), head)

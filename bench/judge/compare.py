@@ -50,20 +50,31 @@ class Comparison:
 
 
 def incompatibilities(base: Results, cur: Results) -> list[str]:
-    reasons = [f"the {which} run is a load run: it has no cells to judge (compare judges matrix and scale runs)"
-               for which, res in (("reference", base), ("current", cur)) if res.kind == "load"]
+    reasons = [
+        f"the {which} run is a load run: it has no cells to judge (compare judges matrix and scale runs)"
+        for which, res in (("reference", base), ("current", cur))
+        if res.kind == "load"
+    ]
     if base.dataset.fingerprint != cur.dataset.fingerprint:
-        reasons.append(f"different datasets: baseline {base.dataset.fingerprint} "
-                       f"({base.dataset.profile.get('name')}), current {cur.dataset.fingerprint} "
-                       f"({cur.dataset.profile.get('name')})")
+        reasons.append(
+            f"different datasets: baseline {base.dataset.fingerprint} "
+            f"({base.dataset.profile.get('name')}), current {cur.dataset.fingerprint} "
+            f"({cur.dataset.profile.get('name')})"
+        )
     if base.environment.server_major != cur.environment.server_major:
-        reasons.append(f"different PostgreSQL majors: baseline {base.environment.server_major}, "
-                       f"current {cur.environment.server_major}")
-    changed = sorted(k for k in set(base.environment.settings) | set(cur.environment.settings)
-                     if base.environment.settings.get(k) != cur.environment.settings.get(k))
+        reasons.append(
+            f"different PostgreSQL majors: baseline {base.environment.server_major}, "
+            f"current {cur.environment.server_major}"
+        )
+    changed = sorted(
+        k
+        for k in set(base.environment.settings) | set(cur.environment.settings)
+        if base.environment.settings.get(k) != cur.environment.settings.get(k)
+    )
     if changed:
-        shown = ", ".join(f"{k} {base.environment.settings.get(k)} → {cur.environment.settings.get(k)}"
-                          for k in changed)
+        shown = ", ".join(
+            f"{k} {base.environment.settings.get(k)} → {cur.environment.settings.get(k)}" for k in changed
+        )
         reasons.append(f"different planner settings: {shown}")
     return reasons
 
@@ -73,8 +84,9 @@ def protocol_name(res: Results) -> str:
     return f"{p.name} v{p.version}" if p else "none (no cells)"
 
 
-def paired(base: list[Any], base_classes: list[str], cur: list[Any],
-           cur_classes: list[str]) -> tuple[list[Any], list[Any]]:
+def paired(
+    base: list[Any], base_classes: list[str], cur: list[Any], cur_classes: list[str]
+) -> tuple[list[Any], list[Any]]:
     """The values of the samples both runs took with the same parameters: per user class, the first
     n of that class in each, n the smaller count. Runs with no class in common (an older protocol
     against this one) are not paired: their whole lists are returned."""
@@ -95,18 +107,25 @@ def paired(base: list[Any], base_classes: list[str], cur: list[Any],
 def _explained_pairs(base: Cell, cur: Cell) -> tuple[Cell, Cell]:
     """Both cells reduced to their explained samples that pair up (buffers and result rows of the
     same parameter sets), so every gate compares like with like."""
+
     def reduce(cell: Cell, buffers: list[int], hashes: list[str]) -> Cell:
-        return cell.model_copy(update={"samples": cell.samples.model_copy(
-            update={"buffers": buffers, "result_hashes": hashes})})
+        return cell.model_copy(
+            update={"samples": cell.samples.model_copy(update={"buffers": buffers, "result_hashes": hashes})}
+        )
 
     k_b, k_c = base.samples.explained, cur.samples.explained
-    b_buf, c_buf = paired(base.samples.buffers, base.samples.user_class[:k_b],
-                          cur.samples.buffers, cur.samples.user_class[:k_c])
+    b_buf, c_buf = paired(
+        base.samples.buffers, base.samples.user_class[:k_b], cur.samples.buffers, cur.samples.user_class[:k_c]
+    )
     b_rows: list[str] = []
     c_rows: list[str] = []
     if base.samples.result_hashes and cur.samples.result_hashes:
-        b_rows, c_rows = paired(base.samples.result_hashes, base.samples.user_class[:k_b],
-                                cur.samples.result_hashes, cur.samples.user_class[:k_c])
+        b_rows, c_rows = paired(
+            base.samples.result_hashes,
+            base.samples.user_class[:k_b],
+            cur.samples.result_hashes,
+            cur.samples.user_class[:k_c],
+        )
     return reduce(base, b_buf, b_rows), reduce(cur, c_buf, c_rows)
 
 
@@ -119,13 +138,22 @@ def compare(base: Results, cur: Results, th: GateThresholds = DEFAULT_GATES, for
         return result
     if protocol_name(base) != protocol_name(cur):
         # Plans, buffers, rows and verdicts still compare; the samples behind them were drawn differently.
-        result.time += (f" (and the runs were sampled under different protocols: reference {protocol_name(base)}, "
-                        f"current {protocol_name(cur)})")
+        result.time += (
+            f" (and the runs were sampled under different protocols: reference {protocol_name(base)}, "
+            f"current {protocol_name(cur)})"
+        )
     for bcell in base.cells:
         ccell = cur.cell(bcell.scenario, bcell.variant)
         if ccell is None:
-            result.findings.append(Finding(Kind.MISSING, bcell.scenario, bcell.variant,
-                                           "in the reference run but not measured in this one", "change"))
+            result.findings.append(
+                Finding(
+                    Kind.MISSING,
+                    bcell.scenario,
+                    bcell.variant,
+                    "in the reference run but not measured in this one",
+                    "change",
+                )
+            )
             continue
         result.findings += judge_cell(*_explained_pairs(bcell, ccell), th)
     return result
@@ -143,6 +171,12 @@ def variant_result_mismatches(res: Results, reference: str = "baseline") -> list
         pairs = list(zip(ref.samples.result_hashes, cell.samples.result_hashes, strict=False))
         differ = sum(a != b for a, b in pairs)
         if differ:
-            out.append(Finding(Kind.RESULTS, cell.scenario, cell.variant, f"{differ} of {len(pairs)} parameter sets "
-                                                                         f"returned other rows than under {reference}"))
+            out.append(
+                Finding(
+                    Kind.RESULTS,
+                    cell.scenario,
+                    cell.variant,
+                    f"{differ} of {len(pairs)} parameter sets returned other rows than under {reference}",
+                )
+            )
     return out

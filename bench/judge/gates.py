@@ -69,8 +69,9 @@ def _finding(cur: Cell, kind: Kind, message: str, direction: Direction = "regres
 
 def sla_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]:
     if base.verdict == "pass" and cur.verdict == "fail":
-        return [_finding(cur, Kind.SLA,
-                         f"SLA {cur.sla_ms:.0f} ms: pass → {cur.verdict_text} (was {base.verdict_text})")]
+        return [
+            _finding(cur, Kind.SLA, f"SLA {cur.sla_ms:.0f} ms: pass → {cur.verdict_text} (was {base.verdict_text})")
+        ]
     if base.verdict == "fail" and cur.verdict == "pass":
         return [_finding(cur, Kind.SLA, f"SLA {cur.sla_ms:.0f} ms: fail → pass", "improvement")]
     return []
@@ -84,17 +85,34 @@ def plan_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]:
     out = []
     lost_seq = sorted(set(cur.plan.seq_scans) - set(base.plan.seq_scans))
     if lost_seq and any(t in SCAN_NODES for t in base.plan.node_types):
-        out.append(_finding(cur, Kind.SEQ_SCAN, f"index scan → Seq Scan on {', '.join(lost_seq)}"
-                                                f" (baseline used {', '.join(base.plan.indexes) or 'an index'})"))
+        out.append(
+            _finding(
+                cur,
+                Kind.SEQ_SCAN,
+                f"index scan → Seq Scan on {', '.join(lost_seq)}"
+                f" (baseline used {', '.join(base.plan.indexes) or 'an index'})",
+            )
+        )
     if cur.plan.sorts > base.plan.sorts:
         out.append(_finding(cur, Kind.SORT_ADDED, f"new Sort node ({base.plan.sorts} → {cur.plan.sorts})"))
     lost_idx = sorted(set(base.plan.indexes) - set(cur.plan.indexes))
     if lost_idx and not lost_seq:
-        out.append(_finding(cur, Kind.INDEX_DROPPED, f"index {', '.join(lost_idx)} no longer used "
-                                                     f"(now: {', '.join(cur.plan.indexes) or 'none'})"))
+        out.append(
+            _finding(
+                cur,
+                Kind.INDEX_DROPPED,
+                f"index {', '.join(lost_idx)} no longer used (now: {', '.join(cur.plan.indexes) or 'none'})",
+            )
+        )
     if not out:
-        out.append(_finding(cur, Kind.PLAN_CHANGED, f"plan changed: {' → '.join(cur.plan.node_types)} "
-                                                    f"[{', '.join(cur.plan.indexes)}]", "change"))
+        out.append(
+            _finding(
+                cur,
+                Kind.PLAN_CHANGED,
+                f"plan changed: {' → '.join(cur.plan.node_types)} [{', '.join(cur.plan.indexes)}]",
+                "change",
+            )
+        )
     return out
 
 
@@ -107,8 +125,10 @@ def _worst_node(base: Cell, cur: Cell) -> str:
     """Which plan node's buffers rose most."""
     if not _same_shape(base, cur):
         return ""
-    pairs = [(c.shared_hit + c.shared_read - b.shared_hit - b.shared_read, b, c)
-             for b, c in zip(base.plan.nodes, cur.plan.nodes, strict=True)]
+    pairs = [
+        (c.shared_hit + c.shared_read - b.shared_hit - b.shared_read, b, c)
+        for b, c in zip(base.plan.nodes, cur.plan.nodes, strict=True)
+    ]
     rise, b, c = max(pairs, key=lambda p: p[0])
     if rise <= 0:
         return ""
@@ -122,8 +142,13 @@ def buffers_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]:
         return []
     b, c = median(base.samples.buffers), median(cur.samples.buffers)
     if c > b * (1 + th.buffer_tolerance) and c - b >= th.buffer_floor:
-        return [_finding(cur, Kind.BUFFERS, f"buffers per query {b:.0f} → {c:.0f} (+{(c / max(b, 1) - 1):.0%})"
-                                            f"{_worst_node(base, cur)}")]
+        return [
+            _finding(
+                cur,
+                Kind.BUFFERS,
+                f"buffers per query {b:.0f} → {c:.0f} (+{(c / max(b, 1) - 1):.0%}){_worst_node(base, cur)}",
+            )
+        ]
     if b > c * (1 + th.buffer_tolerance) and b - c >= th.buffer_floor:
         return [_finding(cur, Kind.BUFFERS, f"buffers per query {b:.0f} → {c:.0f}", "improvement")]
     return []
@@ -141,9 +166,15 @@ def misestimate_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]
     for b, c in pairs:
         if c.misestimate >= th.misestimate_floor and c.misestimate >= b.misestimate * th.misestimate_growth:
             where = f" on {c.relation}" if c.relation else ""
-            return [_finding(cur, Kind.MISESTIMATE, f"row estimate of {c.node_type}{where} off ×{c.misestimate:.0f} "
-                                                    f"(was ×{b.misestimate:.0f}): estimated {c.plan_rows:.0f}, "
-                                                    f"actual {c.actual_rows:.0f}")]
+            return [
+                _finding(
+                    cur,
+                    Kind.MISESTIMATE,
+                    f"row estimate of {c.node_type}{where} off ×{c.misestimate:.0f} "
+                    f"(was ×{b.misestimate:.0f}): estimated {c.plan_rows:.0f}, "
+                    f"actual {c.actual_rows:.0f}",
+                )
+            ]
     return []
 
 
@@ -157,16 +188,27 @@ def spill_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]:
     while an ordinary user's, the plan most samples ran, fits in work_mem."""
     spills = [b for b in _spilled(cur) if b > 0]
     if spills and not any(_spilled(base)):
-        return [_finding(cur, Kind.SPILL, f"{len(spills)} of {len(_spilled(cur))} explained samples now spill to disk "
-                                          f"(up to {max(spills)} temp blocks: work_mem too small for a sort or hash)")]
+        return [
+            _finding(
+                cur,
+                Kind.SPILL,
+                f"{len(spills)} of {len(_spilled(cur))} explained samples now spill to disk "
+                f"(up to {max(spills)} temp blocks: work_mem too small for a sort or hash)",
+            )
+        ]
     return []
 
 
 def rows_removed_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]:
     b, c = base.plan.rows_removed, cur.plan.rows_removed
     if c - b >= th.rows_removed_floor and c > b * (1 + th.rows_removed_growth):
-        return [_finding(cur, Kind.ROWS_REMOVED, f"rows removed by filters {b:.0f} → {c:.0f} per execution "
-                                                 "(read, then thrown away)")]
+        return [
+            _finding(
+                cur,
+                Kind.ROWS_REMOVED,
+                f"rows removed by filters {b:.0f} → {c:.0f} per execution (read, then thrown away)",
+            )
+        ]
     return []
 
 
@@ -176,13 +218,23 @@ def results_gate(base: Cell, cur: Cell, th: GateThresholds) -> list[Finding]:
     pairs = list(zip(base.samples.result_hashes, cur.samples.result_hashes, strict=False))
     differ = sum(b != c for b, c in pairs)
     if differ:
-        return [_finding(cur, Kind.RESULTS, f"{differ} of {len(pairs)} parameter sets returned other rows "
-                                            "than the baseline's")]
+        return [
+            _finding(
+                cur, Kind.RESULTS, f"{differ} of {len(pairs)} parameter sets returned other rows than the baseline's"
+            )
+        ]
     return []
 
 
-CELL_GATES: tuple[Gate, ...] = (sla_gate, plan_gate, buffers_gate, misestimate_gate, spill_gate, rows_removed_gate,
-                                results_gate)
+CELL_GATES: tuple[Gate, ...] = (
+    sla_gate,
+    plan_gate,
+    buffers_gate,
+    misestimate_gate,
+    spill_gate,
+    rows_removed_gate,
+    results_gate,
+)
 
 
 def judge_cell(base: Cell, cur: Cell, th: GateThresholds = DEFAULT_GATES) -> list[Finding]:

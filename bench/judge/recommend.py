@@ -41,8 +41,10 @@ def table_args(variant: VariantResult) -> dict[str, str]:
     per_table: dict[str, list[str]] = {}
     for index in map(parse_index, variant.statements):
         per_table.setdefault(index.table, []).append(index.sqlalchemy())
-    return {table: "__table_args__ = (\n" + "".join(f"    {c},\n" for c in constructs) + ")"
-            for table, constructs in per_table.items()}
+    return {
+        table: "__table_args__ = (\n" + "".join(f"    {c},\n" for c in constructs) + ")"
+        for table, constructs in per_table.items()
+    }
 
 
 def _cost_key(res: Results, variant: VariantResult) -> tuple[float, float]:
@@ -55,13 +57,14 @@ def _cells(res: Results, variant: str) -> list[Cell]:
 
 
 def recommend(res: Results) -> Recommendation:
-    meeting = [v for v in res.variants
-               if _cells(res, v.name) and all(c.verdict == "pass" for c in _cells(res, v.name))]
+    meeting = [v for v in res.variants if _cells(res, v.name) and all(c.verdict == "pass" for c in _cells(res, v.name))]
     if meeting:
         best = min(meeting, key=lambda v: _cost_key(res, v))
         return Recommendation(variant=best, table_args=table_args(best))
-    closest = max(res.variants, key=lambda v: (sum(c.verdict == "pass" for c in _cells(res, v.name)),
-                                               [-x for x in _cost_key(res, v)]))
+    closest = max(
+        res.variants,
+        key=lambda v: (sum(c.verdict == "pass" for c in _cells(res, v.name)), [-x for x in _cost_key(res, v)]),
+    )
     shortfalls = []
     for scenario in dict.fromkeys(c.scenario for c in res.cells):
         cells = [c for c in res.cells if c.scenario == scenario]

@@ -51,8 +51,10 @@ def quantile_ci(samples: list[float], q: float, confidence: float = 0.95) -> Qua
 
 
 def summarize(samples: list[float], confidence: float = 0.95) -> Summary:
-    return Summary(n=len(samples), mean=round(float(np.mean(samples)), 4),
-                   p50=quantile_ci(samples, 0.50, confidence),
-                   p95=quantile_ci(samples, 0.95, confidence),
-                   p99=quantile_ci(samples, 0.99, confidence))
-
+    return Summary(
+        n=len(samples),
+        mean=round(float(np.mean(samples)), 4),
+        p50=quantile_ci(samples, 0.50, confidence),
+        p95=quantile_ci(samples, 0.95, confidence),
+        p99=quantile_ci(samples, 0.99, confidence),
+    )

@@ -54,7 +54,7 @@ def sign_test_tail(k: int, n: int) -> float:
     """P(X ≥ k) for X ~ Binomial(n, 1/2), exactly."""
     if n == 0:
         return 1.0
-    return sum(math.comb(n, i) for i in range(max(k, 0), n + 1)) / 2 ** n
+    return sum(math.comb(n, i) for i in range(max(k, 0), n + 1)) / 2**n
 
 
 def paired(base_ms: list[float], head_ms: list[float]) -> PairedVerdict:
@@ -63,10 +63,16 @@ def paired(base_ms: list[float], head_ms: list[float]) -> PairedVerdict:
     diffs = [h - b for b, h in zip(base_ms, head_ms, strict=True)]
     n = sum(1 for d in diffs if d != 0)
     slower = sum(1 for d in diffs if d > 0)
-    return PairedVerdict(n=n, slower=slower,
-                         ratio=median(h / max(b, 1e-9) for b, h in zip(base_ms, head_ms, strict=True)),
-                         difference_ms=median(diffs), p_slower=sign_test_tail(slower, n),
-                         p_faster=sign_test_tail(n - slower, n), base_ms=median(base_ms), head_ms=median(head_ms))
+    return PairedVerdict(
+        n=n,
+        slower=slower,
+        ratio=median(h / max(b, 1e-9) for b, h in zip(base_ms, head_ms, strict=True)),
+        difference_ms=median(diffs),
+        p_slower=sign_test_tail(slower, n),
+        p_faster=sign_test_tail(n - slower, n),
+        base_ms=median(base_ms),
+        head_ms=median(head_ms),
+    )
 
 
 def level(th: TimeThresholds, cells: int) -> float:
@@ -86,8 +92,11 @@ def unequal(v: PairedVerdict, th: TimeThresholds) -> bool:
     """A calibration item that differs between the two sides (two-sided, at ``alpha`` for the item) by
     as much as a cell must to count (the factor and the floor): the sides were not measured under
     the same conditions. A smaller difference could not have made a cell's finding either."""
-    return (min(v.p_slower, v.p_faster) < th.alpha / 2 and not (1 / th.factor < v.ratio < th.factor)
-            and abs(v.difference_ms) >= th.floor_ms)
+    return (
+        min(v.p_slower, v.p_faster) < th.alpha / 2
+        and not (1 / th.factor < v.ratio < th.factor)
+        and abs(v.difference_ms) >= th.floor_ms
+    )
 
 
 def false_alarm_bound(pairs: int, th: TimeThresholds, cells: int) -> float:

@@ -35,8 +35,7 @@ def write_cost(res: Results, variant: str) -> WriteCost | None:
     if not cells:
         return None
     wal = [w for c in cells if (w := wal_per_statement(c)) is not None]
-    return WriteCost(variant, cells, round(sum(wal) / len(wal), 1),
-                     max(c.decided_p95 / c.sla_ms for c in cells))
+    return WriteCost(variant, cells, round(sum(wal) / len(wal), 1), max(c.decided_p95 / c.sla_ms for c in cells))
 
 
 def wal_ratio(res: Results, variant: str) -> float | None:

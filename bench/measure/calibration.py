@@ -40,6 +40,8 @@ async def calibration_sample(conn: asyncpg.Connection) -> dict[str, float]:
     async def python() -> int:
         return _client_cpu()
 
-    return {"round_trip": await _timed(lambda: conn.fetchval(ROUND_TRIP)),
-            "server_cpu": await _timed(lambda: conn.fetchval(SERVER_CPU)),
-            "client_cpu": await _timed(python)}
+    return {
+        "round_trip": await _timed(lambda: conn.fetchval(ROUND_TRIP)),
+        "server_cpu": await _timed(lambda: conn.fetchval(SERVER_CPU)),
+        "client_cpu": await _timed(python),
+    }

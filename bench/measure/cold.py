@@ -30,8 +30,9 @@ async def cold_cache(conn: asyncpg.Connection) -> ColdCache:
         await conn.execute(_EVICT)
     except asyncpg.PostgresError as exc:
         return ColdCache(available=False, method=f"no cold pass: {first_line(exc)}")
-    return ColdCache(available=True, method="pg_buffercache_evict_all() before each execution; "
-                                            "the OS page cache stays warm")
+    return ColdCache(
+        available=True, method="pg_buffercache_evict_all() before each execution; the OS page cache stays warm"
+    )
 
 
 async def cold_samples(conn: asyncpg.Connection, drawer: Drawer, n: int) -> ColdSamples:

@@ -33,8 +33,14 @@ from bench.measure.runner import RunOptions, execute, run_measurement, warm_up
 from bench.targets.schema import seeded_copy
 from bench.targets.target import Target, connected
 
-DEFAULT_SCENARIOS = ("task_by_id", "open_task_count", "recent_tasks", "pending_tasks", "keyset_page_deep",
-                     "last_messages")
+DEFAULT_SCENARIOS = (
+    "task_by_id",
+    "open_task_count",
+    "recent_tasks",
+    "pending_tasks",
+    "keyset_page_deep",
+    "last_messages",
+)
 DEFAULT_VARIANT = "baseline"  # no index but the models' own: the queries' plans as the app ships them
 TOLERANCE = 0.15
 REQUIRED = 3
@@ -76,8 +82,9 @@ def _statement_latency(output: str, sql: str) -> float:
     raise DatabaseError(f"pgbench reported no latency for the statement {head!r}:\n{output[-500:]}")
 
 
-async def _harness(conn: asyncpg.Connection, sql: str, lookup: str,
-                   drawn: list[list]) -> tuple[list[float], list[float]]:
+async def _harness(
+    conn: asyncpg.Connection, sql: str, lookup: str, drawn: list[list]
+) -> tuple[list[float], list[float]]:
     """Each stored parameter set once: (statement ms, transaction ms), the statement timed as a run's
     samples are and the transaction as pgbench's (its lookup, then the statement)."""
     statement, transaction = [], []
@@ -90,8 +97,9 @@ async def _harness(conn: asyncpg.Connection, sql: str, lookup: str,
     return statement, transaction
 
 
-async def _check(target: Target, scenarios: list[Scenario], variant: Variant, transactions: int, opts: RunOptions,
-                 today: date) -> list[Agreement]:
+async def _check(
+    target: Target, scenarios: list[Scenario], variant: Variant, transactions: int, opts: RunOptions, today: date
+) -> list[Agreement]:
     async with connected(target) as conn:
         await applied_new(conn, variant)  # never removed: the scratch copy is dropped with it
         pools: Pools = await pools_for(conn, scenarios, today)
@@ -106,23 +114,45 @@ async def _check(target: Target, scenarios: list[Scenario], variant: Variant, tr
             table = f"tb_pgbench_{scenario.name}"
             await store_params(conn, table, order, drawn)
             lookup = f"SELECT {', '.join(order) or '1'} FROM {table} WHERE i = $1"
-            await warm_up(conn, drawers[0].sql, list(class_drawers(scenario, pools, opts.seed, "warm-up").values()),
-                          False, opts.warmup_seconds)
+            await warm_up(
+                conn,
+                drawers[0].sql,
+                list(class_drawers(scenario, pools, opts.seed, "warm-up").values()),
+                False,
+                opts.warmup_seconds,
+            )
             statement, transaction = await _harness(conn, drawers[0].sql, lookup, drawn)
             output, latencies = await asyncio.to_thread(
-                run_pgbench, target, {"script.sql": script(scenario, table, transactions)},
-                ["-t", str(transactions * PGBENCH_FACTOR)])
-            agreements.append(Agreement(scenario.name, statistics.mean(statement),
-                                        _statement_latency(output, scenario.sql), statistics.median(transaction),
-                                        statistics.median(latencies)))
+                run_pgbench,
+                target,
+                {"script.sql": script(scenario, table, transactions)},
+                ["-t", str(transactions * PGBENCH_FACTOR)],
+            )
+            agreements.append(
+                Agreement(
+                    scenario.name,
+                    statistics.mean(statement),
+                    _statement_latency(output, scenario.sql),
+                    statistics.median(transaction),
+                    statistics.median(latencies),
+                )
+            )
         return agreements
 
 
-def check_against_pgbench(target: Target, catalog: Catalog, variant: str = DEFAULT_VARIANT,
-                          transactions: int = TRANSACTIONS, opts: RunOptions = DEFAULTS) -> list[Agreement]:
+def check_against_pgbench(
+    target: Target,
+    catalog: Catalog,
+    variant: str = DEFAULT_VARIANT,
+    transactions: int = TRANSACTIONS,
+    opts: RunOptions = DEFAULTS,
+) -> list[Agreement]:
     """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``variant`` applied."""
     chosen = catalog.reads().select(None, [variant])  # pgbench would commit a write scenario's rows
-    with (measurement_lock(target, "validate", opts.concurrent, opts.lock_wait),
-          seeded_copy(target, "validate") as (copy, dataset)):
-        return run_measurement(_check(copy, chosen.scenarios, chosen.variants[0], transactions, opts,
-                                      dataset.anchor_date))
+    with (
+        measurement_lock(target, "validate", opts.concurrent, opts.lock_wait),
+        seeded_copy(target, "validate") as (copy, dataset),
+    ):
+        return run_measurement(
+            _check(copy, chosen.scenarios, chosen.variants[0], transactions, opts, dataset.anchor_date)
+        )

@@ -85,6 +85,7 @@ class Request:
 @dataclass(frozen=True)
 class Workload:
     """What every request chooses from: scenarios, weights and pre-drawn parameter sets."""
+
     scenarios: list[Scenario]
     weights: list[int]
     sql: list[str]
@@ -121,8 +122,15 @@ def _gone(conn: asyncpg.Connection) -> bool:
         return True
 
 
-async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, deadline: float,
-                  rate: float | None, mirror: bool, records: list[Request]) -> int:
+async def _client(
+    conn: asyncpg.Connection,
+    work: Workload,
+    rng: random.Random,
+    deadline: float,
+    rate: float | None,
+    mirror: bool,
+    records: list[Request],
+) -> int:
     """Send until the deadline; returns the arrivals left unsent (fixed rate only)."""
     statements = [await _statement(conn, sql, work.prepared) for sql in work.sql]
     lookups = [await _statement(conn, sql, work.prepared) for sql in work.lookups] if mirror else []
@@ -158,13 +166,22 @@ async def _client(conn: asyncpg.Connection, work: Workload, rng: random.Random, 
 @dataclass
 class Sent:
     """What a set of clients did: every request, the arrivals left unsent, the CPU it cost."""
+
     records: list[Request]
     unsent: int = 0
     cpu_s: float = 0.0
 
 
-async def drive(pool: asyncpg.Pool, work: Workload, clients: int, deadline: float, rate: float | None,
-                seed: int, first_client: int = 0, mirror: bool = False) -> Sent:
+async def drive(
+    pool: asyncpg.Pool,
+    work: Workload,
+    clients: int,
+    deadline: float,
+    rate: float | None,
+    seed: int,
+    first_client: int = 0,
+    mirror: bool = False,
+) -> Sent:
     """Every client sends until ``deadline`` (perf_counter); a request in flight then completes and
     is counted. Each request is recorded exactly once, by the client that sent it. ``rate`` is per
     client; ``mirror`` adds pgbench's parameter lookup to each request."""
@@ -181,6 +198,7 @@ async def drive(pool: asyncpg.Pool, work: Workload, clients: int, deadline: floa
 @dataclass(frozen=True)
 class _Job:
     """One process's share of the clients (as pgbench -j splits clients over threads)."""
+
     connect: dict[str, Any]
     work: Workload
     clients: int
@@ -203,11 +221,20 @@ async def _run_job(job: _Job, display: str = "the target") -> Sent:
         start_at = time.perf_counter() if job.start_at is None else job.start_at
         await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
         if o.warmup:
-            await drive(pool, job.work, job.clients, start_at + o.warmup, per_client, o.seed + 1,
-                        job.first_client, job.mirror)
+            await drive(
+                pool, job.work, job.clients, start_at + o.warmup, per_client, o.seed + 1, job.first_client, job.mirror
+            )
         cpu = time.process_time()
-        sent = await drive(pool, job.work, job.clients, start_at + o.warmup + o.duration, per_client, o.seed,
-                           job.first_client, job.mirror)
+        sent = await drive(
+            pool,
+            job.work,
+            job.clients,
+            start_at + o.warmup + o.duration,
+            per_client,
+            o.seed,
+            job.first_client,
+            job.mirror,
+        )
         sent.cpu_s = time.process_time() - cpu
         return sent
     finally:
@@ -232,9 +259,17 @@ async def _drive_jobs(target: Target, work: Workload, opts: LoadOptions, mirror:
     loop = asyncio.get_running_loop()
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            parts = await asyncio.gather(*(loop.run_in_executor(pool, _job_process, _Job(
-                target.asyncpg_kwargs(), work, n, first, start_at, opts, mirror), target.display)
-                for n, first in zip(shares, firsts, strict=True)))
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        pool,
+                        _job_process,
+                        _Job(target.asyncpg_kwargs(), work, n, first, start_at, opts, mirror),
+                        target.display,
+                    )
+                    for n, first in zip(shares, firsts, strict=True)
+                )
+            )
     except BrokenProcessPool as exc:
         raise DatabaseError(f"a load process died ({exc}); try --jobs 1") from None
     return Sent([r for part in parts for r in part.records], sum(p.unsent for p in parts), sum(p.cpu_s for p in parts))
@@ -250,15 +285,31 @@ def summarize_load(sent: Sent, work: Workload, clients: int, rate: float | None,
     for i, scenario in enumerate(work.scenarios):
         mine = [r for r in records if r.scenario == i]
         latencies = [(r.done - r.scheduled) * 1e3 for r in mine if r.ok]
-        per.append(LoadScenario(
-            scenario=scenario.name, sla_ms=scenario.sla_ms, weight=work.weights[i], requests=len(mine),
-            errors=sum(not r.ok for r in mine), latency=summarize(latencies) if latencies else None,
-            over_sla=sum(lat > scenario.sla_ms for lat in latencies) / len(latencies) if latencies else 0.0))
+        per.append(
+            LoadScenario(
+                scenario=scenario.name,
+                sla_ms=scenario.sla_ms,
+                weight=work.weights[i],
+                requests=len(mine),
+                errors=sum(not r.ok for r in mine),
+                latency=summarize(latencies) if latencies else None,
+                over_sla=sum(lat > scenario.sla_ms for lat in latencies) / len(latencies) if latencies else 0.0,
+            )
+        )
     ok = sum(r.ok for r in records)
     lag = [(r.sent - r.scheduled) * 1e3 for r in records] if rate else []
-    return LoadResults(variant=variant, clients=clients, duration_s=round(elapsed, 3), rate=rate,
-                       requests=len(records), errors=len(records) - ok, unsent=sent.unsent, throughput=ok / elapsed,
-                       lag_ms=summarize(lag) if lag else None, scenarios=per)
+    return LoadResults(
+        variant=variant,
+        clients=clients,
+        duration_s=round(elapsed, 3),
+        rate=rate,
+        requests=len(records),
+        errors=len(records) - ok,
+        unsent=sent.unsent,
+        throughput=ok / elapsed,
+        lag_ms=summarize(lag) if lag else None,
+        scenarios=per,
+    )
 
 
 def parse_pgbench_load(output: str) -> tuple[float, int, float, float]:
@@ -281,8 +332,9 @@ def parse_pgbench_load(output: str) -> tuple[float, int, float, float]:
     return float(tps.group(1)), int(count.group(1)), float(avg.group(1)), (lookup / total if total else 0.0)
 
 
-async def _prepare(conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date,
-                   prepared: bool) -> Workload:
+async def _prepare(
+    conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date, prepared: bool
+) -> Workload:
     pools = await pools_for(conn, catalog.scenarios, today)
     sql, params, lookups = [], [], []
     for scenario in catalog.scenarios:
@@ -292,16 +344,18 @@ async def _prepare(conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions
         await store_params(conn, table, drawer.order, drawn)
         sql.append(drawer.sql)
         params.append(drawn)
-        lookups.append(f"SELECT {', '.join(drawer.order)} FROM {table} WHERE i = $1" if drawer.order
-                       else "SELECT $1::int")
-    return Workload(catalog.scenarios, [catalog.mix[s.name] for s in catalog.scenarios], sql, params, lookups,
-                    prepared)
+        lookups.append(
+            f"SELECT {', '.join(drawer.order)} FROM {table} WHERE i = $1" if drawer.order else "SELECT $1::int"
+        )
+    return Workload(catalog.scenarios, [catalog.mix[s.name] for s in catalog.scenarios], sql, params, lookups, prepared)
 
 
 def _pgbench_round(target: Target, work: Workload, opts: LoadOptions) -> tuple[float, int, float, float, float]:
     """tps, transactions, average latency, lookup share, and pgbench's CPU ms per transaction."""
-    scripts = {f"{s.name}.sql@{w}": script(s, f"tb_load_{s.name}", opts.param_sets)
-               for s, w in zip(work.scenarios, work.weights, strict=True)}
+    scripts = {
+        f"{s.name}.sql@{w}": script(s, f"tb_load_{s.name}", opts.param_sets)
+        for s, w in zip(work.scenarios, work.weights, strict=True)
+    }
     options = ["-c", str(opts.clients), "-j", str(jobs_for(opts)), "-T", str(max(1, round(opts.duration)))]
     if opts.rate:
         options += ["-R", str(opts.rate)]
@@ -322,12 +376,17 @@ async def _against_pgbench(target: Target, work: Workload, opts: LoadOptions) ->
         harness_cpu.append(sent.cpu_s * 1e3 / max(1, sum(r.ok for r in sent.records)))
         runs.append(await asyncio.to_thread(_pgbench_round, target, work, opts))
     tps = statistics.median(r[0] for r in runs)
-    return PgbenchLoad(rounds=opts.pgbench_rounds, tps=tps, transactions=int(statistics.median(r[1] for r in runs)),
-                       latency_avg_ms=statistics.median(r[2] for r in runs),
-                       lookup_share=statistics.median(r[3] for r in runs),
-                       cpu_ms_per_tx=statistics.median(r[4] for r in runs),
-                       harness_tps=statistics.median(harness), ratio=statistics.median(harness) / tps,
-                       harness_cpu_ms_per_tx=statistics.median(harness_cpu))
+    return PgbenchLoad(
+        rounds=opts.pgbench_rounds,
+        tps=tps,
+        transactions=int(statistics.median(r[1] for r in runs)),
+        latency_avg_ms=statistics.median(r[2] for r in runs),
+        lookup_share=statistics.median(r[3] for r in runs),
+        cpu_ms_per_tx=statistics.median(r[4] for r in runs),
+        harness_tps=statistics.median(harness),
+        ratio=statistics.median(harness) / tps,
+        harness_cpu_ms_per_tx=statistics.median(harness_cpu),
+    )
 
 
 async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOptions, dataset: Dataset) -> Results:
@@ -336,16 +395,33 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
         applied = await applied_new(admin, catalog.variants[0])  # never removed: the scratch copy is dropped
         cost = await variant_cost(admin, applied)
         work = await _prepare(admin, catalog, opts, dataset.anchor_date, prepared=target.host_kind != "pooler")
-    load = summarize_load(await _drive_jobs(target, work, opts), work, opts.clients, opts.rate,
-                          catalog.variants[0].name)
+    load = summarize_load(
+        await _drive_jobs(target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name
+    )
     if opts.pgbench_rounds:
         load.pgbench = await _against_pgbench(target, work, opts)
-    return Results(run_id=new_run_id(), created_at=datetime.now(UTC), environment=env, dataset=dataset,
-                   config=LoadConfig(clients=opts.clients, jobs=jobs_for(opts), duration_s=opts.duration,
-                                     rate=opts.rate, warmup_s=opts.warmup, seed=opts.seed, param_sets=opts.param_sets,
-                                     pgbench_rounds=opts.pgbench_rounds),
-                   cold_cache=ColdCache(available=False, method="not measured under load"), variants=[cost], cells=[],
-                   phase_seconds={"load": load.duration_s}, connection=seeded.probe, load=load)
+    return Results(
+        run_id=new_run_id(),
+        created_at=datetime.now(UTC),
+        environment=env,
+        dataset=dataset,
+        config=LoadConfig(
+            clients=opts.clients,
+            jobs=jobs_for(opts),
+            duration_s=opts.duration,
+            rate=opts.rate,
+            warmup_s=opts.warmup,
+            seed=opts.seed,
+            param_sets=opts.param_sets,
+            pgbench_rounds=opts.pgbench_rounds,
+        ),
+        cold_cache=ColdCache(available=False, method="not measured under load"),
+        variants=[cost],
+        cells=[],
+        phase_seconds={"load": load.duration_s},
+        connection=seeded.probe,
+        load=load,
+    )
 
 
 def run_load(target: Target, catalog: Catalog, opts: LoadOptions = LoadOptions()) -> Results:
@@ -354,7 +430,9 @@ def run_load(target: Target, catalog: Catalog, opts: LoadOptions = LoadOptions()
         raise InputError("load needs at least one client, a positive duration and a positive rate")
     if len(catalog.variants) != 1:
         raise InputError("load runs under one variant (--variant)")
-    with (measurement_lock(target, "load", opts.concurrent, opts.lock_wait) as measuring,
-          seeded_copy(target, "load") as (copy, dataset)):
+    with (
+        measurement_lock(target, "load", opts.concurrent, opts.lock_wait) as measuring,
+        seeded_copy(target, "load") as (copy, dataset),
+    ):
         res = run_measurement(_load(copy, target, catalog, opts, dataset))
         return res.model_copy(update={"conditions": measuring.finish()})

@@ -48,13 +48,19 @@ LIMIT 1
 @dataclass(frozen=True)
 class Measuring:
     """What ``measurement_lock`` yields; ``finish()`` after measuring gives the run's conditions."""
+
     concurrent: bool
     lock: str
     load_before: list[float]
 
     def finish(self) -> Conditions:
-        return Conditions(concurrent=self.concurrent, lock=self.lock, cpus=os.cpu_count() or 1,
-                          load_before=self.load_before, load_after=_load())
+        return Conditions(
+            concurrent=self.concurrent,
+            lock=self.lock,
+            cpus=os.cpu_count() or 1,
+            load_before=self.load_before,
+            load_after=_load(),
+        )
 
 
 def _load() -> list[float]:
@@ -79,8 +85,12 @@ def _try_lock(conn: psycopg.Connection) -> bool:
 def measurement_lock(target: Target, label: str, concurrent: bool = False, wait: float = 10.0) -> Iterator[Measuring]:
     """Hold the server's measurement lock while the block measures (see the module docstring)."""
     try:
-        conn = psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True, connect_timeout=15,
-                               application_name=f"taskbench {label} (pid {os.getpid()})")
+        conn = psycopg.connect(
+            target.libpq_conninfo(target.maintenance_db),
+            autocommit=True,
+            connect_timeout=15,
+            application_name=f"taskbench {label} (pid {os.getpid()})",
+        )
     except psycopg.OperationalError as exc:
         raise connect_error(exc, redacted(target.url.set(database=target.maintenance_db))) from None
     with conn:
@@ -90,8 +100,10 @@ def measurement_lock(target: Target, label: str, concurrent: bool = False, wait:
                 break
             time.sleep(_POLL_S)
         if not held and not concurrent:
-            raise DatabaseError(f"another measurement is running on this server: {_holder(conn)}; waited {wait:g} s. "
-                                "Let it finish, or pass --concurrent to measure beside it (the results say so)")
+            raise DatabaseError(
+                f"another measurement is running on this server: {_holder(conn)}; waited {wait:g} s. "
+                "Let it finish, or pass --concurrent to measure beside it (the results say so)"
+            )
         lock = "held" if held else f"not held: {_holder(conn)} held it (--concurrent)"
         # Closing the session releases a session-level advisory lock: no unlock is needed, even on error.
         yield Measuring(concurrent=concurrent, lock=lock, load_before=_load())

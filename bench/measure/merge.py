@@ -38,14 +38,20 @@ def _measuring(res: Results) -> dict[str, Any]:
 _SAME: list[tuple[str, Callable[[Results], Any], Callable[[Any, Any], str]]] = [
     ("shard counts", lambda r: r.shard.count if r.shard else 0, lambda a, b: f"{a} and {b}"),
     ("datasets", lambda r: r.dataset.fingerprint, lambda a, b: f"{a} and {b}"),
-    ("catalogues", lambda r: r.shard.catalogue if r.shard else "",
-     lambda a, b: f"{a} and {b} (scenario or variant files changed between them)"),
+    (
+        "catalogues",
+        lambda r: r.shard.catalogue if r.shard else "",
+        lambda a, b: f"{a} and {b} (scenario or variant files changed between them)",
+    ),
     ("protocols or measuring settings", _measuring, _differing),
     ("PostgreSQL majors", lambda r: r.environment.server_major, lambda a, b: f"{a} and {b}"),
     ("planner settings", lambda r: r.environment.settings, _differing),
     ("schemas (the models' DDL)", lambda r: r.schema_ddl, lambda a, b: "see each file's schema_ddl"),
-    ("splits", lambda r: r.shard.plan if r.shard else {},
-     lambda a, b: _differing(a, b) + " (variant → shard; different --durations?)"),
+    (
+        "splits",
+        lambda r: r.shard.plan if r.shard else {},
+        lambda a, b: _differing(a, b) + " (variant → shard; different --durations?)",
+    ),
 ]
 
 
@@ -66,8 +72,10 @@ def check_shards(runs: list[tuple[str, Results]]) -> list[Shard]:
     for what, value, shown in _SAME:
         for (source, res), shard in zip(runs[1:], shards[1:], strict=True):
             if value(res) != value(first):
-                raise InputError(f"cannot merge: different {what}: {_name(first_source, first_shard)} and "
-                                 f"{_name(source, shard)}: {shown(value(first), value(res))}")
+                raise InputError(
+                    f"cannot merge: different {what}: {_name(first_source, first_shard)} and "
+                    f"{_name(source, shard)}: {shown(value(first), value(res))}"
+                )
     count = first_shard.count
     twice = [i for i, n in sorted(Counter(s.index for s in shards).items()) if n > 1]
     if twice:
@@ -75,9 +83,11 @@ def check_shards(runs: list[tuple[str, Results]]) -> list[Shard]:
         raise InputError(f"cannot merge: shard {twice[0]}/{count} given twice: {' and '.join(sources)}")
     missing = sorted(set(range(1, count + 1)) - {s.index for s in shards})
     if missing:
-        raise InputError(f"cannot merge: shard{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(f'{i}/{count}' for i in missing)} missing "
-                         f"(given: {', '.join(f'{s.index}/{count}' for s in sorted(shards, key=lambda s: s.index))})")
+        raise InputError(
+            f"cannot merge: shard{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(f'{i}/{count}' for i in missing)} missing "
+            f"(given: {', '.join(f'{s.index}/{count}' for s in sorted(shards, key=lambda s: s.index))})"
+        )
     return shards
 
 
@@ -94,15 +104,31 @@ def merge(runs: list[tuple[str, Results]]) -> Results:
         phases.update(res.phase_seconds)
     targets = list(dict.fromkeys(res.environment.target for res in ordered))
     return Results(
-        run_id=new_run_id(), created_at=datetime.now(UTC),
+        run_id=new_run_id(),
+        created_at=datetime.now(UTC),
         environment=first.environment.model_copy(update={"target": "; ".join(targets)}),
-        dataset=first.dataset, config=first.config, protocol=first.protocol, cold_cache=first.cold_cache,
+        dataset=first.dataset,
+        config=first.config,
+        protocol=first.protocol,
+        cold_cache=first.cold_cache,
         variants=sorted((v for res in ordered for v in res.variants), key=lambda v: variant_at[v.name]),
-        cells=sorted((c for res in ordered for c in res.cells),
-                     key=lambda c: (variant_at[c.variant], scenario_at[c.scenario])),
+        cells=sorted(
+            (c for res in ordered for c in res.cells), key=lambda c: (variant_at[c.variant], scenario_at[c.scenario])
+        ),
         phase_seconds={phase: round(seconds, 3) for phase, seconds in phases.items()},
         schema_ddl=first.schema_ddl,
-        shards=[ShardRun(shard=res.shard, run_id=res.run_id, created_at=res.created_at,
-                         target=res.environment.target, machine=res.environment.machine,
-                         conditions=res.conditions, connection=res.connection, phase_seconds=res.phase_seconds)
-                for res in ordered if res.shard is not None])
+        shards=[
+            ShardRun(
+                shard=res.shard,
+                run_id=res.run_id,
+                created_at=res.created_at,
+                target=res.environment.target,
+                machine=res.environment.machine,
+                conditions=res.conditions,
+                connection=res.connection,
+                phase_seconds=res.phase_seconds,
+            )
+            for res in ordered
+            if res.shard is not None
+        ],
+    )

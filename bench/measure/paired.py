@@ -33,6 +33,7 @@ from bench.targets.target import Target, connected, scratch_copy
 @dataclass
 class Side:
     """One side of a pair: a connection and the scenario as that side wrote it."""
+
     conn: asyncpg.Connection
     scenario: Scenario
 
@@ -142,29 +143,51 @@ def pair_up(before: Catalog, after: Catalog) -> Pairing:
         if b is None:
             pairing.new.append(f"scenario {s.name}")
         elif dict(b.params) != dict(s.params) or b.kind != s.kind:
-            pairing.incomparable.append(f"scenario {s.name}: its parameters or kind changed ({b.kind} "
-                                        f"{dict(b.params)} → {s.kind} {dict(s.params)})")
+            pairing.incomparable.append(
+                f"scenario {s.name}: its parameters or kind changed ({b.kind} "
+                f"{dict(b.params)} → {s.kind} {dict(s.params)})"
+            )
         else:
             pairing.scenarios.append((b, s))
     return pairing
 
 
-async def _variant_pairs(base: asyncpg.Connection, head: asyncpg.Connection, variants: tuple[Variant, Variant],
-                         scenarios: list[tuple[Scenario, Scenario]], pools: Pools, opts: PairOptions,
-                         calibration: Calibration) -> list[PairedSamples]:
+async def _variant_pairs(
+    base: asyncpg.Connection,
+    head: asyncpg.Connection,
+    variants: tuple[Variant, Variant],
+    scenarios: list[tuple[Scenario, Scenario]],
+    pools: Pools,
+    opts: PairOptions,
+    calibration: Calibration,
+) -> list[PairedSamples]:
     before, after = variants
     async with applied_variant(base, before), applied_variant(head, after):
         cells = [pair_cell(s.name, after.name, Side(base, b), Side(head, s), pools, opts.seed) for b, s in scenarios]
         await measure_pairs(cells, opts.pairs, opts.warmup, calibration)
-    return [PairedSamples(scenario=c.scenario, variant=c.variant, base_ms=c.base_ms, head_ms=c.head_ms,
-                          differing_rows=None if c.head.scenario.kind == "write" else
-                          sum(b != h for b, h in zip(c.base_hashes, c.head_hashes, strict=True)))
-            for c in cells]
+    return [
+        PairedSamples(
+            scenario=c.scenario,
+            variant=c.variant,
+            base_ms=c.base_ms,
+            head_ms=c.head_ms,
+            differing_rows=None
+            if c.head.scenario.kind == "write"
+            else sum(b != h for b, h in zip(c.base_hashes, c.head_hashes, strict=True)),
+        )
+        for c in cells
+    ]
 
 
-async def _side_by_side(base_db: Target, head_db: Target, variants: list[tuple[Variant, Variant]],
-                        scenarios: list[tuple[Scenario, Scenario]], today: date, opts: PairOptions,
-                        advance: Advance) -> tuple[list[PairedSamples], Calibration]:
+async def _side_by_side(
+    base_db: Target,
+    head_db: Target,
+    variants: list[tuple[Variant, Variant]],
+    scenarios: list[tuple[Scenario, Scenario]],
+    today: date,
+    opts: PairOptions,
+    advance: Advance,
+) -> tuple[list[PairedSamples], Calibration]:
     calibration = Calibration()
     cells: list[PairedSamples] = []
     async with connected(base_db) as base, connected(head_db) as head:
@@ -176,15 +199,25 @@ async def _side_by_side(base_db: Target, head_db: Target, variants: list[tuple[V
     return cells, calibration
 
 
-def side_by_side(seeded: Target, before: Catalog, after: Catalog, opts: PairOptions = PairOptions(),
-                 advance: Advance = no_progress) -> SideBySide:
+def side_by_side(
+    seeded: Target, before: Catalog, after: Catalog, opts: PairOptions = PairOptions(), advance: Advance = no_progress
+) -> SideBySide:
     """Every cell both catalogues have, measured in pairs on two scratch copies of ``seeded``: the
     base's statements and SQL on one, the head's on the other, under the server's measurement lock."""
     pairing = pair_up(before, after)
-    with measurement_lock(seeded, "check", opts.concurrent, opts.lock_wait), \
-            seeded_copy(seeded, "base") as (base_db, dataset), scratch_copy(seeded, "head") as head_db:
-        cells, calibration = run_measurement(_side_by_side(base_db, head_db, pairing.variants, pairing.scenarios,
-                                                           dataset.anchor_date, opts, advance))
-    return SideBySide(pairs=opts.pairs, calibration_base_ms=calibration.base_ms,
-                      calibration_head_ms=calibration.head_ms, cells=cells, new=pairing.new,
-                      incomparable=pairing.incomparable)
+    with (
+        measurement_lock(seeded, "check", opts.concurrent, opts.lock_wait),
+        seeded_copy(seeded, "base") as (base_db, dataset),
+        scratch_copy(seeded, "head") as head_db,
+    ):
+        cells, calibration = run_measurement(
+            _side_by_side(base_db, head_db, pairing.variants, pairing.scenarios, dataset.anchor_date, opts, advance)
+        )
+    return SideBySide(
+        pairs=opts.pairs,
+        calibration_base_ms=calibration.base_ms,
+        calibration_head_ms=calibration.head_ms,
+        cells=cells,
+        new=pairing.new,
+        incomparable=pairing.incomparable,
+    )

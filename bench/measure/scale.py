@@ -41,8 +41,9 @@ FAR = 10
 def scale_profile(tasks_per_user: int, users: int = DEFAULT_USERS, seed: int | None = None) -> Profile:
     """Every user at the same size (no power users); few conversations, which do not scale here."""
     base = get_profile("ci", users=users, tasks_per_user=tasks_per_user, seed=seed)
-    return replace(base, name="scale", power_user_factor=1, conversations_per_user=(2, 4),
-                   messages_per_conversation=(20, 60))
+    return replace(
+        base, name="scale", power_user_factor=1, conversations_per_user=(2, 4), messages_per_conversation=(20, 60)
+    )
 
 
 def growth_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
@@ -52,11 +53,12 @@ def growth_exponent(sizes: Sequence[float], values: Sequence[float]) -> tuple[fl
     from scipy import stats as sps  # ~0.7 s to import: not for every command that imports this module
 
     fit = sps.linregress(np.log(sizes), np.log(values))
-    return float(fit.slope), float(fit.rvalue ** 2)
+    return float(fit.slope), float(fit.rvalue**2)
 
 
-def sla_crossing(sizes: Sequence[float], p95: Sequence[float], sla_ms: float,
-                 p50: Sequence[float] | None = None) -> tuple[float | None, str]:
+def sla_crossing(
+    sizes: Sequence[float], p95: Sequence[float], sla_ms: float, p50: Sequence[float] | None = None
+) -> tuple[float | None, str]:
     """The tasks-per-user size at which p95 reaches the SLA, and how it was found:
 
     - ``already``: above the SLA at the smallest size measured (the size returned is that one);
@@ -85,9 +87,13 @@ def sla_crossing(sizes: Sequence[float], p95: Sequence[float], sla_ms: float,
 
 def describe_crossing(fit: ScaleFit) -> str:
     n = f"{fit.crossing_tasks_per_user or 0:,.0f}"
-    return {"already": f"≤ {n} (over at the smallest size)", "measured": f"≈ {n} (between measured sizes)",
-            "extrapolated": f"≈ {n} (extrapolated)", "flat": "– (not growing)",
-            "beyond": f"beyond {FAR}× the largest size measured"}[fit.crossing]
+    return {
+        "already": f"≤ {n} (over at the smallest size)",
+        "measured": f"≈ {n} (between measured sizes)",
+        "extrapolated": f"≈ {n} (extrapolated)",
+        "flat": "– (not growing)",
+        "beyond": f"beyond {FAR}× the largest size measured",
+    }[fit.crossing]
 
 
 def _log_interpolate(n0: float, y0: float, n1: float, y1: float, y: float) -> float:
@@ -96,10 +102,18 @@ def _log_interpolate(n0: float, y0: float, n1: float, y1: float, y: float) -> fl
 
 
 def _point(cell: Cell, size: int) -> ScalePoint:
-    return ScalePoint(scenario=cell.scenario, variant=cell.variant, tasks_per_user=size,
-                      p50_ms=cell.client.p50.value, p95_ms=cell.client.p95.value, p99_ms=cell.client.p99.value,
-                      execution_p50_ms=cell.execution.p50.value, buffers=median(cell.samples.buffers),
-                      verdict=cell.verdict, samples=len(cell.samples.client_ms))
+    return ScalePoint(
+        scenario=cell.scenario,
+        variant=cell.variant,
+        tasks_per_user=size,
+        p50_ms=cell.client.p50.value,
+        p95_ms=cell.client.p95.value,
+        p99_ms=cell.client.p99.value,
+        execution_p50_ms=cell.execution.p50.value,
+        buffers=median(cell.samples.buffers),
+        verdict=cell.verdict,
+        samples=len(cell.samples.client_ms),
+    )
 
 
 def fits(points: list[ScalePoint], sla: dict[str, float]) -> list[ScaleFit]:
@@ -111,8 +125,18 @@ def fits(points: list[ScalePoint], sla: dict[str, float]) -> list[ScaleFit]:
         exponent, r2 = growth_exponent(sizes, p50)
         buffers_exponent, _ = growth_exponent(sizes, [max(p.buffers, 1.0) for p in series])
         crossing, how = sla_crossing(sizes, [p.p95_ms for p in series], sla[key[0]], p50)
-        out.append(ScaleFit(scenario=key[0], variant=key[1], sla_ms=sla[key[0]], exponent=exponent, r2=r2,
-                            buffers_exponent=buffers_exponent, crossing_tasks_per_user=crossing, crossing=how))
+        out.append(
+            ScaleFit(
+                scenario=key[0],
+                variant=key[1],
+                sla_ms=sla[key[0]],
+                exponent=exponent,
+                r2=r2,
+                buffers_exponent=buffers_exponent,
+                crossing_tasks_per_user=crossing,
+                crossing=how,
+            )
+        )
     return out
 
 
@@ -120,9 +144,15 @@ def _labelled(advance: Advance, label: str) -> Advance:
     return lambda phase, done, total: advance(label, done, total)
 
 
-def measure_scale(spec: TargetSpec, catalog: Catalog, opts: RunOptions, sizes: Sequence[int] = DEFAULT_SIZES,
-                  users: int = DEFAULT_USERS, advance: Advance = no_progress,
-                  announce: Callable[[str], None] = lambda message: None) -> Results:
+def measure_scale(
+    spec: TargetSpec,
+    catalog: Catalog,
+    opts: RunOptions,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    users: int = DEFAULT_USERS,
+    advance: Advance = no_progress,
+    announce: Callable[[str], None] = lambda message: None,
+) -> Results:
     """Seed (or reuse) one dataset per size and run the catalogue on each; the results are the
     largest size's run with every size's points and the fits in ``scale``."""
     sizes = sorted(set(sizes))
@@ -142,6 +172,9 @@ def measure_scale(spec: TargetSpec, catalog: Catalog, opts: RunOptions, sizes: S
         points.extend(_point(c, size) for c in last.cells)
     assert last is not None
     sla = {s.name: s.sla_ms for s in catalog.scenarios}
-    return last.model_copy(update={"config": ScaleConfig(**last.config.model_dump()),
-                                   "scale": ScaleResults(users=users, sizes=sizes, points=points,
-                                                         fits=fits(points, sla))})
+    return last.model_copy(
+        update={
+            "config": ScaleConfig(**last.config.model_dump()),
+            "scale": ScaleResults(users=users, sizes=sizes, points=points, fits=fits(points, sla)),
+        }
+    )

@@ -101,6 +101,7 @@ def durations(catalog: Catalog, path: Path | None) -> Weights:
 @dataclass(frozen=True)
 class Split:
     """The whole matrix's split: what every shard computes alike."""
+
     count: int
     plan: dict[str, int]  # variant → shard, in catalogue order
     weights: str
@@ -114,8 +115,14 @@ class Split:
         return catalog.select([s.name for s in catalog.scenarios], self.variants(index))
 
     def mark(self, index: int, calibration: Calibration) -> Shard:
-        return Shard(index=index, count=self.count, plan=self.plan, catalogue=self.catalogue, weights=self.weights,
-                     calibration=calibration)
+        return Shard(
+            index=index,
+            count=self.count,
+            plan=self.plan,
+            catalogue=self.catalogue,
+            weights=self.weights,
+            calibration=calibration,
+        )
 
 
 def split(catalog: Catalog, count: int, weights: Weights) -> Split:
@@ -123,8 +130,10 @@ def split(catalog: Catalog, count: int, weights: Weights) -> Split:
     shard, so no shard is left empty even by variants that took no time)."""
     names = [v.name for v in catalog.variants]
     if count > len(names):
-        raise InputError(f"{count} shards need at least {count} variants, and this catalogue has {len(names)}: "
-                         "a variant is never split across shards")
+        raise InputError(
+            f"{count} shards need at least {count} variants, and this catalogue has {len(names)}: "
+            "a variant is never split across shards"
+        )
     seconds = weights.seconds or dict.fromkeys(names, 1.0)
     load = [0.0] * count
     members = [0] * count
@@ -134,12 +143,17 @@ def split(catalog: Catalog, count: int, weights: Weights) -> Split:
         load[lightest] += seconds[name]
         members[lightest] += 1
         shard_of[name] = lightest + 1
-    return Split(count=count, plan={n: shard_of[n] for n in names}, weights=weights.source,
-                 catalogue=catalogue_fingerprint(catalog))
+    return Split(
+        count=count,
+        plan={n: shard_of[n] for n in names},
+        weights=weights.source,
+        catalogue=catalogue_fingerprint(catalog),
+    )
 
 
 def calibrate(target: Target, samples: int = CALIBRATION_SAMPLES) -> dict[str, list[float]]:
     """``samples`` of each calibration item on ``target``, in milliseconds."""
+
     async def take() -> list[dict[str, float]]:
         async with connected(target) as conn:
             return [await calibration_sample(conn) for _ in range(samples)]
@@ -148,8 +162,9 @@ def calibrate(target: Target, samples: int = CALIBRATION_SAMPLES) -> dict[str, l
     return {item: [round(s[item], 4) for s in taken] for item in ITEMS}
 
 
-def measure_shard(target: Target, catalog: Catalog, opts: RunOptions, plan: Split, index: int,
-                  advance: Advance = no_progress) -> Results:
+def measure_shard(
+    target: Target, catalog: Catalog, opts: RunOptions, plan: Split, index: int, advance: Advance = no_progress
+) -> Results:
     """Shard ``index`` of ``plan``: its variants measured on ``target`` as any run, the calibration
     workload sampled just before and just after, the results marked with the shard."""
     before = calibrate(target)
@@ -164,8 +179,9 @@ _ERRORS: dict[int, type[TaskbenchError]] = {c.exit_code: c for c in (InputError,
 Outcome = tuple[str, int, str]  # ("done", 0, results JSON) | ("error", exit code, message) | ("bug", 0, traceback)
 
 
-def _shard_process(target: Target, catalog: dict[str, object], opts: RunOptions, plan: Split, index: int,
-                   send: Connection) -> None:
+def _shard_process(
+    target: Target, catalog: dict[str, object], opts: RunOptions, plan: Split, index: int, send: Connection
+) -> None:
     """A shard's process: it measures and sends back its results, or what stopped it."""
     # A process group of its own: Ctrl-C at the terminal reaches the parent only, which passes exactly
     # one SIGINT on. A second one would cut the run's own clean-up short.
@@ -187,8 +203,9 @@ def _received(index: int, count: int, pipe: Connection, process: BaseProcess) ->
         kind, code, body = pipe.recv()
     except EOFError:
         process.join()
-        raise DatabaseError(f"shard {index}/{count}: its process ended without results "
-                            f"(exit code {process.exitcode})") from None
+        raise DatabaseError(
+            f"shard {index}/{count}: its process ended without results (exit code {process.exitcode})"
+        ) from None
     if kind == "done":
         return Results.model_validate_json(body)
     if kind == "error":
@@ -209,8 +226,9 @@ def _stop(processes: dict[int, BaseProcess], pending: set[int]) -> None:
             process.join()
 
 
-def measure_parallel(targets: list[Target], catalog: Catalog, opts: RunOptions, plan: Split,
-                     announce: Callable[[str], None]) -> list[Results]:
+def measure_parallel(
+    targets: list[Target], catalog: Catalog, opts: RunOptions, plan: Split, announce: Callable[[str], None]
+) -> list[Results]:
     """Every shard of ``plan`` at once, shard i on ``targets[i - 1]``, each in a process of its own:
     separate processes share no interpreter lock, so one shard's Python work does not delay another's
     round trips (they still share the client machine's CPUs). One shard's failure or an interrupt
@@ -224,8 +242,11 @@ def measure_parallel(targets: list[Target], catalog: Catalog, opts: RunOptions, 
     try:
         for index, target in enumerate(targets, 1):
             receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_shard_process, name=f"taskbench shard {index}/{plan.count}",
-                                      args=(target, catalog.model_dump(mode="json"), opts, plan, index, send))
+            process = context.Process(
+                target=_shard_process,
+                name=f"taskbench shard {index}/{plan.count}",
+                args=(target, catalog.model_dump(mode="json"), opts, plan, index, send),
+            )
             process.start()
             send.close()  # the child holds the sending end: its exit is the pipe's end
             processes[index], pipes[receive] = process, index
@@ -237,8 +258,10 @@ def measure_parallel(targets: list[Target], catalog: Catalog, opts: RunOptions, 
                 index = pipes.pop(ready)
                 done[index] = _received(index, plan.count, ready, processes[index])
                 pending.discard(index)
-                announce(f"shard {index}/{plan.count}: {len(done[index].cells)} cells in "
-                         f"{time.perf_counter() - started:.1f} s")
+                announce(
+                    f"shard {index}/{plan.count}: {len(done[index].cells)} cells in "
+                    f"{time.perf_counter() - started:.1f} s"
+                )
     finally:
         _stop(processes, pending)
     return [done[i] for i in sorted(done)]

@@ -28,8 +28,9 @@ async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list]) -> li
     return plans
 
 
-async def plan_stability(conn: asyncpg.Connection, scenarios: list[Scenario], pools: Pools, seed: int,
-                         rounds: int, param_sets: int = 5) -> dict[str, Stability]:
+async def plan_stability(
+    conn: asyncpg.Connection, scenarios: list[Scenario], pools: Pools, seed: int, rounds: int, param_sets: int = 5
+) -> dict[str, Stability]:
     drawers = {s.name: Drawer(s, pools, seed) for s in scenarios}
     args = {name: [d.draw() for _ in range(param_sets)] for name, d in drawers.items()}
     seen = {name: [await _plans(conn, d.sql, args[name])] for name, d in drawers.items()}
@@ -41,6 +42,9 @@ async def plan_stability(conn: asyncpg.Connection, scenarios: list[Scenario], po
     result = {}
     for name, per_round in seen.items():
         per_params = list(zip(*per_round, strict=True))
-        result[name] = Stability(rounds=rounds, plans=sorted({p for r in per_round for p in r}),
-                                 flipped=sum(1 for plans in per_params if len(set(plans)) > 1))
+        result[name] = Stability(
+            rounds=rounds,
+            plans=sorted({p for r in per_round for p in r}),
+            flipped=sum(1 for plans in per_params if len(set(plans)) > 1),
+        )
     return result

@@ -58,8 +58,10 @@ def interval(q: Quantile) -> str:
 
 def classes_text(cell: Cell) -> str:
     """Each class's verdict and p95, e.g. "ordinary: pass at n = 77 (0/77 over 50 ms), p95 3.10 [2.9, 3.4]"."""
-    return "; ".join(f"{c.user_class} ({c.users} users): {c.describe(cell.sla_ms)}, p95 {c.p95.value:.2f}"
-                     f"{interval(c.p95)}" for c in cell.classes)
+    return "; ".join(
+        f"{c.user_class} ({c.users} users): {c.describe(cell.sla_ms)}, p95 {c.p95.value:.2f}{interval(c.p95)}"
+        for c in cell.classes
+    )
 
 
 def method(res: Results) -> str:
@@ -69,27 +71,32 @@ def method(res: Results) -> str:
         return ""
     if p.name == ORDER_STATISTIC:
         o = p.parameters
-        return (f"{o.get('samples')}–{o.get('max_samples')} samples per cell (plain execution and EXPLAIN "
-                f"ANALYZE each) "
-                f"after {p.warmup}; verdict on the client p95's {o.get('confidence', 0.95):.0%} order-statistic "
-                f"interval (protocol {p.name} v{p.version})")
+        return (
+            f"{o.get('samples')}–{o.get('max_samples')} samples per cell (plain execution and EXPLAIN "
+            f"ANALYZE each) "
+            f"after {p.warmup}; verdict on the client p95's {o.get('confidence', 0.95):.0%} order-statistic "
+            f"interval (protocol {p.name} v{p.version})"
+        )
     designs = p.parameters.get("designs", {})
     d: dict[str, Any] = designs.get(str(len(p.classes))) or next(iter(designs.values()), {})
     looks = d.get("looks", [])
     classes = " and ".join(p.classes) if len(p.classes) > 1 else "all users as one class"
-    return (f"exact sequential test on the samples over the SLA (client time of a plain execution), {classes} "
-            f"sampled in turn and judged apart, a cell passing only when every class passes; looks at n = "
-            f"{', '.join(map(str, looks[:4]))} … {looks[-1] if looks else '?'} per class; wrong fail "
-            f"{d.get('wrong_fail_at_p0', 0):.2%} per class, wrong pass {d.get('wrong_pass_at_p0', 0):.2%} when "
-            f"exactly 5% of samples are over (p95 = SLA); EXPLAIN ANALYZE on the first {p.explain_samples} samples "
-            f"(the same parameter sets every run); warm-up: {p.warmup}; a cell undecided after {p.cell_budget_s:g} s "
-            f"is inconclusive (protocol {p.name} v{p.version})")
+    return (
+        f"exact sequential test on the samples over the SLA (client time of a plain execution), {classes} "
+        f"sampled in turn and judged apart, a cell passing only when every class passes; looks at n = "
+        f"{', '.join(map(str, looks[:4]))} … {looks[-1] if looks else '?'} per class; wrong fail "
+        f"{d.get('wrong_fail_at_p0', 0):.2%} per class, wrong pass {d.get('wrong_pass_at_p0', 0):.2%} when "
+        f"exactly 5% of samples are over (p95 = SLA); EXPLAIN ANALYZE on the first {p.explain_samples} samples "
+        f"(the same parameter sets every run); warm-up: {p.warmup}; a cell undecided after {p.cell_budget_s:g} s "
+        f"is inconclusive (protocol {p.name} v{p.version})"
+    )
 
 
 def _measured(c: Conditions) -> str:
     alone = "alone on its server (measurement lock held)" if c.lock == "held" else f"concurrently: {c.lock}"
-    load = (f"load average {c.load_before[0]:g} before, {c.load_after[0]:g} after measuring, on {c.cpus} CPUs"
-            + (" — a busy machine: other work shared the CPUs, times may be slow" if c.busy else ""))
+    load = f"load average {c.load_before[0]:g} before, {c.load_after[0]:g} after measuring, on {c.cpus} CPUs" + (
+        " — a busy machine: other work shared the CPUs, times may be slow" if c.busy else ""
+    )
     return f"measured {alone}; {load}"
 
 
@@ -101,10 +108,14 @@ def conditions(res: Results) -> str:
         return " · ".join(
             f"shard {s.shard.index}/{s.shard.count} ({', '.join(s.shard.variants)}) "
             + (_measured(s.conditions) if s.conditions else "measured under unrecorded conditions")
-            + "; calibration medians before → after: " + ", ".join(
+            + "; calibration medians before → after: "
+            + ", ".join(
                 f"{item} {median(s.shard.calibration.before_ms[item]):.2f} → "
-                f"{median(s.shard.calibration.after_ms[item]):.2f} ms" for item in s.shard.calibration.before_ms)
-            for s in res.shards)
+                f"{median(s.shard.calibration.after_ms[item]):.2f} ms"
+                for item in s.shard.calibration.before_ms
+            )
+            for s in res.shards
+        )
     return _measured(res.conditions) if res.conditions else ""
 
 
@@ -119,24 +130,45 @@ def frame(res: Results) -> pd.DataFrame:
     rows = []
     for c in res.cells:
         v = costs[c.variant]
-        rows.append({
-            "scenario": c.scenario, "variant": c.variant, "sla_class": c.sla_class, "sla_ms": c.sla_ms,
-            "samples": c.client.n, "verdict": c.verdict, "verdict_detail": c.verdict_text,
-            "decided_by": c.decided_by, "decided_p95_ms": c.decided_p95, "classes": classes_text(c),
-            "explained_samples": c.samples.explained, "cell_seconds": c.seconds,
-            "p50_ms": c.client.p50.value, "p50_low": c.client.p50.low, "p50_high": c.client.p50.high,
-            "p95_ms": c.client.p95.value, "p95_low": c.client.p95.low, "p95_high": c.client.p95.high,
-            "p99_ms": c.client.p99.value, "mean_ms": c.client.mean,
-            "exec_p50_ms": c.execution.p50.value, "planning_p50_ms": median(c.samples.planning_ms),
-            "buffers_p50": median(c.samples.buffers),
-            "cold_client_p50_ms": median(c.cold.client_ms) if c.cold else None,
-            "cold_blocks_read_p50": median(c.cold.shared_read) if c.cold else None,
-            "plan_fingerprint": c.plan.fingerprint, "plan_nodes": " > ".join(c.plan.node_types),
-            "indexes": " ".join(c.plan.indexes), "seq_scans": " ".join(c.plan.seq_scans),
-            "plans_seen": c.plan_count, "plan_flips": c.stability.flipped if c.stability else None,
-            "index_size_bytes": v.index_size_bytes, "build_s": v.build_seconds,
-            "kind": c.kind, "wal_bytes_per_statement": wal_per_statement(c),
-        })
+        rows.append(
+            {
+                "scenario": c.scenario,
+                "variant": c.variant,
+                "sla_class": c.sla_class,
+                "sla_ms": c.sla_ms,
+                "samples": c.client.n,
+                "verdict": c.verdict,
+                "verdict_detail": c.verdict_text,
+                "decided_by": c.decided_by,
+                "decided_p95_ms": c.decided_p95,
+                "classes": classes_text(c),
+                "explained_samples": c.samples.explained,
+                "cell_seconds": c.seconds,
+                "p50_ms": c.client.p50.value,
+                "p50_low": c.client.p50.low,
+                "p50_high": c.client.p50.high,
+                "p95_ms": c.client.p95.value,
+                "p95_low": c.client.p95.low,
+                "p95_high": c.client.p95.high,
+                "p99_ms": c.client.p99.value,
+                "mean_ms": c.client.mean,
+                "exec_p50_ms": c.execution.p50.value,
+                "planning_p50_ms": median(c.samples.planning_ms),
+                "buffers_p50": median(c.samples.buffers),
+                "cold_client_p50_ms": median(c.cold.client_ms) if c.cold else None,
+                "cold_blocks_read_p50": median(c.cold.shared_read) if c.cold else None,
+                "plan_fingerprint": c.plan.fingerprint,
+                "plan_nodes": " > ".join(c.plan.node_types),
+                "indexes": " ".join(c.plan.indexes),
+                "seq_scans": " ".join(c.plan.seq_scans),
+                "plans_seen": c.plan_count,
+                "plan_flips": c.stability.flipped if c.stability else None,
+                "index_size_bytes": v.index_size_bytes,
+                "build_s": v.build_seconds,
+                "kind": c.kind,
+                "wal_bytes_per_statement": wal_per_statement(c),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -144,22 +176,41 @@ def scale_frame(res: Results) -> pd.DataFrame:
     """One row per scenario × variant × size, with the cell's fit."""
     assert res.scale is not None
     fits = {(f.scenario, f.variant): f for f in res.scale.fits}
-    return pd.DataFrame([{**p.model_dump(), "exponent": fits[(p.scenario, p.variant)].exponent,
-                          "r2": fits[(p.scenario, p.variant)].r2,
-                          "buffers_exponent": fits[(p.scenario, p.variant)].buffers_exponent,
-                          "sla_ms": fits[(p.scenario, p.variant)].sla_ms,
-                          "crossing_tasks_per_user": fits[(p.scenario, p.variant)].crossing_tasks_per_user,
-                          "crossing": fits[(p.scenario, p.variant)].crossing} for p in res.scale.points])
+    return pd.DataFrame(
+        [
+            {
+                **p.model_dump(),
+                "exponent": fits[(p.scenario, p.variant)].exponent,
+                "r2": fits[(p.scenario, p.variant)].r2,
+                "buffers_exponent": fits[(p.scenario, p.variant)].buffers_exponent,
+                "sla_ms": fits[(p.scenario, p.variant)].sla_ms,
+                "crossing_tasks_per_user": fits[(p.scenario, p.variant)].crossing_tasks_per_user,
+                "crossing": fits[(p.scenario, p.variant)].crossing,
+            }
+            for p in res.scale.points
+        ]
+    )
 
 
 def load_frame(res: Results) -> pd.DataFrame:
     """One row per scenario of the load mix."""
     assert res.load is not None
-    return pd.DataFrame([{"scenario": s.scenario, "weight": s.weight, "requests": s.requests, "errors": s.errors,
-                          "sla_ms": s.sla_ms, "over_sla": s.over_sla,
-                          "p50_ms": s.latency.p50.value if s.latency else None,
-                          "p95_ms": s.latency.p95.value if s.latency else None,
-                          "p99_ms": s.latency.p99.value if s.latency else None} for s in res.load.scenarios])
+    return pd.DataFrame(
+        [
+            {
+                "scenario": s.scenario,
+                "weight": s.weight,
+                "requests": s.requests,
+                "errors": s.errors,
+                "sla_ms": s.sla_ms,
+                "over_sla": s.over_sla,
+                "p50_ms": s.latency.p50.value if s.latency else None,
+                "p95_ms": s.latency.p95.value if s.latency else None,
+                "p99_ms": s.latency.p99.value if s.latency else None,
+            }
+            for s in res.load.scenarios
+        ]
+    )
 
 
 @dataclass
@@ -176,8 +227,11 @@ class PlanDiff:
 
 
 def _facts(cell: Cell) -> list[str]:
-    return [*cell.plan.node_types, *(f"index {i}" for i in cell.plan.indexes),
-            *(f"Seq Scan on {r}" for r in cell.plan.seq_scans)]
+    return [
+        *cell.plan.node_types,
+        *(f"index {i}" for i in cell.plan.indexes),
+        *(f"Seq Scan on {r}" for r in cell.plan.seq_scans),
+    ]
 
 
 def plan_diffs(res: Results) -> list[PlanDiff]:
@@ -189,33 +243,52 @@ def plan_diffs(res: Results) -> list[PlanDiff]:
         if base is None or best.variant == "baseline":
             continue
         before, after = _facts(base), _facts(best)
-        diffs.append(PlanDiff(scenario, best, base, [f for f in before if f not in after],
-                              [f for f in after if f not in before]))
+        diffs.append(
+            PlanDiff(scenario, best, base, [f for f in before if f not in after], [f for f in after if f not in before])
+        )
     return diffs
 
 
 def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
-    scenarios = sorted(dict.fromkeys(c.scenario for c in res.cells),
-                       key=lambda s: (next(c.sla_ms for c in res.cells if c.scenario == s), s))
+    scenarios = sorted(
+        dict.fromkeys(c.scenario for c in res.cells),
+        key=lambda s: (next(c.sla_ms for c in res.cells if c.scenario == s), s),
+    )
     variants = [v.name for v in res.variants]
     return {
-        "res": res, "env": res.environment, "ds": res.dataset, "scenarios": scenarios, "variants": variants,
-        "cells": {(c.scenario, c.variant): c for c in res.cells}, "rec": recommend(res) if res.cells else None,
+        "res": res,
+        "env": res.environment,
+        "ds": res.dataset,
+        "scenarios": scenarios,
+        "variants": variants,
+        "cells": {(c.scenario, c.variant): c for c in res.cells},
+        "rec": recommend(res) if res.cells else None,
         "diffs": plan_diffs(res),
-        "writes": {v: write_cost(res, v) for v in variants}, "wal_ratio": lambda v: wal_ratio(res, v),
-        "wal": wal_per_statement, "write_scenarios": [s for s in scenarios if any(
-            c.kind == "write" for c in res.cells if c.scenario == s)], "conn": res.connection, "scale": res.scale,
-        "load": res.load, "crossing": describe_crossing,
+        "writes": {v: write_cost(res, v) for v in variants},
+        "wal_ratio": lambda v: wal_ratio(res, v),
+        "wal": wal_per_statement,
+        "write_scenarios": [s for s in scenarios if any(c.kind == "write" for c in res.cells if c.scenario == s)],
+        "conn": res.connection,
+        "scale": res.scale,
+        "load": res.load,
+        "crossing": describe_crossing,
         "scale_point": lambda scenario, variant, n: next(
-            (p for p in (res.scale.points if res.scale else []) if (p.scenario, p.variant, p.tasks_per_user)
-             == (scenario, variant, n)), None),
+            (
+                p
+                for p in (res.scale.points if res.scale else [])
+                if (p.scenario, p.variant, p.tasks_per_user) == (scenario, variant, n)
+            ),
+            None,
+        ),
         "flips": [c for c in res.cells if c.stability and c.stability.flipped],
         "mismatches": variant_result_mismatches(res),
         "figures": {name: path.name for name, path in figures.items()},
         "total_seconds": sum(res.phase_seconds.values()),
-        "method": method(res), "conditions": conditions(res),
+        "method": method(res),
+        "conditions": conditions(res),
         "explained": f"the first {res.protocol.explain_samples} samples"
-                     if res.protocol and res.protocol.explain_samples else "every sample",
+        if res.protocol and res.protocol.explain_samples
+        else "every sample",
         "busy": any(c.busy for c in _recorded(res)),
         "concurrent": any(c.lock != "held" for c in _recorded(res)),
         # Scale datasets have one class: power users (this many times an ordinary user's tasks in the
@@ -225,8 +298,12 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
 
 
 def _templates() -> Environment:
-    env = Environment(loader=PackageLoader("bench.report", "templates"), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("bench.report", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(ms=ms, size=size, median=median, interval=interval, classes=classes_text)
     env.globals["mark"] = {"pass": "✓ pass", "fail": "✗ fail", "inconclusive": "? inconclusive"}
     return env
@@ -244,8 +321,12 @@ def write_report(run_path: Path, out_dir: Path | None = None) -> list[Path]:
     view = _view(res, figures)
     templates = _templates()
     html = out / "index.html"
-    html.write_text(templates.get_template("report.html.j2").render(
-        **view, images={name: _data_uri(path) for name, path in figures.items()}), encoding="utf-8")
+    html.write_text(
+        templates.get_template("report.html.j2").render(
+            **view, images={name: _data_uri(path) for name, path in figures.items()}
+        ),
+        encoding="utf-8",
+    )
     summary = out / "summary.md"
     summary.write_text(templates.get_template("summary.md.j2").render(**view), encoding="utf-8")
     tables = {"results.csv": frame(res)}

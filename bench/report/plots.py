@@ -29,19 +29,28 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def _order(res: Results) -> tuple[list[str], list[str]]:
-    scenarios = sorted(dict.fromkeys(c.scenario for c in res.cells),
-                       key=lambda s: (next(c.sla_ms for c in res.cells if c.scenario == s), s))
+    scenarios = sorted(
+        dict.fromkeys(c.scenario for c in res.cells),
+        key=lambda s: (next(c.sla_ms for c in res.cells if c.scenario == s), s),
+    )
     return scenarios, [v.name for v in res.variants]
 
 
 def latency(res: Results, path: Path) -> Path:
     """Per SLA class, box plots of client latency per scenario × variant, with the SLA line."""
-    classes = sorted(dict.fromkeys(c.sla_class for c in res.cells),
-                     key=lambda k: next(c.sla_ms for c in res.cells if c.sla_class == k))
+    classes = sorted(
+        dict.fromkeys(c.sla_class for c in res.cells),
+        key=lambda k: next(c.sla_ms for c in res.cells if c.sla_class == k),
+    )
     variants = [v.name for v in res.variants]
     heights = [len({c.scenario for c in res.cells if c.sla_class == k}) for k in classes]
-    fig, axes = plt.subplots(len(classes), 1, figsize=(13, 1.4 * sum(heights) + 1.6 * len(classes)),
-                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(classes),
+        1,
+        figsize=(13, 1.4 * sum(heights) + 1.6 * len(classes)),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
     colours = plt.get_cmap("tab20")
     for ax, cls in zip(axes[:, 0], classes, strict=True):
         cells = [c for c in res.cells if c.sla_class == cls]
@@ -53,8 +62,15 @@ def latency(res: Results, path: Path) -> Path:
                 if cell is None:
                     continue
                 pos = si - (vi - (len(variants) - 1) / 2) * width  # legend order, top to bottom
-                box = ax.boxplot([cell.samples.client_ms], positions=[pos], widths=width * 0.85,
-                                 orientation="horizontal", patch_artist=True, showfliers=False, whis=(5, 95))
+                box = ax.boxplot(
+                    [cell.samples.client_ms],
+                    positions=[pos],
+                    widths=width * 0.85,
+                    orientation="horizontal",
+                    patch_artist=True,
+                    showfliers=False,
+                    whis=(5, 95),
+                )
                 for patch in box["boxes"]:
                     patch.set_facecolor(colours(vi % 20))
                     patch.set_alpha(0.8)
@@ -65,8 +81,10 @@ def latency(res: Results, path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_yticks(range(len(scenarios)), scenarios, fontsize=9)
         ax.set_xlabel("client round trip (ms, log scale)")
-        ax.set_title(f"{cls}: SLA {sla:.0f} ms — boxes p25–p75, whiskers p5–p95; "
-                     "hatched xxx = fails, dotted = inconclusive", fontsize=10)
+        ax.set_title(
+            f"{cls}: SLA {sla:.0f} ms — boxes p25–p75, whiskers p5–p95; hatched xxx = fails, dotted = inconclusive",
+            fontsize=10,
+        )
         ax.grid(axis="x", alpha=0.3, which="both")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 20), alpha=0.8) for i in range(len(variants))]
     fig.legend(handles, variants, loc="upper center", ncols=min(len(variants), 6), fontsize=9)
@@ -92,15 +110,20 @@ def heatmap(res: Results, path: Path) -> Path:
                 who = f" {cell.decided_by}" if len(cell.classes) > 1 else ""
                 ax.text(j, i, f"{r:.2g} {_MARK[cell.verdict]}{who}", ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=9)
-    ax.set_yticks(range(len(scenarios)), [f"{s} ({first.sla_ms:.0f} ms)" if (first := res.cell(s, variants[0])) else s
-                                          for s in scenarios], fontsize=9)
+    ax.set_yticks(
+        range(len(scenarios)),
+        [f"{s} ({first.sla_ms:.0f} ms)" if (first := res.cell(s, variants[0])) else s for s in scenarios],
+        fontsize=9,
+    )
     bar = fig.colorbar(image, ax=ax, shrink=0.8)
     ticks = [t for t in (-3, -2, -1, 0, 1, 2, 3) if -span <= t <= span]
-    bar.set_ticks(ticks, labels=[f"{10 ** t:g}×" for t in ticks])
+    bar.set_ticks(ticks, labels=[f"{10**t:g}×" for t in ticks])
     bar.set_label("client p95 ÷ SLA (log)")
-    ax.set_title("p95 ÷ SLA of the class that decided each cell, named beside the verdict\n"
-                 "(< 1 meets the SLA; ✓ pass: the last class to pass, ✗ fail: the first to fail, ? inconclusive)",
-                 fontsize=10)
+    ax.set_title(
+        "p95 ÷ SLA of the class that decided each cell, named beside the verdict\n"
+        "(< 1 meets the SLA; ✓ pass: the last class to pass, ✗ fail: the first to fail, ? inconclusive)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -124,9 +147,16 @@ def _points(res: Results) -> list[_Point]:
     for v in res.variants:
         cells = [c for c in res.cells if c.variant == v.name]
         if cells:
-            points.append(_Point(v.name, v.index_size_bytes / 1e6, wal_ratio(res, v.name),
-                                 max(c.decided_p95 / c.sla_ms for c in cells),
-                                 sum(c.verdict == "pass" for c in cells), len(cells)))
+            points.append(
+                _Point(
+                    v.name,
+                    v.index_size_bytes / 1e6,
+                    wal_ratio(res, v.name),
+                    max(c.decided_p95 / c.sla_ms for c in cells),
+                    sum(c.verdict == "pass" for c in cells),
+                    len(cells),
+                )
+            )
     return points
 
 
@@ -136,19 +166,34 @@ def tradeoff(res: Results, path: Path) -> Path:
     points = _points(res)
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     labels: list[list[Any]] = []
-    for ax, label, cost in ((axes[0], "total index size (MB)", lambda p: p.size_mb),
-                            (axes[1], "write cost: WAL bytes per write statement ÷ baseline's", lambda p: p.wal_ratio)):
+    for ax, label, cost in (
+        (axes[0], "total index size (MB)", lambda p: p.size_mb),
+        (axes[1], "write cost: WAL bytes per write statement ÷ baseline's", lambda p: p.wal_ratio),
+    ):
         shown = [p for p in points if cost(p) is not None]
         labels.append([])
         for rank, p in enumerate(sorted(shown, key=lambda p: (p.worst, cost(p)))):
             meets = p.passed == p.cells
-            ax.scatter([cost(p)], [p.worst], s=70, marker="o" if meets else "s",
-                       facecolors="tab:green" if meets else "none", edgecolors="tab:green" if meets else "tab:red",
-                       linewidths=1.8, zorder=3)
-            labels[-1].append(ax.annotate(f"{p.variant} ({p.passed}/{p.cells})", (cost(p), p.worst),
-                                          textcoords="offset points", xytext=(7, 5 if rank % 2 else -11), fontsize=8,
-                                          arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6,
-                                                      "shrinkA": 0, "shrinkB": 5}))
+            ax.scatter(
+                [cost(p)],
+                [p.worst],
+                s=70,
+                marker="o" if meets else "s",
+                facecolors="tab:green" if meets else "none",
+                edgecolors="tab:green" if meets else "tab:red",
+                linewidths=1.8,
+                zorder=3,
+            )
+            labels[-1].append(
+                ax.annotate(
+                    f"{p.variant} ({p.passed}/{p.cells})",
+                    (cost(p), p.worst),
+                    textcoords="offset points",
+                    xytext=(7, 5 if rank % 2 else -11),
+                    fontsize=8,
+                    arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 5},
+                )
+            )
         front = _pareto([(cost(p), p.worst) for p in shown])
         if len(front) > 1:
             ax.plot(*zip(*front, strict=True), color="grey", linestyle=":", zorder=2)
@@ -160,8 +205,11 @@ def tradeoff(res: Results, path: Path) -> Path:
         ax.set_ylabel("worst client p95 ÷ SLA over all scenarios (log)")
         ax.legend(loc="lower left", fontsize=8)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle("Trade-off per variant — filled circle: meets every SLA; hollow square: does not "
-                 "(passing cells / all cells); dotted: Pareto front", fontsize=10)
+    fig.suptitle(
+        "Trade-off per variant — filled circle: meets every SLA; hollow square: does not "
+        "(passing cells / all cells); dotted: Pareto front",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     for texts in labels:
         _spread(fig, texts)
@@ -209,8 +257,10 @@ def scale_curves(res: Results, path: Path) -> Path:
     styles = ["-", "--", "-.", ":"]
     for (ax, bx), scenario in zip(axes, scenarios, strict=True):
         for vi, variant in enumerate(variants):
-            series = sorted((p for p in scale.points if p.scenario == scenario and p.variant == variant),
-                            key=lambda p: p.tasks_per_user)
+            series = sorted(
+                (p for p in scale.points if p.scenario == scenario and p.variant == variant),
+                key=lambda p: p.tasks_per_user,
+            )
             if not series:
                 continue
             xs, ys = [p.tasks_per_user for p in series], [p.p95_ms for p in series]
@@ -218,16 +268,23 @@ def scale_curves(res: Results, path: Path) -> Path:
             ax.plot(xs, ys, styles[vi % 4], label=variant, **look)
             bx.plot(xs, [max(p.buffers, 0.5) for p in series], styles[vi % 4], marker="o", markersize=5, **look)
             for p in series:
-                ax.plot(p.tasks_per_user, p.p95_ms, _VERDICT_MARKER[p.verdict], color=colours(vi % 10), markersize=8,
-                        markerfacecolor="white" if p.verdict == "fail" else colours(vi % 10))
+                ax.plot(
+                    p.tasks_per_user,
+                    p.p95_ms,
+                    _VERDICT_MARKER[p.verdict],
+                    color=colours(vi % 10),
+                    markersize=8,
+                    markerfacecolor="white" if p.verdict == "fail" else colours(vi % 10),
+                )
             fit = next((f for f in scale.fits if f.scenario == scenario and f.variant == variant), None)
             if fit and fit.crossing == "extrapolated" and fit.crossing_tasks_per_user:
                 ax.plot([xs[-1], fit.crossing_tasks_per_user], [ys[-1], fit.sla_ms], ":", color=colours(vi % 10))
                 ax.plot(fit.crossing_tasks_per_user, fit.sla_ms, "*", color=colours(vi % 10), markersize=11)
         sla = next(f.sla_ms for f in scale.fits if f.scenario == scenario)
         ax.axhline(sla, color="crimson", linestyle="--", linewidth=1.4)
-        ax.text(0.01, sla, f"SLA {sla:.0f} ms", color="crimson", va="bottom", fontsize=9,
-                transform=ax.get_yaxis_transform())
+        ax.text(
+            0.01, sla, f"SLA {sla:.0f} ms", color="crimson", va="bottom", fontsize=9, transform=ax.get_yaxis_transform()
+        )
         ax.set_title(f"{scenario}: client p95", fontsize=11)
         ax.set_ylabel("client p95 (ms, log)")
         bx.set_title(f"{scenario}: shared buffers per execution", fontsize=11)
@@ -239,8 +296,12 @@ def scale_curves(res: Results, path: Path) -> Path:
             a.grid(alpha=0.3, which="both")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncols=min(len(variants), 5), fontsize=9)
-    fig.suptitle("How cost grows with data: ● pass  ✕ fail (hollow)  ■ inconclusive; ★ = estimated SLA crossing",
-                 y=0.005, va="bottom", fontsize=9)
+    fig.suptitle(
+        "How cost grows with data: ● pass  ✕ fail (hollow)  ■ inconclusive; ★ = estimated SLA crossing",
+        y=0.005,
+        va="bottom",
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0.02, 1, 1 - 0.5 / fig.get_figheight()))
     return _save(fig, path)
 
@@ -256,8 +317,14 @@ def load_latency(res: Results, path: Path) -> Path:
         over = s.over_sla > 0.05
         ax.plot([q.p50.value, q.p99.value], [i, i], color="0.4", linewidth=2)
         ax.plot(q.p50.value, i, "o", color="tab:blue", markersize=7)
-        ax.plot(q.p95.value, i, "D", color="tab:red" if over else "tab:green", markersize=8,
-                markerfacecolor="white" if over else None)
+        ax.plot(
+            q.p95.value,
+            i,
+            "D",
+            color="tab:red" if over else "tab:green",
+            markersize=8,
+            markerfacecolor="white" if over else None,
+        )
         ax.plot(q.p99.value, i, "|", color="black", markersize=14)
         ax.plot(s.sla_ms, i, "v", color="crimson", markersize=9)
         ax.text(max(q.p99.value, s.sla_ms) * 1.15, i, f"{s.over_sla:.1%} over SLA", va="center", fontsize=9)
@@ -265,8 +332,10 @@ def load_latency(res: Results, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("latency under load (ms, log): ● p50  ◆ p95 (hollow: >5% over SLA)  | p99   ▼ SLA")
     rate = f"{res.load.rate:g}/s" if res.load.rate else "closed loop"
-    ax.set_title(f"{res.load.clients} clients, {rate}, variant {res.load.variant}: "
-                 f"{res.load.throughput:,.0f} requests/s", fontsize=10)
+    ax.set_title(
+        f"{res.load.clients} clients, {rate}, variant {res.load.variant}: {res.load.throughput:,.0f} requests/s",
+        fontsize=10,
+    )
     ax.grid(axis="x", alpha=0.3, which="both")
     ax.set_xlim(right=ax.get_xlim()[1] * 4)
     fig.tight_layout()

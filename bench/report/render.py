@@ -8,8 +8,11 @@ and nowhere else. Each function returns lines; the caller prints or writes them.
 from bench.judge.compare import Comparison
 from bench.judge.gates import Finding
 
-_SECTIONS = (("Regressions", "regression"), ("Improvements", "improvement"),
-             ("Changes (neither better nor worse by themselves)", "change"))
+_SECTIONS = (
+    ("Regressions", "regression"),
+    ("Improvements", "improvement"),
+    ("Changes (neither better nor worse by themselves)", "change"),
+)
 
 
 def _by_direction(cmp: Comparison, direction: str) -> list[Finding]:
@@ -19,8 +22,10 @@ def _by_direction(cmp: Comparison, direction: str) -> list[Finding]:
 def headline(cmp: Comparison, base_id: str, cur_id: str) -> str:
     if cmp.incomparable:
         return f"cannot judge {base_id} → {cur_id}: the runs are not comparable"
-    return (f"{base_id} → {cur_id}: {len(cmp.regressions)} regression(s), {len(cmp.improvements)} improvement(s), "
-            f"{len(cmp.changes)} change(s)")
+    return (
+        f"{base_id} → {cur_id}: {len(cmp.regressions)} regression(s), {len(cmp.improvements)} improvement(s), "
+        f"{len(cmp.changes)} change(s)"
+    )
 
 
 def _time_line(cmp: Comparison) -> str:
@@ -47,9 +52,12 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
     if cmp.incomparable:
         lines.append("**Cannot judge** — the runs are not comparable:")
         return lines + [f"- {r}" for r in cmp.incomparable] + [""]
-    lines += [f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s), "
-              f"{len(cmp.changes)} change(s).", "",
-              f"**{_time_line(cmp)}**" if cmp.time_refused else _time_line(cmp).capitalize()]
+    lines += [
+        f"**{len(cmp.regressions)} regression(s)**, {len(cmp.improvements)} improvement(s), "
+        f"{len(cmp.changes)} change(s).",
+        "",
+        f"**{_time_line(cmp)}**" if cmp.time_refused else _time_line(cmp).capitalize(),
+    ]
     for title, direction in _SECTIONS:
         items = _by_direction(cmp, direction)
         if items:
@@ -68,5 +76,7 @@ def annotations(cmp: Comparison) -> list[str]:
     if cmp.incomparable:
         return [f"::error title=taskbench: cannot judge::{_clean('; '.join(cmp.incomparable))}"]
     refused = [f"::error title=taskbench: cannot judge time::{_clean(cmp.time_refused)}"] if cmp.time_refused else []
-    return refused + [f"::error title=taskbench {f.kind.value} regression::"
-                      f"{_clean(f'{f.scenario} × {f.variant}: {f.message}')}" for f in cmp.regressions]
+    return refused + [
+        f"::error title=taskbench {f.kind.value} regression::{_clean(f'{f.scenario} × {f.variant}: {f.message}')}"
+        for f in cmp.regressions
+    ]

@@ -26,8 +26,10 @@ def docker_postgres(major: int = DEFAULT_PG_MAJOR) -> Iterator[URL]:
         container = PostgresContainer(f"postgres:{major}", driver=None)
     except docker.errors.DockerException as exc:
         where = os.environ.get("DOCKER_HOST") or "the default Docker socket"
-        raise DatabaseError(f"no Docker engine is reachable at {where} ({first_line(exc)}); start Docker, "
-                            "or use the embedded target (no --target) or --database-url") from None
+        raise DatabaseError(
+            f"no Docker engine is reachable at {where} ({first_line(exc)}); start Docker, "
+            "or use the embedded target (no --target) or --database-url"
+        ) from None
     try:
         container.start()
     except BaseException as exc:  # a failed pull, a readiness timeout, Ctrl-C: never leave it running

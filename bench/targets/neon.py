@@ -91,21 +91,28 @@ class NeonSettings:
     def __post_init__(self) -> None:
         """Refuse what Neon would refuse, before any request, naming the option."""
         if not is_compute_size(self.max_compute_cu):
-            raise InputError(f"--neon-max-compute {self.max_compute_cu:g} is not a Neon compute size (0.25, 0.5, "
-                             f"whole CUs up to {WHOLE_CU_UP_TO}, even ones up to {LARGEST_CU})")
+            raise InputError(
+                f"--neon-max-compute {self.max_compute_cu:g} is not a Neon compute size (0.25, 0.5, "
+                f"whole CUs up to {WHOLE_CU_UP_TO}, even ones up to {LARGEST_CU})"
+            )
         if not is_compute_size(self.compute_cu) or self.compute_cu > self.max_compute_cu:
-            raise InputError(f"--neon-compute {self.compute_cu:g}: Neon computes are 0.25, 0.5 or whole CUs (even "
-                             f"above {WHOLE_CU_UP_TO}), here up to {self.max_compute_cu:g} (--neon-max-compute: "
-                             "the plan's maximum, 2 on Free, 16 on Launch, 56 on Scale)")
+            raise InputError(
+                f"--neon-compute {self.compute_cu:g}: Neon computes are 0.25, 0.5 or whole CUs (even "
+                f"above {WHOLE_CU_UP_TO}), here up to {self.max_compute_cu:g} (--neon-max-compute: "
+                "the plan's maximum, 2 on Free, 16 on Launch, 56 on Scale)"
+            )
         low, high = SUSPEND_SECONDS
         if self.suspend_timeout not in (0, -1) and not low <= self.suspend_timeout <= high:
-            raise InputError(f"--neon-suspend-timeout {self.suspend_timeout}: Neon takes 0 (its default), -1 "
-                             f"(never suspend) or {low}-{high} seconds")
+            raise InputError(
+                f"--neon-suspend-timeout {self.suspend_timeout}: Neon takes 0 (its default), -1 "
+                f"(never suspend) or {low}-{high} seconds"
+            )
         if self.branch is not None and not 1 <= len(self.branch) <= MAX_BRANCH_NAME:
             raise InputError(f"--neon-branch must have 1 to {MAX_BRANCH_NAME} characters, not {len(self.branch)}")
         if not 0 <= self.expiry_hours <= MAX_EXPIRY_HOURS:
-            raise InputError(f"a Neon branch expiry is 0 (none) to {MAX_EXPIRY_HOURS} hours (30 days), "
-                             f"not {self.expiry_hours:g}")
+            raise InputError(
+                f"a Neon branch expiry is 0 (none) to {MAX_EXPIRY_HOURS} hours (30 days), not {self.expiry_hours:g}"
+            )
         if self.max_branches < 1 or self.max_active_computes < 1:
             raise InputError("the Neon allowances of branches and active computes must be at least 1")
 
@@ -137,18 +144,25 @@ def retry_after_seconds(value: str | None, attempt: int, cap: float) -> float:
                 return min(cap, max(0.0, (when - datetime.now(UTC)).total_seconds()))
             except (TypeError, ValueError):
                 pass
-    return min(cap, 2.0 ** attempt)
+    return min(cap, 2.0**attempt)
 
 
 class NeonClient:
-    def __init__(self, settings: NeonSettings, sleep: Callable[[float], None] = time.sleep,
-                 poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, settings: NeonSettings, sleep: Callable[[float], None] = time.sleep, poll_interval: float = 1.0
+    ) -> None:
         self.settings = settings
         self._sleep = sleep
         self._poll = poll_interval
-        self._http = httpx.Client(base_url=settings.api_url.rstrip("/"), timeout=30.0, headers={
-            "Authorization": f"Bearer {settings.api_key}", "Accept": "application/json",
-            "User-Agent": "taskbench"})
+        self._http = httpx.Client(
+            base_url=settings.api_url.rstrip("/"),
+            timeout=30.0,
+            headers={
+                "Authorization": f"Bearer {settings.api_key}",
+                "Accept": "application/json",
+                "User-Agent": "taskbench",
+            },
+        )
         self._project = f"/projects/{settings.project_id}"
 
     def close(self) -> None:
@@ -167,12 +181,12 @@ class NeonClient:
                 if method == "DELETE" and not last:
                     self._sleep(retry_after_seconds(None, attempt, self.settings.max_wait))
                     continue
-                raise NeonError(f"cannot reach the Neon API at {self.settings.api_url}: "
-                                f"{type(exc).__name__}: {exc}") from None
+                raise NeonError(
+                    f"cannot reach the Neon API at {self.settings.api_url}: {type(exc).__name__}: {exc}"
+                ) from None
             retry = response.status_code in RETRY_ALWAYS or (idempotent and response.status_code in RETRY_IDEMPOTENT)
             if retry and not last:
-                self._sleep(retry_after_seconds(response.headers.get("Retry-After"), attempt,
-                                                self.settings.max_wait))
+                self._sleep(retry_after_seconds(response.headers.get("Retry-After"), attempt, self.settings.max_wait))
                 continue
             return _checked(response, method, path)
         raise AssertionError("unreachable")  # the last attempt returns or raises
@@ -187,9 +201,13 @@ class NeonClient:
     def find_branch(self, name: str) -> dict[str, Any] | None:
         return next(iter(self.find_branches(name)), None)
 
-    def create_branch(self, name: str, parent_id: str | None,
-                      on_created: Callable[[str], None] = lambda branch_id: None,
-                      expires_at: str | None = None) -> dict[str, Any]:
+    def create_branch(
+        self,
+        name: str,
+        parent_id: str | None,
+        on_created: Callable[[str], None] = lambda branch_id: None,
+        expires_at: str | None = None,
+    ) -> dict[str, Any]:
         """Create a branch with a read_write endpoint of a fixed size and wait until it is ready.
         ``on_created`` learns the id before the wait, so an interrupted wait can still clean up."""
         branch: dict[str, Any] = {"name": name}
@@ -204,8 +222,12 @@ class NeonClient:
 
     def _endpoint(self, **extra: Any) -> dict[str, Any]:
         s = self.settings
-        endpoint: dict[str, Any] = {"type": "read_write", "autoscaling_limit_min_cu": s.compute_cu,
-                                    "autoscaling_limit_max_cu": s.compute_cu, **extra}
+        endpoint: dict[str, Any] = {
+            "type": "read_write",
+            "autoscaling_limit_min_cu": s.compute_cu,
+            "autoscaling_limit_max_cu": s.compute_cu,
+            **extra,
+        }
         if s.suspend_timeout:
             endpoint["suspend_timeout_seconds"] = s.suspend_timeout
         return endpoint
@@ -224,11 +246,14 @@ class NeonClient:
             status = op.get("status")
             while status != "finished" and status != "skipped":
                 if status in _FAILED_OPERATION:
-                    raise NeonError(f"Neon operation {op.get('action', '?')} {op['id']} ended {status}: "
-                                    f"{op.get('error', '')}".rstrip(": "))
+                    raise NeonError(
+                        f"Neon operation {op.get('action', '?')} {op['id']} ended {status}: "
+                        f"{op.get('error', '')}".rstrip(": ")
+                    )
                 if time.monotonic() > deadline:
-                    raise NeonError(f"Neon operation {op['id']} still {status} after "
-                                    f"{self.settings.operation_timeout:.0f} s")
+                    raise NeonError(
+                        f"Neon operation {op['id']} still {status} after {self.settings.operation_timeout:.0f} s"
+                    )
                 self._sleep(self._poll)
                 op = self.request("GET", f"/operations/{op['id']}")["operation"]
                 status = op.get("status")
@@ -243,8 +268,13 @@ class NeonClient:
 
     # -- databases and connection strings --------------------------------------------------------
 
-    def describe(self, branch: dict[str, Any], db_name: str, roles: list[dict[str, Any]] | None = None,
-                 databases: list[dict[str, Any]] | None = None) -> Branch:
+    def describe(
+        self,
+        branch: dict[str, Any],
+        db_name: str,
+        roles: list[dict[str, Any]] | None = None,
+        databases: list[dict[str, Any]] | None = None,
+    ) -> Branch:
         """The role and databases of a branch; a new branch's come with its create response, which
         saves two calls per branch."""
         if roles is None:
@@ -254,9 +284,11 @@ class NeonClient:
             databases = self.request("GET", f"/branches/{branch['id']}/databases").get("databases", [])
         default_db = next((d["name"] for d in databases if d["name"] != db_name), None)
         if role is None or default_db is None:
-            raise NeonError(f"branch {branch['name']} needs a role and a database besides {db_name!r} "
-                            f"(it has roles {[r['name'] for r in roles]}, databases "
-                            f"{[d['name'] for d in databases]})")
+            raise NeonError(
+                f"branch {branch['name']} needs a role and a database besides {db_name!r} "
+                f"(it has roles {[r['name'] for r in roles]}, databases "
+                f"{[d['name'] for d in databases]})"
+            )
         return Branch(id=branch["id"], name=branch["name"], role=role, default_db=default_db)
 
     def has_database(self, branch: Branch, name: str) -> bool:
@@ -264,13 +296,18 @@ class NeonClient:
         return any(d["name"] == name for d in databases)
 
     def create_database(self, branch: Branch, name: str) -> None:
-        created = self.request("POST", f"/branches/{branch.id}/databases",
-                               json={"database": {"name": name, "owner_name": branch.role}})
+        created = self.request(
+            "POST", f"/branches/{branch.id}/databases", json={"database": {"name": name, "owner_name": branch.role}}
+        )
         self.wait(created.get("operations", []))
 
     def connection_uri(self, branch: Branch, database: str) -> str:
-        params = {"branch_id": branch.id, "database_name": database, "role_name": branch.role,
-                  "pooled": str(self.settings.pooled).lower()}
+        params = {
+            "branch_id": branch.id,
+            "database_name": database,
+            "role_name": branch.role,
+            "pooled": str(self.settings.pooled).lower(),
+        }
         return self.request("GET", "/connection_uri", params=params)["uri"]
 
 
@@ -283,8 +320,11 @@ def _checked(response: httpx.Response, method: str, path: str) -> dict[str, Any]
         message = response.reason_phrase
     status = response.status_code
     if status in (401, 403):
-        raise NeonError(f"the Neon API refused the API key (HTTP {status}: {message}); check NEON_API_KEY "
-                        "(expired or revoked keys are refused) and that it may use the project", status)
+        raise NeonError(
+            f"the Neon API refused the API key (HTTP {status}: {message}); check NEON_API_KEY "
+            "(expired or revoked keys are refused) and that it may use the project",
+            status,
+        )
     if status == 429:
         raise NeonError(f"the Neon API kept rate-limiting {method} {path} (HTTP 429); try again later", status)
     raise NeonError(f"the Neon API answered {method} {path} with HTTP {status}: {message}", status)
@@ -311,8 +351,9 @@ def parent_branch(client: NeonClient, db_name: str, create: bool) -> Branch:
     name = client.settings.parent
     found = client.find_branch(name)
     if found is None and not create:
-        raise NeonError(f"Neon branch {name!r} does not exist: seed it first "
-                        f"(taskbench seed --target neon --neon-parent {name})")
+        raise NeonError(
+            f"Neon branch {name!r} does not exist: seed it first (taskbench seed --target neon --neon-parent {name})"
+        )
     if found is None:
         found = client.create_branch(name, parent_id=None)["branch"]
     elif create:
@@ -320,15 +361,18 @@ def parent_branch(client: NeonClient, db_name: str, create: bool) -> Branch:
     branch = client.describe(found, db_name)
     if not client.has_database(branch, db_name):
         if not create:
-            raise NeonError(f"Neon branch {name!r} has no database {db_name!r}: seed it first "
-                            f"(taskbench seed --target neon --neon-parent {name} --db-name {db_name})")
+            raise NeonError(
+                f"Neon branch {name!r} has no database {db_name!r}: seed it first "
+                f"(taskbench seed --target neon --neon-parent {name} --db-name {db_name})"
+            )
         client.create_database(branch, db_name)
     return branch
 
 
 @contextmanager
-def run_branches(client: NeonClient, db_name: str, count: int,
-                 announce: Callable[[str], None]) -> Iterator[list[Branch]]:
+def run_branches(
+    client: NeonClient, db_name: str, count: int, announce: Callable[[str], None]
+) -> Iterator[list[Branch]]:
     """``count`` fresh children of the parent branch: one for a run, one per shard for a sharded run.
     Created one after another, each waiting for its operations (Neon runs one operation per project
     at a time and answers 423 to the next), each with a fixed-size compute and an expiry, so that a
@@ -366,9 +410,11 @@ def _make_room(client: NeonClient, names: list[str]) -> None:
     branches = client.request("GET", "/branches").get("branches", [])
     taken = sorted(set(names) & {b["name"] for b in branches})
     if taken:
-        raise InputError(f"Neon branch {taken[0]} already exists (left by an earlier run?): delete it with "
-                         f"`neonctl branches delete {taken[0]} --project-id {s.project_id}` or choose another "
-                         "--neon-branch")
+        raise InputError(
+            f"Neon branch {taken[0]} already exists (left by an earlier run?): delete it with "
+            f"`neonctl branches delete {taken[0]} --project-id {s.project_id}` or choose another "
+            "--neon-branch"
+        )
     if len(names) == 1:
         return
     endpoints = client.request("GET", "/endpoints").get("endpoints", [])
@@ -376,14 +422,22 @@ def _make_room(client: NeonClient, names: list[str]) -> None:
     active = sum(1 for e in endpoints if e.get("current_state") == "active" and e.get("branch_id") not in exempt)
     wanted = len(names)
     if len(branches) + wanted > s.max_branches or active + wanted > s.max_active_computes:
-        raise InputError(f"{wanted} Neon branches would exceed the project's allowance: it has {len(branches)} of "
-                         f"{s.max_branches} branches and {active} of {s.max_active_computes} active computes "
-                         f"(the default branch's not counted), and {wanted} more would make {len(branches) + wanted} "
-                         f"and {active + wanted}; nothing was created")
+        raise InputError(
+            f"{wanted} Neon branches would exceed the project's allowance: it has {len(branches)} of "
+            f"{s.max_branches} branches and {active} of {s.max_active_computes} active computes "
+            f"(the default branch's not counted), and {wanted} more would make {len(branches) + wanted} "
+            f"and {active + wanted}; nothing was created"
+        )
 
 
-def _create_child(client: NeonClient, parent: Branch, name: str, db_name: str, asked: dict[str, list[str]],
-                  announce: Callable[[str], None]) -> Branch:
+def _create_child(
+    client: NeonClient,
+    parent: Branch,
+    name: str,
+    db_name: str,
+    asked: dict[str, list[str]],
+    announce: Callable[[str], None],
+) -> Branch:
     ids = asked.setdefault(name, [])
 
     def on_created(branch_id: str) -> None:
@@ -399,8 +453,9 @@ def _create_child(client: NeonClient, parent: Branch, name: str, db_name: str, a
     return client.describe(created["branch"], db_name, created.get("roles"), created.get("databases"))
 
 
-def _dispose(client: NeonClient, asked: dict[str, list[str]], announce: Callable[[str], None],
-             raise_errors: bool) -> None:
+def _dispose(
+    client: NeonClient, asked: dict[str, list[str]], announce: Callable[[str], None], raise_errors: bool
+) -> None:
     """Delete the run's branches, each even when another cannot be. When the run itself failed, a
     failed delete is announced (with the commands that finish the job) but does not hide the run's
     own error."""
@@ -408,8 +463,10 @@ def _dispose(client: NeonClient, asked: dict[str, list[str]], announce: Callable
     if client.settings.keep_branch:
         for name, ids in asked.items():
             for branch_id in ids:
-                announce(f"kept Neon branch {name} ({branch_id}); delete it with: "
-                         f"neonctl branches delete {branch_id} --project-id {project}")
+                announce(
+                    f"kept Neon branch {name} ({branch_id}); delete it with: "
+                    f"neonctl branches delete {branch_id} --project-id {project}"
+                )
         asked = {name: ids for name, ids in asked.items() if not ids}  # unanswered creates are not kept
     left: list[str] = []
     failures: list[NeonError] = []
@@ -428,7 +485,9 @@ def _dispose(client: NeonClient, asked: dict[str, list[str]], announce: Callable
                 left += pending or [name]
                 announce(f"could not delete Neon branch {name}: {exc}")
     if left:
-        announce("delete what is left with: " + "; ".join(
-            f"neonctl branches delete {branch} --project-id {project}" for branch in left))
+        announce(
+            "delete what is left with: "
+            + "; ".join(f"neonctl branches delete {branch} --project-id {project}" for branch in left)
+        )
         if raise_errors:
             raise failures[0]

@@ -63,9 +63,11 @@ def require_lasting(spec: TargetSpec) -> None:
     """A Docker container lives for one command: seeding into it for a later command, or measuring
     a dataset that an earlier command seeded, cannot work."""
     if spec.resolved_kind == "docker":
-        raise InputError("--target docker starts a new, empty container for each command and removes it "
-                         "afterwards: use `taskbench bench`, `scale` or `seed-bench`, which seed and measure "
-                         "in one go")
+        raise InputError(
+            "--target docker starts a new, empty container for each command and removes it "
+            "afterwards: use `taskbench bench`, `scale` or `seed-bench`, which seed and measure "
+            "in one go"
+        )
 
 
 @contextmanager
@@ -112,8 +114,10 @@ def measurement_targets(spec: TargetSpec, count: int, announce: Announce = _quie
     there is one machine, and shards measured on it at once would distort each other's timings."""
     if spec.resolved_kind != "neon":
         if count != 1:
-            raise InputError(f"{count} targets measured at once need --target neon (one compute per shard); "
-                             "on one machine, run the shards one after another")
+            raise InputError(
+                f"{count} targets measured at once need --target neon (one compute per shard); "
+                "on one machine, run the shards one after another"
+            )
         with measurement_target(spec, announce=announce) as target:
             yield [target]
         return

@@ -105,8 +105,10 @@ def model_ddl() -> str:
     """The DDL the models produce (types, tables, constraints, indexes), as PostgreSQL would get it:
     recorded with each run, so a later check knows whether the schema changed since."""
     statements: list[str] = []
-    engine: MockConnection = create_mock_engine("postgresql+psycopg://", lambda sql, *_a, **_k: statements.append(
-        str(sql.compile(dialect=engine.dialect)).strip()))
+    engine: MockConnection = create_mock_engine(
+        "postgresql+psycopg://",
+        lambda sql, *_a, **_k: statements.append(str(sql.compile(dialect=engine.dialect)).strip()),
+    )
     SQLModel.metadata.create_all(engine, checkfirst=False)
     # A table's indexes come out in set order, which changes between processes: sorted after the tables.
     indexes = sorted(s for s in statements if s.startswith("CREATE INDEX"))
@@ -130,4 +132,3 @@ def recreate_schema(target: Target) -> None:
         finally:
             engine.dispose()
         set_meta(conn, "schema", {"tables": list(models.TABLE_NAMES)})
-

