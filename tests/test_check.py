@@ -17,7 +17,7 @@ from bench.targets.schema import model_ddl
 from tests.support import SCENARIOS
 
 OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
-PAIRS = PairOptions(pairs=20, concurrent=True)
+PAIRS = PairOptions(pairs=30, concurrent=True)
 CELLS = (["recent_tasks", "task_by_id", "create_task"], ["composite"])
 
 
@@ -52,16 +52,18 @@ def test_an_identical_head_passes_with_its_time_gate_on(seeded, catalog, base):
     current, result = _check(seeded, catalog, base)
     assert {(c.scenario, c.variant) for c in current.cells} == {(c.scenario, c.variant) for c in base.cells}
     assert result.exit_code == EXIT_OK, result.regressions
-    assert result.time.startswith("side by side, 3 cells × 20 pairs") and result.time_refused is None
+    assert result.time.startswith("side by side, 3 cells × 30 pairs") and result.time_refused is None
     assert current.side_by_side is not None and len(current.side_by_side.cells) == 3
     assert all(c.differing_rows in (0, None) for c in current.side_by_side.cells)
 
 
 def test_every_query_made_slower_is_a_time_regression_in_every_read_cell(seeded, base, tmp_path):
-    # an always-true, CPU-bound condition: about a millisecond more per execution, same plan, same rows
+    # an always-true, CPU-bound condition: milliseconds more per execution, same rows
     slow = _edited(
         tmp_path,
-        lambda text: text.replace("WHERE ", "WHERE (SELECT sum(i) FROM generate_series(1, 30000) AS s(i)) > 0 AND ", 1),
+        lambda text: text.replace(
+            "WHERE ", "WHERE (SELECT sum(i) FROM generate_series(1, 100000) AS s(i)) > 0 AND ", 1
+        ),
     )
     _, result = _check(seeded, slow, base)
     slower = {f.scenario for f in result.regressions if f.kind == Kind.TIME}
