@@ -143,3 +143,11 @@ def test_cells_the_catalogue_no_longer_has_are_reported_missing(catalog, base):
 
     missing = [f for f in compare(older, base).findings if f.kind == Kind.MISSING]
     assert [(f.scenario, f.variant) for f in missing] == [("retired_query", "composite")]
+
+
+def test_a_round_trip_that_differs_alone_is_reported_not_judged():
+    same = {"round_trip": [0.05, 0.06] * 16, "server_cpu": [1.0, 1.1, 1.05, 0.98] * 8}
+    rt_only = {**same, "round_trip": [v * 1.9 for v in same["round_trip"]]}
+    sbs = SideBySide(pairs=32, calibration_base_ms=same, calibration_head_ms=rt_only, cells=[], new=[], incomparable=[])
+    refused, account = judge_time(sbs, DEFAULT_TIME)[1:]
+    assert refused is None and "round_trip ×1.90" in account

@@ -25,6 +25,7 @@ from bench.errors import InputError
 from bench.judge.compare import Comparison, compare
 from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind
 from bench.judge.timegate import DEFAULT_TIME, TimeThresholds, false_alarm_bound, is_faster, is_slower, paired, unequal
+from bench.measure.calibration import SAME_MACHINE
 from bench.results import Results, SideBySide
 
 Measure = Callable[[Catalog], Results]  # the head catalogue → a run of it on the target
@@ -106,7 +107,7 @@ def judge_time(sbs: SideBySide, th: TimeThresholds) -> tuple[list[Finding], str 
         if sbs.calibration_base_ms[item]
     }
     shown = ", ".join(f"{item} ×{v.ratio:.2f}" for item, v in calibration.items())
-    off = [item for item, v in calibration.items() if unequal(v, th)]
+    off = [item for item, v in calibration.items() if item in SAME_MACHINE and unequal(v, th)]
     if off:
         return (
             findings,
