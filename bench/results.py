@@ -393,6 +393,9 @@ class SideBySide(BaseModel):
     cells: list[PairedSamples]
     new: list[str]  # scenarios and variants only the head has: nothing to measure them beside
     incomparable: list[str]  # cells both have that cannot be given the same parameters, and why
+    # None: the base side ran on the models' schema; else it was rebuilt from the reference run's
+    # recorded DDL (the models changed since), and these are what the rows could not supply
+    rebuilt_schema: list[str] | None = None
 
 
 class Calibration(BaseModel):

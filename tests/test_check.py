@@ -31,7 +31,7 @@ def _check(seeded, catalog, base, **kwargs):
         catalog,
         base,
         lambda cat: run(seeded, cat, OPTS),
-        lambda before, after: side_by_side(seeded, before, after, PAIRS),
+        lambda before, after, schema: side_by_side(seeded, before, after, PAIRS, base_schema=schema),
         schema_ddl=model_ddl(),
         **kwargs,
     )
@@ -104,14 +104,32 @@ def test_before_is_rebuilt_from_the_reference_run_through_the_parser(catalog, ba
             "predates recorded scenario SQL",
         ),
         (
-            lambda b: b.model_copy(update={"schema_ddl": b.schema_ddl.replace("title VARCHAR(200)", "title TEXT")}),
-            "the models changed",
+            # the reference run's models had a column the rows cannot fill
+            lambda b: b.model_copy(
+                update={"schema_ddl": b.schema_ddl.replace("title VARCHAR(200)", "extra INT NOT NULL, title TEXT", 1)}
+            ),
+            'null value in column "extra" of relation "tasks" violates not-null constraint; time could not be '
+            "judged across the schema change",
         ),
     ],
 )
 def test_a_reference_that_cannot_be_measured_again_is_exit_2_not_a_silent_pass(seeded, catalog, base, change, reason):
     _, result = _check(seeded, catalog, change(base))
     assert result.exit_code == EXIT_INPUT and reason in result.time_refused
+
+
+def test_changed_models_are_timed_beside_the_reference_runs_own_schema(seeded, catalog, base):
+    # the reference run's models: title as text and a flag (with a default) the models have dropped since
+    recorded = base.schema_ddl.replace("title VARCHAR(200)", "flagged BOOLEAN DEFAULT false NOT NULL, title TEXT", 1)
+    current, result = _check(seeded, catalog, base.model_copy(update={"schema_ddl": recorded}))
+    assert result.time_refused is None and result.exit_code == EXIT_OK, result.regressions
+    assert (
+        "the models changed: the base side on the reference run's recorded schema (tasks.flagged: its " in result.time
+    )
+    assert current.side_by_side is not None and current.side_by_side.rebuilt_schema == [
+        "tasks.flagged: its recorded default (the models have no such column)"
+    ]
+    assert all(c.differing_rows in (0, None) for c in current.side_by_side.cells)
 
 
 def test_changed_parameters_cannot_be_timed_and_say_so(seeded, base, tmp_path):

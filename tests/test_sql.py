@@ -25,6 +25,7 @@ from bench.catalogue.sql import (
     SQLRefused,
     parse_index,
     parse_query,
+    parse_schema,
 )
 from bench.targets import schema
 from bench.targets.target import Target
@@ -473,3 +474,40 @@ def test_a_scenario_read_through_the_volatility_query(canonical: Canonical) -> N
     query = parse_query("SELECT id, random() FROM tasks WHERE created_at < now() AND lower(title) = :t", write=False)
     with psycopg.RawCursor(canonical.raw) as cursor:
         assert [row[0] for row in cursor.execute(VOLATILITY_SQL, (sorted(query.functions),))] == ["random"]
+
+
+def test_the_models_recorded_schema_reads_back_in_build_order() -> None:
+    recorded = parse_schema(schema.model_ddl())
+    assert [name for name, _ in recorded.tables] == ["users", "tasks", "conversations", "messages"]
+    assert len(recorded.types) == 2 and all(t.startswith("CREATE TYPE") for t in recorded.types)
+    assert {i.name for i in recorded.indexes} == {
+        "ix_conversations_user_id",
+        "ix_messages_conversation_id",
+        "ix_messages_user_id",
+        "ix_tasks_user_id",
+    }
+    assert recorded.functions == {"now", "btrim"}  # for the server to judge; gen_random_uuid would not be here
+    assert "gen_random_uuid" not in parse_schema("CREATE TABLE x (id uuid DEFAULT gen_random_uuid());").functions
+
+
+@pytest.mark.parametrize(
+    "ddl, reason",
+    [
+        ("CREATE TABLE x (a int); DROP TABLE users;", "not DropStmt"),
+        ("CREATE TABLE x (a int); /* */ CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';", "CreateFunction"),
+        ("CREATE TABLE x (a int); DO $$ BEGIN PERFORM 1; END $$;", "not DoStmt"),
+        ("CREATE TABLE x (a int REFERENCES pg_authid (oid));", "'pg_authid' is not one of the tables (x)"),
+        ("CREATE TABLE pg_catalog.x (a int);", "public schema"),
+        ("CREATE TYPE pg_catalog.e AS ENUM ('a');", "public schema"),
+        ("CREATE UNLOGGED TABLE x (a int);", "permanent"),
+        ("CREATE TEMPORARY TABLE x (a int);", "permanent"),
+        ("CREATE TABLE x (LIKE users);", "no LIKE"),
+        ("CREATE TABLE x (a int) INHERITS (users);", "inherits"),
+        ("CREATE TABLE x (a int) WITH (fillfactor = 10);", "storage options"),
+        ("CREATE TABLE x (a int); CREATE INDEX ON users (id);", "'users' is not one of the tables (x)"),
+        ("CREATE TABLE x (a int); CREATE TABLE y AS SELECT * FROM pg_authid;", "not CreateTableAsStmt"),
+    ],
+)
+def test_a_recorded_schema_is_types_tables_and_indexes_only(ddl: str, reason: str) -> None:
+    with pytest.raises(SQLRefused, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        parse_schema(ddl)

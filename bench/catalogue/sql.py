@@ -9,6 +9,7 @@ a comment, inside what looks like a string or behind a dollar quote is seen for 
 forms (SQL, a SQLAlchemy ``Index`` for a model, an Alembic operation), all from the parse tree through
 pglast's deparser. ``parse_query`` turns a scenario's ``:name`` binds into ``$n`` parameters using
 PostgreSQL's own lexer, then checks that a read only reads and a write only writes the canonical tables.
+``parse_schema`` reads the models' DDL a run recorded, before a later check builds it again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pglast import ast
-from pglast.enums import SortByDir, SortByNulls
+from pglast.enums import OnCommitAction, SortByDir, SortByNulls
 from pglast.parser import ParseError, Token, parse_sql, scan
 from pglast.stream import RawStream, maybe_double_quote_name
 
@@ -257,6 +258,81 @@ def parse_query(sql: str, *, write: bool, tables: Collection[str] = TABLE_NAMES)
         kind="write" if write else "read",
         ordered=isinstance(node, ast.SelectStmt) and bool(node.sortClause),
     )
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A run's recorded schema DDL, checked, in the order to build it: its enum types, its tables
+    (as written: a table comes after those it references), then its indexes."""
+
+    types: tuple[str, ...]
+    tables: tuple[tuple[str, str], ...]  # (name, CREATE TABLE), each statement's canonical deparse
+    indexes: tuple[IndexDef, ...]
+    # the functions its defaults, checks and generated columns call, but the value generators a
+    # server default may use (SCHEMA_GENERATORS): the caller refuses volatile ones with VOLATILITY_SQL
+    functions: frozenset[str]
+
+
+SCHEMA_GENERATORS = frozenset({"gen_random_uuid", "uuidv4", "uuidv7", "clock_timestamp", "random", "nextval"})
+"""Volatile functions a model's server default may call to make a value (``server_default=...``)."""
+
+
+def parse_schema(ddl: str) -> Schema:
+    """Check the DDL a run recorded of its models (``Results.schema_ddl``), which a check builds again
+    on a scratch database when the models have changed since: enum types and tables of the public
+    schema, tables referencing only each other, and indexes on them. Nothing else is accepted; each
+    statement is executed as its canonical deparse, so a results file cannot smuggle SQL in either."""
+    _check_size(ddl)
+    try:
+        nodes = [statement.stmt for statement in parse_sql(ddl)]
+    except ParseError as exc:
+        raise SQLRefused(f"not valid SQL: {exc}", ddl) from None
+    created = [n.relation.relname for n in nodes if isinstance(n, ast.CreateStmt) and n.relation and n.relation.relname]
+    types: list[str] = []
+    tables: list[tuple[str, str]] = []
+    indexes: list[IndexDef] = []
+    functions: set[str] = set()
+    for node in nodes:
+        assert node is not None  # libpg_query drops empty statements
+        text = _deparse(node, ddl)
+        if isinstance(node, ast.CreateEnumStmt):
+            names = [part.sval for part in node.typeName or ()]
+            if len(names) != 1 and names[:-1] != ["public"]:
+                raise SQLRefused("types go in the public schema", text)
+            types.append(text)
+        elif isinstance(node, ast.CreateStmt):
+            _plain_table(node, text)
+            walk = _Walk(text, write=False, tables=created)
+            walk.run(node)
+            functions |= walk.functions
+            assert node.relation is not None and node.relation.relname is not None  # the grammar names it
+            tables.append((node.relation.relname, text))
+        elif isinstance(node, ast.IndexStmt):
+            indexes.append(parse_index(text, created))
+        else:
+            raise SQLRefused(
+                f"a recorded schema is CREATE TYPE ... AS ENUM, CREATE TABLE and CREATE INDEX only, not "
+                f"{type(node).__name__}",
+                text,
+            )
+    return Schema(tuple(types), tuple(tables), tuple(indexes), frozenset(functions - SCHEMA_GENERATORS))
+
+
+def _plain_table(node: ast.CreateStmt, statement: str) -> None:
+    """A permanent table of the public schema made of columns and constraints: no inheritance,
+    partitions, typed or LIKE tables, table space, access method or storage options."""
+    relation = node.relation
+    assert relation is not None  # the grammar requires a name
+    if relation.catalogname is not None or relation.schemaname not in (None, "public"):
+        raise SQLRefused("tables go in the public schema", statement)
+    if relation.relpersistence != "p" or node.oncommit not in (None, OnCommitAction.ONCOMMIT_NOOP):
+        raise SQLRefused("a model's table is permanent (not TEMPORARY or UNLOGGED)", statement)
+    if node.inhRelations or node.partbound or node.partspec or node.ofTypename:
+        raise SQLRefused("a model's table inherits from nothing and is not partitioned or typed", statement)
+    if node.tablespacename or node.accessMethod or node.options:
+        raise SQLRefused("table space, access method and storage options are not the models' to choose", statement)
+    if any(not isinstance(element, (ast.ColumnDef, ast.Constraint)) for element in node.tableElts or ()):
+        raise SQLRefused("a model's table is columns and constraints (no LIKE)", statement)
 
 
 class _Walk:

@@ -710,9 +710,9 @@ def check_cmd(
             with progress(not quiet, unit="cells") as advance:
                 return run(target, cat, opts, advance)
 
-        def measure_pairs(before_cat: Catalog, after: Catalog) -> SideBySide:
+        def measure_pairs(before_cat: Catalog, after: Catalog, base_schema: str | None) -> SideBySide:
             with progress(not quiet, unit="variants") as advance:
-                return side_by_side(target, before_cat, after, pair_opts, advance)
+                return side_by_side(target, before_cat, after, pair_opts, advance, base_schema)
 
         current, result = check(
             catalog, base, measure, measure_pairs, CheckThresholds(gates, time), before_cat, model_ddl()

@@ -9,9 +9,11 @@ and timed side by side with the reference run's own SQL and indexes in the same 
    or given as a scenarios directory. Base and head are then measured in pairs on two scratch
    copies of the dataset (``bench.measure.paired``) and time is judged on those pairs only
    (``timegate``), so the time gate needs no milliseconds from another machine and is on wherever
-   the check runs. A calibration workload measured on both sides must come out equal; when it does
-   not, or when the reference run cannot be measured again (older format, changed models, changed
-   parameters), the check says it cannot judge time and exits 2: never a silent pass.
+   the check runs. When the models changed since the reference run, the base side's copy is built
+   on the DDL that run recorded, with the same rows where they fit (``bench.measure.rebuild``).
+   A calibration workload measured on both sides must come out equal; when it does not, or when
+   the reference run cannot be measured again (older format, rows that do not fit its schema,
+   changed parameters), the check says it cannot judge time and exits 2: never a silent pass.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from bench.measure.calibration import SAME_MACHINE
 from bench.results import Results, SideBySide
 
 Measure = Callable[[Catalog], Results]  # the head catalogue → a run of it on the target
-MeasurePairs = Callable[[Catalog, Catalog], SideBySide]  # (before, after) → side-by-side samples
+# (before, after, the base side's schema DDL when it is not the models' own) → side-by-side samples
+MeasurePairs = Callable[[Catalog, Catalog, str | None], SideBySide]
 
 
 @dataclass(frozen=True)
@@ -140,22 +143,21 @@ def check(
     result = compare(base, current, th.gates)
     if result.incomparable:
         return current, result
-    if before is None and base.schema_ddl and schema_ddl and base.schema_ddl != schema_ddl:
-        result.time_refused = (
-            "the models changed since the reference run (its recorded schema DDL differs): time "
-            "could not be judged across the schema change; re-take the baseline with the change"
-        )
-        return current, result
+    changed = before is None and bool(base.schema_ddl and schema_ddl) and base.schema_ddl != schema_ddl
     try:
-        sbs = measure_pairs(before or before_catalog(base, catalog), head)
+        sbs = measure_pairs(before or before_catalog(base, catalog), head, base.schema_ddl if changed else None)
     except InputError as exc:
-        result.time_refused = str(exc)
+        across = "; time could not be judged across the schema change" if changed else ""
+        result.time_refused = f"{exc}{across}"
         return current, result
     findings, refused, result.time = judge_time(sbs, th.time)
     result.findings += findings
     if sbs.incomparable:
         refused = "; ".join([*sbs.incomparable, *([refused] if refused else [])])
     result.time_refused = refused
+    if sbs.rebuilt_schema is not None:
+        left = f" ({'; '.join(sbs.rebuilt_schema)})" if sbs.rebuilt_schema else ""
+        result.time += f"; the models changed: the base side on the reference run's recorded schema{left}"
     if sbs.new:
         result.time += f"; new, nothing to time them beside: {', '.join(sbs.new)}"
     return current.model_copy(update={"side_by_side": sbs}), result

@@ -12,6 +12,8 @@ a hash of their rows, so the two sides can be checked for returning the same row
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -22,11 +24,12 @@ from bench.catalogue.params import Drawer, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
 from bench.measure.lock import measurement_lock
+from bench.measure.rebuild import recorded_schema_copy
 from bench.measure.rows import result_hash
 from bench.measure.runner import rolled_back, run_measurement
 from bench.progress import Advance, no_progress
 from bench.results import PairedSamples, SideBySide
-from bench.targets.schema import seeded_copy
+from bench.targets.schema import seeded_dataset
 from bench.targets.target import Target, connected, scratch_copy
 
 
@@ -200,14 +203,22 @@ async def _side_by_side(
 
 
 def side_by_side(
-    seeded: Target, before: Catalog, after: Catalog, opts: PairOptions = PairOptions(), advance: Advance = no_progress
+    seeded: Target,
+    before: Catalog,
+    after: Catalog,
+    opts: PairOptions = PairOptions(),
+    advance: Advance = no_progress,
+    base_schema: str | None = None,
 ) -> SideBySide:
     """Every cell both catalogues have, measured in pairs on two scratch copies of ``seeded``: the
-    base's statements and SQL on one, the head's on the other, under the server's measurement lock."""
+    base's statements and SQL on one, the head's on the other, under the server's measurement lock.
+    ``base_schema``: the DDL the base side's tables are built from when it is not the models' own
+    (``recorded_schema_copy``)."""
     pairing = pair_up(before, after)
+    dataset = seeded_dataset(seeded)
     with (
         measurement_lock(seeded, "check", opts.concurrent, opts.lock_wait),
-        seeded_copy(seeded, "base") as (base_db, dataset),
+        _base_copy(seeded, base_schema) as (base_db, rebuilt),
         scratch_copy(seeded, "head") as head_db,
     ):
         cells, calibration = run_measurement(
@@ -220,4 +231,16 @@ def side_by_side(
         cells=cells,
         new=pairing.new,
         incomparable=pairing.incomparable,
+        rebuilt_schema=rebuilt,
     )
+
+
+@contextmanager
+def _base_copy(seeded: Target, ddl: str | None) -> Iterator[tuple[Target, list[str] | None]]:
+    """The base side's database, and what rebuilding it on ``ddl`` left out (None: not rebuilt)."""
+    if ddl is None:
+        with scratch_copy(seeded, "base") as copy:
+            yield copy, None
+    else:
+        with recorded_schema_copy(seeded, ddl, "base") as (copy, notes):
+            yield copy, notes
