@@ -175,10 +175,11 @@ async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[
 def seed_database(
     target: Target, profile: Profile, advance: Advance = no_progress, force_reload: bool = False
 ) -> SeedResult:
-    """Make the target hold exactly ``profile``'s dataset, loading it only if it is not there yet."""
+    """Make the target hold exactly ``profile``'s dataset in the models' tables as they are now,
+    loading it only if it is not there yet."""
     fingerprint = profile.fingerprint()
     current = schema.dataset_info(target)
-    if current and current.get("fingerprint") == fingerprint and not force_reload:
+    if current and current.get("fingerprint") == fingerprint and not force_reload and schema.schema_is_current(target):
         return SeedResult(fingerprint, True, current["row_counts"])
 
     started = time.perf_counter()

@@ -55,6 +55,16 @@ def test_second_seed_with_same_parameters_is_skipped(make_target):
     assert again.row_counts == first.row_counts
 
 
+def test_a_dataset_seeded_before_the_models_changed_is_seeded_again(make_target):
+    target = make_target()
+    seed_database(target, SMALL)
+    with schema.connect(target) as conn:  # as a seed by the models of an earlier commit left it
+        schema.set_meta(conn, "schema", {"tables": ["users", "tasks"], "ddl": "CREATE TABLE users (id uuid);"})
+    again = seed_database(target, SMALL)
+    assert not again.skipped and schema.schema_is_current(target)
+    assert seed_database(target, SMALL).skipped
+
+
 def test_interrupted_load_is_not_taken_for_a_dataset(make_target, monkeypatch):
     target = make_target()
 

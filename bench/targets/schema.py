@@ -131,4 +131,12 @@ def recreate_schema(target: Target) -> None:
             raise DatabaseError(f"cannot create the schema in {target.database!r}: {first_line(exc)}") from None
         finally:
             engine.dispose()
-        set_meta(conn, "schema", {"tables": list(models.TABLE_NAMES)})
+        set_meta(conn, "schema", {"tables": list(models.TABLE_NAMES), "ddl": model_ddl()})
+
+
+def schema_is_current(target: Target) -> bool:
+    """Whether the target's tables were created from the models' DDL as it is now: a dataset seeded
+    before the models changed is seeded again rather than measured on the old tables."""
+    with connect(target) as conn:
+        recorded = get_meta(conn, "schema")
+    return recorded is not None and recorded.get("ddl") == model_ddl()
