@@ -65,6 +65,9 @@ Decision = Literal["pass", "fail", "continue", "inconclusive"]
 Distribution = npt.NDArray[np.float64]
 
 DEFAULT_LOOKS: tuple[int, ...] = (4, 5, 7, 9, 12, 16, 21, 28, 37, 49, 64, 77, 100, 130, 170, 220, 290, 400)
+DEFAULT_P0 = 0.05  # p95 <= SLA
+DEFAULT_ALPHA = 0.025  # a side: what a two-sided 95% interval states
+DEFAULT_PASS_FROM = 77  # a clean cell passes here: 0 of 77 over costs 0.95^77 = 1.9% of alpha, the rest is for later
 
 FAIL_SPENDING = "alpha_fail * n_k / n_K"
 PASS_SPENDING = (
@@ -168,11 +171,11 @@ def _advance(dist: Distribution, samples: int, p: float) -> Distribution:
 
 @functools.lru_cache(maxsize=64)
 def design(
-    p0: float = 0.05,
-    alpha_fail: float = 0.025,
-    alpha_pass: float = 0.025,
+    p0: float = DEFAULT_P0,
+    alpha_fail: float = DEFAULT_ALPHA,
+    alpha_pass: float = DEFAULT_ALPHA,
     looks: tuple[int, ...] = DEFAULT_LOOKS,
-    pass_from: int = 77,
+    pass_from: int = DEFAULT_PASS_FROM,
 ) -> Design:
     """Boundaries by exact alpha spending under p0 (see the module docstring for the spending)."""
     if not 0 < p0 < 1:
@@ -249,11 +252,11 @@ def operating_characteristics(d: Design, p: float, futility: bool = True) -> Ope
 
 def design_for_classes(
     k: int,
-    p0: float = 0.05,
-    alpha_fail: float = 0.025,
-    alpha_pass: float = 0.025,
+    p0: float = DEFAULT_P0,
+    alpha_fail: float = DEFAULT_ALPHA,
+    alpha_pass: float = DEFAULT_ALPHA,
     looks: tuple[int, ...] = DEFAULT_LOOKS,
-    pass_from: int = 77,
+    pass_from: int = DEFAULT_PASS_FROM,
 ) -> Design:
     """The design each of k user classes of one cell uses, so that the cell keeps alpha_fail and alpha_pass.
 
