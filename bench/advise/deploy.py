@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date
 from statistics import median, quantiles
@@ -25,7 +26,7 @@ from bench.catalogue.files import Catalog
 from bench.catalogue.params import Drawer, pools_for
 from bench.measure.runner import rolled_back, run_measurement
 from bench.targets import schema
-from bench.targets.target import Target, connect_async, scratch_copy
+from bench.targets.target import Target, connected
 
 WRITERS = 3
 BEFORE_S = 1.0  # writes measured before each build: the writers' usual latency
@@ -99,9 +100,9 @@ async def _timed(conn: asyncpg.Connection, sql: str) -> tuple[float, float]:
 
 
 async def _measure(target: Target, catalog: Catalog, indexes: list[Candidate], today: date) -> list[DeployCost]:
-    ddl = await connect_async(target)
-    writers = [await connect_async(target) for _ in range(WRITERS)]
-    try:
+    async with AsyncExitStack() as connections:
+        ddl = await connections.enter_async_context(connected(target))
+        writers = [await connections.enter_async_context(connected(target)) for _ in range(WRITERS)]
         writes = [s for s in catalog.scenarios if s.kind == "write"]
         pools = await pools_for(ddl, writes, today)
         for extension in sorted({e for c in indexes for e in c.extensions}):
@@ -136,16 +137,11 @@ async def _measure(target: Target, catalog: Catalog, indexes: list[Candidate], t
                 )
             )
         return costs
-    finally:
-        for conn in (ddl, *writers):
-            await conn.close()
 
 
 def deploy_costs(target: Target, catalog: Catalog, indexes: list[Candidate]) -> list[DeployCost]:
     """Per index: build seconds plain and concurrent, and the writers' latency around the builds."""
     if not indexes:
         return []
-    info = schema.dataset_info(target) or {}
-    today = date.fromisoformat(info.get("profile", {}).get("anchor_date", date.today().isoformat()))
-    with scratch_copy(target, "deploy") as copy:
-        return run_measurement(_measure(copy, catalog, indexes, today))
+    with schema.seeded_copy(target, "deploy") as (copy, dataset):
+        return run_measurement(_measure(copy, catalog, indexes, dataset.anchor_date))

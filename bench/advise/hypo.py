@@ -25,7 +25,7 @@ from bench.catalogue.params import Drawer, pools_for
 from bench.measure.plan import walk
 from bench.measure.runner import run_measurement
 from bench.targets import schema
-from bench.targets.target import Target, connect_async, scratch_copy
+from bench.targets.target import Target, connected
 
 EXTENSION = "hypopg"
 
@@ -47,11 +47,8 @@ def available(target: Target) -> bool:
     """Whether the server offers HypoPG (``pg_available_extensions``)."""
 
     async def ask() -> bool:
-        conn = await connect_async(target)
-        try:
+        async with connected(target) as conn:
             return await _available(conn)
-        finally:
-            await conn.close()
 
     return run_measurement(ask())
 
@@ -63,8 +60,7 @@ async def _plan(conn: asyncpg.Connection, sql: str, args: list) -> tuple[float, 
 
 
 async def _screen(target: Target, catalog: Catalog, candidates: list[Candidate], today: date) -> list[Hypothetical]:
-    conn = await connect_async(target)
-    try:
+    async with connected(target) as conn:
         await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {EXTENSION}")
         scenarios = {s.name: s for s in catalog.scenarios}
         served = sorted({s for c in candidates for s in c.serves if s in scenarios})
@@ -91,14 +87,10 @@ async def _screen(target: Target, catalog: Catalog, candidates: list[Candidate],
                 Hypothetical(candidate.fingerprint, size, tuple(used), {s: plain[s] for s in with_it}, with_it)
             )
         return found
-    finally:
-        await conn.close()
 
 
 def screen(target: Target, catalog: Catalog, candidates: list[Candidate]) -> list[Hypothetical]:
     """Each B-tree candidate, hypothetically, against the scenarios it serves."""
     btrees = [c for c in candidates if c.btree and c.serves]
-    info = schema.dataset_info(target) or {}
-    today = date.fromisoformat(info.get("profile", {}).get("anchor_date", date.today().isoformat()))
-    with scratch_copy(target, "hypo") as copy:
-        return run_measurement(_screen(copy, catalog, btrees, today))
+    with schema.seeded_copy(target, "hypo") as (copy, dataset):
+        return run_measurement(_screen(copy, catalog, btrees, dataset.anchor_date))

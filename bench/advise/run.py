@@ -41,7 +41,7 @@ from bench.advise.search import SearchOptions, SearchResult, search
 from bench.advise.simple import per_column, two_column
 from bench.advise.trials import Trials, variant_of
 from bench.catalogue.files import Catalog, Variant
-from bench.errors import DatabaseError, InputError
+from bench.errors import InputError
 from bench.judge.writecost import BASELINE_VARIANT
 from bench.measure.runner import RunOptions, run
 from bench.progress import Advance, no_progress
@@ -87,8 +87,8 @@ def worst_p95(cell: Cell) -> float:
     return max((c.p95.value for c in cell.classes), default=cell.client.p95.value)
 
 
-def _measured_size(info: dict) -> int:
-    profile = info.get("profile", {})
+def _measured_size(dataset: results_io.Dataset) -> int:
+    profile = dataset.profile
     factor = profile.get("power_user_factor", 1) if profile.get("users", 1) > 1 else 1
     return int(profile.get("tasks_per_user", 0)) * int(factor)
 
@@ -302,10 +302,7 @@ def advise(
 
     started = time.monotonic()
     seconds: dict[str, float] = {}
-    info = schema.dataset_info(target)
-    if not info:
-        raise DatabaseError(f"database {target.database!r} holds no complete dataset: run `taskbench seed` first")
-    measured = _measured_size(info)
+    measured = _measured_size(schema.seeded_dataset(target))
     goal = options.target_tasks_per_user or measured
     factors, source = growth(catalog, measured, goal, options.growth_from, options.growth_variant)
     strict = effective(catalog, options.headroom, factors)
