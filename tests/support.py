@@ -9,6 +9,7 @@ hold the lock while it is free). tests/test_lock.py tests the lock itself, on a 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -68,3 +69,13 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("taskbench: error: ")
     return lines[0]
+
+
+def committed_scenarios(root: Path) -> Path:
+    """A repository at ``root`` whose one commit holds the shipped scenarios under ``scenarios/``."""
+    shutil.copytree(SCENARIOS, root / "scenarios")
+    for args in (["init", "-q"], ["add", "scenarios"], ["commit", "-qm", "scenarios"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True
+        )
+    return root / "scenarios"

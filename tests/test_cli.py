@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from bench.targets.target import drop_database, open_target
-from tests.support import DATA_DIR, ROOT, SCENARIOS, one_line_error, taskbench
+from tests.support import DATA_DIR, ROOT, SCENARIOS, committed_scenarios, one_line_error, taskbench
 
 
 def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
@@ -147,9 +147,14 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
 def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path):
     _, reports, name = bench_run
     md = tmp_path / "check.md"
+    scenarios = committed_scenarios(tmp_path / "repo")  # "before": the scenarios as the repository's HEAD holds them
     proc = taskbench(
         "check",
         str(reports / "latest"),
+        "--scenarios-dir",
+        str(scenarios),
+        "--before-ref",
+        "HEAD",
         "--db-name",
         name,
         "--cold-samples",

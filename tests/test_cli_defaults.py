@@ -112,6 +112,7 @@ NOTHING_ASKED: dict[str, Any] = {
             "mix",
             "markdown_out",
             "before",
+            "before_ref",
             "shard",
             "durations",
             "out_dir",

@@ -105,7 +105,8 @@ class Proof:
 
     def line(self, label: str, result: Comparison, ok: bool, detail: str) -> None:
         self.ok &= ok
-        print(f"{'ok  ' if ok else 'FAIL'} {label:44} exit {result.exit_code}  {detail[:170]}", flush=True)
+        shown = detail[:170] if ok else detail  # a failure is shown whole
+        print(f"{'ok  ' if ok else 'FAIL'} {label:44} exit {result.exit_code}  {shown}", flush=True)
 
     def expect(self, label: str, result: Comparison, kinds: set[Kind], cell: tuple[str, str] | None = None) -> None:
         """A regression of one of ``kinds`` (in ``cell``, if given) and exit 1."""
@@ -116,6 +117,12 @@ class Proof:
             else f"missed; findings: {[(f.kind.value, f.scenario) for f in result.findings]} {result.time_refused}"
         )
         self.line(label, result, bool(found) and result.exit_code == 1, detail)
+
+
+def _account(result: Comparison) -> str:
+    """An A/A check's line: its findings, if any (each a false alarm), then its time account."""
+    found = "; ".join(f"{f.kind.value}: {f.scenario} × {f.variant}: {f.message}" for f in result.regressions)
+    return f"{len(result.regressions)} regression(s){': ' + found if found else ''}; time: {result.time}"
 
 
 def _slower_sql(rows: int) -> Callable[[str], str]:
@@ -140,7 +147,7 @@ def main() -> int:
                 f"A/A check {i + 1}",
                 result,
                 result.exit_code == 0 and result.time_refused is None,
-                f"{len(result.regressions)} regression(s); time: {result.time}",
+                _account(result),
             )
 
         # 1. every query ×1.5 slower or more: half of each scenario's slowest median, counted by the server
@@ -160,7 +167,12 @@ def main() -> int:
             f"{len(flagged)}/{len(ratios)} cells flagged; measured ×{min(ratios.values()):.2f}–"
             f"×{max(ratios.values()):.2f}; smallest flagged ×"
             f"{min((ratios[c] for c in flagged), default=0):.2f}; every cell at ×1.5 or more flagged: "
-            f"{due <= flagged}",
+            f"{due <= flagged}"
+            + "".join(
+                f"; missed {c[0]} × {c[1]}: ×{verdicts[c].ratio:.2f}, {verdicts[c].difference_ms:+.3f} ms, "
+                f"p={verdicts[c].p_slower:.1e}"
+                for c in sorted(due - flagged)
+            ),
         )
 
         # 2. one cell of at least a millisecond, ×1.5
@@ -219,7 +231,7 @@ def main() -> int:
             "A/A across a schema change (recorded DDL)",
             result,
             result.exit_code == 0 and result.time_refused is None and "recorded schema" in result.time,
-            f"{len(result.regressions)} regression(s); time: {result.time}",
+            _account(result),
         )
     print(f"{'all as expected' if proof.ok else 'UNEXPECTED RESULTS'} in {time.perf_counter() - started:.0f} s")
     return 0 if proof.ok else 1

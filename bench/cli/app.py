@@ -686,6 +686,14 @@ def check_cmd(
             "own SQL and index statements).",
         ),
     ] = None,
+    before_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--before-ref",
+            help='A git commit whose scenarios directory stands for "before" (e.g. origin/main); '
+            "read from the repository, nothing checked out.",
+        ),
+    ] = None,
     reports_dir: ReportsDir = results_io.CHECK_DIR,
     markdown_out: MarkdownOut = None,
     github: GithubAnnotations = False,
@@ -693,15 +701,20 @@ def check_cmd(
 ) -> None:
     """The CI gate: measure the head, judge it against the reference run's facts, and time it side by side
     with the reference run's SQL and indexes on this machine, now."""
+    from contextlib import nullcontext
     from dataclasses import replace
 
+    from bench.catalogue.gitref import scenarios_at
     from bench.judge.check import CheckThresholds, check
     from bench.measure.paired import side_by_side
     from bench.targets.schema import model_ddl
 
+    if before and before_ref:
+        raise InputError("--before and --before-ref both name a 'before': give one")
     base = results_io.load(baseline)
     catalog = catalog_io.load_catalog(scenarios_dir)
-    before_cat = catalog_io.load_catalog(before) if before else None
+    with scenarios_at(before_ref, scenarios_dir) if before_ref else nullcontext(before) as before_dir:
+        before_cat = catalog_io.load_catalog(before_dir) if before_dir else None
     pair_opts = replace(pairs, seed=opts.seed, concurrent=opts.concurrent, lock_wait=opts.lock_wait)
     with measurement_target(spec, announce=_note) as target:
         _show(target)

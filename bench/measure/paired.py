@@ -100,17 +100,26 @@ async def _calibrate(base: asyncpg.Connection, head: asyncpg.Connection, into: C
             store[item].append(round(ms, 4))
 
 
-async def measure_pairs(cells: list[PairedCell], pairs: int, warmup: int, calibration: Calibration) -> None:
-    """``pairs`` pairs of every cell, round-robin, after ``warmup`` unrecorded executions per side."""
+async def measure_pairs(
+    cells: list[PairedCell], pairs: int, warmup: int, warmup_seconds: float, calibration: Calibration
+) -> None:
+    """``pairs`` pairs of every cell, round-robin, after unrecorded rounds: at least ``warmup`` and
+    until ``warmup_seconds`` have passed. Right after a variant's indexes are built, the side built
+    last runs slower for a few hundred milliseconds (seen: its first ten pairs of 0.25 ms queries
+    ×1.2–1.4, the last ten ×1.0), so a handful of executions is not enough: time settles it."""
     if not cells:
         return
     base, head = cells[0].base.conn, cells[0].head.conn
-    for cell in cells:
-        warm = Drawer(cell.head.scenario, cell.drawer.pools, 0, stream="paired warm-up")  # leaves the pairs' stream
-        for _ in range(warmup):
-            values = warm.draw()
-            for side in (cell.base, cell.head):
-                await _execute(side, _arguments(side, warm, values))
+    # the warm-up's own stream: however many rounds it takes, the pairs' parameters stay put
+    warm = [Drawer(cell.head.scenario, cell.drawer.pools, 0, stream="paired warm-up") for cell in cells]
+    started, rounds = time.perf_counter(), 0
+    while rounds < warmup or time.perf_counter() - started < warmup_seconds:
+        for cell, drawer in zip(cells, warm, strict=True):
+            values = drawer.draw()
+            sides = (cell.base, cell.head) if rounds % 2 == 0 else (cell.head, cell.base)
+            for side in sides:
+                await _execute(side, _arguments(side, drawer, values))
+        rounds += 1
     for round_no in range(pairs):
         base_first = round_no % 2 == 0
         await _calibrate(base, head, calibration, base_first)
@@ -121,7 +130,8 @@ async def measure_pairs(cells: list[PairedCell], pairs: int, warmup: int, calibr
 @dataclass(frozen=True)
 class PairOptions:
     pairs: int = 30  # per cell: enough for the sign test to call a cell at 1% over 500 cells (2^-30)
-    warmup: int = 2  # unrecorded executions per side and cell
+    warmup: int = 2  # unrecorded rounds (an execution per side and cell) at the least
+    warmup_seconds: float = 0.5  # and unrecorded rounds until this much time has passed
     seed: int = 1
     concurrent: bool = False
     lock_wait: float = 10.0
@@ -167,7 +177,7 @@ async def _variant_pairs(
     before, after = variants
     async with applied_variant(base, before), applied_variant(head, after):
         cells = [pair_cell(s.name, after.name, Side(base, b), Side(head, s), pools, opts.seed) for b, s in scenarios]
-        await measure_pairs(cells, opts.pairs, opts.warmup, calibration)
+        await measure_pairs(cells, opts.pairs, opts.warmup, opts.warmup_seconds, calibration)
     return [
         PairedSamples(
             scenario=c.scenario,
