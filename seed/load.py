@@ -178,8 +178,8 @@ def seed_database(
     """Make the target hold exactly ``profile``'s dataset in the models' tables as they are now,
     loading it only if it is not there yet."""
     fingerprint = profile.fingerprint()
-    current = schema.dataset_info(target)
-    if current and current.get("fingerprint") == fingerprint and not force_reload and schema.schema_is_current(target):
+    current = schema.current_dataset(target)
+    if current and current.get("fingerprint") == fingerprint and not force_reload:
         return SeedResult(fingerprint, True, current["row_counts"])
 
     started = time.perf_counter()

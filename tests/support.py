@@ -54,12 +54,37 @@ def constraint_violations(target: Target) -> int:
         """).fetchone()[0]
 
 
-def taskbench(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+def cli_env(extra: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment the command runs in: this one without DATABASE_URL (so that the embedded server
+    is meant) or the names in ``unset``, plus ``extra``."""
+    dropped = {"DATABASE_URL", *unset}
+    return {**{k: v for k, v in os.environ.items() if k not in dropped}, **(extra or {})}
+
+
+def taskbench(
+    *args: str, env_extra: dict[str, str] | None = None, unset: tuple[str, ...] = (), timeout: float = 300
+) -> subprocess.CompletedProcess:
     """The command as a user runs it, in a process of its own."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        env=cli_env(env_extra, unset),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def taskbench_started(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The command started in a process of its own, its output piped: for tests that interrupt it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        env=cli_env(env_extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

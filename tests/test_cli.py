@@ -1,17 +1,14 @@
 """The command as a user runs it: real processes, real exit codes, one-line errors."""
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 
 from bench.targets.target import drop_database, open_target
-from tests.support import DATA_DIR, ROOT, SCENARIOS, committed_scenarios, one_line_error, taskbench
+from tests.support import DATA_DIR, SCENARIOS, committed_scenarios, one_line_error, taskbench, taskbench_started
 
 
 def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
@@ -188,33 +185,23 @@ def slow_catalogue(directory):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     scenarios = slow_catalogue(tmp_path / "scenarios")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "run",
-            "--db-name",
-            seeded.database,
-            "-v",
-            "composite",
-            "-s",
-            "pairs",
-            "--scenarios-dir",
-            str(scenarios),
-            "--cell-budget",
-            "600",
-            "--concurrent",
-            "-q",
-            "--reports-dir",
-            "/nonexistent",
-        ],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = taskbench_started(
+        "run",
+        "--db-name",
+        seeded.database,
+        "-v",
+        "composite",
+        "-s",
+        "pairs",
+        "--scenarios-dir",
+        str(scenarios),
+        "--cell-budget",
+        "600",
+        "--concurrent",
+        "-q",
+        "--reports-dir",
+        "/nonexistent",
     )
     import psycopg
 

@@ -3,7 +3,6 @@ out of reach here) whose branches live on the embedded PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from bench.targets.target import start_embedded
 from seed.load import seed_database
 from seed.profiles import get_profile
 from tests.neon_standin import PASSWORD, NeonStandIn
-from tests.support import DATA_DIR, ROOT
+from tests.support import DATA_DIR, ROOT, cli_env, taskbench, taskbench_started
 
 KEY = "neon-test-key"
 PARENT = "taskbench-seeded-test"
@@ -163,37 +162,28 @@ def test_keep_branch_keeps_it_and_says_how_to_delete_it(standin, spec):
     assert run_branches(standin) == []
 
 
-def _cli_env(standin, key: str = KEY) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return {**env, "NEON_API_KEY": key, "NEON_PROJECT_ID": standin.project_id, "NEON_API_URL": standin.url}
+def _neon_env(standin, key: str = KEY) -> dict[str, str]:
+    """What the command needs to reach the stand-in as Neon."""
+    return {"NEON_API_KEY": key, "NEON_PROJECT_ID": standin.project_id, "NEON_API_URL": standin.url}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_the_branch_is_deleted_when_the_process_is_interrupted(standin, spec, tmp_path, signum):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "run",
-            "--target",
-            "neon",
-            "--neon-parent",
-            PARENT,
-            "--cold-samples",
-            "0",
-            "--stability-rounds",
-            "0",
-            "--concurrent",
-            "--reports-dir",
-            str(tmp_path),
-            "--quiet",
-        ],
-        cwd=ROOT,
-        env=_cli_env(standin),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = taskbench_started(
+        "run",
+        "--target",
+        "neon",
+        "--neon-parent",
+        PARENT,
+        "--cold-samples",
+        "0",
+        "--stability-rounds",
+        "0",
+        "--concurrent",
+        "--reports-dir",
+        str(tmp_path),
+        "--quiet",
+        env_extra=_neon_env(standin),
     )
     deadline = time.monotonic() + 60
     while not any(
@@ -260,14 +250,8 @@ def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, 
     bad = replace(spec, neon=replace(spec.neon, api_key="expired-key"))
     with pytest.raises(NeonError, match="refused the API key"), measurement_target(bad):
         pass
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "bench", "--target", "neon", "--reports-dir", str(tmp_path)],
-        cwd=ROOT,
-        env=_cli_env(standin, "expired-key"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = taskbench(
+        "bench", "--target", "neon", "--reports-dir", str(tmp_path), env_extra=_neon_env(standin, "expired-key")
     )
     assert proc.returncode == EXIT_DATABASE
     assert proc.stderr.strip().startswith("taskbench: error: the Neon API refused the API key (HTTP 401")
@@ -276,16 +260,7 @@ def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, 
 
 
 def test_neon_needs_its_key_and_project(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("NEON_API_KEY", "NEON_PROJECT_ID")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--target", "neon"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = taskbench("run", "--target", "neon", unset=("NEON_API_KEY", "NEON_PROJECT_ID"))
     assert proc.returncode == EXIT_INPUT and "NEON_API_KEY" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -350,26 +325,16 @@ def test_settings_neon_takes_are_taken(changes):
 def test_the_cli_refuses_a_compute_size_neon_would_refuse_in_one_line(standin, spec, tmp_path):
     before = len(standin.log)
     for option in (["--neon-compute", "0.1"], ["--neon-compute", "3.5"], ["--neon-suspend-timeout", "30"]):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench",
-                "run",
-                "--target",
-                "neon",
-                "--neon-parent",
-                PARENT,
-                *option,
-                "--reports-dir",
-                str(tmp_path),
-            ],
-            cwd=ROOT,
-            env=_cli_env(standin),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        proc = taskbench(
+            "run",
+            "--target",
+            "neon",
+            "--neon-parent",
+            PARENT,
+            *option,
+            "--reports-dir",
+            str(tmp_path),
+            env_extra=_neon_env(standin),
         )
         assert proc.returncode == EXIT_INPUT, proc.stderr
         (line,) = proc.stderr.strip().splitlines()
@@ -544,7 +509,7 @@ def test_ctrl_c_while_shard_branches_are_created_deletes_them(standin, spec):
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
         cwd=ROOT,
-        env=_cli_env(standin),
+        env=cli_env(_neon_env(standin)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -597,25 +562,15 @@ PARALLEL = [
 def test_a_parallel_run_measures_a_share_on_each_of_n_branches_at_once_and_deletes_them(standin, spec, tmp_path):
     standin.settle()
     mark = len(standin.log)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            *PARALLEL,
-            "--parallel",
-            "3",
-            "--neon-branch",
-            f"{RUN_BRANCH_PREFIX}par",
-            "--reports-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=_cli_env(standin),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    proc = taskbench(
+        *PARALLEL,
+        "--parallel",
+        "3",
+        "--neon-branch",
+        f"{RUN_BRANCH_PREFIX}par",
+        "--reports-dir",
+        str(tmp_path),
+        env_extra=_neon_env(standin),
     )
     assert proc.returncode == 0, proc.stderr
     assert run_branches(standin) == []
@@ -637,14 +592,7 @@ def test_a_parallel_run_measures_a_share_on_each_of_n_branches_at_once_and_delet
 
 
 def test_an_interrupted_parallel_run_stops_its_shards_and_leaves_no_branch(standin, spec, tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", *PARALLEL, "--parallel", "2", "--reports-dir", str(tmp_path)],
-        cwd=ROOT,
-        env=_cli_env(standin),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = taskbench_started(*PARALLEL, "--parallel", "2", "--reports-dir", str(tmp_path), env_extra=_neon_env(standin))
     deadline = time.monotonic() + 120
 
     def measuring() -> int:  # branches whose shard has its scratch copy: measuring

@@ -58,10 +58,12 @@ SELECT pg_catalog.pg_restore_attribute_stats(
 """
 
 _IDENTITIES_SQL = """
-SELECT c.relname, a.attname, pg_get_serial_sequence(format('public.%I', c.relname), a.attname)
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
-WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
-  AND pg_get_serial_sequence(format('public.%I', c.relname), a.attname) IS NOT NULL
+SELECT relname, attname, sequence FROM (
+  SELECT c.relname, a.attname, pg_get_serial_sequence(format('public.%I', c.relname), a.attname) AS sequence
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+  WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+) owned
+WHERE sequence IS NOT NULL
 """
 
 

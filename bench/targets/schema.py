@@ -84,6 +84,14 @@ def dataset_info(target: Target) -> dict[str, Any] | None:
         return get_meta(conn, "dataset")
 
 
+def current_dataset(target: Target) -> dict[str, Any] | None:
+    """``dataset_info``, but only when the tables holding it were made from the models' DDL as it is
+    now: a dataset seeded before the models changed is seeded again, not measured on the old tables."""
+    with connect(target) as conn:
+        info, made = get_meta(conn, "dataset"), get_meta(conn, "schema")
+    return info if made is not None and made.get("ddl") == model_ddl() else None
+
+
 def seeded_dataset(target: Target) -> Dataset:
     """The dataset the target holds; an error telling what to do when it holds no complete one."""
     info = dataset_info(target)
@@ -132,11 +140,3 @@ def recreate_schema(target: Target) -> None:
         finally:
             engine.dispose()
         set_meta(conn, "schema", {"tables": list(models.TABLE_NAMES), "ddl": model_ddl()})
-
-
-def schema_is_current(target: Target) -> bool:
-    """Whether the target's tables were created from the models' DDL as it is now: a dataset seeded
-    before the models changed is seeded again rather than measured on the old tables."""
-    with connect(target) as conn:
-        recorded = get_meta(conn, "schema")
-    return recorded is not None and recorded.get("ddl") == model_ddl()
