@@ -7,6 +7,12 @@ connection URIs of the embedded PostgreSQL. A branch is a set of databases on th
 TEMPLATE), which is what a copy-on-write branch looks like from a client.
 
 It behaves as Neon documents, so the client's handling of it is tested end to end:
+- the branch list comes in pages of at most ``page_size`` (whatever ``limit`` asks), each with a
+  ``pagination.next`` cursor that the next request passes as ``cursor`` (listProjectBranches); a
+  small page size makes every client lookup follow the pages;
+- deleting a branch that does not exist (any more) is answered 204 with no body, as Neon now does
+  (deleteProjectBranch: "Returned if the branch doesn't exist or has already been deleted");
+- a branch is renamed by PATCH (updateProjectBranch), 409 when the name is taken;
 - an operation runs for ``operation_seconds``, and while one runs every request that would start
   another (POST, PATCH, DELETE) is answered 423 Locked: Neon serialises a project's operations;
 - 429 comes without Retry-After, which Neon does not document;
@@ -21,6 +27,7 @@ checks: a shared rule would let a mistake in it pass on both sides.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
@@ -53,11 +60,13 @@ class NeonStandIn:
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.operation_seconds = 0.2
+        self.page_size = 10_000  # Neon's largest `limit`; the tests lower it to make the client page
         self.log: list[tuple[str, str, int, Any]] = []  # method, path, status, request body
         self.throttled = 0  # the next N requests answer 429
         self.unavailable: dict[str, int] = {}  # method → the next N requests of it answer 503
         self.unanswered: dict[str, int] = {}  # method → the next N requests of it are done, the answer lost
         self.lock = threading.RLock()
+        self.created = itertools.count()
         main = self._new_branch("main", None, default=True)
         self._create_database(main["id"], "neondb")
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -117,6 +126,7 @@ class NeonStandIn:
             "protected": False,
             "created_at": now,
             "updated_at": now,
+            "seq": next(self.created),  # creation order, for the list's cursor (not sent)
         }
         self.branches[branch_id] = branch
         return branch
@@ -191,8 +201,7 @@ class NeonStandIn:
                     "scheduling of new ones is prohibited",
                 }
             if method == "GET" and route == "/branches":
-                found = [b for b in self.branches.values() if query.get("search", "") in b["name"]]
-                return 200, {"branches": found}
+                return self._list_branches(query)
             if method == "POST" and route == "/branches":
                 return self._create_branch(body or {})
             if method == "GET" and route == "/endpoints":
@@ -218,6 +227,16 @@ class NeonStandIn:
             if m := re.fullmatch(r"/branches/([^/]+)(/\w+)?", route):
                 return self._branch_route(method, m.group(1), m.group(2) or "", body)
         return 404, {"code": "", "message": f"no route {method} {route}"}
+
+    def _list_branches(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """One page, in creation order; the cursor is the page's last branch's place in that order.
+        ``next`` comes with every page that has branches, so a client stops at an empty page."""
+        found = [b for b in self.branches.values() if query.get("search", "") in b["name"]]
+        start = int(query["cursor"]) if "cursor" in query else 0
+        size = min(int(query.get("limit", self.page_size)), self.page_size)
+        page = [b for b in found if b["seq"] >= start][:size]
+        pagination = {"next": str(page[-1]["seq"] + 1)} if page else {}
+        return 200, {"branches": [_public(b) for b in page], "pagination": pagination}
 
     def _create_branch(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         spec = body.get("branch", {})
@@ -262,7 +281,7 @@ class NeonStandIn:
             for e in endpoints
         ]
         return 201, {
-            "branch": branch,
+            "branch": _public(branch),
             "endpoints": endpoints,
             "operations": ops,
             "roles": [{"branch_id": branch["id"], "name": self.role, "protected": False}],
@@ -312,8 +331,16 @@ class NeonStandIn:
 
     def _branch_route(self, method: str, branch_id: str, sub: str, body: Any) -> tuple[int, dict[str, Any]]:
         branch = self.branches.get(branch_id)
+        if branch is None and method == "DELETE" and not sub:
+            return 204, {}  # gone already: Neon answers 204, no body
         if branch is None:
             return 404, {"code": "", "message": "branch not found"}
+        if method == "PATCH" and not sub:
+            name = ((body or {}).get("branch") or {}).get("name", branch["name"])
+            if name != branch["name"] and self.branch_named(name):
+                return 409, {"code": "", "message": f'branch already exists; branch_name:"{name}"'}
+            branch["name"] = name
+            return 200, {"branch": _public(branch), "operations": []}
         if method == "DELETE" and not sub:
             if branch["default"] or any(b["parent_id"] == branch_id for b in self.branches.values()):
                 return 400, {"code": "", "message": "cannot delete the default branch or a branch with children"}
@@ -324,11 +351,11 @@ class NeonStandIn:
             for endpoint_id in [e for e, v in self.endpoints.items() if v["branch_id"] == branch_id]:
                 del self.endpoints[endpoint_id]
             return 200, {
-                "branch": {**branch, "current_state": "deleted"},
+                "branch": {**_public(branch), "current_state": "deleted"},
                 "operations": [self._operation("delete_timeline", branch_id)],
             }
         if method == "GET" and not sub:
-            return 200, {"branch": branch}
+            return 200, {"branch": _public(branch)}
         if method == "GET" and sub == "/databases":
             return 200, {"databases": [self._database(branch_id, d) for d in self.databases_of(branch_id)]}
         if method == "POST" and sub == "/databases":
@@ -352,8 +379,9 @@ def _db_prefix(branch_id: str) -> str:
     return branch_id.replace("-", "_") + "__"
 
 
-def _public(op: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in op.items() if k != "done_at"}
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    """An operation or branch as the API shows it, without the stand-in's own bookkeeping."""
+    return {k: v for k, v in item.items() if k not in ("done_at", "seq")}
 
 
 def _expiry_problem(value: Any) -> str | None:
@@ -397,9 +425,10 @@ def _handler(standin: NeonStandIn) -> type[BaseHTTPRequestHandler]:
                 standin.unanswered[method] -= 1
                 self.close_connection = True  # done, but the client never hears of it
                 return
-            data = json.dumps(payload).encode()
+            data = b"" if status == 204 else json.dumps(payload).encode()  # 204: no content, no type
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            if data:
+                self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -412,5 +441,8 @@ def _handler(standin: NeonStandIn) -> type[BaseHTTPRequestHandler]:
 
         def do_DELETE(self) -> None:
             self._serve("DELETE")
+
+        def do_PATCH(self) -> None:
+            self._serve("PATCH")
 
     return Handler

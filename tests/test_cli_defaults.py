@@ -20,6 +20,7 @@ from bench.judge.timegate import TimeThresholds
 from bench.measure import crosscheck, load, scale
 from bench.measure.paired import PairOptions
 from bench.measure.runner import RunOptions
+from bench.targets import neon
 from bench.targets.neon import NeonSettings
 from bench.targets.provision import TargetSpec
 from seed.profiles import DEFAULT_PROFILE, Profile
@@ -72,6 +73,7 @@ PER_COMMAND: dict[tuple[str, str], Any] = {
     ("check", "reports_dir"): results_io.CHECK_DIR,
     ("baseline save", "to"): results_io.BASELINE_FILE,
     ("scale", "users"): scale.DEFAULT_USERS,
+    ("neon parents", "keep"): neon.KEEP_PARENTS,
     ("scale", "min_samples"): scale.DEFAULT_MIN_SAMPLES,
     ("scale", "sizes"): ",".join(f"{n // 1000}k" for n in scale.DEFAULT_SIZES),
     ("load", "variant"): load.DEFAULT_VARIANT,
@@ -123,6 +125,7 @@ NOTHING_ASKED: dict[str, Any] = {
     **dict.fromkeys(("github", "quiet", "reload", "write_variant"), False),
     "reason": "",
     "parallel": 1,
+    "remove_old": False,  # neon parents: removes nothing unless asked
 }
 
 

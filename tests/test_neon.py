@@ -20,8 +20,27 @@ import pytest
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, EXIT_INTERRUPTED, InputError
 from bench.measure.runner import RunOptions, run
-from bench.targets.neon import RUN_BRANCH_PREFIX, NeonClient, NeonError, NeonSettings, retry_after_seconds
-from bench.targets.provision import TargetSpec, dataset_home, measurement_target, measurement_targets
+from bench.targets.neon import (
+    RUN_BRANCH_PREFIX,
+    SEEDED_NAME,
+    SEEDING_PREFIX,
+    NeonClient,
+    NeonError,
+    NeonSettings,
+    retry_after_seconds,
+    schema_fingerprint,
+    seed_parent,
+    seeded_parent_name,
+)
+from bench.targets.provision import (
+    TargetSpec,
+    dataset_home,
+    for_dataset,
+    measurement_target,
+    measurement_targets,
+    seeded_home,
+)
+from bench.targets.schema import current_dataset, model_ddl
 from bench.targets.target import start_embedded
 from seed.load import seed_database
 from seed.profiles import get_profile
@@ -39,6 +58,7 @@ QUICK = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 @pytest.fixture(scope="module")
 def standin():
     api = NeonStandIn(start_embedded(DATA_DIR), KEY)
+    api.page_size = 2  # every branch listing takes several pages: the client must follow them
     yield api
     api.close()
 
@@ -207,9 +227,11 @@ def test_rate_limits_without_retry_after_are_waited_out_exponentially_up_to_a_ca
     waits: list[float] = []
     standin.throttled = 5  # answered 429 without Retry-After, as Neon does
     client = NeonClient(replace(spec.neon, max_wait=4.0), sleep=waits.append)
+    mark = len(standin.log)
     assert client.find_branch(PARENT) is not None
     client.close()
-    assert [s for _, _, s, _ in standin.log[-6:]] == [429] * 5 + [200]
+    statuses = [s for _, _, s, _ in standin.log[mark:]]
+    assert statuses[:6] == [429] * 5 + [200] and set(statuses[6:]) <= {200}  # then the next pages
     assert waits == [1, 2, 4, 4, 4]
 
 
@@ -479,7 +501,8 @@ def test_a_create_whose_answer_was_lost_is_found_by_name_and_deleted(standin, sp
 
 @pytest.mark.parametrize("allowance", ["max_branches", "max_active_computes"])
 def test_a_sharded_run_above_the_allowance_is_refused_before_anything_is_created(standin, spec, allowance):
-    branches = len(standin.branches)
+    branches = len(standin.branches)  # more than a page: counted page after page
+    parents = sum(bool(SEEDED_NAME.fullmatch(b["name"])) for b in standin.branches.values())
     active = sum(e["current_state"] == "active" for e in standin.endpoints.values())  # main has none here
     tight = {"max_branches": branches + 2, "max_active_computes": active + 2}[allowance]
     mark = len(standin.log)
@@ -488,7 +511,8 @@ def test_a_sharded_run_above_the_allowance_is_refused_before_anything_is_created
     limits = {"max_branches": 10, "max_active_computes": 20, allowance: tight}
     assert str(info.value) == (
         f"3 Neon branches would exceed the project's allowance: it has {branches} of {limits['max_branches']} "
-        f"branches and {active} of {limits['max_active_computes']} active computes (the default branch's not "
+        f"branches ({parents} of them seeded parents: `taskbench neon parents --remove-old` removes old ones) "
+        f"and {active} of {limits['max_active_computes']} active computes (the default branch's not "
         f"counted), and 3 more would make {branches + 3} and {active + 3}; nothing was created"
     )
     assert all(c.startswith("GET ") for c in standin.calls(mark)) and len(standin.branches) == branches
@@ -611,3 +635,101 @@ def test_an_interrupted_parallel_run_stops_its_shards_and_leaves_no_branch(stand
     assert "Traceback" not in stderr and stderr.count("deleted Neon branch") == 2
     assert run_branches(standin) == []
     assert not list(tmp_path.iterdir())  # no partial results
+
+
+def test_the_branch_listing_follows_every_page(standin, spec):
+    client = NeonClient(spec.neon)
+    mark, standin.page_size = len(standin.log), 1
+    try:
+        listed = client.list_branches()
+    finally:
+        standin.page_size = 2
+        client.close()
+    assert sorted(b["id"] for b in listed) == sorted(standin.branches) and len(listed) > 1
+    assert standin.calls(mark) == ["GET /branches"] * (len(listed) + 1)  # every page, then the empty one
+
+
+def test_deleting_a_branch_that_is_gone_is_answered_204_and_counts_as_deleted(standin, spec):
+    standin.settle()
+    client = NeonClient(spec.neon)
+    client.delete_branch("br-never-was")  # no error
+    client.close()
+    assert standin.log[-1][:3] == ("DELETE", f"/api/v2/projects/{standin.project_id}/branches/br-never-was", 204)
+
+
+def _seeded_spec(spec: TargetSpec, db_name: str) -> TargetSpec:
+    """``spec`` without --neon-parent: the parent named after the dataset and the models' schema."""
+    return replace(spec, db_name=db_name, neon=replace(spec.neon, parent=None))
+
+
+def test_a_seeded_parent_is_named_after_dataset_and_schema_published_complete_and_found_to_measure(
+    standin, spec, catalog
+):
+    standin.settle()
+    home_spec = _seeded_spec(spec, "tb_fingerprinted")
+    name = seeded_parent_name("tb_fingerprinted", SMALL.fingerprint(), schema_fingerprint(model_ddl()))
+    assert for_dataset(home_spec, SMALL).neon.parent == name
+    seen: list[str] = []
+
+    def seed(target) -> None:  # while seeding, the parent's name is not taken yet: nobody can branch from it
+        seen.extend(b["name"] for b in standin.branches.values())
+        seed_database(target, SMALL)
+
+    notes: list[str] = []
+    with seeded_home(home_spec, SMALL, seed, notes.append) as home:
+        assert current_dataset(home)["fingerprint"] == SMALL.fingerprint()
+    assert name not in seen and any(n.startswith(SEEDING_PREFIX) for n in seen)
+    assert standin.branch_named(name) is not None
+    assert not [b for b in standin.branches.values() if b["name"].startswith(SEEDING_PREFIX)]
+    mark = len(standin.log)
+    with seeded_home(home_spec, SMALL, lambda target: seed_database(target, SMALL)):  # reused as it is
+        pass
+    assert "POST /branches" not in standin.calls(mark)
+    with pytest.raises(InputError, match="never seeded again in place"):
+        seeded_home(home_spec, SMALL, print, reload=True).__enter__()
+    # a command that only measures finds it by its database and the models' schema
+    with measurement_target(home_spec) as target:
+        branch = standin.branches[standin.branch_named(name)["id"]]
+        (child,) = [b for b in standin.branches.values() if b["parent_id"] == branch["id"]]
+        assert target.database == standin.physical_name(child["id"], "tb_fingerprinted")
+
+
+def test_a_seed_that_fails_leaves_no_parent_and_no_seeding_branch(standin, spec):
+    standin.settle()
+    before = set(standin.branches)
+
+    def fail(target) -> None:
+        raise RuntimeError("injected")
+
+    with pytest.raises(RuntimeError, match="injected"), seeded_home(_seeded_spec(spec, "tb_failed_seed"), SMALL, fail):
+        pass
+    assert set(standin.branches) == before
+
+
+def test_a_parent_published_by_another_seed_meanwhile_stands_and_this_seed_is_deleted(standin, spec):
+    standin.settle()
+    name = seeded_parent_name("taskbench", "0" * 16, schema_fingerprint("other models"))
+    client = NeonClient(spec.neon)
+    notes: list[str] = []
+    with seed_parent(client, name, "taskbench", notes.append) as first:
+        with seed_parent(client, name, "taskbench", notes.append):
+            pass  # published first
+        winner = standin.branch_named(name)["id"]
+    client.close()
+    assert standin.branch_named(name)["id"] == winner != first.id and first.id not in standin.branches
+    assert "published by another seed meanwhile" in " ".join(notes)
+
+
+def test_neon_parents_lists_them_and_removes_the_old_ones(standin, spec):
+    standin.settle()
+    env = {"NEON_API_KEY": KEY, "NEON_PROJECT_ID": standin.project_id, "NEON_API_URL": standin.url}
+    listed = taskbench("neon", "parents", env_extra=env)
+    assert listed.returncode == 0, listed.stderr
+    parents = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"])]
+    assert len(parents) >= 2 and all(p["name"] in listed.stdout for p in parents)
+    assert "these models" in listed.stdout and "1 branches" not in listed.stdout
+    removed = taskbench("neon", "parents", "--remove-old", "--keep", "1", env_extra=env)
+    assert removed.returncode == 0, removed.stderr
+    left = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"])]
+    assert len(left) == 1 and left[0]["created_at"] == max(p["created_at"] for p in parents)
+    assert "Traceback" not in removed.stderr and KEY not in removed.stdout + removed.stderr

@@ -33,14 +33,16 @@ from bench.measure.paired import PairOptions
 from bench.measure.runner import RunOptions, run
 from bench.progress import progress
 from bench.results import Results, SideBySide
-from bench.targets.neon import NeonSettings
+from bench.targets.neon import KEEP_PARENTS, NeonSettings
 from bench.targets.provision import (
     KINDS,
     TargetSpec,
     dataset_home,
+    for_dataset,
     measurement_target,
     measurement_targets,
     require_lasting,
+    seeded_home,
 )
 from bench.targets.target import Target
 from seed.profiles import DEFAULT_PROFILE, get_profile
@@ -54,8 +56,9 @@ app = typer.Typer(
 )
 
 
-def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a command whose Ctrl-C becomes a documented exit code instead of 'Aborted!'."""
+def command(name: str, on: typer.Typer | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command (on ``app``, or the sub-command group ``on``) whose Ctrl-C becomes a
+    documented exit code instead of 'Aborted!'."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -67,7 +70,7 @@ def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                     "interrupted; no partial results were written and applied indexes were removed"
                 ) from None
 
-        return app.command(name)(guarded)
+        return (on or app).command(name)(guarded)
 
     return register
 
@@ -218,7 +221,15 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
             help="Neon project id (the API key comes from NEON_API_KEY).",
         ),
     ),
-    "neon_parent": (str, typer.Option("--neon-parent", help="Neon branch that holds the seeded dataset.")),
+    "neon_parent": (
+        str | None,
+        typer.Option(
+            "--neon-parent",
+            help="Neon branch that holds the seeded dataset (default: the seeded parent of --db-name, the "
+            "dataset and the models' schema, taskbench-seeded-<db>-<dataset>-<schema>; found by --db-name "
+            "when only measuring).",
+        ),
+    ),
     "neon_branch": (
         str | None,
         typer.Option("--neon-branch", help="Name of the run's Neon branch (default: taskbench-run-<random>)."),
@@ -294,7 +305,7 @@ def _spec(
     data_dir: Path,
     force: bool,
     neon_project: str | None,
-    neon_parent: str,
+    neon_parent: str | None,
     neon_branch: str | None,
     neon_compute: float,
     neon_max_compute: float,
@@ -309,14 +320,9 @@ def _spec(
 ) -> TargetSpec:
     neon = None
     if target == "neon":
-        api_key = os.environ.get("NEON_API_KEY", "")
-        if not api_key or not neon_project:
-            raise InputError(
-                "--target neon needs NEON_API_KEY in the environment and NEON_PROJECT_ID (or --neon-project)"
-            )
         neon = NeonSettings(
-            api_key=api_key,
-            project_id=neon_project,
+            api_key=_neon_api_key(neon_project, "--target neon"),
+            project_id=neon_project or "",
             api_url=neon_api_url,
             parent=neon_parent,
             branch=neon_branch,
@@ -338,6 +344,14 @@ def _spec(
         neon=neon,
         pg_major=pg_major,
     )
+
+
+def _neon_api_key(project: str | None, what: str) -> str:
+    """NEON_API_KEY, refused in one line when it or the project is missing."""
+    api_key = os.environ.get("NEON_API_KEY", "")
+    if not api_key or not project:
+        raise InputError(f"{what} needs NEON_API_KEY in the environment and NEON_PROJECT_ID (or --neon-project)")
+    return api_key
 
 
 def targeted(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -469,8 +483,8 @@ def seed_cmd(
     """Load a dataset (skipped when the same one is already loaded)."""
     prof = _profile(profile, users, tasks_per_user, seed, generate)
     require_lasting(spec)
-    with dataset_home(spec, _note) as home:
-        _seed(_show(home), prof, quiet, reload)
+    with seeded_home(spec, prof, lambda home: _seed(_show(home), prof, quiet, reload), _note, reload):
+        pass
 
 
 @command("seed-bench")
@@ -771,10 +785,12 @@ def bench_cmd(
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
     prof = _profile(profile, users, tasks_per_user, seed, generate)
-    with dataset_home(spec, _note) as home:
-        _seed(_show(home), prof, quiet)
-        with measurement_target(spec, home, _note) as target:
-            path = _run(target if target is home else _show(target), cat, opts, reports_dir, quiet)
+    spec = for_dataset(spec, prof)  # on Neon: measured on a child of the parent just seeded or found
+    with (
+        seeded_home(spec, prof, lambda home: _seed(_show(home), prof, quiet), _note) as home,
+        measurement_target(spec, home, _note) as target,
+    ):
+        path = _run(target if target is home else _show(target), cat, opts, reports_dir, quiet)
     for written in write_report(path):
         out.print(str(written), highlight=False)
 
@@ -1074,6 +1090,57 @@ def baseline_save_cmd(
         highlight=False,
         markup=False,
     )
+
+
+neon_app = typer.Typer(no_args_is_help=True, help="The Neon project's seeded parent branches (--target neon).")
+app.add_typer(neon_app, name="neon")
+
+
+@command("parents", on=neon_app)
+def neon_parents_cmd(
+    neon_project: Annotated[str | None, _TARGET_OPTIONS["neon_project"][1]] = None,
+    neon_api_url: Annotated[str, _TARGET_OPTIONS["neon_api_url"][1]] = NeonSettings.api_url,
+    remove_old: Annotated[
+        bool,
+        typer.Option(
+            "--remove-old",
+            help="Delete the seeded parents after the --keep newest, and seeds unfinished for a day; never a "
+            "parent with branches of its own (a run measuring on it).",
+        ),
+    ] = False,
+    keep: Annotated[
+        int, typer.Option("--keep", min=0, help="Seeded parents --remove-old keeps, newest first.")
+    ] = KEEP_PARENTS,
+) -> None:
+    """List the seeded parent branches (one per database, dataset and models' schema) with their
+    fingerprints, age and branches; --remove-old deletes the old ones."""
+    from bench.targets import neon
+    from bench.targets.schema import model_ddl
+
+    settings = NeonSettings(
+        api_key=_neon_api_key(neon_project, "taskbench neon"), project_id=neon_project or "", api_url=neon_api_url
+    )
+    client = neon.NeonClient(settings)
+    try:
+        parents = neon.seeded_parents(client)
+        old = neon.old_parents(parents, keep) if remove_old else []
+        current = neon.schema_fingerprint(model_ddl())
+        for p in parents:
+            notes = [
+                "these models" if p.schema == current else "",
+                "" if p.complete else "unfinished seed",
+                "removing" if p in old else "",
+            ]
+            out.print(
+                f"{p.name}  database {p.database}  dataset {p.dataset}  schema {p.schema}  {p.age_hours():.1f} h old  "
+                f"{p.children} branches  {', '.join(n for n in notes if n)}".rstrip(),
+                highlight=False,
+                markup=False,
+            )
+        _note(f"{len(parents)} seeded parents" + (f"; removing {len(old)}" if remove_old else ""))
+        neon.remove_parents(client, old, _note)
+    finally:
+        client.close()
 
 
 def _terminate(signum: int, frame: object) -> None:

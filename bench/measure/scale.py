@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from statistics import median
 
 import numpy as np
@@ -22,7 +23,7 @@ from bench.errors import InputError
 from bench.measure.runner import RunOptions, run
 from bench.progress import Advance, no_progress
 from bench.results import Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
-from bench.targets.provision import TargetSpec, dataset_home, measurement_target
+from bench.targets.provision import TargetSpec, for_dataset, measurement_target, seeded_home
 from seed.profiles import Profile, get_profile
 
 DEFAULT_SIZES = (1_000, 10_000, 50_000, 100_000)
@@ -164,11 +165,13 @@ def measure_scale(
     points: list[ScalePoint] = []
     last: Results | None = None
     for i, size in enumerate(sizes):
-        at_size = replace(spec, db_name=f"{spec.db_name}_tpu{size}")
-        with dataset_home(at_size, announce) as home:
-            seed_database(home, scale_profile(size, users), advance)
-            with measurement_target(at_size, home, announce) as target:
-                last = run(target, catalog, opts, _labelled(advance, f"size {size:,} ({i + 1}/{len(sizes)})"))
+        profile = scale_profile(size, users)
+        at_size = for_dataset(replace(spec, db_name=f"{spec.db_name}_tpu{size}"), profile)
+        with (
+            seeded_home(at_size, profile, partial(seed_database, profile=profile, advance=advance), announce) as home,
+            measurement_target(at_size, home, announce) as target,
+        ):
+            last = run(target, catalog, opts, _labelled(advance, f"size {size:,} ({i + 1}/{len(sizes)})"))
         points.extend(_point(c, size) for c in last.cells)
     assert last is not None
     sla = {s.name: s.sla_ms for s in catalog.scenarios}

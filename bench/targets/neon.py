@@ -1,6 +1,13 @@
 """Neon branches through the Neon API v2: the parent branch that holds the seeded dataset, and the
 copy-on-write child branches a run measures on (one, or one per shard), deleted whatever happens.
 
+The parent is, by default, one branch per database, dataset and models' schema, named after them
+(``taskbench-seeded-<database>-<dataset fingerprint>-<schema fingerprint>``): seeded once on a branch of
+another name and renamed only when complete, never seeded again in place, so two pull requests with
+different models never branch from each other's tables, nor anyone from a half-loaded dataset. A
+command that only measures finds it from the database name and the models' schema; ``--neon-parent``
+names any other branch instead (seeded in place, as the user chose).
+
 Only documented endpoints are used (``/projects/{id}/branches``, ``/endpoints``, ``/operations/{id}``,
 ``/branches/{id}/databases|roles|endpoints``, ``/connection_uri``), so the client runs unchanged
 against Neon and against the loopback stand-in the tests use.
@@ -9,6 +16,8 @@ against Neon and against the loopback stand-in the tests use.
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import re
 import secrets
 import signal
 import threading
@@ -24,8 +33,22 @@ import httpx
 from bench.errors import DatabaseError, InputError
 
 API_URL = "https://console.neon.tech/api/v2"
-DEFAULT_PARENT = "taskbench-seeded"
 RUN_BRANCH_PREFIX = "taskbench-run-"
+# + <database>-<dataset fingerprint>-<schema fingerprint>: a complete parent (a database name has no "-")
+SEEDED_PREFIX = "taskbench-seeded-"
+SEEDING_PREFIX = "taskbench-seeding-"  # + the same + -<random>: a parent being seeded, not yet renamed
+_IDENTITY = r"(?P<database>\w+)-(?P<dataset>[0-9a-f]{16})-(?P<schema>[0-9a-f]{12})"
+SEEDED_NAME = re.compile(SEEDED_PREFIX + _IDENTITY)
+SEEDING_NAME = re.compile(SEEDING_PREFIX + _IDENTITY + "-[0-9a-f]+")
+# A seed that never finished (the process was killed) leaves its branch; one older than this is no
+# seed still running (the large profile seeds in minutes) and `neon parents --remove-old` removes it.
+STALE_SEEDING_HOURS = 24
+# Seeded parents `neon parents --remove-old` keeps: with the default branch, a check's branch and
+# three shards' that stays within the 10 branches the Free and Launch plans include.
+KEEP_PARENTS = 3
+# Branch listing (GET /branches): `limit` 1-10000 and a `cursor`, the previous page's
+# `pagination.next` (Neon API reference, listProjectBranches).
+LIST_LIMIT = 1000
 # 429: rate limited; 423: the project already has operations running (Neon serialises them): nothing
 # was done, so any request is retried. A 5xx may come after the work was done: GET and DELETE only.
 # Neon does not document Retry-After: it is honoured when sent, else the wait doubles from 1 s.
@@ -55,6 +78,17 @@ def is_compute_size(cu: float) -> bool:
     return cu in SHARED_CU or whole
 
 
+def schema_fingerprint(ddl: str) -> str:
+    """The models' DDL in 12 hex digits: the schema half of a seeded parent's name."""
+    return hashlib.sha256(ddl.encode()).hexdigest()[:12]
+
+
+def seeded_parent_name(db_name: str, dataset_fingerprint: str, schema: str) -> str:
+    """The parent branch whose database ``db_name`` holds this dataset in the tables of this schema
+    (schema_fingerprint)."""
+    return f"{SEEDED_PREFIX}{db_name}-{dataset_fingerprint}-{schema}"
+
+
 class NeonError(DatabaseError):
     """The Neon API refused or failed a request (exit code 3, like any unreachable target)."""
 
@@ -68,7 +102,9 @@ class NeonSettings:
     api_key: str = field(repr=False)  # never printed
     project_id: str
     api_url: str = API_URL
-    parent: str = DEFAULT_PARENT
+    # The branch holding the seeded dataset; None: the seeded parent of the database, dataset and
+    # models' schema (seeded_parent_name), which a command that only measures finds by the database.
+    parent: str | None = None
     branch: str | None = None  # the run's branch (a sharded run's get -1, -2, ...); None: taskbench-run-<random>
     compute_cu: float = 1.0  # fixed size (min = max): autoscaling mid-run would move the timings
     # The plan's largest fixed compute: Free 2 CU, Launch 16, Scale 56 (see above). 8 refuses a
@@ -193,10 +229,27 @@ class NeonClient:
 
     # -- branches -------------------------------------------------------------------------------
 
+    def list_branches(self, search: str | None = None) -> list[dict[str, Any]]:
+        """Every branch of the project (or those whose name or id contains ``search``), page after
+        page: the API answers at most ``limit`` per request and a ``pagination.next`` cursor for the
+        next page. A project past one page (thousands of branches on a paid plan) would otherwise
+        hide branches from the allowance count and from a lookup by name. Stops at an empty page, a
+        page without a cursor, or a cursor already followed (a server that repeats itself)."""
+        params: dict[str, Any] = {"limit": LIST_LIMIT, **({"search": search} if search else {})}
+        branches: list[dict[str, Any]] = []
+        followed: set[str] = set()
+        while True:
+            page = self.request("GET", "/branches", params=params)
+            branches += page.get("branches", [])
+            cursor = (page.get("pagination") or {}).get("next")
+            if not page.get("branches") or not cursor or cursor in followed:
+                return branches
+            followed.add(cursor)
+            params = {**params, "cursor": cursor}
+
     def find_branches(self, name: str) -> list[dict[str, Any]]:
         """Branches called exactly ``name`` (the API's search also matches parts of names)."""
-        branches = self.request("GET", "/branches", params={"search": name}).get("branches", [])
-        return [b for b in branches if b.get("name") == name]
+        return [b for b in self.list_branches(search=name) if b.get("name") == name]
 
     def find_branch(self, name: str) -> dict[str, Any] | None:
         return next(iter(self.find_branches(name)), None)
@@ -233,11 +286,19 @@ class NeonClient:
         return endpoint
 
     def delete_branch(self, branch_id: str) -> None:
+        """Delete a branch; one that is already gone counts as deleted. Neon answers that case 204
+        ("the branch doesn't exist or has already been deleted", deleteProjectBranch), which is a
+        success with no body; an older API answered 404, still taken as done."""
         try:
             self.request("DELETE", f"/branches/{branch_id}")
         except NeonError as exc:
-            if exc.status != 404:  # already gone is what we wanted
+            if exc.status != 404:
                 raise
+
+    def rename_branch(self, branch_id: str, name: str) -> None:
+        """PATCH the branch's name (updateProjectBranch); 409 when a branch already has it."""
+        renamed = self.request("PATCH", f"/branches/{branch_id}", json={"branch": {"name": name}})
+        self.wait(renamed.get("operations", []))
 
     def wait(self, operations: list[dict[str, Any]]) -> None:
         """Poll each operation until it has finished; a failed one is an error."""
@@ -345,16 +406,20 @@ def _uninterruptible() -> Iterator[None]:
 
 
 def parent_branch(client: NeonClient, db_name: str, create: bool) -> Branch:
-    """The named branch that holds the seeded dataset. Seeding (``create``) makes it from the
-    project's default branch if needed, with a compute and the database; a run only reads it, and
-    needs it seeded."""
+    """The branch that holds the seeded dataset: ``--neon-parent`` when given, else the seeded parent
+    of the models' schema that holds ``db_name`` (seeded_parent). With ``create`` (seeding into a
+    named branch) it is made from the project's default branch if needed, with a compute and the
+    database; a run only reads it, and needs it seeded. A seeded parent's own name is never created
+    here: seed_parent makes it, complete."""
     name = client.settings.parent
-    found = client.find_branch(name)
+    found = client.find_branch(name) if name else seeded_parent(client, db_name)
+    create = create and name is not None and not SEEDED_NAME.fullmatch(name)
     if found is None and not create:
         raise NeonError(
-            f"Neon branch {name!r} does not exist: seed it first (taskbench seed --target neon --neon-parent {name})"
+            f"Neon branch {name!r} does not exist: seed it first (taskbench seed --target neon --db-name {db_name})"
         )
     if found is None:
+        assert name is not None  # create is only set for a named branch
         found = client.create_branch(name, parent_id=None)["branch"]
     elif create:
         client.ensure_endpoint(found["id"])
@@ -362,11 +427,121 @@ def parent_branch(client: NeonClient, db_name: str, create: bool) -> Branch:
     if not client.has_database(branch, db_name):
         if not create:
             raise NeonError(
-                f"Neon branch {name!r} has no database {db_name!r}: seed it first "
-                f"(taskbench seed --target neon --neon-parent {name} --db-name {db_name})"
+                f"Neon branch {found['name']!r} has no database {db_name!r}: seed it first "
+                f"(taskbench seed --target neon --neon-parent {found['name']} --db-name {db_name})"
             )
         client.create_database(branch, db_name)
     return branch
+
+
+def seeded_parent(client: NeonClient, db_name: str) -> dict[str, Any]:
+    """The seeded parent a command that only measures branches from: the one made from the models'
+    schema as it is now that holds ``db_name``. Found, not computed: the dataset's fingerprint comes
+    from the profile, which only `seed` is given; the database name and the models are what `seed`
+    and a measuring command share. Several datasets seeded into one database name are ambiguous."""
+    from bench.targets.schema import model_ddl  # the models: only when a parent is looked for
+
+    schema = schema_fingerprint(model_ddl())
+    branches = client.list_branches()
+    parents = seeded_parents(client, branches)
+    holding = [p for p in parents if p.complete and p.schema == schema and p.database == db_name]
+    if not holding:
+        raise NeonError(
+            f"no seeded Neon parent holds database {db_name!r} for the models as they are now (schema "
+            f"{schema}): seed it first (taskbench seed --target neon --db-name {db_name} --profile ...)"
+        )
+    if len(holding) > 1:
+        raise InputError(
+            f"several seeded Neon parents hold database {db_name!r} for these models ("
+            + ", ".join(p.name for p in holding)
+            + "): name one with --neon-parent, or seed each dataset into a --db-name of its own"
+        )
+    return next(b for b in branches if b["id"] == holding[0].id)
+
+
+@contextmanager
+def seed_parent(client: NeonClient, name: str, db_name: str, announce: Callable[[str], None]) -> Iterator[Branch]:
+    """A new branch (from the project's default branch, with a compute and the database) for the
+    block to seed, renamed ``name`` once the block has finished: a branch of that name only ever
+    holds a complete dataset. If another seeder published ``name`` first, its parent stands and this
+    one is deleted; on any error or interrupt this one is deleted too. No expiry: Neon refuses a child
+    of an expiring branch, and this one is to have children."""
+    match = SEEDED_NAME.fullmatch(name)
+    assert match, f"{name} is not a seeded parent's name"
+    staging = f"{SEEDING_PREFIX}{name.removeprefix(SEEDED_PREFIX)}-{secrets.token_hex(3)}"
+    asked: dict[str, list[str]] = {staging: []}
+    published = False
+    try:
+        created = client.create_branch(staging, None, asked[staging].append)
+        announce(f"seeding Neon branch {staging}, to become {name}")
+        branch = client.describe(created["branch"], db_name, created.get("roles"), created.get("databases"))
+        if not any(d.get("name") == db_name for d in created.get("databases", [])):
+            client.create_database(branch, db_name)
+        yield branch
+        try:
+            client.rename_branch(branch.id, name)
+            published = True
+            announce(f"seeded Neon parent {name} ({branch.id})")
+        except NeonError as exc:
+            if exc.status != 409:
+                raise
+            announce(f"Neon parent {name} was published by another seed meanwhile; using it")
+    finally:
+        if not published:
+            _dispose(client, asked, announce, raise_errors=False)
+
+
+@dataclass(frozen=True)
+class SeededParent:
+    """A branch taskbench seeded as a parent (``complete``), or one whose seed never finished."""
+
+    id: str
+    name: str
+    database: str  # the database on it that holds the dataset
+    dataset: str  # the dataset's fingerprint
+    schema: str  # schema_fingerprint of the models' DDL it was seeded with
+    complete: bool
+    created_at: datetime
+    children: int  # branches made from it (runs measuring now); Neon refuses to delete it then
+
+    def age_hours(self, now: datetime | None = None) -> float:
+        return ((now or datetime.now(UTC)) - self.created_at) / timedelta(hours=1)
+
+
+def seeded_parents(client: NeonClient, branches: list[dict[str, Any]] | None = None) -> list[SeededParent]:
+    """The project's seeded parents and unfinished seeds, newest first."""
+    branches = client.list_branches() if branches is None else branches
+    parents = []
+    for b in branches:
+        match = SEEDED_NAME.fullmatch(b.get("name", "")) or SEEDING_NAME.fullmatch(b.get("name", ""))
+        if match:
+            parents.append(
+                SeededParent(
+                    id=b["id"],
+                    name=b["name"],
+                    database=match["database"],
+                    dataset=match["dataset"],
+                    schema=match["schema"],
+                    complete=match.re is SEEDED_NAME,
+                    created_at=datetime.fromisoformat(b["created_at"]),
+                    children=sum(1 for c in branches if c.get("parent_id") == b["id"]),
+                )
+            )
+    return sorted(parents, key=lambda p: p.created_at, reverse=True)
+
+
+def old_parents(parents: list[SeededParent], keep: int, now: datetime | None = None) -> list[SeededParent]:
+    """What `neon parents --remove-old` removes: the seeded parents after the ``keep`` newest, and
+    seeds unfinished for STALE_SEEDING_HOURS; never a branch with children (a run is measuring on
+    one of them, and Neon refuses to delete it)."""
+    complete = [p for p in parents if p.complete]
+    stale = [p for p in parents if not p.complete and p.age_hours(now) > STALE_SEEDING_HOURS]
+    return [p for p in [*complete[keep:], *stale] if not p.children]
+
+
+def remove_parents(client: NeonClient, parents: list[SeededParent], announce: Callable[[str], None]) -> None:
+    """Delete the given parents (each even when another cannot be); a failure is raised at the end."""
+    _dispose(client, {p.name: [p.id] for p in parents}, announce, raise_errors=True)
 
 
 @contextmanager
@@ -407,7 +582,7 @@ def _make_room(client: NeonClient, names: list[str]) -> None:
     s = client.settings
     if len(names) == 1 and s.branch is None:
         return
-    branches = client.request("GET", "/branches").get("branches", [])
+    branches = client.list_branches()  # every page: the allowance counts every branch, parents too
     taken = sorted(set(names) & {b["name"] for b in branches})
     if taken:
         raise InputError(
@@ -422,9 +597,11 @@ def _make_room(client: NeonClient, names: list[str]) -> None:
     active = sum(1 for e in endpoints if e.get("current_state") == "active" and e.get("branch_id") not in exempt)
     wanted = len(names)
     if len(branches) + wanted > s.max_branches or active + wanted > s.max_active_computes:
+        parents = seeded_parents(client, branches)
         raise InputError(
             f"{wanted} Neon branches would exceed the project's allowance: it has {len(branches)} of "
-            f"{s.max_branches} branches and {active} of {s.max_active_computes} active computes "
+            f"{s.max_branches} branches ({len(parents)} of them seeded parents: `taskbench neon parents "
+            f"--remove-old` removes old ones) and {active} of {s.max_active_computes} active computes "
             f"(the default branch's not counted), and {wanted} more would make {len(branches) + wanted} "
             f"and {active + wanted}; nothing was created"
         )

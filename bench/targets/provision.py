@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.errors import InputError
+from bench.errors import DatabaseError, InputError
 from bench.targets import schema
 from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
-from bench.targets.neon import Branch, NeonClient, NeonSettings, parent_branch, run_branches
+from bench.targets.neon import (
+    SEEDED_NAME,
+    Branch,
+    NeonClient,
+    NeonSettings,
+    parent_branch,
+    run_branches,
+    schema_fingerprint,
+    seed_parent,
+    seeded_parent_name,
+)
 from bench.targets.target import (
     DEFAULT_DATA_DIR,
     DEFAULT_DB_NAME,
@@ -27,6 +37,7 @@ from bench.targets.target import (
     open_target,
     parse_database_url,
 )
+from seed.profiles import Profile
 
 KINDS = ("auto", "embedded", "url", "neon", "docker")
 Announce = Callable[[str], None]
@@ -90,6 +101,60 @@ def dataset_home(spec: TargetSpec, announce: Announce = _quiet) -> Iterator[Targ
         yield _claimed(target, spec)
         return
     yield _claimed(open_target(spec.database_url if kind == "url" else None, spec.db_name, spec.data_dir), spec)
+
+
+def for_dataset(spec: TargetSpec, profile: Profile) -> TargetSpec:
+    """``spec`` with its Neon parent named after its database, ``profile``'s dataset and the models'
+    schema (unless --neon-parent named one): what a command that seeds, and then perhaps measures, uses."""
+    if spec.neon is None or spec.neon.parent is not None:
+        return spec
+    name = seeded_parent_name(spec.db_name, profile.fingerprint(), schema_fingerprint(schema.model_ddl()))
+    return replace(spec, neon=replace(spec.neon, parent=name))
+
+
+@contextmanager
+def seeded_home(
+    spec: TargetSpec,
+    profile: Profile,
+    seed: Callable[[Target], object],
+    announce: Announce = _quiet,
+    reload: bool = False,
+) -> Iterator[Target]:
+    """The dataset home holding ``profile``'s dataset: ``seed`` is called on it (and skips a dataset
+    already there). On Neon, a seeded parent (for_dataset) that exists is used as it is, never seeded
+    again in place (its children may be measuring); a missing one is seeded on a new branch and
+    published under its name once complete (seed_parent)."""
+    spec = for_dataset(spec, profile)
+    name = spec.neon.parent if spec.neon is not None and spec.resolved_kind == "neon" else None
+    if name is None or not SEEDED_NAME.fullmatch(name):
+        with dataset_home(spec, announce) as home:
+            seed(home)
+            yield home
+        return
+    assert spec.neon is not None
+    check_db_name(spec.db_name)
+    with _client(spec.neon) as client:
+        existed = client.find_branch(name) is not None
+        if existed and reload:
+            raise InputError(
+                f"--reload: Neon parent {name} is never seeded again in place (runs may be branching from "
+                f"it); delete it first: neonctl branches delete {name} --project-id {spec.neon.project_id}"
+            )
+        if not existed:
+            with seed_parent(client, name, spec.db_name, announce) as staging:
+                seed(_claimed(_neon_target(client, staging, spec.db_name), spec))
+        target = _neon_target(client, parent_branch(client, spec.db_name, create=False), spec.db_name)
+    announce(f"dataset home: Neon branch {name}")
+    if existed:
+        info = schema.current_dataset(target)
+        if not info or info.get("fingerprint") != profile.fingerprint():
+            raise DatabaseError(
+                f"Neon branch {name} does not hold dataset {profile.fingerprint()} in the models' tables; a "
+                f"seeded parent is never seeded in place: delete it (neonctl branches delete {name} "
+                f"--project-id {spec.neon.project_id}) and seed again"
+            )
+        seed(target)  # finds the dataset there: says so, loads nothing
+    yield target
 
 
 @contextmanager
