@@ -11,6 +11,7 @@ from bench.catalogue.files import load_catalog
 from bench.targets import schema
 from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
+from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fixture every module may use
 from tests.support import DATA_DIR, SCENARIOS, TINY
 
 

