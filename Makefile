@@ -9,7 +9,7 @@ export DATABASE_URL
 CHECK_DB  := taskbench_ci
 CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --quiet
 
-.PHONY: install bench test check baseline gate-proof seed-bench seed-bench-network validate scale load bench-pytest docs clean distclean
+.PHONY: install bench test check neon-check baseline gate-proof seed-bench seed-bench-network validate scale load bench-pytest docs clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test: $(STAMP) $(LINT)  ## lint and format check (ruff), type-check (mypy), then
 check: $(STAMP)  ## regression gate: the ci profile against the committed reports/baseline.json (time: base and head side by side)
 	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet
 	$(BIN)/taskbench check reports/baseline.json $(CHECK_RUN) --reports-dir reports/check --markdown reports/check/compare.md $(ARGS)
+
+neon-check: $(STAMP)  ## the CI workflow's Neon job: tools/neon_check.sh (NEON_API_KEY, NEON_PROJECT_ID, NEON_RUN_BRANCH; ARGS go to check)
+	tools/neon_check.sh $(ARGS)
 
 baseline: $(STAMP)  ## re-take reports/baseline.json on the ci profile: make baseline REASON="why"
 	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet

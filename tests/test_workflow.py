@@ -268,21 +268,26 @@ def test_the_embedded_job_gates_with_the_committed_baseline(workflow):
     assert any("make check" in run and "--annotations" in run and "GITHUB_STEP_SUMMARY" in run for run in runs)
 
 
-def test_the_neon_job_measures_on_one_fixed_size_branch_and_always_deletes_it_by_name(workflow):
+ATTEMPT_NAME = "taskbench-pr-${{ github.event.pull_request.number }}-${{ github.run_id }}-${{ github.run_attempt }}"
+
+
+def test_a_change_anywhere_make_test_reads_runs_the_workflow(workflow):
+    paths = workflow["on"]["pull_request"]["paths"]
+    assert {"tests/**", "tools/**", ".ci/**", "docs/**", "bench/**", "seed/**", "scenarios/**"} <= set(paths)
+
+
+def test_the_neon_job_runs_the_one_script_a_test_runs_and_always_deletes_its_branch_by_name(workflow):
     job = workflow["jobs"]["neon"]
     assert not any("create-branch-action" in step.get("uses", "") for step in job["steps"])
-    name = job["env"]["NEON_RUN_BRANCH"]
-    assert all(part in name for part in ("pull_request.number", "github.run_id", "github.run_attempt"))
-    (check,) = [step["run"] for step in job["steps"] if "taskbench check" in step.get("run", "")]
-    assert all(
-        option in check
-        for option in (
-            "--target neon",
-            '--neon-parent "$NEON_PARENT_BRANCH"',
-            '--neon-branch "$NEON_RUN_BRANCH"',
-            "--neon-compute 1",
-        )
-    )
+    assert job["env"]["NEON_RUN_BRANCH"] == ATTEMPT_NAME  # this job's own attempt
+    (checkout,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["fetch-depth"] == "0"  # the base commit is there for --before-ref
+    (check,) = [step for step in job["steps"] if "neon_check.sh" in step.get("run", "")]
+    assert check["run"] == "exec tools/neon_check.sh"  # exec: the runner's cancel reaches taskbench
+    assert check["env"]["BASE_REF"] == "${{ github.event.pull_request.base.sha }}"
+    script = (ROOT / "tools" / "neon_check.sh").read_text()
+    assert re.search(r"^exec \"\$\{check\[@\]\}\" \"\$@\"$", script, re.MULTILINE)
+    assert all(f'"${name}"' in script or f"${{{name}" in script for name in ("NEON_RUN_BRANCH", "BASE_REF"))
     last = job["steps"][-1]
     assert last["uses"].startswith("neondatabase/delete-branch-action@")
     assert last["if"] == "always()" and last["continue-on-error"] == "true"
@@ -294,28 +299,26 @@ def test_the_sharded_neon_jobs_measure_each_shard_on_its_branch_merge_gate_and_a
     setup, shard, merge, cleanup = (
         jobs[name] for name in ("neon-shards-setup", "neon-shard", "neon-shards-merge", "neon-shards-cleanup")
     )
-    # the setup job seeds the parent once (the neon job waits for it) and names N and the branches
+    # the setup job seeds the parent once (the neon job waits for it) and says N
     assert any("taskbench seed --target neon" in step.get("run", "") for step in setup["steps"])
-    assert not any("taskbench seed" in step.get("run", "") for step in jobs["neon"]["steps"])
+    assert not any("--neon-parent" in step.get("run", "") for job in jobs.values() for step in job.get("steps", []))
     assert "neon-shards-setup" in jobs["neon"]["needs"] and setup["needs"] == "neon-config"
     (plan,) = [step for step in setup["steps"] if step.get("id") == "shards"]
     output = tmp_path / "github_output"
     subprocess.run(
-        ["bash", "-c", plan["run"]],
-        env={**os.environ, "GITHUB_OUTPUT": str(output), "SHARDS": "3", "BRANCH": "taskbench-pr-7-42-1-shard"},
-        check=True,
+        ["bash", "-c", plan["run"]], env={**os.environ, "GITHUB_OUTPUT": str(output), "SHARDS": "3"}, check=True
     )
-    assert output.read_text().splitlines() == ["count=3", "shards=[1, 2, 3]", "branch=taskbench-pr-7-42-1-shard"]
-    assert all(part in plan["env"]["BRANCH"] for part in ("pull_request.number", "github.run_id", "github.run_attempt"))
-    # each shard: its own branch, named as the cleanup deletes it, and its share of the split
+    assert output.read_text().splitlines() == ["count=3", "shards=[1, 2, 3]"]
+    # each shard: its own branch, named from its own attempt as the cleanup names it from its own
     assert shard["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.neon-shards-setup.outputs.shards) }}"
     (measure,) = [step for step in shard["steps"] if "taskbench run" in step.get("run", "")]
+    assert measure["run"].startswith("exec .venv/bin/taskbench run")
     assert all(
         option in measure["run"]
         for option in ('--shard "$SHARD"', "--target neon", "--neon-compute 1", '--neon-branch "$SHARD_BRANCH"')
     )
     assert measure["env"]["SHARD"] == "${{ matrix.shard }}/${{ needs.neon-shards-setup.outputs.count }}"
-    branch = "${{ needs.neon-shards-setup.outputs.branch }}-${{ matrix.shard }}"
+    branch = f"{ATTEMPT_NAME}-shard-${{{{ matrix.shard }}}}"
     assert measure["env"]["SHARD_BRANCH"] == branch
     (upload,) = [step for step in shard["steps"] if "upload-artifact" in step.get("uses", "")]
     assert upload["with"]["path"].endswith("/results.json")  # one file: a directory would bring `latest` twice
@@ -332,3 +335,11 @@ def test_the_sharded_neon_jobs_measure_each_shard_on_its_branch_merge_gate_and_a
     (delete,) = cleanup["steps"]
     assert delete["uses"].startswith("neondatabase/delete-branch-action@") and delete["continue-on-error"] == "true"
     assert delete["with"]["branch"] == branch
+
+
+def test_taskbench_is_started_with_exec_wherever_the_workflow_runs_it_on_neon(workflow):
+    for name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            run = step.get("run", "")
+            if "--target neon" in run or "neon_check.sh" in run:
+                assert run.startswith("exec "), f"{name}: {run}"

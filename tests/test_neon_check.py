@@ -1,0 +1,182 @@
+"""tools/neon_check.sh — the workflow's Neon job — run as CI runs it, against the Neon API stand-in
+whose branches are databases on a server with Neon's 1 CU settings (tests/neon_settings_server.py):
+the seeded parent, `taskbench check` on a fixed-size child branch with base and head side by side,
+its exit code, and what a cancel leaves behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION
+from bench.targets.neon import SEEDED_NAME
+from tests.neon_standin import NeonStandIn
+from tests.support import ROOT, cli_env, committed_scenarios
+
+KEY = "neon-check-key"
+SCRIPT = ROOT / "tools" / "neon_check.sh"
+READS, VARIANTS = ("recent_tasks", "task_by_id"), ("composite",)
+# The check's regressions depend on the check command's rework (REFERENCE optional, --before-ref
+# defaulting to the merge base, exit 1 over "cannot judge"), which lands separately.
+PENDING = pytest.mark.xfail(reason="pending check rework", strict=False)
+
+
+@pytest.fixture(scope="module")
+def standin(neon_settings_server):
+    api = NeonStandIn(neon_settings_server, KEY)
+    api.page_size = 3  # the script's lookups follow the pages
+    yield api
+    api.close()
+
+
+def _scenarios(root: Path) -> Path:
+    """A repository whose commit holds a small catalogue (two reads, one variant): "before"."""
+    scen = committed_scenarios(root)
+    (scen / "mix.toml").unlink()
+    for path in [*(scen / "queries").glob("*.toml"), *(scen / "variants").glob("*.toml")]:
+        if path.stem not in (*READS, *VARIANTS):
+            path.unlink()
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "small"], cwd=root, check=True
+    )
+    return scen
+
+
+def _env(standin: NeonStandIn, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return cli_env(
+        {
+            "NEON_API_KEY": KEY,
+            "NEON_PROJECT_ID": standin.project_id,
+            "NEON_API_URL": standin.url,
+            "NEON_RUN_BRANCH": f"taskbench-pr-7-{tmp_path.name}-1",
+            "BASE_REF": "HEAD",
+            "PROFILE": "ci",
+            "SEED_OPTIONS": "--users 3 --tasks-per-user 1500",  # tests/support.py TINY's size
+            "DB_NAME": "tb_neoncheck",
+            "REPORTS_DIR": str(tmp_path / "reports"),
+            **extra,
+        },
+        unset=("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"),
+    )
+
+
+def _args(scen: Path) -> list[str]:
+    return ["bash", str(SCRIPT), "--scenarios-dir", str(scen), "--pairs", "8", "--concurrent"]
+
+
+def _run(standin: NeonStandIn, tmp_path: Path, scen: Path, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        _args(scen), cwd=ROOT, env=_env(standin, tmp_path, **extra), capture_output=True, text=True, timeout=600
+    )
+
+
+def _no_branch_left(standin: NeonStandIn, name: str) -> bool:
+    return standin.branch_named(name) is None and not any(
+        b["name"].startswith("taskbench-seeding-") for b in standin.branches.values()
+    )
+
+
+@PENDING
+def test_unchanged_code_passes_with_the_time_gate_on(standin, tmp_path):
+    scen = _scenarios(tmp_path)
+    proc = _run(standin, tmp_path, scen)
+    assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    assert "side by side" in proc.stdout and "Traceback" not in proc.stderr and KEY not in proc.stdout + proc.stderr
+    assert _no_branch_left(standin, f"taskbench-pr-7-{tmp_path.name}-1")
+
+
+EDITS = {
+    # an always-true, CPU-bound condition: milliseconds more per execution, the same rows
+    "slower query": (
+        "queries/recent_tasks.toml",
+        lambda text: text.replace(
+            "WHERE ", "WHERE (SELECT sum(i) FROM generate_series(1, 100000) AS s(i)) > 0 AND ", 1
+        ),
+    ),
+    "changed result": (
+        "queries/recent_tasks.toml",
+        lambda text: text.replace("LIMIT :page_size", "LIMIT :page_size - 1"),
+    ),
+    "dropped index": (
+        "variants/composite.toml",
+        lambda text: re.sub(r'\n  "CREATE INDEX tb_tasks_user_created[^\n]*', "", text),
+    ),
+}
+
+
+@PENDING
+@pytest.mark.parametrize("change", list(EDITS))
+def test_a_regression_in_the_head_is_exit_1(standin, tmp_path, change):
+    scen = _scenarios(tmp_path)
+    relative, edit = EDITS[change]
+    path = scen / relative
+    edited = edit(path.read_text())
+    assert edited != path.read_text()
+    path.write_text(edited)  # the head: the working tree; "before": the commit (BASE_REF=HEAD)
+    proc = _run(standin, tmp_path, scen)
+    assert proc.returncode == EXIT_REGRESSION, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _other_models(root: Path) -> Path:
+    """A copy of the harness whose models name one constraint differently: other DDL, same rows."""
+    copy = root / "other-models"
+    for package in ("bench", "seed"):
+        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    models = copy / "bench" / "models.py"
+    models.write_text(models.read_text().replace("ck_tasks_title_not_blank", "ck_tasks_title_not_empty"))
+    return copy
+
+
+def _constraints(standin: NeonStandIn, branch: dict) -> set[str]:
+    url = standin.server.set(drivername="postgresql", database=standin.physical_name(branch["id"], "tb_neoncheck"))
+    with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
+        rows = conn.execute("SELECT conname FROM pg_constraint WHERE conname LIKE 'ck_tasks_title%'").fetchall()
+    return {r[0] for r in rows}
+
+
+@PENDING
+def test_two_runs_with_different_models_at_once_never_see_each_others_tables(standin, tmp_path):
+    scen = _scenarios(tmp_path / "repo")
+    other = _other_models(tmp_path)
+    runs = [
+        (tmp_path / "ours", {}),
+        (tmp_path / "theirs", {"PYTHONPATH": str(other)}),  # found before the editable install's own
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        procs = list(pool.map(lambda run: _run(standin, run[0], scen, **run[1]), runs))
+    for proc in procs:
+        assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+    parents = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"] or "")]
+    held = [_constraints(standin, b) for b in parents if "tb_neoncheck" in standin.databases_of(b["id"])]
+    # a parent per schema, each holding its own models' tables only
+    assert {"ck_tasks_title_not_blank"} in held and {"ck_tasks_title_not_empty"} in held
+    assert all(len(constraints) == 1 for constraints in held)
+
+
+@PENDING
+def test_a_cancel_mid_run_is_exit_130_and_leaves_no_branch(standin, tmp_path):
+    scen = _scenarios(tmp_path)
+    name = f"taskbench-pr-7-{tmp_path.name}-1"
+    proc = subprocess.Popen(
+        _args(scen), cwd=ROOT, env=_env(standin, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while standin.branch_named(name) is None:  # the check's branch: seeding is done, check measures
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(2.0)
+    os.kill(proc.pid, signal.SIGTERM)  # the script's process: check, since the script execs it
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr and _no_branch_left(standin, name)
+    assert not list((tmp_path / "reports").glob("*/results.json"))  # nothing partial written
