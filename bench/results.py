@@ -30,6 +30,12 @@ Format history:
   processes, duration, rate, warm-up, seed, parameter sets and pgbench rounds (no more the matrix's
   settings it never used). Older files get the kind from their sections and a load run's config
   from its ``load`` section (what that does not hold is null: not recorded).
+- 9 (2026-12-06): planner settings as PostgreSQL shows them, in their real unit
+  (``effective_cache_size``: ``4GB``, where 8 kB pages were glued to their unit as ``5242888kB``);
+  a check's ``side_by_side`` holds both sides measured now: the base side's own cells
+  (``base_cells``), what only the base has (``gone``) and the pairs taken again to confirm a time
+  regression (``confirmation``); its ``incomparable`` is gone (each side is timed with its own
+  parameters).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from bench.errors import InputError
 from bench.judge.stats import Quantile, Summary, Verdict
 from bench.measure.plan import PlanFacts
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -387,15 +393,27 @@ class PairedSamples(BaseModel):
 
 
 class SideBySide(BaseModel):
+    """A check's two sides, measured on one server in one job: the base side's own cells (where its
+    request, indexes or schema differ from the head's; the others are the head's cells, measured
+    once for both), and the pairs the time gate judges."""
+
     pairs: int  # per cell
     calibration_base_ms: dict[str, list[float]]  # per calibration item, the base side's samples
     calibration_head_ms: dict[str, list[float]]
     cells: list[PairedSamples]
     new: list[str]  # scenarios and variants only the head has: nothing to measure them beside
-    incomparable: list[str]  # cells both have that cannot be given the same parameters, and why
+    gone: list[str] = []  # scenarios and variants only the base has
+    base_cells: list[Cell] = []  # the base side's measured cells
     # None: the base side ran on the models' schema; else it was rebuilt from the reference run's
     # recorded DDL (the models changed since), and these are what the rows could not supply
     rebuilt_schema: list[str] | None = None
+    # pairs taken again on fresh connections for cells the first pairs found slower: a time
+    # regression must show in both (``bench.judge.check``)
+    confirmation: list[PairedSamples] = []
+
+    def base_cell(self, scenario: str, variant: str, head: Cell) -> Cell:
+        """The base side's cell: its own when it measured one, else the head's (the same cell)."""
+        return next((c for c in self.base_cells if (c.scenario, c.variant) == (scenario, variant)), head)
 
 
 class Calibration(BaseModel):
@@ -635,8 +653,51 @@ def _update_to_8(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+# The units of the recorded settings that have one, as pg_settings gives them (fixed per setting):
+# what an older file glued to the number.
+_OLD_UNITS = {"effective_cache_size": "8kB", "shared_buffers": "8kB", "work_mem": "kB"}
+
+
+def _update_to_9(raw: dict[str, Any]) -> dict[str, Any]:
+    """Settings in their real unit; a check's side-by-side part loses what no longer exists."""
+    settings = raw.get("environment", {}).get("settings", {})
+    for name, unit in _OLD_UNITS.items():
+        value = settings.get(name)
+        if isinstance(value, str) and value.endswith(unit) and value[: -len(unit)].isdigit():
+            settings[name] = setting_text(value[: -len(unit)], unit)
+    if isinstance(raw.get("side_by_side"), dict):
+        raw["side_by_side"].pop("incomparable", None)
+    return raw
+
+
+_BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def setting_text(setting: str, unit: str | None) -> str:
+    """A setting as PostgreSQL's SHOW prints it: in the largest unit that divides it exactly
+    (``524288`` of ``8kB`` → ``4GB``); a setting without a unit, or not a whole number, as it is."""
+    for scale in (_BYTES, _MS):
+        if unit in scale and setting.isdigit():
+            base = int(setting) * scale[unit]
+            if base == 0:
+                return "0"
+            shown = sorted((size, name) for name, size in scale.items() if name != "8kB")
+            size, name = next((size, name) for size, name in reversed(shown) if base % size == 0)
+            return f"{base // size}{name}"
+    return setting if setting.startswith("-") else setting + (unit or "")
+
+
 # version -> the step that brings a file of that version to the next one
-_MIGRATIONS = {2: _update_to_3, 3: _update_to_4, 4: _update_to_5, 5: _update_to_6, 6: _update_to_7, 7: _update_to_8}
+_MIGRATIONS = {
+    2: _update_to_3,
+    3: _update_to_4,
+    4: _update_to_5,
+    5: _update_to_6,
+    6: _update_to_7,
+    7: _update_to_8,
+    8: _update_to_9,
+}
 
 
 def readable_versions() -> list[int]:

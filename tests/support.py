@@ -12,9 +12,11 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from bench.catalogue.files import Catalog
 from bench.targets import schema
 from bench.targets.target import Target
 from seed.profiles import get_profile
@@ -104,3 +106,18 @@ def committed_scenarios(root: Path) -> Path:
             ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True
         )
     return root / "scenarios"
+
+
+def edited_catalogue(root: Path, edits: dict[str, Callable[[str], str]]) -> Catalog:
+    """The shipped catalogue copied under ``root`` with each file (relative to scenarios/) passed
+    through its edit; an edit that changes nothing fails, so a test cannot go on testing nothing."""
+    from bench.catalogue.files import load_catalog
+
+    copy = root / f"scenarios-{len(list(root.glob('scenarios-*')))}"
+    shutil.copytree(SCENARIOS, copy)
+    for relative, edit in edits.items():
+        path = copy / relative
+        text = path.read_text()
+        assert edit(text) != text, f"the edit no longer changes {relative}"
+        path.write_text(edit(text))
+    return load_catalog(copy)

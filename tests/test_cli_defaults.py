@@ -115,6 +115,7 @@ NOTHING_ASKED: dict[str, Any] = {
             "markdown_out",
             "before",
             "before_ref",
+            "baseline",
             "shard",
             "durations",
             "out_dir",
@@ -122,7 +123,7 @@ NOTHING_ASKED: dict[str, Any] = {
         ),
         None,
     ),
-    **dict.fromkeys(("github", "quiet", "reload", "write_variant"), False),
+    **dict.fromkeys(("github", "quiet", "reload", "write_variant", "measure_unchanged"), False),
     "reason": "",
     "parallel": 1,
     "remove_old": False,  # neon parents: removes nothing unless asked

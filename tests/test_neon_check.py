@@ -27,7 +27,6 @@ SCRIPT = ROOT / "tools" / "neon_check.sh"
 READS, VARIANTS = ("recent_tasks", "task_by_id"), ("composite",)
 # The check's regressions depend on the check command's rework (REFERENCE optional, --before-ref
 # defaulting to the merge base, exit 1 over "cannot judge"), which lands separately.
-PENDING = pytest.mark.xfail(reason="pending check rework", strict=False)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +84,6 @@ def _no_branch_left(standin: NeonStandIn, name: str) -> bool:
     )
 
 
-@PENDING
 def test_unchanged_code_passes_with_the_time_gate_on(standin, tmp_path):
     scen = _scenarios(tmp_path)
     proc = _run(standin, tmp_path, scen)
@@ -113,7 +111,6 @@ EDITS = {
 }
 
 
-@PENDING
 @pytest.mark.parametrize("change", list(EDITS))
 def test_a_regression_in_the_head_is_exit_1(standin, tmp_path, change):
     scen = _scenarios(tmp_path)
@@ -144,7 +141,6 @@ def _constraints(standin: NeonStandIn, branch: dict) -> set[str]:
     return {r[0] for r in rows}
 
 
-@PENDING
 def test_two_runs_with_different_models_at_once_never_see_each_others_tables(standin, tmp_path):
     scen = _scenarios(tmp_path / "repo")
     other = _other_models(tmp_path)
@@ -163,7 +159,6 @@ def test_two_runs_with_different_models_at_once_never_see_each_others_tables(sta
     assert all(len(constraints) == 1 for constraints in held)
 
 
-@PENDING
 def test_a_cancel_mid_run_is_exit_130_and_leaves_no_branch(standin, tmp_path):
     scen = _scenarios(tmp_path)
     name = f"taskbench-pr-7-{tmp_path.name}-1"

@@ -103,3 +103,15 @@ def test_report_reads_every_fixture(fixture, tmp_path):
     assert ("heatmap.png" in written) == bool(res.cells)
     assert ("scale.png" in written) == (res.kind == "scale")
     assert ("load.png" in written) == (res.kind == "load")
+
+
+def test_settings_migrate_to_their_real_unit_as_postgresql_shows_them():
+    older = results_io.load(DATA / "results_v8.json").environment.settings
+    assert older["effective_cache_size"] == "4GB" and older["work_mem"] == "4MB"
+    assert older["random_page_cost"] == "4"  # no unit: as it was
+    assert [results_io.setting_text(*s) for s in [("393216", "8kB"), ("20481", "8kB"), ("0", "kB"), ("60", "s")]] == [
+        "3GB",
+        "163848kB",
+        "0",
+        "1min",
+    ]

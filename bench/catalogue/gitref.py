@@ -12,6 +12,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import InputError
@@ -51,3 +52,37 @@ def scenarios_at(ref: str, scenarios_dir: Path) -> Iterator[Path]:
         if not exported.is_dir():
             raise InputError(f"commit {ref} has no {relative}/")
         yield exported
+
+
+@dataclass(frozen=True)
+class MergeBase:
+    commit: str
+    branch: str  # the default branch it was found with, e.g. origin/main
+
+
+_DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
+
+
+def default_merge_base(scenarios_dir: Path) -> MergeBase | None:
+    """The merge base of HEAD with the repository's default branch (the remote's HEAD, else main or
+    master), or None where there is no git, no repository or no such branch: "before" for a check
+    that is told none. On the default branch itself, that is HEAD: an A/A check."""
+    folder = scenarios_dir.resolve()
+    if not folder.is_dir():
+        return None
+    for branch in _DEFAULT_BRANCHES:
+        try:
+            _git("rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}", cwd=folder)
+            commit = _git("merge-base", "HEAD", branch, cwd=folder).decode().strip()
+        except InputError:
+            continue
+        return MergeBase(commit, _symbolic(branch, folder))
+    return None
+
+
+def _symbolic(branch: str, cwd: Path) -> str:
+    """origin/HEAD as the branch it points to (origin/main), for the output."""
+    try:
+        return _git("rev-parse", "--abbrev-ref", branch, cwd=cwd).decode().strip() or branch
+    except InputError:
+        return branch

@@ -689,63 +689,68 @@ def check_cmd(
     time: TimeThresholds,
     pairs: PairOptions,
     baseline: Annotated[
-        Path, typer.Argument(help=f"Reference run to judge against (e.g. {results_io.BASELINE_FILE}).")
-    ],
+        Path | None,
+        typer.Argument(
+            help=f"A reference run (e.g. {results_io.BASELINE_FILE}): its drift against the head is shown, "
+            "and outside git it stands for 'before'."
+        ),
+    ] = None,
     scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
     before: Annotated[
         Path | None,
-        typer.Option(
-            "--before",
-            help='A scenarios directory that stands for "before" (default: the reference run\'s '
-            "own SQL and index statements).",
-        ),
+        typer.Option("--before", help='A scenarios directory that stands for "before".'),
     ] = None,
     before_ref: Annotated[
         str | None,
         typer.Option(
             "--before-ref",
-            help='A git commit whose scenarios directory stands for "before" (e.g. origin/main); '
-            "read from the repository, nothing checked out.",
+            help='A git commit whose scenarios directory stands for "before" (default: the merge base with '
+            "the default branch); read from the repository, nothing checked out.",
         ),
     ] = None,
+    measure_unchanged: Annotated[
+        bool,
+        typer.Option(
+            "--measure-unchanged",
+            help="Measure cells that are the same on both sides twice too (the gate proof's A/A checks).",
+        ),
+    ] = False,
     reports_dir: ReportsDir = results_io.CHECK_DIR,
     markdown_out: MarkdownOut = None,
     github: GithubAnnotations = False,
     quiet: Quiet = False,
 ) -> None:
-    """The CI gate: measure the head, judge it against the reference run's facts, and time it side by side
-    with the reference run's SQL and indexes on this machine, now."""
-    from contextlib import nullcontext
-    from dataclasses import replace
-
-    from bench.catalogue.gitref import scenarios_at
-    from bench.judge.check import CheckThresholds, check
+    """The CI gate: measure base and head now, on this server, and judge head against base on every gate
+    (plans, buffers, warning signs, rows, verdicts, time side by side)."""
+    from bench.judge.check import CheckThresholds, check, resolve_before
     from bench.measure.paired import side_by_side
+    from bench.measure.sides import measure_sides
     from bench.targets.schema import model_ddl
 
-    if before and before_ref:
-        raise InputError("--before and --before-ref both name a 'before': give one")
-    base = results_io.load(baseline)
+    reference = results_io.load(baseline) if baseline else None
     catalog = catalog_io.load_catalog(scenarios_dir)
-    with scenarios_at(before_ref, scenarios_dir) if before_ref else nullcontext(before) as before_dir:
-        before_cat = catalog_io.load_catalog(before_dir) if before_dir else None
     pair_opts = replace(pairs, seed=opts.seed, concurrent=opts.concurrent, lock_wait=opts.lock_wait)
-    with measurement_target(spec, announce=_note) as target:
+    with (
+        resolve_before(catalog, scenarios_dir, before, before_ref, reference, model_ddl()) as base,
+        measurement_target(spec, announce=_note) as target,
+    ):
         _show(target)
+        _note(f"before: {base.source}")
 
-        def measure(cat: Catalog) -> Results:
-            with progress(not quiet, unit="cells") as advance:
-                return run(target, cat, opts, advance)
+        def measure(before_cat: Catalog, after: Catalog, base_schema: str | None) -> Results:
+            with progress(not quiet, unit="steps") as advance:
+                return measure_sides(
+                    target, before_cat, after, opts, pair_opts, advance, base_schema, measure_unchanged
+                )
 
-        def measure_pairs(before_cat: Catalog, after: Catalog, base_schema: str | None) -> SideBySide:
+        def confirm(before_cat: Catalog, after: Catalog, base_schema: str | None) -> SideBySide:
             with progress(not quiet, unit="variants") as advance:
                 return side_by_side(target, before_cat, after, pair_opts, advance, base_schema)
 
-        current, result = check(
-            catalog, base, measure, measure_pairs, CheckThresholds(gates, time), before_cat, model_ddl()
-        )
-    _note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
-    _verdict(result, base.run_id, current.run_id, github, markdown_out)
+        current, result = check(catalog, base, measure, confirm, CheckThresholds(gates, time), reference)
+    if current is not None:
+        _note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
+    _verdict(result, "base", current.run_id if current else "head", github, markdown_out)
 
 
 def _verdict(result: Comparison, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:

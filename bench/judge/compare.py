@@ -29,6 +29,10 @@ class Comparison:
     findings: list[Finding] = field(default_factory=list)
     time: str = NO_SIDE_BY_SIDE  # how time was judged, in one line
     time_refused: str | None = None  # why time could not be judged where it should have been (exit 2)
+    notes: list[str] = field(default_factory=list)  # what was measured how, and what was left unjudged
+    # a check's reference run against the head: shown, never judged (measured elsewhere or earlier)
+    drift: list[Finding] = field(default_factory=list)
+    drift_line: str | None = None
 
     @property
     def regressions(self) -> list[Finding]:
@@ -44,9 +48,10 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        if self.incomparable or self.time_refused:
-            return EXIT_INPUT
-        return EXIT_REGRESSION if self.regressions else EXIT_OK
+        """A regression found is a regression even where something else could not be judged."""
+        if self.regressions:
+            return EXIT_REGRESSION
+        return EXIT_INPUT if self.incomparable or self.time_refused else EXIT_OK
 
 
 def incompatibilities(base: Results, cur: Results) -> list[str]:
@@ -104,7 +109,7 @@ def paired(
     return out_b, out_c
 
 
-def _explained_pairs(base: Cell, cur: Cell) -> tuple[Cell, Cell]:
+def explained_pairs(base: Cell, cur: Cell) -> tuple[Cell, Cell]:
     """Both cells reduced to their explained samples that pair up (buffers and result rows of the
     same parameter sets), so every gate compares like with like."""
 
@@ -155,7 +160,7 @@ def compare(base: Results, cur: Results, th: GateThresholds = DEFAULT_GATES, for
                 )
             )
             continue
-        result.findings += judge_cell(*_explained_pairs(bcell, ccell), th)
+        result.findings += judge_cell(*explained_pairs(bcell, ccell), th)
     return result
 
 

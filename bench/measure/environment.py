@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from bench import __version__
-from bench.results import Environment
+from bench.results import Environment, setting_text
 from bench.targets.target import Target
 
 # Settings that change plans or timings: two runs that differ here are not comparable as-is.
@@ -66,7 +66,7 @@ def machine() -> dict[str, str | int]:
 
 async def environment(conn: asyncpg.Connection, target: Target) -> Environment:
     settings = {
-        r["name"]: r["setting"] + (r["unit"] or "")
+        r["name"]: setting_text(r["setting"], r["unit"])
         for r in await conn.fetch(
             "SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1::text[]) ORDER BY name",
             list(PLANNER_SETTINGS),

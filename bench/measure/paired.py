@@ -35,10 +35,12 @@ from bench.targets.target import Target, connected, scratch_copy
 
 @dataclass
 class Side:
-    """One side of a pair: a connection and the scenario as that side wrote it."""
+    """One side of a pair: a connection, the scenario as that side wrote it, and the parameters it
+    is drawn (when both sides declare the same parameters, the head's draw serves both)."""
 
     conn: asyncpg.Connection
     scenario: Scenario
+    drawer: Drawer
 
 
 @dataclass
@@ -47,11 +49,28 @@ class PairedCell:
     variant: str
     base: Side
     head: Side
-    drawer: Drawer  # the parameters both sides get (drawn for the head's binds, by name)
     base_ms: list[float] = field(default_factory=list)
     head_ms: list[float] = field(default_factory=list)
     base_hashes: list[str] = field(default_factory=list)
     head_hashes: list[str] = field(default_factory=list)
+
+    @property
+    def same_parameters(self) -> bool:
+        """Both sides get the same values: the same parameters declared, so rows can be compared."""
+        return dict(self.base.scenario.params) == dict(self.head.scenario.params)
+
+    @property
+    def rows_comparable(self) -> bool:
+        return self.same_parameters and self.base.scenario.kind == self.head.scenario.kind == "read"
+
+    def arguments(self, head_values: list[object], base_drawer: Drawer) -> tuple[list[object], list[object]]:
+        """(base, head) arguments of one pair. With the same parameters declared, the base gets the
+        head's values by name (a rewrite may have reordered its binds); else each side draws its own
+        from its own declarations, and the pair compares what each side does with its own."""
+        if not self.same_parameters:
+            return base_drawer.draw(), head_values
+        by_name = dict(zip(self.head.drawer.order, head_values, strict=True))
+        return [by_name[name] for name in self.base.scenario.query.params], head_values
 
 
 @dataclass
@@ -60,15 +79,12 @@ class Calibration:
     head_ms: dict[str, list[float]] = field(default_factory=lambda: {item: [] for item in ITEMS})
 
 
-def pair_cell(scenario: str, variant: str, base: Side, head: Side, pools: Pools, seed: int) -> PairedCell:
-    return PairedCell(scenario, variant, base, head, Drawer(head.scenario, pools, seed, stream="paired"))
+def pair_cell(scenario: str, variant: str, base: Side, head: Side) -> PairedCell:
+    return PairedCell(scenario, variant, base, head)
 
 
-def _arguments(side: Side, drawer: Drawer, values: list[object]) -> list[object]:
-    """The drawn values in this side's bind order (a rewrite may have reordered or renamed binds:
-    a name the head does not have gets nothing to pair with, which the caller refuses first)."""
-    by_name = dict(zip(drawer.order, values, strict=True))
-    return [by_name[name] for name in side.scenario.query.params]
+def _side(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, seed: int, stream: str) -> Side:
+    return Side(conn, scenario, Drawer(scenario, pools, seed, stream=stream))
 
 
 async def _execute(side: Side, args: list[object]) -> tuple[float, str]:
@@ -85,10 +101,10 @@ async def _execute(side: Side, args: list[object]) -> tuple[float, str]:
 
 
 async def _pair(cell: PairedCell, base_first: bool) -> None:
-    values = cell.drawer.draw()
-    order = [(cell.base, True), (cell.head, False)]
-    for side, is_base in order if base_first else reversed(order):
-        ms, digest = await _execute(side, _arguments(side, cell.drawer, values))
+    base_args, head_args = cell.arguments(cell.head.drawer.draw(), cell.base.drawer)
+    order = [(cell.base, base_args, True), (cell.head, head_args, False)]
+    for side, args, is_base in order if base_first else reversed(order):
+        ms, digest = await _execute(side, args)
         (cell.base_ms if is_base else cell.head_ms).append(round(ms, 4))
         (cell.base_hashes if is_base else cell.head_hashes).append(digest)
 
@@ -110,15 +126,21 @@ async def measure_pairs(
     if not cells:
         return
     base, head = cells[0].base.conn, cells[0].head.conn
-    # the warm-up's own stream: however many rounds it takes, the pairs' parameters stay put
-    warm = [Drawer(cell.head.scenario, cell.drawer.pools, 0, stream="paired warm-up") for cell in cells]
+    # the warm-up's own streams: however many rounds it takes, the pairs' parameters stay put
+    warm = [
+        (
+            Drawer(cell.base.scenario, cell.base.drawer.pools, 0, stream="paired warm-up"),
+            Drawer(cell.head.scenario, cell.head.drawer.pools, 0, stream="paired warm-up"),
+        )
+        for cell in cells
+    ]
     started, rounds = time.perf_counter(), 0
     while rounds < warmup or time.perf_counter() - started < warmup_seconds:
-        for cell, drawer in zip(cells, warm, strict=True):
-            values = drawer.draw()
-            sides = (cell.base, cell.head) if rounds % 2 == 0 else (cell.head, cell.base)
-            for side in sides:
-                await _execute(side, _arguments(side, drawer, values))
+        for cell, (base_drawer, head_drawer) in zip(cells, warm, strict=True):
+            base_args, head_args = cell.arguments(head_drawer.draw(), base_drawer)
+            sides = [(cell.base, base_args), (cell.head, head_args)]
+            for side, args in sides if rounds % 2 == 0 else reversed(sides):
+                await _execute(side, args)
         rounds += 1
     for round_no in range(pairs):
         base_first = round_no % 2 == 0
@@ -137,32 +159,52 @@ class PairOptions:
     lock_wait: float = 10.0
 
 
+def same_scenario(a: Scenario, b: Scenario) -> bool:
+    """The same request: the SQL the server receives, its parameters, kind and SLA."""
+    return (a.positional(), dict(a.params), a.kind, a.sla_ms) == (b.positional(), dict(b.params), b.kind, b.sla_ms)
+
+
+def same_variant(a: Variant, b: Variant) -> bool:
+    """The same indexes: their canonical DDL (what is executed) and extensions."""
+    return ([i.ddl() for i in a.indexes], a.extensions) == ([i.ddl() for i in b.indexes], b.extensions)
+
+
 @dataclass
 class Pairing:
     variants: list[tuple[Variant, Variant]]  # (base, head) of each variant both have
     scenarios: list[tuple[Scenario, Scenario]]
     new: list[str]  # only the head has them: nothing to measure them beside
-    incomparable: list[str]  # both have them, but the two sides cannot get the same parameters
+    gone: list[str]  # only the base has them
+
+    def differing(self, schema_rebuilt: bool) -> list[tuple[Variant, list[Scenario]]]:
+        """The base side's cells that are not the head's own: what the base must measure for itself.
+        A cell whose request, indexes and schema are the same on both sides is the same measurement
+        on the same data and server: it is measured once and stands for both."""
+        jobs = []
+        for base_v, head_v in self.variants:
+            scenarios = [
+                b
+                for b, h in self.scenarios
+                if schema_rebuilt or not same_variant(base_v, head_v) or not same_scenario(b, h)
+            ]
+            if scenarios:
+                jobs.append((base_v, scenarios))
+        return jobs
 
 
 def pair_up(before: Catalog, after: Catalog) -> Pairing:
-    """The variants and scenarios both catalogues have, and why the others cannot be paired."""
+    """The variants and scenarios both catalogues have, and those only one of them has."""
     base_v = {v.name: v for v in before.variants}
     base_s = {s.name: s for s in before.scenarios}
-    pairing = Pairing([(base_v[v.name], v) for v in after.variants if v.name in base_v], [], [], [])
-    pairing.new += [f"variant {v.name}" for v in after.variants if v.name not in base_v]
-    for s in after.scenarios:
-        b = base_s.get(s.name)
-        if b is None:
-            pairing.new.append(f"scenario {s.name}")
-        elif dict(b.params) != dict(s.params) or b.kind != s.kind:
-            pairing.incomparable.append(
-                f"scenario {s.name}: its parameters or kind changed ({b.kind} "
-                f"{dict(b.params)} → {s.kind} {dict(s.params)})"
-            )
-        else:
-            pairing.scenarios.append((b, s))
-    return pairing
+    head_v, head_s = {v.name for v in after.variants}, {s.name for s in after.scenarios}
+    return Pairing(
+        variants=[(base_v[v.name], v) for v in after.variants if v.name in base_v],
+        scenarios=[(base_s[s.name], s) for s in after.scenarios if s.name in base_s],
+        new=[f"variant {v.name}" for v in after.variants if v.name not in base_v]
+        + [f"scenario {s.name}" for s in after.scenarios if s.name not in base_s],
+        gone=[f"variant {v.name}" for v in before.variants if v.name not in head_v]
+        + [f"scenario {b.name}" for b in before.scenarios if b.name not in head_s],
+    )
 
 
 async def _variant_pairs(
@@ -176,7 +218,15 @@ async def _variant_pairs(
 ) -> list[PairedSamples]:
     before, after = variants
     async with applied_variant(base, before), applied_variant(head, after):
-        cells = [pair_cell(s.name, after.name, Side(base, b), Side(head, s), pools, opts.seed) for b, s in scenarios]
+        cells = [
+            pair_cell(
+                s.name,
+                after.name,
+                _side(base, b, pools, opts.seed, "paired"),
+                _side(head, s, pools, opts.seed, "paired"),
+            )
+            for b, s in scenarios
+        ]
         await measure_pairs(cells, opts.pairs, opts.warmup, opts.warmup_seconds, calibration)
     return [
         PairedSamples(
@@ -184,9 +234,9 @@ async def _variant_pairs(
             variant=c.variant,
             base_ms=c.base_ms,
             head_ms=c.head_ms,
-            differing_rows=None
-            if c.head.scenario.kind == "write"
-            else sum(b != h for b, h in zip(c.base_hashes, c.head_hashes, strict=True)),
+            differing_rows=sum(b != h for b, h in zip(c.base_hashes, c.head_hashes, strict=True))
+            if c.rows_comparable
+            else None,
         )
         for c in cells
     ]
@@ -204,12 +254,29 @@ async def _side_by_side(
     calibration = Calibration()
     cells: list[PairedSamples] = []
     async with connected(base_db) as base, connected(head_db) as head:
-        pools = await pools_for(head, [s for _, s in scenarios], today)
+        pools = await pools_for(head, [s for _, s in scenarios] + [b for b, _ in scenarios], today)
         for done, pair in enumerate(variants):
             advance("side by side", done, len(variants))
             cells += await _variant_pairs(base, head, pair, scenarios, pools, opts, calibration)
         advance("side by side", len(variants), len(variants))
     return cells, calibration
+
+
+def pairs_unlocked(
+    base_db: Target, head_db: Target, pairing: Pairing, today: date, opts: PairOptions, advance: Advance
+) -> SideBySide:
+    """Every cell of ``pairing`` measured in pairs on ``base_db`` and ``head_db`` (two databases
+    nobody else uses), for a caller that holds the server's measurement lock."""
+    cells, calibration = run_measurement(
+        _side_by_side(base_db, head_db, pairing.variants, pairing.scenarios, today, opts, advance)
+    )
+    return SideBySide(
+        pairs=opts.pairs,
+        calibration_base_ms=calibration.base_ms,
+        calibration_head_ms=calibration.head_ms,
+        cells=cells,
+        new=pairing.new,
+    )
 
 
 def side_by_side(
@@ -228,25 +295,15 @@ def side_by_side(
     dataset = seeded_dataset(seeded)
     with (
         measurement_lock(seeded, "check", opts.concurrent, opts.lock_wait),
-        _base_copy(seeded, base_schema) as (base_db, rebuilt),
+        base_copy(seeded, base_schema) as (base_db, rebuilt),
         scratch_copy(seeded, "head") as head_db,
     ):
-        cells, calibration = run_measurement(
-            _side_by_side(base_db, head_db, pairing.variants, pairing.scenarios, dataset.anchor_date, opts, advance)
-        )
-    return SideBySide(
-        pairs=opts.pairs,
-        calibration_base_ms=calibration.base_ms,
-        calibration_head_ms=calibration.head_ms,
-        cells=cells,
-        new=pairing.new,
-        incomparable=pairing.incomparable,
-        rebuilt_schema=rebuilt,
-    )
+        sbs = pairs_unlocked(base_db, head_db, pairing, dataset.anchor_date, opts, advance)
+    return sbs.model_copy(update={"rebuilt_schema": rebuilt})
 
 
 @contextmanager
-def _base_copy(seeded: Target, ddl: str | None) -> Iterator[tuple[Target, list[str] | None]]:
+def base_copy(seeded: Target, ddl: str | None) -> Iterator[tuple[Target, list[str] | None]]:
     """The base side's database, and what rebuilding it on ``ddl`` left out (None: not rebuilt)."""
     if ddl is None:
         with scratch_copy(seeded, "base") as copy:

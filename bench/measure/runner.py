@@ -454,7 +454,7 @@ class _Clock:
 
 async def _measure_variant(
     conn: asyncpg.Connection,
-    catalog: Catalog,
+    scenarios: list[Scenario],
     variant: Variant,
     pools: Pools,
     opts: RunOptions,
@@ -467,15 +467,15 @@ async def _measure_variant(
         with clock.phase("build indexes"):
             cost = await variant_cost(conn, applied)
         with clock.phase("warm-up and samples"):
-            cells = await measure_cells(conn, catalog.scenarios, variant.name, pools, opts, since, on_cell)
+            cells = await measure_cells(conn, scenarios, variant.name, pools, opts, since, on_cell)
         if cold.available and opts.cold_samples:
             with clock.phase("cold samples"):
-                for scenario, cell in zip(catalog.scenarios, cells, strict=True):
+                for scenario, cell in zip(scenarios, cells, strict=True):
                     if scenario.kind == "read":
                         cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
         if opts.stability_rounds:
             with clock.phase("plan stability"):
-                stable = await plan_stability(conn, catalog.scenarios, pools, opts.seed, opts.stability_rounds)
+                stable = await plan_stability(conn, scenarios, pools, opts.seed, opts.stability_rounds)
             for cell in cells:
                 cell.stability = stable[cell.scenario]
     return cost, cells
@@ -491,6 +491,49 @@ async def _prepare(target: Target, catalog: Catalog, dataset: Dataset) -> tuple[
         return env, pools
 
 
+Job = tuple[Variant, list[Scenario]]  # a variant and the scenarios measured under it
+
+
+def jobs_of(catalog: Catalog) -> list[Job]:
+    """Every scenario under every variant: a whole matrix."""
+    return [(variant, catalog.scenarios) for variant in catalog.variants]
+
+
+async def _measure_jobs(
+    seeded: Target,
+    jobs: list[Job],
+    opts: RunOptions,
+    pools: Pools,
+    clock: _Clock,
+    advance: Advance,
+) -> tuple[list[VariantResult], list[Cell], ColdCache]:
+    cells: list[Cell] = []
+    variants: list[VariantResult] = []
+    cold = ColdCache(available=False, method="none: nothing measured")
+    total = sum(len(scenarios) for _, scenarios in jobs)
+    done = 0
+
+    def on_cell() -> None:
+        nonlocal done
+        done += 1
+        advance("measure cells", done, total)
+
+    advance("measure cells", 0, total)
+    since = time.perf_counter()
+    for variant, scenarios in jobs:
+        with ExitStack() as copied:
+            with clock.phase("scratch copy"):  # a fresh one per variant: see the module docstring
+                copy = copied.enter_context(scratch_copy(seeded, "run"))
+            async with connected(copy) as conn:
+                cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
+                cost, measured = await _measure_variant(
+                    conn, scenarios, variant, pools, opts, cold, clock, since, on_cell
+                )
+        variants.append(cost)
+        cells.extend(measured)
+    return variants, cells, cold
+
+
 async def _run(
     seeded: Target,
     catalog: Catalog,
@@ -501,29 +544,7 @@ async def _run(
     clock: _Clock,
     advance: Advance,
 ) -> Results:
-    cells: list[Cell] = []
-    variants: list[VariantResult] = []
-    total = len(catalog.variants) * len(catalog.scenarios)
-    done = 0
-
-    def on_cell() -> None:
-        nonlocal done
-        done += 1
-        advance("measure cells", done, total)
-
-    advance("measure cells", 0, total)
-    since = time.perf_counter()
-    for variant in catalog.variants:
-        with ExitStack() as copied:
-            with clock.phase("scratch copy"):  # a fresh one per variant: see the module docstring
-                copy = copied.enter_context(scratch_copy(seeded, "run"))
-            async with connected(copy) as conn:
-                cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
-                cost, measured = await _measure_variant(
-                    conn, catalog, variant, pools, opts, cold, clock, since, on_cell
-                )
-        variants.append(cost)
-        cells.extend(measured)
+    variants, cells, cold = await _measure_jobs(seeded, jobs_of(catalog), opts, pools, clock, advance)
     return Results(
         run_id=new_run_id(),
         created_at=datetime.now(UTC),
@@ -551,10 +572,35 @@ def run_measurement(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(), advance: Advance = no_progress) -> Results:
-    dataset = schema.seeded_dataset(target)
+def prepared(target: Target, catalog: Catalog, dataset: Dataset | None = None) -> tuple[Dataset, Environment, Pools]:
+    """What measuring ``catalog`` on ``target`` needs, checked before any lock is waited for.
+    ``dataset``: the one the target holds, when its own record is not there (a rebuilt copy)."""
+    dataset = dataset or schema.seeded_dataset(target)
     env, pools = run_measurement(_prepare(target, catalog, dataset))
+    return dataset, env, pools
+
+
+def measure_unlocked(
+    target: Target,
+    catalog: Catalog,
+    opts: RunOptions,
+    prepared_for: tuple[Dataset, Environment, Pools],
+    advance: Advance,
+) -> Results:
+    """A whole run on ``target``, for a caller that holds the server's measurement lock already."""
+    dataset, env, pools = prepared_for
+    return run_measurement(_run(target, catalog, opts, dataset, env, pools, _Clock(), advance))
+
+
+def measure_jobs(target: Target, jobs: list[Job], opts: RunOptions, pools: Pools, advance: Advance) -> list[Cell]:
+    """Only the cells ``jobs`` name, each variant on a fresh copy of ``target``, for a caller that
+    holds the measurement lock (``check``'s base side: the cells that differ from the head's)."""
+    return run_measurement(_measure_jobs(target, jobs, opts, pools, _Clock(), advance))[1]
+
+
+def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(), advance: Advance = no_progress) -> Results:
+    ready = prepared(target, catalog)
     # The lock before the copy: copying the database is heavy I/O another run would measure.
     with measurement_lock(target, "run", opts.concurrent, opts.lock_wait) as measuring:
-        res = run_measurement(_run(target, catalog, opts, dataset, env, pools, _Clock(), advance))
+        res = measure_unlocked(target, catalog, opts, ready, advance)
         return res.model_copy(update={"conditions": measuring.finish()})

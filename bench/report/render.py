@@ -34,16 +34,24 @@ def _time_line(cmp: Comparison) -> str:
     return f"time: {cmp.time}"
 
 
+def _line(f: Finding) -> str:
+    return f"{f.scenario} × {f.variant} [{f.kind.value}] {f.message}"
+
+
 def terminal(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
     lines = [headline(cmp, base_id, cur_id)]
     if cmp.incomparable:
         return lines + [f"  - {reason}" for reason in cmp.incomparable]
     lines.append(_time_line(cmp))
+    lines += [f"note: {note}" for note in cmp.notes]
     for title, direction in _SECTIONS:
         items = _by_direction(cmp, direction)
         if items:
             lines.append(f"{title}:")
-            lines += [f"  {f.scenario} × {f.variant} [{f.kind.value}] {f.message}" for f in items]
+            lines += [f"  {_line(f)}" for f in items]
+    if cmp.drift_line:
+        lines.append(cmp.drift_line)
+        lines += [f"  {_line(f)} ({f.direction})" for f in cmp.drift]
     return lines
 
 
@@ -58,12 +66,21 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
         "",
         f"**{_time_line(cmp)}**" if cmp.time_refused else _time_line(cmp).capitalize(),
     ]
+    lines += [f"- {note}" for note in cmp.notes]
     for title, direction in _SECTIONS:
         items = _by_direction(cmp, direction)
         if items:
-            lines += ["", f"### {title}", "", "| scenario | variant | gate | what changed |", "|---|---|---|---|"]
-            lines += [f"| {f.scenario} | {f.variant} | {f.kind.value} | {f.message} |" for f in items]
+            lines += ["", f"### {title}", "", *_table(items)]
+    if cmp.drift_line:
+        lines += ["", "### Drift since the baseline (shown, not judged)", "", cmp.drift_line]
+        if cmp.drift:
+            lines += ["", *_table(cmp.drift)]
     return lines + [""]
+
+
+def _table(items: list[Finding]) -> list[str]:
+    rows = [f"| {f.scenario} | {f.variant} | {f.kind.value} | {f.direction} | {f.message} |" for f in items]
+    return ["| scenario | variant | gate | direction | what changed |", "|---|---|---|---|---|", *rows]
 
 
 def _clean(text: str) -> str:

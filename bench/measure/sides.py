@@ -1,0 +1,55 @@
+"""Both sides of a check, measured now on one server, in one job, under one measurement lock.
+
+1. The base side's cells wherever they differ from the head's — the request (the SQL the server
+   receives, its parameters, kind and SLA), the variant's indexes, or the schema (a base side built
+   on a recorded DDL) — each variant on a fresh copy of the base side's database, exactly as a run
+   measures (``runner``). A cell the same on both sides is the same measurement on the same data
+   and server: the head's cell stands for both (``everything`` measures it twice: the gate proof's
+   A/A checks do, to show what two measurements of one cell differ by).
+2. The head's whole matrix, as ``taskbench run`` measures it.
+3. Every cell both sides have, in pairs on two scratch copies (``paired``): the time gate's samples.
+"""
+
+from __future__ import annotations
+
+from bench.catalogue.files import Catalog
+from bench.measure.lock import measurement_lock
+from bench.measure.paired import PairOptions, base_copy, pair_up, pairs_unlocked
+from bench.measure.runner import RunOptions, measure_jobs, measure_unlocked, prepared
+from bench.progress import Advance, no_progress
+from bench.results import Cell, Results
+from bench.targets.target import Target, scratch_copy
+
+
+def measure_sides(
+    seeded: Target,
+    before: Catalog,
+    after: Catalog,
+    run_opts: RunOptions,
+    pair_opts: PairOptions,
+    advance: Advance = no_progress,
+    base_schema: str | None = None,
+    everything: bool = False,
+) -> Results:
+    """The head's run, its ``side_by_side`` holding the base side's own cells and the pairs.
+    ``base_schema``: the DDL the base side's tables are built from when it is not the models' own."""
+    pairing = pair_up(before, after)
+    ready = prepared(seeded, after)  # a mistake in the head's files stops it before any lock or copy
+    dataset = ready[0]
+    with measurement_lock(seeded, "check", run_opts.concurrent, run_opts.lock_wait) as measuring:
+        # Both copies at once, before anything is measured: the same pages and statistics on both sides
+        # (an autovacuum ANALYZE of the seeded database in between would give the two sides' planners
+        # different samples, and a query whose ORDER BY leaves ties other rows).
+        with base_copy(seeded, base_schema) as (base_db, rebuilt), scratch_copy(seeded, "head") as head_db:
+            jobs = pairing.differing(everything or rebuilt is not None)
+            base_cells: list[Cell] = []
+            if jobs:
+                names = list(dict.fromkeys(s.name for _, scenarios in jobs for s in scenarios))
+                own = before.select(names, [v.name for v, _ in jobs])
+                _, _, pools = prepared(base_db, own, dataset)
+                base_cells = measure_jobs(base_db, jobs, run_opts, pools, advance)
+            head = measure_unlocked(head_db, after, run_opts, ready, advance)
+            sbs = pairs_unlocked(base_db, head_db, pairing, dataset.anchor_date, pair_opts, advance)
+        conditions = measuring.finish()
+    sbs = sbs.model_copy(update={"base_cells": base_cells, "gone": pairing.gone, "rebuilt_schema": rebuilt})
+    return head.model_copy(update={"conditions": conditions, "side_by_side": sbs, "connection": seeded.probe})
