@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -78,8 +79,11 @@ def taskbench(
     )
 
 
-def taskbench_started(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """The command started in a process of its own, its output piped: for tests that interrupt it."""
+def taskbench_started(
+    *args: str, env_extra: dict[str, str] | None = None, background: bool = False
+) -> subprocess.Popen[str]:
+    """The command started in a process of its own, its output piped: for tests that interrupt it.
+    ``background``: as a shell starts ``taskbench ... &`` in a script, with SIGINT ignored."""
     return subprocess.Popen(
         [sys.executable, "-m", "bench", *args],
         cwd=ROOT,
@@ -87,6 +91,7 @@ def taskbench_started(*args: str, env_extra: dict[str, str] | None = None) -> su
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
     )
 
 

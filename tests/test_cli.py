@@ -183,8 +183,13 @@ def slow_catalogue(directory):
     return directory
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum, tmp_path):
+@pytest.mark.parametrize(
+    "signum, background",
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)],
+    ids=["sigint", "sigterm", "sigint-background", "sigterm-background"],
+)
+def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum, background, tmp_path):
+    # in the background (a script's `taskbench run &`) SIGINT starts ignored: it is honoured all the same
     scenarios = slow_catalogue(tmp_path / "scenarios")
     proc = taskbench_started(
         "run",
@@ -202,6 +207,7 @@ def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum, tmp_path
         "-q",
         "--reports-dir",
         "/nonexistent",
+        background=background,
     )
     import psycopg
 

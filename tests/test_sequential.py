@@ -20,6 +20,8 @@ from bench.judge.sequential import (
     design,
     design_for_classes,
     operating_characteristics,
+    opposite_verdicts,
+    worst_opposite_verdicts,
 )
 
 # Two looks 10 samples apart at the end: fail stays reachable from few states, so futility fires
@@ -214,3 +216,32 @@ def test_power() -> None:
     assert bad.fail > 0.99 and bad.expected_n < 60  # exact: 0.99999997, 44.5 samples
     good = operating_characteristics(d, 0.005)
     assert good.pass_ > 0.9 and good.expected_n < 130  # exact: 0.99997, 119.8 samples
+
+
+def test_two_measurements_of_one_class_rarely_disagree_exactly_and_in_simulation() -> None:
+    # the verdict gate compares only decided verdicts, pass against fail: its false alarm when nothing
+    # changed is two measurements of the same class ending opposite, largest just above p0
+    d = design()
+    worst, at = worst_opposite_verdicts(d)
+    assert worst == pytest.approx(0.00262, abs=1e-5) and 0.06 < at < 0.08
+    assert opposite_verdicts(d, 0.0) == 0.0 and opposite_verdicts(d, 0.5) < 1e-12
+    assert worst_opposite_verdicts(design_for_classes(2))[0] < worst  # a smaller alpha_fail per class
+    # simulated: two runs of the test on fresh Bernoulli streams at the worst p
+    rng = np.random.default_rng(7)
+    runs = 60_000
+    verdicts = []
+    for _ in range(2):
+        counts = rng.binomial(1, at, size=(runs, d.looks[-1])).cumsum(axis=1)
+        verdict = np.zeros(runs, dtype=np.int8)  # 0 running, 1 pass, 2 fail, 3 inconclusive
+        for k, n in enumerate(d.looks):
+            e, open_ = counts[:, n - 1], verdict == 0
+            if d.fail_at[k] is not None:
+                verdict[open_ & (e >= d.fail_at[k])] = 2
+            if d.pass_at[k] is not None:
+                verdict[(verdict == 0) & (e <= d.pass_at[k])] = 1
+            low, high = (0, 10**9) if k == len(d.looks) - 1 else d._futile(k)
+            verdict[(verdict == 0) & (e > low) & (e < high)] = 3
+        verdicts.append(verdict)
+    flips = int(np.sum((verdicts[0] == 1) & (verdicts[1] == 2)) + np.sum((verdicts[0] == 2) & (verdicts[1] == 1)))
+    expected = worst * runs
+    assert abs(flips - expected) < 4 * expected**0.5, (flips, expected)

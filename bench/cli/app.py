@@ -1157,6 +1157,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    # A shell starts a background job (`taskbench run &` in a script) with SIGINT ignored, and
+    # asyncio only turns SIGINT into a cancellation where Python's own handler is installed: without
+    # this line both Ctrl-C and SIGTERM (which re-sends SIGINT) would be ignored for the whole run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app()

@@ -25,6 +25,7 @@ time could not be judged (the calibration differed, the base could not be built)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ from bench.catalogue.sql import SQLRefused
 from bench.errors import InputError
 from bench.judge.compare import Comparison, compare, explained_pairs, incompatibilities
 from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, judge_cell
+from bench.judge.sequential import design_for_classes, worst_opposite_verdicts
 from bench.judge.timegate import DEFAULT_TIME, TimeThresholds, false_alarm_bound, is_faster, is_slower, paired, unequal
-from bench.results import PairedSamples, Results, SideBySide
+from bench.results import Cell, PairedSamples, Results, SideBySide
 
 # The calibration items that must come out equal on both sides: the CPU-bound ones. The round trip
 # is reported, not judged: it reacts to a slower side's heavier query just before it (seen: ×1.9
@@ -248,6 +250,21 @@ def drift(reference: Results, head: Results, th: GateThresholds) -> tuple[list[F
     return found, f"drift since {reference.run_id}: {len(found)} finding(s), measured elsewhere or earlier (not judged)"
 
 
+@functools.cache
+def _worst_flip(classes: int) -> float:
+    return worst_opposite_verdicts(design_for_classes(classes))[0]
+
+
+def _verdict_account(base_cells: list[Cell]) -> str:
+    """How often the verdict gate can be wrong here: two measurements of an unchanged cell end pass
+    against fail at most k × worst_opposite_verdicts per cell of k classes (``sequential``)."""
+    bound = sum(len(c.classes) * worst_opposite_verdicts(design_for_classes(len(c.classes)))[0] for c in base_cells)
+    return (
+        f"verdicts compared where both sides decided (pass against fail), in {len(base_cells)} cell(s) measured "
+        f"on both sides: a false alarm at most {min(bound, 1.0):.1%} per check"
+    )
+
+
 def check(
     after: Catalog,
     before: Before,
@@ -294,6 +311,8 @@ def check(
         f"before: {before.source}; {len(sbs.base_cells)} base cell(s) measured for themselves, "
         f"{len(sbs.cells) - len(sbs.base_cells)} the same on both sides (measured once)",
     )
+    if sbs.base_cells:
+        result.notes.append(_verdict_account(sbs.base_cells))
     if reference is not None:
         result.drift, result.drift_line = drift(reference, head, th.gates)
     return head.model_copy(update={"side_by_side": sbs}), result

@@ -281,3 +281,21 @@ def combine(decisions: list[Decision]) -> Decision:
     if all(decision == "pass" for decision in decisions):
         return "pass"
     return "continue" if "continue" in decisions else "inconclusive"
+
+
+def opposite_verdicts(d: Design, p: float) -> float:
+    """Exact chance that two independent measurements of one class, its true exceedance probability p,
+    end in opposite verdicts (one pass, one fail): the verdict gate's false alarm when nothing changed."""
+    oc = operating_characteristics(d, p)
+    return 2 * oc.pass_ * oc.fail
+
+
+def worst_opposite_verdicts(d: Design, grid: int = 400) -> tuple[float, float]:
+    """The largest ``opposite_verdicts`` over p, and where: a fine grid over (0, 0.2], where both
+    verdicts are possible (above it a pass is practically impossible), refined around its best point.
+    A cell of k classes that passes only if all pass and fails if any fails flips at most k times this
+    (its pass is at most any one class's; its fail at most the sum of the classes')."""
+    best = max((opposite_verdicts(d, i * 0.2 / grid), i * 0.2 / grid) for i in range(1, grid + 1))
+    step = 0.2 / grid
+    around = (best[1] + step * (j / 20 - 1) for j in range(41))
+    return max([best, *((opposite_verdicts(d, p), p) for p in around if 0 < p <= 1)])
