@@ -34,7 +34,7 @@ test: $(STAMP) $(LINT)  ## lint and format check (ruff), type-check (mypy), then
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
 
-check: $(STAMP)  ## regression gate: the ci profile against the committed reports/baseline.json (time: base and head side by side)
+check: $(STAMP)  ## regression gate on the ci profile: base (merge base with the default branch) and head side by side, drift since reports/baseline.json
 	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet
 	$(BIN)/taskbench check reports/baseline.json $(CHECK_RUN) --reports-dir reports/check --markdown reports/check/compare.md $(ARGS)
 
