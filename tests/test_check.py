@@ -2,6 +2,7 @@
 embedded server; "before" from a directory, a git commit or a reference run."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,11 @@ from bench.measure.paired import PairOptions, side_by_side
 from bench.measure.runner import RunOptions, run
 from bench.measure.sides import measure_sides
 from bench.results import PairedSamples, SideBySide
+from bench.targets import schema
 from bench.targets.schema import model_ddl
-from tests.support import SCENARIOS, edited_catalogue
+from bench.targets.target import open_target
+from seed.load import seed_database
+from tests.support import SCENARIOS, TINY, edited_catalogue
 
 OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 PAIRS = PairOptions(pairs=30, concurrent=True)
@@ -239,3 +243,27 @@ def test_a_round_trip_that_differs_alone_is_reported_not_judged():
     sbs = SideBySide(pairs=32, calibration_base_ms=same, calibration_head_ms=rt_only, cells=[], new=[])
     refused, account = judge_time(sbs, DEFAULT_TIME)[1:]
     assert refused is None and "round_trip ×1.90" in account
+
+
+@pytest.fixture(scope="module")
+def other_major():
+    """Debian's PostgreSQL server, another major than the embedded one's, where it is installed."""
+    from tools.loopback_server import loopback_server
+
+    servers = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), reverse=True)
+    if not servers:
+        pytest.skip("no Debian PostgreSQL server on this machine (package postgresql): nothing to check by URL")
+    with loopback_server(bin_dir=servers[0].parent) as urls:
+        target = open_target(urls["TCP_URL"], "tb_other_major")
+        schema.claim_database(target)
+        seed_database(target, TINY)
+        yield target
+
+
+def test_check_judges_on_another_major_given_by_url(other_major, head, tmp_path):
+    current, result = _check(other_major, head, head, everything=True)
+    assert current.environment.server_major != 18 and current.environment.target_kind == "url"
+    assert result.exit_code == EXIT_OK and result.findings == [] and result.time.startswith("side by side")
+    fewer = _edited(tmp_path, lambda text: text.replace("LIMIT :page_size", "LIMIT :page_size - 1"), ["recent_tasks"])
+    _, result = _check(other_major, head, fewer)
+    assert {f.kind for f in result.regressions} == {Kind.RESULTS} and result.exit_code == EXIT_REGRESSION
