@@ -121,7 +121,8 @@ class Proof:
         detail = (
             f"{found[0].kind.value}: {found[0].scenario} × {found[0].variant}: {found[0].message}"
             if found
-            else f"missed; findings: {[(f.kind.value, f.scenario) for f in result.findings]} {result.time_refused}"
+            else f"missed; findings: {[(f.kind.value, f.scenario, f.variant, f.message) for f in result.findings]} "
+            f"{result.time_refused}; notes: {result.notes}"
         )
         self.line(label, result, bool(found) and result.exit_code == 1, detail)
 
