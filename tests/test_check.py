@@ -267,3 +267,30 @@ def test_check_judges_on_another_major_given_by_url(other_major, head, tmp_path)
     fewer = _edited(tmp_path, lambda text: text.replace("LIMIT :page_size", "LIMIT :page_size - 1"), ["recent_tasks"])
     _, result = _check(other_major, head, fewer)
     assert {f.kind for f in result.regressions} == {Kind.RESULTS} and result.exit_code == EXIT_REGRESSION
+
+
+def test_a_commit_brings_its_models_and_the_base_side_is_built_on_them(tmp_path, head):
+    import shutil
+
+    from tests.support import ROOT
+
+    repo = tmp_path / "repo"
+    shutil.copytree(SCENARIOS, repo / "scenarios")
+    shutil.copytree(ROOT / "bench", repo / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    models = repo / "bench" / "models.py"
+    models.write_text(models.read_text().replace("ck_tasks_title_not_blank", "ck_tasks_title_not_empty"))
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "models of another day")
+    with resolve_before(head, repo / "scenarios", None, "HEAD", None, model_ddl()) as before:
+        # the commit's models, imported in a process of their own: another constraint name than ours
+        assert before.schema_ddl is not None and "ck_tasks_title_not_empty" in before.schema_ddl
+        assert before.schema_ddl.replace("not_empty", "not_blank") == model_ddl()
+    with resolve_before(head, repo / "scenarios", None, "HEAD", None, before.schema_ddl) as same:
+        assert same.schema_ddl is None  # the same models on both sides: nothing to rebuild
+    shutil.rmtree(repo / "bench")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "no models")
+    with resolve_before(head, repo / "scenarios", None, "HEAD", None, model_ddl()) as without:
+        assert (
+            without.schema_ddl is None and "could not be read" in without.source
+        ) or "did not match" in without.source

@@ -7,7 +7,9 @@ tree is touched, nothing is checked out) and read like any catalogue, by the sam
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -86,3 +88,45 @@ def _symbolic(branch: str, cwd: Path) -> str:
         return _git("rev-parse", "--abbrev-ref", branch, cwd=cwd).decode().strip() or branch
     except InputError:
         return branch
+
+
+# Printed by the models of another commit, in a process of their own: their DDL, as model_ddl() makes it.
+_DDL_PROGRAM = """
+import sys
+from pathlib import Path
+import bench
+if Path(bench.__file__).resolve().parent != Path(sys.argv[1]).resolve() / "bench":
+    sys.exit("the exported package was not the one imported")
+from bench.targets.schema import model_ddl
+sys.stdout.write(model_ddl())
+"""
+_DDL_TIMEOUT_S = 60
+
+
+def models_ddl_at(ref: str, scenarios_dir: Path) -> str:
+    """The DDL the models of commit ``ref`` produce: its ``bench`` package exported with ``git
+    archive`` and imported in a separate Python process (this one's interpreter and libraries), which
+    prints ``model_ddl()``. It is the repository's own code at a commit the caller named (in CI, the
+    pull request's base); the DDL it prints is read by PostgreSQL's parser like any recorded schema
+    before anything executes it. InputError when the commit has no models or they cannot be read."""
+    top = Path(_git("rev-parse", "--show-toplevel", cwd=scenarios_dir.resolve()).decode().strip())
+    archive = _git("archive", "--format=tar", ref, "--", "bench", cwd=top)
+    with tempfile.TemporaryDirectory(prefix="taskbench-models-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _DDL_PROGRAM, tmp],
+                cwd=tmp,
+                env={**os.environ, "PYTHONPATH": tmp},
+                capture_output=True,
+                text=True,
+                timeout=_DDL_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise InputError(f"the models at {ref} did not print their DDL within {_DDL_TIMEOUT_S} s") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        said = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise InputError(f"the models at {ref} could not be read: {said}")
+    return done.stdout

@@ -4,7 +4,8 @@ judged against each other on every dimension.
 1. "Before" is a scenarios directory (``--before``), the scenarios directory as a git commit holds
    it (``--before-ref``; by default the merge base with the repository's default branch), or the
    SQL, index statements and schema DDL a reference run recorded — read again with PostgreSQL's
-   parser like any catalogue file (``resolve_before``).
+   parser like any catalogue file (``resolve_before``). A commit brings its models' DDL too: when it
+   differs from the models', the base side's tables are built on it.
 2. Both sides are measured on the server the check is given (``MeasureSides``): the head's whole
    matrix, the base side's cells wherever its request, indexes or schema differ from the head's (an
    identical cell is the same measurement on the same data and server, measured once for both),
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.catalogue.files import Catalog, Scenario, Variant, load_catalog
-from bench.catalogue.gitref import default_merge_base, scenarios_at
+from bench.catalogue.gitref import default_merge_base, models_ddl_at, scenarios_at
 from bench.catalogue.sql import SQLRefused
 from bench.errors import InputError
 from bench.judge.compare import Comparison, compare, explained_pairs, incompatibilities
@@ -122,7 +123,12 @@ def resolve_before(
             ref, source = found.commit, f"{found.commit[:12]}, the merge base with {found.branch}"
     if ref is not None:
         with scenarios_at(ref, scenarios_dir) as exported:
-            yield Before(load_catalog(exported), source)
+            catalog = load_catalog(exported)
+            try:  # the models at that commit: a pull request that changes them is timed across the change
+                ddl: str | None = models_ddl_at(ref, scenarios_dir)
+            except InputError as exc:
+                ddl, source = None, f"{source} ({exc}: both sides on the models' schema)"
+            yield Before(catalog, source, ddl if ddl != models_ddl else None)
         return
     if reference is None:
         raise InputError(
