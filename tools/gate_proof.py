@@ -34,7 +34,7 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # bench and tools, from any working directory
 
 from bench.catalogue.files import Catalog, load_catalog  # noqa: E402
 from bench.judge.check import Before, check  # noqa: E402
@@ -140,10 +140,26 @@ def _slower_sql(rows: int) -> Callable[[str], str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reruns", type=int, default=20, help="A/A checks (default 20)")
-    parser.add_argument("--database-url", help="another server (default: the embedded one)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database-url", help="another server (default: the embedded one)")
+    where.add_argument(
+        "--neon-settings",
+        action="store_true",
+        help="a throw-away server from the wheel with the settings Neon gives a 1 CU compute",
+    )
     args = parser.parse_args()
+    if args.neon_settings:
+        from tools.loopback_server import NEON_1CU, loopback_server
+
+        with loopback_server(settings=NEON_1CU) as urls:
+            print(f"a server with Neon's 1 CU settings ({', '.join(f'{k}={v}' for k, v in NEON_1CU.items())})")
+            return prove(args.reruns, urls["SOCKET_URL"])
+    return prove(args.reruns, args.database_url)
+
+
+def prove(reruns: int, database_url: str | None) -> int:
     started = time.perf_counter()
-    target = open_target(args.database_url, "taskbench_ci")
+    target = open_target(database_url, "taskbench_ci")
     schema.claim_database(target)
     seed_database(target, get_profile("ci"))
     scenarios = ROOT / "scenarios"
@@ -151,7 +167,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         proof = Proof(target, scenarios, Path(tmp))
         false_alarms: Counter[str] = Counter()
-        for i in range(args.reruns):
+        for i in range(reruns):
             _, result = proof.check(_catalog(scenarios), everything=True)
             false_alarms.update(f.kind.value for f in result.findings)
             proof.line(
@@ -161,7 +177,7 @@ def main() -> int:
                 _account(result),
             )
         shown = ", ".join(f"{kind.value} {false_alarms[kind.value]}" for kind in Kind)
-        print(f"A/A findings per gate over {args.reruns} checks: {shown}", flush=True)
+        print(f"A/A findings per gate over {reruns} checks: {shown}", flush=True)
 
         # 1. every query ×1.5 slower or more: half of each scenario's slowest median, counted by the server
         extra = {s: 0.5 * max(_median(base, s, v) for v in VARIANTS) for s in SCENARIOS}
