@@ -152,6 +152,14 @@ def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp
         str(scenarios),
         "--before-ref",
         "HEAD",
+        "-s",
+        "recent_tasks",
+        "-s",
+        "last_messages",
+        "-v",
+        "baseline",
+        "-v",
+        "composite",
         "--db-name",
         name,
         "--cold-samples",
@@ -166,7 +174,8 @@ def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp
         str(md),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "0 regression(s)" in md.read_text()
+    summary = md.read_text()
+    assert "0 regression(s)" in summary and "### Drift since the baseline" in summary
     assert (tmp_path / "check" / "latest" / "results.json").exists()
 
 

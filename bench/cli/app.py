@@ -696,6 +696,8 @@ def check_cmd(
         ),
     ] = None,
     scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    scenario: Only = None,
+    variant: OnlyVariant = None,
     before: Annotated[
         Path | None,
         typer.Option("--before", help='A scenarios directory that stands for "before".'),
@@ -728,12 +730,14 @@ def check_cmd(
     from bench.targets.schema import model_ddl
 
     reference = results_io.load(baseline) if baseline else None
-    catalog = catalog_io.load_catalog(scenarios_dir)
+    everything = catalog_io.load_catalog(scenarios_dir)
+    catalog = everything.select(scenario, variant)
     pair_opts = replace(pairs, seed=opts.seed, concurrent=opts.concurrent, lock_wait=opts.lock_wait)
     with (
-        resolve_before(catalog, scenarios_dir, before, before_ref, reference, model_ddl()) as base,
+        resolve_before(everything, scenarios_dir, before, before_ref, reference, model_ddl()) as whole,
         measurement_target(spec, announce=_note) as target,
     ):
+        base = whole.only(catalog) if scenario or variant else whole
         _show(target)
         _note(f"before: {base.source}")
 

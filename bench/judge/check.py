@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.catalogue.files import Catalog, Scenario, Variant, load_catalog
@@ -68,6 +68,13 @@ class Before:
     catalog: Catalog
     source: str
     schema_ddl: str | None = None
+
+    def only(self, head: Catalog) -> Before:
+        """Restricted to the scenarios and variants ``head`` (a selection) has: what is left out of a
+        selection is neither measured nor reported gone."""
+        scenarios = [s for s in self.catalog.scenarios if any(s.name == h.name for h in head.scenarios)]
+        variants = [v for v in self.catalog.variants if any(v.name == h.name for h in head.variants)]
+        return replace(self, catalog=self.catalog.model_copy(update={"scenarios": scenarios, "variants": variants}))
 
 
 def before_catalog(base: Results, current: Catalog) -> Catalog:
