@@ -46,7 +46,7 @@ baseline: $(STAMP)  ## re-take reports/baseline.json on the ci profile: make bas
 	$(BIN)/taskbench run $(CHECK_RUN) --reports-dir reports/check
 	$(BIN)/taskbench baseline save reports/check/latest --reason "$(REASON)"
 
-gate-proof: $(STAMP)  ## A/A re-runs and injected A/B regressions through the gate (ci profile)
+gate-proof: $(STAMP)  ## A/A checks and injected A/B regressions through the gate (ci profile; ARGS=--neon-settings: Neon 1 CU settings)
 	$(BIN)/python tools/gate_proof.py $(ARGS)
 
 seed-bench: $(STAMP)  ## the seeder against a raw COPY of the same rows, default profile

@@ -127,9 +127,7 @@ def test_changed_models_are_timed_beside_the_recorded_schema(seeded, head, refer
     )
     current, result = _check(seeded, head, head, schema=recorded)
     assert result.time_refused is None and result.exit_code == EXIT_OK, result.findings
-    assert "the models changed: the base side on the reference run's recorded schema (tasks.flagged: its " in (
-        result.time
-    )
+    assert "the models changed: the base side on its own schema (tasks.flagged: its " in (result.time)
     sbs = current.side_by_side
     assert sbs.rebuilt_schema == ["tasks.flagged: its recorded default (the models have no such column)"]
     assert len(sbs.base_cells) == 3  # another schema: nothing is the same measurement
@@ -158,7 +156,11 @@ def test_a_time_regression_must_show_again_in_the_confirmation():
     kept, dropped = confirmed([finding], [slow], DEFAULT_TIME, judged=10)
     assert kept == [finding] and dropped == []
     kept, dropped = confirmed([finding], [same], DEFAULT_TIME, judged=10)
-    assert kept == [] and "was not slower in pairs taken again" in dropped[0]
+    assert kept == [] and "did not show again" in dropped[0]
+    faster = Finding(Kind.TIME, "s", "v", "×0.50", "improvement")  # an improvement is confirmed the same way
+    assert confirmed([faster], [slow], DEFAULT_TIME, judged=10)[0] == []
+    swapped = slow.model_copy(update={"base_ms": slow.head_ms, "head_ms": slow.base_ms})
+    assert confirmed([faster], [swapped], DEFAULT_TIME, judged=10)[0] == [faster]
 
 
 def test_drift_against_a_reference_from_another_setting_is_one_line_never_exit_2(seeded, head, reference):
@@ -294,3 +296,19 @@ def test_a_commit_brings_its_models_and_the_base_side_is_built_on_them(tmp_path,
         assert (
             without.schema_ddl is None and "could not be read" in without.source
         ) or "did not match" in without.source
+
+
+@pytest.fixture(scope="module")
+def neon_settings_seeded(neon_settings_server):
+    """The tiny dataset on the server with Neon's 1 CU settings."""
+    target = open_target(neon_settings_server.render_as_string(hide_password=False), "tb_neon_settings")
+    schema.claim_database(target)
+    seed_database(target, TINY)
+    return target
+
+
+def test_check_judges_with_neons_planner_settings_and_finds_nothing_in_an_aa_check(neon_settings_seeded, head):
+    current, result = _check(neon_settings_seeded, head, head, everything=True)
+    assert current.environment.settings["effective_cache_size"] == "3GB"  # Neon's at 1 CU, not the embedded 4GB
+    assert result.exit_code == EXIT_OK and result.findings == [] and result.time_refused is None
+    assert len(current.side_by_side.base_cells) == 3

@@ -7,6 +7,7 @@ runs the given command with ``TCP_URL`` and ``SOCKET_URL`` in its environment (s
 database). The server and its data are removed afterwards, whatever happens.
 
     python tools/loopback_server.py sh -c 'taskbench seed-bench --database-url "$TCP_URL"'
+    python tools/loopback_server.py --neon-settings sh -c 'make check DATABASE_URL="$SOCKET_URL"'
 
 The tests use ``loopback_server(tls=True, password=...)``: TLS with a self-signed certificate and
 SCRAM passwords on TCP, which is what a Neon connection string (``sslmode=require&
@@ -134,10 +135,14 @@ def loopback_server(
 
 
 def main(argv: list[str]) -> int:
+    """``[--neon-settings] COMMAND...``: the command against a throw-away server (with the settings
+    Neon gives a 1 CU compute)."""
+    neon = argv[:1] == ["--neon-settings"]
+    argv = argv[1:] if neon else argv
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
-    with loopback_server() as urls:
+    with loopback_server(settings=NEON_1CU if neon else None) as urls:
         return subprocess.run(argv, env={**os.environ, **urls}).returncode
 
 

@@ -12,10 +12,11 @@ judged against each other on every dimension.
    and every cell both have in pairs for the time gate. Plans, buffers, the planner's warning signs,
    result rows and verdicts are then judged base against head (``gates``), and time on the pairs
    (``timegate``): nothing measured on another machine, major or setting decides anything.
-3. A verdict counts only where both sides decided (pass against fail). A time regression must show
-   again in pairs taken on fresh connections (``Confirm``): a persistent asymmetry between the two
-   sides' connections (seen: every cell of one variant ×1.27 in an A/A check while a test suite ran
-   beside it) is not a change in the code.
+3. A verdict counts only where both sides decided (pass against fail). A time finding, slower or
+   faster, must show again in pairs taken on fresh connections (``Confirm``): a persistent asymmetry
+   between the two sides' connections (seen: every cell of one variant ×1.27 in an A/A check while
+   a test suite ran beside it; two cells ×0.67 and ×0.79 in a gate proof's A/A check) is not a
+   change in the code.
 4. A reference run, when given, adds a "drift since the baseline" section — its deterministic
    facts against the head's — when its environment matches; otherwise one line says why not. It
    never decides the exit code.
@@ -208,14 +209,14 @@ def judge_time(sbs: SideBySide, th: TimeThresholds) -> tuple[list[Finding], str 
 def confirmed(
     findings: list[Finding], again: list[PairedSamples], th: TimeThresholds, judged: int
 ) -> tuple[list[Finding], list[str]]:
-    """The time regressions that the pairs taken again find slower too, at the same level (a false
-    alarm now needs both: its rate stays within the first stage's bound); and the ones that did not
-    show again, as notes."""
-    slower_again = {(f.scenario, f.variant) for f in _time_findings(again, th, judged) if f.direction == "regression"}
+    """The time findings that the pairs taken again find too, in the same direction and at the same
+    level (a false alarm now needs both: its rate stays within the first stage's bound); and the
+    ones that did not show again, as notes."""
+    shown_again = {(f.scenario, f.variant, f.direction) for f in _time_findings(again, th, judged)}
     kept, dropped = [], []
     for f in findings:
-        if f.kind == Kind.TIME and f.direction == "regression" and (f.scenario, f.variant) not in slower_again:
-            dropped.append(f"{f.scenario} × {f.variant} ({f.message}) was not slower in pairs taken again")
+        if f.kind == Kind.TIME and (f.scenario, f.variant, f.direction) not in shown_again:
+            dropped.append(f"{f.scenario} × {f.variant} ({f.message}) did not show again in pairs taken again")
         else:
             kept.append(f)
     return kept, dropped
@@ -271,7 +272,7 @@ def _worst_flip(classes: int) -> float:
 def _verdict_account(base_cells: list[Cell]) -> str:
     """How often the verdict gate can be wrong here: two measurements of an unchanged cell end pass
     against fail at most k × worst_opposite_verdicts per cell of k classes (``sequential``)."""
-    bound = sum(len(c.classes) * worst_opposite_verdicts(design_for_classes(len(c.classes)))[0] for c in base_cells)
+    bound = sum(len(c.classes) * _worst_flip(len(c.classes)) for c in base_cells)
     return (
         f"verdicts compared where both sides decided (pass against fail), in {len(base_cells)} cell(s) measured "
         f"on both sides: a false alarm at most {min(bound, 1.0):.1%} per check"
@@ -302,7 +303,7 @@ def check(
     if sbs.rebuilt_schema is not None:
         time_findings = [f for f in time_findings if f.kind != Kind.RESULTS]
         result.notes.append("rows are not compared across the schema change (a row's columns may differ)")
-    suspects = [f for f in time_findings if f.kind == Kind.TIME and f.direction == "regression"]
+    suspects = [f for f in time_findings if f.kind == Kind.TIME]
     if suspects:
         scenarios = list(dict.fromkeys(f.scenario for f in suspects))
         variants = list(dict.fromkeys(f.variant for f in suspects))
@@ -311,12 +312,12 @@ def check(
         )
         sbs = sbs.model_copy(update={"confirmation": again.cells})
         time_findings, dropped = confirmed(time_findings, again.cells, th.time, len(sbs.cells))
-        result.time += f"; {len(suspects)} slower cell(s) measured again on fresh connections"
+        result.time += f"; {len(suspects)} cell(s) found slower or faster measured again on fresh connections"
         result.notes += dropped
     result.findings += time_findings
     if sbs.rebuilt_schema is not None:
         left = f" ({'; '.join(sbs.rebuilt_schema)})" if sbs.rebuilt_schema else ""
-        result.time += f"; the models changed: the base side on the reference run's recorded schema{left}"
+        result.time += f"; the models changed: the base side on its own schema{left}"
     if sbs.new:
         result.time += f"; new, nothing to time them beside: {', '.join(sbs.new)}"
     result.notes.insert(
