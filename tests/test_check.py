@@ -2,6 +2,7 @@
 embedded server; "before" from a directory, a git commit or a reference run."""
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def _check(seeded, before, after, schema=None, everything=False, reference=None)
         after,
         Before(before, "test", schema),
         lambda b, a, s: measure_sides(seeded, b, a, OPTS, PAIRS, base_schema=s, everything=everything),
-        lambda b, a, s: side_by_side(seeded, b, a, PAIRS, base_schema=s),
+        lambda b, a, s, n: side_by_side(seeded, b, a, replace(PAIRS, pairs=n), base_schema=s),
         reference=reference,
     )
 
@@ -85,6 +86,7 @@ def test_every_query_made_slower_is_a_time_regression_confirmed_on_fresh_connect
     # slower for real (seen ×1.25 on 0.23 ms: a carry-over, not noise)
     assert set(READS) <= slower <= {*READS, "create_task"}, result.findings
     assert {c.scenario for c in current.side_by_side.confirmation} >= set(READS)
+    assert all(len(c.base_ms) == 60 for c in current.side_by_side.confirmation)  # twice the pairs
     assert "measured again on fresh connections" in result.time and result.exit_code == EXIT_REGRESSION
 
 

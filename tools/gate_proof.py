@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -93,7 +94,7 @@ class Proof:
             catalog,
             Before(_catalog(self.scenarios), "the shipped scenarios", schema_ddl),
             lambda b, a, ddl: measure_sides(self.target, b, a, OPTS, PAIRS, base_schema=ddl, everything=everything),
-            lambda b, a, ddl: side_by_side(self.target, b, a, PAIRS, base_schema=ddl),
+            lambda b, a, ddl, n: side_by_side(self.target, b, a, replace(PAIRS, pairs=n), base_schema=ddl),
         )
         assert current is not None, result.time_refused
         return current, result

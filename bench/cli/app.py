@@ -747,9 +747,9 @@ def check_cmd(
                     target, before_cat, after, opts, pair_opts, advance, base_schema, measure_unchanged
                 )
 
-        def confirm(before_cat: Catalog, after: Catalog, base_schema: str | None) -> SideBySide:
+        def confirm(before_cat: Catalog, after: Catalog, base_schema: str | None, n: int) -> SideBySide:
             with progress(not quiet, unit="variants") as advance:
-                return side_by_side(target, before_cat, after, pair_opts, advance, base_schema)
+                return side_by_side(target, before_cat, after, replace(pair_opts, pairs=n), advance, base_schema)
 
         current, result = check(catalog, base, measure, confirm, CheckThresholds(gates, time), reference)
     if current is not None:
