@@ -552,13 +552,18 @@ def load(path: Path) -> Results:
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise InputError(f"{file}: not a taskbench results file (no schema_version)")
     version = raw["schema_version"]
-    if version not in _MIGRATIONS and version != SCHEMA_VERSION:
+    # a whole number this taskbench knows; "8", 8.0, true, a list or a dict are none of them
+    if type(version) is not int or (version not in _MIGRATIONS and version != SCHEMA_VERSION):
         raise InputError(
-            f"{file}: results schema_version {version} is not supported "
-            f"(this taskbench reads versions {', '.join(map(str, readable_versions()))})"
+            f"{file}: results schema_version {json.dumps(version)} is not supported "
+            f"(this taskbench reads versions {', '.join(map(str, readable_versions()))}, written as a number)"
         )
     try:
-        return Results.model_validate(migrate(raw))
+        current = migrate(raw)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # an older file's shape the steps cannot read
+        raise InputError(f"{file}: invalid results file of version {version}: {type(exc).__name__}: {exc}") from None
+    try:
+        return Results.model_validate(current)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import results as results_io
-from bench.errors import EXIT_INPUT, EXIT_OK
+from bench.errors import EXIT_INPUT, EXIT_OK, InputError
 from bench.judge.compare import compare
 from bench.judge.recommend import recommend
 from bench.report import render
@@ -115,3 +115,22 @@ def test_settings_migrate_to_their_real_unit_as_postgresql_shows_them():
         "0",
         "1min",
     ]
+
+
+@pytest.mark.parametrize(
+    "raw, said",
+    [
+        ({"schema_version": "8"}, 'schema_version "8" is not supported'),  # a string that looks like one
+        ({"schema_version": [8]}, "schema_version [8] is not supported"),
+        ({"schema_version": {"v": 8}}, 'schema_version {"v": 8} is not supported'),
+        ({"schema_version": True}, "schema_version true is not supported"),
+        ({"schema_version": 8.0}, "schema_version 8.0 is not supported"),
+        ({"schema_version": 2, "cells": "x", "environment": 3}, "invalid results file of version 2: TypeError"),
+    ],
+)
+def test_a_malformed_version_or_shape_is_one_clear_line(tmp_path, raw, said):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(InputError) as info:
+        results_io.load(path)
+    assert said in str(info.value) and "\n" not in str(info.value)
