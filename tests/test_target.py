@@ -45,6 +45,14 @@ def test_bad_urls_are_input_errors():
         parse_database_url("not a url at all")
     with pytest.raises(InputError, match="postgresql://"):
         parse_database_url("mysql://a:b@h/d")
+    with pytest.raises(InputError, match="port is not a number"):
+        parse_database_url("postgresql://u:pw@host:abc/db")
+    with pytest.raises(InputError, match=r"IPv6 host goes in brackets"):
+        parse_database_url("postgresql://u:pw@::1:5432/db")
+    assert parse_database_url("postgresql://u:pw@[::1]:5432/db").port == 5432
+    with pytest.raises(InputError, match="%40") as info:
+        parse_database_url("postgresql://u:se@cret-tail@host/db")
+    assert "cret-tail" not in str(info.value)
 
 
 def test_claim_refuses_foreign_tables_unless_forced(make_target):

@@ -128,12 +128,19 @@ def async_engine(target: Target, **engine_kwargs: Any) -> AsyncEngine:
 
 
 def parse_database_url(raw: str) -> URL:
+    """The URL, or one line saying what is wrong with it — never a part of its password."""
     try:
         url = make_url(raw)
     except ArgumentError:
         raise InputError("DATABASE_URL is not a valid URL (expected postgresql://user:password@host/db)") from None
+    except ValueError:  # the port: not a number, or an IPv6 host without its brackets
+        raise InputError(
+            "DATABASE_URL's port is not a number (an IPv6 host goes in brackets: postgresql://user@[::1]:5432/db)"
+        ) from None
     if not url.drivername.startswith("postgres"):
         raise InputError(f"DATABASE_URL must be a postgresql:// URL, not {url.drivername}://")
+    if url.host and "@" in url.host:  # the rest of a password with an unescaped @: never shown
+        raise InputError("DATABASE_URL has an '@' after the password's start: write an '@' in a password as %40")
     return url.set(drivername="postgresql")
 
 
