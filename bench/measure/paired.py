@@ -79,10 +79,6 @@ class Calibration:
     head_ms: dict[str, list[float]] = field(default_factory=lambda: {item: [] for item in ITEMS})
 
 
-def pair_cell(scenario: str, variant: str, base: Side, head: Side) -> PairedCell:
-    return PairedCell(scenario, variant, base, head)
-
-
 def _side(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, seed: int, stream: str) -> Side:
     return Side(conn, scenario, Drawer(scenario, pools, seed, stream=stream))
 
@@ -219,7 +215,7 @@ async def _variant_pairs(
     before, after = variants
     async with applied_variant(base, before), applied_variant(head, after):
         cells = [
-            pair_cell(
+            PairedCell(
                 s.name,
                 after.name,
                 _side(base, b, pools, opts.seed, "paired"),
