@@ -46,14 +46,22 @@ def scenarios_at(ref: str, scenarios_dir: Path) -> Iterator[Path]:
     except InputError:
         raise InputError(f"--before-ref {ref}: no such commit in {top}") from None
     relative = folder.relative_to(top.resolve()).as_posix()
-    archive = _git("archive", "--format=tar", commit, "--", relative, cwd=top)
-    with tempfile.TemporaryDirectory(prefix="taskbench-before-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
-        exported = Path(tmp) / relative
+    with _exported(top, commit, relative) as tmp:
+        exported = tmp / relative
         if not exported.is_dir():
             raise InputError(f"commit {ref} has no {relative}/")
         yield exported
+
+
+@contextmanager
+def _exported(top: Path, commit: str, relative: str) -> Iterator[Path]:
+    """``relative`` (a path in the repository at ``top``) as ``commit`` holds it, extracted with ``git
+    archive`` into a temporary directory removed on exit; nothing in the working tree is touched."""
+    archive = _git("archive", "--format=tar", commit, "--", relative, cwd=top)
+    with tempfile.TemporaryDirectory(prefix="taskbench-at-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp)
 
 
 @dataclass(frozen=True)
@@ -110,15 +118,12 @@ def models_ddl_at(ref: str, scenarios_dir: Path) -> str:
     pull request's base); the DDL it prints is read by PostgreSQL's parser like any recorded schema
     before anything executes it. InputError when the commit has no models or they cannot be read."""
     top = Path(_git("rev-parse", "--show-toplevel", cwd=scenarios_dir.resolve()).decode().strip())
-    archive = _git("archive", "--format=tar", ref, "--", "bench", cwd=top)
-    with tempfile.TemporaryDirectory(prefix="taskbench-models-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
+    with _exported(top, ref, "bench") as tmp:
         try:
             done = subprocess.run(
-                [sys.executable, "-c", _DDL_PROGRAM, tmp],
+                [sys.executable, "-c", _DDL_PROGRAM, str(tmp)],
                 cwd=tmp,
-                env={**os.environ, "PYTHONPATH": tmp},
+                env={**os.environ, "PYTHONPATH": str(tmp)},
                 capture_output=True,
                 text=True,
                 timeout=_DDL_TIMEOUT_S,

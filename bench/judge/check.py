@@ -77,9 +77,14 @@ class Before:
     def only(self, head: Catalog) -> Before:
         """Restricted to the scenarios and variants ``head`` (a selection) has: what is left out of a
         selection is neither measured nor reported gone."""
-        scenarios = [s for s in self.catalog.scenarios if any(s.name == h.name for h in head.scenarios)]
-        variants = [v for v in self.catalog.variants if any(v.name == h.name for h in head.variants)]
-        return replace(self, catalog=self.catalog.model_copy(update={"scenarios": scenarios, "variants": variants}))
+        scenarios, variants = {s.name for s in head.scenarios}, {v.name for v in head.variants}
+        kept = self.catalog.model_copy(
+            update={
+                "scenarios": [s for s in self.catalog.scenarios if s.name in scenarios],
+                "variants": [v for v in self.catalog.variants if v.name in variants],
+            }
+        )
+        return replace(self, catalog=kept)
 
 
 def before_catalog(base: Results, current: Catalog) -> Catalog:
@@ -121,8 +126,9 @@ def resolve_before(
     reference: Results | None,
     models_ddl: str,
 ) -> Iterator[Before]:
-    """ "Before", in this order: ``--before DIR``, ``--before-ref REF``, the merge base of HEAD with
-    the repository's default branch, the reference run's recorded SQL, statements and schema."""
+    """What stands for before, in this order: ``--before DIR``, ``--before-ref REF``, the merge base
+    of HEAD with the repository's default branch (each commit with its models' DDL), the reference
+    run's recorded SQL, statements and schema."""
     if before_dir and before_ref:
         raise InputError("--before and --before-ref both name a 'before': give one")
     if before_dir:
