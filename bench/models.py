@@ -17,7 +17,18 @@ from datetime import date, datetime, time
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Identity, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -143,3 +154,21 @@ class Message(MessageFields, table=True):
 
 TABLES: tuple[type[SQLModel], ...] = (User, Task, Conversation, Message)
 TABLE_NAMES: tuple[str, ...] = tuple(str(m.__tablename__) for m in TABLES)  # each set as a string above
+
+
+def _unique_keys(model: type[SQLModel]) -> tuple[tuple[str, ...], ...]:
+    table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+    keys = [
+        constraint
+        for constraint in table.constraints
+        # a NULL equals nothing, so a unique key with a nullable column still lets rows tie
+        if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint)
+        and not any(column.nullable for column in constraint.columns)
+    ]
+    keys.sort(key=lambda constraint: not isinstance(constraint, PrimaryKeyConstraint))
+    return tuple(tuple(column.name for column in constraint.columns) for constraint in keys)
+
+
+UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {str(m.__tablename__): _unique_keys(m) for m in TABLES}
+"""Each table's keys that no two rows share and that are never NULL (primary key first): an ORDER BY
+that ends with one of them leaves no ties."""

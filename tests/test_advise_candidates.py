@@ -21,7 +21,11 @@ def _scenario(sql: str, params: dict, name: str = "probe", kind: str = "read") -
 
 
 def test_equality_first_then_the_sort_with_its_direction_then_include_and_partial(found):
-    keyset = [c for form, c in found.items() if form.startswith("tasks (user_id, created_at DESC, id DESC)")]
+    keyset = [
+        c
+        for form, c in found.items()
+        if form.startswith("tasks (user_id, created_at DESC, id DESC)") and "query keyset_page_deep" in c.sources
+    ]
     forms = {c.index.ddl().split(" ON ", 1)[1] for c in keyset}
     assert forms == {
         "tasks (user_id, created_at DESC, id DESC)",
@@ -33,9 +37,9 @@ def test_equality_first_then_the_sort_with_its_direction_then_include_and_partia
         ),
     }
     assert all("keyset_page_deep" in c.serves for c in keyset)
-    # the range column leads the sort: due_date, then due_time (NULLS LAST is the default ascending)
-    assert "tasks (user_id, due_date, due_time) WHERE NOT is_completed AND deleted_at IS NULL" in found
-    assert "tasks (user_id, priority, category, created_at DESC)" in found
+    # the range column leads the sort: due_date, then due_time (NULLS LAST is the default ascending), id
+    assert "tasks (user_id, due_date, due_time, id) WHERE NOT is_completed AND deleted_at IS NULL" in found
+    assert "tasks (user_id, priority, category, created_at DESC, id DESC)" in found
 
 
 def test_operators_get_their_index_methods(found, catalog):
@@ -58,10 +62,21 @@ def test_deduplicated_against_the_catalogue_and_the_models(found, catalog):
     assert len(names) == len(set(names))
     composite = found["tasks (user_id, created_at DESC)"]
     assert composite.name == "tb_tasks_user_created"  # the catalogue's name is kept
-    assert "variant composite" in composite.sources and "query recent_tasks" in composite.sources
-    # the recommended covering index, INCLUDE in another order, is the same candidate
-    covering = next(c for c in found.values() if c.name == "tb_tasks_user_created_covering")
-    assert "query recent_tasks" in covering.sources
+    path_ops = found["tasks USING gin (tags jsonb_path_ops)"]
+    assert path_ops.name == "tb_tasks_tags_gin_path" and path_ops.sources == (
+        "variant gin_jsonb_path_ops",
+        "query tag_contains",
+    )
+    # the recommended covering index, INCLUDE in another order, is the same candidate as a query's
+    recent = _scenario(
+        "SELECT id, title, priority, is_completed, due_date, created_at FROM tasks "
+        "WHERE user_id = :u AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 20",
+        {"u": "user"},
+        "recent",
+    )
+    covering = [v for v in catalog.variants if v.name == "covering"]
+    merged = candidates(Catalog(sla_classes=catalog.sla_classes, scenarios=[recent], variants=covering))
+    assert "query recent" in next(c for c in merged if c.name == "tb_tasks_user_created_covering").sources
     models = {e.fingerprint() for e in existing_indexes()}
     assert not models & {c.fingerprint for c in found.values()}
     # statements whose equality columns hold the primary key get nothing: it finds the row
@@ -70,8 +85,11 @@ def test_deduplicated_against_the_catalogue_and_the_models(found, catalog):
 
 def test_include_only_when_every_column_is_narrow(found):
     # last_messages reads content (text): no INCLUDE form of its index
-    messages = [form for form in found if form.startswith("messages (conversation_id, created_at DESC)")]
-    assert messages == ["messages (conversation_id, created_at DESC)"]
+    messages = {form for form in found if form.startswith("messages (conversation_id, created_at DESC")}
+    assert messages == {
+        "messages (conversation_id, created_at DESC)",
+        "messages (conversation_id, created_at DESC, id DESC)",
+    }
 
 
 def test_joins_aliases_reversed_operands_and_patterns(catalog):

@@ -1,10 +1,14 @@
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
+from pglast.parser import parse_sql
 
 from bench.catalogue.files import load_catalog
+from bench.catalogue.sql import parse_query
 from bench.errors import InputError
+from bench.models import TABLES
 from tests.support import SCENARIOS
 
 
@@ -22,6 +26,37 @@ def test_repository_catalogue_covers_every_sla_class(catalog):
     assert {s.sla_class for s in catalog.scenarios if s.kind == "write"} == {"write"}
 
 
+def test_every_shipped_read_with_a_limit_orders_by_its_primary_key_last():
+    # Read from the parse tree here, not by the loader's rule: ties under a LIMIT return other rows
+    # from run to run and fire the results gate (overdue_tasks and due_next_7_days did, by due_date).
+    primary = {str(m.__tablename__): [c.name for c in m.__table__.primary_key.columns] for m in TABLES}
+    limited = []
+    for path in sorted((SCENARIOS / "queries").glob("*.toml")):
+        scenario = tomllib.loads(path.read_text())
+        if scenario.get("kind", "read") != "read":
+            continue
+        node = parse_sql(parse_query(scenario["sql"], write=False).sql)[0].stmt  # binds as $n
+        if node.limitCount is None and node.limitOffset is None:
+            continue
+        (table,) = node.fromClause
+        last = node.sortClause[-1].node
+        assert [f.sval for f in last.fields] == primary[table.relname], path.name
+        limited.append(path.stem)
+    assert {"overdue_tasks", "due_next_7_days", "recent_tasks", "last_messages"} <= set(limited)
+
+
+def test_a_limit_whose_order_leaves_ties_is_refused_but_history_is_read_as_written(tmp_path):
+    d = _copy(tmp_path)
+    path = d / "queries" / "overdue_tasks.toml"
+    path.write_text(path.read_text().replace("ORDER BY due_date, id", "ORDER BY due_date"))
+    with pytest.raises(InputError, match=r"overdue_tasks.toml: sql: .* end the ORDER BY with id of tasks"):
+        load_catalog(d)
+    # a check's "before" side (an older commit) is measured as it was written
+    assert "ORDER BY due_date\n" in next(
+        s.sql for s in load_catalog(d, history=True).scenarios if s.name == "overdue_tasks"
+    )
+
+
 def test_named_binds_become_positional_and_casts_survive(catalog):
     scenario = next(s for s in catalog.scenarios if s.name == "tag_contains")
     sql, order = scenario.positional()
@@ -32,7 +67,8 @@ def test_named_binds_become_positional_and_casts_survive(catalog):
 def test_adding_a_scenario_is_adding_a_file(tmp_path):
     d = _copy(tmp_path)
     (d / "queries" / "all_titles.toml").write_text(
-        'sla_class = "list"\nsql = "SELECT title FROM tasks WHERE user_id = :u LIMIT 5"\n[params]\nu = "user"\n'
+        'sla_class = "list"\nsql = "SELECT title FROM tasks WHERE user_id = :u ORDER BY id LIMIT 5"\n'
+        '[params]\nu = "user"\n'
     )
     assert "all_titles" in {s.name for s in load_catalog(d).scenarios}
 

@@ -55,6 +55,11 @@ _SCENARIOS = {
     "write_elsewhere": (_scenario("UPDATE taskbench_meta SET value = :u::text::jsonb", "write"), "taskbench_meta"),
     "dangling_colon": (_scenario("SELECT id FROM tasks WHERE user_id = :u AND title = :"), "no :name bind"),
     "undefined_bind": (_scenario("SELECT id FROM tasks WHERE user_id = :u AND title = :t"), "does not define"),
+    # not hostile, mistaken: tied due dates under a LIMIT return other rows from run to run
+    "limit_leaves_ties": (
+        _scenario("SELECT id FROM tasks WHERE user_id = :u ORDER BY due_date LIMIT 50"),
+        "its LIMIT keeps rows its ORDER BY leaves tied: end the ORDER BY with id of tasks",
+    ),
 }
 # Volatile functions are the server's knowledge: refused when the run starts, before any variant.
 _VOLATILE = {

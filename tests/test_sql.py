@@ -246,6 +246,40 @@ def test_keywords_are_bind_names_too() -> None:
     assert query.params == ("limit", "offset") and query.sql.endswith("LIMIT $1 OFFSET $2")
 
 
+TIED = "its LIMIT keeps rows its ORDER BY leaves tied: end the ORDER BY with"
+
+
+@pytest.mark.parametrize(
+    ("sql", "ties"),
+    [
+        ("SELECT id FROM tasks ORDER BY due_date LIMIT 50", f"{TIED} id of tasks"),
+        ("SELECT id FROM tasks ORDER BY due_date, id LIMIT 50", None),
+        ("SELECT id FROM tasks ORDER BY id, due_date LIMIT 50", None),  # redundant after the key, harmless
+        ("SELECT id FROM tasks ORDER BY created_at DESC OFFSET 5", f"{TIED} id of tasks"),
+        ("SELECT id FROM tasks LIMIT 5", f"{TIED} id of tasks"),  # no ORDER BY: any 5 rows
+        ("SELECT id FROM tasks ORDER BY lower(title), id + 0 LIMIT 5", f"{TIED} id of tasks"),  # an expression
+        ("SELECT id FROM tasks ORDER BY due_date", None),  # no LIMIT: every row, compared in order of ties too
+        ("SELECT id FROM tasks ORDER BY due_date LIMIT ALL", None),
+        ("SELECT 1 LIMIT 1", None),
+        ("SELECT id AS task FROM public.tasks t ORDER BY t.due_date, task LIMIT 5", None),  # an output name
+        ("SELECT id FROM tasks t ORDER BY x.id LIMIT 5", f"{TIED} id of tasks"),  # another table's id
+        ("SELECT t.id FROM tasks t JOIN users u ON u.id = t.user_id ORDER BY u.email, t.id LIMIT 5", None),
+        (
+            "SELECT t.id FROM tasks t JOIN users u ON u.id = t.user_id ORDER BY t.id LIMIT 5",
+            f"{TIED} id or email of users",
+        ),
+        ("SELECT user_id, count(*) FROM tasks GROUP BY user_id ORDER BY 2 DESC, user_id LIMIT 5", None),
+        ("SELECT user_id, count(*) FROM tasks GROUP BY user_id ORDER BY 2 DESC LIMIT 5", "every grouped column"),
+        ("WITH o AS (SELECT id FROM tasks) SELECT id FROM o ORDER BY id LIMIT 5", "subquery, function or CTE"),
+        ("SELECT id FROM (SELECT id FROM tasks) s ORDER BY id LIMIT 5", "subquery, function or CTE"),
+        ("SELECT id FROM tasks UNION SELECT id FROM messages ORDER BY id LIMIT 5", "UNION, INTERSECT or EXCEPT"),
+    ],
+)
+def test_a_limit_is_judged_for_ties_its_order_leaves(sql: str, ties: str | None) -> None:
+    found = parse_query(sql, write=False).ties
+    assert found == ties if ties is None else ties in (found or "")
+
+
 def test_ctes_unions_and_public_tables_are_reads() -> None:
     query = parse_query(
         """

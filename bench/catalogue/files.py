@@ -204,7 +204,10 @@ def _parse(model: type[_Item], path: Path, data: dict[str, Any]) -> _Item:
     return item
 
 
-def load_catalog(directory: Path = DEFAULT_DIR) -> Catalog:
+def load_catalog(directory: Path = DEFAULT_DIR, *, history: bool = False) -> Catalog:
+    """The catalogue in ``directory``, every file checked. ``history``: the scenarios of a commit or
+    directory standing for "before" in a check, measured as they were written, so a rule added
+    since (a LIMIT's order leaving no ties) does not refuse them."""
     if not directory.is_dir():
         raise InputError(f"scenario directory {directory} does not exist")
     sla_raw = _read_toml(directory / "sla.toml") if (directory / "sla.toml").exists() else {}
@@ -219,6 +222,8 @@ def load_catalog(directory: Path = DEFAULT_DIR) -> Catalog:
         sc = _parse(Scenario, path, _read_toml(path))
         if sc.sla_class not in sla:
             raise InputError(f"{path}: unknown sla_class {sc.sla_class!r} (known: {', '.join(sla)})")
+        if sc.query.ties and not history:  # tied rows would fire the results gate for no change at all
+            raise InputError(f"{path}: sql: {sc.query.ties}")
         scenarios.append(sc.model_copy(update={"sla_ms": sla[sc.sla_class]}))
     variants = [_parse(Variant, p, _read_toml(p)) for p in sorted((directory / "variants").glob("*.toml"))]
     if not scenarios:

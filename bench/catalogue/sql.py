@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from pglast import ast
-from pglast.enums import OnCommitAction, SortByDir, SortByNulls
+from pglast.enums import OnCommitAction, SetOperation, SortByDir, SortByNulls
 from pglast.parser import ParseError, Token, parse_sql, scan
 from pglast.stream import RawStream, maybe_double_quote_name
 
-from bench.models import TABLE_NAMES
+from bench.models import TABLE_NAMES, UNIQUE_KEYS
 
 MAX_SQL_BYTES = 64 * 1024
 """Longer SQL is refused before it reaches the parser: no scenario needs it, and a huge file must not
@@ -186,6 +186,9 @@ class Query:
     kind: Literal["read", "write"]
     # the result's row order is part of the answer (a top-level ORDER BY): compared in order
     ordered: bool = False
+    # why a read's LIMIT or OFFSET may return other rows for the same parameters (its ORDER BY leaves
+    # ties); None when its rows are determined. The catalogue refuses such a scenario (files.py)
+    ties: str | None = None
 
 
 def parse_index(statement: str, tables: Collection[str] = TABLE_NAMES) -> IndexDef:
@@ -239,9 +242,16 @@ def parse_index(statement: str, tables: Collection[str] = TABLE_NAMES) -> IndexD
     )
 
 
-def parse_query(sql: str, *, write: bool, tables: Collection[str] = TABLE_NAMES) -> Query:
+def parse_query(
+    sql: str,
+    *,
+    write: bool,
+    tables: Collection[str] = TABLE_NAMES,
+    keys: Mapping[str, Collection[tuple[str, ...]]] = UNIQUE_KEYS,
+) -> Query:
     """Check a scenario's SQL: one SELECT that only reads (``write`` False), or one INSERT, UPDATE,
-    DELETE or MERGE (``write`` True), touching no table but ``tables`` (and its own CTEs)."""
+    DELETE or MERGE (``write`` True), touching no table but ``tables`` (and its own CTEs). ``keys``
+    are each table's unique keys, for ``Query.ties``."""
     positional, params = _positional(sql)
     node = _single(positional, sql)
     if write and not isinstance(node, _MODIFYING):
@@ -257,7 +267,79 @@ def parse_query(sql: str, *, write: bool, tables: Collection[str] = TABLE_NAMES)
         tables=frozenset(walk.tables),
         kind="write" if write else "read",
         ordered=isinstance(node, ast.SelectStmt) and bool(node.sortClause),
+        ties=_ties(node, keys) if isinstance(node, ast.SelectStmt) else None,
     )
+
+
+def _ties(node: ast.SelectStmt, keys: Mapping[str, Collection[tuple[str, ...]]]) -> str | None:
+    """Why the statement's own LIMIT/OFFSET may keep other rows from one execution to the next, or
+    None. Rows its ORDER BY leaves tied come in whatever order the plan meets them, so another index,
+    or the same plan another day, keeps others: the order is total only when it includes a unique key
+    of every table in FROM (a unique key of each joined row makes the joined row unique) or, for a
+    GROUP BY, every grouped column. A LIMIT inside a subquery is not judged."""
+    unlimited = node.limitCount is None or (isinstance(node.limitCount, ast.A_Const) and node.limitCount.isnull)
+    if unlimited and node.limitOffset is None:
+        return None
+    if node.op != SetOperation.SETOP_NONE:
+        return "a LIMIT over UNION, INTERSECT or EXCEPT: its order cannot be shown to leave no ties"
+    aliases = {
+        target.name: target.val
+        for target in node.targetList or ()
+        if isinstance(target, ast.ResTarget) and target.name and isinstance(target.val, ast.ColumnRef)
+    }
+    ordered = set()  # (qualifier or None, column) of each plain column the ORDER BY names
+    for sort in node.sortClause or ():
+        column = _column(sort.node)
+        if column and column[0] is None and column[1] in aliases:  # ORDER BY an output name
+            column = _column(aliases[column[1]])
+        if column:
+            ordered.add(column)
+
+    def covered(qualifier: str | None, key: Collection[str]) -> bool:
+        # an unqualified name is the one column of that name in FROM (the server refuses it otherwise)
+        return all((None, c) in ordered or (qualifier is not None and (qualifier, c) in ordered) for c in key)
+
+    if node.groupClause:
+        grouped = [_column(item) for item in node.groupClause]
+        if all(c is not None and (c in ordered or (None, c[1]) in ordered) for c in grouped):
+            return None
+        return "a LIMIT after GROUP BY needs every grouped column (plain columns) in its ORDER BY, or groups tie"
+    tables = _from_tables(node)
+    if tables is None:
+        return "a LIMIT over a subquery, function or CTE: taskbench knows the unique keys of tables only"
+    for reference, table in tables:
+        if not any(covered(reference, key) for key in keys.get(table, ())):
+            wanted = " or ".join(", ".join(key) for key in keys.get(table, ())) or "a unique key"
+            return f"its LIMIT keeps rows its ORDER BY leaves tied: end the ORDER BY with {wanted} of {table}"
+    return None
+
+
+def _column(node: ast.Node | None) -> tuple[str | None, str] | None:
+    """``(qualifier, name)`` of a plain column reference (``name`` or ``alias.name``), else None."""
+    if not isinstance(node, ast.ColumnRef) or not all(isinstance(f, ast.String) for f in node.fields or ()):
+        return None
+    names = [f.sval for f in node.fields or ()]
+    if len(names) == 1:
+        return None, names[0]
+    return (names[-2], names[-1]) if len(names) == 2 else None
+
+
+def _from_tables(node: ast.SelectStmt) -> list[tuple[str, str]] | None:
+    """(name it is referred to by, table) of each canonical table in FROM, joins included; None when
+    FROM holds anything else (a subquery, a function, one of the statement's CTEs)."""
+    ctes = {cte.ctename for cte in node.withClause.ctes or ()} if node.withClause else set()
+    found: list[tuple[str, str]] = []
+    pending = list(node.fromClause or ())
+    while pending:
+        item = pending.pop()
+        if isinstance(item, ast.JoinExpr):
+            pending += [item.larg, item.rarg]
+        elif isinstance(item, ast.RangeVar) and item.relname and not (item.schemaname is None and item.relname in ctes):
+            alias = item.alias.aliasname if item.alias else None
+            found.append((alias or item.relname, item.relname))
+        else:
+            return None
+    return found
 
 
 @dataclass(frozen=True)

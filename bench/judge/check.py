@@ -132,7 +132,7 @@ def resolve_before(
     if before_dir and before_ref:
         raise InputError("--before and --before-ref both name a 'before': give one")
     if before_dir:
-        yield Before(load_catalog(before_dir), f"the scenarios in {before_dir}")
+        yield Before(load_catalog(before_dir, history=True), f"the scenarios in {before_dir}")
         return
     ref, source = before_ref, f"commit {before_ref}"
     if ref is None:
@@ -141,7 +141,7 @@ def resolve_before(
             ref, source = found.commit, f"{found.commit[:12]}, the merge base with {found.branch}"
     if ref is not None:
         with scenarios_at(ref, scenarios_dir) as exported:
-            catalog = load_catalog(exported)
+            catalog = load_catalog(exported, history=True)
             try:  # the models at that commit: a pull request that changes them is timed across the change
                 ddl: str | None = models_ddl_at(ref, scenarios_dir)
             except InputError as exc:
