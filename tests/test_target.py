@@ -109,6 +109,45 @@ def test_scratch_copy_leaves_the_seeded_dataset_untouched(seeded):
     assert left == 0
 
 
+def test_only_marked_scratch_copies_whose_run_is_dead_are_swept(seeded, make_target):
+    import secrets
+    from dataclasses import replace
+
+    import psycopg
+    from psycopg import sql
+
+    from bench.targets.target import SCRATCH_MARK, drop_database, drop_orphaned_copies, orphaned_copies, scratch_copy
+
+    # Swept from another maintenance database than the copies' makers': their locks are seen all the same.
+    elsewhere = replace(seeded, maintenance_db=make_target().database)
+    suffix = secrets.token_hex(3)
+    unmarked, not_a_copy, dead = f"tbsweep_run_{suffix}", f"tbsweep{suffix}", f"tbsweep_dead_{suffix}"
+    with psycopg.connect(seeded.libpq_conninfo("postgres"), autocommit=True) as conn:
+
+        def create(name: str, marked: bool) -> None:  # as a run killed after making its copy leaves it
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            if marked:
+                conn.execute(
+                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(SCRATCH_MARK))
+                )
+
+        create(unmarked, marked=False)
+        create(not_a_copy, marked=True)
+        create(dead, marked=True)
+        try:
+            with scratch_copy(seeded, "live") as live:
+                assert dead not in orphaned_copies(elsewhere)  # the copy's maker swept it first
+                create(dead, marked=True)
+                found = orphaned_copies(elsewhere)
+                assert dead in found and not {live.database, unmarked, not_a_copy} & set(found)
+                assert dead in drop_orphaned_copies(elsewhere)
+                names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+                assert live.database in names and dead not in names and {unmarked, not_a_copy} <= names
+        finally:
+            for name in (unmarked, not_a_copy):
+                drop_database(seeded, name)
+
+
 def test_a_neon_pooler_host_is_detected_and_set_up_for_transaction_mode():
     url = parse_database_url(
         "postgresql://alex:pw@ep-cool-1-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require&channel_binding=require"

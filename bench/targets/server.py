@@ -1,0 +1,36 @@
+"""``taskbench server status`` and ``taskbench server stop``: the embedded server of a data directory,
+and what dead taskbench processes left on it (their pids in its handle file, their scratch copies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.targets.embedded import EmbeddedServer, find_embedded, stop_embedded
+from bench.targets.target import Target, drop_orphaned_copies, orphaned_copies
+
+
+@dataclass(frozen=True)
+class ServerState:
+    server: EmbeddedServer
+    orphans: list[str]  # scratch copies whose run is dead: found (status) or dropped (stop)
+
+
+def _maintenance(server: EmbeddedServer) -> Target:
+    assert server.url is not None, "only a running server is connected to"
+    return Target(kind="embedded", url=server.url, data_dir=server.data_dir)
+
+
+def server_status(data_dir: Path) -> ServerState:
+    """The embedded server of ``data_dir``, its handles and its orphaned scratch copies; changes nothing."""
+    server = find_embedded(data_dir)
+    return ServerState(server, orphaned_copies(_maintenance(server)) if server.running else [])
+
+
+def stop_server(data_dir: Path, force: bool = False) -> ServerState:
+    """Drop the orphaned scratch copies, then stop the embedded server of ``data_dir`` (dead pids
+    removed from its handle file); refused while a live taskbench process uses it, unless ``force``.
+    Stopping a server that is not running only removes the dead pids."""
+    server = find_embedded(data_dir)
+    dropped = drop_orphaned_copies(_maintenance(server)) if server.running else []
+    return ServerState(stop_embedded(data_dir, force), dropped)
