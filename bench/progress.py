@@ -22,6 +22,10 @@ from rich.progress import (
 # advance(label, done, total): `done` is cumulative; total may be None when unknown.
 Advance = Callable[[str, int, "int | None"], None]
 
+STEP = " · "
+"""A label may name the step under way after this separator ("measure cells · composite: cold
+samples"): the part before it is one bar, counted and timed as one, and the step shows beside it."""
+
 
 def no_progress(label: str, done: int, total: int | None) -> None:
     return None
@@ -56,27 +60,46 @@ def progress(
             tasks: dict[str, tuple[TaskID, float]] = {}
 
             def advance(label: str, done: int, total: int | None) -> None:
-                if label not in tasks:
-                    tasks[label] = (bar.add_task(label, total=total, rate=""), time.perf_counter())
-                task_id, started = tasks[label]
+                work = label.partition(STEP)[0]
+                if work not in tasks:
+                    tasks[work] = (bar.add_task(label, total=total, rate=""), time.perf_counter())
+                task_id, started = tasks[work]
                 rate = done / max(time.perf_counter() - started, 1e-9)
-                bar.update(task_id, completed=done, total=total, rate=f"{rate:,.0f} {unit_of(label)}/s")
+                bar.update(
+                    task_id, description=label, completed=done, total=total, rate=f"{rate:,.0f} {unit_of(work)}/s"
+                )
 
             yield advance
         return
 
-    last: dict[str, float] = {}
+    last: dict[str, tuple[float, str, int]] = {}  # per bar: when it last printed, the step and count it showed
     started: dict[str, float] = {}
 
     def plain(label: str, done: int, total: int | None) -> None:
+        # a log has no bar: a line every interval_s, and at once when a step starts or the work is done
+        work, _, step = label.partition(STEP)
         now = time.perf_counter()
-        started.setdefault(label, now)
+        started.setdefault(work, now)
+        printed, shown, count = last.get(work, (-interval_s, "", -1))
         finished = total is not None and done >= total
-        if not finished and now - last.get(label, 0.0) < interval_s:
+        if step == shown and now - printed < interval_s and not (finished and done != count):
             return
-        last[label] = now
-        rate = done / max(now - started[label], 1e-9)
+        last[work] = (now, step, done)
+        elapsed = now - started[work]
+        rate = done / max(elapsed, 1e-9)
         of = f"/{total:,}" if total is not None else ""
-        print(f"{label}: {done:,}{of} {unit_of(label)} ({rate:,.0f} {unit_of(label)}/s)", file=sys.stderr, flush=True)
+        eta = f", ETA {_duration((total - done) / rate)}" if total is not None and done and not finished else ""
+        per_s = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"  # cells come a few a second, rows by thousands
+        print(f"{label}: {done:,}{of} {unit_of(work)} ({per_s} {unit_of(work)}/s{eta})", file=sys.stderr, flush=True)
 
     yield plain
+
+
+def _duration(seconds: float) -> str:
+    """E.g. "45 s", "3 min 20 s", "1 h 05 min"."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"

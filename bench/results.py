@@ -192,9 +192,13 @@ class Cell(BaseModel):
 
     @property
     def verdict_text(self) -> str:
-        """The verdict as it was reached, e.g. "fail at n = 4 (4/4 over 50 ms) — power users"."""
-        who = f" — {self.decided_by} users" if len(self.classes) > 1 else ""
-        return self.deciding.describe(self.sla_ms) + who
+        """The verdict as it was reached: the deciding class's, e.g. "fail at n = 4 (4/4 over 50 ms) —
+        power users". A pass needs every class to pass, so it names each, the deciding class first:
+        "pass at n = 77 (0/77 over 50 ms) — power users; pass at n = 40 (0/40 over 50 ms) — ordinary users"."""
+        if len(self.classes) == 1:
+            return self.deciding.describe(self.sla_ms)
+        others = [c for c in self.classes if c is not self.deciding] if self.verdict == "pass" else []
+        return "; ".join(f"{c.describe(self.sla_ms)} — {c.user_class} users" for c in (self.deciding, *others))
 
 
 class Environment(BaseModel):

@@ -127,9 +127,35 @@ def test_bench_seeds_runs_and_reports(bench_run):
     for name in ("results.json", "summary.md", "latency.png"):
         assert (run_dir / name).stat().st_size > 0
     assert "recent_tasks" in (run_dir / "summary.md").read_text()
-    # Each cell's verdict as it was reached, in the terminal too.
-    assert "recent_tasks × baseline: pass at n = 77 (0/77 over 50 ms) — " in proc.stdout
+    # Each cell's verdict as it was reached, in the terminal too; a pass names every class's
+    line = next(line for line in proc.stdout.splitlines() if "recent_tasks × baseline: " in line)
+    assert line.count("pass at n = ") == 2 and " — power users" in line and " — ordinary users" in line, line
+    # without a terminal, progress names the phase under way, the cold and plan-stability passes too
+    for phase in ("warm-up and samples", "cold samples", "plan stability"):
+        assert f"measure cells · composite: {phase}: " in proc.stderr, proc.stderr
+    assert ", ETA " in proc.stderr
     assert (run_dir / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_measures_the_profile_it_is_given_and_quiet_says_one_line(bench_run, tmp_path):
+    _, _, name = bench_run  # seeded with the ci profile's options overridden: another dataset
+    quick = ["--cold-samples", "0", "--stability-rounds", "0", "--concurrent", "-q", "--reports-dir", str(tmp_path)]
+    args = ["run", "--db-name", name, "-s", "recent_tasks", "-v", "baseline", *quick]
+    refused = taskbench(*args, "--profile", "ci")
+    assert refused.returncode == 3 and not list(tmp_path.iterdir()), refused.stderr
+    (error,) = [line for line in refused.stderr.splitlines() if line.startswith("taskbench: error: ")]
+    assert "not the ci profile's" in error and "run `taskbench seed --profile ci`" in error
+    done = taskbench(*args)  # without --profile: whichever dataset is seeded there
+    assert done.returncode == 0, done.stderr
+    # -q: no line per cell (stdout), one summary line
+    assert done.stdout == "" and [line[:9] for line in done.stderr.splitlines() if " cells: " in line] == ["1 cells: "]
+
+
+def test_neon_options_have_a_help_panel_of_their_own():
+    shown = taskbench("run", "--help", env_extra={"COLUMNS": "200"}).stdout
+    options, neon = shown.split("Neon (--target neon)")
+    assert "--neon-compute" in neon and "--pooled" in neon and "--neon-api-url" in neon
+    assert "--neon" not in options and "--pooled" not in options and "--db-name" in options
 
 
 def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_path):

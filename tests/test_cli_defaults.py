@@ -71,6 +71,7 @@ LIBRARY: dict[str, Any] = {
 # Where one command's option means something else, or has a default of its own.
 PER_COMMAND: dict[tuple[str, str], Any] = {
     ("check", "reports_dir"): results_io.CHECK_DIR,
+    ("run", "profile"): None,  # run measures whichever dataset is seeded unless told which it must be
     ("baseline save", "to"): results_io.BASELINE_FILE,
     ("scale", "users"): scale.DEFAULT_USERS,
     ("neon parents", "keep"): neon.KEEP_PARENTS,

@@ -21,7 +21,7 @@ from bench.advise.objective import Objective
 from bench.advise.run import AdviseOptions
 from bench.catalogue import files as catalog_io
 from bench.catalogue.files import Catalog
-from bench.errors import InputError, Interrupted, TaskbenchError, as_user_error
+from bench.errors import DatabaseError, InputError, Interrupted, TaskbenchError, as_user_error
 from bench.judge.compare import Comparison
 from bench.judge.gates import GateThresholds
 from bench.judge.timegate import TimeThresholds
@@ -79,7 +79,9 @@ def command(name: str, on: typer.Typer | None = None) -> Callable[[Callable[...,
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-Profile = Annotated[str, typer.Option("--profile", help="Data profile: ci, default or large.")]
+_PROFILE = typer.Option("--profile", help="Data profile: ci, default or large.")
+Profile = Annotated[str, _PROFILE]
+MeasuredProfile = Annotated[str | None, _PROFILE]  # run: the dataset it must find (default: whichever is seeded)
 Users = Annotated[int | None, typer.Option("--users", help="Override the profile's number of users.")]
 TasksPerUser = Annotated[int | None, typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
 Seed = Annotated[int | None, typer.Option("--seed", help="Override the profile's random seed.")]
@@ -150,7 +152,7 @@ Parallel = Annotated[
         help="With --target neon: N shares measured at once, each on a Neon branch of its own, then merged.",
     ),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output; a run says one summary line.")]
 
 
 def _note(message: str) -> None:
@@ -191,6 +193,7 @@ def _with_options(
     return with_value
 
 
+NEON_PANEL = "Neon (--target neon)"  # a help panel of their own: a dozen options most runs never need
 # Options every command that opens a database shares, added to its signature by @targeted and
 # handed to it as one TargetSpec.
 _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -217,6 +220,7 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
         str | None,
         typer.Option(
             "--neon-project",
+            rich_help_panel=NEON_PANEL,
             envvar="NEON_PROJECT_ID",
             show_envvar=True,
             help="Neon project id (the API key comes from NEON_API_KEY).",
@@ -226,6 +230,7 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
         str | None,
         typer.Option(
             "--neon-parent",
+            rich_help_panel=NEON_PANEL,
             help="Neon branch that holds the seeded dataset (default: the seeded parent of --db-name, the "
             "dataset and the models' schema, taskbench-seeded-<db>-<dataset>-<schema>; found by --db-name "
             "when only measuring).",
@@ -233,47 +238,76 @@ _TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
     ),
     "neon_branch": (
         str | None,
-        typer.Option("--neon-branch", help="Name of the run's Neon branch (default: taskbench-run-<random>)."),
+        typer.Option(
+            "--neon-branch",
+            rich_help_panel=NEON_PANEL,
+            help="Name of the run's Neon branch (default: taskbench-run-<random>).",
+        ),
     ),
     # Neon's rules for sizes and timeouts are checked by NeonSettings, in one line naming the option.
-    "neon_compute": (float, typer.Option("--neon-compute", help="Compute size of a run's branch, CU (fixed).")),
+    "neon_compute": (
+        float,
+        typer.Option("--neon-compute", rich_help_panel=NEON_PANEL, help="Compute size of a run's branch, CU (fixed)."),
+    ),
     "neon_max_compute": (
         float,
         typer.Option(
-            "--neon-max-compute", help="Largest --neon-compute to allow: the plan's (Free 2, Launch 16, Scale 56 CU)."
+            "--neon-max-compute",
+            rich_help_panel=NEON_PANEL,
+            help="Largest --neon-compute to allow: the plan's (Free 2, Launch 16, Scale 56 CU).",
         ),
     ),
     "neon_suspend": (
         int,
         typer.Option(
             "--neon-suspend-timeout",
+            rich_help_panel=NEON_PANEL,
             help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).",
         ),
     ),
     "pooled": (
         bool,
-        typer.Option("--pooled", help="Measure through Neon's pooler (-pooler host) instead of the direct host."),
+        typer.Option(
+            "--pooled",
+            rich_help_panel=NEON_PANEL,
+            help="Measure through Neon's pooler (-pooler host) instead of the direct host.",
+        ),
     ),
-    "keep_branch": (bool, typer.Option("--keep-branch", help="Keep the run's Neon branch (it is deleted by default).")),
+    "keep_branch": (
+        bool,
+        typer.Option(
+            "--keep-branch", rich_help_panel=NEON_PANEL, help="Keep the run's Neon branch (it is deleted by default)."
+        ),
+    ),
     "neon_expiry": (
         float,
         typer.Option(
             "--neon-expiry-hours",
+            rich_help_panel=NEON_PANEL,
             help="A run's branch deletes itself this long after creation, even if taskbench is killed (0: never).",
         ),
     ),
     # The allowance a run of several branches (--parallel) is checked against before anything is created.
     "neon_max_branches": (
         int,
-        typer.Option("--neon-max-branches", help="Branches the project may have (Free and Launch 10, Scale 25)."),
+        typer.Option(
+            "--neon-max-branches",
+            rich_help_panel=NEON_PANEL,
+            help="Branches the project may have (Free and Launch 10, Scale 25).",
+        ),
     ),
     "neon_max_active": (
         int,
         typer.Option(
-            "--neon-max-active-computes", help="Computes the project may have active at once (Neon's default 20)."
+            "--neon-max-active-computes",
+            rich_help_panel=NEON_PANEL,
+            help="Computes the project may have active at once (Neon's default 20).",
         ),
     ),
-    "neon_api_url": (str, typer.Option("--neon-api-url", envvar="NEON_API_URL", help="Neon API base URL.")),
+    "neon_api_url": (
+        str,
+        typer.Option("--neon-api-url", rich_help_panel=NEON_PANEL, envvar="NEON_API_URL", help="Neon API base URL."),
+    ),
     "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
 }
 # Each default is the library's: TargetSpec's, or NeonSettings' for the Neon options.
@@ -433,19 +467,20 @@ def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) 
 def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
     with progress(not quiet, unit="cells") as advance:
         res = run(target, cat, opts, advance)
-    return _saved(res, reports_dir)
+    return _saved(res, reports_dir, quiet)
 
 
-def _saved(res: Results, reports_dir: Path) -> Path:
-    """Save a run and say what it found."""
+def _saved(res: Results, reports_dir: Path, quiet: bool = False) -> Path:
+    """Save a run and say what it found (``quiet``: its one summary line, no line per cell)."""
     path = results_io.save(res, reports_dir)
-    _print_run(res, path)
+    _print_run(res, path, quiet)
     return path
 
 
-def _print_run(res: Results, path: Path) -> None:
-    for c in res.cells:
-        out.print(f"  {c.scenario} × {c.variant}: {c.verdict_text}", highlight=False, markup=False)
+def _print_run(res: Results, path: Path, quiet: bool = False) -> None:
+    if not quiet:
+        for c in res.cells:
+            out.print(f"  {c.scenario} × {c.variant}: {c.verdict_text}", highlight=False, markup=False)
     verdicts = {v: sum(1 for c in res.cells if c.verdict == v) for v in ("pass", "fail", "inconclusive")}
     err.print(
         f"{len(res.cells)} cells: {verdicts['pass']} pass, {verdicts['fail']} fail, "
@@ -453,6 +488,22 @@ def _print_run(res: Results, path: Path) -> None:
         highlight=False,
     )
     _warn_conditions(res)
+
+
+def _holding(target: Target, profile: DataProfile | None) -> Target:
+    """``target``, refused (exit 3) when ``profile`` is given and the dataset seeded there is another."""
+    from bench.targets.schema import seeded_dataset
+
+    if profile is None:
+        return target
+    held = seeded_dataset(target)
+    if held.fingerprint != profile.fingerprint():
+        raise DatabaseError(
+            f"database {target.database!r} holds dataset {held.fingerprint} (profile {held.profile.get('name')}), "
+            f"not the {profile.name} profile's {profile.fingerprint()}: run `taskbench seed --profile {profile.name}` "
+            "first, or `taskbench bench`, which seeds and runs"
+        )
+    return target
 
 
 def _warn_conditions(res: Results) -> None:
@@ -540,13 +591,17 @@ def run_cmd(
     shard: ShardOf = None,
     durations: Durations = None,
     parallel: Parallel = 1,
+    profile: MeasuredProfile = None,
     reports_dir: ReportsDir = REPORTS_DIR,
     quiet: Quiet = False,
 ) -> None:
-    """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json."""
+    """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json.
+    With --profile, the database must hold that profile's dataset (seed it first, or use `bench`)."""
     from bench.measure import shard as sharding
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
+    prof = _profile(profile, None, None, None) if profile else None
+    spec = for_dataset(spec, prof) if prof else spec  # on Neon: measured on that dataset's seeded parent
     if shard and parallel > 1:
         raise InputError("--shard measures one share here, --parallel every share at once: give one of them")
     if shard:
@@ -555,7 +610,8 @@ def run_cmd(
         with measurement_target(spec, announce=_note) as target:
             _note(f"shard {index}/{count}: {', '.join(plan.variants(index))} (split by {plan.weights})")
             with progress(not quiet, unit="cells") as advance:
-                _saved(sharding.measure_shard(_show(target), cat, opts, plan, index, advance), reports_dir)
+                shard_run = sharding.measure_shard(_holding(_show(target), prof), cat, opts, plan, index, advance)
+                _saved(shard_run, reports_dir, quiet)
     elif parallel > 1:
         from bench.measure.merge import merge
 
@@ -563,10 +619,10 @@ def run_cmd(
         _note(f"{parallel} shares (split by {plan.weights}), measured at once")
         with measurement_targets(spec, parallel, _note) as targets:
             shards = sharding.measure_parallel(targets, cat, opts, plan, _note)
-        _saved(merge([(f"shard {i}/{parallel}", res) for i, res in enumerate(shards, 1)]), reports_dir)
+        _saved(merge([(f"shard {i}/{parallel}", res) for i, res in enumerate(shards, 1)]), reports_dir, quiet)
     else:
         with measurement_target(spec, announce=_note) as target:
-            _run(_show(target), cat, opts, reports_dir, quiet)
+            _run(_holding(_show(target), prof), cat, opts, reports_dir, quiet)
 
 
 @command("merge")

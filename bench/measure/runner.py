@@ -60,7 +60,7 @@ from bench.measure.lock import measurement_lock
 from bench.measure.plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
 from bench.measure.rows import result_hash
 from bench.measure.stability import plan_stability
-from bench.progress import Advance, no_progress
+from bench.progress import STEP, Advance, no_progress
 from bench.results import (
     Cell,
     ClassVerdict,
@@ -442,9 +442,11 @@ class _Clock:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.on_phase: Callable[[str], None] = lambda name: None  # progress: the phase under way
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        self.on_phase(name)
         started = time.perf_counter()
         try:
             yield
@@ -512,12 +514,19 @@ async def _measure_jobs(
     cold = ColdCache(available=False, method="none: nothing measured")
     total = sum(len(scenarios) for _, scenarios in jobs)
     done = 0
+    step = ""  # the variant and phase under way, named by the progress line (cold samples take minutes)
+
+    def on_phase(name: str) -> None:
+        nonlocal step
+        step = f"{STEP}{variant.name}: {name}"  # the variant the loop below is measuring
+        advance(f"measure cells{step}", done, total)
 
     def on_cell() -> None:
         nonlocal done
         done += 1
-        advance("measure cells", done, total)
+        advance(f"measure cells{step}", done, total)
 
+    clock.on_phase = on_phase
     advance("measure cells", 0, total)
     since = time.perf_counter()
     for variant, scenarios in jobs:
