@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # compare found a regression
 EXIT_INPUT = 2  # bad input: malformed file, unknown name, incomparable results
@@ -9,10 +11,20 @@ EXIT_DATABASE = 3  # database unreachable, refused, or not ours
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM (128 + SIGINT)
 
 
-def first_line(exc: BaseException) -> str:
-    """A driver error's first line: the message without hints, context or query text."""
+def first_line(exc: BaseException | str) -> str:
+    """A driver error's (or a message quoting one) first line: without the server's DETAIL:, HINT:,
+    CONTEXT: or LINE lines and the query text."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+# user:password@ in a URL, password=... in a libpq connection string
+_SECRETS = re.compile(r"(?<=://)([^:/@\s]*):[^@\s]*@|(?<=password=)[^\s&]+", re.IGNORECASE)
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the password of any URL or connection string in it replaced by ***."""
+    return _SECRETS.sub(lambda m: f"{m.group(1)}:***@" if m.group(1) is not None else "***", text)
 
 
 class TaskbenchError(Exception):

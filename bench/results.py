@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, computed_field, model_validator
 
+from bench import output
 from bench.errors import InputError
 from bench.judge.stats import Quantile, Summary, Verdict
 from bench.measure.plan import PlanFacts
@@ -510,31 +512,51 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def write(results: Results, run_dir: Path) -> Path:
-    """Write ``run_dir/results.json`` atomically: a reader never sees half a file."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / RESULTS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(results.model_dump_json(indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+def _write(text: str, path: Path) -> Path:
+    with output.replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 
+def write(results: Results, run_dir: Path) -> Path:
+    """Write ``run_dir/results.json`` atomically: a reader never sees half a file. When that fails
+    the results go to the system's temporary directory, named in the error (output.rescue)."""
+    path = run_dir / RESULTS_FILE
+    text = results.model_dump_json(indent=1)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return _write(text, path)
+    except OSError as exc:
+        raise output.rescue(text, RESULTS_FILE, path, exc) from None
+
+
 def save(results: Results, reports_dir: Path) -> Path:
-    """Write ``reports/<run-id>/results.json`` atomically and point ``reports/latest`` at it."""
+    """Write ``reports/<run-id>/results.json`` atomically and point ``reports/latest`` at it. When
+    that fails nothing is left in ``reports_dir`` and the results go to the system's temporary
+    directory, named in the error (output.rescue)."""
+    text = results.model_dump_json(indent=1)
     run_dir = reports_dir / results.run_id
     suffix = 1
     while run_dir.exists():
         suffix += 1
         run_dir = reports_dir / f"{results.run_id}-{suffix}"
-    run_dir.mkdir(parents=True)
-    path = write(results, run_dir)
-    latest = reports_dir / "latest"
-    tmp_link = reports_dir / ".latest.tmp"
-    if tmp_link.is_symlink() or tmp_link.exists():
-        tmp_link.unlink()
-    tmp_link.symlink_to(run_dir.name)
-    os.replace(tmp_link, latest)
+    made = False
+    try:
+        run_dir.mkdir(parents=True)
+        made = True
+        path = _write(text, run_dir / RESULTS_FILE)
+        latest = reports_dir / "latest"
+        tmp_link = reports_dir / ".latest.tmp"
+        if tmp_link.is_symlink() or tmp_link.exists():
+            tmp_link.unlink()
+        tmp_link.symlink_to(run_dir.name)
+        os.replace(tmp_link, latest)
+    except BaseException as exc:  # a failure or Ctrl-C: no run directory without its results
+        if made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise output.rescue(text, RESULTS_FILE, run_dir / RESULTS_FILE, exc) from None
+        raise
     return path
 
 
@@ -728,8 +750,10 @@ def save_baseline(run_path: Path, reason: str, to: Path) -> Results:
     res = res.model_copy(
         update={"baseline": BaselineInfo(reason=reason.strip(), saved_at=datetime.now(UTC), from_run=res.run_id)}
     )
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = to.with_suffix(".tmp")
-    tmp.write_text(res.model_dump_json(indent=1), encoding="utf-8")
-    os.replace(tmp, to)
+    text = res.model_dump_json(indent=1)
+    try:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        _write(text, to)
+    except OSError as exc:
+        raise output.rescue(text, to.name, to, exc) from None
     return res

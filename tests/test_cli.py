@@ -4,11 +4,24 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+import psycopg
 import pytest
 
+from bench.targets.schema import dataset_info
 from bench.targets.target import drop_database, open_target
-from tests.support import DATA_DIR, SCENARIOS, committed_scenarios, one_line_error, taskbench, taskbench_started
+from tests.support import (
+    DATA_DIR,
+    ROOT,
+    SCENARIOS,
+    committed_scenarios,
+    one_line_error,
+    taskbench,
+    taskbench_started,
+)
 
 
 def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
@@ -218,49 +231,146 @@ def slow_catalogue(directory):
     return directory
 
 
-@pytest.mark.parametrize(
-    "signum, background",
-    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)],
-    ids=["sigint", "sigterm", "sigint-background", "sigterm-background"],
-)
-def test_interrupt_mid_run_exits_130_and_leaves_nothing(seeded, signum, background, tmp_path):
-    # in the background (a script's `taskbench run &`) SIGINT starts ignored: it is honoured all the same
-    scenarios = slow_catalogue(tmp_path / "scenarios")
-    proc = taskbench_started(
-        "run",
-        "--db-name",
-        seeded.database,
-        "-v",
-        "composite",
-        "-s",
-        "pairs",
-        "--scenarios-dir",
-        str(scenarios),
-        "--cell-budget",
-        "600",
-        "--concurrent",
-        "-q",
-        "--reports-dir",
-        "/nonexistent",
-        background=background,
-    )
-    import psycopg
+@dataclass(frozen=True)
+class Interruptible:
+    """A long command to interrupt: its arguments (given the seeded database's name, a fresh database
+    name and a scratch directory), its scratch copies (a LIKE pattern) and when it is busy enough to
+    interrupt."""
 
-    copies = ("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_run_%",))
-    deadline = time.monotonic() + 60
+    args: Callable[[str, str, Path], list[str]]
+    copies: Callable[[str, str], str | None]
+    busy: Callable[[psycopg.Connection, str, str, Path], bool]
+    seeding: bool = False  # interrupted while seeding the fresh database
+
+
+def _exists(conn: psycopg.Connection, pattern: str) -> bool:
+    return bool(conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (pattern,)).fetchone()[0])
+
+
+def _slow_run_args(tmp: Path) -> list[str]:
+    """Measure the slow scenario under one variant for up to ten minutes: busy until interrupted."""
+    scenarios = slow_catalogue(tmp / "scenarios")
+    return ["-s", "pairs", "-v", "composite", "--scenarios-dir", str(scenarios), "--cell-budget", "600"]
+
+
+QUIET_RUN = ["--cold-samples", "0", "--stability-rounds", "0", "--concurrent", "-q"]
+
+
+def _copied(database: Callable[[str, str], str]) -> Callable[[psycopg.Connection, str, str, Path], bool]:
+    """Busy once a scratch copy of ``database`` exists, a second after (the variant is being built or
+    measured on it)."""
+
+    def busy(conn: psycopg.Connection, seeded: str, fresh: str, tmp: Path) -> bool:
+        if not _exists(conn, f"{database(seeded, fresh)}\\_%"):
+            return False
+        time.sleep(1.0)
+        return True
+
+    return busy
+
+
+def _seeding(conn: psycopg.Connection, seeded: str, fresh: str, tmp: Path) -> bool:
+    if not _exists(conn, fresh):
+        return False
+    time.sleep(1.5)  # the default profile's COPY takes far longer
+    return True
+
+
+def _reporting(conn: psycopg.Connection, seeded: str, fresh: str, tmp: Path) -> bool:
+    return (tmp / "run" / "heatmap.png").exists()  # the first figure: the others and the pages follow
+
+
+def _report_args(seeded: str, fresh: str, tmp: Path) -> list[str]:
+    # the committed baseline: a whole matrix, seconds of figures to interrupt
+    (tmp / "run").mkdir()
+    shutil.copy(ROOT / "reports" / "baseline.json", tmp / "run" / "results.json")
+    return ["report", str(tmp / "run")]
+
+
+COMMANDS = {
+    "run": Interruptible(
+        lambda seeded, fresh, tmp: ["run", "--db-name", seeded, *_slow_run_args(tmp), *QUIET_RUN],
+        lambda seeded, fresh: f"{seeded}\\_%",
+        _copied(lambda seeded, fresh: seeded),
+    ),
+    "check": Interruptible(
+        lambda seeded, fresh, tmp: (
+            ["check", "--db-name", seeded, "--before", str(SCENARIOS), *_slow_run_args(tmp)] + QUIET_RUN
+        ),
+        lambda seeded, fresh: f"{seeded}\\_%",
+        _copied(lambda seeded, fresh: seeded),
+    ),
+    "bench": Interruptible(
+        lambda seeded, fresh, tmp: (
+            ["bench", "--db-name", fresh, "--profile", "ci", "--users", "2"]
+            + ["--tasks-per-user", "400", *_slow_run_args(tmp), *QUIET_RUN]
+        ),
+        lambda seeded, fresh: f"{fresh}\\_%",
+        _copied(lambda seeded, fresh: fresh),
+    ),
+    "scale": Interruptible(
+        lambda seeded, fresh, tmp: (
+            ["scale", "--db-name", fresh, "--sizes", "200,400", "--users", "2"]
+            + ["--min-samples", "0", *_slow_run_args(tmp), "--concurrent", "-q"]
+        ),
+        lambda seeded, fresh: f"{fresh}\\_tpu%\\_%",
+        _copied(lambda seeded, fresh: f"{fresh}_tpu200"),
+    ),
+    "seed": Interruptible(
+        lambda seeded, fresh, tmp: ["seed", "--db-name", fresh, "--profile", "default", "-q"],
+        lambda seeded, fresh: None,
+        _seeding,
+        seeding=True,
+    ),
+    "report": Interruptible(_report_args, lambda seeded, fresh: None, _reporting),
+}
+SIGNALS = {"sigint": (signal.SIGINT, False), "sigterm": (signal.SIGTERM, False)}
+# In the background (a script's `taskbench run &`) SIGINT starts ignored: it is honoured all the same;
+# SIGTERM is what a CI runner sends on a cancel. Both take one path (SIGTERM re-sends SIGINT), so
+# each other command is interrupted in the background by one of them, in turn.
+BACKGROUND = {"sigint-background": (signal.SIGINT, True), "sigterm-background": (signal.SIGTERM, True)}
+OTHERS = [command for command in COMMANDS if command != "run"]
+CASES = [("run", mode) for mode in [*SIGNALS, *BACKGROUND]] + [
+    (command, list(BACKGROUND)[i % 2]) for i, command in enumerate(OTHERS)
+]
+
+
+@pytest.mark.parametrize("command, mode", CASES, ids=[f"{c}-{m}" for c, m in CASES])
+def test_an_interrupted_command_exits_130_within_seconds_and_leaves_nothing(seeded, command, mode, tmp_path):
+    case, (signum, background) = COMMANDS[command], {**SIGNALS, **BACKGROUND}[mode]
+    fresh = f"tbsig_{uuid.uuid4().hex[:8]}"
+    reports = tmp_path / "reports"
+    args = case.args(seeded.database, fresh, tmp_path)
+    if command != "report":
+        args += ["--reports-dir", str(reports)] if command != "seed" else []
+    proc = taskbench_started(*args, background=background)
     # Watch from the maintenance database: a session on the seeded one would block its copy.
     with psycopg.connect(seeded.libpq_conninfo("postgres"), autocommit=True) as conn:
-        while time.monotonic() < deadline and not conn.execute(*copies).fetchone()[0]:
-            time.sleep(0.1)
-        time.sleep(1.0)  # the variant is being built or measured on the scratch copy
-        proc.send_signal(signum)
         try:
+            deadline = time.monotonic() + 120
+            while not case.busy(conn, seeded.database, fresh, tmp_path):
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.05)
+            proc.send_signal(signum)
+            sent = time.monotonic()
             _, stderr = proc.communicate(timeout=60)
+            took = time.monotonic() - sent
         finally:
-            proc.kill()  # never leave a hung run behind
-        left_copies = conn.execute(*copies).fetchone()[0]
+            proc.kill()  # never leave a hung command behind
+        copies = case.copies(seeded.database, fresh)
+        left = copies is not None and _exists(conn, copies)
+        seeded_fresh = _exists(conn, fresh) and dataset_info(open_target(None, fresh, DATA_DIR)) is not None
+        # what the command made itself is the test's to drop (a seed is redone by the next command)
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s", (fresh, f"{fresh}\\_%")
+        ).fetchall():
+            drop_database(open_target(None, name, DATA_DIR), name)
     with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
         left_indexes = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted" in stderr
-    assert left_copies == 0 and left_indexes == 0
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("taskbench: error: interrupted")
+    assert took < 15, f"{command} took {took:.1f} s to stop"
+    assert not left and left_indexes == 0  # scratch copies dropped, applied indexes removed
+    assert not (case.seeding and seeded_fresh)  # not taken for a dataset: the next command seeds again
+    assert not reports.exists() or not any(reports.rglob("*"))  # nothing partial written
+    assert not list(tmp_path.rglob("*.partial*")) and not (tmp_path / "run" / "index.html").exists()

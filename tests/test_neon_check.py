@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -175,3 +176,20 @@ def test_a_cancel_mid_run_is_exit_130_and_leaves_no_branch(standin, tmp_path):
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr and _no_branch_left(standin, name)
     assert not list((tmp_path / "reports").glob("*/results.json"))  # nothing partial written
+
+
+def test_a_cancel_while_seeding_is_exit_130_and_goes_no_further(standin, tmp_path):
+    """SIGTERM to the script before its exec, while `taskbench seed` runs under it: passed on to the
+    seed, which deletes its seeding branch; the script exits 130 without starting the check."""
+    scen = _scenarios(tmp_path)
+    name = f"taskbench-pr-7-{tmp_path.name}-1"
+    env = _env(standin, tmp_path, DB_NAME=f"tb_cancel_{uuid.uuid4().hex[:8]}")  # a parent not seeded yet
+    proc = subprocess.Popen(_args(scen), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(b["name"].startswith("taskbench-seeding-") for b in list(standin.branches.values())):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)  # the script's process: bash, waiting for the seed
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr and _no_branch_left(standin, name)

@@ -31,6 +31,33 @@
 # Exit code: check's (0 no regression, 1 regression, 2 cannot judge, 3 database/API, 130 interrupted).
 set -euo pipefail
 
+# A cancel (SIGTERM from the runner, Ctrl-C) before the `exec` reaches this shell, not the taskbench
+# it waits for: bash would die and leave that one running (seeding a branch), or run a trap only
+# after it ends and go on to the check. So each step runs in the background, the trap passes the
+# signal on, the step cleans up and exits 130, and so does the script, before starting another step.
+interrupted=
+child=
+on_signal() {
+  interrupted=$1
+  if [ -n "$child" ]; then kill -s "$1" "$child" 2>/dev/null || true; fi
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+step() {
+  if [ -n "$interrupted" ]; then exit 130; fi
+  "$@" &
+  child=$!
+  local status=0
+  wait "$child" || status=$?
+  while kill -0 "$child" 2>/dev/null; do # the trap ended the wait, not the step: it is cleaning up
+    status=0
+    wait "$child" || status=$?
+  done
+  child=
+  if [ -n "$interrupted" ]; then exit 130; fi
+  return "$status"
+}
+
 : "${NEON_API_KEY:?NEON_API_KEY must be set}" "${NEON_PROJECT_ID:?NEON_PROJECT_ID must be set}"
 : "${NEON_RUN_BRANCH:?NEON_RUN_BRANCH must be set}"
 taskbench=${TASKBENCH:-.venv/bin/taskbench}
@@ -38,10 +65,10 @@ db_name=${DB_NAME:-taskbench_ci}
 read -r -a seed_options <<<"${SEED_OPTIONS:-}"
 
 if [ -n "${NEON_KEEP_PARENTS:-}" ]; then
-  "$taskbench" neon parents --remove-old --keep "$NEON_KEEP_PARENTS"
+  step "$taskbench" neon parents --remove-old --keep "$NEON_KEEP_PARENTS"
 fi
 
-"$taskbench" seed --target neon --profile "${PROFILE:-ci}" "${seed_options[@]}" --db-name "$db_name" --quiet
+step "$taskbench" seed --target neon --profile "${PROFILE:-ci}" "${seed_options[@]}" --db-name "$db_name" --quiet
 
 check=("$taskbench" check)
 if [ -n "${BASELINE:-}" ]; then
@@ -58,4 +85,5 @@ fi
 if [ -n "${BASE_REF:-}" ]; then
   check+=(--before-ref "$BASE_REF")
 fi
+if [ -n "$interrupted" ]; then exit 130; fi
 exec "${check[@]}" "$@"

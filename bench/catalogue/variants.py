@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from bench.catalogue.files import Variant
-from bench.errors import InputError
+from bench.errors import InputError, first_line
 from bench.models import TABLE_NAMES
 from bench.results import IndexCost, VariantResult
 
@@ -61,7 +61,7 @@ async def apply_variant(conn: asyncpg.Connection, applied: Applied) -> None:
                 applied.build_seconds[name] = seconds
     except asyncpg.PostgresError as exc:
         await remove_variant(conn, applied)
-        raise InputError(f"variant {variant.name!r}: a statement failed: {exc}") from None
+        raise InputError(f"variant {variant.name!r}: a statement failed: {first_line(exc)}") from None
     # Expression indexes carry their own statistics: without ANALYZE the planner ignores them.
     tables = await conn.fetch(
         "SELECT DISTINCT c.relname FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid"

@@ -11,17 +11,29 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
+from bench import output
 from bench import results as results_io
 from bench.advise.objective import Objective
 from bench.advise.run import AdviseOptions
 from bench.catalogue import files as catalog_io
 from bench.catalogue.files import Catalog
-from bench.errors import DatabaseError, InputError, Interrupted, TaskbenchError, as_user_error
+from bench.errors import (
+    EXIT_INPUT,
+    EXIT_OK,
+    DatabaseError,
+    InputError,
+    Interrupted,
+    TaskbenchError,
+    as_user_error,
+    first_line,
+    hide_secrets,
+)
 from bench.judge.compare import Comparison
 from bench.judge.gates import GateThresholds
 from bench.judge.timegate import TimeThresholds
@@ -127,7 +139,12 @@ ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache ex
 StabilityN = Annotated[
     int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")
 ]
-ReportsDir = Annotated[Path, typer.Option("--reports-dir", help="Where run directories are written.")]
+# Checked as the command line is read, before any work (output.require_writable): measuring for
+# minutes into a directory that cannot take the results would lose them.
+ReportsDir = Annotated[
+    Path,
+    typer.Option("--reports-dir", help="Where run directories are written.", callback=output.require_writable),
+]
 REPORTS_DIR = results_io.REPORTS_DIR
 ShardOf = Annotated[
     str | None,
@@ -638,6 +655,7 @@ def merge_cmd(
     from bench.measure.merge import merge
     from bench.report.build import write_report
 
+    output.require_writable(out_dir or REPORTS_DIR)
     started = perf_counter()
     merged = merge([(str(path), results_io.load(path)) for path in shards])
     if out_dir is None:
@@ -659,6 +677,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
         write_report,  # matplotlib is slow to import: only for commands that plot
     )
 
+    output.require_writable(results_io.resolve(run_dir).parent)
     for path in write_report(run_dir):
         out.print(str(path), highlight=False)
 
@@ -1148,7 +1167,7 @@ def baseline_save_cmd(
     to: Annotated[Path, typer.Option("--to", help="Where the baseline lives.")] = results_io.BASELINE_FILE,
 ) -> None:
     """Save RUN_DIR's results as the baseline, with the reason (commit the file)."""
-    res = results_io.save_baseline(run_dir, reason, to)
+    res = results_io.save_baseline(run_dir, reason, output.require_writable(to.parent) / to.name)
     assert res.baseline is not None, "save_baseline records why"
     out.print(
         f"baseline {to} ← run {res.run_id} ({len(res.cells)} cells, dataset {res.dataset.fingerprint}): "
@@ -1272,6 +1291,18 @@ def _terminate(signum: int, frame: object) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+def _usage_line(exc: UsageError) -> str:
+    """A usage error (an unknown option, a missing argument, a value of the wrong type) as one line
+    naming the command whose help to read, instead of click's boxed usage text."""
+    names: list[str] = []
+    ctx = exc.ctx
+    while ctx is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    command = " ".join(["taskbench", *reversed(names[:-1])])
+    return f"{' '.join(exc.format_message().split())} (see {command} --help)"
+
+
 def main() -> None:
     # A shell starts a background job (`taskbench run &` in a script) with SIGINT ignored, and
     # asyncio only turns SIGINT into a cancellation where Python's own handler is installed: without
@@ -1279,10 +1310,23 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app()
+        # standalone_mode=False: click's own errors reach the handlers below instead of being
+        # printed as a box of many lines; typer.Exit's code is returned.
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # the help was printed: nothing to add
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        _error(_usage_line(exc), EXIT_INPUT)
     except Exception as exc:
         known = exc if isinstance(exc, TaskbenchError) else as_user_error(exc)
         if known is None:
             raise  # a bug in taskbench: the traceback is what a report needs
-        err.print(f"taskbench: error: {known}", highlight=False, markup=False)
-        sys.exit(known.exit_code)
+        _error(str(known), known.exit_code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _error(message: str, exit_code: int) -> NoReturn:
+    # The last guards, for messages that quote what they did not word: a password in a URL (a
+    # usage error's extra argument), a server's DETAIL:, HINT: or LINE lines after its message.
+    err.print(f"taskbench: error: {first_line(hide_secrets(message))}", highlight=False, markup=False)
+    sys.exit(exit_code)

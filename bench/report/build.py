@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from bench import output
 from bench import results as results_io
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
@@ -314,26 +315,43 @@ def _data_uri(path: Path) -> str:
 
 
 def write_report(run_path: Path, out_dir: Path | None = None) -> list[Path]:
+    """The report's files next to a results.json (or in ``out_dir``), each written whole or not at
+    all; a directory that cannot take them is one line naming it (the results stay as they were)."""
     res = results_io.load(run_path)
     out = out_dir or results_io.resolve(run_path).parent
+    try:
+        return _write_report(res, out)
+    except OSError as exc:
+        raise output.NotWritten(f"cannot write the report in {out}: {output.reason(exc)}") from None
+
+
+def _write_report(res: Results, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    figures = {name: draw(res, out / f"{name}.png") for name, (draw, applies) in FIGURES.items() if applies(res)}
+    figures: dict[str, Path] = {}
+    for name, (draw, applies) in FIGURES.items():
+        if applies(res):
+            with output.replacing(out / f"{name}.png") as tmp:
+                draw(res, tmp)
+            figures[name] = out / f"{name}.png"
     view = _view(res, figures)
     templates = _templates()
     html = out / "index.html"
-    html.write_text(
-        templates.get_template("report.html.j2").render(
-            **view, images={name: _data_uri(path) for name, path in figures.items()}
-        ),
-        encoding="utf-8",
-    )
+    with output.replacing(html) as tmp:
+        tmp.write_text(
+            templates.get_template("report.html.j2").render(
+                **view, images={name: _data_uri(path) for name, path in figures.items()}
+            ),
+            encoding="utf-8",
+        )
     summary = out / "summary.md"
-    summary.write_text(templates.get_template("summary.md.j2").render(**view), encoding="utf-8")
+    with output.replacing(summary) as tmp:
+        tmp.write_text(templates.get_template("summary.md.j2").render(**view), encoding="utf-8")
     tables = {"results.csv": frame(res)}
     if res.scale:
         tables["scale.csv"] = scale_frame(res)
     if res.load:
         tables["load.csv"] = load_frame(res)
     for name, table in tables.items():
-        table.to_csv(out / name, index=False)
+        with output.replacing(out / name) as tmp:
+            table.to_csv(tmp, index=False)
     return [html, summary, *(out / name for name in tables), *figures.values()]
