@@ -36,6 +36,11 @@ Format history:
   (``base_cells``), what only the base has (``gone``) and the pairs taken again to confirm a time
   regression (``confirmation``); its ``incomparable`` is gone (each side is timed with its own
   parameters).
+- 10 (2026-12-06): statement timeouts: each cell records the one its executions ran under
+  (``statement_timeout_ms``); a class cut off by it stops with ``stopped_by: timeout`` (a fail), and
+  a cell that timed out before any EXPLAIN ANALYZE finished has no ``execution`` summary (null) and
+  its estimated plan, and its scale point no ``execution_p50_ms`` or ``buffers``; a check's pairs of
+  such a cell stop there (``side_by_side.cells[].timed_out``), and time does not judge it.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from bench.errors import InputError
 from bench.judge.stats import Quantile, Summary, Verdict
 from bench.measure.plan import PlanFacts
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -130,8 +135,9 @@ class Stability(BaseModel):
     flipped: int  # parameter sets whose plan changed across rounds
 
 
-StopReason = Literal["boundary", "futility", "cap", "budget", "cell"]
+StopReason = Literal["boundary", "futility", "cap", "budget", "cell", "timeout"]
 _STOPPED = {
+    "timeout": "; timed out",
     "futility": "; neither boundary reachable",
     "cap": "; the last look",
     "budget": "; time budget spent",
@@ -151,13 +157,13 @@ class ClassVerdict(BaseModel):
     stopped_by: StopReason  # boundary: a pass or fail; else why it ended without one
     p95: Quantile  # client p95 of the class's samples, with its interval where one exists
 
-    def describe(self, sla_ms: float) -> str:
-        """E.g. "fail at n = 4 (4/4 over 50 ms)"."""
+    def describe(self, sla_ms: float, timeout_ms: int | None = None) -> str:
+        """E.g. "fail at n = 4 (4/4 over 50 ms)", "fail at n = 1 (1/1 over 50 ms; timed out at 1000 ms)"."""
         decision = "undecided" if self.stopped_by == "cell" else self.decision
-        return (
-            f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms"
-            f"{_STOPPED.get(self.stopped_by, '')})"
-        )
+        stopped = _STOPPED.get(self.stopped_by, "")
+        if self.stopped_by == "timeout" and timeout_ms is not None:
+            stopped += f" at {timeout_ms} ms"
+        return f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms{stopped})"
 
 
 class Cell(BaseModel):
@@ -172,13 +178,14 @@ class Cell(BaseModel):
     warmup: int  # warm-up executions run before the samples
     samples: Samples
     client: Summary  # every sample, the classes together
-    execution: Summary  # the explained samples
+    execution: Summary | None  # the explained samples; None when it timed out before one finished
     verdict: Verdict  # every class passed / some class failed / neither
     classes: list[ClassVerdict]
     decided_by: str  # the class whose verdict made the cell's (the last to pass, the first to fail)
     seconds: float | None = None  # time spent measuring the cell: warm-up, samples, EXPLAINs
     plan: PlanFacts  # the plan most explained samples ran
     plan_count: int  # distinct plans seen across samples (parameters can change the plan)
+    statement_timeout_ms: int | None = None  # every execution's limit (None: a run before timeouts)
     cold: ColdSamples | None = None
     stability: Stability | None = None
 
@@ -198,9 +205,16 @@ class Cell(BaseModel):
         power users". A pass needs every class to pass, so it names each, the deciding class first:
         "pass at n = 77 (0/77 over 50 ms) — power users; pass at n = 40 (0/40 over 50 ms) — ordinary users"."""
         if len(self.classes) == 1:
-            return self.deciding.describe(self.sla_ms)
+            return self.deciding.describe(self.sla_ms, self.statement_timeout_ms)
         others = [c for c in self.classes if c is not self.deciding] if self.verdict == "pass" else []
-        return "; ".join(f"{c.describe(self.sla_ms)} — {c.user_class} users" for c in (self.deciding, *others))
+        return "; ".join(
+            f"{c.describe(self.sla_ms, self.statement_timeout_ms)} — {c.user_class} users"
+            for c in (self.deciding, *others)
+        )
+
+    @property
+    def timed_out(self) -> bool:
+        return any(c.stopped_by == "timeout" for c in self.classes)
 
 
 class Environment(BaseModel):
@@ -324,8 +338,8 @@ class ScalePoint(BaseModel):
     p50_ms: float
     p95_ms: float
     p99_ms: float
-    execution_p50_ms: float
-    buffers: float  # median shared buffers (hit + read) per execution
+    execution_p50_ms: float | None  # None: every execution timed out (``Cell.execution``)
+    buffers: float | None  # median shared buffers (hit + read) per execution; None as above
     verdict: Verdict
     samples: int
 
@@ -396,6 +410,7 @@ class PairedSamples(BaseModel):
     base_ms: list[float]
     head_ms: list[float]
     differing_rows: int | None  # pairs whose two sides returned other rows (None: a write, not compared)
+    timed_out: bool = False  # a side reached the statement timeout: the pairs stop there, time is not judged
 
 
 class SideBySide(BaseModel):
@@ -701,6 +716,11 @@ def _update_to_9(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_10(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older run had no statement timeouts (null), so none of its cells timed out."""
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -728,6 +748,7 @@ _MIGRATIONS = {
     6: _update_to_7,
     7: _update_to_8,
     8: _update_to_9,
+    9: _update_to_10,
 }
 
 

@@ -50,6 +50,7 @@ LIBRARY: dict[str, Any] = {
     "cell_budget": RunOptions.cell_budget,
     "cold_samples": RunOptions.cold_samples,
     "stability_rounds": RunOptions.stability_rounds,
+    "timeout_factor": RunOptions.timeout_factor,
     "concurrent": RunOptions.concurrent,
     "lock_wait": RunOptions.lock_wait,
     # the gates

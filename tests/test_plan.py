@@ -93,3 +93,10 @@ def test_rows_removed_by_a_filter_are_counted(seeded):
     with schema.connect(seeded) as conn:
         rows = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     assert facts.rows_removed == rows and scan.rows_removed > 0  # every row read, none kept
+
+
+def test_a_plan_without_analyze_has_no_misestimate():
+    """The estimated plan a timed-out cell keeps has no actual rows: nothing was misestimated."""
+    estimated = [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "tasks", "Plan Rows": 5000}}]
+    facts = plan_facts(estimated)
+    assert facts.max_misestimate == 1.0 and facts.misestimate_flag == 0 and facts.seq_scans == ["tasks"]

@@ -21,6 +21,7 @@ from bench.judge.sequential import (
     design_for_classes,
     operating_characteristics,
     opposite_verdicts,
+    timeout_false_fail,
     worst_opposite_verdicts,
 )
 
@@ -245,3 +246,34 @@ def test_two_measurements_of_one_class_rarely_disagree_exactly_and_in_simulation
     flips = int(np.sum((verdicts[0] == 1) & (verdicts[1] == 2)) + np.sum((verdicts[0] == 2) & (verdicts[1] == 1)))
     expected = worst * runs
     assert abs(flips - expected) < 4 * expected**0.5, (flips, expected)
+
+
+def test_the_timeout_adds_at_most_q_times_the_expected_executions_to_a_wrong_fail():
+    """Simulated cells at p = p0 whose every execution is cut off with probability q (as a sample over
+    the SLA that fails the class at once) fail no more often than the test alone plus the bound."""
+    d = design()
+    p, q, extra, runs = d.p0, 0.001, 25, 4_000
+    rng = np.random.default_rng(7)
+    failed = 0
+    for _ in range(runs):
+        if rng.random() < 1 - (1 - q) ** extra:  # warm-up and EXPLAINs: their own executions
+            failed += 1
+            continue
+        n = e = 0
+        while True:
+            n += 1
+            if rng.random() < q:
+                failed += 1
+                break
+            e += rng.random() < p
+            decision = d.decide(n, e) if n in d.looks else "continue"
+            if decision == "fail":
+                failed += 1
+            if decision != "continue":
+                break
+    alone = operating_characteristics(d, p).fail
+    bound = alone + timeout_false_fail(d, p, q, extra)
+    observed = failed / runs
+    assert observed <= bound + 3 * (bound * (1 - bound) / runs) ** 0.5
+    # and the bound is not vacuous: the timeouts alone account for most of what it adds
+    assert observed - alone >= 0.5 * (bound - alone)

@@ -156,8 +156,12 @@ def test_a_neon_pooler_host_is_detected_and_set_up_for_transaction_mode():
     assert target.host_kind == "pooler"
     assert target.asyncpg_kwargs()["statement_cache_size"] == 0
     # Set-up (DDL, COPY, session SETs) goes to the direct host; measurements go where the URL says.
-    assert "@ep-cool-1.us-east-2.aws.neon.tech/" in target.libpq_conninfo()
+    assert "host=ep-cool-1.us-east-2.aws.neon.tech " in target.libpq_conninfo()
     assert "-pooler." in target.libpq_conninfo(direct=False)
+    # a set-up session has its statement timeout; the pooler would refuse the startup option
+    assert "statement_timeout=" in target.libpq_conninfo()
+    assert "statement_timeout" not in target.libpq_conninfo(direct=False)
+    assert "server_settings" not in target.asyncpg_kwargs()
     direct = Target(kind="neon", url=url.set(host="ep-cool-1.us-east-2.aws.neon.tech"))
     assert direct.host_kind == "direct" and "statement_cache_size" not in direct.asyncpg_kwargs()
     assert Target(kind="embedded", url=parse_database_url("postgresql://p@/d?host=/tmp")).host_kind == "socket"

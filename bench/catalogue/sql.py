@@ -357,6 +357,10 @@ class Schema:
 
 SCHEMA_GENERATORS = frozenset({"gen_random_uuid", "uuidv4", "uuidv7", "clock_timestamp", "random", "nextval"})
 """Volatile functions a model's server default may call to make a value (``server_default=...``)."""
+WRITE_GENERATORS = SCHEMA_GENERATORS | {"timeofday"}
+"""Volatile functions a write scenario may call: the values a row may take, nothing else (``now()``
+is stable, not volatile, and needs no leave). An advisory lock, a file, a notification or another
+session are state the rolled-back transaction would not take back."""
 
 
 def parse_schema(ddl: str) -> Schema:

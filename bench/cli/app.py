@@ -43,6 +43,7 @@ from bench.measure.load import DEFAULT_VARIANT as LOAD_VARIANT
 from bench.measure.load import LoadOptions
 from bench.measure.paired import PairOptions
 from bench.measure.runner import RunOptions, run
+from bench.measure.timeout import MIN_TIMEOUT_MS
 from bench.progress import progress
 from bench.results import Results, SideBySide
 from bench.targets import server
@@ -119,6 +120,15 @@ CellBudget = Annotated[
     float,
     typer.Option(
         "--cell-budget", min=0.0, help="Seconds of measuring per cell; a cell still undecided then is inconclusive."
+    ),
+]
+TimeoutFactor = Annotated[
+    float,
+    typer.Option(
+        "--timeout-factor",
+        min=1.0,
+        help=f"Each cell's statement timeout, in times its SLA (at least {MIN_TIMEOUT_MS} ms): an execution cut "
+        "off by it fails the cell at once.",
     ),
 ]
 MinSamples = Annotated[
@@ -418,6 +428,7 @@ _RUN_OPTIONS: dict[str, Any] = {
     "cell_budget": CellBudget,
     "cold_samples": ColdN,
     "stability_rounds": StabilityN,
+    "timeout_factor": TimeoutFactor,
     "concurrent": Concurrent,
     "lock_wait": LockWait,
 }
@@ -808,7 +819,9 @@ def check_cmd(
     reference = results_io.load(baseline) if baseline else None
     everything = catalog_io.load_catalog(scenarios_dir)
     catalog = everything.select(scenario, variant)
-    pair_opts = replace(pairs, seed=opts.seed, concurrent=opts.concurrent, lock_wait=opts.lock_wait)
+    pair_opts = replace(
+        pairs, seed=opts.seed, concurrent=opts.concurrent, lock_wait=opts.lock_wait, timeout_factor=opts.timeout_factor
+    )
     with (
         resolve_before(everything, scenarios_dir, before, before_ref, reference, model_ddl()) as whole,
         measurement_target(spec, announce=_note) as target,
@@ -896,7 +909,9 @@ def _sizes(raw: str) -> list[int]:
 
 @command("scale")
 @targeted
-@measuring("explain_samples", "cell_budget", "concurrent", "lock_wait", cold_samples=0, stability_rounds=0)
+@measuring(
+    "explain_samples", "cell_budget", "timeout_factor", "concurrent", "lock_wait", cold_samples=0, stability_rounds=0
+)
 def scale_cmd(
     spec: TargetSpec,
     opts: RunOptions,

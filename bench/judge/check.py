@@ -161,9 +161,15 @@ def resolve_before(
     )
 
 
+def timed(cells: list[PairedSamples]) -> list[PairedSamples]:
+    """The cells the time gate judges: all but those whose pairs a statement timeout cut off (their
+    SLA verdict, a fail at the timeout, is the finding)."""
+    return [cell for cell in cells if not cell.timed_out]
+
+
 def _time_findings(cells: list[PairedSamples], th: TimeThresholds, judged: int) -> list[Finding]:
     findings = []
-    for cell in cells:
+    for cell in timed(cells):
         v = paired(cell.base_ms, cell.head_ms)
         said = f"median {v.base_ms:.3f} → {v.head_ms:.3f} ms (×{v.ratio:.2f} over {len(cell.base_ms)} pairs"
         if is_slower(v, th, judged):
@@ -191,7 +197,7 @@ def _row_findings(cells: list[PairedSamples]) -> list[Finding]:
 
 def judge_time(sbs: SideBySide, th: TimeThresholds) -> tuple[list[Finding], str | None, str]:
     """Time and result findings of the pairs; why time cannot be judged (or None); the one-line account."""
-    cells = len(sbs.cells)
+    cells = len(timed(sbs.cells))
     findings = _time_findings(sbs.cells, th, cells) + _row_findings(sbs.cells)
     calibration = {
         item: paired(sbs.calibration_base_ms[item], sbs.calibration_head_ms[item])
@@ -209,9 +215,11 @@ def judge_time(sbs: SideBySide, th: TimeThresholds) -> tuple[list[Finding], str 
             ),
             shown,
         )
+    cut = len(sbs.cells) - cells
     account = (
         f"side by side, {cells} cells × {sbs.pairs} pairs; calibration equal on both sides ({shown}); "
         f"false alarms at most {false_alarm_bound(sbs.pairs, th, cells):.1%} per check"
+        + (f"; {cut} cells not timed: their pairs reached the statement timeout" if cut else "")
     )
     return findings, None, account
 
@@ -324,7 +332,7 @@ def check(
             CONFIRMATION_PAIRS * sbs.pairs,
         )
         sbs = sbs.model_copy(update={"confirmation": again.cells})
-        time_findings, dropped = confirmed(time_findings, again.cells, th.time, len(sbs.cells))
+        time_findings, dropped = confirmed(time_findings, again.cells, th.time, len(timed(sbs.cells)))
         result.time += f"; {len(suspects)} cell(s) found slower or faster measured again on fresh connections"
         result.notes += dropped
     result.findings += time_findings

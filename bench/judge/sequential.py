@@ -299,3 +299,15 @@ def worst_opposite_verdicts(d: Design, grid: int = 400) -> tuple[float, float]:
     step = 0.2 / grid
     around = (best[1] + step * (j / 20 - 1) for j in range(41))
     return max([best, *((opposite_verdicts(d, p), p) for p in around if 0 < p <= 1)])
+
+
+def timeout_false_fail(d: Design, p: float, q: float, extra: int) -> float:
+    """A bound on what the statement timeout adds to a class's chance of failing: an execution cut
+    off by it fails the class at once, whatever its count says. If each execution is cut off with
+    probability q, independently of those before it, the chance that one is equals the sum over
+    executions i of P(i runs) × q, that is q times the expected number of executions: the test's
+    expected samples at p (``operating_characteristics``) plus ``extra``, those not counted there
+    (warm-up and the EXPLAIN ANALYZE of the explained samples)."""
+    if not (0 <= p <= 1 and 0 <= q <= 1):
+        raise ValueError(f"p and q must be in [0, 1], got p={p} q={q}")
+    return min(1.0, q * (operating_characteristics(d, p).expected_n + extra))

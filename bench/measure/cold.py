@@ -18,6 +18,7 @@ import asyncpg
 from bench.catalogue.params import Drawer
 from bench.errors import first_line
 from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
+from bench.measure.timeout import Session, TimedOut, client_limit, limited
 from bench.results import ColdCache, ColdSamples
 
 _EVICT = "SELECT pg_buffercache_evict_all()"
@@ -35,19 +36,32 @@ async def cold_cache(conn: asyncpg.Connection) -> ColdCache:
     )
 
 
-async def cold_samples(conn: asyncpg.Connection, drawer: Drawer, n: int) -> ColdSamples:
+async def cold_samples(
+    admin: asyncpg.Connection, session: Session, drawer: Drawer, n: int, timeout_ms: int
+) -> ColdSamples | None:
+    """``n`` cold executions on ``session`` (the samples' role), each also explained from cold, the
+    cache emptied on ``admin`` (a superuser's) before each, under the cell's statement timeout; the
+    pass stops at the first one cut off by it (a cold read that slow is a finding of its own: the
+    cell's warm samples stand). None when not one finished."""
+    conn = session.conn
+    await session.limit(timeout_ms)
     explain_sql = EXPLAIN_ANALYZE + drawer.sql
     client: list[float] = []
     execution: list[float] = []
     reads: list[int] = []
     for _ in range(n):
         args = drawer.draw()
-        await conn.execute(_EVICT)
-        started = time.perf_counter_ns()
-        await conn.fetch(drawer.sql, *args)
-        client.append(round((time.perf_counter_ns() - started) / 1e6, 4))
-        await conn.execute(_EVICT)
-        explain = json.loads(await conn.fetchval(explain_sql, *args))
+        try:
+            async with limited(timeout_ms):
+                await admin.execute(_EVICT)
+                started = time.perf_counter_ns()
+                await conn.fetch(drawer.sql, *args, timeout=client_limit(timeout_ms))
+                elapsed_ms = (time.perf_counter_ns() - started) / 1e6
+                await admin.execute(_EVICT)
+                explain = json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+        except TimedOut:
+            break
+        client.append(round(elapsed_ms, 4))
         execution.append(round(timings(explain)[0], 4))
         reads.append(plan_facts(explain).shared_read)
-    return ColdSamples(client_ms=client, execution_ms=execution, shared_read=reads)
+    return ColdSamples(client_ms=client, execution_ms=execution, shared_read=reads) if client else None

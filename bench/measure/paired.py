@@ -26,9 +26,11 @@ from bench.measure.calibration import ITEMS, calibration_sample
 from bench.measure.lock import measurement_lock
 from bench.measure.rebuild import recorded_schema_copy
 from bench.measure.rows import result_hash
-from bench.measure.runner import rolled_back, run_measurement
+from bench.measure.runner import execute, run_measurement
+from bench.measure.timeout import DEFAULT_FACTOR, Session, TimedOut, statement_timeout_ms
 from bench.progress import Advance, no_progress
 from bench.results import PairedSamples, SideBySide
+from bench.targets.roles import sampler
 from bench.targets.schema import seeded_dataset
 from bench.targets.target import Target, connected, scratch_copy
 
@@ -38,7 +40,7 @@ class Side:
     """One side of a pair: a connection, the scenario as that side wrote it, and the parameters it
     is drawn (when both sides declare the same parameters, the head's draw serves both)."""
 
-    conn: asyncpg.Connection
+    session: Session  # its connection, with the statement timeout set on it
     scenario: Scenario
     drawer: Drawer
 
@@ -49,6 +51,8 @@ class PairedCell:
     variant: str
     base: Side
     head: Side
+    timeout_ms: int  # the cell's statement timeout (the head's SLA): a pair cut off by it ends its pairs
+    timed_out: bool = False
     base_ms: list[float] = field(default_factory=list)
     head_ms: list[float] = field(default_factory=list)
     base_hashes: list[str] = field(default_factory=list)
@@ -79,28 +83,29 @@ class Calibration:
     head_ms: dict[str, list[float]] = field(default_factory=lambda: {item: [] for item in ITEMS})
 
 
-def _side(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, seed: int, stream: str) -> Side:
-    return Side(conn, scenario, Drawer(scenario, pools, seed, stream=stream))
+def _side(session: Session, scenario: Scenario, pools: Pools, seed: int, stream: str) -> Side:
+    return Side(session, scenario, Drawer(scenario, pools, seed, stream=stream))
 
 
-async def _execute(side: Side, args: list[object]) -> tuple[float, str]:
-    query = side.scenario.query
-    if query.kind == "write":
-        async with rolled_back(side.conn):
-            started = time.perf_counter_ns()
-            await side.conn.fetch(query.sql, *args)
-            return (time.perf_counter_ns() - started) / 1e6, ""
-    started = time.perf_counter_ns()
-    rows = await side.conn.fetch(query.sql, *args)
-    elapsed = (time.perf_counter_ns() - started) / 1e6
-    return elapsed, result_hash(rows, query.ordered)
+async def _execute(side: Side, args: list[object], timeout_ms: int) -> tuple[float, str]:
+    await side.session.limit(timeout_ms)
+    done = await execute(side.session.conn, side.scenario.query.sql, args, side.scenario.kind == "write", timeout_ms)
+    return done.client_ms, "" if done.rows is None else result_hash(done.rows, side.scenario.query.ordered)
 
 
 async def _pair(cell: PairedCell, base_first: bool) -> None:
+    """One pair, kept only when both sides finished: past the statement timeout the cell's pairs end
+    (its matrix cell failed on the timeout already; the time gate has nothing to weigh then)."""
     base_args, head_args = cell.arguments(cell.head.drawer.draw(), cell.base.drawer)
     order = [(cell.base, base_args, True), (cell.head, head_args, False)]
-    for side, args, is_base in order if base_first else reversed(order):
-        ms, digest = await _execute(side, args)
+    taken: dict[bool, tuple[float, str]] = {}
+    try:
+        for side, args, is_base in order if base_first else reversed(order):
+            taken[is_base] = await _execute(side, args, cell.timeout_ms)
+    except TimedOut:
+        cell.timed_out = True
+        return
+    for is_base, (ms, digest) in taken.items():
         (cell.base_ms if is_base else cell.head_ms).append(round(ms, 4))
         (cell.base_hashes if is_base else cell.head_hashes).append(digest)
 
@@ -121,7 +126,7 @@ async def measure_pairs(
     ×1.2–1.4, the last ten ×1.0), so a handful of executions is not enough: time settles it."""
     if not cells:
         return
-    base, head = cells[0].base.conn, cells[0].head.conn
+    base, head = cells[0].base.session.conn, cells[0].head.session.conn
     # the warm-up's own streams: however many rounds it takes, the pairs' parameters stay put
     warm = [
         (
@@ -135,19 +140,25 @@ async def measure_pairs(
         for cell, (base_drawer, head_drawer) in zip(cells, warm, strict=True):
             base_args, head_args = cell.arguments(head_drawer.draw(), base_drawer)
             sides = [(cell.base, base_args), (cell.head, head_args)]
-            for side, args in sides if rounds % 2 == 0 else reversed(sides):
-                await _execute(side, args)
+            try:
+                for side, args in sides if rounds % 2 == 0 else reversed(sides):
+                    if not cell.timed_out:
+                        await _execute(side, args, cell.timeout_ms)
+            except TimedOut:
+                cell.timed_out = True
         rounds += 1
     for round_no in range(pairs):
         base_first = round_no % 2 == 0
         await _calibrate(base, head, calibration, base_first)
         for cell in cells:
-            await _pair(cell, base_first)
+            if not cell.timed_out:
+                await _pair(cell, base_first)
 
 
 @dataclass(frozen=True)
 class PairOptions:
     pairs: int = 30  # per cell: enough for the sign test to call a cell at 1% over 500 cells (2^-30)
+    timeout_factor: float = DEFAULT_FACTOR  # each execution's statement timeout, as the matrix's cells
     warmup: int = 2  # unrecorded rounds (an execution per side and cell) at the least
     warmup_seconds: float = 0.5  # and unrecorded rounds until this much time has passed
     seed: int = 1
@@ -206,24 +217,33 @@ def pair_up(before: Catalog, after: Catalog) -> Pairing:
 async def _variant_pairs(
     base: asyncpg.Connection,
     head: asyncpg.Connection,
+    samples: tuple[asyncpg.Connection, asyncpg.Connection],
     variants: tuple[Variant, Variant],
     scenarios: list[tuple[Scenario, Scenario]],
     pools: Pools,
     opts: PairOptions,
     calibration: Calibration,
 ) -> list[PairedSamples]:
+    """The variants built on ``base`` and ``head`` (their copies' owner); the pairs executed on
+    ``samples``, the same copies reached as each one's samples' role (``roles``)."""
     before, after = variants
+    sessions = Session(samples[0]), Session(samples[1])
     async with applied_variant(base, before), applied_variant(head, after):
         cells = [
             PairedCell(
                 s.name,
                 after.name,
-                _side(base, b, pools, opts.seed, "paired"),
-                _side(head, s, pools, opts.seed, "paired"),
+                _side(sessions[0], b, pools, opts.seed, "paired"),
+                _side(sessions[1], s, pools, opts.seed, "paired"),
+                statement_timeout_ms(opts.timeout_factor, s.sla_ms),
             )
             for b, s in scenarios
         ]
-        await measure_pairs(cells, opts.pairs, opts.warmup, opts.warmup_seconds, calibration)
+        try:
+            await measure_pairs(cells, opts.pairs, opts.warmup, opts.warmup_seconds, calibration)
+        finally:  # the indexes are dropped under the set-up limit
+            for session in sessions:
+                await session.reset()
     return [
         PairedSamples(
             scenario=c.scenario,
@@ -233,6 +253,7 @@ async def _variant_pairs(
             differing_rows=sum(b != h for b, h in zip(c.base_hashes, c.head_hashes, strict=True))
             if c.rows_comparable
             else None,
+            timed_out=c.timed_out,
         )
         for c in cells
     ]
@@ -249,11 +270,18 @@ async def _side_by_side(
 ) -> tuple[list[PairedSamples], Calibration]:
     calibration = Calibration()
     cells: list[PairedSamples] = []
-    async with connected(base_db) as base, connected(head_db) as head:
-        pools = await pools_for(head, [s for _, s in scenarios] + [b for b, _ in scenarios], today)
-        for done, pair in enumerate(variants):
-            advance("side by side", done, len(variants))
-            cells += await _variant_pairs(base, head, pair, scenarios, pools, opts, calibration)
+    with sampler(base_db) as base_role, sampler(head_db) as head_role:
+        async with (
+            connected(base_db) as base,
+            connected(head_db) as head,
+            connected(base_role.target) as base_samples,
+            connected(head_role.target) as head_samples,
+        ):
+            pools = await pools_for(head, [s for _, s in scenarios] + [b for b, _ in scenarios], today)
+            for done, pair in enumerate(variants):
+                advance("side by side", done, len(variants))
+                samples = (base_samples, head_samples)
+                cells += await _variant_pairs(base, head, samples, pair, scenarios, pools, opts, calibration)
         advance("side by side", len(variants), len(variants))
     return cells, calibration
 

@@ -79,6 +79,8 @@ def fingerprint(root: dict[str, Any]) -> str:
 
 
 def _misestimate(node: dict[str, Any]) -> float:
+    if "Actual Rows" not in node:  # a plan without ANALYZE (a statement cut off by its timeout): no actuals
+        return 1.0
     actual = max(float(node.get("Actual Rows", 0.0)), 1.0)
     planned = max(float(node.get("Plan Rows", 0.0)), 1.0)
     return max(actual / planned, planned / actual)

@@ -49,7 +49,7 @@ from bench.catalogue.params import (
     class_drawers,
     pools_for,
 )
-from bench.catalogue.sql import VOLATILITY_SQL
+from bench.catalogue.sql import VOLATILITY_SQL, WRITE_GENERATORS
 from bench.catalogue.variants import applied_variant, variant_cost
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
 from bench.judge.sequential import Decision, combine, design_for_classes
@@ -60,6 +60,15 @@ from bench.measure.lock import measurement_lock
 from bench.measure.plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
 from bench.measure.rows import result_hash
 from bench.measure.stability import plan_stability
+from bench.measure.timeout import (
+    DEFAULT_FACTOR,
+    MIN_TIMEOUT_MS,
+    Session,
+    TimedOut,
+    client_limit,
+    limited,
+    statement_timeout_ms,
+)
 from bench.progress import STEP, Advance, no_progress
 from bench.results import (
     Cell,
@@ -76,6 +85,7 @@ from bench.results import (
     new_run_id,
 )
 from bench.targets import schema
+from bench.targets.roles import sampler
 from bench.targets.target import Target, connected, scratch_copy
 
 T = TypeVar("T")
@@ -96,10 +106,16 @@ class RunOptions:
     stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check
     concurrent: bool = False  # measure even while another measurement holds the server (recorded)
     lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
+    timeout_factor: float = DEFAULT_FACTOR  # a cell's statement_timeout: this many times its SLA
 
     def __post_init__(self) -> None:
         if self.explain_samples < 1:  # a cell's plan comes from its explained samples
             raise InputError("at least one sample per cell must run EXPLAIN ANALYZE (--explain-samples 1 or more)")
+        if self.timeout_factor <= 1:
+            raise InputError("--timeout-factor must be more than 1: at 1 every sample over the SLA would time out")
+
+    def statement_timeout_ms(self, sla_ms: float) -> int:
+        return statement_timeout_ms(self.timeout_factor, sla_ms)
 
 
 _WAL_SINCE = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)"
@@ -123,28 +139,35 @@ class Execution:
     rows: list[asyncpg.Record] | None  # a read's rows
 
 
-async def execute(conn: asyncpg.Connection, sql: str, args: list, write: bool) -> Execution:
+async def execute(
+    conn: asyncpg.Connection, sql: str, args: list, write: bool, timeout_ms: int | None = None
+) -> Execution:
     """Client milliseconds of one plain execution, and for a write the WAL bytes it wrote. A write
     runs in a transaction that is rolled back; only the statement is timed (BEGIN and ROLLBACK are
-    not the app's)."""
-    if not write:
-        started = time.perf_counter_ns()
-        rows = await conn.fetch(sql, *args)
-        return Execution((time.perf_counter_ns() - started) / 1e6, None, rows)
-    async with rolled_back(conn):
-        lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
-        started = time.perf_counter_ns()
-        await conn.fetch(sql, *args)
-        client_ms = (time.perf_counter_ns() - started) / 1e6
-        return Execution(client_ms, int(await conn.fetchval(_WAL_SINCE, lsn)), None)
+    not the app's). Past ``timeout_ms`` (the session's statement_timeout) it raises ``TimedOut``."""
+    limit = client_limit(timeout_ms)
+    async with limited(timeout_ms):
+        if not write:
+            started = time.perf_counter_ns()
+            rows = await conn.fetch(sql, *args, timeout=limit)
+            return Execution((time.perf_counter_ns() - started) / 1e6, None, rows)
+        async with rolled_back(conn):
+            lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
+            started = time.perf_counter_ns()
+            await conn.fetch(sql, *args, timeout=limit)
+            client_ms = (time.perf_counter_ns() - started) / 1e6
+            return Execution(client_ms, int(await conn.fetchval(_WAL_SINCE, lsn)), None)
 
 
-async def _explain(conn: asyncpg.Connection, explain_sql: str, args: list, write: bool) -> list[Any]:
+async def explain_json(
+    conn: asyncpg.Connection, explain_sql: str, args: list, write: bool, timeout_ms: int | None = None
+) -> list[Any]:
     """EXPLAIN ANALYZE executes the statement too: a write's gets a rolled-back transaction of its own."""
-    if not write:
-        return json.loads(await conn.fetchval(explain_sql, *args))
-    async with rolled_back(conn):
-        return json.loads(await conn.fetchval(explain_sql, *args))
+    async with limited(timeout_ms):
+        if not write:
+            return json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+        async with rolled_back(conn):
+            return json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
 
 
 def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str | None = None) -> TaskbenchError:
@@ -160,15 +183,25 @@ async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) ->
     """Have the server parse and plan every scenario before any variant is built, so a mistake in a
     scenario file stops the run in its first second, not after an hour of other cells. A read
     scenario may call no function this server marks volatile (pg_sleep, set_config, nextval,
-    dblink...): which functions are volatile is the server's knowledge, so it is asked here."""
+    dblink...), a write none but the value generators a row may take (WRITE_GENERATORS): a
+    volatile function may change state outside the statement's rolled-back transaction (an
+    advisory lock, a file, another session), and which functions are volatile is the server's
+    knowledge, so it is asked here. The role the samples run as refuses what this misses."""
     for scenario in catalog.scenarios:
-        if scenario.kind == "read" and scenario.query.functions:
-            volatile = [r[0] for r in await conn.fetch(VOLATILITY_SQL, sorted(scenario.query.functions))]
-            if volatile:
+        if not scenario.query.functions:
+            pass
+        elif volatile := [r[0] for r in await conn.fetch(VOLATILITY_SQL, sorted(scenario.query.functions))]:
+            if scenario.kind == "read":
                 raise InputError(
                     f"scenario {scenario.name!r}: a read scenario calls {', '.join(volatile)}, which "
                     'this server marks volatile (it may change state); declare kind = "write" '
                     "if it is one"
+                )
+            if refused := [name for name in volatile if name.rsplit(".", 1)[-1] not in WRITE_GENERATORS]:
+                raise InputError(
+                    f"scenario {scenario.name!r}: a write scenario calls {', '.join(refused)}, which this "
+                    "server marks volatile: a write may call no volatile function but the value generators "
+                    f"({', '.join(sorted(WRITE_GENERATORS))})"
                 )
         try:
             await conn.prepare(Drawer(scenario, pools, seed=0).sql)
@@ -176,13 +209,24 @@ async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) ->
             raise scenario_error(exc, scenario) from None
 
 
-async def warm_up(conn: asyncpg.Connection, sql: str, drawers: list[Drawer], write: bool, seconds: float) -> int:
+async def warm_up(
+    conn: asyncpg.Connection,
+    sql: str,
+    drawers: list[Drawer],
+    write: bool,
+    seconds: float,
+    timeout_ms: int | None = None,
+) -> int:
     """Plain executions, the drawers' classes in turn, until ``seconds`` have passed: at least one (the
     statement is prepared and its pages read), at most WARMUP_MAX (a slow query must not spend its
-    cell's budget warming up). Returns how many ran."""
+    cell's budget warming up). Returns how many ran; ``TimedOut.index`` says which one timed out."""
     started, runs = time.perf_counter(), 0
     while runs < 1 or (runs < WARMUP_MAX and time.perf_counter() - started < seconds):
-        await execute(conn, sql, drawers[runs % len(drawers)].draw(), write)
+        try:
+            await execute(conn, sql, drawers[runs % len(drawers)].draw(), write, timeout_ms)
+        except TimedOut as cut:
+            cut.index = runs
+            raise
         runs += 1
     return runs
 
@@ -223,10 +267,12 @@ class _CellRun:
             client_ms=[], user_class=[], at_s=[], execution_ms=[], planning_ms=[], buffers=[], plan_fingerprints=[]
         )
         self.plans: dict[str, PlanFacts] = {}
+        self.timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
         self.warmup = 0
         self.seconds = 0.0
         self.turn = 0
         self.over_budget = False
+        self.timed_out = False
 
     @property
     def verdict(self) -> Decision:
@@ -244,14 +290,44 @@ class _CellRun:
 
     @property
     def running(self) -> bool:
-        return not self.over_budget and bool(self._wanting())
+        return not self.over_budget and not self.timed_out and bool(self._wanting())
 
-    async def warm_up(self, conn: asyncpg.Connection) -> None:
+    async def warm_up(self, session: Session, since: float) -> None:
+        await session.limit(self.timeout_ms)
         started = time.perf_counter()
-        self.warmup = await warm_up(conn, self.sql, self.warm, self.write, self.opts.warmup_seconds)
+        try:
+            self.warmup = await warm_up(
+                session.conn, self.sql, self.warm, self.write, self.opts.warmup_seconds, self.timeout_ms
+            )
+        except TimedOut as cut:  # a warm-up execution is the app's query too: past the limit, it fails
+            self.warmup = cut.index
+            cls = self.classes[cut.index % len(self.classes)]
+            await self._timed_out(session, cls, cut, cls.drawer.draw(), started, since)
         self.seconds += time.perf_counter() - started
 
-    async def step(self, conn: asyncpg.Connection, since: float) -> None:
+    async def _timed_out(
+        self, session: Session, cls: _Class, cut: TimedOut, args: list, started: float, since: float
+    ) -> None:
+        """A sample over the statement timeout is over the SLA many times: the cell fails at once. Its
+        plan is still wanted (what made it slow): EXPLAIN without ANALYZE, which only plans."""
+        self.timed_out = True
+        self._record(cls, cut.elapsed_ms, started, since)
+        self.samples.wal_bytes.clear()  # one per sample or none: a statement cut off wrote no WAL to count
+        cls.stop("fail", "timeout")
+        if not self.plans:
+            await session.reset()  # planning alone is not the app's query: the set-up limit
+            explain = await session.conn.fetchval("EXPLAIN (FORMAT JSON) " + self.sql, *args)
+            estimated = plan_facts(json.loads(explain))
+            self.plans[estimated.fingerprint] = estimated
+
+    def _record(self, cls: _Class, client_ms: float, started: float, since: float) -> None:
+        self.samples.client_ms.append(round(client_ms, 4))
+        self.samples.user_class.append(cls.name)
+        self.samples.at_s.append(round(started - since, 6))  # µs: a fast cell's samples are 0.1 ms apart
+        cls.client.append(client_ms)
+        cls.exceedances += client_ms > self.scenario.sla_ms
+
+    async def step(self, session: Session, since: float) -> None:
         """One sample of the next class in turn, or the budget's stop."""
         if self.seconds >= self.opts.cell_budget and all(c.client for c in self.classes):
             self.over_budget = True  # never before every class has a sample: a cell has something to show
@@ -263,13 +339,21 @@ class _CellRun:
         cls = wanting[self.turn % len(wanting)]
         self.turn += 1
         args = cls.drawer.draw()
+        await session.limit(self.timeout_ms)
+        conn = session.conn
         started = time.perf_counter()
-        done = await execute(conn, self.sql, args, self.write)
-        client_ms, wal = done.client_ms, done.wal_bytes
-        if len(self.samples.client_ms) < self.opts.explain_samples:
+        try:
+            done = await execute(conn, self.sql, args, self.write, self.timeout_ms)
+            explain = None
+            if len(self.samples.client_ms) < self.opts.explain_samples:
+                explain = await explain_json(conn, self.explain_sql, args, self.write, self.timeout_ms)
+        except TimedOut as cut:
+            await self._timed_out(session, cls, cut, args, started, since)
+            self.seconds += time.perf_counter() - started
+            return
+        if explain is not None:
             if done.rows is not None:  # the same parameter sets in every run: their rows must not change
                 self.samples.result_hashes.append(result_hash(done.rows, self.scenario.query.ordered))
-            explain = await _explain(conn, self.explain_sql, args, self.write)
             facts = plan_facts(explain)
             execution_ms, planning_ms = timings(explain)
             self.samples.execution_ms.append(round(execution_ms, 4))
@@ -279,13 +363,9 @@ class _CellRun:
             self.samples.temp_blocks.append(facts.temp_blocks)
             self.plans.setdefault(facts.fingerprint, facts)
         self.seconds += time.perf_counter() - started
-        self.samples.client_ms.append(round(client_ms, 4))
-        self.samples.user_class.append(cls.name)
-        self.samples.at_s.append(round(started - since, 6))  # µs: a fast cell's samples are 0.1 ms apart
-        if wal is not None:
-            self.samples.wal_bytes.append(wal)
-        cls.client.append(client_ms)
-        cls.exceedances += client_ms > self.scenario.sla_ms
+        self._record(cls, done.client_ms, started, since)
+        if done.wal_bytes is not None:
+            self.samples.wal_bytes.append(done.wal_bytes)
         self._judge(cls)
 
     def _judge(self, cls: _Class) -> None:
@@ -299,14 +379,14 @@ class _CellRun:
             elif decision == "inconclusive":
                 cls.stop(decision, "cap" if n == self.design.looks[-1] else "futility")
 
-    def _decided_by(self, verdict: Decision, p95: dict[str, float]) -> _Class:
+    def _decided_by(self, verdict: Decision, p95: dict[str, float], sampled: list[_Class]) -> _Class:
         """The first class to fail; for a pass the last to pass; else the first inconclusive one. Ties
         go to the class with the higher p95: the one nearer the SLA, or further over it."""
         if verdict == "fail":
-            return min((c for c in self.classes if c.decision == "fail"), key=lambda c: (c.n, -p95[c.name]))
+            return min((c for c in sampled if c.decision == "fail"), key=lambda c: (c.n, -p95[c.name]))
         if verdict == "pass":
-            return max(self.classes, key=lambda c: (c.n, p95[c.name]))
-        return next(c for c in self.classes if c.decision == "inconclusive")
+            return max(sampled, key=lambda c: (c.n, p95[c.name]))
+        return next(c for c in sampled if c.decision == "inconclusive")
 
     def cell(self) -> Cell:
         verdict = self.verdict
@@ -314,7 +394,9 @@ class _CellRun:
         for c in self.classes:  # still undecided when another class failed the cell
             if c.decision == "continue":
                 c.stop("inconclusive", "cell")
-        p95 = {c.name: quantile_ci(c.client, 0.95) for c in self.classes}
+        # a cell that timed out at its first execution has a sample of one class only
+        sampled = [c for c in self.classes if c.client]
+        p95 = {c.name: quantile_ci(c.client, 0.95) for c in sampled}
         classes = [
             ClassVerdict(
                 user_class=c.name,
@@ -326,9 +408,10 @@ class _CellRun:
                 stopped_by=c.stopped_by,
                 p95=p95[c.name],
             )
-            for c in self.classes
+            for c in sampled
         ]
-        common = Counter(self.samples.plan_fingerprints).most_common(1)[0][0]
+        # a cell that timed out before any EXPLAIN ANALYZE finished has its estimated plan only
+        common = Counter(self.samples.plan_fingerprints or list(self.plans)).most_common(1)[0][0]
         return Cell(
             scenario=self.scenario.name,
             variant=self.variant,
@@ -341,13 +424,14 @@ class _CellRun:
             warmup=self.warmup,
             samples=self.samples,
             client=summarize(self.samples.client_ms),
-            execution=summarize(self.samples.execution_ms),
+            execution=summarize(self.samples.execution_ms) if self.samples.execution_ms else None,
             verdict=verdict,
             classes=classes,
-            decided_by=self._decided_by(verdict, {k: q.value for k, q in p95.items()}).name,
+            decided_by=self._decided_by(verdict, {k: q.value for k, q in p95.items()}, sampled).name,
             seconds=round(self.seconds, 3),
             plan=self.plans[common],
             plan_count=len(self.plans),
+            statement_timeout_ms=self.timeout_ms,
         )
 
 
@@ -359,6 +443,7 @@ async def measure_cells(
     opts: RunOptions,
     since: float | None = None,
     on_cell: Callable[[], None] = lambda: None,
+    server_side: bool = True,
 ) -> list[Cell]:
     """Measure ``scenarios`` under the variant applied on ``conn``, interleaved: every round takes one
     sample from each cell still running. One sample per cell per round (not a look's worth) keeps
@@ -367,18 +452,26 @@ async def measure_cells(
     measured first and the writes after them: a rolled-back write leaves dead rows and index
     entries behind, and reads interleaved with writes would read more pages the longer the run
     went on (seen: a partial index's count 68 → 78 buffers), which no committed buffer count could
-    then be judged against. Results keep the catalogue's order."""
+    then be judged against. Results keep the catalogue's order. Every execution runs under its
+    cell's statement timeout (``RunOptions.statement_timeout_ms``; ``server_side`` False behind a
+    pooler, where only the client's limit holds); the connection's own is back afterwards."""
     since = time.perf_counter() if since is None else since
-    reads = await _measure_group(conn, [s for s in scenarios if s.kind == "read"], variant, pools, opts, since, on_cell)
-    writes = await _measure_group(
-        conn, [s for s in scenarios if s.kind == "write"], variant, pools, opts, since, on_cell
-    )
+    session = Session(conn, server_side)
+    try:
+        reads = await _measure_group(
+            session, [s for s in scenarios if s.kind == "read"], variant, pools, opts, since, on_cell
+        )
+        writes = await _measure_group(
+            session, [s for s in scenarios if s.kind == "write"], variant, pools, opts, since, on_cell
+        )
+    finally:
+        await session.reset()
     by_name = {c.scenario: c for c in [*reads, *writes]}
     return [by_name[s.name] for s in scenarios]
 
 
 async def _measure_group(
-    conn: asyncpg.Connection,
+    session: Session,
     scenarios: list[Scenario],
     variant: str,
     pools: Pools,
@@ -395,11 +488,13 @@ async def _measure_group(
             raise scenario_error(exc, cell.scenario, variant) from None
 
     for cell in cells:
-        await guarded(cell, cell.warm_up(conn))
-    running = cells
+        await guarded(cell, cell.warm_up(session, since))
+        if not cell.running:  # timed out in its warm-up
+            on_cell()
+    running = [cell for cell in cells if cell.running]
     while running:
         for cell in running:
-            await guarded(cell, cell.step(conn, since))
+            await guarded(cell, cell.step(session, since))
         for cell in running:
             if not cell.running:
                 on_cell()
@@ -408,13 +503,18 @@ async def _measure_group(
 
 
 async def measure_cell(
-    conn: asyncpg.Connection, scenario: Scenario, variant: str, pools: Pools, opts: RunOptions
+    conn: asyncpg.Connection,
+    scenario: Scenario,
+    variant: str,
+    pools: Pools,
+    opts: RunOptions,
+    server_side: bool = True,
 ) -> Cell:
     """One cell on its own (``measure_cells`` of one scenario)."""
-    return (await measure_cells(conn, [scenario], variant, pools, opts))[0]
+    return (await measure_cells(conn, [scenario], variant, pools, opts, server_side=server_side))[0]
 
 
-def protocol(opts: RunOptions, pools: Pools, class_counts: set[int]) -> Protocol:
+def protocol(opts: RunOptions, pools: Pools, class_counts: set[int], privileges: str) -> Protocol:
     """The protocol this runner measures by, for results.json: enough to audit every verdict."""
     return Protocol(
         name=PROTOCOL,
@@ -433,6 +533,10 @@ def protocol(opts: RunOptions, pools: Pools, class_counts: set[int]) -> Protocol
             "sample per undecided cell per round",
             "combine": "a cell passes when every class passes and fails when any class fails",
             "designs": {str(k): design_for_classes(k).describe() for k in sorted(class_counts)},
+            "statement_timeout": f"{opts.timeout_factor:g}x the cell's SLA, at least {MIN_TIMEOUT_MS} ms, on "
+            "every execution (warm-up, samples, EXPLAIN ANALYZE, cold samples); an execution cut off by it is "
+            "a sample over the SLA that fails its class and the cell at once",
+            "samples_run_as": privileges,
         },
     )
 
@@ -456,6 +560,7 @@ class _Clock:
 
 async def _measure_variant(
     conn: asyncpg.Connection,
+    samples: asyncpg.Connection,
     scenarios: list[Scenario],
     variant: Variant,
     pools: Pools,
@@ -464,20 +569,28 @@ async def _measure_variant(
     clock: _Clock,
     since: float,
     on_cell: Callable[[], None],
+    server_side: bool,
 ) -> tuple[VariantResult, list[Cell]]:
+    """Build the variant's indexes on ``conn`` (the connecting role: it owns the copy) and measure
+    its cells on ``samples`` (the run's sampler role, ``roles``); ANALYZE and emptying the buffer
+    cache stay with ``conn``."""
     async with applied_variant(conn, variant, clock.phase) as applied:
         with clock.phase("build indexes"):
             cost = await variant_cost(conn, applied)
         with clock.phase("warm-up and samples"):
-            cells = await measure_cells(conn, scenarios, variant.name, pools, opts, since, on_cell)
+            cells = await measure_cells(samples, scenarios, variant.name, pools, opts, since, on_cell, server_side)
         if cold.available and opts.cold_samples:
             with clock.phase("cold samples"):
+                session = Session(samples, server_side)
                 for scenario, cell in zip(scenarios, cells, strict=True):
-                    if scenario.kind == "read":
-                        cell.cold = await cold_samples(conn, Drawer(scenario, pools, opts.seed + 1), opts.cold_samples)
+                    if scenario.kind == "read" and not cell.timed_out:
+                        drawer = Drawer(scenario, pools, opts.seed + 1)
+                        timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
+                        cell.cold = await cold_samples(conn, session, drawer, opts.cold_samples, timeout_ms)
+                await session.reset()
         if opts.stability_rounds:
             with clock.phase("plan stability"):
-                stable = await plan_stability(conn, scenarios, pools, opts.seed, opts.stability_rounds)
+                stable = await plan_stability(conn, samples, scenarios, pools, opts.seed, opts.stability_rounds)
             for cell in cells:
                 cell.stability = stable[cell.scenario]
     return cost, cells
@@ -508,10 +621,11 @@ async def _measure_jobs(
     pools: Pools,
     clock: _Clock,
     advance: Advance,
-) -> tuple[list[VariantResult], list[Cell], ColdCache]:
+) -> tuple[list[VariantResult], list[Cell], ColdCache, str]:
     cells: list[Cell] = []
     variants: list[VariantResult] = []
     cold = ColdCache(available=False, method="none: nothing measured")
+    privileges = "nothing measured"
     total = sum(len(scenarios) for _, scenarios in jobs)
     done = 0
     step = ""  # the variant and phase under way, named by the progress line (cold samples take minutes)
@@ -533,14 +647,26 @@ async def _measure_jobs(
         with ExitStack() as copied:
             with clock.phase("scratch copy"):  # a fresh one per variant: see the module docstring
                 copy = copied.enter_context(scratch_copy(seeded, "run"))
-            async with connected(copy) as conn:
+                sampling = copied.enter_context(sampler(copy))
+            privileges = sampling.privileges
+            async with connected(copy) as conn, connected(sampling.target) as samples:
                 cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
                 cost, measured = await _measure_variant(
-                    conn, scenarios, variant, pools, opts, cold, clock, since, on_cell
+                    conn,
+                    samples,
+                    scenarios,
+                    variant,
+                    pools,
+                    opts,
+                    cold,
+                    clock,
+                    since,
+                    on_cell,
+                    copy.host_kind != "pooler",
                 )
         variants.append(cost)
         cells.extend(measured)
-    return variants, cells, cold
+    return variants, cells, cold, privileges
 
 
 async def _run(
@@ -553,14 +679,14 @@ async def _run(
     clock: _Clock,
     advance: Advance,
 ) -> Results:
-    variants, cells, cold = await _measure_jobs(seeded, jobs_of(catalog), opts, pools, clock, advance)
+    variants, cells, cold, privileges = await _measure_jobs(seeded, jobs_of(catalog), opts, pools, clock, advance)
     return Results(
         run_id=new_run_id(),
         created_at=datetime.now(UTC),
         environment=env,
         dataset=dataset,
         config=MatrixConfig(seed=opts.seed, cold_samples=opts.cold_samples, stability_rounds=opts.stability_rounds),
-        protocol=protocol(opts, pools, {len(c.classes) for c in cells}),
+        protocol=protocol(opts, pools, {len(c.classes) for c in cells}, privileges),
         cold_cache=cold,
         variants=variants,
         cells=cells,

@@ -110,8 +110,8 @@ def _point(cell: Cell, size: int) -> ScalePoint:
         p50_ms=cell.client.p50.value,
         p95_ms=cell.client.p95.value,
         p99_ms=cell.client.p99.value,
-        execution_p50_ms=cell.execution.p50.value,
-        buffers=median(cell.samples.buffers),
+        execution_p50_ms=cell.execution.p50.value if cell.execution else None,
+        buffers=median(cell.samples.buffers) if cell.samples.buffers else None,
         verdict=cell.verdict,
         samples=len(cell.samples.client_ms),
     )
@@ -124,7 +124,10 @@ def fits(points: list[ScalePoint], sla: dict[str, float]) -> list[ScaleFit]:
         sizes = [p.tasks_per_user for p in series]
         p50 = [p.p50_ms for p in series]
         exponent, r2 = growth_exponent(sizes, p50)
-        buffers_exponent, _ = growth_exponent(sizes, [max(p.buffers, 1.0) for p in series])
+        counted = [p for p in series if p.buffers is not None]  # a point that timed out has none
+        buffers_exponent, _ = growth_exponent(
+            [p.tasks_per_user for p in counted], [max(p.buffers or 0.0, 1.0) for p in counted]
+        )
         crossing, how = sla_crossing(sizes, [p.p95_ms for p in series], sla[key[0]], p50)
         out.append(
             ScaleFit(

@@ -29,16 +29,23 @@ async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list]) -> li
 
 
 async def plan_stability(
-    conn: asyncpg.Connection, scenarios: list[Scenario], pools: Pools, seed: int, rounds: int, param_sets: int = 5
+    admin: asyncpg.Connection,
+    samples: asyncpg.Connection,
+    scenarios: list[Scenario],
+    pools: Pools,
+    seed: int,
+    rounds: int,
+    param_sets: int = 5,
 ) -> dict[str, Stability]:
+    """ANALYZE on ``admin`` (the tables' owner), the scenarios' EXPLAINs on ``samples`` (their role)."""
     drawers = {s.name: Drawer(s, pools, seed) for s in scenarios}
     args = {name: [d.draw() for _ in range(param_sets)] for name, d in drawers.items()}
-    seen = {name: [await _plans(conn, d.sql, args[name])] for name, d in drawers.items()}
+    seen = {name: [await _plans(samples, d.sql, args[name])] for name, d in drawers.items()}
     for _ in range(rounds):
         for table in TABLE_NAMES:
-            await conn.execute(f"ANALYZE {table}")
+            await admin.execute(f"ANALYZE {table}")
         for name, d in drawers.items():
-            seen[name].append(await _plans(conn, d.sql, args[name]))
+            seen[name].append(await _plans(samples, d.sql, args[name]))
     result = {}
     for name, per_round in seen.items():
         per_params = list(zip(*per_round, strict=True))

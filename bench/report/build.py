@@ -52,6 +52,12 @@ def ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def count_p50(values: list[int]) -> str:
+    """The median of counts (buffers, blocks) as shown, or a dash where there are none: a cell cut off
+    by its statement timeout before any EXPLAIN ANALYZE finished."""
+    return f"{median(values):.0f}" if values else "–"
+
+
 def interval(q: Quantile) -> str:
     """What follows a quantile's value: its interval, " [low, high]", or nothing where the samples give none."""
     return f" {q.interval}" if q.interval else ""
@@ -153,9 +159,9 @@ def frame(res: Results) -> pd.DataFrame:
                 "p95_high": c.client.p95.high,
                 "p99_ms": c.client.p99.value,
                 "mean_ms": c.client.mean,
-                "exec_p50_ms": c.execution.p50.value,
-                "planning_p50_ms": median(c.samples.planning_ms),
-                "buffers_p50": median(c.samples.buffers),
+                "exec_p50_ms": c.execution.p50.value if c.execution else None,
+                "planning_p50_ms": median(c.samples.planning_ms) if c.samples.planning_ms else None,
+                "buffers_p50": median(c.samples.buffers) if c.samples.buffers else None,
                 "cold_client_p50_ms": median(c.cold.client_ms) if c.cold else None,
                 "cold_blocks_read_p50": median(c.cold.shared_read) if c.cold else None,
                 "plan_fingerprint": c.plan.fingerprint,
@@ -305,7 +311,7 @@ def _templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ms=ms, size=size, median=median, interval=interval, classes=classes_text)
+    env.filters.update(ms=ms, size=size, median=median, count_p50=count_p50, interval=interval, classes=classes_text)
     env.globals["mark"] = {"pass": "✓ pass", "fail": "✗ fail", "inconclusive": "? inconclusive"}
     return env
 

@@ -266,7 +266,15 @@ def scale_curves(res: Results, path: Path) -> Path:
             xs, ys = [p.tasks_per_user for p in series], [p.p95_ms for p in series]
             look = {"color": colours(vi % 10), "linewidth": 1.6}
             ax.plot(xs, ys, styles[vi % 4], label=variant, **look)
-            bx.plot(xs, [max(p.buffers, 0.5) for p in series], styles[vi % 4], marker="o", markersize=5, **look)
+            counted = [p for p in series if p.buffers is not None]  # a point that timed out has none
+            bx.plot(
+                [p.tasks_per_user for p in counted],
+                [max(p.buffers or 0.0, 0.5) for p in counted],
+                styles[vi % 4],
+                marker="o",
+                markersize=5,
+                **look,
+            )
             for p in series:
                 ax.plot(
                     p.tasks_per_user,

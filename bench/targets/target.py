@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -33,6 +34,11 @@ from bench.targets.embedded import start_embedded
 
 DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
+# Every session taskbench opens has a statement timeout: set-up work (seeding, index builds, copies,
+# ANALYZE) under this one, a cell's executions under their own (``RunOptions.statement_timeout_ms``).
+# Generous, for the largest datasets; what it bounds is a statement that would otherwise never end
+# (a lock that is never released, a runaway query), not a slow build.
+SETUP_TIMEOUT_S = 15 * 60
 
 
 def redacted(url: URL) -> str:
@@ -88,7 +94,12 @@ class Target:
         url = self.url.set(drivername="postgresql", database=database or self.database)
         if direct and self.host_kind == "pooler" and url.host:
             url = url.set(host=url.host.replace("-pooler.", ".", 1).removesuffix("-pooler"))
-        return url.render_as_string(hide_password=False)
+        conninfo = url.render_as_string(hide_password=False)
+        if not direct and self.host_kind == "pooler":  # PgBouncer refuses startup options it does not know
+            return conninfo
+        # key=value form from here: a URI's query would need its spaces percent-encoded
+        options = f"{self._query('options') or ''} -c statement_timeout={SETUP_TIMEOUT_S}s".strip()
+        return make_conninfo(conninfo, options=options)
 
     def asyncpg_kwargs(self) -> dict[str, Any]:
         """Explicit keyword arguments: asyncpg would forward libpq-only URL parameters such as
@@ -109,6 +120,8 @@ class Target:
             # Transaction-mode PgBouncer may hand each statement another server session, where a
             # named prepared statement does not exist: unnamed statements only.
             kwargs["statement_cache_size"] = 0
+        else:  # a pooler refuses startup parameters it does not know; the client's limits hold there
+            kwargs["server_settings"] = {"statement_timeout": f"{SETUP_TIMEOUT_S}s"}
         return {k: v for k, v in kwargs.items() if v is not None}
 
 

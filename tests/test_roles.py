@@ -1,0 +1,91 @@
+"""The samples' role: the server itself refuses what a scenario must not do, and no role outlives
+its run."""
+
+import asyncio
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from bench.catalogue.params import pools_for
+from bench.errors import InputError
+from bench.measure import runner
+from bench.targets import roles, schema
+from bench.targets.target import connected, scratch_copy
+from tests.support import edited_catalogue
+
+
+def _sampler_roles(target) -> list[str]:
+    with schema.connect(target) as conn:
+        rows = conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (roles.PREFIX,))
+        return [r[0] for r in rows]
+
+
+def test_the_samples_role_reads_and_writes_the_tables_and_nothing_else(seeded):
+    with scratch_copy(seeded, "roles") as copy, roles.sampler(copy) as sampling:
+        assert sampling.role is not None and sampling.privileges == roles.PRIVILEGES
+        password = sampling.target.url.password
+        assert password and str(password) not in sampling.target.display
+        with psycopg.connect(sampling.target.libpq_conninfo()) as conn:
+            assert conn.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+            assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] > 0
+            conn.execute("UPDATE tasks SET title = 'x' WHERE id = (SELECT min(id) FROM tasks)")
+            conn.rollback()
+            refused = [
+                "SELECT pg_read_file('/etc/passwd')",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename <> current_user LIMIT 1",
+                "CREATE TABLE smuggled (id int)",
+                "SELECT count(*) FROM pg_authid",
+            ]
+            for statement in refused:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+                conn.rollback()
+        assert sampling.role in _sampler_roles(seeded)
+    assert sampling.role not in _sampler_roles(seeded)
+
+
+def test_a_role_whose_run_died_is_dropped_and_no_other(seeded):
+    orphan, foreign = roles.PREFIX + "deadbeef", roles.PREFIX + "notours"
+    with schema.connect(seeded) as conn:
+        conn.autocommit = True
+        for name in (orphan, foreign):
+            conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
+        mark = sql.Literal("taskbench sampler for database gone_since_a_kill")
+        conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(orphan), mark))
+    try:
+        assert orphan in roles.drop_orphans(seeded)
+        left = _sampler_roles(seeded)
+        assert orphan not in left and foreign in left  # no mark: not taskbench's to drop
+    finally:
+        with schema.connect(seeded) as conn:
+            conn.autocommit = True
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(foreign)))
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        ("pg_read_file('/etc/passwd')", "pg_read_file"),
+        ("CASE WHEN pg_try_advisory_lock(42) THEN title END", "pg_try_advisory_lock"),
+        ("pg_notify('x', title)", "pg_notify"),
+    ],
+)
+def test_a_write_may_call_no_volatile_function_but_a_value_generator(seeded, tmp_path, call, named):
+    catalog = edited_catalogue(
+        tmp_path, {"queries/retag_task.toml": lambda text: text.replace("SET ", f"SET title = {call}, ", 1)}
+    ).select(["retag_task", "create_task"], ["baseline"])
+
+    async def check() -> None:
+        async with connected(seeded) as conn:
+            pools = await pools_for(conn, catalog.scenarios, schema.seeded_dataset(seeded).anchor_date)
+            await runner.check_sql(conn, catalog, pools)
+
+    with pytest.raises(InputError, match=f"write scenario calls {named}"):
+        asyncio.run(check())
+
+
+def test_a_run_records_whom_its_samples_ran_as_and_leaves_no_role(small_results, seeded):
+    assert small_results.protocol.parameters["samples_run_as"] == roles.PRIVILEGES
+    # the suite's other processes may be measuring: their roles are live, an orphan would be ours
+    assert roles.drop_orphans(seeded) == []
