@@ -114,10 +114,15 @@ def committed_scenarios(root: Path) -> Path:
 
 
 def edited_catalogue(root: Path, edits: dict[str, Callable[[str], str]]) -> Catalog:
-    """The shipped catalogue copied under ``root`` with each file (relative to scenarios/) passed
-    through its edit; an edit that changes nothing fails, so a test cannot go on testing nothing."""
+    """The catalogue of ``edited_scenarios``."""
     from bench.catalogue.files import load_catalog
 
+    return load_catalog(edited_scenarios(root, edits))
+
+
+def edited_scenarios(root: Path, edits: dict[str, Callable[[str], str]]) -> Path:
+    """The shipped scenarios copied under ``root`` with each file (relative to scenarios/) passed
+    through its edit; an edit that changes nothing fails, so a test cannot go on testing nothing."""
     copy = root / f"scenarios-{len(list(root.glob('scenarios-*')))}"
     shutil.copytree(SCENARIOS, copy)
     for relative, edit in edits.items():
@@ -125,4 +130,14 @@ def edited_catalogue(root: Path, edits: dict[str, Callable[[str], str]]) -> Cata
         text = path.read_text()
         assert edit(text) != text, f"the edit no longer changes {relative}"
         path.write_text(edit(text))
-    return load_catalog(copy)
+    return copy
+
+
+# An initplan that counts for ever: no volatile function, nothing but the canonical tables.
+_FOREVER = "(WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r)"
+
+
+def never_ending(text: str) -> str:
+    """A scenario file's text with a condition added that never finishes evaluating (an edit for
+    ``edited_scenarios``): its first ``user_id = :user_id`` must first count to infinity."""
+    return text.replace("user_id = :user_id", f"id > {_FOREVER} AND user_id = :user_id", 1)

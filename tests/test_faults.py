@@ -21,6 +21,7 @@ import psutil
 import psycopg
 import pytest
 
+from bench.targets import roles
 from bench.targets.embedded import HANDLE_FILE, find_embedded
 from bench.targets.server import stop_server
 from tests.support import ROOT, cli_env, taskbench, taskbench_started
@@ -33,7 +34,8 @@ import sys, psycopg
 from pathlib import Path
 from bench.targets.embedded import start_embedded
 with psycopg.connect(start_embedded(Path(sys.argv[1])).render_as_string(hide_password=False)) as conn:
-    print("\\n".join(name for (name,) in conn.execute("SELECT datname FROM pg_database")))
+    names = conn.execute("SELECT datname FROM pg_database UNION ALL SELECT rolname FROM pg_roles")
+    print("\\n".join(name for (name,) in names))
 """
 
 
@@ -65,6 +67,7 @@ def handle_pids(data_dir: Path) -> list[int]:
 
 
 def databases(data_dir: Path) -> list[str]:
+    """The databases on the server of ``data_dir``, and its roles."""
     proc = subprocess.run(
         [sys.executable, "-c", _LIST_DATABASES, str(data_dir)],
         cwd=ROOT,
@@ -133,6 +136,9 @@ def test_kill_9_of_a_run_leaves_nothing_after_the_next_command(data_dir, tmp_pat
     )
     try:
         copy = wait_for(f"SELECT max(datname) FROM pg_database WHERE starts_with(datname, '{DB}_run_')", data_dir, run)
+        role = wait_for(
+            f"SELECT max(rolname) FROM pg_roles WHERE starts_with(rolname, '{roles.PREFIX}')", data_dir, run
+        )
     finally:
         pid = killed(run)
     # The fault as it was: the server runs on with no owner, the dead pid listed, the copy there.
@@ -145,6 +151,7 @@ def test_kill_9_of_a_run_leaves_nothing_after_the_next_command(data_dir, tmp_pat
     assert f"{data_dir}: running, pid {postmasters(data_dir)[0]}" in status.stdout
     assert f"dead but still listed: {pid}\n" in status.stdout
     assert f"scratch copies of dead runs: {copy}\n" in status.stdout
+    assert f"samples' roles of dead runs: {role}\n" in status.stdout
     assert handle_pids(data_dir) == [pid]  # status changes nothing
 
     again = taskbench(
@@ -170,7 +177,7 @@ def test_kill_9_of_a_run_leaves_nothing_after_the_next_command(data_dir, tmp_pat
     assert again.returncode == 0, again.stderr
     assert_nothing_left(data_dir)  # the next run reused the server and, its last user, stopped it
     left = databases(data_dir)
-    assert DB in left and not [name for name in left if "_run_" in name]
+    assert DB in left and not [name for name in left if "_run_" in name or name.startswith(roles.PREFIX)]
     assert_nothing_left(data_dir)
 
 

@@ -46,21 +46,22 @@ def test_the_samples_role_reads_and_writes_the_tables_and_nothing_else(seeded):
 
 
 def test_a_role_whose_run_died_is_dropped_and_no_other(seeded):
-    orphan, foreign = roles.PREFIX + "deadbeef", roles.PREFIX + "notours"
-    with schema.connect(seeded) as conn:
-        conn.autocommit = True
-        for name in (orphan, foreign):
+    orphan, live, foreign = (roles.PREFIX + name for name in ("deadbeef", "alive", "notours"))
+    mark = sql.Literal("taskbench sampler for database somewhere")
+    with schema.connect(seeded) as conn, schema.connect(seeded) as holder:
+        for name in (orphan, live, foreign):
             conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
-        mark = sql.Literal("taskbench sampler for database gone_since_a_kill")
-        conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(orphan), mark))
-    try:
-        assert orphan in roles.drop_orphans(seeded)
-        left = _sampler_roles(seeded)
-        assert orphan not in left and foreign in left  # no mark: not taskbench's to drop
-    finally:
-        with schema.connect(seeded) as conn:
-            conn.autocommit = True
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(foreign)))
+        for name in (orphan, live):
+            conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), mark))
+        holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (roles.ROLE_LOCK_CLASS, live))
+        try:
+            assert orphan in roles.drop_orphans(seeded)
+            left = _sampler_roles(seeded)
+            # a run still holding its role's lock keeps it; a role without the mark is not taskbench's
+            assert orphan not in left and live in left and foreign in left
+        finally:
+            for name in (live, foreign):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 @pytest.mark.parametrize(

@@ -12,14 +12,7 @@ from bench.measure import runner
 from bench.measure.runner import RunOptions, run
 from bench.measure.timeout import MIN_TIMEOUT_MS
 from bench.targets.target import SETUP_TIMEOUT_S, connected
-from tests.support import edited_catalogue
-
-# An initplan that counts for ever: no volatile function, nothing but the canonical tables.
-FOREVER = "(WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r)"
-
-
-def _never_ending(text: str) -> str:
-    return text.replace("user_id = :user_id", f"id > {FOREVER} AND user_id = :user_id", 1)
+from tests.support import edited_catalogue, never_ending
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +20,7 @@ def endless(tmp_path_factory):
     """The shipped catalogue with one read and one write that never end, and a read that does."""
     catalog = edited_catalogue(
         tmp_path_factory.mktemp("endless"),
-        {"queries/recent_tasks.toml": _never_ending, "queries/complete_task.toml": _never_ending},
+        {"queries/recent_tasks.toml": never_ending, "queries/complete_task.toml": never_ending},
     )
     return catalog.select(["recent_tasks", "complete_task", "task_by_id"], ["baseline"])
 

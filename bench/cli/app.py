@@ -1272,10 +1272,13 @@ def server_status_cmd(data_dir: DataDir = TargetSpec.data_dir) -> None:
     out.print(f"taskbench processes using it: {live}; dead but still listed: {dead}", highlight=False)
     if state.orphans:
         out.print(f"scratch copies of dead runs: {', '.join(state.orphans)}", highlight=False, markup=False)
-    if found.handles.dead or state.orphans:
+    if state.roles:
+        out.print(f"samples' roles of dead runs: {', '.join(state.roles)}", highlight=False, markup=False)
+    if found.handles.dead or state.orphans or state.roles:
         _note(
             "the next command removes the dead processes from the list (and stops the server when it is the "
-            "last), the next scratch copy drops the dead runs' copies; `taskbench server stop` does both now"
+            "last), the next scratch copy drops the dead runs' copies and roles; `taskbench server stop` does "
+            "all of it now"
         )
 
 
@@ -1292,6 +1295,8 @@ def server_stop_cmd(
     found = state.server
     if state.orphans:
         out.print(f"dropped scratch copies of dead runs: {', '.join(state.orphans)}", highlight=False, markup=False)
+    if state.roles:
+        out.print(f"dropped samples' roles of dead runs: {', '.join(state.roles)}", highlight=False, markup=False)
     if found.handles.dead:
         out.print(f"removed dead processes from its list: {', '.join(map(str, found.handles.dead))}", highlight=False)
     done = f"stopped (pid {found.pid})" if found.running else "was not running"

@@ -53,6 +53,7 @@ from bench.results import (
     Results,
     new_run_id,
 )
+from bench.targets.roles import sampler
 from bench.targets.schema import seeded_copy
 from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_error, connected
 
@@ -332,6 +333,11 @@ def parse_pgbench_load(output: str) -> tuple[float, int, float, float]:
     return float(tps.group(1)), int(count.group(1)), float(avg.group(1)), (lookup / total if total else 0.0)
 
 
+def _params_table(scenario: Scenario) -> str:
+    """Where a scenario's parameter sets wait for the clients and pgbench."""
+    return f"tb_load_{scenario.name}"
+
+
 async def _prepare(
     conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date, prepared: bool
 ) -> Workload:
@@ -340,7 +346,7 @@ async def _prepare(
     for scenario in catalog.scenarios:
         drawer = Drawer(scenario, pools, opts.seed)
         drawn = [drawer.draw() for _ in range(opts.param_sets)]
-        table = f"tb_load_{scenario.name}"
+        table = _params_table(scenario)
         await store_params(conn, table, drawer.order, drawn)
         sql.append(drawer.sql)
         params.append(drawn)
@@ -395,11 +401,13 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
         applied = await applied_new(admin, catalog.variants[0])  # never removed: the scratch copy is dropped
         cost = await variant_cost(admin, applied)
         work = await _prepare(admin, catalog, opts, dataset.anchor_date, prepared=target.host_kind != "pooler")
-    load = summarize_load(
-        await _drive_jobs(target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name
-    )
-    if opts.pgbench_rounds:
-        load.pgbench = await _against_pgbench(target, work, opts)
+    # The clients, the harness's and pgbench's alike, are the samples' role (``roles``).
+    with sampler(target, readable=[_params_table(s) for s in catalog.scenarios]) as clients:
+        load = summarize_load(
+            await _drive_jobs(clients.target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name
+        )
+        if opts.pgbench_rounds:
+            load.pgbench = await _against_pgbench(clients.target, work, opts)
     return Results(
         run_id=new_run_id(),
         created_at=datetime.now(UTC),

@@ -1,11 +1,13 @@
 """``taskbench server status`` and ``taskbench server stop``: the embedded server of a data directory,
-and what dead taskbench processes left on it (their pids in its handle file, their scratch copies)."""
+and what dead taskbench processes left on it (their pids in its handle file, their scratch copies,
+their samples' roles)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.targets import roles
 from bench.targets.embedded import EmbeddedServer, find_embedded, stop_embedded
 from bench.targets.target import Target, drop_orphaned_copies, orphaned_copies
 
@@ -14,6 +16,7 @@ from bench.targets.target import Target, drop_orphaned_copies, orphaned_copies
 class ServerState:
     server: EmbeddedServer
     orphans: list[str]  # scratch copies whose run is dead: found (status) or dropped (stop)
+    roles: list[str]  # the samples' roles whose run is dead: found or dropped, likewise
 
 
 def _maintenance(server: EmbeddedServer) -> Target:
@@ -24,7 +27,9 @@ def _maintenance(server: EmbeddedServer) -> Target:
 def server_status(data_dir: Path) -> ServerState:
     """The embedded server of ``data_dir``, its handles and its orphaned scratch copies; changes nothing."""
     server = find_embedded(data_dir)
-    return ServerState(server, orphaned_copies(_maintenance(server)) if server.running else [])
+    if not server.running:
+        return ServerState(server, [], [])
+    return ServerState(server, orphaned_copies(_maintenance(server)), roles.orphans(_maintenance(server)))
 
 
 def stop_server(data_dir: Path, force: bool = False) -> ServerState:
@@ -32,5 +37,6 @@ def stop_server(data_dir: Path, force: bool = False) -> ServerState:
     removed from its handle file); refused while a live taskbench process uses it, unless ``force``.
     Stopping a server that is not running only removes the dead pids."""
     server = find_embedded(data_dir)
-    dropped = drop_orphaned_copies(_maintenance(server)) if server.running else []
-    return ServerState(stop_embedded(data_dir, force), dropped)
+    copies = drop_orphaned_copies(_maintenance(server)) if server.running else []
+    dropped = roles.drop_orphans(_maintenance(server)) if server.running else []
+    return ServerState(stop_embedded(data_dir, force), copies, dropped)
