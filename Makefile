@@ -9,7 +9,7 @@ export DATABASE_URL
 CHECK_DB  := taskbench_ci
 CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --quiet
 
-.PHONY: install bench test check neon-check baseline gate-proof seed-bench seed-bench-network validate scale load bench-pytest docs clean distclean
+.PHONY: install bench test check neon-check baseline gate-proof seed-bench seed-bench-network validate scale load advise bench-pytest docs clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,6 @@ load: $(STAMP)  ## the default mix under 4 concurrent clients for 10 s (recommen
 	$(BIN)/taskbench seed --quiet
 	$(BIN)/taskbench load $(ARGS)
 
-.PHONY: advise
 advise: $(STAMP)  ## the cheapest index set meeting every SLA with headroom (default profile, real builds): variant, models, Alembic migration
 	$(BIN)/taskbench seed --quiet
 	$(BIN)/taskbench advise $(ARGS)

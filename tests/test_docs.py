@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
+MAKEFILE = ROOT / "Makefile"
 README_MAX_LINES = 200
 
 _FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
@@ -25,6 +26,10 @@ _LINK = re.compile(r"(?<!\\)\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*
 _REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.MULTILINE)
 _ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
+
+
+def _make_targets(makefile: str) -> list[str]:
+    return re.findall(r"^([a-z][a-z0-9-]*):(?!=)", makefile, re.MULTILINE)
 
 
 def _prose(page: Path) -> str:
@@ -102,7 +107,14 @@ def test_readme_names_every_command_and_make_target() -> None:
     text = README.read_text(encoding="utf-8")
     commands = [cmd.name for cmd in cli_reference.walk(typer.main.get_command(app))]
     missing = [f"taskbench {name}" for name in commands if f"`taskbench {name}" not in text]
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    targets = re.findall(r"^([a-z][a-z0-9-]*):(?!=)", makefile, re.MULTILINE)
+    targets = _make_targets(MAKEFILE.read_text(encoding="utf-8"))
     missing += [f"make {target}" for target in targets if f"`make {target}" not in text]
     assert not missing, f"README.md's tables do not name: {', '.join(missing)}"
+
+
+def test_makefile_declares_its_targets_phony_once() -> None:
+    # One declaration beside the variables, so a new target is added where the others are listed.
+    makefile = MAKEFILE.read_text(encoding="utf-8")
+    declarations = re.findall(r"^\.PHONY:(.*)$", makefile, re.MULTILINE)
+    assert len(declarations) == 1, f"{len(declarations)} .PHONY lines in the Makefile"
+    assert sorted(declarations[0].split()) == sorted(_make_targets(makefile))
