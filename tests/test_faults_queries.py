@@ -5,7 +5,9 @@ scratch copy, no role)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,22 +26,27 @@ def _left_on(seeded) -> tuple[list[str], list[str]]:
     return [name for (name,) in copies], roles.drop_orphans(seeded)
 
 
-def test_a_scenario_that_never_ends_fails_at_its_timeout_and_the_run_goes_on(seeded, tmp_path):
-    catalogue = edited_scenarios(tmp_path, {"queries/recent_tasks.toml": never_ending})
-    scenarios = ["-s", "recent_tasks", "-s", "task_by_id", "-v", "baseline", "-v", "composite"]
-    started = time.monotonic()
-    proc = taskbench(
+def _run(seeded, scenarios_dir: Path, reports: Path, *only: str) -> subprocess.CompletedProcess[str]:
+    """``taskbench run`` of ``only`` (its -s/-v choices) from ``scenarios_dir`` on the seeded database."""
+    return taskbench(
         "run",
         "--db-name",
         seeded.database,
         "--scenarios-dir",
-        str(catalogue),
-        *scenarios,
+        str(scenarios_dir),
+        *only,
         *QUICK,
         "--reports-dir",
-        str(tmp_path / "reports"),
+        str(reports),
         timeout=120,
     )
+
+
+def test_a_scenario_that_never_ends_fails_at_its_timeout_and_the_run_goes_on(seeded, tmp_path):
+    catalogue = edited_scenarios(tmp_path, {"queries/recent_tasks.toml": never_ending})
+    scenarios = ["-s", "recent_tasks", "-s", "task_by_id", "-v", "baseline", "-v", "composite"]
+    started = time.monotonic()
+    proc = _run(seeded, catalogue, tmp_path / "reports", *scenarios)
     wall = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "" and "4 cells: 2 pass, 2 fail" in proc.stderr
@@ -62,21 +69,7 @@ def test_a_hostile_write_is_refused_before_anything_runs(seeded, tmp_path, call,
     catalogue = edited_scenarios(
         tmp_path, {"queries/retag_task.toml": lambda text: text.replace("SET ", f"SET title = {call}, ", 1)}
     )
-    proc = taskbench(
-        "run",
-        "--db-name",
-        seeded.database,
-        "--scenarios-dir",
-        str(catalogue),
-        "-s",
-        "retag_task",
-        "-v",
-        "baseline",
-        *QUICK,
-        "--reports-dir",
-        str(tmp_path / "reports"),
-        timeout=60,
-    )
+    proc = _run(seeded, catalogue, tmp_path / "reports", "-s", "retag_task", "-v", "baseline")
     target, error = proc.stderr.strip().splitlines()  # the target it reached, then the one line
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and target.startswith("target: ")
     assert error.startswith("taskbench: error: scenario 'retag_task': ") and f"write scenario calls {named}" in error
