@@ -77,7 +77,7 @@ def rules(table: str) -> dict[str, ColumnRule]:
         py_type, optional = _strip_optional(field.annotation)
         constraints = [m for m in field.metadata if isinstance(m, annotated_types.BaseMetadata)]
         # Types built at run time from each field, which a type checker cannot follow.
-        element = Annotated[py_type, *constraints] if constraints else py_type  # type: ignore[valid-type]
+        element = Annotated[py_type, *constraints] if constraints else py_type
         adapter = TypeAdapter(list[element])  # type: ignore[valid-type]
         validators = tuple(getattr(model, d.cls_var_name) for d in decorators if name in d.info.fields)
         out[name] = ColumnRule(

@@ -15,7 +15,7 @@ def _figures(point: Point) -> tuple[float, float, float, float]:
 def dominates(a: Point, b: Point) -> bool:
     """``a`` is at least as good as ``b`` on every figure and better on one."""
     fa, fb = _figures(a), _figures(b)
-    return all(x <= y for x, y in zip(fa, fb)) and fa != fb
+    return all(x <= y for x, y in zip(fa, fb, strict=True)) and fa != fb
 
 
 def mark_front(points: Sequence[Point]) -> list[Point]:

@@ -50,7 +50,7 @@ def table_args(indexes: Sequence[Candidate]) -> dict[str, str]:
     imported from sqlalchemy), for every model that gets an index."""
     sources = {}
     for model in TABLES:
-        table = str(model.__tablename__)  # type: ignore[attr-defined]
+        table = str(model.__tablename__)
         mine = [c.index for c in indexes if c.table == table]
         if not mine:
             continue

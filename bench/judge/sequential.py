@@ -164,7 +164,7 @@ class Design:
 def _advance(dist: Distribution, samples: int, p: float) -> Distribution:
     """Distribution of E over the unstopped paths after ``samples`` more samples."""
     # scipy.stats costs ~0.7 s to import: only when a design or its error rates are computed.
-    from scipy.stats import binom  # type: ignore[import-untyped]  # scipy ships no stubs
+    from scipy.stats import binom
 
     return np.convolve(dist, binom.pmf(np.arange(samples + 1), samples, p))
 
