@@ -56,8 +56,6 @@ from pydantic import BaseModel, Field, ValidationError, computed_field, model_va
 
 from bench import output
 from bench.errors import InputError
-from bench.judge.stats import Quantile, Summary, Verdict
-from bench.measure.plan import PlanFacts
 
 SCHEMA_VERSION = 10
 RESULTS_FILE = "results.json"
@@ -65,6 +63,65 @@ REPORTS_DIR = Path("reports")  # where a run's directory is written unless told 
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
 CHECK_DIR = REPORTS_DIR / "check"  # the gate's own runs, apart from the measurements a team keeps
 ScenarioKind = Literal["read", "write"]
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+# The statistics and plan facts a cell holds are declared here, with the rest of the contract, and
+# computed by their stages (judge.stats.summarize, measure.plan.plan_facts): the data model imports
+# no stage, so a stage never drags in another through it.
+class Quantile(BaseModel):
+    value: float
+    low: float | None  # None: too few samples for a bound at this confidence
+    high: float | None
+
+    @property
+    def interval(self) -> str:
+        """The interval as "[low, high]" (ms), or "" where the samples give no two-sided interval."""
+        return "" if self.low is None or self.high is None else f"[{self.low:.2f}, {self.high:.2f}]"
+
+
+class Summary(BaseModel):
+    n: int
+    mean: float
+    p50: Quantile
+    p95: Quantile
+    p99: Quantile
+
+
+class NodeFacts(BaseModel):
+    node_type: str
+    relation: str | None = None
+    index: str | None = None
+    actual_rows: float = 0.0
+    plan_rows: float = 0.0
+    loops: int = 1
+    misestimate: float = 1.0  # max(actual/estimated, estimated/actual), per loop
+    shared_hit: int = 0
+    shared_read: int = 0
+    heap_fetches: int = 0
+    rows_removed: float = 0.0  # by a filter or recheck, per loop: rows read only to be thrown away
+    temp_blocks: int = 0  # temp blocks read + written: a sort or hash that spilled to disk
+
+
+class PlanFacts(BaseModel):
+    """What a plan did (EXPLAIN ANALYZE), and its fingerprint: its shape only, never numbers."""
+
+    fingerprint: str
+    node_types: list[str]
+    indexes: list[str]
+    seq_scans: list[str]  # relations read by a Seq Scan
+    sorts: int = 0
+    sort_spills: int = 0  # sorts that went to disk
+    hash_spills: int = 0  # hashes that needed more than one batch
+    heap_fetches: int = 0
+    lossy_heap_blocks: int = 0
+    max_misestimate: float = 1.0
+    misestimate_flag: int = 0  # 0, 10, 100 or 1000 (the largest threshold reached)
+    shared_hit: int = 0  # whole plan (the root node's counters include its children)
+    shared_read: int = 0
+    temp_blocks: int = 0  # whole plan
+    rows_removed: float = 0.0  # summed over the nodes
+    nodes: list[NodeFacts]
 
 
 class IndexCost(BaseModel):

@@ -8,31 +8,9 @@ verdict is not taken from these intervals but from the sequential test (``sequen
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import BaseModel
 
-Verdict = Literal["pass", "fail", "inconclusive"]
-
-
-class Quantile(BaseModel):
-    value: float
-    low: float | None  # None: too few samples for a bound at this confidence
-    high: float | None
-
-    @property
-    def interval(self) -> str:
-        """The interval as "[low, high]" (ms), or "" where the samples give no two-sided interval."""
-        return "" if self.low is None or self.high is None else f"[{self.low:.2f}, {self.high:.2f}]"
-
-
-class Summary(BaseModel):
-    n: int
-    mean: float
-    p50: Quantile
-    p95: Quantile
-    p99: Quantile
+from bench.results import Quantile, Summary
 
 
 def quantile_ci(samples: list[float], q: float, confidence: float = 0.95) -> Quantile:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel
+from bench.results import NodeFacts, PlanFacts
 
 _SHAPE_KEYS = (
     "Node Type",
@@ -28,40 +28,6 @@ MISESTIMATE_FLAGS = (1000.0, 100.0, 10.0)  # PEV2's badges
 # Per-node timing is off: the clock calls around every row would inflate the execution time the
 # samples report, and the facts kept here (rows, loops, buffers, spills) do not need it.
 EXPLAIN_ANALYZE = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) "
-
-
-class NodeFacts(BaseModel):
-    node_type: str
-    relation: str | None = None
-    index: str | None = None
-    actual_rows: float = 0.0
-    plan_rows: float = 0.0
-    loops: int = 1
-    misestimate: float = 1.0  # max(actual/estimated, estimated/actual), per loop
-    shared_hit: int = 0
-    shared_read: int = 0
-    heap_fetches: int = 0
-    rows_removed: float = 0.0  # by a filter or recheck, per loop: rows read only to be thrown away
-    temp_blocks: int = 0  # temp blocks read + written: a sort or hash that spilled to disk
-
-
-class PlanFacts(BaseModel):
-    fingerprint: str
-    node_types: list[str]
-    indexes: list[str]
-    seq_scans: list[str]  # relations read by a Seq Scan
-    sorts: int = 0
-    sort_spills: int = 0  # sorts that went to disk
-    hash_spills: int = 0  # hashes that needed more than one batch
-    heap_fetches: int = 0
-    lossy_heap_blocks: int = 0
-    max_misestimate: float = 1.0
-    misestimate_flag: int = 0  # 0, 10, 100 or 1000 (the largest threshold reached)
-    shared_hit: int = 0  # whole plan (the root node's counters include its children)
-    shared_read: int = 0
-    temp_blocks: int = 0  # whole plan
-    rows_removed: float = 0.0  # summed over the nodes
-    nodes: list[NodeFacts]
 
 
 def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -57,7 +57,7 @@ from bench.judge.stats import quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
 from bench.measure.lock import measurement_lock
-from bench.measure.plan import EXPLAIN_ANALYZE, PlanFacts, plan_facts, timings
+from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
 from bench.measure.rows import result_hash
 from bench.measure.stability import plan_stability
 from bench.measure.timeout import (
@@ -77,6 +77,7 @@ from bench.results import (
     Dataset,
     Environment,
     MatrixConfig,
+    PlanFacts,
     Protocol,
     Results,
     Samples,
