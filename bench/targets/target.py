@@ -13,7 +13,6 @@ import re
 import secrets
 import statistics
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
@@ -26,7 +25,6 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.errors import DatabaseError, InputError, first_line
 from bench.results import ConnectionProbe
@@ -123,21 +121,6 @@ class Target:
         else:  # a pooler refuses startup parameters it does not know; the client's limits hold there
             kwargs["server_settings"] = {"statement_timeout": f"{SETUP_TIMEOUT_S}s"}
         return {k: v for k, v in kwargs.items() if v is not None}
-
-
-def async_engine(target: Target, **engine_kwargs: Any) -> AsyncEngine:
-    """An SQLAlchemy engine on asyncpg, configured as the app configures its own.
-
-    The SQLAlchemy asyncpg dialect rejects ``sslmode`` in the URL, and asyncpg would forward
-    ``channel_binding`` to the server, so the URL carries only the driver name and every connection
-    setting travels in ``connect_args`` (TLS as ``ssl``). Behind a pooler, both statement caches are
-    off and each prepared statement gets a unique name, as SQLAlchemy documents for PgBouncer."""
-    url = URL.create("postgresql+asyncpg")
-    connect_args = target.asyncpg_kwargs()
-    if target.host_kind == "pooler":
-        url = url.set(query={"prepared_statement_cache_size": "0"})
-        connect_args["prepared_statement_name_func"] = lambda: f"__taskbench_{uuid.uuid4().hex}__"
-    return create_async_engine(url, connect_args=connect_args, **engine_kwargs)
 
 
 def parse_database_url(raw: str) -> URL:
