@@ -15,8 +15,8 @@ from bench.judge.gates import Finding, Kind
 from bench.judge.timegate import DEFAULT_TIME
 from bench.measure.paired import PairOptions, side_by_side
 from bench.measure.runner import RunOptions, run
-from bench.measure.sides import measure_sides
 from bench.results import PairedSamples, SideBySide
+from bench.runs.sides import measure_sides
 from bench.targets import schema
 from bench.targets.schema import model_ddl
 from bench.targets.target import open_target

@@ -17,9 +17,9 @@ from bench.catalogue import files as catalog_io
 from bench.cli.app import app
 from bench.judge.gates import GateThresholds
 from bench.judge.timegate import TimeThresholds
-from bench.measure import crosscheck, load, scale
 from bench.measure.paired import PairOptions
 from bench.measure.runner import RunOptions
+from bench.runs import crosscheck, load, scale
 from bench.targets import neon
 from bench.targets.neon import NeonSettings
 from bench.targets.provision import TargetSpec
@@ -51,6 +51,7 @@ LIBRARY: dict[str, Any] = {
     "cold_samples": RunOptions.cold_samples,
     "stability_rounds": RunOptions.stability_rounds,
     "timeout_factor": RunOptions.timeout_factor,
+    "share": RunOptions.share,
     "concurrent": RunOptions.concurrent,
     "lock_wait": RunOptions.lock_wait,
     # the gates

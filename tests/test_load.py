@@ -12,8 +12,8 @@ import pytest
 
 from bench import results as results_io
 from bench.catalogue.files import Scenario
-from bench.measure.load import LoadOptions, Request, Sent, Workload, drive, parse_pgbench_load, run_load, summarize_load
 from bench.report.build import write_report
+from bench.runs.load import LoadOptions, Request, Sent, Workload, drive, parse_pgbench_load, run_load, summarize_load
 
 COUNTER = Scenario(name="counter", sla_class="isolation", sla_ms=30.0, sql="SELECT nextval('tb_requests')")
 

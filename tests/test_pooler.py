@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from bench.catalogue.files import Scenario
 from bench.catalogue.params import pools_for
-from bench.measure.load import Workload, drive
 from bench.measure.runner import RunOptions, measure_cell
+from bench.runs.load import Workload, drive
 from bench.targets.target import Target
 
 PGBOUNCER = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer",) if os.path.exists(p)), None)

@@ -1,4 +1,4 @@
-"""The base side built again on a reference run's recorded schema (bench.measure.rebuild), on the real
+"""The base side built again on a reference run's recorded schema (bench.targets.rebuild), on the real
 embedded server: the same rows where they fit, a clear refusal where they do not, nothing left over."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import InputError
-from bench.measure.rebuild import recorded_schema_copy
 from bench.targets import schema
+from bench.targets.rebuild import recorded_schema_copy
 from bench.targets.target import Target
 from seed.load import seed_database
 from tests.support import TINY, content_checksums

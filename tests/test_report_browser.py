@@ -60,8 +60,8 @@ def test_the_page_is_not_blank(page):
 def full_page(small_results, tmp_path_factory):
     """The same run with a scale and a load section (constructed), so all five figures show."""
     from bench.judge.stats import summarize
-    from bench.measure.scale import fits
     from bench.results import LoadResults, LoadScenario, ScalePoint, ScaleResults
+    from bench.runs.scale import fits
 
     sizes = [1_000, 10_000, 50_000]
     points = [

@@ -8,9 +8,9 @@ import pytest
 
 from bench import results as results_io
 from bench.measure.runner import RunOptions
-from bench.measure.scale import fits, growth_exponent, measure_scale, sla_crossing
 from bench.report.build import write_report
 from bench.results import ScalePoint
+from bench.runs.scale import fits, growth_exponent, measure_scale, sla_crossing
 from bench.targets.provision import TargetSpec
 from bench.targets.target import drop_database, open_target
 from tests.support import DATA_DIR

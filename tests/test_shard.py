@@ -11,9 +11,10 @@ import pytest
 from bench import results as results_io
 from bench.errors import InputError
 from bench.judge.compare import compare
-from bench.measure.merge import merge
 from bench.measure.runner import RunOptions, run
-from bench.measure.shard import (
+from bench.merge import merge
+from bench.results import Results
+from bench.runs.shard import (
     Weights,
     catalogue_fingerprint,
     durations,
@@ -21,7 +22,6 @@ from bench.measure.shard import (
     parse_shard,
     split,
 )
-from bench.results import Results
 from tests.support import ROOT, one_line_error, taskbench
 
 QUICK = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)

@@ -44,8 +44,8 @@ from bench.judge.gates import Kind  # noqa: E402
 from bench.judge.timegate import DEFAULT_TIME, paired  # noqa: E402
 from bench.measure.paired import PairOptions, side_by_side  # noqa: E402
 from bench.measure.runner import RunOptions, run  # noqa: E402
-from bench.measure.sides import measure_sides  # noqa: E402
 from bench.results import Results  # noqa: E402
+from bench.runs.sides import measure_sides  # noqa: E402
 from bench.targets import schema  # noqa: E402
 from bench.targets.target import Target, open_target  # noqa: E402
 from seed.load import seed_database  # noqa: E402

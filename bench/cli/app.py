@@ -37,15 +37,15 @@ from bench.errors import (
 from bench.judge.compare import Comparison
 from bench.judge.gates import GateThresholds
 from bench.judge.timegate import TimeThresholds
-from bench.measure import crosscheck
-from bench.measure import scale as scaling
-from bench.measure.load import DEFAULT_VARIANT as LOAD_VARIANT
-from bench.measure.load import LoadOptions
 from bench.measure.paired import PairOptions
 from bench.measure.runner import RunOptions, run
 from bench.measure.timeout import MIN_TIMEOUT_MS
 from bench.progress import progress
 from bench.results import Results, SideBySide
+from bench.runs import crosscheck
+from bench.runs import scale as scaling
+from bench.runs.load import DEFAULT_VARIANT as LOAD_VARIANT
+from bench.runs.load import LoadOptions
 from bench.targets import server
 from bench.targets.neon import KEEP_PARENTS, NeonSettings
 from bench.targets.provision import (
@@ -129,6 +129,14 @@ TimeoutFactor = Annotated[
         min=1.0,
         help=f"Each cell's statement timeout, in times its SLA (at least {MIN_TIMEOUT_MS} ms): an execution cut "
         "off by it fails the cell at once.",
+    ),
+]
+Share = Annotated[
+    bool,
+    typer.Option(
+        "--share/--no-share",
+        help="A cell whose plans and used indexes are a measured cell's (same scenario) shares its samples "
+        "instead of being measured again.",
     ),
 ]
 MinSamples = Annotated[
@@ -429,6 +437,7 @@ _RUN_OPTIONS: dict[str, Any] = {
     "cold_samples": ColdN,
     "stability_rounds": StabilityN,
     "timeout_factor": TimeoutFactor,
+    "share": Share,
     "concurrent": Concurrent,
     "lock_wait": LockWait,
 }
@@ -625,7 +634,7 @@ def run_cmd(
 ) -> None:
     """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json.
     With --profile, the database must hold that profile's dataset (seed it first, or use `bench`)."""
-    from bench.measure import shard as sharding
+    from bench.runs import shard as sharding
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
     prof = _profile(profile, None, None, None) if profile else None
@@ -641,7 +650,7 @@ def run_cmd(
                 shard_run = sharding.measure_shard(_holding(_show(target), prof), cat, opts, plan, index, advance)
                 _saved(shard_run, reports_dir, quiet)
     elif parallel > 1:
-        from bench.measure.merge import merge
+        from bench.merge import merge
 
         plan = sharding.split(cat, parallel, sharding.durations(cat, durations))  # refused before any branch
         _note(f"{parallel} shares (split by {plan.weights}), measured at once")
@@ -663,7 +672,7 @@ def merge_cmd(
 ) -> None:
     """Merge the shards of a sharded run (run --shard i/N, every one once) into one run and its report;
     exit 2, naming what differs, when they do not belong together."""
-    from bench.measure.merge import merge
+    from bench.merge import merge
     from bench.report.build import write_report
 
     output.require_writable(out_dir or REPORTS_DIR)
@@ -813,7 +822,7 @@ def check_cmd(
     (plans, buffers, warning signs, rows, verdicts, time side by side)."""
     from bench.judge.check import CheckThresholds, check, resolve_before
     from bench.measure.paired import side_by_side
-    from bench.measure.sides import measure_sides
+    from bench.runs.sides import measure_sides
     from bench.targets.schema import model_ddl
 
     reference = results_io.load(baseline) if baseline else None
@@ -963,8 +972,8 @@ def load_cmd(
     quiet: Quiet = False,
 ) -> None:
     """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
-    from bench.measure.load import run_load
     from bench.report.build import write_report
+    from bench.runs.load import run_load
 
     weights: dict[str, int] = {}
     for item in mix or []:
@@ -1037,7 +1046,7 @@ def validate_cmd(
 ) -> None:
     """Check the harness's client latency against pgbench on the same SQL and parameters, like for like
     (exit 1 if fewer than three scenarios agree within 15% on both mean and median)."""
-    from bench.measure.crosscheck import DEFAULT_SCENARIOS, PGBENCH_FACTOR, REQUIRED, TOLERANCE, check_against_pgbench
+    from bench.runs.crosscheck import DEFAULT_SCENARIOS, PGBENCH_FACTOR, REQUIRED, TOLERANCE, check_against_pgbench
 
     cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(DEFAULT_SCENARIOS), None)
     with measurement_target(spec, announce=_note) as target:

@@ -24,12 +24,12 @@ from bench.catalogue.params import Drawer, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
 from bench.measure.lock import measurement_lock
-from bench.measure.rebuild import recorded_schema_copy
 from bench.measure.rows import result_hash
 from bench.measure.runner import execute, run_measurement
 from bench.measure.timeout import DEFAULT_FACTOR, Session, TimedOut, statement_timeout_ms
 from bench.progress import Advance, no_progress
 from bench.results import PairedSamples, SideBySide
+from bench.targets.rebuild import recorded_schema_copy
 from bench.targets.roles import sampler
 from bench.targets.schema import seeded_dataset
 from bench.targets.target import Target, connected, scratch_copy

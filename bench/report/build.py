@@ -23,7 +23,7 @@ from bench import results as results_io
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
-from bench.measure.scale import describe_crossing
+from bench.runs.scale import describe_crossing
 from bench.report import plots
 from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results
 from seed.profiles import PROFILES

@@ -3,7 +3,7 @@ its 15% criterion, is `make validate`: timing agreement is not asserted here).""
 
 import psycopg
 
-from bench.measure.crosscheck import _statement_latency, check_against_pgbench
+from bench.runs.crosscheck import _statement_latency, check_against_pgbench
 
 
 def test_statement_latency_is_read_from_the_per_statement_report():

@@ -1,0 +1,1 @@
+"""Every kind of run taskbench makes, one module each (filled in below as they move here)."""
