@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from bench.errors import DatabaseError, InputError
 from bench.targets import schema
@@ -37,10 +38,16 @@ from bench.targets.target import (
     open_target,
     parse_database_url,
 )
-from seed.profiles import Profile
 
 KINDS = ("auto", "embedded", "url", "neon", "docker")
 Announce = Callable[[str], None]
+
+
+class Profile(Protocol):
+    """What a dataset home needs of a data profile: its fingerprint. A protocol that
+    seed.profiles.Profile meets, because seed is built on targets and targets must not import it."""
+
+    def fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
