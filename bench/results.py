@@ -41,6 +41,9 @@ Format history:
   a cell that timed out before any EXPLAIN ANALYZE finished has no ``execution`` summary (null) and
   its estimated plan, and its scale point no ``execution_p50_ms`` or ``buffers``; a check's pairs of
   such a cell stop there (``side_by_side.cells[].timed_out``), and time does not judge it.
+- 11 (2026-12-06): a cell whose plans and used index definitions are those of a cell measured under
+  an earlier variant shares its measurement (``cells[].shared_with``: that variant; the samples,
+  verdict and cold samples are its, ``seconds`` 0).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from pydantic import BaseModel, Field, ValidationError, computed_field, model_va
 from bench import output
 from bench.errors import InputError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -192,10 +195,9 @@ class Stability(BaseModel):
     flipped: int  # parameter sets whose plan changed across rounds
 
 
-StopReason = Literal["boundary", "futility", "cap", "budget", "cell", "timeout"]
+StopReason = Literal["boundary", "cap", "budget", "cell", "timeout"]
 _STOPPED = {
     "timeout": "; timed out",
-    "futility": "; neither boundary reachable",
     "cap": "; the last look",
     "budget": "; time budget spent",
     "cell": "; the cell was decided first",
@@ -243,6 +245,8 @@ class Cell(BaseModel):
     plan: PlanFacts  # the plan most explained samples ran
     plan_count: int  # distinct plans seen across samples (parameters can change the plan)
     statement_timeout_ms: int | None = None  # every execution's limit (None: a run before timeouts)
+    # the variant whose measurement this cell shares: the same plans and index definitions (``sharing``)
+    shared_with: str | None = None
     cold: ColdSamples | None = None
     stability: Stability | None = None
 
@@ -261,12 +265,16 @@ class Cell(BaseModel):
         """The verdict as it was reached: the deciding class's, e.g. "fail at n = 4 (4/4 over 50 ms) —
         power users". A pass needs every class to pass, so it names each, the deciding class first:
         "pass at n = 77 (0/77 over 50 ms) — power users; pass at n = 40 (0/40 over 50 ms) — ordinary users"."""
+        shared = f" (same plans as {self.shared_with}: its samples)" if self.shared_with else ""
         if len(self.classes) == 1:
-            return self.deciding.describe(self.sla_ms, self.statement_timeout_ms)
+            return self.deciding.describe(self.sla_ms, self.statement_timeout_ms) + shared
         others = [c for c in self.classes if c is not self.deciding] if self.verdict == "pass" else []
-        return "; ".join(
-            f"{c.describe(self.sla_ms, self.statement_timeout_ms)} — {c.user_class} users"
-            for c in (self.deciding, *others)
+        return (
+            "; ".join(
+                f"{c.describe(self.sla_ms, self.statement_timeout_ms)} — {c.user_class} users"
+                for c in (self.deciding, *others)
+            )
+            + shared
         )
 
     @property
@@ -778,6 +786,11 @@ def _update_to_10(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_11(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older run measured every cell itself."""
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -806,6 +819,7 @@ _MIGRATIONS = {
     7: _update_to_8,
     8: _update_to_9,
     9: _update_to_10,
+    10: _update_to_11,
 }
 
 

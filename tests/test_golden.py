@@ -19,7 +19,7 @@ DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden"
 NEWEST = f"results_v{results_io.SCHEMA_VERSION}"
 REPORTED = [NEWEST, f"{NEWEST}_scale", f"{NEWEST}_load"]
-COMPARED = [("results_v9", NEWEST), (NEWEST, NEWEST)]
+COMPARED = [("results_v10", NEWEST), (NEWEST, NEWEST)]
 
 
 def _against_golden(name: str, text: str) -> None:

@@ -59,6 +59,7 @@ from bench.measure.environment import environment
 from bench.measure.lock import measurement_lock
 from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
 from bench.measure.rows import result_hash
+from bench.measure.sharing import signature
 from bench.measure.stability import plan_stability
 from bench.measure.timeout import (
     DEFAULT_FACTOR,
@@ -108,6 +109,7 @@ class RunOptions:
     concurrent: bool = False  # measure even while another measurement holds the server (recorded)
     lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
     timeout_factor: float = DEFAULT_FACTOR  # a cell's statement_timeout: this many times its SLA
+    share: bool = True  # a cell whose plans and indexes equal a measured one's shares its samples (``sharing``)
 
     def __post_init__(self) -> None:
         if self.explain_samples < 1:  # a cell's plan comes from its explained samples
@@ -378,7 +380,7 @@ class _CellRun:
             if decision in ("pass", "fail"):
                 cls.stop(decision, "boundary")
             elif decision == "inconclusive":
-                cls.stop(decision, "cap" if n == self.design.looks[-1] else "futility")
+                cls.stop(decision, "cap")  # only the last look is inconclusive (no futility stop: ``sequential``)
 
     def _decided_by(self, verdict: Decision, p95: dict[str, float], sampled: list[_Class]) -> _Class:
         """The first class to fail; for a pass the last to pass; else the first inconclusive one. Ties
@@ -571,30 +573,51 @@ async def _measure_variant(
     since: float,
     on_cell: Callable[[], None],
     server_side: bool,
+    measured: dict[str, Cell],
 ) -> tuple[VariantResult, list[Cell]]:
     """Build the variant's indexes on ``conn`` (the connecting role: it owns the copy) and measure
     its cells on ``samples`` (the run's sampler role, ``roles``); ANALYZE and emptying the buffer
-    cache stay with ``conn``."""
+    cache stay with ``conn``. A cell whose signature is in ``measured`` (cells of the variants before,
+    by signature: ``sharing``) shares that cell's samples instead; the ones measured here join it."""
     async with applied_variant(conn, variant, clock.phase) as applied:
         with clock.phase("build indexes"):
             cost = await variant_cost(conn, applied)
+        signatures: dict[str, str] = {}
+        if opts.share:
+            with clock.phase("plan check"):
+                for s in scenarios:
+                    signatures[s.name] = await signature(samples, s, pools, opts.seed, opts.explain_samples)
+        own = [s for s in scenarios if signatures.get(s.name) not in measured]
         with clock.phase("warm-up and samples"):
-            cells = await measure_cells(samples, scenarios, variant.name, pools, opts, since, on_cell, server_side)
+            fresh = await measure_cells(samples, own, variant.name, pools, opts, since, on_cell, server_side)
+        for cell in fresh:
+            if cell.scenario in signatures:
+                measured[signatures[cell.scenario]] = cell
         if cold.available and opts.cold_samples:
             with clock.phase("cold samples"):
                 session = Session(samples, server_side)
-                for scenario, cell in zip(scenarios, cells, strict=True):
+                for scenario, cell in zip(own, fresh, strict=True):
                     if scenario.kind == "read" and not cell.timed_out:
                         drawer = Drawer(scenario, pools, opts.seed + 1)
                         timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
                         cell.cold = await cold_samples(conn, session, drawer, opts.cold_samples, timeout_ms)
                 await session.reset()
-        if opts.stability_rounds:
+        by_name = {cell.scenario: cell for cell in fresh}
+        cells = [by_name.get(s.name) or _shared(measured[signatures[s.name]], variant.name) for s in scenarios]
+        for _ in range(len(scenarios) - len(own)):
+            on_cell()
+        if opts.stability_rounds:  # per variant, shared or not: another index may win after an ANALYZE
             with clock.phase("plan stability"):
                 stable = await plan_stability(conn, samples, scenarios, pools, opts.seed, opts.stability_rounds)
             for cell in cells:
                 cell.stability = stable[cell.scenario]
     return cost, cells
+
+
+def _shared(cell: Cell, variant: str) -> Cell:
+    """``cell``'s measurement standing for ``variant`` too: the same samples, verdict, plan and cold
+    samples, no time of its own; its stability is measured under ``variant``."""
+    return cell.model_copy(update={"variant": variant, "shared_with": cell.variant, "seconds": 0.0, "stability": None})
 
 
 async def _prepare(target: Target, catalog: Catalog, dataset: Dataset) -> tuple[Environment, Pools]:
@@ -627,6 +650,7 @@ async def _measure_jobs(
     variants: list[VariantResult] = []
     cold = ColdCache(available=False, method="none: nothing measured")
     privileges = "nothing measured"
+    by_signature: dict[str, Cell] = {}  # each distinct cell measured so far (``sharing``)
     total = sum(len(scenarios) for _, scenarios in jobs)
     done = 0
     step = ""  # the variant and phase under way, named by the progress line (cold samples take minutes)
@@ -664,6 +688,7 @@ async def _measure_jobs(
                     since,
                     on_cell,
                     copy.host_kind != "pooler",
+                    by_signature,
                 )
         variants.append(cost)
         cells.extend(measured)
