@@ -34,15 +34,16 @@ This is the form that gives the default design: fail at E >= 4 at n = 4, E >= 12
 E >= 31 at n = 400; pass at E = 0 at n = 77 or 100, E <= 2 at n = 220, E <= 9 at n = 400; exact
 wrong-fail 2.13% and wrong-pass 2.49% at p = 0.05.
 
-Two rules may end a cell without a verdict, and neither can create one:
+A budget may end a cell without a verdict, and cannot create one: the caller stops when its time
+is up, and ``Design.decide(..., budget_exhausted=True)`` turns what would be "continue" into
+"inconclusive".
 
-- futility: at a look where neither boundary can be reached at any later look (E never decreases,
-  so a pass is out of reach once E exceeds every later pass boundary; a fail is out of reach once
-  E plus all remaining samples stays below every later fail boundary), the cell stops as
-  "inconclusive". Such a path could only have ended inconclusive, so futility changes no verdict
-  probability, only the number of samples taken;
-- a budget: the caller stops when its time is up, and ``Design.decide(..., budget_exhausted=True)``
-  turns what would be "continue" into "inconclusive".
+There is no futility stop (ending a cell "inconclusive" at a look from which neither boundary can be
+reached any more): with the default looks it could never fire. Their last step, 290 to 400 samples,
+is longer than the last fail boundary (31 for one class, 32 for two, 38 for forty: a class's
+alpha_fail shrinks with their number), so from every E at every earlier look the remaining samples
+can still reach a fail. Only a design whose last looks are closer than its final fail boundary
+could stop for futility, and taskbench runs none (the looks are not an option).
 
 Several user classes in one cell: the cell passes only if every class passes and fails if any class
 fails. The probability that some class fails is at most the sum over the classes, so each class
@@ -52,7 +53,6 @@ one that sits over the SLA, so it is bounded by that class's alpha_pass with no 
 
 from __future__ import annotations
 
-import bisect
 import functools
 import itertools
 from dataclasses import dataclass
@@ -73,7 +73,6 @@ FAIL_SPENDING = "alpha_fail * n_k / n_K"
 PASS_SPENDING = (
     "0 before pass_from; c + (alpha_pass - c) * (n_k - n_pf) / (n_K - n_pf) from it, c = P(E = 0 at pass_from | p0)"
 )
-FUTILITY_RULE = "inconclusive at a look from which no later fail or pass boundary can be reached"
 
 
 @dataclass(frozen=True)
@@ -118,19 +117,11 @@ class Design:
             return "fail"
         if pass_ is not None and exceedances <= pass_:
             return "pass"
-        if k == len(self.looks) - 1 or budget_exhausted:
-            return "inconclusive"
-        low, high = self._futile(k)
-        return "inconclusive" if low < exceedances < high else "continue"
-
-    def next_look(self, n: int) -> int | None:
-        """The first look after ``n`` samples (None: there is none)."""
-        i = bisect.bisect_right(self.looks, n)
-        return self.looks[i] if i < len(self.looks) else None
+        return "inconclusive" if k == len(self.looks) - 1 or budget_exhausted else "continue"
 
     def describe(self) -> dict[str, object]:
         """The protocol, JSON-ready, for results.json: enough to rebuild and audit the design."""
-        at_p0 = operating_characteristics(self, self.p0, futility=False)
+        at_p0 = operating_characteristics(self, self.p0)
         return {
             "method": "exact group-sequential binomial test of P(latency > SLA) <= p0 on exceedance counts",
             "p0": self.p0,
@@ -142,23 +133,10 @@ class Design:
             "pass_from": self.pass_from,
             "fail_spending": FAIL_SPENDING,
             "pass_spending": PASS_SPENDING,
-            "futility": FUTILITY_RULE,
             "budget": "a cell stopped by the time budget is inconclusive",
             "wrong_fail_at_p0": at_p0.fail,
             "wrong_pass_at_p0": at_p0.pass_,
         }
-
-    def _futile(self, k: int) -> tuple[int, int]:
-        """Bounds (low, high): at look k, low < E < high can reach neither boundary later."""
-        later = range(k + 1, len(self.looks))
-        # E never decreases, so the largest later pass boundary is the last chance to pass.
-        low = max((a for j in later if (a := self.pass_at[j]) is not None), default=-1)
-        # At most every remaining sample is over the SLA, adding n_j - n_k to E by look j.
-        high = min(
-            (f - (self.looks[j] - self.looks[k]) for j in later if (f := self.fail_at[j]) is not None),
-            default=self.looks[-1] + 1,
-        )
-        return low, high
 
 
 def _advance(dist: Distribution, samples: int, p: float) -> Distribution:
@@ -222,7 +200,7 @@ def design(
     return Design(tuple(looks), tuple(fail_at), tuple(pass_at), p0, alpha_fail, alpha_pass, pass_from)
 
 
-def operating_characteristics(d: Design, p: float, futility: bool = True) -> OperatingCharacteristics:
+def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
     """Exact verdict probabilities and expected sample count when the true exceedance probability is p."""
     if not 0 <= p <= 1:
         raise ValueError(f"p must be in [0, 1], got {p}")
@@ -240,12 +218,6 @@ def operating_characteristics(d: Design, p: float, futility: bool = True) -> Ope
         if k == len(d.looks) - 1:
             inconclusive += float(dist.sum())
             dist[:] = 0.0
-        elif futility:
-            low, high = d._futile(k)
-            # high may be <= 0 (fail reachable from every E): then nothing is futile.
-            futile = slice(low + 1, max(high, low + 1))
-            inconclusive += float(dist[futile].sum())
-            dist[futile] = 0.0
         expected_n += n * (before - float(dist.sum()))
     return OperatingCharacteristics(p, fail, pass_, inconclusive, expected_n)
 
