@@ -409,6 +409,11 @@ class ScalePoint(BaseModel):
     samples: int
 
 
+# A scale run extrapolates a cell's SLA crossing up to this many times its largest size; a crossing
+# further out is "beyond" (runs.scale.sla_crossing): what ScaleFit.crossing means, so it is kept here.
+CROSSING_FAR = 10
+
+
 class ScaleFit(BaseModel):
     scenario: str
     variant: str
@@ -418,6 +423,17 @@ class ScaleFit(BaseModel):
     buffers_exponent: float
     crossing_tasks_per_user: float | None  # where p95 reaches the SLA (see scale.sla_crossing)
     crossing: str  # already, measured, extrapolated, flat or beyond
+
+    def describe_crossing(self) -> str:
+        """Where the cell crosses its SLA, as the report and the terminal say it: "≈ 25,000 (extrapolated)"."""
+        n = f"{self.crossing_tasks_per_user or 0:,.0f}"
+        return {
+            "already": f"≤ {n} (over at the smallest size)",
+            "measured": f"≈ {n} (between measured sizes)",
+            "extrapolated": f"≈ {n} (extrapolated)",
+            "flat": "– (not growing)",
+            "beyond": f"beyond {CROSSING_FAR}× the largest size measured",
+        }[self.crossing]
 
 
 class ScaleResults(BaseModel):

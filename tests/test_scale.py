@@ -37,7 +37,7 @@ def test_a_crossing_between_measured_sizes_is_interpolated_on_log_log_axes():
 
 
 def test_a_crossing_beyond_the_sizes_is_extrapolated_along_the_last_slope():
-    # y = 0.01 n^0.5 → 3.16 ms at 100k; crosses 50 ms at (50 / 0.01)^2 = 25,000,000 (> FAR × 100k)
+    # y = 0.01 n^0.5 → 3.16 ms at 100k; crosses 50 ms at (50 / 0.01)^2 = 25,000,000 (> CROSSING_FAR × 100k)
     assert sla_crossing(SIZES, power(0.01, 0.5), 50.0) == (None, "beyond")
     # y = 0.0001 n → 10 ms at 100k; crosses 50 ms at 500,000
     crossing, how = sla_crossing(SIZES, power(0.0001, 1.0), 50.0)

@@ -951,7 +951,7 @@ def scale_cmd(
         f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)", highlight=False
     )
     for f in res.scale.fits:
-        where = scaling.describe_crossing(f)
+        where = f.describe_crossing()
         out.print(f"{f.scenario:24} {f.variant:20} {f.exponent:9.2f} {f.r2:5.2f}  {where}", highlight=False)
     for written in write_report(path):
         out.print(str(written), highlight=False)

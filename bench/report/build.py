@@ -23,9 +23,8 @@ from bench import results as results_io
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
-from bench.runs.scale import describe_crossing
 from bench.report import plots
-from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results
+from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results, ScaleFit
 from seed.profiles import PROFILES
 
 # name -> (draw, whether the results hold what it shows)
@@ -277,7 +276,7 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         "conn": res.connection,
         "scale": res.scale,
         "load": res.load,
-        "crossing": describe_crossing,
+        "crossing": ScaleFit.describe_crossing,
         "scale_point": lambda scenario, variant, n: next(
             (
                 p

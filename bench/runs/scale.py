@@ -22,7 +22,7 @@ from bench.catalogue.files import Catalog
 from bench.errors import InputError
 from bench.measure.runner import RunOptions, run
 from bench.progress import Advance, no_progress
-from bench.results import Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
+from bench.results import CROSSING_FAR, Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
 from bench.targets.provision import TargetSpec, for_dataset, measurement_target, seeded_home
 from seed.profiles import Profile, get_profile
 
@@ -36,7 +36,6 @@ DEFAULT_SCENARIOS = ("open_task_count", "recent_tasks", "pending_tasks", "due_ne
 DEFAULT_VARIANTS = ("baseline", "composite", "recommended")
 # Below this exponent a cell is taken as flat: it is not extrapolated to an SLA crossing.
 FLAT = 0.1
-FAR = 10
 
 
 def scale_profile(tasks_per_user: int, users: int = DEFAULT_USERS, seed: int | None = None) -> Profile:
@@ -68,7 +67,7 @@ def sla_crossing(
       sizes' p50 (the median is the steadier shape; the largest p95 sets the level; the last
       slope is the asymptotic one, where fixed costs no longer flatten it);
     - ``flat``: not growing (that slope or the overall one below ``FLAT``), no crossing to predict;
-    - ``beyond``: growing, but it would cross beyond ``FAR`` times the largest size measured — too
+    - ``beyond``: growing, but it would cross beyond ``CROSSING_FAR`` times the largest size measured — too
       far out for a straight line on log-log axes to be trusted.
     """
     shape = p50 if p50 is not None else p95
@@ -83,18 +82,7 @@ def sla_crossing(
     if slope < FLAT or growth_exponent(sizes, shape)[0] < FLAT:
         return None, "flat"
     crossing = sizes[-1] * (sla_ms / p95[-1]) ** (1 / slope)
-    return (float(crossing), "extrapolated") if crossing <= FAR * sizes[-1] else (None, "beyond")
-
-
-def describe_crossing(fit: ScaleFit) -> str:
-    n = f"{fit.crossing_tasks_per_user or 0:,.0f}"
-    return {
-        "already": f"≤ {n} (over at the smallest size)",
-        "measured": f"≈ {n} (between measured sizes)",
-        "extrapolated": f"≈ {n} (extrapolated)",
-        "flat": "– (not growing)",
-        "beyond": f"beyond {FAR}× the largest size measured",
-    }[fit.crossing]
+    return (float(crossing), "extrapolated") if crossing <= CROSSING_FAR * sizes[-1] else (None, "beyond")
 
 
 def _log_interpolate(n0: float, y0: float, n1: float, y1: float, y: float) -> float:
