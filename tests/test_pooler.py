@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from bench.catalogue.files import Scenario
 from bench.catalogue.params import pools_for
-from bench.measure.runner import RunOptions, measure_cell
+from bench.measure.runner import RunOptions, measure_cells
 from bench.runs.load import Workload, drive
 from bench.targets.target import Target
 
@@ -119,10 +119,8 @@ def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(poo
         try:
             pools = await pools_for(conn, catalog.scenarios, None)
             load = asyncio.ensure_future(_clients(pooler, clients=3, seconds=2.0))
-            cells = [
-                await measure_cell(conn, s, "baseline", pools, opts)
-                for s in catalog.select(["task_by_id", "recent_tasks"], None).scenarios
-            ]
+            chosen = catalog.select(["task_by_id", "recent_tasks"], None).scenarios
+            cells = await measure_cells(conn, chosen, "baseline", pools, opts)
             return cells, await load
         finally:
             await conn.close()

@@ -115,7 +115,7 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
     async def measure():
         async with connected(target) as conn:
             pools = await pools_for(conn, writes, TINY.anchor_date)
-            return [await runner.measure_cell(conn, s, "baseline", pools, opts) for s in writes]
+            return [(await runner.measure_cells(conn, [s], "baseline", pools, opts))[0] for s in writes]
 
     cells = asyncio.run(measure())
     assert content_checksums(target) == before
@@ -221,7 +221,7 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
                 sla_ms=(timed["ordinary"] * timed[POWER]) ** 0.5,
             )
             # min_samples: every class goes on to the first pass look, so the ordinary users get a verdict too.
-            return await runner.measure_cell(conn, scenario, "baseline", pools, RunOptions(min_samples=77))
+            return (await runner.measure_cells(conn, [scenario], "baseline", pools, RunOptions(min_samples=77)))[0]
 
     cell = asyncio.run(measure())
     by_class = {c.user_class: c for c in cell.classes}

@@ -505,18 +505,6 @@ async def _measure_group(
     return [cell.cell() for cell in cells]
 
 
-async def measure_cell(
-    conn: asyncpg.Connection,
-    scenario: Scenario,
-    variant: str,
-    pools: Pools,
-    opts: RunOptions,
-    server_side: bool = True,
-) -> Cell:
-    """One cell on its own (``measure_cells`` of one scenario)."""
-    return (await measure_cells(conn, [scenario], variant, pools, opts, server_side=server_side))[0]
-
-
 def protocol(opts: RunOptions, pools: Pools, class_counts: set[int], privileges: str) -> Protocol:
     """The protocol this runner measures by, for results.json: enough to audit every verdict."""
     return Protocol(
