@@ -28,10 +28,11 @@ install: $(STAMP)  ## create .venv and install taskbench with its test dependenc
 bench: $(STAMP)  ## seed (if needed) + run the whole matrix + report, on the default profile
 	$(BIN)/taskbench bench $(ARGS)
 
-test: $(STAMP) $(LINT)  ## lint and format check (ruff), type-check (mypy), then run the test suite against the embedded PostgreSQL
+test: $(STAMP) $(LINT)  ## lint and format check (ruff), type-check (mypy), the layers (lint-imports), then the test suite against the embedded PostgreSQL
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(ARGS)
 
 check: $(STAMP)  ## regression gate on the ci profile: base (merge base with the default branch) and head side by side, drift since reports/baseline.json
