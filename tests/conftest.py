@@ -48,10 +48,11 @@ def catalog():
 def small_results(seeded, catalog):
     """A real, small run (3 reads and 2 writes × 2 variants, every phase on) that report and
     recommendation tests read; it is never written to by them."""
-    from bench.measure.runner import RunOptions, run
+    from bench.measure.runner import RunOptions
+    from bench.runs.matrix import measure
 
     opts = RunOptions(cold_samples=2, stability_rounds=1, concurrent=True)
-    return run(
+    return measure(
         seeded,
         catalog.select(
             ["recent_tasks", "last_messages", "task_by_id", "create_task", "post_message"], ["baseline", "composite"]

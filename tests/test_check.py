@@ -14,8 +14,9 @@ from bench.judge.compare import Comparison
 from bench.judge.gates import Finding, Kind
 from bench.judge.timegate import DEFAULT_TIME
 from bench.measure.paired import PairOptions, side_by_side
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
 from bench.results import PairedSamples, SideBySide
+from bench.runs.matrix import measure
 from bench.runs.sides import measure_sides
 from bench.targets import schema
 from bench.targets.schema import model_ddl
@@ -37,7 +38,7 @@ def head(catalog):
 @pytest.fixture(scope="module")
 def reference(seeded, head):
     """A reference run of the cells, as a committed baseline would be."""
-    return run(seeded, head, OPTS)
+    return measure(seeded, head, OPTS)
 
 
 def _check(seeded, before, after, schema=None, everything=False, reference=None):

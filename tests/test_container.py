@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, DatabaseError
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
+from bench.runs.matrix import measure
 from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
 from bench.targets.provision import TargetSpec, dataset_home, measurement_target
 from seed.load import seed_database
@@ -84,7 +85,7 @@ def test_a_run_in_a_container(catalog):
     with dataset_home(spec) as home:
         seed_database(home, small)
         with measurement_target(spec, home) as target:
-            res = run(
+            res = measure(
                 target,
                 catalog.select(["task_by_id"], ["baseline"]),
                 RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),

@@ -19,7 +19,8 @@ import pytest
 
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, EXIT_INTERRUPTED, InputError
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
+from bench.runs.matrix import measure
 from bench.targets.embedded import start_embedded
 from bench.targets.neon import (
     RUN_BRANCH_PREFIX,
@@ -105,7 +106,7 @@ def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalog, spec,
         (child,) = run_branches(standin)
         branch_id = standin.branch_named(child)["id"]
         assert target.database == standin.physical_name(branch_id, "taskbench")
-        res = run(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK)
+        res = measure(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK)
     assert run_branches(standin) == []
     assert [n.split()[0] for n in notes] == ["created", "deleting", "deleted"]
     assert res.environment.target_kind == "neon" and len(res.cells) == 2
@@ -130,7 +131,7 @@ def test_the_branch_is_deleted_after_a_failure_mid_run(standin, catalog, spec):
             raise RuntimeError("injected failure")
 
     with pytest.raises(RuntimeError, match="injected"), measurement_target(spec) as target:
-        run(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK, fail_after_first_cell)
+        measure(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK, fail_after_first_cell)
     assert run_branches(standin) == []
 
 

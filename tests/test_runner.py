@@ -5,7 +5,8 @@ import pytest
 
 from bench import results as results_io
 from bench.judge import sequential
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
+from bench.runs.matrix import measure
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def _catalog_with(catalog, slas: dict[str, float]):
 
 def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_pass_look(seeded, catalog):
     opts = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
-    res = run(seeded, _catalog_with(catalog, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
+    res = measure(seeded, _catalog_with(catalog, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
     failing, clean = res.cell("recent_tasks", "baseline"), res.cell("task_by_id", "baseline")
     # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th.
     assert failing.verdict == "fail" and failing.decided_by == "ordinary" and len(failing.samples.client_ms) == 7
@@ -151,8 +152,8 @@ def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_p
 def test_explain_only_on_the_first_k_samples_with_the_same_parameter_sets_whatever_the_warm_up(seeded, catalog):
     chosen = _catalog_with(catalog, {"recent_tasks": 10_000, "open_task_count": 10_000})
     opts = RunOptions(explain_samples=6, cold_samples=0, stability_rounds=0, concurrent=True)
-    quick = run(seeded, chosen, replace(opts, warmup_seconds=0))
-    slow = run(seeded, chosen, replace(opts, warmup_seconds=60))
+    quick = measure(seeded, chosen, replace(opts, warmup_seconds=0))
+    slow = measure(seeded, chosen, replace(opts, warmup_seconds=60))
     for name in ("recent_tasks", "open_task_count"):
         a, b = quick.cell(name, "baseline"), slow.cell(name, "baseline")
         assert (a.warmup, b.warmup) == (1, 5)  # at least one warm-up execution, at most five
@@ -233,7 +234,7 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
 
 
 def test_a_spent_budget_turns_a_cell_inconclusive(seeded, catalog):
-    res = run(
+    res = measure(
         seeded,
         _catalog_with(catalog, {"task_by_id": 10_000}),
         RunOptions(cell_budget=0.0, cold_samples=0, stability_rounds=0, concurrent=True),

@@ -11,9 +11,10 @@ import pytest
 from bench import results as results_io
 from bench.errors import InputError
 from bench.judge.compare import compare
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
 from bench.merge import merge
 from bench.results import Results
+from bench.runs.matrix import measure
 from bench.runs.shard import (
     Weights,
     catalogue_fingerprint,
@@ -37,7 +38,7 @@ def matrix(catalog):
 
 @pytest.fixture(scope="module")
 def unsharded(seeded, matrix) -> Results:
-    return run(seeded, matrix, QUICK)
+    return measure(seeded, matrix, QUICK)
 
 
 @pytest.fixture(scope="module")

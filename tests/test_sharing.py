@@ -5,7 +5,8 @@ import pytest
 
 from bench.errors import EXIT_OK
 from bench.judge.compare import compare
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
+from bench.runs.matrix import measure
 
 OPTS = RunOptions(cold_samples=1, stability_rounds=1, concurrent=True)
 # A scenario the list indexes change (recent_tasks), one they do not (task_by_id, the primary key),
@@ -17,7 +18,7 @@ PICK = (["recent_tasks", "task_by_id", "post_message"], ["baseline", "composite"
 @pytest.fixture(scope="module")
 def both(seeded, catalog):
     chosen = catalog.select(*PICK)
-    return run(seeded, chosen, OPTS), run(seeded, chosen, RunOptions(**{**OPTS.__dict__, "share": False}))
+    return measure(seeded, chosen, OPTS), measure(seeded, chosen, RunOptions(**{**OPTS.__dict__, "share": False}))
 
 
 def test_a_cell_with_the_same_plans_and_indexes_shares_the_measured_one(both):

@@ -70,7 +70,8 @@ def test_claim_refuses_foreign_tables_unless_forced(make_target):
 def test_a_database_url_target_seeds_and_runs(seeded, catalog):
     from dataclasses import replace
 
-    from bench.measure.runner import RunOptions, run
+    from bench.measure.runner import RunOptions
+    from bench.runs.matrix import measure
     from bench.targets.target import drop_database, open_target
     from seed.load import seed_database
     from tests.support import TINY
@@ -81,7 +82,7 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
         assert target.kind == "url" and target.database == "tburl_target"
         schema.claim_database(target)
         seed_database(target, replace(TINY, users=2, tasks_per_user=200))
-        res = run(
+        res = measure(
             target,
             catalog.select(["task_by_id"], ["baseline"]),
             RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),

@@ -9,8 +9,9 @@ import pytest
 from bench.catalogue.params import pools_for
 from bench.errors import InputError
 from bench.measure import runner
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
 from bench.measure.timeout import MIN_TIMEOUT_MS
+from bench.runs.matrix import measure
 from bench.targets.target import SETUP_TIMEOUT_S, connected
 from tests.support import edited_catalogue, never_ending
 
@@ -36,7 +37,7 @@ def test_the_timeout_is_the_factor_times_the_sla_and_never_under_the_floor():
 def test_a_query_that_never_ends_fails_its_cell_at_its_timeout(seeded, endless):
     opts = RunOptions(cold_samples=2, stability_rounds=1, concurrent=True, timeout_factor=4)
     started = time.perf_counter()
-    res = run(seeded, endless, opts)
+    res = measure(seeded, endless, opts)
     elapsed = time.perf_counter() - started
     for name in ("recent_tasks", "complete_task"):
         cell = res.cell(name, "baseline")

@@ -43,8 +43,9 @@ from bench.judge.compare import Comparison  # noqa: E402
 from bench.judge.gates import Kind  # noqa: E402
 from bench.judge.timegate import DEFAULT_TIME, paired  # noqa: E402
 from bench.measure.paired import PairOptions, side_by_side  # noqa: E402
-from bench.measure.runner import RunOptions, run  # noqa: E402
+from bench.measure.runner import RunOptions  # noqa: E402
 from bench.results import Results  # noqa: E402
+from bench.runs.matrix import measure  # noqa: E402
 from bench.runs.sides import measure_sides  # noqa: E402
 from bench.targets import schema  # noqa: E402
 from bench.targets.target import Target, open_target  # noqa: E402
@@ -164,7 +165,7 @@ def prove(reruns: int, database_url: str | None) -> int:
     schema.claim_database(target)
     seed_database(target, get_profile("ci"))
     scenarios = ROOT / "scenarios"
-    base = run(target, _catalog(scenarios), OPTS)
+    base = measure(target, _catalog(scenarios), OPTS)
     with tempfile.TemporaryDirectory() as tmp:
         proof = Proof(target, scenarios, Path(tmp))
         false_alarms: Counter[str] = Counter()

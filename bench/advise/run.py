@@ -43,9 +43,10 @@ from bench.advise.trials import Trials, variant_of
 from bench.catalogue.files import Catalog, Variant
 from bench.errors import InputError
 from bench.judge.writecost import BASELINE_VARIANT
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
 from bench.results import Cell, Results
+from bench.runs import matrix
 from bench.targets import schema
 from bench.targets.target import Target
 
@@ -343,7 +344,7 @@ def advise(
 
     mark = time.monotonic()
     final = strict.model_copy(update={"variants": _contending_variants(catalog, advised, options.reference), "mix": {}})
-    res = run(target, final, options.measuring(options.final_run), advance)
+    res = matrix.measure(target, final, options.measuring(options.final_run), advance)
     run_dir = results_io.save(res, reports_dir).parent
     seconds["final measurement"] = round(time.monotonic() - mark, 1)
 

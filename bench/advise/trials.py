@@ -6,7 +6,7 @@ on the set's indexes on those tables (its *restriction*): a cell measured under 
 every set with the same restriction, and a trial measures only the scenarios whose restriction is
 new, building only the indexes on their tables. One more case is exact: dropping an index that a
 cell's plan did not use leaves the planner's choice as it was, so that cell carries over too
-(``carry_over``). Every run is ``runner.run`` on a variant made in memory, with the sampling
+(``carry_over``). Every run is a matrix run (``runs.matrix``) on a variant made in memory, with the sampling
 options given (the search's are cheaper than a full run's; the verdict is the same sequential test).
 """
 
@@ -20,9 +20,10 @@ from bench.advise.candidates import Candidate
 from bench.advise.objective import Costs, write_figures
 from bench.catalogue.files import Catalog, Variant
 from bench.errors import InputError
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
 from bench.results import Cell
+from bench.runs import matrix
 from bench.targets.target import Target
 
 
@@ -30,7 +31,7 @@ def measure_with_runner(
     target: Target, catalog: Catalog, opts: RunOptions, advance: Advance
 ) -> tuple[list[Cell], dict[str, tuple[int, float]]]:
     """The runner on ``catalog`` (one variant): its cells, and each built index's size and build time."""
-    res = run(target, catalog, opts, advance)
+    res = matrix.measure(target, catalog, opts, advance)
     built = {i.name: (i.size_bytes, i.build_seconds) for v in res.variants for i in v.indexes}
     return res.cells, built
 

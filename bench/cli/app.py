@@ -38,11 +38,11 @@ from bench.judge.compare import Comparison
 from bench.judge.gates import GateThresholds
 from bench.judge.timegate import TimeThresholds
 from bench.measure.paired import PairOptions
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
 from bench.measure.timeout import MIN_TIMEOUT_MS
 from bench.progress import progress
 from bench.results import Results, SideBySide
-from bench.runs import crosscheck
+from bench.runs import crosscheck, matrix
 from bench.runs import scale as scaling
 from bench.runs.load import DEFAULT_VARIANT as LOAD_VARIANT
 from bench.runs.load import LoadOptions
@@ -503,7 +503,7 @@ def _seed(target: Target, prof: DataProfile, quiet: bool, reload: bool = False) 
 
 def _run(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
     with progress(not quiet, unit="cells") as advance:
-        res = run(target, cat, opts, advance)
+        res = matrix.measure(target, cat, opts, advance)
     return _saved(res, reports_dir, quiet)
 
 

@@ -1,9 +1,9 @@
 """Run every scenario under every variant and collect the measurements into ``Results``.
 
-The run holds the server's measurement lock (``lock``) and works on scratch copies of the seeded
-database (``CREATE DATABASE ... TEMPLATE``, each dropped whatever happens), so neither its indexes,
-its statistics nor its rows are ever altered, and an interrupted run leaves nothing behind. Per
-variant:
+A run holds the server's measurement lock (``lock``, taken by each kind of run: ``bench.runs``) and
+works on scratch copies of the seeded database (``CREATE DATABASE ... TEMPLATE``, each dropped
+whatever happens), so neither its indexes, its statistics nor its rows are ever altered, and an
+interrupted run leaves nothing behind. Per variant:
 
 0. a fresh copy: a write cell's rolled-back rows leave dead tuples and index entries behind, which
    later reads visit (more buffers), so on a shared copy a variant's cells would depend on the
@@ -56,7 +56,6 @@ from bench.judge.sequential import Decision, combine, design_for_classes
 from bench.judge.stats import quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
-from bench.measure.lock import measurement_lock
 from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
 from bench.measure.rows import result_hash
 from bench.measure.sharing import signature
@@ -70,7 +69,7 @@ from bench.measure.timeout import (
     limited,
     statement_timeout_ms,
 )
-from bench.progress import STEP, Advance, no_progress
+from bench.progress import STEP, Advance
 from bench.results import (
     Cell,
     ClassVerdict,
@@ -746,10 +745,3 @@ def measure_jobs(target: Target, jobs: list[Job], opts: RunOptions, pools: Pools
     holds the measurement lock (``check``'s base side: the cells that differ from the head's)."""
     return run_measurement(_measure_jobs(target, jobs, opts, pools, _Clock(), advance))[1]
 
-
-def run(target: Target, catalog: Catalog, opts: RunOptions = RunOptions(), advance: Advance = no_progress) -> Results:
-    ready = prepared(target, catalog)
-    # The lock before the copy: copying the database is heavy I/O another run would measure.
-    with measurement_lock(target, "run", opts.concurrent, opts.lock_wait) as measuring:
-        res = measure_unlocked(target, catalog, opts, ready, advance)
-        return res.model_copy(update={"conditions": measuring.finish()})

@@ -3,7 +3,7 @@ growth exponent of each cell, and the size at which it would cross its SLA.
 
 Each size is a dataset of its own (database ``<db-name>_tpu<size>``, seeded once and reused like
 any other) with every user at the same size, so the x axis is exactly "tasks per user". Each size
-is measured by the ordinary run (``runner.run``), so every sample is taken as in the matrix. With
+is measured by the ordinary run (``matrix``), so every sample is taken as in the matrix. With
 every user the same size there is one user class; a crossing in tasks per user holds for any user,
 so the report also says where power users cross: when an ordinary user has 1/factor of it.
 """
@@ -20,9 +20,10 @@ import numpy as np
 
 from bench.catalogue.files import Catalog
 from bench.errors import InputError
-from bench.measure.runner import RunOptions, run
+from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
 from bench.results import CROSSING_FAR, Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
+from bench.runs import matrix
 from bench.targets.provision import TargetSpec, for_dataset, measurement_target, seeded_home
 from seed.profiles import Profile, get_profile
 
@@ -162,7 +163,7 @@ def measure_scale(
             seeded_home(at_size, profile, partial(seed_database, profile=profile, advance=advance), announce) as home,
             measurement_target(at_size, home, announce) as target,
         ):
-            last = run(target, catalog, opts, _labelled(advance, f"size {size:,} ({i + 1}/{len(sizes)})"))
+            last = matrix.measure(target, catalog, opts, _labelled(advance, f"size {size:,} ({i + 1}/{len(sizes)})"))
         points.extend(_point(c, size) for c in last.cells)
     assert last is not None
     sla = {s.name: s.sla_ms for s in catalog.scenarios}

@@ -43,9 +43,10 @@ from bench.errors import (
     as_user_error,
 )
 from bench.measure.calibration import ITEMS, calibration_sample
-from bench.measure.runner import RunOptions, run, run_measurement
+from bench.measure.runner import RunOptions, run_measurement
 from bench.progress import Advance, no_progress
 from bench.results import Calibration, Results, Shard
+from bench.runs import matrix
 from bench.targets.target import Target, connected
 
 CALIBRATION_SAMPLES = 10  # per item, before and after: a few ms in all
@@ -168,7 +169,7 @@ def measure_shard(
     """Shard ``index`` of ``plan``: its variants measured on ``target`` as any run, the calibration
     workload sampled just before and just after, the results marked with the shard."""
     before = calibrate(target)
-    res = run(target, plan.share(catalog, index), opts, advance)
+    res = matrix.measure(target, plan.share(catalog, index), opts, advance)
     after = calibrate(target)
     return res.model_copy(update={"shard": plan.mark(index, Calibration(before_ms=before, after_ms=after))})
 
