@@ -1,12 +1,17 @@
 """The report from results.json alone: every file, the same facts in HTML, Markdown and CSV, and
 no secret anywhere."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from bench import results as results_io
+from bench.catalogue.params import POWER_USER_RATIO
 from bench.judge.recommend import recommend
-from bench.report.build import plan_diffs, write_report
+from bench.report.build import plan_diffs, power_ratio, write_report
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +149,23 @@ def test_a_variant_returning_other_rows_is_named_in_the_report(small_results, tm
     summary = (run_dir / "summary.md").read_text()
     assert "Variants that return other rows than the baseline variant" in summary
     assert "recent_tasks × composite" in summary.split("Variants that return other rows")[1]
+
+
+def test_the_class_rule_the_runner_records_is_the_one_the_report_reads(small_results):
+    assert power_ratio(small_results) == POWER_USER_RATIO
+
+
+@pytest.mark.parametrize("rule_recorded", [True, False])
+def test_a_scale_report_relates_crossings_to_power_users_only_by_a_recorded_rule(rule_recorded, tmp_path):
+    res = results_io.load(DATA / f"results_v{results_io.SCHEMA_VERSION}_scale.json")
+    assert res.protocol is not None and res.scale is not None
+    if not rule_recorded:
+        res.protocol.parameters.pop("class_rule")
+    results_io.save(res, tmp_path)
+    run_dir = (tmp_path / "latest").resolve()
+    write_report(run_dir)
+    summary, html = (run_dir / "summary.md").read_text(), (run_dir / "index.html").read_text()
+    for text in (summary, html):
+        assert ("more than 2× the median user's tasks" in text) == rule_recorded
+        assert ("every power user past it" in text) == rule_recorded
+        assert ("records no class rule" in text) != rule_recorded

@@ -9,6 +9,7 @@ say the same thing.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,6 @@ from bench.judge.recommend import recommend
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
 from bench.report import plots
 from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results, ScaleFit
-from seed.profiles import PROFILES
 
 # name -> (draw, whether the results hold what it shows)
 FIGURES: dict[str, tuple[Callable[[Results, Path], Path], Callable[[Results], bool]]] = {
@@ -67,6 +67,19 @@ def classes_text(cell: Cell) -> str:
         f"{c.user_class} ({c.users} users): {c.describe(cell.sla_ms)}, p95 {c.p95.value:.2f}{interval(c.p95)}"
         for c in cell.classes
     )
+
+
+# The runner's class rule as results.json records it ("power users: more than 2x the median user's tasks").
+_POWER_RULE = re.compile(r"more than ([0-9.]+)x the median user's tasks")
+
+
+def power_ratio(res: Results) -> float | None:
+    """How many times the median user's tasks make a power user, by the class rule recorded in the
+    protocol: a scale run's own users are all one size, so this is what relates its crossings to
+    power users. None when the file records no such rule (an order-statistic run, no cells)."""
+    rule = res.protocol.parameters.get("class_rule") if res.protocol else None
+    found = _POWER_RULE.search(rule) if isinstance(rule, str) else None
+    return float(found.group(1)) if found else None
 
 
 def method(res: Results) -> str:
@@ -296,9 +309,7 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         else "every sample",
         "busy": any(c.busy for c in _recorded(res)),
         "concurrent": any(c.lock != "held" for c in _recorded(res)),
-        # Scale datasets have one class: power users (this many times an ordinary user's tasks in the
-        # shipped profiles) reach a crossing when ordinary users have 1/factor of it.
-        "power_factor": PROFILES["default"].power_user_factor,
+        "power_ratio": power_ratio(res),
     }
 
 

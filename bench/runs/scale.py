@@ -5,7 +5,8 @@ Each size is a dataset of its own (database ``<db-name>_tpu<size>``, seeded once
 any other) with every user at the same size, so the x axis is exactly "tasks per user". Each size
 is measured by the ordinary run (``matrix``), so every sample is taken as in the matrix. With
 every user the same size there is one user class; a crossing in tasks per user holds for any user,
-so the report also says where power users cross: when an ordinary user has 1/factor of it.
+so the report also says by when every power user is past it, by the protocol's class rule (more
+than twice the median user's tasks: when the median user has half of it).
 """
 
 from __future__ import annotations
