@@ -37,7 +37,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench and tools, from any working directory
 
-from bench.catalogue.files import Catalog, load_catalog  # noqa: E402
+from bench.catalogue.files import BASELINE_VARIANT, Catalog, load_catalog  # noqa: E402
 from bench.judge.check import Before, check  # noqa: E402
 from bench.judge.compare import Comparison  # noqa: E402
 from bench.judge.gates import Kind  # noqa: E402
@@ -53,7 +53,7 @@ from seed.load import seed_database  # noqa: E402
 from seed.profiles import get_profile  # noqa: E402
 
 SCENARIOS = ["recent_tasks", "pending_tasks", "task_by_id", "open_task_count", "last_messages"]
-VARIANTS = ["baseline", "composite"]
+VARIANTS = [BASELINE_VARIANT, "composite"]
 # The proof measures alone: it waits for another measurement on the server rather than fail after 10 s.
 OPTS = RunOptions(cold_samples=0, stability_rounds=0, lock_wait=900)
 PAIRS = PairOptions(lock_wait=900)

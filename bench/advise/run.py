@@ -40,9 +40,8 @@ from bench.advise.pareto import mark_front
 from bench.advise.search import SearchOptions, SearchResult, search
 from bench.advise.simple import per_column, two_column
 from bench.advise.trials import Trials, variant_of
-from bench.catalogue.files import Catalog, Variant
+from bench.catalogue.files import BASELINE_VARIANT, Catalog, Variant
 from bench.errors import InputError
-from bench.judge.writecost import BASELINE_VARIANT
 from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
 from bench.results import Cell, Results

@@ -21,6 +21,9 @@ from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_index, parse_
 from bench.errors import InputError
 
 DEFAULT_DIR = Path("scenarios")
+# The variant of the models' own indexes only (scenarios/variants/baseline.toml): what the others are
+# held against (write cost, rows returned, plan changes) and what advise starts from.
+BASELINE_VARIANT = "baseline"
 PARAM_KINDS = (
     "user",
     "task",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.catalogue.files import BASELINE_VARIANT
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
 from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, judge_cell
 from bench.results import Cell, Results
@@ -164,7 +165,7 @@ def compare(base: Results, cur: Results, th: GateThresholds = DEFAULT_GATES, for
     return result
 
 
-def variant_result_mismatches(res: Results, reference: str = "baseline") -> list[Finding]:
+def variant_result_mismatches(res: Results, reference: str = BASELINE_VARIANT) -> list[Finding]:
     """Within one run: cells whose rows differ from the ``reference`` variant's for the same
     parameters. An index never changes what a query returns, so this names a bug (or a query whose
     ORDER BY leaves ties that a different plan breaks differently)."""

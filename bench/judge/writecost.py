@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
+from bench.catalogue.files import BASELINE_VARIANT
 from bench.results import Cell, Results
-
-BASELINE_VARIANT = "baseline"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench import output
 from bench import results as results_io
+from bench.catalogue.files import BASELINE_VARIANT
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
@@ -256,9 +257,9 @@ def plan_diffs(res: Results) -> list[PlanDiff]:
     """Per scenario, the baseline's plan against the plan of the variant with the lowest p95."""
     diffs = []
     for scenario in dict.fromkeys(c.scenario for c in res.cells):
-        base = res.cell(scenario, "baseline")
+        base = res.cell(scenario, BASELINE_VARIANT)
         best = min((c for c in res.cells if c.scenario == scenario), key=lambda c: c.decided_p95)
-        if base is None or best.variant == "baseline":
+        if base is None or best.variant == BASELINE_VARIANT:
             continue
         before, after = _facts(base), _facts(best)
         diffs.append(

@@ -23,7 +23,7 @@ from datetime import date
 
 import asyncpg
 
-from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.catalogue.files import BASELINE_VARIANT, Catalog, Scenario, Variant
 from bench.catalogue.params import Pools, class_drawers, pools_for
 from bench.catalogue.variants import applied_new
 from bench.errors import DatabaseError
@@ -41,7 +41,7 @@ DEFAULT_SCENARIOS = (
     "keyset_page_deep",
     "last_messages",
 )
-DEFAULT_VARIANT = "baseline"  # no index but the models' own: the queries' plans as the app ships them
+DEFAULT_VARIANT = BASELINE_VARIANT  # no index but the models' own: the queries' plans as the app ships them
 TOLERANCE = 0.15
 REQUIRED = 3
 TRANSACTIONS = 200

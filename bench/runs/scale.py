@@ -19,7 +19,7 @@ from statistics import median
 
 import numpy as np
 
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import BASELINE_VARIANT, Catalog
 from bench.errors import InputError
 from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
@@ -35,7 +35,7 @@ DEFAULT_USERS = 4
 DEFAULT_MIN_SAMPLES = 100
 # keyset_page_deep needs users with more than 1,000 tasks, so it cannot join the 1k size.
 DEFAULT_SCENARIOS = ("open_task_count", "recent_tasks", "pending_tasks", "due_next_7_days")
-DEFAULT_VARIANTS = ("baseline", "composite", "recommended")
+DEFAULT_VARIANTS = (BASELINE_VARIANT, "composite", "recommended")
 # Below this exponent a cell is taken as flat: it is not extrapolated to an SLA crossing.
 FLAT = 0.1
 
