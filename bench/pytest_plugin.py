@@ -115,7 +115,8 @@ def tb_connection(tb_target: Target) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def tb_scenario(request: pytest.FixtureRequest) -> str:
-    return request.param
+    scenario: str = request.param  # pytest_generate_tests parametrizes it with scenario names
+    return scenario
 
 
 @dataclass

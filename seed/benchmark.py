@@ -73,7 +73,7 @@ async def _export(target: Target, workdir: Path, server_side: bool) -> None:
             if server_side:
                 await conn.execute(f"COPY {table} TO '{path}' (FORMAT binary)")
             else:
-                await conn.copy_from_table(table, output=str(path), format="binary")
+                await conn.copy_from_table(table, output=path, format="binary")
 
 
 async def _raw_copy(target: Target, workdir: Path, server_side: bool) -> float:
@@ -87,7 +87,7 @@ async def _raw_copy(target: Target, workdir: Path, server_side: bool) -> float:
                 if server_side:
                     await conn.execute(f"COPY {table} FROM '{path}' (FORMAT binary)")
                 else:
-                    await conn.copy_to_table(table, source=str(path), format="binary")
+                    await conn.copy_to_table(table, source=path, format="binary")
         return time.perf_counter() - started
 
 

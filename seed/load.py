@@ -35,6 +35,8 @@ from seed.validate import validate_batch
 TABLE_ORDER = ("users", "conversations", "messages", "tasks")
 JSON_COLUMNS = frozenset({"tags"})
 _QUEUE_BATCHES = 2  # batches generated ahead of the COPY stream (bounds memory)
+# A table's COPY data as it is encoded: (bytes, rows) chunks, None at the end, or the failure raised.
+_Chunks = asyncio.Queue[tuple[bytes, int] | BaseException | None]
 
 
 @dataclass
@@ -88,7 +90,7 @@ class _Encoded:
         return data + self.encoder.write_batch(batch), batch.num_rows
 
 
-async def _prefetch(source: _Encoded, queue: asyncio.Queue) -> None:
+async def _prefetch(source: _Encoded, queue: _Chunks) -> None:
     """Fill the queue; a failure is queued too, so the COPY stream raises it instead of waiting."""
     while True:
         try:
@@ -110,7 +112,7 @@ class _SourceFailed(Exception):
         self.error = error
 
 
-async def _next(queue: asyncio.Queue) -> tuple[bytes, int] | None:
+async def _next(queue: _Chunks) -> tuple[bytes, int] | None:
     item = await queue.get()
     if isinstance(item, BaseException):
         raise _SourceFailed(item)
@@ -121,7 +123,7 @@ async def _copy_table(
     conn: asyncpg.Connection, table: str, batches: Iterator[pa.RecordBatch], advance: Advance, total: int
 ) -> int:
     source = _Encoded(table, batches)
-    queue: asyncio.Queue = asyncio.Queue(maxsize=_QUEUE_BATCHES)
+    queue: _Chunks = asyncio.Queue(maxsize=_QUEUE_BATCHES)
     producer = asyncio.create_task(_prefetch(source, queue))
     try:
         first = await _next(queue)  # the header carries the column list the COPY statement needs

@@ -27,14 +27,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SortByDir, SortByNulls
 from pglast.parser import parse_sql
 from pglast.stream import RawStream, maybe_double_quote_name
 from sqlalchemy import Column, Table, UniqueConstraint
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.schema import CreateIndex
 from sqlalchemy.types import JSON, String, Text
 
@@ -359,7 +359,7 @@ def accesses(scenario: Scenario, tables: dict[str, Table] | None = None) -> list
 # --- from accesses to index statements --------------------------------------------------------
 
 
-def _narrow(column: Column) -> bool:
+def _narrow(column: Column[Any]) -> bool:
     kind = column.type
     if isinstance(kind, (Text, JSON)):
         return False
@@ -420,7 +420,7 @@ def existing_indexes(tables: dict[str, Table] | None = None) -> list[IndexDef]:
     tables = tables or model_tables()
     found = []
     for name, table in tables.items():
-        found += [parse_index(str(CreateIndex(index).compile(dialect=postgresql.dialect()))) for index in table.indexes]
+        found += [parse_index(str(CreateIndex(index).compile(dialect=PGDialect()))) for index in table.indexes]
         for constraint in [table.primary_key, *(c for c in table.constraints if isinstance(c, UniqueConstraint))]:
             columns = ", ".join(maybe_double_quote_name(c.name) for c in constraint.columns)
             index = parse_index(f"CREATE UNIQUE INDEX ON {maybe_double_quote_name(name)} ({columns})")

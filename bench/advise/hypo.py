@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import asyncpg
 
@@ -53,7 +54,7 @@ def available(target: Target) -> bool:
     return run_measurement(ask())
 
 
-async def _plan(conn: asyncpg.Connection, sql: str, args: list) -> tuple[float, set[str]]:
+async def _plan(conn: asyncpg.Connection, sql: str, args: list[Any]) -> tuple[float, set[str]]:
     explained = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args))
     root = explained[0]["Plan"]
     return float(root["Total Cost"]), {n["Index Name"] for n in walk(root) if "Index Name" in n}
@@ -73,6 +74,7 @@ async def _screen(target: Target, catalog: Catalog, candidates: list[Candidate],
             row = await conn.fetchrow(
                 "SELECT indexrelid, indexname FROM hypopg_create_index($1)", candidate.index.ddl()
             )
+            assert row is not None  # hypopg_create_index returns a row for the index it made
             try:
                 size = int(await conn.fetchval("SELECT hypopg_relation_size($1)", row["indexrelid"]))
                 with_it, used = {}, []

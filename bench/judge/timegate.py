@@ -54,7 +54,7 @@ def sign_test_tail(k: int, n: int) -> float:
     """P(X ≥ k) for X ~ Binomial(n, 1/2), exactly."""
     if n == 0:
         return 1.0
-    return sum(math.comb(n, i) for i in range(max(k, 0), n + 1)) / 2**n
+    return sum(math.comb(n, i) for i in range(max(k, 0), n + 1)) / (1 << n)  # 1 << n: 2**n typed as int
 
 
 def paired(base_ms: list[float], head_ms: list[float]) -> PairedVerdict:

@@ -9,11 +9,11 @@ servers of the same major on the same data give the same hash.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 
-def result_hash(rows: Iterable[Sequence[Any]], ordered: bool) -> str:
+def result_hash(rows: Iterable[Iterable[Any]], ordered: bool) -> str:
     lines = [repr(tuple(row)) for row in rows]
     if not ordered:
         lines.sort()

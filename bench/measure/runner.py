@@ -142,7 +142,7 @@ class Execution:
 
 
 async def execute(
-    conn: asyncpg.Connection, sql: str, args: list, write: bool, timeout_ms: int | None = None
+    conn: asyncpg.Connection, sql: str, args: list[Any], write: bool, timeout_ms: int | None = None
 ) -> Execution:
     """Client milliseconds of one plain execution, and for a write the WAL bytes it wrote. A write
     runs in a transaction that is rolled back; only the statement is timed (BEGIN and ROLLBACK are
@@ -162,14 +162,16 @@ async def execute(
 
 
 async def explain_json(
-    conn: asyncpg.Connection, explain_sql: str, args: list, write: bool, timeout_ms: int | None = None
+    conn: asyncpg.Connection, explain_sql: str, args: list[Any], write: bool, timeout_ms: int | None = None
 ) -> list[Any]:
     """EXPLAIN ANALYZE executes the statement too: a write's gets a rolled-back transaction of its own."""
     async with limited(timeout_ms):
         if not write:
-            return json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+            document: list[Any] = json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+            return document
         async with rolled_back(conn):
-            return json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+            document = json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+            return document
 
 
 def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str | None = None) -> TaskbenchError:
@@ -308,7 +310,7 @@ class _CellRun:
         self.seconds += time.perf_counter() - started
 
     async def _timed_out(
-        self, session: Session, cls: _Class, cut: TimedOut, args: list, started: float, since: float
+        self, session: Session, cls: _Class, cut: TimedOut, args: list[Any], started: float, since: float
     ) -> None:
         """A sample over the statement timeout is over the SLA many times: the cell fails at once. Its
         plan is still wanted (what made it slow): EXPLAIN without ANALYZE, which only plans."""

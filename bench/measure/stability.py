@@ -10,6 +10,7 @@ Runs on the scratch copy, so the seeded database keeps its statistics.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
@@ -20,7 +21,7 @@ from bench.models import TABLE_NAMES
 from bench.results import Stability
 
 
-async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list]) -> list[str]:
+async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list[Any]]) -> list[str]:
     plans = []
     for args in arg_sets:
         explain = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args))

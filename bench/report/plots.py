@@ -5,6 +5,7 @@ colour-blind)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from bench.judge.writecost import wal_ratio
 from bench.results import Cell, Results
@@ -22,7 +26,7 @@ _HATCH = {"pass": "", "fail": "xxx", "inconclusive": "..."}
 _MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -86,7 +90,7 @@ def latency(res: Results, path: Path) -> Path:
             fontsize=10,
         )
         ax.grid(axis="x", alpha=0.3, which="both")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 20), alpha=0.8) for i in range(len(variants))]
+    handles = [Rectangle((0, 0), 1, 1, color=colours(i % 20), alpha=0.8) for i in range(len(variants))]
     fig.legend(handles, variants, loc="upper center", ncols=min(len(variants), 6), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, path)
@@ -166,16 +170,17 @@ def tradeoff(res: Results, path: Path) -> Path:
     points = _points(res)
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     labels: list[list[Any]] = []
-    for ax, label, cost in (
+    costs: list[tuple[Axes, str, Callable[[_Point], float | None]]] = [
         (axes[0], "total index size (MB)", lambda p: p.size_mb),
         (axes[1], "write cost: WAL bytes per write statement ÷ baseline's", lambda p: p.wal_ratio),
-    ):
-        shown = [p for p in points if cost(p) is not None]
+    ]
+    for ax, label, cost in costs:
+        shown = [(p, x) for p in points if (x := cost(p)) is not None]
         labels.append([])
-        for rank, p in enumerate(sorted(shown, key=lambda p: (p.worst, cost(p)))):
+        for rank, (p, x) in enumerate(sorted(shown, key=lambda px: (px[0].worst, px[1]))):
             meets = p.passed == p.cells
             ax.scatter(
-                [cost(p)],
+                [x],
                 [p.worst],
                 s=70,
                 marker="o" if meets else "s",
@@ -187,14 +192,14 @@ def tradeoff(res: Results, path: Path) -> Path:
             labels[-1].append(
                 ax.annotate(
                     f"{p.variant} ({p.passed}/{p.cells})",
-                    (cost(p), p.worst),
+                    (x, p.worst),
                     textcoords="offset points",
                     xytext=(7, 5 if rank % 2 else -11),
                     fontsize=8,
                     arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 5},
                 )
             )
-        front = _pareto([(cost(p), p.worst) for p in shown])
+        front = _pareto([(x, p.worst) for p, x in shown])
         if len(front) > 1:
             ax.plot(*zip(*front, strict=True), color="grey", linestyle=":", zorder=2)
         if not shown:

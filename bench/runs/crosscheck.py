@@ -20,6 +20,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import asyncpg
 
@@ -83,7 +84,7 @@ def _statement_latency(output: str, sql: str) -> float:
 
 
 async def _harness(
-    conn: asyncpg.Connection, sql: str, lookup: str, drawn: list[list]
+    conn: asyncpg.Connection, sql: str, lookup: str, drawn: list[list[Any]]
 ) -> tuple[list[float], list[float]]:
     """Each stored parameter set once: (statement ms, transaction ms), the statement timed as a run's
     samples are and the transaction as pgbench's (its lookup, then the statement)."""

@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from bench.catalogue.files import Catalog, Scenario
 from bench.catalogue.params import Drawer, pools_for
@@ -108,7 +109,7 @@ def _unsent(next_at: float, deadline: float, rate: float, rng: random.Random) ->
     return n
 
 
-async def _statement(conn: asyncpg.Connection, sql: str, prepared: bool) -> Callable[..., Awaitable[Any]]:
+async def _statement(conn: PoolConnectionProxy, sql: str, prepared: bool) -> Callable[..., Awaitable[Any]]:
     """A coroutine function running ``sql`` with its arguments: a statement parsed once, or the
     text sent each time as an unnamed statement."""
     if prepared:
@@ -116,7 +117,7 @@ async def _statement(conn: asyncpg.Connection, sql: str, prepared: bool) -> Call
     return functools.partial(conn.fetch, sql)
 
 
-def _gone(conn: asyncpg.Connection) -> bool:
+def _gone(conn: PoolConnectionProxy) -> bool:
     try:
         return conn.is_closed()
     except asyncpg.InterfaceError:  # a pool's proxy, detached once its connection was lost
@@ -124,7 +125,7 @@ def _gone(conn: asyncpg.Connection) -> bool:
 
 
 async def _client(
-    conn: asyncpg.Connection,
+    conn: PoolConnectionProxy,
     work: Workload,
     rng: random.Random,
     deadline: float,

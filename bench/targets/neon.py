@@ -369,7 +369,8 @@ class NeonClient:
             "role_name": branch.role,
             "pooled": str(self.settings.pooled).lower(),
         }
-        return self.request("GET", "/connection_uri", params=params)["uri"]
+        uri: str = self.request("GET", "/connection_uri", params=params)["uri"]
+        return uri
 
 
 def _checked(response: httpx.Response, method: str, path: str) -> dict[str, Any]:
