@@ -78,6 +78,13 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
+def write_text(path: Path, text: str) -> Path:
+    """``text`` (UTF-8) in ``path``, written whole or not at all (``replacing``)."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
 def rescue(text: str, name: str, meant: Path, exc: OSError) -> NotWritten:
     """Write ``text`` as ``name`` in a new directory of the system's temporary directory, after
     writing it to ``meant`` failed with ``exc``; the error to raise names where it went (or that it
@@ -85,8 +92,7 @@ def rescue(text: str, name: str, meant: Path, exc: OSError) -> NotWritten:
     directory: Path | None = None
     try:
         directory = Path(tempfile.mkdtemp(prefix="taskbench-"))
-        with replacing(directory / name) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        write_text(directory / name, text)
     except OSError as again:
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Progress for long work: a rich bar (rows/s, ETA) on a terminal, plain periodic lines otherwise."""
+"""Progress for long work: a rich bar (rows/s, ETA) on a terminal, plain periodic lines otherwise;
+and where the time went, phase by phase (``Clock``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,29 @@ samples"): the part before it is one bar, counted and timed as one, and the step
 
 def no_progress(label: str, done: int, total: int | None) -> None:
     return None
+
+
+class Clock:
+    """Seconds spent per phase of a run (a phase entered again adds to its time): the answer to
+    "where does the time go", recorded in results.json and advice.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.on_phase: Callable[[str], None] = lambda name: None  # progress: the phase under way
+        self._started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since the clock was made, phases or not."""
+        return round(time.perf_counter() - self._started, 3)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.on_phase(name)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
 @contextmanager

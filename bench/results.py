@@ -608,12 +608,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _write(text: str, path: Path) -> Path:
-    with output.replacing(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
 def write(results: Results, run_dir: Path) -> Path:
     """Write ``run_dir/results.json`` atomically: a reader never sees half a file. When that fails
     the results go to the system's temporary directory, named in the error (output.rescue)."""
@@ -621,7 +615,7 @@ def write(results: Results, run_dir: Path) -> Path:
     text = results.model_dump_json(indent=1)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return _write(text, path)
+        return output.write_text(path, text)
     except OSError as exc:
         raise output.rescue(text, RESULTS_FILE, path, exc) from None
 
@@ -640,7 +634,7 @@ def save(results: Results, reports_dir: Path) -> Path:
     try:
         run_dir.mkdir(parents=True)
         made = True
-        path = _write(text, run_dir / RESULTS_FILE)
+        path = output.write_text(run_dir / RESULTS_FILE, text)
         latest = reports_dir / "latest"
         tmp_link = reports_dir / ".latest.tmp"
         if tmp_link.is_symlink() or tmp_link.exists():
@@ -861,7 +855,7 @@ def save_baseline(run_path: Path, reason: str, to: Path) -> Results:
     text = res.model_dump_json(indent=1)
     try:
         to.parent.mkdir(parents=True, exist_ok=True)
-        _write(text, to)
+        output.write_text(to, text)
     except OSError as exc:
         raise output.rescue(text, to.name, to, exc) from None
     return res

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench import output
 from bench import results as results_io
 from bench.advise import hypo, ship
 from bench.advise.candidates import Candidate, candidates
@@ -43,7 +44,7 @@ from bench.advise.trials import Trials, variant_of
 from bench.catalogue.files import BASELINE_VARIANT, Catalog, Variant
 from bench.errors import InputError
 from bench.measure.runner import RunOptions
-from bench.progress import Advance, no_progress
+from bench.progress import Advance, Clock, no_progress
 from bench.results import Cell, Results
 from bench.runs import matrix
 from bench.targets import schema
@@ -300,25 +301,24 @@ def advise(
     """Search, verify, cost and ship; returns the run directory and what was found."""
     from bench.advise.report import write_report
 
-    started = time.monotonic()
-    seconds: dict[str, float] = {}
-    measured = _measured_size(schema.seeded_dataset(target))
-    goal = options.target_tasks_per_user or measured
-    factors, source = growth(catalog, measured, goal, options.growth_from, options.growth_variant)
-    strict = effective(catalog, options.headroom, factors)
-    found = candidates(catalog)
-    by_fingerprint = {c.fingerprint: c for c in found}
-    announce(f"advise: {len(found)} candidates; SLAs ÷ {options.headroom:g} headroom at {goal:,} tasks per user")
+    clock = Clock()
+    with clock.phase("candidates and screening"):
+        measured = _measured_size(schema.seeded_dataset(target))
+        goal = options.target_tasks_per_user or measured
+        factors, source = growth(catalog, measured, goal, options.growth_from, options.growth_variant)
+        strict = effective(catalog, options.headroom, factors)
+        found = candidates(catalog)
+        by_fingerprint = {c.fingerprint: c for c in found}
+        announce(f"advise: {len(found)} candidates; SLAs ÷ {options.headroom:g} headroom at {goal:,} tasks per user")
 
-    hypothetical: dict[str, hypo.Hypothetical] = {}
-    if not options.hypopg:
-        hypopg = "off (--no-hypopg)"
-    elif hypo.available(target):
-        hypothetical = {h.candidate: h for h in hypo.screen(target, strict, found)}
-        hypopg = f"used: {len(hypothetical)} B-tree candidates screened"
-    else:
-        hypopg = "not available on this server (no hypopg in pg_available_extensions): every candidate built"
-    seconds["candidates and screening"] = round(time.monotonic() - started, 1)
+        hypothetical: dict[str, hypo.Hypothetical] = {}
+        if not options.hypopg:
+            hypopg = "off (--no-hypopg)"
+        elif hypo.available(target):
+            hypothetical = {h.candidate: h for h in hypo.screen(target, strict, found)}
+            hypopg = f"used: {len(hypothetical)} B-tree candidates screened"
+        else:
+            hypopg = "not available on this server (no hypopg in pg_available_extensions): every candidate built"
 
     deadline = None if options.time_budget_s is None else time.monotonic() + options.time_budget_s
     trials = Trials(
@@ -330,26 +330,23 @@ def advise(
         max_builds=options.max_builds,
         deadline=deadline,
     )
-    mark = time.monotonic()
-    result = search(
-        trials, SearchOptions(objective=options.objective), {f: set(h.used_by) for f, h in hypothetical.items()}
-    )
-    seconds["search"] = round(time.monotonic() - mark, 1)
+    with clock.phase("search"):
+        result = search(
+            trials, SearchOptions(objective=options.objective), {f: set(h.used_by) for f, h in hypothetical.items()}
+        )
     advised = [by_fingerprint[f] for f in result.chosen]
     announce(
         f"advise: {len(advised)} indexes after {trials.builds} real builds; measuring them beside "
         f"{options.reference} and the simple advisors"
     )
 
-    mark = time.monotonic()
-    final = strict.model_copy(update={"variants": _contending_variants(catalog, advised, options.reference), "mix": {}})
-    res = matrix.measure(target, final, options.measuring(options.final_run), advance)
-    run_dir = results_io.save(res, reports_dir).parent
-    seconds["final measurement"] = round(time.monotonic() - mark, 1)
-
-    mark = time.monotonic()
-    deployed = deploy_costs(target, catalog, advised) if options.deploy else []
-    seconds["deploy costs"] = round(time.monotonic() - mark, 1)
+    with clock.phase("final measurement"):
+        contending = _contending_variants(catalog, advised, options.reference)
+        final = strict.model_copy(update={"variants": contending, "mix": {}})
+        res = matrix.measure(target, final, options.measuring(options.final_run), advance)
+        run_dir = results_io.save(res, reports_dir).parent
+    with clock.phase("deploy costs"):
+        deployed = deploy_costs(target, catalog, advised) if options.deploy else []
 
     description = (
         "The cheapest index set found by `taskbench advise` (real builds, measured against every SLA "
@@ -358,15 +355,14 @@ def advise(
     shipped = ship.write(run_dir / "ship", advised, description, options.down_revision)
     if variant_dir is not None:
         variant_dir.mkdir(parents=True, exist_ok=True)
-        target_file = variant_dir / shipped["variant"].name
-        target_file.write_text(shipped["variant"].read_text(encoding="utf-8"), encoding="utf-8")
-        shipped["catalogue variant"] = target_file
+        shipped["catalogue variant"] = output.write_text(
+            variant_dir / shipped["variant"].name, shipped["variant"].read_text(encoding="utf-8")
+        )
 
     base_costs = trials.costs(())
     assert base_costs is not None  # the search's first trial measured every scenario
     trial_infos = _trials_info(trials, catalog, options.objective, base_costs)
     contenders = _contenders(res, catalog, options.objective)
-    seconds["total"] = round(time.monotonic() - started, 1)
     advice = Advice(
         run_id=res.run_id,
         dataset=res.dataset.fingerprint,
@@ -394,8 +390,8 @@ def advise(
         pareto=_points(trial_infos, contenders),
         deploy=_deploy_info(deployed),
         shipped={k: str(v) for k, v in shipped.items()},
-        seconds=seconds,
+        seconds={**clock.seconds, "total": clock.elapsed()},
     )
-    (run_dir / ADVICE_FILE).write_text(advice.model_dump_json(indent=1), encoding="utf-8")
+    output.write_text(run_dir / ADVICE_FILE, advice.model_dump_json(indent=1))
     write_report(run_dir, advice, res)
     return run_dir, advice

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import CheckConstraint
 
+from bench import output
 from bench.advise.candidates import Candidate
 from bench.models import TABLES
 
@@ -112,17 +113,15 @@ def write(
 ) -> dict[str, Path]:
     """The three forms into ``directory``: advised.toml, table_args.py and the revision file."""
     directory.mkdir(parents=True, exist_ok=True)
-    variant = directory / f"{VARIANT_NAME}.toml"
-    variant.write_text(variant_toml(indexes, description), encoding="utf-8")
-    models = directory / "table_args.py"
-    models.write_text(
+    variant = output.write_text(directory / f"{VARIANT_NAME}.toml", variant_toml(indexes, description))
+    models = output.write_text(
+        directory / "table_args.py",
         "# The SQLModel __table_args__ of each model that gets an advised index.\n"
         "from sqlalchemy import CheckConstraint, Index, text\n\n"
         + "".join(f"# class {name}:\n{source}\n\n" for name, source in table_args(indexes).items()),
-        encoding="utf-8",
     )
-    revision = directory / f"{revision_id(indexes)}_advised_indexes.py"
-    revision.write_text(
-        alembic_revision(indexes, "Advised indexes (taskbench advise)", down_revision), encoding="utf-8"
+    revision = output.write_text(
+        directory / f"{revision_id(indexes)}_advised_indexes.py",
+        alembic_revision(indexes, "Advised indexes (taskbench advise)", down_revision),
     )
     return {"variant": variant, "table_args": models, "alembic": revision}

@@ -33,8 +33,8 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -69,7 +69,7 @@ from bench.measure.timeout import (
     limited,
     statement_timeout_ms,
 )
-from bench.progress import STEP, Advance
+from bench.progress import STEP, Advance, Clock
 from bench.results import (
     Cell,
     ClassVerdict,
@@ -533,23 +533,6 @@ def protocol(opts: RunOptions, pools: Pools, class_counts: set[int], privileges:
     )
 
 
-class _Clock:
-    """Seconds spent per phase of the run: the answer to "where does the time go"."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.on_phase: Callable[[str], None] = lambda name: None  # progress: the phase under way
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        self.on_phase(name)
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
-
-
 async def _measure_variant(
     conn: asyncpg.Connection,
     samples: asyncpg.Connection,
@@ -558,7 +541,7 @@ async def _measure_variant(
     pools: Pools,
     opts: RunOptions,
     cold: ColdCache,
-    clock: _Clock,
+    clock: Clock,
     since: float,
     on_cell: Callable[[], None],
     server_side: bool,
@@ -632,7 +615,7 @@ async def _measure_jobs(
     jobs: list[Job],
     opts: RunOptions,
     pools: Pools,
-    clock: _Clock,
+    clock: Clock,
     advance: Advance,
 ) -> tuple[list[VariantResult], list[Cell], ColdCache, str]:
     cells: list[Cell] = []
@@ -691,7 +674,7 @@ async def _run(
     dataset: Dataset,
     env: Environment,
     pools: Pools,
-    clock: _Clock,
+    clock: Clock,
     advance: Advance,
 ) -> Results:
     variants, cells, cold, privileges = await _measure_jobs(seeded, jobs_of(catalog), opts, pools, clock, advance)
@@ -739,11 +722,11 @@ def measure_unlocked(
 ) -> Results:
     """A whole run on ``target``, for a caller that holds the server's measurement lock already."""
     dataset, env, pools = prepared_for
-    return run_measurement(_run(target, catalog, opts, dataset, env, pools, _Clock(), advance))
+    return run_measurement(_run(target, catalog, opts, dataset, env, pools, Clock(), advance))
 
 
 def measure_jobs(target: Target, jobs: list[Job], opts: RunOptions, pools: Pools, advance: Advance) -> list[Cell]:
     """Only the cells ``jobs`` name, each variant on a fresh copy of ``target``, for a caller that
     holds the measurement lock (``check``'s base side: the cells that differ from the head's)."""
-    return run_measurement(_measure_jobs(target, jobs, opts, pools, _Clock(), advance))[1]
+    return run_measurement(_measure_jobs(target, jobs, opts, pools, Clock(), advance))[1]
 

@@ -352,16 +352,9 @@ def _write_report(res: Results, out: Path) -> list[Path]:
     view = _view(res, figures)
     templates = _templates()
     html = out / "index.html"
-    with output.replacing(html) as tmp:
-        tmp.write_text(
-            templates.get_template("report.html.j2").render(
-                **view, images={name: _data_uri(path) for name, path in figures.items()}
-            ),
-            encoding="utf-8",
-        )
-    summary = out / "summary.md"
-    with output.replacing(summary) as tmp:
-        tmp.write_text(templates.get_template("summary.md.j2").render(**view), encoding="utf-8")
+    images = {name: _data_uri(path) for name, path in figures.items()}
+    output.write_text(html, templates.get_template("report.html.j2").render(**view, images=images))
+    summary = output.write_text(out / "summary.md", templates.get_template("summary.md.j2").render(**view))
     tables = {"results.csv": frame(res)}
     if res.scale:
         tables["scale.csv"] = scale_frame(res)
