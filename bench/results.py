@@ -2,7 +2,8 @@
 
 Bump SCHEMA_VERSION on any change that an older reader would misread, add a line to the history
 below and an ``_update_to_N`` migration: ``load`` brings every older version it knows up to date
-step by step and refuses any other version with a clear message instead of guessing.
+step by step and refuses any other version with a clear message instead of guessing
+(``bench.versioned``, which reads ``advice.json`` the same way).
 
 Format history:
 - 2 (2026-11): the matrix: variants with their costs, cells with raw samples, plan facts, verdicts.
@@ -43,22 +44,25 @@ Format history:
   such a cell stop there (``side_by_side.cells[].timed_out``), and time does not judge it.
 - 11 (2026-12-06): a cell whose plans and used index definitions are those of a cell measured under
   an earlier variant shares its measurement (``cells[].shared_with``: that variant; the samples,
-  verdict and cold samples are its, ``seconds`` 0).
+  verdict and cold samples are its, ``seconds`` 0). A write's ``samples.wal_bytes`` are its explained
+  samples' own (EXPLAIN's WAL option), one per explained sample, with the full-page images among them
+  (``samples.wal_fpi``); an older file's per-sample figures (the server's insert position, which
+  counted other sessions' writes too) keep their first K.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, computed_field, model_validator
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from bench import output
 from bench.errors import InputError
+from bench.versioned import Format
 
 SCHEMA_VERSION = 11
 RESULTS_FILE = "results.json"
@@ -66,7 +70,9 @@ REPORTS_DIR = Path("reports")  # where a run's directory is written unless told 
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
 CHECK_DIR = REPORTS_DIR / "check"  # the gate's own runs, apart from the measurements a team keeps
 ScenarioKind = Literal["read", "write"]
-Verdict = Literal["pass", "fail", "inconclusive"]
+# borderline: the test stopped at the line (its p95 interval straddles the SLA); inconclusive: the
+# time budget stopped it before it could say
+Verdict = Literal["pass", "fail", "borderline", "inconclusive"]
 
 
 # The statistics and plan facts a cell holds are declared here, with the rest of the contract, and
@@ -81,6 +87,12 @@ class Quantile(BaseModel):
     def interval(self) -> str:
         """The interval as "[low, high]" (ms), or "" where the samples give no two-sided interval."""
         return "" if self.low is None or self.high is None else f"[{self.low:.2f}, {self.high:.2f}]"
+
+    def ratio_text(self, reference: float) -> str:
+        """The quantile as times ``reference``: its interval "0.86–1.07" where there is one, else its value."""
+        if self.low is None or self.high is None:
+            return f"{self.value / reference:.2f}"
+        return f"{self.low / reference:.2f}–{self.high / reference:.2f}"
 
 
 class Summary(BaseModel):
@@ -155,17 +167,22 @@ class Samples(BaseModel):
     planning_ms: list[float]  # first K samples
     buffers: list[int]  # shared hit + read, whole plan, first K samples
     plan_fingerprints: list[str]  # first K samples
-    wal_bytes: list[int] = []  # write scenarios: WAL written by each plain execution (then rolled back)
+    wal_bytes: list[int] = []  # write scenarios: WAL each explained sample's statement generated (rolled back)
+    wal_fpi: list[int] = []  # ... and how many full-page images that WAL held (a checkpoint had just passed)
     result_hashes: list[str] = []  # reads: the rows each explained sample returned (``rows.result_hash``)
     temp_blocks: list[int] = []  # temp blocks each explained sample read and wrote: a spill, whoever's query it was
 
     @model_validator(mode="after")
     def _lengths(self) -> Samples:
         n, k = len(self.client_ms), len(self.execution_ms)
-        if len(self.user_class) != n or len(self.at_s) not in (0, n) or len(self.wal_bytes) not in (0, n):
-            raise ValueError(f"user_class, at_s and wal_bytes must have one entry per sample ({n})")
-        if len(self.result_hashes) not in (0, k) or len(self.temp_blocks) not in (0, k):
-            raise ValueError(f"result_hashes and temp_blocks must have one entry per explained sample ({k})")
+        if len(self.user_class) != n or len(self.at_s) not in (0, n):
+            raise ValueError(f"user_class and at_s must have one entry per sample ({n})")
+        if any(
+            len(kept) not in (0, k) for kept in (self.result_hashes, self.temp_blocks, self.wal_bytes, self.wal_fpi)
+        ):
+            raise ValueError(
+                f"result_hashes, temp_blocks, wal_bytes and wal_fpi must have one entry per explained sample ({k})"
+            )
         if not (len(self.planning_ms) == len(self.buffers) == len(self.plan_fingerprints) == k <= n):
             raise ValueError(
                 f"execution_ms, planning_ms, buffers and plan_fingerprints must have the same "
@@ -195,9 +212,10 @@ class Stability(BaseModel):
     flipped: int  # parameter sets whose plan changed across rounds
 
 
-StopReason = Literal["boundary", "cap", "budget", "cell", "timeout"]
+StopReason = Literal["boundary", "borderline", "cap", "budget", "cell", "timeout"]
 _STOPPED = {
     "timeout": "; timed out",
+    "borderline": "; at the line",
     "cap": "; the last look",
     "budget": "; time budget spent",
     "cell": "; the cell was decided first",
@@ -222,6 +240,8 @@ class ClassVerdict(BaseModel):
         stopped = _STOPPED.get(self.stopped_by, "")
         if self.stopped_by == "timeout" and timeout_ms is not None:
             stopped += f" at {timeout_ms} ms"
+        if self.decision == "borderline":  # how near the line: the p95's interval against the SLA
+            stopped += f"; p95 {self.p95.ratio_text(sla_ms)} × SLA"
         return f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms{stopped})"
 
 
@@ -656,34 +676,8 @@ def resolve(path: Path) -> Path:
 
 
 def load(path: Path) -> Results:
-    file = resolve(path)
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{file}: no such results file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{file}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{file}: not valid JSON (corrupted or truncated?): {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(raw, dict) or "schema_version" not in raw:
-        raise InputError(f"{file}: not a taskbench results file (no schema_version)")
-    version = raw["schema_version"]
-    # a whole number this taskbench knows; "8", 8.0, true, a list or a dict are none of them
-    if type(version) is not int or (version not in _MIGRATIONS and version != SCHEMA_VERSION):
-        raise InputError(
-            f"{file}: results schema_version {json.dumps(version)} is not supported "
-            f"(this taskbench reads versions {', '.join(map(str, readable_versions()))}, written as a number)"
-        )
-    try:
-        current = migrate(raw)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # an older file's shape the steps cannot read
-        raise InputError(f"{file}: invalid results file of version {version}: {type(exc).__name__}: {exc}") from None
-    try:
-        return Results.model_validate(current)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"{file}: invalid results file: {where}: {err['msg']}") from None
+    """A run directory's or a file's results, of any version ``FORMAT`` reads, in the current format."""
+    return FORMAT.load(resolve(path))
 
 
 def _update_to_3(raw: dict[str, Any]) -> dict[str, Any]:
@@ -797,7 +791,14 @@ def _update_to_10(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _update_to_11(raw: dict[str, Any]) -> dict[str, Any]:
-    """Nothing to convert: an older run measured every cell itself."""
+    """An older run measured every cell itself; its WAL figures were per sample: the first K stay,
+    beside the explained samples they were taken with."""
+    sides = raw.get("side_by_side")
+    base_cells = sides.get("base_cells", []) if isinstance(sides, dict) else []
+    for cell in [*raw.get("cells", []), *base_cells]:
+        samples = cell.get("samples", {}) if isinstance(cell, dict) else {}
+        if isinstance(samples.get("wal_bytes"), list) and isinstance(samples.get("execution_ms"), list):
+            samples["wal_bytes"] = samples["wal_bytes"][: len(samples["execution_ms"])]
     return raw
 
 
@@ -831,17 +832,7 @@ _MIGRATIONS = {
     9: _update_to_10,
     10: _update_to_11,
 }
-
-
-def readable_versions() -> list[int]:
-    return [*sorted(_MIGRATIONS), SCHEMA_VERSION]
-
-
-def migrate(raw: dict[str, Any]) -> dict[str, Any]:
-    """Bring a results document of any readable version up to SCHEMA_VERSION, one step at a time."""
-    while raw["schema_version"] != SCHEMA_VERSION:
-        raw = {**_MIGRATIONS[raw["schema_version"]](raw), "schema_version": raw["schema_version"] + 1}
-    return raw
+FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 
 
 def save_baseline(run_path: Path, reason: str, to: Path) -> Results:

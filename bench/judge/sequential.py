@@ -61,13 +61,17 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-Decision = Literal["pass", "fail", "continue", "inconclusive"]
+Decision = Literal["pass", "fail", "continue", "borderline", "inconclusive"]
 Distribution = npt.NDArray[np.float64]
 
 DEFAULT_LOOKS: tuple[int, ...] = (4, 5, 7, 9, 12, 16, 21, 28, 37, 49, 64, 77, 100, 130, 170, 220, 290, 400)
 DEFAULT_P0 = 0.05  # p95 <= SLA
 DEFAULT_ALPHA = 0.025  # a side: what a two-sided 95% interval states
 DEFAULT_PASS_FROM = 77  # a clean cell passes here: 0 of 77 over costs 0.95^77 = 1.9% of alpha, the rest is for later
+# Borderline: stop at a look where a later pass, were p as low as BORDERLINE_P[0], and a later fail,
+# were it as high as BORDERLINE_P[1], are both less likely than BORDERLINE_CHANCE.
+BORDERLINE_P = (0.02, 0.08)
+BORDERLINE_CHANCE = 0.2
 
 FAIL_SPENDING = "alpha_fail * n_k / n_K"
 PASS_SPENDING = (
@@ -82,7 +86,7 @@ class OperatingCharacteristics:
     p: float
     fail: float
     pass_: float
-    inconclusive: float
+    borderline: float  # ended at the line: stopped by the borderline rule, or at the last look
     expected_n: float  # samples taken per cell on average, every stop counted at its look
 
 
@@ -97,13 +101,16 @@ class Design:
     alpha_fail: float
     alpha_pass: float
     pass_from: int
+    # per look, the E (low, high, inclusive) at which the cell stops borderline (None: none there)
+    borderline: tuple[tuple[int, int] | None, ...] = ()
 
     def decide(self, n: int, exceedances: int, *, budget_exhausted: bool = False) -> Decision:
         """The verdict after ``n`` samples of which ``exceedances`` were over the SLA.
 
         Boundaries exist only at looks, so between looks the answer is "continue" ("inconclusive"
         when the budget is exhausted: applying a boundary at another n would spend alpha the
-        design did not account for).
+        design did not account for). At a look that decides nothing, "borderline" where the
+        borderline rule stops (and at the last look), else "continue".
         """
         if not 0 <= exceedances <= n:
             raise ValueError(f"exceedances must be between 0 and n={n}, got {exceedances}")
@@ -117,7 +124,9 @@ class Design:
             return "fail"
         if pass_ is not None and exceedances <= pass_:
             return "pass"
-        return "inconclusive" if k == len(self.looks) - 1 or budget_exhausted else "continue"
+        if k == len(self.looks) - 1 or _within(self.borderline[k] if self.borderline else None, exceedances):
+            return "borderline"
+        return "inconclusive" if budget_exhausted else "continue"
 
     def describe(self) -> dict[str, object]:
         """The protocol, JSON-ready, for results.json: enough to rebuild and audit the design."""
@@ -133,10 +142,58 @@ class Design:
             "pass_from": self.pass_from,
             "fail_spending": FAIL_SPENDING,
             "pass_spending": PASS_SPENDING,
+            "borderline": f"at a look deciding nothing, borderline when a later pass at p = {BORDERLINE_P[0]} "
+            f"and a later fail at p = {BORDERLINE_P[1]} are both less likely than {BORDERLINE_CHANCE} "
+            "(non-binding: the boundaries ignore it); at the last look too",
+            "borderline_at": [list(b) if b else None for b in self.borderline],
             "budget": "a cell stopped by the time budget is inconclusive",
             "wrong_fail_at_p0": at_p0.fail,
             "wrong_pass_at_p0": at_p0.pass_,
         }
+
+
+def _within(span: tuple[int, int] | None, exceedances: int) -> bool:
+    return span is not None and span[0] <= exceedances <= span[1]
+
+
+def _later(
+    looks: tuple[int, ...], fail_at: list[int | None], pass_at: list[int | None], p: float, to: str
+) -> list[Distribution]:
+    """Per look k, for each E there, the chance that a path still running reaches a later ``to``
+    boundary ("pass" or "fail") when the exceedance probability is p; computed backwards from the
+    last look, where no later boundary is left."""
+    from scipy.stats import binom
+
+    last = looks[-1]
+    chances: list[Distribution] = [np.zeros(last + 1)]
+    for k in range(len(looks) - 2, -1, -1):
+        step = looks[k + 1] - looks[k]
+        after = chances[0].copy()  # look k + 1: a boundary decides, else the chance from there on
+        e = np.arange(last + 1)
+        if (f := fail_at[k + 1]) is not None:
+            after[e >= f] = 1.0 if to == "fail" else 0.0
+        if (a := pass_at[k + 1]) is not None:
+            after[e <= a] = 1.0 if to == "pass" else 0.0
+        pmf = binom.pmf(np.arange(step + 1), step, p)
+        now = np.array([float(pmf @ after[e0 : e0 + step + 1]) if e0 + step <= last else 0.0 for e0 in e])
+        chances.insert(0, now)
+    return chances
+
+
+def _borderline(
+    looks: tuple[int, ...], fail_at: list[int | None], pass_at: list[int | None]
+) -> list[tuple[int, int] | None]:
+    """Per look, the E (low, high) that the borderline rule stops at (see BORDERLINE_P)."""
+    low_p, high_p = BORDERLINE_P
+    passes = _later(looks, fail_at, pass_at, low_p, "pass")
+    fails = _later(looks, fail_at, pass_at, high_p, "fail")
+    spans: list[tuple[int, int] | None] = []
+    for k, n in enumerate(looks):
+        fail, pass_ = fail_at[k], pass_at[k]
+        running = [e for e in range(n + 1) if (fail is None or e < fail) and (pass_ is None or e > pass_)]
+        stop = [e for e in running if passes[k][e] < BORDERLINE_CHANCE and fails[k][e] < BORDERLINE_CHANCE]
+        spans.append((min(stop), max(stop)) if stop else None)
+    return spans
 
 
 def _advance(dist: Distribution, samples: int, p: float) -> Distribution:
@@ -197,7 +254,8 @@ def design(
             dist[: pass_ + 1] = 0.0
         fail_at.append(fail)
         pass_at.append(pass_)
-    return Design(tuple(looks), tuple(fail_at), tuple(pass_at), p0, alpha_fail, alpha_pass, pass_from)
+    borderline = tuple(_borderline(looks, fail_at, pass_at))
+    return Design(tuple(looks), tuple(fail_at), tuple(pass_at), p0, alpha_fail, alpha_pass, pass_from, borderline)
 
 
 def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
@@ -205,7 +263,7 @@ def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
     if not 0 <= p <= 1:
         raise ValueError(f"p must be in [0, 1], got {p}")
     dist: Distribution = np.ones(1)
-    fail = pass_ = inconclusive = expected_n = 0.0
+    fail = pass_ = borderline = expected_n = 0.0
     for k, n in enumerate(d.looks):
         dist = _advance(dist, n - (d.looks[k - 1] if k else 0), p)
         before = float(dist.sum())
@@ -216,10 +274,13 @@ def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
             pass_ += float(dist[: a + 1].sum())
             dist[: a + 1] = 0.0
         if k == len(d.looks) - 1:
-            inconclusive += float(dist.sum())
+            borderline += float(dist.sum())
             dist[:] = 0.0
+        elif d.borderline and (span := d.borderline[k]) is not None:
+            borderline += float(dist[span[0] : span[1] + 1].sum())
+            dist[span[0] : span[1] + 1] = 0.0
         expected_n += n * (before - float(dist.sum()))
-    return OperatingCharacteristics(p, fail, pass_, inconclusive, expected_n)
+    return OperatingCharacteristics(p, fail, pass_, borderline, expected_n)
 
 
 def design_for_classes(
@@ -244,7 +305,8 @@ def combine(decisions: list[Decision]) -> Decision:
     """A cell's verdict from its classes' verdicts.
 
     A class still running keeps the cell running even when another class can no longer pass: it may
-    still fail, and a fail is a verdict.
+    still fail, and a fail is a verdict. Of the rest, a class the budget stopped makes the cell
+    inconclusive (it was never allowed to decide), and a borderline class makes it borderline.
     """
     if not decisions:
         raise ValueError("combine needs at least one class decision")
@@ -252,7 +314,10 @@ def combine(decisions: list[Decision]) -> Decision:
         return "fail"
     if all(decision == "pass" for decision in decisions):
         return "pass"
-    return "continue" if "continue" in decisions else "inconclusive"
+    for undecided in ("continue", "inconclusive"):
+        if undecided in decisions:
+            return undecided
+    return "borderline"
 
 
 def opposite_verdicts(d: Design, p: float) -> float:

@@ -1,7 +1,7 @@
 """What a variant's indexes cost the app's writes, read from its write cells.
 
-Each write scenario is a cell like any read (client p95 against its SLA), and each of its samples
-records the WAL the statement wrote before it was rolled back. The WAL is the steadier figure of
+Each write scenario is a cell like any read (client p95 against its SLA), and each of its explained
+samples records the WAL the statement wrote before it was rolled back. The WAL is the steadier figure of
 the two (the same rows give the same WAL bytes, while latencies move with the machine), so the
 trade-off chart and the recommendation rank the write cost by WAL bytes per write statement
 against the ``baseline`` variant's.
@@ -25,7 +25,16 @@ class WriteCost:
 
 
 def wal_per_statement(cell: Cell) -> float | None:
-    return float(median(cell.samples.wal_bytes)) if cell.samples.wal_bytes else None
+    """The median WAL bytes of the cell's statements that copied no full page: a checkpoint just
+    before a statement adds a page's worth that says nothing of the statement (and a server that
+    drops databases checkpoints often). All of them where each one did, or the run did not say."""
+    samples = cell.samples
+    if not samples.wal_bytes:
+        return None
+    clean = (
+        [b for b, fpi in zip(samples.wal_bytes, samples.wal_fpi, strict=True) if fpi == 0] if samples.wal_fpi else []
+    )
+    return float(median(clean or samples.wal_bytes))
 
 
 def write_cost(res: Results, variant: str) -> WriteCost | None:

@@ -56,7 +56,7 @@ from bench.judge.sequential import Decision, combine, design_for_classes
 from bench.judge.stats import quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
-from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
+from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, plan_facts, timings, wal
 from bench.measure.rows import result_hash
 from bench.measure.sharing import signature
 from bench.measure.stability import plan_stability
@@ -101,7 +101,7 @@ class RunOptions:
     seed: int = 1
     explain_samples: int = 20  # K: the first K samples also run EXPLAIN (ANALYZE, BUFFERS)
     warmup_seconds: float = 0.5  # warm-up per cell: plain executions for this long, 1 to WARMUP_MAX of them
-    cell_budget: float = 20.0  # seconds of measuring a cell may take; undecided then, it is inconclusive
+    cell_budget: float = 20.0  # seconds of measuring, once every class reached its first pass look; then inconclusive
     min_samples: int = 0  # per class, taken for the estimates even after the verdict (scale's curves)
     cold_samples: int = 5  # per cell; 0 skips the cold pass
     stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check
@@ -120,9 +120,6 @@ class RunOptions:
         return statement_timeout_ms(self.timeout_factor, sla_ms)
 
 
-_WAL_SINCE = "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)"
-
-
 @asynccontextmanager
 async def rolled_back(conn: asyncpg.Connection) -> AsyncIterator[None]:
     """A transaction that is always rolled back: a write scenario's statement leaves no row behind."""
@@ -137,28 +134,26 @@ async def rolled_back(conn: asyncpg.Connection) -> AsyncIterator[None]:
 @dataclass(frozen=True)
 class Execution:
     client_ms: float
-    wal_bytes: int | None  # a write's WAL
     rows: list[asyncpg.Record] | None  # a read's rows
 
 
 async def execute(
     conn: asyncpg.Connection, sql: str, args: list[Any], write: bool, timeout_ms: int | None = None
 ) -> Execution:
-    """Client milliseconds of one plain execution, and for a write the WAL bytes it wrote. A write
-    runs in a transaction that is rolled back; only the statement is timed (BEGIN and ROLLBACK are
-    not the app's). Past ``timeout_ms`` (the session's statement_timeout) it raises ``TimedOut``."""
+    """Client milliseconds of one plain execution (and a read's rows). A write runs in a transaction
+    that is rolled back; only the statement is timed (BEGIN and ROLLBACK are not the app's); its WAL
+    comes from its EXPLAIN (``EXPLAIN_ANALYZE_WAL``). Past ``timeout_ms`` (the session's
+    statement_timeout) it raises ``TimedOut``."""
     limit = client_limit(timeout_ms)
     async with limited(timeout_ms):
         if not write:
             started = time.perf_counter_ns()
             rows = await conn.fetch(sql, *args, timeout=limit)
-            return Execution((time.perf_counter_ns() - started) / 1e6, None, rows)
+            return Execution((time.perf_counter_ns() - started) / 1e6, rows)
         async with rolled_back(conn):
-            lsn = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
             started = time.perf_counter_ns()
             await conn.fetch(sql, *args, timeout=limit)
-            client_ms = (time.perf_counter_ns() - started) / 1e6
-            return Execution(client_ms, int(await conn.fetchval(_WAL_SINCE, lsn)), None)
+            return Execution((time.perf_counter_ns() - started) / 1e6, None)
 
 
 async def explain_json(
@@ -265,8 +260,8 @@ class _CellRun:
         self.warm = list(class_drawers(scenario, pools, opts.seed, "warm-up").values())
         self.design = design_for_classes(len(self.classes))
         self.sql = self.classes[0].drawer.sql
-        self.explain_sql = EXPLAIN_ANALYZE + self.sql
         self.write = scenario.kind == "write"
+        self.explain_sql = (EXPLAIN_ANALYZE_WAL if self.write else EXPLAIN_ANALYZE) + self.sql
         self.samples = Samples(
             client_ms=[], user_class=[], at_s=[], execution_ms=[], planning_ms=[], buffers=[], plan_fingerprints=[]
         )
@@ -316,7 +311,6 @@ class _CellRun:
         plan is still wanted (what made it slow): EXPLAIN without ANALYZE, which only plans."""
         self.timed_out = True
         self._record(cls, cut.elapsed_ms, started, since)
-        self.samples.wal_bytes.clear()  # one per sample or none: a statement cut off wrote no WAL to count
         cls.stop("fail", "timeout")
         if not self.plans:
             await session.reset()  # planning alone is not the app's query: the set-up limit
@@ -332,9 +326,14 @@ class _CellRun:
         cls.exceedances += client_ms > self.scenario.sla_ms
 
     async def step(self, session: Session, since: float) -> None:
-        """One sample of the next class in turn, or the budget's stop."""
-        if self.seconds >= self.opts.cell_budget and all(c.client for c in self.classes):
-            self.over_budget = True  # never before every class has a sample: a cell has something to show
+        """One sample of the next class in turn, or the budget's stop. The budget is in samples first:
+        it stops a cell only once every class still undecided has reached the first look a pass is
+        possible at (a fail needs fewer), so a slow cell that is clearly under its SLA can pass
+        whatever its mean; the statement timeout bounds each of those samples."""
+        if self.seconds >= self.opts.cell_budget and all(
+            len(c.client) >= self.design.pass_from or c.decision != "continue" for c in self.classes
+        ):
+            self.over_budget = True
             for c in self.classes:
                 if c.decision == "continue":
                     c.stop(self.design.decide(len(c.client), c.exceedances, budget_exhausted=True), "budget")
@@ -365,11 +364,13 @@ class _CellRun:
             self.samples.buffers.append(facts.shared_hit + facts.shared_read)
             self.samples.plan_fingerprints.append(facts.fingerprint)
             self.samples.temp_blocks.append(facts.temp_blocks)
+            if self.write:
+                written, full_pages = wal(explain)
+                self.samples.wal_bytes.append(written)
+                self.samples.wal_fpi.append(full_pages)
             self.plans.setdefault(facts.fingerprint, facts)
         self.seconds += time.perf_counter() - started
         self._record(cls, done.client_ms, started, since)
-        if done.wal_bytes is not None:
-            self.samples.wal_bytes.append(done.wal_bytes)
         self._judge(cls)
 
     def _judge(self, cls: _Class) -> None:
@@ -380,17 +381,18 @@ class _CellRun:
             decision = self.design.decide(n, cls.exceedances)
             if decision in ("pass", "fail"):
                 cls.stop(decision, "boundary")
-            elif decision == "inconclusive":
-                cls.stop(decision, "cap")  # only the last look is inconclusive (no futility stop: ``sequential``)
+            elif decision == "borderline":  # the last look is borderline too: the cell sits at the line
+                cls.stop(decision, "cap" if n == self.design.looks[-1] else "borderline")
 
     def _decided_by(self, verdict: Decision, p95: dict[str, float], sampled: list[_Class]) -> _Class:
-        """The first class to fail; for a pass the last to pass; else the first inconclusive one. Ties
-        go to the class with the higher p95: the one nearer the SLA, or further over it."""
+        """The first class to fail; for a pass the last to pass; else the first class with the cell's
+        verdict (borderline or inconclusive). Ties go to the class with the higher p95: the one nearer
+        the SLA, or further over it."""
         if verdict == "fail":
             return min((c for c in sampled if c.decision == "fail"), key=lambda c: (c.n, -p95[c.name]))
         if verdict == "pass":
             return max(sampled, key=lambda c: (c.n, p95[c.name]))
-        return next(c for c in sampled if c.decision == "inconclusive")
+        return next(c for c in sampled if c.decision == verdict)
 
     def cell(self) -> Cell:
         verdict = self.verdict
@@ -729,4 +731,3 @@ def measure_jobs(target: Target, jobs: list[Job], opts: RunOptions, pools: Pools
     """Only the cells ``jobs`` name, each variant on a fresh copy of ``target``, for a caller that
     holds the measurement lock (``check``'s base side: the cells that differ from the head's)."""
     return run_measurement(_measure_jobs(target, jobs, opts, pools, Clock(), advance))[1]
-

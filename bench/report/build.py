@@ -322,7 +322,12 @@ def _templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(ms=ms, size=size, median=median, count_p50=count_p50, interval=interval, classes=classes_text)
-    env.globals["mark"] = {"pass": "✓ pass", "fail": "✗ fail", "inconclusive": "? inconclusive"}
+    env.globals["mark"] = {
+        "pass": "✓ pass",
+        "fail": "✗ fail",
+        "borderline": "≈ borderline",
+        "inconclusive": "? inconclusive",
+    }
     return env
 
 

@@ -22,8 +22,8 @@ from matplotlib.patches import Rectangle
 from bench.judge.writecost import wal_ratio
 from bench.results import Cell, Results
 
-_HATCH = {"pass": "", "fail": "xxx", "inconclusive": "..."}
-_MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
+_HATCH = {"pass": "", "fail": "xxx", "borderline": "///", "inconclusive": "..."}
+_MARK = {"pass": "✓", "fail": "✗", "borderline": "≈", "inconclusive": "?"}
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -86,7 +86,8 @@ def latency(res: Results, path: Path) -> Path:
         ax.set_yticks(range(len(scenarios)), scenarios, fontsize=9)
         ax.set_xlabel("client round trip (ms, log scale)")
         ax.set_title(
-            f"{cls}: SLA {sla:.0f} ms — boxes p25–p75, whiskers p5–p95; hatched xxx = fails, dotted = inconclusive",
+            f"{cls}: SLA {sla:.0f} ms — boxes p25–p75, whiskers p5–p95; hatched xxx = fails, "
+            "/// = borderline, dotted = inconclusive",
             fontsize=10,
         )
         ax.grid(axis="x", alpha=0.3, which="both")
@@ -125,7 +126,7 @@ def heatmap(res: Results, path: Path) -> Path:
     bar.set_label("client p95 ÷ SLA (log)")
     ax.set_title(
         "p95 ÷ SLA of the class that decided each cell, named beside the verdict\n"
-        "(< 1 meets the SLA; ✓ pass: the last class to pass, ✗ fail: the first to fail, ? inconclusive)",
+        "(< 1 meets the SLA; ✓ pass: the last class to pass, ✗ fail: the first to fail, ≈ borderline, ? inconclusive)",
         fontsize=10,
     )
     fig.tight_layout()
@@ -245,12 +246,12 @@ def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return front
 
 
-_VERDICT_MARKER = {"pass": "o", "fail": "X", "inconclusive": "s"}
+_VERDICT_MARKER = {"pass": "o", "fail": "X", "borderline": "D", "inconclusive": "s"}
 
 
 def scale_curves(res: Results, path: Path) -> Path:
     """Per scenario, a row of two panels against tasks per user (log-log), a line per variant:
-    client p95 — markers say the verdict at each size (● pass, ✕ fail, ■ inconclusive; hollow
+    client p95 — markers say the verdict at each size (● pass, ✕ fail, ◆ borderline, ■ inconclusive; hollow
     where it fails), the SLA is the dashed line, a dotted tail runs to the estimated crossing when
     it is extrapolated — and the buffers each execution touches, the machine-independent cost."""
     assert res.scale is not None
@@ -310,7 +311,7 @@ def scale_curves(res: Results, path: Path) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncols=min(len(variants), 5), fontsize=9)
     fig.suptitle(
-        "How cost grows with data: ● pass  ✕ fail (hollow)  ■ inconclusive; ★ = estimated SLA crossing",
+        "How cost grows with data: ● pass  ✕ fail (hollow)  ◆ borderline  ■ inconclusive; ★ = estimated SLA crossing",
         y=0.005,
         va="bottom",
         fontsize=9,

@@ -16,7 +16,7 @@ from bench.progress import Advance, no_progress
 from bench.results import Results
 from bench.targets.target import Target
 
-VERDICTS = ("pass", "fail", "inconclusive")
+VERDICTS = ("pass", "fail", "borderline", "inconclusive")
 DEFAULTS = RunOptions()
 
 
@@ -38,6 +38,6 @@ def summary(res: Results, path: Path) -> str:
     """The one line a run ends with, even a quiet one: its verdicts counted, and where it was saved."""
     counts = {v: sum(1 for c in res.cells if c.verdict == v) for v in VERDICTS}
     return (
-        f"{len(res.cells)} cells: {counts['pass']} pass, {counts['fail']} fail, "
+        f"{len(res.cells)} cells: {counts['pass']} pass, {counts['fail']} fail, {counts['borderline']} borderline, "
         f"{counts['inconclusive']} inconclusive → {path}"
     )
