@@ -143,3 +143,23 @@ def benchmark_seed(
         copy_bytes=copy_bytes,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
+
+
+def render(res: SeedBenchmark) -> list[str]:
+    """Each side's median seconds and rows/s, its rounds, and against the raw COPY."""
+    lines = [
+        f"profile {res.profile}: {res.rows[SEEDER]:,} rows ({res.copy_bytes / 1e6:.1f} MB as binary COPY), "
+        f"{len(res.rounds)} rounds; medians:"
+    ]
+    for side in (s for s in (SEEDER, RAW_COPY, SERVER_SIDE) if s in res.rows):
+        label = f"{side} ({res.copy_mode})" if side == RAW_COPY else side
+        ratio = "" if side == RAW_COPY else f"  {res.ratio(side):.2f}× raw COPY"
+        per_round = "/".join(f"{r[side]:.2f}" for r in res.rounds)
+        lines.append(
+            f"  {label:32} {res.seconds(side):7.2f} s {res.rows_per_second(side):10,.0f} rows/s{ratio}"
+            f"  (rounds: {per_round} s)"
+        )
+    if (mbit := res.break_even_mbit()) is not None:
+        lines.append(f"  server-side generation wins on links slower than {mbit:,.0f} Mbit/s")
+    lines.append(f"  peak RSS of this process: {res.peak_rss_mb:.0f} MB")
+    return lines

@@ -16,8 +16,8 @@ from bench.judge.timegate import DEFAULT_TIME
 from bench.measure.paired import PairOptions, side_by_side
 from bench.measure.runner import RunOptions
 from bench.results import PairedSamples, SideBySide
+from bench.runs import sides
 from bench.runs.matrix import measure
-from bench.runs.sides import measure_sides
 from bench.targets import schema
 from bench.targets.schema import model_ddl
 from bench.targets.target import open_target
@@ -45,7 +45,7 @@ def _check(seeded, before, after, schema=None, everything=False, reference=None)
     return check(
         after,
         Before(before, "test", schema),
-        lambda b, a, s: measure_sides(seeded, b, a, OPTS, PAIRS, base_schema=s, everything=everything),
+        lambda b, a, s: sides.measure(seeded, b, a, sides.SidesOptions(OPTS, PAIRS, everything), base_schema=s),
         lambda b, a, s, n: side_by_side(seeded, b, a, replace(PAIRS, pairs=n), base_schema=s),
         reference=reference,
     )

@@ -3,7 +3,7 @@ its 15% criterion, is `make validate`: timing agreement is not asserted here).""
 
 import psycopg
 
-from bench.runs.crosscheck import _statement_latency, check_against_pgbench
+from bench.runs.crosscheck import CrossCheckOptions, _statement_latency, measure
 
 
 def test_statement_latency_is_read_from_the_per_statement_report():
@@ -18,7 +18,7 @@ def test_statement_latency_is_read_from_the_per_statement_report():
 
 def test_check_runs_pgbench_on_a_scratch_copy(seeded, catalog):
     chosen = catalog.select(["task_by_id", "keyset_page_deep"], None)
-    agreements = check_against_pgbench(seeded, chosen, "composite", transactions=30)
+    agreements = measure(seeded, chosen, CrossCheckOptions("composite", transactions=30))
     assert [a.scenario for a in agreements] == ["task_by_id", "keyset_page_deep"]
     for a in agreements:  # like with like: means of the statement, medians of the transaction
         assert a.pgbench_avg_ms > 0 and a.harness_mean_ms > 0 and a.pgbench_p50_ms > 0 and a.harness_p50_ms > 0

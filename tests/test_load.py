@@ -13,7 +13,7 @@ import pytest
 from bench import results as results_io
 from bench.catalogue.files import Scenario
 from bench.report.build import write_report
-from bench.runs.load import LoadOptions, Request, Sent, Workload, drive, parse_pgbench_load, run_load, summarize_load
+from bench.runs.load import LoadOptions, Request, Sent, Workload, drive, measure, parse_pgbench_load, summarize_load
 
 COUNTER = Scenario(name="counter", sla_class="isolation", sla_ms=30.0, sql="SELECT nextval('tb_requests')")
 
@@ -138,7 +138,7 @@ SQL script 2: b.sql
 
 def test_a_small_real_load_run(seeded, catalog, tmp_path):
     mixed = catalog.with_mix({"task_by_id": 3, "recent_tasks": 1}).select(None, ["composite"])
-    res = run_load(
+    res = measure(
         seeded, mixed, LoadOptions(clients=2, duration=1.0, warmup=0.2, jobs=1, param_sets=50, pgbench_rounds=1)
     )
     load = res.load

@@ -10,7 +10,7 @@ from bench import results as results_io
 from bench.measure.runner import RunOptions
 from bench.report.build import write_report
 from bench.results import ScalePoint
-from bench.runs.scale import fits, growth_exponent, measure_scale, sla_crossing
+from bench.runs.scale import ScaleOptions, fits, growth_exponent, measure, sla_crossing
 from bench.targets.provision import TargetSpec
 from bench.targets.target import drop_database, open_target
 from tests.support import DATA_DIR
@@ -83,7 +83,7 @@ def test_sizes_are_checked_before_any_work(catalog):
     from bench.errors import InputError
 
     with pytest.raises(InputError, match="at least two sizes"):
-        measure_scale(TargetSpec(), catalog, RunOptions(), sizes=[1000])
+        measure(TargetSpec(), catalog, ScaleOptions(RunOptions(), sizes=[1000]))
 
 
 def test_a_small_real_scale_run(catalog, tmp_path):
@@ -92,7 +92,7 @@ def test_a_small_real_scale_run(catalog, tmp_path):
     chosen = catalog.select(["recent_tasks"], ["baseline", "composite"])
     opts = RunOptions(min_samples=20, cold_samples=0, stability_rounds=0, concurrent=True)
     try:
-        res = measure_scale(spec, chosen, opts, sizes=[300, 1_200], users=2)
+        res = measure(spec, chosen, ScaleOptions(opts, sizes=[300, 1_200], users=2))
     finally:
         server = open_target(None, "postgres", DATA_DIR)
         for size in (300, 1_200):

@@ -45,8 +45,8 @@ from bench.judge.timegate import DEFAULT_TIME, paired  # noqa: E402
 from bench.measure.paired import PairOptions, side_by_side  # noqa: E402
 from bench.measure.runner import RunOptions  # noqa: E402
 from bench.results import Results  # noqa: E402
+from bench.runs import sides  # noqa: E402
 from bench.runs.matrix import measure  # noqa: E402
-from bench.runs.sides import measure_sides  # noqa: E402
 from bench.targets import schema  # noqa: E402
 from bench.targets.target import Target, open_target  # noqa: E402
 from seed.load import seed_database  # noqa: E402
@@ -94,7 +94,9 @@ class Proof:
         current, result = check(
             catalog,
             Before(_catalog(self.scenarios), "the shipped scenarios", schema_ddl),
-            lambda b, a, ddl: measure_sides(self.target, b, a, OPTS, PAIRS, base_schema=ddl, everything=everything),
+            lambda b, a, ddl: sides.measure(
+                self.target, b, a, sides.SidesOptions(OPTS, PAIRS, everything), base_schema=ddl
+            ),
             lambda b, a, ddl, n: side_by_side(self.target, b, a, replace(PAIRS, pairs=n), base_schema=ddl),
         )
         assert current is not None, result.time_refused

@@ -10,8 +10,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bench import output
 from bench.advise.model import Advice, CandidateInfo
+from bench.advise.ship import VARIANT_NAME
 from bench.report.build import conditions, ms, size
 from bench.results import Results
 
@@ -92,7 +92,22 @@ def _templates() -> Environment:
 def write_report(run_dir: Path, advice: Advice, res: Results) -> list[Path]:
     view = _view(advice, res)
     templates = _templates()
-    markdown = output.write_text(run_dir / "advise.md", templates.get_template("advise.md.j2").render(**view))
-    page = templates.get_template("advise.html.j2").render(**view, figure=pareto_svg(advice))
-    html = output.write_text(run_dir / "advise.html", page)
+    markdown = run_dir / "advise.md"
+    markdown.write_text(templates.get_template("advise.md.j2").render(**view), encoding="utf-8")
+    html = run_dir / "advise.html"
+    html.write_text(
+        templates.get_template("advise.html.j2").render(**view, figure=pareto_svg(advice)), encoding="utf-8"
+    )
     return [markdown, html]
+
+
+def terminal(advice: Advice, run_dir: Path) -> list[str]:
+    """The advised set in a few lines, its statements and the files written."""
+    mine = next(c for c in advice.contenders if c.variant == VARIANT_NAME)
+    return [
+        f"advised {len(advice.advised)} indexes ({mine.costs.index_bytes / 1e6:.1f} MB, "
+        f"{mine.costs.wal_per_write or 0:.0f} B WAL per write, worst p95 ÷ SLA {mine.worst_ratio:.2f}) after "
+        f"{advice.real_builds} real builds in {advice.seconds['total']:.0f} s",
+        *(f"  {statement}" for statement in advice.advised_ddl),
+        *(str(path) for path in (run_dir / "advise.md", run_dir / "advise.html", *map(Path, advice.shipped.values()))),
+    ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -46,8 +46,14 @@ DEFAULT_VARIANT = BASELINE_VARIANT  # no index but the models' own: the queries'
 TOLERANCE = 0.15
 REQUIRED = 3
 TRANSACTIONS = 200
-DEFAULTS = RunOptions()
 PGBENCH_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class CrossCheckOptions:
+    variant: str = DEFAULT_VARIANT  # applied on the scratch copy
+    transactions: int = TRANSACTIONS  # the harness's executions; pgbench runs PGBENCH_FACTOR times as many
+    run: RunOptions = field(default_factory=RunOptions)  # its seed, warm-up and measurement lock
 
 
 @dataclass
@@ -141,19 +147,42 @@ async def _check(
         return agreements
 
 
-def check_against_pgbench(
-    target: Target,
-    catalog: Catalog,
-    variant: str = DEFAULT_VARIANT,
-    transactions: int = TRANSACTIONS,
-    opts: RunOptions = DEFAULTS,
-) -> list[Agreement]:
-    """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``variant`` applied."""
-    chosen = catalog.reads().select(None, [variant])  # pgbench would commit a write scenario's rows
+def measure(target: Target, catalogue: Catalog, opts: CrossCheckOptions = CrossCheckOptions()) -> list[Agreement]:
+    """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``opts.variant`` applied.
+    Agreements, not ``Results``, unlike the other kinds of run: the cross-check judges the harness
+    itself and writes no results file. No progress callback: it takes seconds."""
+    chosen = catalogue.reads().select(None, [opts.variant])  # pgbench would commit a write scenario's rows
+    run = opts.run
+    # "validate": the command's name, which another measurement waiting for the lock is shown
     with (
-        measurement_lock(target, "validate", opts.concurrent, opts.lock_wait),
+        measurement_lock(target, "validate", run.concurrent, run.lock_wait),
         seeded_copy(target, "validate") as (copy, dataset),
     ):
         return run_measurement(
-            _check(copy, chosen.scenarios, chosen.variants[0], transactions, opts, dataset.anchor_date)
+            _check(copy, chosen.scenarios, chosen.variants[0], opts.transactions, run, dataset.anchor_date)
         )
+
+
+def passed(agreements: list[Agreement]) -> bool:
+    return sum(a.agrees for a in agreements) >= REQUIRED
+
+
+def render(agreements: list[Agreement], opts: CrossCheckOptions) -> list[str]:
+    """Each scenario's harness and pgbench figures side by side, and how many agree."""
+    n = opts.transactions
+    lines = [
+        f"variant {opts.variant}: harness {n} executions, pgbench {n * PGBENCH_FACTOR} "
+        f"transactions over the same parameter sets (-M prepared -r -l, one client)",
+        f"  {'scenario':24} {'statement mean':>14} {'pgbench avg':>11} {'diff':>7}   "
+        f"{'transaction p50':>15} {'pgbench p50':>11} {'diff':>7}",
+    ]
+    for a in agreements:
+        lines.append(
+            f"  {a.scenario:24} {a.harness_mean_ms:12.3f}ms {a.pgbench_avg_ms:9.3f}ms "
+            f"{a.mean_difference:+7.1%}   {a.harness_p50_ms:13.3f}ms {a.pgbench_p50_ms:9.3f}ms "
+            f"{a.p50_difference:+7.1%}  "
+            f"{'ok' if a.agrees else 'off'}"
+        )
+    agreeing = sum(a.agrees for a in agreements)
+    lines.append(f"{agreeing} of {len(agreements)} scenarios within {TOLERANCE:.0%} on both (need {REQUIRED})")
+    return lines

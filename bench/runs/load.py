@@ -433,15 +433,59 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
     )
 
 
-def run_load(target: Target, catalog: Catalog, opts: LoadOptions = LoadOptions()) -> Results:
-    """The mix of ``catalog`` (its first variant applied) under load, on a scratch copy of the target."""
+def measure(target: Target, catalogue: Catalog, opts: LoadOptions = LoadOptions()) -> Results:
+    """The mix of ``catalogue`` (its first variant applied) under load, on a scratch copy of the target.
+    No progress callback, unlike the other kinds of run: it lasts ``opts.duration`` whatever happens."""
     if opts.clients < 1 or opts.duration <= 0 or (opts.rate is not None and opts.rate <= 0):
         raise InputError("load needs at least one client, a positive duration and a positive rate")
-    if len(catalog.variants) != 1:
+    if len(catalogue.variants) != 1:
         raise InputError("load runs under one variant (--variant)")
     with (
         measurement_lock(target, "load", opts.concurrent, opts.lock_wait) as measuring,
         seeded_copy(target, "load") as (copy, dataset),
     ):
-        res = run_measurement(_load(copy, target, catalog, opts, dataset))
+        res = run_measurement(_load(copy, target, catalogue, opts, dataset))
         return res.model_copy(update={"conditions": measuring.finish()})
+
+
+def parse_mix(items: list[str]) -> dict[str, int]:
+    """``--mix SCENARIO=WEIGHT`` items as weights by scenario."""
+    weights: dict[str, int] = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        if not weight.isdigit():
+            raise InputError(f"--mix takes SCENARIO=WEIGHT with a whole-number weight, not {item!r}")
+        weights[name] = int(weight)
+    return weights
+
+
+def describe(opts: LoadOptions, variant: str) -> str:
+    """What is about to be measured, in one line."""
+    rate = f" at {opts.rate:g}/s" if opts.rate else ""
+    pgbench = f", then {opts.pgbench_rounds} rounds against pgbench" if opts.pgbench_rounds else ""
+    return f"load: {opts.clients} clients, {opts.duration:g} s{rate}, variant {variant}{pgbench}"
+
+
+def render(res: Results) -> list[str]:
+    """Throughput, each scenario's latency and share over its SLA, and pgbench's figures beside."""
+    load = res.load
+    assert load is not None, "a load run has its load section"
+    lines = [
+        f"{load.requests:,} requests in {load.duration_s:.1f} s: {load.throughput:,.0f}/s, {load.errors} errors"
+        + (f", {load.unsent:,} arrivals never sent (behind schedule at the end)" if load.unsent else "")
+        + (f"; schedule lag p95 {load.lag_ms.p95.value:.2f} ms" if load.lag_ms else ""),
+        f"  {'scenario':26} {'weight':>6} {'requests':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'SLA':>5} {'over SLA':>8}",
+    ]
+    for s in load.scenarios:
+        lat = s.latency
+        cols = (
+            f"{lat.p50.value:8.2f} {lat.p95.value:8.2f} {lat.p99.value:8.2f}" if lat else f"{'–':>8} {'–':>8} {'–':>8}"
+        )
+        lines.append(f"  {s.scenario:26} {s.weight:6.0f} {s.requests:9,} {cols} {s.sla_ms:5.0f} {s.over_sla:8.2%}")
+    if p := load.pgbench:
+        lines.append(
+            f"same transactions as pgbench (parameter lookup + scenario), medians of {p.rounds} alternating "
+            f"rounds: harness {p.harness_tps:,.0f}/s, pgbench {p.tps:,.0f}/s → {p.ratio:.2f}× (client CPU per "
+            f"transaction: harness {p.harness_cpu_ms_per_tx:.3f} ms, pgbench {p.cpu_ms_per_tx:.3f} ms)"
+        )
+    return lines

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from statistics import median
 
@@ -138,23 +138,33 @@ def _labelled(advance: Advance, label: str) -> Advance:
     return lambda phase, done, total: advance(label, done, total)
 
 
-def measure_scale(
+@dataclass(frozen=True)
+class ScaleOptions:
+    run: RunOptions = field(
+        default_factory=lambda: RunOptions(cold_samples=0, stability_rounds=0, min_samples=DEFAULT_MIN_SAMPLES)
+    )
+    sizes: Sequence[int] = DEFAULT_SIZES  # tasks per user
+    users: int = DEFAULT_USERS  # at every size
+
+
+def measure(
     spec: TargetSpec,
-    catalog: Catalog,
-    opts: RunOptions,
-    sizes: Sequence[int] = DEFAULT_SIZES,
-    users: int = DEFAULT_USERS,
+    catalogue: Catalog,
+    opts: ScaleOptions = ScaleOptions(),
     advance: Advance = no_progress,
     announce: Callable[[str], None] = lambda message: None,
 ) -> Results:
     """Seed (or reuse) one dataset per size and run the catalogue on each; the results are the
-    largest size's run with every size's points and the fits in ``scale``."""
-    sizes = sorted(set(sizes))
+    largest size's run with every size's points and the fits in ``scale``.
+
+    Handed a ``TargetSpec``, not a ``Target`` as the other kinds of run are: each size is a dataset
+    of its own, in a database (on Neon a parent branch) of its own, which it seeds when missing."""
+    sizes, users = sorted(set(opts.sizes)), opts.users
     if len(sizes) < 2 or sizes[0] < 100:
         raise InputError("--sizes needs at least two sizes of 100 tasks per user or more")
     from seed.load import seed_database  # pyarrow and the generators: only when seeding
 
-    # opts.min_samples (DEFAULT_MIN_SAMPLES from the command) keeps sampling for the curves' estimates.
+    # opts.run.min_samples (DEFAULT_MIN_SAMPLES by default) keeps sampling for the curves' estimates.
     points: list[ScalePoint] = []
     last: Results | None = None
     for i, size in enumerate(sizes):
@@ -164,13 +174,23 @@ def measure_scale(
             seeded_home(at_size, profile, partial(seed_database, profile=profile, advance=advance), announce) as home,
             measurement_target(at_size, home, announce) as target,
         ):
-            last = matrix.measure(target, catalog, opts, _labelled(advance, f"size {size:,} ({i + 1}/{len(sizes)})"))
+            at = _labelled(advance, f"size {size:,} ({i + 1}/{len(sizes)})")
+            last = matrix.measure(target, catalogue, opts.run, at)
         points.extend(_point(c, size) for c in last.cells)
     assert last is not None
-    sla = {s.name: s.sla_ms for s in catalog.scenarios}
+    sla = {s.name: s.sla_ms for s in catalogue.scenarios}
     return last.model_copy(
         update={
             "config": ScaleConfig(**last.config.model_dump()),
             "scale": ScaleResults(users=users, sizes=sizes, points=points, fits=fits(points, sla)),
         }
     )
+
+
+def render(res: Results) -> list[str]:
+    """Each cell's growth exponent and where it crosses its SLA."""
+    assert res.scale is not None, "a scale run has its scale section"
+    lines = [f"{'scenario':24} {'variant':20} {'p50 ∝ n^b':>9} {'R²':>5}  crosses its SLA at (tasks/user)"]
+    for f in res.scale.fits:
+        lines.append(f"{f.scenario:24} {f.variant:20} {f.exponent:9.2f} {f.r2:5.2f}  {f.describe_crossing()}")
+    return lines

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 from bench.catalogue.files import Catalog
 from bench.measure.lock import measurement_lock
 from bench.measure.paired import PairOptions, base_copy, pair_up, pairs_unlocked
@@ -21,18 +23,33 @@ from bench.results import Cell, Results
 from bench.targets.target import Target, scratch_copy
 
 
-def measure_sides(
+@dataclass(frozen=True)
+class SidesOptions:
+    run: RunOptions = field(default_factory=RunOptions)  # how each side's cells are measured
+    pairs: PairOptions = field(default_factory=PairOptions)  # and the pairs (``pairs_like``)
+    everything: bool = False  # measure the cells that are the same on both sides twice too
+
+
+def pairs_like(pairs: PairOptions, run: RunOptions) -> PairOptions:
+    """``pairs`` measured with the run's seed, statement timeout and measurement lock settings: a
+    check takes them once, for both its parts."""
+    return replace(
+        pairs, seed=run.seed, concurrent=run.concurrent, lock_wait=run.lock_wait, timeout_factor=run.timeout_factor
+    )
+
+
+def measure(
     seeded: Target,
     before: Catalog,
     after: Catalog,
-    run_opts: RunOptions,
-    pair_opts: PairOptions,
+    opts: SidesOptions = SidesOptions(),
     advance: Advance = no_progress,
     base_schema: str | None = None,
-    everything: bool = False,
 ) -> Results:
     """The head's run, its ``side_by_side`` holding the base side's own cells and the pairs.
+    Two catalogues, not one, unlike the other kinds of run: the base's and the head's.
     ``base_schema``: the DDL the base side's tables are built from when it is not the models' own."""
+    run_opts, pair_opts = opts.run, opts.pairs
     pairing = pair_up(before, after)
     ready = prepared(seeded, after)  # a mistake in the head's files stops it before any lock or copy
     dataset = ready[0]
@@ -41,7 +58,7 @@ def measure_sides(
         # (an autovacuum ANALYZE of the seeded database in between would give the two sides' planners
         # different samples, and a query whose ORDER BY leaves ties other rows).
         with base_copy(seeded, base_schema) as (base_db, rebuilt), scratch_copy(seeded, "head") as head_db:
-            jobs = pairing.differing(everything or rebuilt is not None)
+            jobs = pairing.differing(opts.everything or rebuilt is not None)
             base_cells: list[Cell] = []
             if jobs:
                 names = list(dict.fromkeys(s.name for _, scenarios in jobs for s in scenarios))

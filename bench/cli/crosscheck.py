@@ -1,0 +1,43 @@
+"""``taskbench validate``: the cross-check of the harness's client latency against pgbench. The
+command keeps the name users know; in the code it is the cross-check (``runs.crosscheck``), and
+"validate" means the seeder's row validation (``seed.validate``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bench.catalogue import files as catalog_io
+from bench.cli.app import command
+from bench.cli.console import note, say, show
+from bench.cli.options import Only, ScenariosDir, measuring
+from bench.cli.target_options import targeted
+from bench.measure.runner import RunOptions
+from bench.runs import crosscheck
+from bench.targets.provision import TargetSpec, measurement_target
+
+CrossCheckVariant = Annotated[str, typer.Option("--variant", "-v", help="Variant to validate under.")]
+Transactions = Annotated[int, typer.Option("--transactions", min=20, help="Harness executions (pgbench runs 4×).")]
+
+
+@command("validate")
+@targeted
+@measuring("concurrent", "lock_wait")
+def crosscheck_cmd(
+    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    scenario: Only = None,
+    variant: CrossCheckVariant = crosscheck.DEFAULT_VARIANT,
+    transactions: Transactions = crosscheck.TRANSACTIONS,
+    *,
+    opts: RunOptions,
+    spec: TargetSpec,
+) -> None:
+    """Check the harness's client latency against pgbench on the same SQL and parameters, like for like
+    (exit 1 if fewer than three scenarios agree within 15% on both mean and median)."""
+    cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(crosscheck.DEFAULT_SCENARIOS), None)
+    options = crosscheck.CrossCheckOptions(variant, transactions, opts)
+    with measurement_target(spec, announce=note) as target:
+        agreements = crosscheck.measure(show(target), cat, options)
+    say(crosscheck.render(agreements, options))
+    raise typer.Exit(0 if crosscheck.passed(agreements) else 1)

@@ -1,0 +1,145 @@
+"""Options several commands take, declared once: single options as ``Annotated`` types, and groups
+of them that a command receives built into one value (``option_group``)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench import output, results
+from bench.measure.runner import RunOptions
+from bench.measure.timeout import MIN_TIMEOUT_MS
+
+Command = Callable[..., Any]
+
+
+def option_group(
+    param: str, options: dict[str, Any], build: Callable[..., Any], defaults: Mapping[str, Any] | None = None
+) -> Callable[[Command], Command]:
+    """A decorator: the command's parameter ``param`` becomes the options ``options`` (name →
+    ``Annotated`` type), listed by --help where the parameter stands; the command receives them built
+    into one value by ``build``. A default is ``defaults[name]``, else ``build``'s own attribute of
+    that name (a dataclass's field default): the library's defaults, never a copy of them."""
+    given = defaults or {}
+
+    def decorate(fn: Command) -> Command:
+        signature = inspect.signature(fn, eval_str=True)
+        extra = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=given[name] if name in given else getattr(build, name),
+                annotation=option,
+            )
+            for name, option in options.items()
+        ]
+
+        @functools.wraps(fn)
+        def with_value(*args: Any, **kwargs: Any) -> Any:
+            value = build(**{name: kwargs.pop(name) for name in options})
+            return fn(*args, **{param: value}, **kwargs)
+
+        # typer passes every parameter by name: all keyword-only, the group spliced in at its place
+        spliced = [
+            q
+            for p in signature.parameters.values()
+            for q in (extra if p.name == param else [p.replace(kind=p.KEYWORD_ONLY)])
+        ]
+        with_value.__signature__ = signature.replace(parameters=spliced)  # type: ignore[attr-defined]
+        with_value.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != param}
+        return with_value
+
+    return decorate
+
+
+PROFILE = typer.Option("--profile", help="Data profile: ci, default or large.")
+Profile = Annotated[str, PROFILE]
+Users = Annotated[int | None, typer.Option("--users", help="Override the profile's number of users.")]
+TasksPerUser = Annotated[int | None, typer.Option("--tasks-per-user", help="Override tasks per (ordinary) user.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Override the profile's random seed.")]
+Generate = Annotated[
+    str,
+    typer.Option(
+        "--generate", help="Where rows are made: client (streamed binary COPY) or server (SQL; for slow links)."
+    ),
+]
+ScenariosDir = Annotated[Path, typer.Option("--scenarios-dir", help="Directory of sla.toml, queries/, variants/.")]
+Only = Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
+OnlyVariant = Annotated[list[str] | None, typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
+ExplainN = Annotated[
+    int,
+    typer.Option(
+        "--explain-samples",
+        min=1,
+        help="Samples per cell that also run EXPLAIN (ANALYZE, BUFFERS): the first K, "
+        "with the same parameter sets in every run.",
+    ),
+]
+CellBudget = Annotated[
+    float,
+    typer.Option(
+        "--cell-budget", min=0.0, help="Seconds of measuring per cell; a cell still undecided then is inconclusive."
+    ),
+]
+TimeoutFactor = Annotated[
+    float,
+    typer.Option(
+        "--timeout-factor",
+        min=1.0,
+        help=f"Each cell's statement timeout, in times its SLA (at least {MIN_TIMEOUT_MS} ms): an execution cut "
+        "off by it fails the cell at once.",
+    ),
+]
+Share = Annotated[
+    bool,
+    typer.Option(
+        "--share/--no-share",
+        help="A cell whose plans and used indexes are a measured cell's (same scenario) shares its samples "
+        "instead of being measured again.",
+    ),
+]
+Concurrent = Annotated[
+    bool,
+    typer.Option("--concurrent", help="Measure even while another measurement holds this server (the results say so)."),
+]
+LockWait = Annotated[
+    float,
+    typer.Option("--lock-wait", min=0.0, help="Seconds to wait for another measurement on this server to finish."),
+]
+ColdN = Annotated[int, typer.Option("--cold-samples", min=0, help="Cold-cache executions per cell (0: no cold pass).")]
+StabilityN = Annotated[
+    int, typer.Option("--stability-rounds", min=0, help="Re-ANALYZEs in the plan-stability check (0: skip).")
+]
+# Checked as the command line is read, before any work (output.require_writable): measuring for
+# minutes into a directory that cannot take the results would lose them.
+ReportsDir = Annotated[
+    Path,
+    typer.Option("--reports-dir", help="Where run directories are written.", callback=output.require_writable),
+]
+REPORTS_DIR = results.REPORTS_DIR
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output; a run says one summary line.")]
+
+
+# How a command that measures measures: declared once, defaults from RunOptions.
+_RUN_OPTIONS: dict[str, Any] = {
+    "explain_samples": ExplainN,
+    "cell_budget": CellBudget,
+    "cold_samples": ColdN,
+    "stability_rounds": StabilityN,
+    "timeout_factor": TimeoutFactor,
+    "share": Share,
+    "concurrent": Concurrent,
+    "lock_wait": LockWait,
+}
+
+
+def measuring(*names: str, **fixed: Any) -> Callable[[Command], Command]:
+    """Give a command RunOptions' options (``names``, or all of them) as its parameter ``opts:
+    RunOptions``, with ``fixed`` settings for those it does not offer."""
+    chosen = {name: _RUN_OPTIONS[name] for name in names or _RUN_OPTIONS}
+    return option_group("opts", chosen, lambda **given: RunOptions(**fixed, **given), vars(RunOptions))

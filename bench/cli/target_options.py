@@ -1,0 +1,215 @@
+"""Where PostgreSQL comes from: the options every command that opens a database takes, as one
+``TargetSpec`` (``targeted``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench.cli.options import Command, option_group
+from bench.errors import InputError
+from bench.targets.neon import NeonSettings
+from bench.targets.provision import KINDS, TargetSpec
+
+NEON_PANEL = "Neon (--target neon)"  # a help panel of their own: a dozen options most runs never need
+# Options every command that opens a database shares, given to it by @targeted as one TargetSpec.
+TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "target": (
+        str,
+        typer.Option(
+            "--target",
+            help=f"Where PostgreSQL comes from: {', '.join(KINDS)} (auto: --database-url if given, else embedded).",
+        ),
+    ),
+    "database_url": (
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            show_envvar=True,
+            help="PostgreSQL server to use; without it an embedded PostgreSQL is started.",
+        ),
+    ),
+    "db_name": (str, typer.Option("--db-name", help="Database taskbench works in (created if missing).")),
+    "data_dir": (Path, typer.Option("--data-dir", help="Data directory of the embedded PostgreSQL.")),
+    "force": (bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")),
+    "neon_project": (
+        str | None,
+        typer.Option(
+            "--neon-project",
+            rich_help_panel=NEON_PANEL,
+            envvar="NEON_PROJECT_ID",
+            show_envvar=True,
+            help="Neon project id (the API key comes from NEON_API_KEY).",
+        ),
+    ),
+    "neon_parent": (
+        str | None,
+        typer.Option(
+            "--neon-parent",
+            rich_help_panel=NEON_PANEL,
+            help="Neon branch that holds the seeded dataset (default: the seeded parent of --db-name, the "
+            "dataset and the models' schema, taskbench-seeded-<db>-<dataset>-<schema>; found by --db-name "
+            "when only measuring).",
+        ),
+    ),
+    "neon_branch": (
+        str | None,
+        typer.Option(
+            "--neon-branch",
+            rich_help_panel=NEON_PANEL,
+            help="Name of the run's Neon branch (default: taskbench-run-<random>).",
+        ),
+    ),
+    # Neon's rules for sizes and timeouts are checked by NeonSettings, in one line naming the option.
+    "neon_compute": (
+        float,
+        typer.Option("--neon-compute", rich_help_panel=NEON_PANEL, help="Compute size of a run's branch, CU (fixed)."),
+    ),
+    "neon_max_compute": (
+        float,
+        typer.Option(
+            "--neon-max-compute",
+            rich_help_panel=NEON_PANEL,
+            help="Largest --neon-compute to allow: the plan's (Free 2, Launch 16, Scale 56 CU).",
+        ),
+    ),
+    "neon_suspend": (
+        int,
+        typer.Option(
+            "--neon-suspend-timeout",
+            rich_help_panel=NEON_PANEL,
+            help="Seconds idle before Neon suspends the compute (0: Neon's default; -1: never).",
+        ),
+    ),
+    "pooled": (
+        bool,
+        typer.Option(
+            "--pooled",
+            rich_help_panel=NEON_PANEL,
+            help="Measure through Neon's pooler (-pooler host) instead of the direct host.",
+        ),
+    ),
+    "keep_branch": (
+        bool,
+        typer.Option(
+            "--keep-branch", rich_help_panel=NEON_PANEL, help="Keep the run's Neon branch (it is deleted by default)."
+        ),
+    ),
+    "neon_expiry": (
+        float,
+        typer.Option(
+            "--neon-expiry-hours",
+            rich_help_panel=NEON_PANEL,
+            help="A run's branch deletes itself this long after creation, even if taskbench is killed (0: never).",
+        ),
+    ),
+    # The allowance a run of several branches (--parallel) is checked against before anything is created.
+    "neon_max_branches": (
+        int,
+        typer.Option(
+            "--neon-max-branches",
+            rich_help_panel=NEON_PANEL,
+            help="Branches the project may have (Free and Launch 10, Scale 25).",
+        ),
+    ),
+    "neon_max_active": (
+        int,
+        typer.Option(
+            "--neon-max-active-computes",
+            rich_help_panel=NEON_PANEL,
+            help="Computes the project may have active at once (Neon's default 20).",
+        ),
+    ),
+    "neon_api_url": (
+        str,
+        typer.Option("--neon-api-url", rich_help_panel=NEON_PANEL, envvar="NEON_API_URL", help="Neon API base URL."),
+    ),
+    "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
+}
+# Each default is the library's: TargetSpec's, or NeonSettings' for the Neon options.
+_TARGET_DEFAULTS: dict[str, Any] = {
+    "target": TargetSpec.kind,
+    "database_url": TargetSpec.database_url,
+    "db_name": TargetSpec.db_name,
+    "data_dir": TargetSpec.data_dir,
+    "force": TargetSpec.force,
+    "pg_major": TargetSpec.pg_major,
+    "neon_project": None,  # NeonSettings has no default: NEON_PROJECT_ID or --neon-project, checked by _spec
+    "neon_parent": NeonSettings.parent,
+    "neon_branch": NeonSettings.branch,
+    "neon_compute": NeonSettings.compute_cu,
+    "neon_max_compute": NeonSettings.max_compute_cu,
+    "neon_suspend": NeonSettings.suspend_timeout,
+    "pooled": NeonSettings.pooled,
+    "keep_branch": NeonSettings.keep_branch,
+    "neon_expiry": NeonSettings.expiry_hours,
+    "neon_max_branches": NeonSettings.max_branches,
+    "neon_max_active": NeonSettings.max_active_computes,
+    "neon_api_url": NeonSettings.api_url,
+}
+
+
+def _spec(
+    target: str,
+    database_url: str | None,
+    db_name: str,
+    data_dir: Path,
+    force: bool,
+    neon_project: str | None,
+    neon_parent: str | None,
+    neon_branch: str | None,
+    neon_compute: float,
+    neon_max_compute: float,
+    neon_suspend: int,
+    pooled: bool,
+    keep_branch: bool,
+    neon_expiry: float,
+    neon_max_branches: int,
+    neon_max_active: int,
+    neon_api_url: str,
+    pg_major: int,
+) -> TargetSpec:
+    neon = None
+    if target == "neon":
+        neon = NeonSettings(
+            api_key=neon_api_key(neon_project, "--target neon"),
+            project_id=neon_project or "",
+            api_url=neon_api_url,
+            parent=neon_parent,
+            branch=neon_branch,
+            compute_cu=neon_compute,
+            max_compute_cu=neon_max_compute,
+            suspend_timeout=neon_suspend,
+            pooled=pooled,
+            keep_branch=keep_branch,
+            expiry_hours=neon_expiry,
+            max_branches=neon_max_branches,
+            max_active_computes=neon_max_active,
+        )
+    return TargetSpec(
+        kind=target,
+        database_url=database_url or None,
+        db_name=db_name,
+        data_dir=data_dir,
+        force=force,
+        neon=neon,
+        pg_major=pg_major,
+    )
+
+
+def neon_api_key(project: str | None, what: str) -> str:
+    """NEON_API_KEY, refused in one line when it or the project is missing."""
+    api_key = os.environ.get("NEON_API_KEY", "")
+    if not api_key or not project:
+        raise InputError(f"{what} needs NEON_API_KEY in the environment and NEON_PROJECT_ID (or --neon-project)")
+    return api_key
+
+
+def targeted(fn: Command) -> Command:
+    """Give a command the shared target options as its parameter ``spec: TargetSpec``."""
+    options = {name: Annotated[kind, option] for name, (kind, option) in TARGET_OPTIONS.items()}
+    return option_group("spec", options, _spec, _TARGET_DEFAULTS)(fn)
