@@ -10,6 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from bench import output
 from bench.advise.model import Advice, CandidateInfo
 from bench.advise.ship import VARIANT_NAME
 from bench.report.build import conditions, ms, size
@@ -92,12 +93,9 @@ def _templates() -> Environment:
 def write_report(run_dir: Path, advice: Advice, res: Results) -> list[Path]:
     view = _view(advice, res)
     templates = _templates()
-    markdown = run_dir / "advise.md"
-    markdown.write_text(templates.get_template("advise.md.j2").render(**view), encoding="utf-8")
-    html = run_dir / "advise.html"
-    html.write_text(
-        templates.get_template("advise.html.j2").render(**view, figure=pareto_svg(advice)), encoding="utf-8"
-    )
+    markdown = output.write_text(run_dir / "advise.md", templates.get_template("advise.md.j2").render(**view))
+    page = templates.get_template("advise.html.j2").render(**view, figure=pareto_svg(advice))
+    html = output.write_text(run_dir / "advise.html", page)
     return [markdown, html]
 
 
