@@ -90,7 +90,7 @@ def protocol_name(res: Results) -> str:
     return f"{p.name} v{p.version}" if p else "none (no cells)"
 
 
-def paired(
+def matched_by_class(
     base: list[Any], base_classes: list[str], cur: list[Any], cur_classes: list[str]
 ) -> tuple[list[Any], list[Any]]:
     """The values of the samples both runs took with the same parameters: per user class, the first
@@ -120,13 +120,13 @@ def explained_pairs(base: Cell, cur: Cell) -> tuple[Cell, Cell]:
         )
 
     k_b, k_c = base.samples.explained, cur.samples.explained
-    b_buf, c_buf = paired(
+    b_buf, c_buf = matched_by_class(
         base.samples.buffers, base.samples.user_class[:k_b], cur.samples.buffers, cur.samples.user_class[:k_c]
     )
     b_rows: list[str] = []
     c_rows: list[str] = []
     if base.samples.result_hashes and cur.samples.result_hashes:
-        b_rows, c_rows = paired(
+        b_rows, c_rows = matched_by_class(
             base.samples.result_hashes,
             base.samples.user_class[:k_b],
             cur.samples.result_hashes,
