@@ -232,6 +232,9 @@ class ClassVerdict(BaseModel):
     exceedances: int  # of those n, how many were over the SLA
     decision: Verdict
     stopped_by: StopReason  # boundary: a pass or fail; else why it ended without one
+    # an early fail at this n was measured again from nothing after a pause: n and exceedances are the
+    # second test's, and its verdict is the class's
+    refailed_at: int | None = None
     p95: Quantile  # client p95 of the class's samples, with its interval where one exists
 
     def describe(self, sla_ms: float, timeout_ms: int | None = None) -> str:
@@ -240,6 +243,8 @@ class ClassVerdict(BaseModel):
         stopped = _STOPPED.get(self.stopped_by, "")
         if self.stopped_by == "timeout" and timeout_ms is not None:
             stopped += f" at {timeout_ms} ms"
+        if self.refailed_at is not None:
+            stopped += f"; measured again after a fail at n = {self.refailed_at}"
         if self.decision == "borderline":  # how near the line: the p95's interval against the SLA
             stopped += f"; p95 {self.p95.ratio_text(sla_ms)} × SLA"
         return f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms{stopped})"

@@ -136,11 +136,16 @@ def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_p
     opts = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
     res = measure(seeded, _catalog_with(catalog, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
     failing, clean = res.cell("recent_tasks", "baseline"), res.cell("task_by_id", "baseline")
-    # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th.
-    assert failing.verdict == "fail" and failing.decided_by == "ordinary" and len(failing.samples.client_ms) == 7
-    assert failing.verdict_text == "fail at n = 4 (4/4 over 0.001 ms) — ordinary users"
+    # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th: a
+    # fail that early is measured again after a pause, the power users' too (their 4th is the 8th);
+    # then the ordinary users fail again at their 4th, the cell's 15th.
+    assert failing.verdict == "fail" and failing.decided_by == "ordinary" and len(failing.samples.client_ms) == 15
+    assert failing.verdict_text == (
+        "fail at n = 4 (4/4 over 0.001 ms; measured again after a fail at n = 4) — ordinary users"
+    )
     power = next(c for c in failing.classes if c.user_class == "power")
     assert power.decision == "inconclusive" and power.stopped_by == "cell" and power.n == 3
+    assert power.refailed_at == 4  # its second test was under way when the cell failed
     first_pass = sequential.design_for_classes(2).pass_from
     assert clean.verdict == "pass" and [c.n for c in clean.classes] == [first_pass, first_pass] == [77, 77]
     assert len(clean.samples.client_ms) == 2 * first_pass and clean.samples.explained == 20
@@ -183,11 +188,17 @@ def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, cata
     cells = asyncio.run(measure())
     taken = sorted((at, cell.scenario) for cell in cells for at in cell.samples.at_s)
     order = [scenario for _, scenario in taken]
-    # Round after round, one sample of each cell still running, in catalogue order; the failing cell
-    # stops after 7 (its 4th ordinary sample), the other two go on alone, still alternating.
+    # Round after round, one sample of each cell still running, in catalogue order. The failing
+    # cell's ordinary users fail at their 4th (its 7th), its power users at theirs (its 8th): an early
+    # fail, measured again after a pause, in which the other two go on alone, still alternating.
     names = [c.scenario for c in cells]
-    assert order[:21] == names * 7
-    assert order[21:] == [n for n in names if n != "recent_tasks"] * ((len(order) - 21) // 2)
+    assert order[:24] == names * 8
+    failing = next(c for c in cells if c.scenario == "recent_tasks")
+    at = failing.samples.at_s
+    paused = [later - earlier for earlier, later in zip(at, at[1:], strict=False)]
+    assert max(paused) >= sequential.CONFIRM_PAUSE_S and paused.index(max(paused)) == 7  # after its 8th
+    others = [n for n in order[24:] if n != "recent_tasks"]
+    assert others == [n for n in names if n != "recent_tasks"] * (len(others) // 2)
 
 
 def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):

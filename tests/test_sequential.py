@@ -14,6 +14,7 @@ import pytest
 
 from bench.judge.sequential import (
     DEFAULT_LOOKS,
+    ClassTest,
     Decision,
     Design,
     OperatingCharacteristics,
@@ -23,6 +24,7 @@ from bench.judge.sequential import (
     operating_characteristics,
     opposite_verdicts,
     timeout_false_fail,
+    with_confirmation,
     worst_opposite_verdicts,
 )
 
@@ -280,3 +282,34 @@ def test_the_borderline_rule_stops_cells_at_the_line_early_and_raises_no_error_r
         assert getattr(operating_characteristics(d, p), verdict) > 0.9 * getattr(
             operating_characteristics(without, p), verdict
         )
+
+
+def test_an_early_fail_is_measured_again_and_a_burst_cannot_fake_it() -> None:
+    d = design_for_classes(2)
+    # Exact: measuring an early fail again raises neither error rate beyond its alpha.
+    for p in (0.0, 0.01, 0.03, 0.05):
+        assert with_confirmation(d, p).fail <= operating_characteristics(d, p).fail + 1e-15
+    assert max(with_confirmation(d, p).pass_ for p in (0.05, 0.06, 0.08, 0.1, 0.2, 0.5)) <= d.alpha_pass
+    # The object the runner drives agrees with the exact figures (a class well over its SLA) ...
+    rng = np.random.default_rng(11)
+    p, runs = 0.2, 20_000
+    verdicts = []
+    for _ in range(runs):
+        test, step = ClassTest(d), "continue"
+        while step in ("continue", "again"):
+            step = test.add(bool(rng.random() < p))
+        verdicts.append(step)
+    exact = with_confirmation(d, p)
+    assert abs(verdicts.count("fail") / runs - exact.fail) < 4 * math.sqrt(exact.fail * (1 - exact.fail) / runs) + 1e-4
+    # ... and a burst of other work covering a clean class's first samples fails it no more: the burst
+    # is over when the class is measured again after its pause (the runner waits CONFIRM_PAUSE_S).
+    burst, clean, failed_once, failed = 6, 0.01, 0, 0
+    for _ in range(2_000):
+        test, step, i = ClassTest(d), "continue", 0
+        while step in ("continue", "again"):
+            step = test.add(i < burst or bool(rng.random() < clean))
+            i = burst if step == "again" else i + 1  # the pause outlasts the burst
+            failed_once += step == "again"
+        failed += step == "fail"
+    assert failed_once == 2_000  # without the re-measurement every one of them would have failed
+    assert failed / 2_000 <= 0.01  # exact for a clean class at p = 0.01: 0.0000

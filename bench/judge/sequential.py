@@ -72,6 +72,11 @@ DEFAULT_PASS_FROM = 77  # a clean cell passes here: 0 of 77 over costs 0.95^77 =
 # were it as high as BORDERLINE_P[1], are both less likely than BORDERLINE_CHANCE.
 BORDERLINE_P = (0.02, 0.08)
 BORDERLINE_CHANCE = 0.2
+# A fail at a look before CONFIRM_BEFORE rests on a handful of samples taken within a second or two,
+# which one burst of other work on the machine can cover: the class is measured again from nothing
+# after a pause, and the second test's verdict stands (its early fails too).
+CONFIRM_BEFORE = 16
+CONFIRM_PAUSE_S = 2.0
 
 FAIL_SPENDING = "alpha_fail * n_k / n_K"
 PASS_SPENDING = (
@@ -88,6 +93,7 @@ class OperatingCharacteristics:
     pass_: float
     borderline: float  # ended at the line: stopped by the borderline rule, or at the last look
     expected_n: float  # samples taken per cell on average, every stop counted at its look
+    early_fail: float = 0.0  # the part of ``fail`` at looks before CONFIRM_BEFORE
 
 
 @dataclass(frozen=True)
@@ -263,12 +269,13 @@ def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
     if not 0 <= p <= 1:
         raise ValueError(f"p must be in [0, 1], got {p}")
     dist: Distribution = np.ones(1)
-    fail = pass_ = borderline = expected_n = 0.0
+    fail = pass_ = borderline = expected_n = early_fail = 0.0
     for k, n in enumerate(d.looks):
         dist = _advance(dist, n - (d.looks[k - 1] if k else 0), p)
         before = float(dist.sum())
         if (f := d.fail_at[k]) is not None:
             fail += float(dist[f:].sum())
+            early_fail += float(dist[f:].sum()) if n < CONFIRM_BEFORE else 0.0
             dist[f:] = 0.0
         if (a := d.pass_at[k]) is not None:
             pass_ += float(dist[: a + 1].sum())
@@ -280,7 +287,51 @@ def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
             borderline += float(dist[span[0] : span[1] + 1].sum())
             dist[span[0] : span[1] + 1] = 0.0
         expected_n += n * (before - float(dist.sum()))
-    return OperatingCharacteristics(p, fail, pass_, borderline, expected_n)
+    return OperatingCharacteristics(p, fail, pass_, borderline, expected_n, early_fail)
+
+
+def with_confirmation(d: Design, p: float) -> OperatingCharacteristics:
+    """Exact verdict probabilities of the test as ``ClassTest`` runs it: an early fail starts a second,
+    independent test whose verdict stands. A fail then needs a late fail, or an early fail and then
+    any fail; a pass or a borderline after an early fail comes from the second test."""
+    once = operating_characteristics(d, p)
+    again = once.early_fail
+    return OperatingCharacteristics(
+        p,
+        fail=once.fail - again + again * once.fail,
+        pass_=once.pass_ + again * once.pass_,
+        borderline=once.borderline + again * once.borderline,
+        expected_n=once.expected_n + again * once.expected_n,
+        early_fail=again * once.early_fail,
+    )
+
+
+Step = Literal["pass", "fail", "continue", "borderline", "again"]
+
+
+@dataclass
+class ClassTest:
+    """One user class's test as its samples arrive: the exceedances counted, the design's looks
+    applied, and an early fail measured again ("again": pause CONFIRM_PAUSE_S, then sample on; the
+    count starts from nothing). ``operating_characteristics`` / ``with_confirmation`` are its exact
+    error rates; the runner and the tests drive this same object."""
+
+    design: Design
+    n: int = 0
+    exceedances: int = 0
+    refailed_at: int | None = None  # the n of the early fail that was measured again
+
+    def add(self, over: bool) -> Step:
+        self.n += 1
+        self.exceedances += over
+        if self.n not in self.design.looks:
+            return "continue"
+        decision = self.design.decide(self.n, self.exceedances)
+        if decision == "fail" and self.n < CONFIRM_BEFORE and self.refailed_at is None:
+            self.refailed_at, self.n, self.exceedances = self.n, 0, 0
+            return "again"
+        assert decision != "inconclusive", "only a budget makes a class inconclusive"
+        return decision
 
 
 def design_for_classes(

@@ -52,7 +52,7 @@ from bench.catalogue.params import (
 from bench.catalogue.sql import VOLATILITY_SQL, WRITE_GENERATORS
 from bench.catalogue.variants import applied_variant, variant_cost
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
-from bench.judge.sequential import Decision, combine, design_for_classes
+from bench.judge.sequential import CONFIRM_PAUSE_S, ClassTest, Decision, combine, design_for_classes
 from bench.judge.stats import quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
@@ -236,16 +236,17 @@ class _Class:
 
     name: str
     drawer: Drawer
-    client: list[float] = field(default_factory=list)
-    exceedances: int = 0
+    test: ClassTest
+    client: list[float] = field(default_factory=list)  # every sample, a first test's too
     decision: Decision = "continue"
-    n: int = 0  # samples when decided or stopped
+    n: int = 0  # samples of the deciding test when decided or stopped
     decided_exceedances: int = 0
     stopped_by: StopReason = "boundary"
+    resume_at: float = 0.0  # an early fail measured again: no sample before this (perf_counter)
 
     def stop(self, decision: Decision, reason: StopReason) -> None:
         self.decision, self.stopped_by = decision, reason
-        self.n, self.decided_exceedances = len(self.client), self.exceedances
+        self.n, self.decided_exceedances = self.test.n, self.test.exceedances
 
 
 class _CellRun:
@@ -253,12 +254,11 @@ class _CellRun:
 
     def __init__(self, scenario: Scenario, variant: str, pools: Pools, opts: RunOptions) -> None:
         self.scenario, self.variant, self.opts = scenario, variant, opts
-        self.classes = [
-            _Class(name, drawer) for name, drawer in class_drawers(scenario, pools, opts.seed, "samples").items()
-        ]
+        drawers = class_drawers(scenario, pools, opts.seed, "samples")
+        self.design = design_for_classes(len(drawers))
+        self.classes = [_Class(name, drawer, ClassTest(self.design)) for name, drawer in drawers.items()]
         # Its own stream: however many executions the warm-up takes, the samples' parameters stay put.
         self.warm = list(class_drawers(scenario, pools, opts.seed, "warm-up").values())
-        self.design = design_for_classes(len(self.classes))
         self.sql = self.classes[0].drawer.sql
         self.write = scenario.kind == "write"
         self.explain_sql = (EXPLAIN_ANALYZE_WAL if self.write else EXPLAIN_ANALYZE) + self.sql
@@ -311,6 +311,7 @@ class _CellRun:
         plan is still wanted (what made it slow): EXPLAIN without ANALYZE, which only plans."""
         self.timed_out = True
         self._record(cls, cut.elapsed_ms, started, since)
+        cls.test.add(True)  # counted, whatever the look: the cell fails at once
         cls.stop("fail", "timeout")
         if not self.plans:
             await session.reset()  # planning alone is not the app's query: the set-up limit
@@ -323,22 +324,25 @@ class _CellRun:
         self.samples.user_class.append(cls.name)
         self.samples.at_s.append(round(started - since, 6))  # µs: a fast cell's samples are 0.1 ms apart
         cls.client.append(client_ms)
-        cls.exceedances += client_ms > self.scenario.sla_ms
 
-    async def step(self, session: Session, since: float) -> None:
-        """One sample of the next class in turn, or the budget's stop. The budget is in samples first:
+    async def step(self, session: Session, since: float) -> bool:
+        """One sample of the next class in turn, or the budget's stop; False when it took none (its
+        classes are pausing before an early fail is measured again). The budget is in samples first:
         it stops a cell only once every class still undecided has reached the first look a pass is
         possible at (a fail needs fewer), so a slow cell that is clearly under its SLA can pass
         whatever its mean; the statement timeout bounds each of those samples."""
         if self.seconds >= self.opts.cell_budget and all(
-            len(c.client) >= self.design.pass_from or c.decision != "continue" for c in self.classes
+            c.test.n >= self.design.pass_from or c.decision != "continue" for c in self.classes
         ):
             self.over_budget = True
             for c in self.classes:
                 if c.decision == "continue":
-                    c.stop(self.design.decide(len(c.client), c.exceedances, budget_exhausted=True), "budget")
-            return
-        wanting = self._wanting()
+                    c.stop(self.design.decide(c.test.n, c.test.exceedances, budget_exhausted=True), "budget")
+            return False
+        now = time.perf_counter()
+        wanting = [c for c in self._wanting() if c.resume_at <= now]
+        if not wanting:
+            return False
         cls = wanting[self.turn % len(wanting)]
         self.turn += 1
         args = cls.drawer.draw()
@@ -353,7 +357,7 @@ class _CellRun:
         except TimedOut as cut:
             await self._timed_out(session, cls, cut, args, started, since)
             self.seconds += time.perf_counter() - started
-            return
+            return True
         if explain is not None:
             if done.rows is not None:  # the same parameter sets in every run: their rows must not change
                 self.samples.result_hashes.append(result_hash(done.rows, self.scenario.query.ordered))
@@ -371,18 +375,22 @@ class _CellRun:
             self.plans.setdefault(facts.fingerprint, facts)
         self.seconds += time.perf_counter() - started
         self._record(cls, done.client_ms, started, since)
-        self._judge(cls)
+        self._judge(cls, done.client_ms > self.scenario.sla_ms)
+        return True
 
-    def _judge(self, cls: _Class) -> None:
-        """Apply the boundaries at a look. A class sampled on after its cell was decided (for the
-        minimum) is still judged: its own test is as valid, and no later verdict can change a fail."""
-        n = len(cls.client)
-        if cls.decision == "continue" and n in self.design.looks:
-            decision = self.design.decide(n, cls.exceedances)
-            if decision in ("pass", "fail"):
-                cls.stop(decision, "boundary")
-            elif decision == "borderline":  # the last look is borderline too: the cell sits at the line
-                cls.stop(decision, "cap" if n == self.design.looks[-1] else "borderline")
+    def _judge(self, cls: _Class, over: bool) -> None:
+        """Count the sample in the class's test and apply what it says. A class sampled on after its
+        cell was decided (for the minimum) is still judged: its own test is as valid, and no later
+        verdict can change a fail."""
+        if cls.decision != "continue":
+            return
+        step = cls.test.add(over)
+        if step == "again":  # an early fail: measured again after a pause, the count from nothing
+            cls.resume_at = time.perf_counter() + CONFIRM_PAUSE_S
+        elif step in ("pass", "fail"):
+            cls.stop(step, "boundary")
+        elif step == "borderline":  # the last look is borderline too: the cell sits at the line
+            cls.stop(step, "cap" if cls.test.n == self.design.looks[-1] else "borderline")
 
     def _decided_by(self, verdict: Decision, p95: dict[str, float], sampled: list[_Class]) -> _Class:
         """The first class to fail; for a pass the last to pass; else the first class with the cell's
@@ -410,6 +418,7 @@ class _CellRun:
                 samples=len(c.client),
                 n=c.n,
                 exceedances=c.decided_exceedances,
+                refailed_at=c.test.refailed_at,
                 decision=c.decision,
                 stopped_by=c.stopped_by,
                 p95=p95[c.name],
@@ -487,9 +496,9 @@ async def _measure_group(
 ) -> list[Cell]:
     cells = [_CellRun(s, variant, pools, opts) for s in scenarios]
 
-    async def guarded(cell: _CellRun, work: Coroutine[Any, Any, None]) -> None:
+    async def guarded(cell: _CellRun, work: Coroutine[Any, Any, T]) -> T:
         try:
-            await work
+            return await work
         except asyncpg.PostgresError as exc:
             raise scenario_error(exc, cell.scenario, variant) from None
 
@@ -499,8 +508,9 @@ async def _measure_group(
             on_cell()
     running = [cell for cell in cells if cell.running]
     while running:
-        for cell in running:
-            await guarded(cell, cell.step(session, since))
+        took = [await guarded(cell, cell.step(session, since)) for cell in running]
+        if not any(took):  # every cell left is pausing before an early fail is measured again
+            await asyncio.sleep(0.05)
         for cell in running:
             if not cell.running:
                 on_cell()
