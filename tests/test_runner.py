@@ -1,3 +1,4 @@
+import itertools
 import json
 from dataclasses import replace
 
@@ -195,7 +196,7 @@ def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, cata
     assert order[:24] == names * 8
     failing = next(c for c in cells if c.scenario == "recent_tasks")
     at = failing.samples.at_s
-    paused = [later - earlier for earlier, later in zip(at, at[1:], strict=False)]
+    paused = [later - earlier for earlier, later in itertools.pairwise(at)]
     assert max(paused) >= sequential.CONFIRM_PAUSE_S and paused.index(max(paused)) == 7  # after its 8th
     others = [n for n in order[24:] if n != "recent_tasks"]
     assert others == [n for n in names if n != "recent_tasks"] * (len(others) // 2)
