@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -826,7 +827,7 @@ def setting_text(setting: str, unit: str | None) -> str:
 
 
 # version -> the step that brings a file of that version to the next one
-_MIGRATIONS = {
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     2: _update_to_3,
     3: _update_to_4,
     4: _update_to_5,
