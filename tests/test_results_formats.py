@@ -39,7 +39,7 @@ def fixture(request) -> tuple[Path, Results]:
 
 
 def test_every_version_read_has_a_fixture_and_the_newest_every_kind():
-    assert sorted({_version(p) for p in FIXTURES}) == results_io.readable_versions()
+    assert sorted({_version(p) for p in FIXTURES}) == results_io.FORMAT.readable_versions()
     assert {_kind(p) for p in FIXTURES if _version(p) == SCHEMA_VERSION} == set(RUN_KINDS)
     assert NEWEST.exists()
 

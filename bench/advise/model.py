@@ -1,11 +1,25 @@
 """``advice.json``: what an advise run found, next to the ``results.json`` of its final comparison
-run (one directory). The advise report is rendered from the two."""
+run (one directory). The advise report is rendered from the two. Versioned like ``results.json``
+(``bench.versioned``): bump ADVICE_VERSION on any change an older reader would misread, add a line
+to the history and an ``_update_to_N`` step; ``load`` reads every version below and refuses others.
+
+Format history:
+- 1 (2026-11-30): the search, its trials and steps, the contenders, the Pareto front, deploy costs
+  and the shipped files; no ``schema_version`` (a file without one is read as version 1).
+- 2 (2026-12-06): ``schema_version``; ``seconds`` per phase to the millisecond (was 0.1 s).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel
 
+from bench.versioned import Format
+
 ADVICE_FILE = "advice.json"
+ADVICE_VERSION = 2
 
 
 class Hypo(BaseModel):
@@ -117,6 +131,7 @@ class Settings(BaseModel):
 
 
 class Advice(BaseModel):
+    schema_version: int = ADVICE_VERSION
     run_id: str  # the final comparison run's
     dataset: str
     settings: Settings
@@ -133,3 +148,17 @@ class Advice(BaseModel):
     deploy: list[DeployInfo]
     shipped: dict[str, str]  # form -> file written
     seconds: dict[str, float]  # wall seconds per phase, and total
+
+
+def _update_to_2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: version 2 only writes its version, and its seconds more precisely."""
+    return raw
+
+
+# version -> the step that brings a file of that version to the next one
+FORMAT = Format("advice", Advice, ADVICE_VERSION, {1: _update_to_2}, unversioned=1)
+
+
+def load(path: Path) -> Advice:
+    """An advise run directory's or a file's advice, of any version ``FORMAT`` reads."""
+    return FORMAT.load(path / ADVICE_FILE if path.is_dir() else path)
