@@ -83,7 +83,10 @@ ExplainN = Annotated[
 CellBudget = Annotated[
     float,
     typer.Option(
-        "--cell-budget", min=0.0, help="Seconds of measuring per cell; a cell still undecided then is inconclusive."
+        "--cell-budget",
+        min=0.0,
+        help="Seconds of measuring per cell, counted once every class has had the samples a pass needs; "
+        "a cell still undecided then is inconclusive.",
     ),
 ]
 TimeoutFactor = Annotated[
