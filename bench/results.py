@@ -47,7 +47,10 @@ Format history:
   verdict and cold samples are its, ``seconds`` 0). A write's ``samples.wal_bytes`` are its explained
   samples' own (EXPLAIN's WAL option), one per explained sample, with the full-page images among them
   (``samples.wal_fpi``); an older file's per-sample figures (the server's insert position, which
-  counted other sessions' writes too) keep their first K.
+  counted other sessions' writes too) keep their first K. A cell of several classes has its ``client``
+  figures weighted by each class's share of the users, without intervals (they were the classes'
+  turns, half and half); a class whose early fail was measured again says at which n
+  (``refailed_at``); verdicts may be ``borderline``.
 """
 
 from __future__ import annotations
@@ -262,7 +265,9 @@ class Cell(BaseModel):
     params: dict[str, str | int | float | bool] = {}  # the file's [params]: how each bind is drawn
     warmup: int  # warm-up executions run before the samples
     samples: Samples
-    client: Summary  # every sample, the classes together
+    # every sample: one class's with intervals; several classes' weighted by their share of the users,
+    # without intervals (each class's own p95 has one)
+    client: Summary
     execution: Summary | None  # the explained samples; None when it timed out before one finished
     verdict: Verdict  # every class passed / some class failed / neither
     classes: list[ClassVerdict]

@@ -118,10 +118,12 @@ def test_an_early_stopped_cell_reads_as_it_was_decided_without_an_interval(early
     res, run_dir = early_stopped
     failing = res.cell("recent_tasks", "baseline")
     stopped = failing.deciding
-    assert stopped.n == 4 and stopped.p95.interval == ""  # four samples bound no p95 from above
-    said = "fail at n = 4 (4/4 over 0.001 ms) — ordinary users"
+    # four samples, measured again after a pause: eight bound no p95 from above
+    assert stopped.n == 4 and stopped.samples == 8 and stopped.p95.interval == ""
+    fail = "fail at n = 4 (4/4 over 0.001 ms; measured again after a fail at n = 4)"
+    said = f"{fail} — ordinary users"
     assert failing.verdict_text == said
-    per_class = f"ordinary (2 users): fail at n = 4 (4/4 over 0.001 ms), p95 {stopped.p95.value:.2f};"
+    per_class = f"ordinary (2 users): {fail}, p95 {stopped.p95.value:.2f};"
     passing = res.cell("task_by_id", "baseline").deciding
     for page in ("summary.md", "index.html"):
         text = (run_dir / page).read_text()

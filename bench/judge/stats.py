@@ -36,3 +36,30 @@ def summarize(samples: list[float], confidence: float = 0.95) -> Summary:
         p95=quantile_ci(samples, 0.95, confidence),
         p99=quantile_ci(samples, 0.99, confidence),
     )
+
+
+def weighted_quantile(groups: list[tuple[list[float], float]], q: float) -> float:
+    """The q-quantile of a mixture: each group's samples standing for ``weight`` of the population
+    (weights need not add up to 1), whatever the number of samples each group has."""
+    values = np.concatenate([np.asarray(samples, dtype=float) for samples, _ in groups])
+    weights = np.concatenate([np.full(len(samples), weight / len(samples)) for samples, weight in groups])
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    return float(values[order][min(int(np.searchsorted(cumulative, q)), len(values) - 1)])
+
+
+def mixture_summary(groups: list[tuple[list[float], float]]) -> Summary:
+    """A cell's figures for its users as the dataset has them: each class's samples weighted by its
+    share of the users (power users are a tenth of them, while the test samples the classes in
+    turn). No interval: the order-statistic bound is for one sample of one population; each class's
+    own p95 carries its interval."""
+    groups = [(samples, weight) for samples, weight in groups if samples and weight > 0]
+    total = sum(weight for _, weight in groups)
+    mean = sum(float(np.mean(samples)) * weight for samples, weight in groups) / total
+
+    def point(q: float) -> Quantile:
+        return Quantile(value=round(weighted_quantile(groups, q), 4), low=None, high=None)
+
+    return Summary(
+        n=sum(len(s) for s, _ in groups), mean=round(mean, 4), p50=point(0.5), p95=point(0.95), p99=point(0.99)
+    )

@@ -53,7 +53,7 @@ from bench.catalogue.sql import VOLATILITY_SQL, WRITE_GENERATORS
 from bench.catalogue.variants import applied_variant, variant_cost
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
 from bench.judge.sequential import CONFIRM_PAUSE_S, ClassTest, Decision, combine, design_for_classes
-from bench.judge.stats import quantile_ci, summarize
+from bench.judge.stats import mixture_summary, quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
 from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, plan_facts, timings, wal
@@ -438,7 +438,10 @@ class _CellRun:
             params=dict(self.scenario.params),
             warmup=self.warmup,
             samples=self.samples,
-            client=summarize(self.samples.client_ms),
+            # the users as the dataset has them, not the classes' turns: weighted by their share
+            client=summarize(self.samples.client_ms)
+            if len(sampled) == 1
+            else mixture_summary([(c.client, len(c.drawer.users)) for c in sampled]),
             execution=summarize(self.samples.execution_ms) if self.samples.execution_ms else None,
             verdict=verdict,
             classes=classes,
