@@ -68,7 +68,7 @@ advise: $(STAMP)  ## the cheapest index set meeting every SLA with headroom (def
 	$(BIN)/taskbench seed --quiet
 	$(BIN)/taskbench advise $(ARGS)
 
-bench-pytest: $(STAMP)  ## every scenario x variant as a pytest-benchmark benchmark, saved under .benchmarks/
+bench-pytest: $(STAMP)  ## every scenario x variant, and the sequential design, as pytest-benchmark benchmarks, saved under .benchmarks/
 	$(BIN)/python -m pytest benchmarks --benchmark-autosave $(ARGS)
 
 seed-bench-network: $(STAMP)  ## seed-bench over loopback TCP, then a unix socket, of one throw-away server (+ server-side generation)

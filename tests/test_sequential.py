@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import json
 import math
-import time
 
 import numpy as np
 import numpy.typing as npt
@@ -155,14 +154,11 @@ def test_invalid_designs_are_refused() -> None:
         design(looks=(10, 5, 77))
 
 
-def test_design_is_fast() -> None:
-    # Uncached: the lru_cache would make every call after the first free.
-    timings = []
-    for alpha in (0.02, 0.03, 0.04):
-        start = time.perf_counter()
-        design.__wrapped__(alpha_fail=alpha)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.05
+def test_a_design_is_computed_once_per_setting() -> None:
+    # Every cell asks for its design: the cache makes that free after the first. How long one
+    # uncached design takes is a benchmark (benchmarks/test_design.py), not an assertion here.
+    assert design(alpha_fail=0.03) is design(alpha_fail=0.03)
+    assert design(alpha_fail=0.03) is not design(alpha_fail=0.04)
 
 
 def test_combine() -> None:
