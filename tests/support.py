@@ -141,3 +141,17 @@ def never_ending(text: str) -> str:
     """A scenario file's text with a condition added that never finishes evaluating (an edit for
     ``edited_scenarios``): its first ``user_id = :user_id`` must first count to infinity."""
     return text.replace("user_id = :user_id", f"id > {_FOREVER} AND user_id = :user_id", 1)
+
+
+# Calls a write scenario may not make (state its rollback would not take back: a file, an advisory
+# lock, a notification), each with the function the refusal names.
+HOSTILE_WRITE_CALLS = [
+    ("pg_read_file('/etc/passwd')", "pg_read_file"),
+    ("CASE WHEN pg_try_advisory_lock(42) THEN title END", "pg_try_advisory_lock"),
+    ("pg_notify('x', title)", "pg_notify"),
+]
+
+
+def calling(call: str) -> Callable[[str], str]:
+    """An edit for ``edited_scenarios``: retag_task's UPDATE sets its title to ``call`` too."""
+    return lambda text: text.replace("SET ", f"SET title = {call}, ", 1)

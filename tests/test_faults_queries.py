@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.targets import roles, schema
-from tests.support import edited_scenarios, never_ending, taskbench
+from tests.support import HOSTILE_WRITE_CALLS, calling, edited_scenarios, never_ending, taskbench
 
 QUICK = ["--cold-samples", "1", "--stability-rounds", "1", "--concurrent", "-q"]
 
@@ -58,17 +58,9 @@ def test_a_scenario_that_never_ends_fails_at_its_timeout_and_the_run_goes_on(see
     assert _left_on(seeded) == ([], [])
 
 
-@pytest.mark.parametrize(
-    ("call", "named"),
-    [
-        ("pg_read_file('/etc/passwd')", "pg_read_file"),
-        ("CASE WHEN pg_try_advisory_lock(42) THEN title END", "pg_try_advisory_lock"),
-    ],
-)
+@pytest.mark.parametrize(("call", "named"), HOSTILE_WRITE_CALLS[:2])
 def test_a_hostile_write_is_refused_before_anything_runs(seeded, tmp_path, call, named):
-    catalogue = edited_scenarios(
-        tmp_path, {"queries/retag_task.toml": lambda text: text.replace("SET ", f"SET title = {call}, ", 1)}
-    )
+    catalogue = edited_scenarios(tmp_path, {"queries/retag_task.toml": calling(call)})
     proc = _run(seeded, catalogue, tmp_path / "reports", "-s", "retag_task", "-v", "baseline")
     target, error = proc.stderr.strip().splitlines()  # the target it reached, then the one line
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and target.startswith("target: ")

@@ -12,7 +12,7 @@ from bench.errors import InputError
 from bench.measure import runner
 from bench.targets import roles, schema
 from bench.targets.target import connected, scratch_copy
-from tests.support import edited_catalogue
+from tests.support import HOSTILE_WRITE_CALLS, calling, edited_catalogue
 
 
 def _sampler_roles(target) -> list[str]:
@@ -64,18 +64,11 @@ def test_a_role_whose_run_died_is_dropped_and_no_other(seeded):
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-@pytest.mark.parametrize(
-    ("call", "named"),
-    [
-        ("pg_read_file('/etc/passwd')", "pg_read_file"),
-        ("CASE WHEN pg_try_advisory_lock(42) THEN title END", "pg_try_advisory_lock"),
-        ("pg_notify('x', title)", "pg_notify"),
-    ],
-)
+@pytest.mark.parametrize(("call", "named"), HOSTILE_WRITE_CALLS)
 def test_a_write_may_call_no_volatile_function_but_a_value_generator(seeded, tmp_path, call, named):
-    catalog = edited_catalogue(
-        tmp_path, {"queries/retag_task.toml": lambda text: text.replace("SET ", f"SET title = {call}, ", 1)}
-    ).select(["retag_task", "create_task"], ["baseline"])
+    catalog = edited_catalogue(tmp_path, {"queries/retag_task.toml": calling(call)}).select(
+        ["retag_task", "create_task"], ["baseline"]
+    )
 
     async def check() -> None:
         async with connected(seeded) as conn:
