@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -16,7 +16,7 @@ from tests.support import DATA_DIR, SCENARIOS, TINY
 
 
 @pytest.fixture(scope="session")
-def make_target() -> Iterator:
+def make_target() -> Iterator[Callable[..., Target]]:
     """Factory for fresh, claimed databases on the embedded server; all dropped at the end."""
     created: list[Target] = []
 
@@ -32,7 +32,7 @@ def make_target() -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def seeded(make_target) -> Target:
+def seeded(make_target: Callable[..., Target]) -> Target:
     """One seeded database shared by the tests that only read it."""
     target = make_target("tbseeded")
     seed_database(target, TINY)

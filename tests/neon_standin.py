@@ -148,7 +148,7 @@ class NeonStandIn:
         return endpoint
 
     def _operation(self, action: str, branch_id: str, endpoint_id: str | None = None) -> dict[str, Any]:
-        op = {
+        op: dict[str, Any] = {
             "id": secrets.token_hex(8),
             "project_id": self.project_id,
             "branch_id": branch_id,
@@ -255,8 +255,8 @@ class NeonStandIn:
         if sum(e.get("type") == "read_write" for e in body.get("endpoints", [])) > 1:
             return 400, {"code": "", "message": "a branch can have only one read_write endpoint"}
         for endpoint in body.get("endpoints", []):
-            if problem := self._endpoint_problem(endpoint):
-                return problem
+            if refusal := self._endpoint_problem(endpoint):
+                return refusal
         branch = self._new_branch(name, parent_id)
         if "expires_at" in spec:
             branch["expires_at"] = spec["expires_at"]

@@ -16,8 +16,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.abc import Params
 
 from bench.catalogue.files import Catalog
+from bench.results import Cell, Results
 from bench.targets import schema
 from bench.targets.target import Target
 from seed.profiles import get_profile
@@ -31,30 +36,53 @@ TINY = replace(
 )
 
 
+def one(conn: psycopg.Connection[Any], query: str, params: Params | None = None) -> tuple[Any, ...]:
+    """The row ``query`` returns: a query of a test that returns no row fails it."""
+    row: tuple[Any, ...] | None = conn.execute(query, params).fetchone()
+    assert row is not None, f"no row from {query!r}"
+    return row
+
+
+def scalar(conn: psycopg.Connection[Any], query: str, params: Params | None = None) -> Any:
+    """The first column of the row ``query`` returns."""
+    return one(conn, query, params)[0]
+
+
+def cell_of(results: Results, scenario: str, variant: str) -> Cell:
+    """The results' cell of ``scenario`` under ``variant``, which the test expects to be there."""
+    cell = results.cell(scenario, variant)
+    assert cell is not None, f"no cell {scenario} × {variant}"
+    return cell
+
+
 def content_checksums(target: Target) -> dict[str, str]:
     """One md5 per table over every row in key order: equal checksums mean identical content."""
     with schema.connect(target) as conn:
         return {
-            t: conn.execute(f"SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {t} t").fetchone()[0]
+            t: scalar(conn, f"SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {t} t")
             for t in ("users", "tasks", "conversations", "messages")
         }
+
+
+# Rows breaking a rule of the data model that the schema itself does not enforce, counted.
+_VIOLATIONS = """
+    SELECT
+      (SELECT count(*) FROM tasks WHERE btrim(title) = '' OR length(title) > 200)
+    + (SELECT count(*) FROM tasks WHERE completed_at IS NOT NULL AND NOT is_completed)
+    + (SELECT count(*) FROM tasks WHERE is_completed AND completed_at IS NULL)
+    + (SELECT count(*) FROM tasks WHERE updated_at < created_at)
+    + (SELECT count(*) FROM tasks WHERE jsonb_typeof(tags) <> 'array')
+    + (SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+       WHERE m.user_id <> c.user_id OR m.created_at < c.created_at)
+    + (SELECT count(*) FROM conversations c WHERE updated_at <>
+       (SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id))
+"""
 
 
 def constraint_violations(target: Target) -> int:
     """Rows breaking a rule of the data model that the schema itself does not enforce."""
     with schema.connect(target) as conn:
-        return conn.execute("""
-            SELECT
-              (SELECT count(*) FROM tasks WHERE btrim(title) = '' OR length(title) > 200)
-            + (SELECT count(*) FROM tasks WHERE completed_at IS NOT NULL AND NOT is_completed)
-            + (SELECT count(*) FROM tasks WHERE is_completed AND completed_at IS NULL)
-            + (SELECT count(*) FROM tasks WHERE updated_at < created_at)
-            + (SELECT count(*) FROM tasks WHERE jsonb_typeof(tags) <> 'array')
-            + (SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
-               WHERE m.user_id <> c.user_id OR m.created_at < c.created_at)
-            + (SELECT count(*) FROM conversations c WHERE updated_at <>
-               (SELECT max(created_at) FROM messages m WHERE m.conversation_id = c.id))
-        """).fetchone()[0]
+        return int(scalar(conn, _VIOLATIONS))
 
 
 def cli_env(extra: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> dict[str, str]:
@@ -66,7 +94,7 @@ def cli_env(extra: dict[str, str] | None = None, unset: tuple[str, ...] = ()) ->
 
 def taskbench(
     *args: str, env_extra: dict[str, str] | None = None, unset: tuple[str, ...] = (), timeout: float = 300
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it, in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
@@ -95,7 +123,7 @@ def taskbench_started(
     )
 
 
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     lines = proc.stderr.strip().splitlines()
     assert "Traceback" not in proc.stderr
     assert len(lines) == 1, proc.stderr

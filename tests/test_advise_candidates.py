@@ -1,6 +1,8 @@
 """Index candidates read from the scenarios' parse trees, and the simple advisors: what each query
 asks for, deduplicated against the catalogue and the models; every candidate builds for real."""
 
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -16,7 +18,7 @@ def found(catalog):
     return {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(catalog)}
 
 
-def _scenario(sql: str, params: dict, name: str = "probe", kind: str = "read") -> Scenario:
+def _scenario(sql: str, params: dict[str, Any], name: str = "probe", kind: str = "read") -> Scenario:
     return Scenario(name=name, sla_class="list", sql=sql, params=params, kind=kind)
 
 

@@ -40,14 +40,15 @@ def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalog, tmp_path):
         run_dir, advice = advise(target, catalog, options, tmp_path)
     assert advice.settings.hypopg.startswith("used")
     screened = [c for c in advice.candidates if c.hypo is not None]
-    assert screened and all(c.using == "btree" and c.hypo.size_bytes > 0 for c in screened)
+    assert screened and all(c.using == "btree" and c.hypo and c.hypo.size_bytes > 0 for c in screened)
     # a B-tree is built only where the planner would use it for a failing scenario it serves
     failing = set(advice.failing_at_baseline)
-    assert all(set(c.hypo.used_by) & failing for c in screened if c.screened)
+    assert all(c.hypo and set(c.hypo.used_by) & failing for c in screened if c.screened)
     assert any(not c.screened and c.serves for c in screened)
     built = [c for c in screened if c.size_bytes is not None]
     assert built and all(c.measured_with for c in built)
     report = (run_dir / "advise.md").read_text()
     assert "## HypoPG: hypothetical against real" in report
     for c in built:
+        assert c.hypo is not None and c.size_bytes is not None
         assert f"| {c.name} |" in report and f"{c.size_bytes / c.hypo.size_bytes:.2f}" in report

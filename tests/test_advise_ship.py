@@ -3,6 +3,7 @@
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -86,7 +87,7 @@ def test_table_args_build_the_same_indexes(make_target, advised):
     schema.recreate_schema(target)
     sources = ship.table_args(advised)
     assert set(sources) == {"Task"}
-    namespace = {"Index": Index, "text": text, "CheckConstraint": CheckConstraint}
+    namespace: dict[str, Any] = {"Index": Index, "text": text, "CheckConstraint": CheckConstraint}
     exec(sources["Task"], namespace)  # noqa: S102 -- the shipped source, run as a model file runs it
     entries = namespace["__table_args__"]
     kept = [e for e in entries if isinstance(e, CheckConstraint)]

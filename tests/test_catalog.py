@@ -3,12 +3,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pglast import ast
 from pglast.parser import parse_sql
+from sqlmodel import SQLModel
 
 from bench.catalogue.files import load_catalog
 from bench.catalogue.sql import parse_query
 from bench.errors import InputError
-from bench.models import TABLES
+from bench.models import TABLE_NAMES
 from tests.support import SCENARIOS
 
 
@@ -29,15 +31,17 @@ def test_repository_catalogue_covers_every_sla_class(catalog):
 def test_every_shipped_read_with_a_limit_orders_by_its_primary_key_last():
     # Read from the parse tree here, not by the loader's rule: ties under a LIMIT return other rows
     # from run to run and fire the results gate (overdue_tasks and due_next_7_days did, by due_date).
-    primary = {str(m.__tablename__): [c.name for c in m.__table__.primary_key.columns] for m in TABLES}
+    primary = {name: [c.name for c in SQLModel.metadata.tables[name].primary_key.columns] for name in TABLE_NAMES}
     limited = []
     for path in sorted((SCENARIOS / "queries").glob("*.toml")):
         scenario = tomllib.loads(path.read_text())
         if scenario.get("kind", "read") != "read":
             continue
         node = parse_sql(parse_query(scenario["sql"], write=False).sql)[0].stmt  # binds as $n
+        assert isinstance(node, ast.SelectStmt), path.name
         if node.limitCount is None and node.limitOffset is None:
             continue
+        assert node.fromClause is not None and node.sortClause, f"{path.name}: a LIMIT without an ORDER BY"
         (table,) = node.fromClause
         last = node.sortClause[-1].node
         assert [f.sval for f in last.fields] == primary[table.relname], path.name

@@ -19,6 +19,7 @@ from tests.support import (
     SCENARIOS,
     committed_scenarios,
     one_line_error,
+    scalar,
     taskbench,
     taskbench_started,
 )
@@ -244,7 +245,7 @@ class Interruptible:
 
 
 def _exists(conn: psycopg.Connection, pattern: str) -> bool:
-    return bool(conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (pattern,)).fetchone()[0])
+    return bool(scalar(conn, "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (pattern,)))
 
 
 def _slow_run_args(tmp: Path) -> list[str]:
@@ -366,7 +367,7 @@ def test_an_interrupted_command_exits_130_within_seconds_and_leaves_nothing(seed
         ).fetchall():
             drop_database(open_target(None, name, DATA_DIR), name)
     with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
-        left_indexes = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
+        left_indexes = scalar(conn, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'")
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("taskbench: error: interrupted")
     assert took < 15, f"{command} took {took:.1f} s to stop"

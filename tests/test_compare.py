@@ -150,18 +150,20 @@ def test_baseline_save_needs_a_reason_and_records_it(base_run, tmp_path):
         results_io.save_baseline(run_file, "  ", tmp_path / "baseline.json")
     saved = results_io.save_baseline(run_file, "new index on tasks", tmp_path / "baseline.json")
     loaded = results_io.load(tmp_path / "baseline.json")
+    assert loaded.baseline is not None
     assert loaded.baseline.reason == "new index on tasks" and loaded.baseline.from_run == base_run.run_id
     assert saved.cells == base_run.cells
 
 
 def test_an_older_file_reads_as_the_order_statistic_protocol_and_still_compares(base_run):
     from bench import results as results_io
-    from tests.support import ROOT
+    from tests.support import ROOT, cell_of
 
     old = results_io.load(ROOT / "tests" / "data" / "results_v2_order_statistic.json")
+    assert old.protocol is not None
     assert old.protocol.name == "order-statistic" and old.protocol.parameters["early_look"] == 30
     assert old.protocol.explain_samples is None and old.config.seed == 1
-    cell = old.cell("recent_tasks", "baseline")
+    cell = cell_of(old, "recent_tasks", "baseline")
     assert cell.samples.explained == len(cell.samples.client_ms) == 100 and cell.classes[0].user_class == "all"
     over = sum(ms > cell.sla_ms for ms in cell.samples.client_ms)
     assert cell.verdict_text == f"pass at n = 100 ({over}/100 over 50 ms)"

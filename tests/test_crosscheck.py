@@ -5,6 +5,7 @@ import psycopg
 
 from bench.measure.runner import RunOptions
 from bench.runs.crosscheck import CrossCheckOptions, _statement_latency, measure
+from tests.support import scalar
 
 
 def test_statement_latency_is_read_from_the_per_statement_report():
@@ -27,8 +28,8 @@ def test_check_runs_pgbench_on_a_scratch_copy(seeded, catalog):
         assert a.mean_difference == a.harness_mean_ms / a.pgbench_avg_ms - 1
         assert a.p50_difference == a.harness_p50_ms / a.pgbench_p50_ms - 1
     with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_validate_%",)
-        ).fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tb_pgbench_%'").fetchone()[0]
+        left = scalar(
+            conn, "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_validate_%",)
+        )
+        tables = scalar(conn, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tb_pgbench_%'")
     assert left == 0 and tables == 0

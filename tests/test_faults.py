@@ -63,7 +63,8 @@ def postmasters(data_dir: Path) -> list[int]:
 
 
 def handle_pids(data_dir: Path) -> list[int]:
-    return json.loads((data_dir / HANDLE_FILE).read_text())
+    pids: list[int] = json.loads((data_dir / HANDLE_FILE).read_text())
+    return pids
 
 
 def databases(data_dir: Path) -> list[str]:

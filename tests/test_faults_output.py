@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,7 +23,7 @@ from psycopg import sql
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT
 from bench.output import MIN_FREE_MB
-from tests.support import ROOT, SCENARIOS, cli_env, one_line_error, taskbench
+from tests.support import ROOT, SCENARIOS, cli_env, one_line_error, scalar, taskbench
 from tests.test_cli import slow_catalogue
 
 PASSWORD = "s3cretpw"
@@ -159,7 +160,7 @@ def test_a_disk_that_fills_while_measuring_loses_nothing(neon_settings_server, t
         with psycopg.connect(server, autocommit=True) as conn:
             deadline = time.monotonic() + 120
             copies = ("SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{name}\\_%",))
-            while not conn.execute(*copies).fetchone()[0]:  # seeded: measuring on a scratch copy
+            while not scalar(conn, *copies):  # seeded: measuring on a scratch copy
                 assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
                 time.sleep(0.05)
             # the namespace's tmpfs, seen through the command's own root
@@ -182,7 +183,7 @@ def test_a_disk_that_fills_while_measuring_loses_nothing(neon_settings_server, t
 
 
 def _set(path: str, value: object):
-    def edit(raw: dict) -> None:
+    def edit(raw: dict[str, Any]) -> None:
         *parents, last = path.split(".")
         node = raw
         for key in parents:

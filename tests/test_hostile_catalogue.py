@@ -3,12 +3,12 @@ file), and the server's own catalogs show that nothing it asked for ran."""
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.targets import roles, schema
-from tests.support import SCENARIOS, content_checksums
-from tests.test_cli import taskbench
+from tests.support import SCENARIOS, content_checksums, scalar, taskbench
 
 PWNED = Path("/tmp/taskbench_hostile_copy_program")
 
@@ -72,29 +72,33 @@ _VOLATILE = {
 }
 
 
-def _server_state(target) -> dict:
+def _server_state(target) -> dict[str, Any]:
     """Roles, databases, and every relation, function and row of the dataset: what an escaped
     statement would have changed."""
     with schema.connect(target) as conn:
         state = {
             # every run (other tests' too) makes a role for its samples and drops it: not an escape
-            "roles": conn.execute(
+            "roles": scalar(
+                conn,
                 "SELECT array_agg(rolname ORDER BY rolname) FROM pg_roles WHERE NOT starts_with(rolname, %s)",
                 (roles.PREFIX,),
-            ).fetchone()[0],
+            ),
             # the dataset's own database and any copy of it (other tests create databases of their own)
-            "databases": conn.execute(
+            "databases": scalar(
+                conn,
                 "SELECT array_agg(datname ORDER BY datname) FROM pg_database WHERE starts_with(datname, %s)",
                 (target.database,),
-            ).fetchone()[0],
-            "relations": conn.execute(
+            ),
+            "relations": scalar(
+                conn,
                 "SELECT array_agg(relname ORDER BY relname) FROM pg_class c JOIN pg_namespace n"
-                " ON n.oid = c.relnamespace WHERE nspname = 'public'"
-            ).fetchone()[0],
-            "functions": conn.execute(
-                "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname = 'public'"
-            ).fetchone()[0],
-            "extensions": conn.execute("SELECT array_agg(extname ORDER BY extname) FROM pg_extension").fetchone()[0],
+                " ON n.oid = c.relnamespace WHERE nspname = 'public'",
+            ),
+            "functions": scalar(
+                conn,
+                "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname = 'public'",
+            ),
+            "extensions": scalar(conn, "SELECT array_agg(extname ORDER BY extname) FROM pg_extension"),
         }
     return {**state, "rows": content_checksums(target)}
 

@@ -5,13 +5,14 @@ from pydantic import ValidationError
 
 from bench.models import TaskFields
 from bench.targets import schema
+from tests.support import scalar
 
 
 def test_schema_is_created_from_the_models(make_target):
     target = make_target()
     schema.recreate_schema(target)
     with schema.connect(target) as conn:
-        cols = dict(
+        cols: dict[str, str] = dict(
             conn.execute(
                 "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = 'public' AND table_name <> 'taskbench_meta'"
@@ -23,18 +24,18 @@ def test_schema_is_created_from_the_models(make_target):
         assert cols["users.id"] == "uuid"
         assert cols["tasks.due_time"] == "time without time zone"
         assert cols["messages.created_at"] == "timestamp with time zone"
-        identity = conn.execute(
-            "SELECT is_identity FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'id'"
-        ).fetchone()[0]
+        identity = scalar(
+            conn, "SELECT is_identity FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'id'"
+        )
         assert identity == "YES"
-        enums = dict(
+        enums: dict[str, str] = dict(
             conn.execute(
                 "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)::text "
                 "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY 1"
             ).fetchall()
         )
         assert enums == {"task_priority": "{high,medium,low}", "message_role": "{user,assistant,system,tool}"}
-        fks = dict(
+        fks: dict[str, str] = dict(
             conn.execute(
                 "SELECT conrelid::regclass || '.' || conname, confdeltype FROM pg_constraint WHERE contype = 'f'"
             ).fetchall()
@@ -79,7 +80,7 @@ def test_database_constraints_hold(make_target):
         ).fetchone()
         assert row == ("medium", "other", "[]", False, "")
         conn.execute("DELETE FROM users WHERE id = %s", (uid,))
-        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
+        assert scalar(conn, "SELECT count(*) FROM tasks") == 0
 
 
 def test_model_validation_rejects_what_the_database_would():

@@ -46,7 +46,7 @@ from bench.targets.schema import current_dataset, model_ddl
 from seed.load import seed_database
 from seed.profiles import get_profile
 from tests.neon_standin import PASSWORD, NeonStandIn
-from tests.support import DATA_DIR, ROOT, cli_env, taskbench, taskbench_started
+from tests.support import DATA_DIR, ROOT, cli_env, scalar, taskbench, taskbench_started
 
 KEY = "neon-test-key"
 PARENT = "taskbench-seeded-test"
@@ -88,6 +88,7 @@ def hours_ahead(timestamp: str) -> float:
 
 
 def with_settings(spec: TargetSpec, **changes) -> TargetSpec:
+    assert spec.neon is not None
     return replace(spec, neon=replace(spec.neon, **changes))
 
 
@@ -126,7 +127,7 @@ def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalog, spec,
 
 
 def test_the_branch_is_deleted_after_a_failure_mid_run(standin, catalog, spec):
-    def fail_after_first_cell(phase: str, done: int, total: int) -> None:
+    def fail_after_first_cell(phase: str, done: int, total: int | None) -> None:
         if done >= 1:
             raise RuntimeError("injected failure")
 
@@ -417,7 +418,10 @@ def test_a_size_above_the_plan_is_refused_by_neon_and_leaves_nothing(standin, sp
     notes: list[str] = []
     big = with_settings(spec, compute_cu=32, max_compute_cu=56, branch="taskbench-run-too-big")
     mark = len(standin.log)
-    with pytest.raises(NeonError, match="above the plan's maximum of 16 CU"), measurement_target(big, notes.append):
+    with (
+        pytest.raises(NeonError, match="above the plan's maximum of 16 CU"),
+        measurement_target(big, announce=notes.append),
+    ):
         pass
     assert standin.branch_named("taskbench-run-too-big") is None and notes == []
     assert "GET /branches" not in standin.calls(mark)[standin.calls(mark).index("POST /branches") :]
@@ -451,7 +455,7 @@ def test_a_sharded_run_gets_one_fixed_size_expiring_branch_per_shard_served_at_o
 
         def count_slowly(target) -> int:
             with psycopg.connect(target.libpq_conninfo()) as conn:
-                return conn.execute("SELECT count(*) FROM tasks, pg_sleep(1)").fetchone()[0]
+                return int(scalar(conn, "SELECT count(*) FROM tasks, pg_sleep(1)"))
 
         started = time.monotonic()
         with ThreadPoolExecutor(3) as pool:
@@ -542,6 +546,7 @@ def test_ctrl_c_while_shard_branches_are_created_deletes_them(standin, spec):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None
     created = 0
     while created < 2:  # the second is created: its operations are being waited for
         line = proc.stdout.readline()
@@ -663,6 +668,7 @@ def test_deleting_a_branch_that_is_gone_is_answered_204_and_counts_as_deleted(st
 
 def _seeded_spec(spec: TargetSpec, db_name: str) -> TargetSpec:
     """``spec`` without --neon-parent: the parent named after the dataset and the models' schema."""
+    assert spec.neon is not None
     return replace(spec, db_name=db_name, neon=replace(spec.neon, parent=None))
 
 
@@ -672,7 +678,8 @@ def test_a_seeded_parent_is_named_after_dataset_and_schema_published_complete_an
     standin.settle()
     home_spec = _seeded_spec(spec, "tb_fingerprinted")
     name = seeded_parent_name("tb_fingerprinted", SMALL.fingerprint(), schema_fingerprint(model_ddl()))
-    assert for_dataset(home_spec, SMALL).neon.parent == name
+    home_neon = for_dataset(home_spec, SMALL).neon
+    assert home_neon is not None and home_neon.parent == name
     seen: list[str] = []
 
     def seed(target) -> None:  # while seeding, the parent's name is not taken yet: nobody can branch from it
@@ -681,7 +688,8 @@ def test_a_seeded_parent_is_named_after_dataset_and_schema_published_complete_an
 
     notes: list[str] = []
     with seeded_home(home_spec, SMALL, seed, notes.append) as home:
-        assert current_dataset(home)["fingerprint"] == SMALL.fingerprint()
+        dataset = current_dataset(home)
+        assert dataset is not None and dataset["fingerprint"] == SMALL.fingerprint()
     assert name not in seen and any(n.startswith(SEEDING_PREFIX) for n in seen)
     assert standin.branch_named(name) is not None
     assert not [b for b in standin.branches.values() if b["name"].startswith(SEEDING_PREFIX)]

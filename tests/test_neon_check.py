@@ -14,6 +14,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -73,7 +74,7 @@ def _args(scen: Path) -> list[str]:
     return ["bash", str(SCRIPT), "--scenarios-dir", str(scen), "--pairs", "8", "--concurrent"]
 
 
-def _run(standin: NeonStandIn, tmp_path: Path, scen: Path, **extra: str) -> subprocess.CompletedProcess:
+def _run(standin: NeonStandIn, tmp_path: Path, scen: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         _args(scen), cwd=ROOT, env=_env(standin, tmp_path, **extra), capture_output=True, text=True, timeout=600
     )
@@ -134,7 +135,7 @@ def _other_models(root: Path) -> Path:
     return copy
 
 
-def _constraints(standin: NeonStandIn, branch: dict) -> set[str]:
+def _constraints(standin: NeonStandIn, branch: dict[str, Any]) -> set[str]:
     url = standin.server.set(drivername="postgresql", database=standin.physical_name(branch["id"], "tb_neoncheck"))
     with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
         rows = conn.execute("SELECT conname FROM pg_constraint WHERE conname LIKE 'ck_tasks_title%'").fetchall()

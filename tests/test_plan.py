@@ -1,15 +1,18 @@
 import json
+from typing import Any
 
 from bench.measure.plan import plan_facts, timings
 from bench.targets import schema
 from bench.targets.target import scratch_copy
+from tests.support import scalar
 
 
-def _explain(target, sql: str, *settings: str) -> list:
+def _explain(target, sql: str, *settings: str) -> list[dict[str, Any]]:
     with schema.connect(target) as conn:
         for s in settings:
             conn.execute(s)
-        return conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql).fetchone()[0]
+        plan: list[dict[str, Any]] = scalar(conn, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
+        return plan
 
 
 def test_seq_scan_and_sort_spill(seeded):
@@ -27,7 +30,7 @@ def test_seq_scan_and_sort_spill(seeded):
 
 def test_index_scan_facts_and_stable_fingerprint(seeded):
     with schema.connect(seeded) as conn:
-        uid = conn.execute("SELECT user_id FROM tasks GROUP BY 1 ORDER BY count(*), 1 LIMIT 1").fetchone()[0]
+        uid = scalar(conn, "SELECT user_id FROM tasks GROUP BY 1 ORDER BY count(*), 1 LIMIT 1")
     sql = f"SELECT * FROM tasks WHERE user_id = '{uid}' AND id > 0"
     a, b = plan_facts(_explain(seeded, sql)), plan_facts(_explain(seeded, sql))
     assert "ix_tasks_user_id" in a.indexes
@@ -55,9 +58,7 @@ def test_lossy_bitmap_heap_blocks(seeded):
         conn.execute("ANALYZE spread")
         for setting in ("SET work_mem = '64kB'", "SET enable_seqscan = off", "SET enable_indexscan = off"):
             conn.execute(setting)
-        doc = conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM spread WHERE k = 1"
-        ).fetchone()[0]
+        doc = scalar(conn, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*) FROM spread WHERE k = 1")
     facts = plan_facts(doc)
     assert "Bitmap Heap Scan" in facts.node_types and facts.lossy_heap_blocks > 0
 
@@ -80,8 +81,8 @@ def test_index_only_scan_with_heap_fetches(seeded):
     with scratch_copy(seeded, "plantest") as copy, schema.connect(copy) as conn:
         conn.execute("UPDATE tasks SET title = title WHERE id <= 300")
         explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM tasks WHERE "
-        doc = conn.execute(explain + "id <= 2000").fetchone()[0]
-        clean = conn.execute(explain + "id > 5000 AND id <= 7000").fetchone()[0]
+        doc = scalar(conn, explain + "id <= 2000")
+        clean = scalar(conn, explain + "id > 5000 AND id <= 7000")
     facts = plan_facts(doc)
     assert "Index Only Scan" in facts.node_types and facts.heap_fetches > 0
     assert plan_facts(clean).heap_fetches == 0
@@ -91,7 +92,7 @@ def test_rows_removed_by_a_filter_are_counted(seeded):
     facts = plan_facts(_explain(seeded, "SELECT id FROM tasks WHERE title LIKE '%zzzz-none%'"))
     scan = next(n for n in facts.nodes if n.relation == "tasks")
     with schema.connect(seeded) as conn:
-        rows = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        rows = scalar(conn, "SELECT count(*) FROM tasks")
     assert facts.rows_removed == rows and scan.rows_removed > 0  # every row read, none kept
 
 

@@ -26,6 +26,7 @@ from bench.catalogue.params import pools_for
 from bench.measure.runner import RunOptions, measure_cells
 from bench.runs.load import Workload, drive
 from bench.targets.target import Target
+from tests.support import TINY
 
 PGBOUNCER = shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer",) if os.path.exists(p)), None)
 pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer is not installed (Debian package pgbouncer)")
@@ -34,7 +35,8 @@ pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer is not inst
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,7 @@ pool_mode = transaction
 default_pool_size = 2
 max_client_conn = 50
 """)
+    assert PGBOUNCER is not None  # the module is skipped without it
     command = [PGBOUNCER, str(work / "pgbouncer.ini")]
     if os.geteuid() == 0:  # as the server's own user, who may enter its socket directory
         command[1:1] = ["-u", Path(server["host"]).owner()]
@@ -117,7 +120,7 @@ def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(poo
     async def measure_beside_load():
         conn = await asyncpg.connect(**pooler.asyncpg_kwargs())
         try:
-            pools = await pools_for(conn, catalog.scenarios, None)
+            pools = await pools_for(conn, catalog.scenarios, TINY.anchor_date)
             load = asyncio.ensure_future(_clients(pooler, clients=3, seconds=2.0))
             chosen = catalog.select(["task_by_id", "recent_tasks"], None).scenarios
             cells = await measure_cells(conn, chosen, "baseline", pools, opts)

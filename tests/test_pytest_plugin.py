@@ -28,7 +28,7 @@ def db_name():
     drop_database(open_target(None, "postgres", DATA_DIR), name)
 
 
-def _pytest_benchmarks(db_name: str, storage, *extra: str) -> subprocess.CompletedProcess:
+def _pytest_benchmarks(db_name: str, storage, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,

@@ -45,10 +45,11 @@ def _verdicts(results, verdicts: dict[tuple[str, str], str]):
 
 def test_cheapest_variant_meeting_every_sla_is_chosen(small_results):
     every_pass = _verdicts(small_results, {(c.scenario, c.variant): "pass" for c in small_results.cells})
-    assert recommend(every_pass).variant.name == "baseline"  # no index at all is cheapest
+    cheapest = recommend(every_pass).variant
+    assert cheapest is not None and cheapest.name == "baseline"  # no index at all is cheapest
     one_fail = _verdicts(every_pass, {("recent_tasks", "baseline"): "fail"})
     rec = recommend(one_fail)
-    assert rec.variant.name == "composite" and "tasks" in rec.table_args
+    assert rec.variant is not None and rec.variant.name == "composite" and "tasks" in rec.table_args
 
 
 def test_when_nothing_meets_every_sla_the_shortfall_is_named(small_results):

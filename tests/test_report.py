@@ -48,6 +48,7 @@ def test_html_is_self_contained_and_complete(report_dir, small_results):
         assert text in html, text
     rec = recommend(small_results)
     adopted = rec.variant or rec.closest
+    assert adopted is not None
     assert f"<code>{adopted.name}</code>" in html
     assert ("__table_args__" in html) == bool(adopted.statements)
 

@@ -33,7 +33,8 @@ def page(small_results, tmp_path_factory):
     return run_dir / "index.html", out
 
 
-def _chromium(*args: str, profile) -> subprocess.CompletedProcess:
+def _chromium(*args: str, profile) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None  # the module is skipped without it
     return subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
     )

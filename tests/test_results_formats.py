@@ -25,7 +25,7 @@ CONFIGS = {"matrix": MatrixConfig, "scale": ScaleConfig, "load": LoadConfig}
 
 
 def _version(path: Path) -> int:
-    return json.loads(path.read_text(encoding="utf-8"))["schema_version"]
+    return int(json.loads(path.read_text(encoding="utf-8"))["schema_version"])
 
 
 def _kind(path: Path) -> str:

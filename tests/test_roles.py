@@ -12,7 +12,7 @@ from bench.errors import InputError
 from bench.measure import runner
 from bench.targets import roles, schema
 from bench.targets.target import connected, scratch_copy
-from tests.support import HOSTILE_WRITE_CALLS, calling, edited_catalogue
+from tests.support import HOSTILE_WRITE_CALLS, calling, edited_catalogue, scalar
 
 
 def _sampler_roles(target) -> list[str]:
@@ -28,7 +28,7 @@ def test_the_samples_role_reads_and_writes_the_tables_and_nothing_else(seeded):
         assert password and str(password) not in sampling.target.display
         with psycopg.connect(sampling.target.libpq_conninfo()) as conn:
             assert conn.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
-            assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] > 0
+            assert scalar(conn, "SELECT count(*) FROM tasks") > 0
             conn.execute("UPDATE tasks SET title = 'x' WHERE id = (SELECT min(id) FROM tasks)")
             conn.rollback()
             refused = [

@@ -8,6 +8,7 @@ from bench import results as results_io
 from bench.judge import sequential
 from bench.measure.runner import RunOptions
 from bench.runs.matrix import measure
+from tests.support import TINY, cell_of, scalar
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +67,20 @@ def test_stability_and_write_cost_are_measured_per_variant(small_run):
     for cell in small_run.cells:
         assert (cell.kind == "write") == (cell.scenario in ("create_task", "post_message"))
         assert len(cell.samples.wal_bytes) == (cell.samples.explained if cell.kind == "write" else 0)
-    create = {v: wal_per_statement(small_run.cell("create_task", v)) for v in ("baseline", "composite")}
+
+    def wal(scenario: str, variant: str) -> float:
+        per_statement = wal_per_statement(cell_of(small_run, scenario, variant))
+        assert per_statement is not None  # a write cell records its WAL
+        return per_statement
+
+    create = {v: wal("create_task", v) for v in ("baseline", "composite")}
     # composite adds three B-trees on tasks: every insert writes three more index entries to the WAL
     assert create["composite"] > create["baseline"] > 0
     # and its (conversation_id, created_at) and (user_id, updated_at) B-trees make posting a message dearer
-    post = {v: wal_per_statement(small_run.cell("post_message", v)) for v in ("baseline", "composite")}
+    post = {v: wal("post_message", v) for v in ("baseline", "composite")}
     assert post["composite"] > post["baseline"] > 0
-    assert wal_ratio(small_run, "composite") > 1.0 and wal_ratio(small_run, "baseline") == 1.0
+    ratio = wal_ratio(small_run, "composite")
+    assert ratio is not None and ratio > 1.0 and wal_ratio(small_run, "baseline") == 1.0
     assert {"scratch copy", "build indexes", "warm-up and samples", "cold samples", "plan stability"} <= set(
         small_run.phase_seconds
     )
@@ -82,11 +90,9 @@ def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, sm
     import psycopg
 
     with psycopg.connect(seeded.libpq_conninfo(), autocommit=True) as conn:
-        copies = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_run_%",)
-        ).fetchone()[0]
-        extra = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'").fetchone()[0]
-        tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        copies = scalar(conn, "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{seeded.database}_run_%",))
+        extra = scalar(conn, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'tb_%'")
+        tasks = scalar(conn, "SELECT count(*) FROM tasks")
     assert copies == 0 and extra == 0
     assert tasks == small_run.dataset.row_counts["tasks"]
 
@@ -136,7 +142,7 @@ def _catalog_with(catalog, slas: dict[str, float]):
 def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_pass_look(seeded, catalog):
     opts = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
     res = measure(seeded, _catalog_with(catalog, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
-    failing, clean = res.cell("recent_tasks", "baseline"), res.cell("task_by_id", "baseline")
+    failing, clean = cell_of(res, "recent_tasks", "baseline"), cell_of(res, "task_by_id", "baseline")
     # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th: a
     # fail that early is measured again after a pause, the power users' too (their 4th is the 8th);
     # then the ordinary users fail again at their 4th, the cell's 15th.
@@ -151,6 +157,7 @@ def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_p
     assert clean.verdict == "pass" and [c.n for c in clean.classes] == [first_pass, first_pass] == [77, 77]
     assert len(clean.samples.client_ms) == 2 * first_pass and clean.samples.explained == 20
     assert all(c.decision == "pass" and c.exceedances == 0 for c in clean.classes)
+    assert res.protocol is not None
     assert res.protocol.name == "sequential-exceedance" and res.protocol.classes == ["ordinary", "power"]
     assert res.protocol.parameters["designs"]["2"]["alpha_fail"] == 0.0125 and res.protocol.explain_samples == 20
 
@@ -161,7 +168,7 @@ def test_explain_only_on_the_first_k_samples_with_the_same_parameter_sets_whatev
     quick = measure(seeded, chosen, replace(opts, warmup_seconds=0))
     slow = measure(seeded, chosen, replace(opts, warmup_seconds=60))
     for name in ("recent_tasks", "open_task_count"):
-        a, b = quick.cell(name, "baseline"), slow.cell(name, "baseline")
+        a, b = cell_of(quick, name, "baseline"), cell_of(slow, name, "baseline")
         assert (a.warmup, b.warmup) == (1, 5)  # at least one warm-up execution, at most five
         assert len(a.samples.client_ms) == 154 and a.samples.explained == b.samples.explained == 6
         assert a.samples.user_class[:6] == ["ordinary", "power"] * 3
@@ -216,7 +223,7 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
 
     async def measure():
         async with connected(seeded) as conn:
-            pools = await load_pools(conn, {"user"}, None)
+            pools = await load_pools(conn, {"user"}, TINY.anchor_date)
             timed = {}
             for name, users in pools.classes.items():  # the line between the classes, on this machine today
                 user = next(iter(users))
@@ -258,7 +265,7 @@ def test_the_budget_still_lets_a_cell_reach_its_first_pass_look(seeded, catalog)
     # samples first (a slow cell clearly under its SLA must be able to pass), then in seconds.
     assert cell.verdict == "pass" and len(cell.samples.client_ms) == 2 * 77
     assert all(c.decision == "pass" and c.stopped_by == "boundary" for c in cell.classes)
-    assert res.protocol.cell_budget_s == 0.0
+    assert res.protocol is not None and res.protocol.cell_budget_s == 0.0
 
 
 def test_the_machines_load_and_the_lock_are_recorded(small_run):

@@ -7,24 +7,26 @@ from bench.targets.schema import dataset_info
 from seed import generate
 from seed.load import seed_database
 from seed.profiles import get_profile
-from tests.support import TINY, constraint_violations, content_checksums
+from tests.support import TINY, constraint_violations, content_checksums, scalar
 
 SMALL = replace(TINY, users=2, tasks_per_user=400, messages_per_conversation=(20, 30))
 
 
 def test_seed_loads_the_profile_and_records_it(seeded):
     info = dataset_info(seeded)
+    assert info is not None
     counts = info["row_counts"]
     assert counts["users"] == TINY.users
     assert counts["tasks"] == TINY.total_tasks == 1500 * 5 + 1500 * 2  # one power user with 5x
     with schema.connect(seeded) as conn:
         per_user = [r[0] for r in conn.execute("SELECT count(*) FROM tasks GROUP BY user_id ORDER BY 1")]
-        completed = conn.execute("SELECT avg(is_completed::int) FROM tasks").fetchone()[0]
-        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == counts["messages"]
-        analyzed = conn.execute(
+        completed = scalar(conn, "SELECT avg(is_completed::int) FROM tasks")
+        assert scalar(conn, "SELECT count(*) FROM messages") == counts["messages"]
+        analyzed = scalar(
+            conn,
             "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
-            "AND relname IN ('users','tasks','conversations','messages')"
-        ).fetchone()[0]
+            "AND relname IN ('users','tasks','conversations','messages')",
+        )
     assert per_user == [1500, 1500, 7500]
     assert abs(float(completed) - TINY.completed_ratio) <= 0.02
     assert analyzed == 4

@@ -7,7 +7,7 @@ import pytest
 from bench.targets import schema
 from seed.load import seed_database
 from seed.server_side import validate_sample
-from tests.support import TINY, constraint_violations, content_checksums
+from tests.support import TINY, constraint_violations, content_checksums, one, scalar
 
 ON_SERVER = replace(TINY, generator="server")
 
@@ -22,19 +22,21 @@ def server_seeded(make_target):
 def test_server_side_data_follow_the_profile(server_seeded):
     with schema.connect(server_seeded) as conn:
         per_user = [r[0] for r in conn.execute("SELECT count(*) FROM tasks GROUP BY user_id ORDER BY 1")]
-        completed, deleted, due = conn.execute(
+        completed, deleted, due = one(
+            conn,
             "SELECT avg(is_completed::int), avg((deleted_at IS NOT NULL)::int), avg((due_date IS NOT NULL)::int) "
-            "FROM tasks"
-        ).fetchone()
+            "FROM tasks",
+        )
         conversations = [r[0] for r in conn.execute("SELECT count(*) FROM conversations GROUP BY user_id")]
         messages = [r[0] for r in conn.execute("SELECT count(*) FROM messages GROUP BY conversation_id")]
         top_tags = conn.execute(
             "SELECT t, count(*) FROM tasks, jsonb_array_elements_text(tags) t GROUP BY t ORDER BY 2 DESC"
         ).fetchall()
-        words = conn.execute(
+        words = scalar(
+            conn,
             "SELECT count(*) FROM tasks WHERE to_tsvector('english', description) "
-            "@@ plainto_tsquery('english', 'morning')"
-        ).fetchone()[0]
+            "@@ plainto_tsquery('english', 'morning')",
+        )
     assert per_user == [1500, 1500, 7500]
     assert abs(float(completed) - TINY.completed_ratio) < 0.02
     assert 0.01 < float(deleted) < 0.05 and 0.57 < float(due) < 0.63
@@ -49,7 +51,8 @@ def test_server_side_is_deterministic_and_has_its_own_fingerprint(make_target, s
     again, other = make_target(), make_target()
     result = seed_database(again, ON_SERVER)
     seed_database(other, replace(ON_SERVER, seed=7))
-    assert result.fingerprint == schema.dataset_info(server_seeded)["fingerprint"] != TINY.fingerprint()
+    info = schema.dataset_info(server_seeded)
+    assert info is not None and result.fingerprint == info["fingerprint"] != TINY.fingerprint()
     assert content_checksums(again) == content_checksums(server_seeded)
     assert content_checksums(other)["tasks"] != content_checksums(again)["tasks"]
 

@@ -98,7 +98,7 @@ def test_a_shard_is_i_of_n(raw):
     assert parse_shard("2/3") == (2, 3)
 
 
-def _facts(res: Results) -> list[tuple]:
+def _facts(res: Results) -> list[tuple[object, ...]]:
     """What must not depend on how the run was sharded: cell by cell, in order."""
     return [
         (

@@ -8,6 +8,7 @@ import pytest
 from bench.errors import DatabaseError, InputError
 from bench.targets import schema
 from bench.targets.target import Target, connected, open_target, parse_database_url
+from tests.support import scalar
 from tools.loopback_server import loopback_server
 
 
@@ -64,7 +65,7 @@ def test_claim_refuses_foreign_tables_unless_forced(make_target):
     schema.claim_database(target, force=True)
     schema.recreate_schema(target)
     with schema.connect(target) as conn:
-        assert conn.execute("SELECT count(*) FROM invoices").fetchone()[0] == 0  # untouched, still there
+        assert scalar(conn, "SELECT count(*) FROM invoices") == 0  # untouched, still there
 
 
 def test_a_database_url_target_seeds_and_runs(seeded, catalog):
@@ -105,7 +106,7 @@ def test_scratch_copy_leaves_the_seeded_dataset_untouched(seeded):
             conn.execute("DELETE FROM tasks WHERE id % 2 = 0")
     with schema.connect(seeded) as conn:
         assert conn.execute("SELECT count(*), max(id) FROM tasks").fetchone() == before
-        left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (copy.database,)).fetchone()[0]
+        left = scalar(conn, "SELECT count(*) FROM pg_database WHERE datname = %s", (copy.database,))
     assert left == 0
 
 
@@ -185,7 +186,7 @@ def tls_server():
 
 
 def _ssl_in_use(conn) -> bool:
-    return conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+    return bool(scalar(conn, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
 
 
 def test_a_neon_style_url_works_with_every_driver_over_tls(tls_server):
@@ -200,7 +201,7 @@ def test_a_neon_style_url_works_with_every_driver_over_tls(tls_server):
     async def through_asyncpg() -> bool:
         async with connected(target) as conn:
             assert await conn.fetchval("SELECT count(*) FROM tasks") == 0
-            return await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            return bool(await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
 
     assert asyncio.run(through_asyncpg())
     assert "tls-Secret-9" not in target.display

