@@ -9,10 +9,9 @@ import typer
 
 from bench.advise.objective import Objective
 from bench.advise.run import AdviseOptions
-from bench.catalogue import files as catalog_io
 from bench.cli.app import command
 from bench.cli.console import note, say, show
-from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, ScenariosDir, option_group
+from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, option_group, selecting
 from bench.cli.target_options import targeted
 from bench.progress import progress
 from bench.targets.provision import TargetSpec, measurement_target
@@ -86,9 +85,10 @@ WriteVariant = Annotated[
 @command("advise")
 @targeted
 @option_group("options", _ADVISE_OPTIONS, _advise_options, {**vars(AdviseOptions), **vars(Objective)})
+@selecting("scenarios_dir")  # every scenario and variant: the search chooses
 def advise_cmd(
-    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
     *,
+    selected: Selected,
     options: AdviseOptions,
     write_variant: WriteVariant = False,
     reports_dir: ReportsDir = REPORTS_DIR,
@@ -100,8 +100,8 @@ def advise_cmd(
     from bench.advise.report import terminal
     from bench.advise.run import advise
 
-    cat = catalog_io.load_catalog(scenarios_dir)
-    variant_dir = scenarios_dir / "variants" if write_variant else None
+    cat = selected.whole
+    variant_dir = selected.scenarios_dir / "variants" if write_variant else None
     with measurement_target(spec, announce=note) as target, progress(not quiet, unit="cells") as advance:
         run_dir, advice = advise(show(target), cat, options, reports_dir, variant_dir, advance, note)
     say(terminal(advice, run_dir))

@@ -2,53 +2,33 @@
 
 from __future__ import annotations
 
-from bench.catalogue import files as catalog_io
 from bench.cli.app import command
 from bench.cli.console import note, show
 from bench.cli.matrix import measured, reported
-from bench.cli.options import (
-    REPORTS_DIR,
-    Generate,
-    Only,
-    OnlyVariant,
-    Profile,
-    Quiet,
-    ReportsDir,
-    ScenariosDir,
-    Seed,
-    TasksPerUser,
-    Users,
-    measuring,
-)
+from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, profiled, selecting
 from bench.cli.seeding import seed_into
 from bench.cli.target_options import targeted
 from bench.measure.runner import RunOptions
 from bench.targets.provision import TargetSpec, for_dataset, measurement_target, seeded_home
-from seed.profiles import DEFAULT_PROFILE, get_profile
 from seed.profiles import Profile as DataProfile
 
 
 @command("bench")
 @targeted
 @measuring()
+@selecting()  # the catalogue read before the profile: a bad scenario file is the error named first
+@profiled()
 def bench_cmd(
-    profile: Profile = DEFAULT_PROFILE,
-    users: Users = None,
-    tasks_per_user: TasksPerUser = None,
-    seed: Seed = None,
-    generate: Generate = DataProfile.generator,
-    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-    scenario: Only = None,
-    variant: OnlyVariant = None,
+    *,
+    prof: DataProfile,
+    selected: Selected,
     reports_dir: ReportsDir = REPORTS_DIR,
     quiet: Quiet = False,
-    *,
     opts: RunOptions,
     spec: TargetSpec,
 ) -> None:
     """Seed (if needed), run the matrix, and write the report."""
-    cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)
-    prof = get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
+    cat = selected.catalogue
     spec = for_dataset(spec, prof)  # on Neon: measured on a child of the parent just seeded or found
     with (
         seeded_home(spec, prof, lambda home: seed_into(show(home), prof, quiet), note) as home,

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from bench.catalogue import files as catalog_io
 from bench.cli.app import command
 from bench.cli.console import note, say, show
-from bench.cli.options import Only, ScenariosDir, measuring
+from bench.cli.options import Selected, measuring, selecting
 from bench.cli.target_options import targeted
 from bench.measure.runner import RunOptions
 from bench.runs import crosscheck
@@ -24,18 +23,18 @@ Transactions = Annotated[int, typer.Option("--transactions", min=20, help="Harne
 @command("validate")
 @targeted
 @measuring("concurrent", "lock_wait")
+@selecting("scenarios_dir", "scenario", scenarios=crosscheck.DEFAULT_SCENARIOS)  # one variant: its own --variant
 def crosscheck_cmd(
-    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-    scenario: Only = None,
+    *,
+    selected: Selected,
     variant: CrossCheckVariant = crosscheck.DEFAULT_VARIANT,
     transactions: Transactions = crosscheck.TRANSACTIONS,
-    *,
     opts: RunOptions,
     spec: TargetSpec,
 ) -> None:
     """Check the harness's client latency against pgbench on the same SQL and parameters, like for like
     (exit 1 if fewer than three scenarios agree within 15% on both mean and median)."""
-    cat = catalog_io.load_catalog(scenarios_dir).select(scenario or list(crosscheck.DEFAULT_SCENARIOS), None)
+    cat = selected.catalogue
     options = crosscheck.CrossCheckOptions(variant, transactions, opts)
     with measurement_target(spec, announce=note) as target:
         agreements = crosscheck.measure(show(target), cat, options)

@@ -11,11 +11,10 @@ import typer
 
 from bench import output
 from bench import results as results_io
-from bench.catalogue import files as catalog_io
 from bench.catalogue.files import Catalog
 from bench.cli.app import app, command
 from bench.cli.console import note, say, show
-from bench.cli.options import Only, OnlyVariant, Quiet, ReportsDir, ScenariosDir, measuring, option_group
+from bench.cli.options import Quiet, ReportsDir, Selected, measuring, option_group, selecting
 from bench.cli.target_options import targeted
 from bench.judge.check import Confirm, MeasureSides
 from bench.judge.compare import Comparison
@@ -154,11 +153,11 @@ def _measuring_sides(target: Target, opts: sides.SidesOptions, quiet: bool) -> t
 @gated
 @timed
 @with_pairs
+@selecting()
 def check_cmd(
     baseline: Reference = None,
-    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-    scenario: Only = None,
-    variant: OnlyVariant = None,
+    *,
+    selected: Selected,
     before: BeforeDir = None,
     before_ref: BeforeRef = None,
     measure_unchanged: MeasureUnchanged = False,
@@ -166,7 +165,6 @@ def check_cmd(
     markdown_out: MarkdownOut = None,
     github: GithubAnnotations = False,
     quiet: Quiet = False,
-    *,
     time: TimeThresholds,
     pairs: PairOptions,
     gates: GateThresholds,
@@ -179,14 +177,13 @@ def check_cmd(
     from bench.targets.schema import model_ddl
 
     reference = results_io.load(baseline) if baseline else None
-    everything = catalog_io.load_catalog(scenarios_dir)
-    catalog = everything.select(scenario, variant)
+    catalog = selected.catalogue
     sides_opts = sides.SidesOptions(opts, sides.pairs_like(pairs, opts), measure_unchanged)
     with (
-        resolve_before(everything, scenarios_dir, before, before_ref, reference, model_ddl()) as whole,
+        resolve_before(selected.whole, selected.scenarios_dir, before, before_ref, reference, model_ddl()) as whole,
         measurement_target(spec, announce=note) as target,
     ):
-        base = whole.only(catalog) if scenario or variant else whole
+        base = whole.only(catalog) if selected.narrowed else whole
         show(target)
         note(f"before: {base.source}")
         measure, confirm = _measuring_sides(target, sides_opts, quiet)

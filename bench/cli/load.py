@@ -7,11 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from bench import results as results_io
-from bench.catalogue import files as catalog_io
 from bench.cli.app import command
 from bench.cli.console import note, say, show
 from bench.cli.matrix import reported
-from bench.cli.options import REPORTS_DIR, Concurrent, LockWait, Quiet, ReportsDir, ScenariosDir, option_group
+from bench.cli.options import REPORTS_DIR, Concurrent, LockWait, Quiet, ReportsDir, Selected, option_group, selecting
 from bench.cli.target_options import targeted
 from bench.runs import conditions, load
 from bench.runs.load import LoadOptions
@@ -46,18 +45,19 @@ Mix = Annotated[
 @command("load")
 @targeted
 @option_group("opts", _LOAD_OPTIONS, LoadOptions)
+@selecting("scenarios_dir")  # one variant, and the scenarios of the mix: --variant and --mix, below
 def load_cmd(
-    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
+    *,
+    selected: Selected,
     variant: LoadVariant = load.DEFAULT_VARIANT,
     mix: Mix = None,
     reports_dir: ReportsDir = REPORTS_DIR,
     quiet: Quiet = False,
-    *,
     opts: LoadOptions,
     spec: TargetSpec,
 ) -> None:
     """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
-    cat = catalog_io.load_catalog(scenarios_dir).with_mix(load.parse_mix(mix or [])).select(None, [variant])
+    cat = selected.whole.with_mix(load.parse_mix(mix or [])).select(None, [variant])
     with measurement_target(spec, announce=note) as target:
         show(target)
         if not quiet:

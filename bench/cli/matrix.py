@@ -11,11 +11,10 @@ import typer
 
 from bench import output
 from bench import results as results_io
-from bench.catalogue import files as catalog_io
 from bench.catalogue.files import Catalog
 from bench.cli.app import command
 from bench.cli.console import err, note, say, show
-from bench.cli.options import PROFILE, REPORTS_DIR, Only, OnlyVariant, Quiet, ReportsDir, ScenariosDir, measuring
+from bench.cli.options import PROFILE, REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, selecting
 from bench.cli.target_options import targeted
 from bench.errors import DatabaseError, InputError
 from bench.measure.runner import RunOptions
@@ -139,23 +138,22 @@ class _Run:
 @command("run")
 @targeted
 @measuring()
+@selecting()
 def run_cmd(
-    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-    scenario: Only = None,
-    variant: OnlyVariant = None,
+    *,
+    selected: Selected,
     shard: ShardOf = None,
     durations: Durations = None,
     parallel: Parallel = 1,
     profile: MeasuredProfile = None,
     reports_dir: ReportsDir = REPORTS_DIR,
     quiet: Quiet = False,
-    *,
     opts: RunOptions,
     spec: TargetSpec,
 ) -> None:
     """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json.
     With --profile, the database must hold that profile's dataset (seed it first, or use `bench`)."""
-    cat = catalog_io.load_catalog(scenarios_dir).select(scenario, variant)  # bad files fail before any work
+    cat = selected.catalogue
     prof = get_profile(profile) if profile else None
     spec = for_dataset(spec, prof) if prof else spec  # on Neon: measured on that dataset's seeded parent
     if shard and parallel > 1:

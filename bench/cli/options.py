@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from bench import output, results
+from bench.catalogue import files as catalog_io
+from bench.catalogue.files import Catalog
 from bench.measure.runner import RunOptions
 from bench.measure.timeout import MIN_TIMEOUT_MS
+from seed.profiles import DEFAULT_PROFILE, get_profile
+from seed.profiles import Profile as DataProfile
 
 Command = Callable[..., Any]
 
@@ -146,3 +151,66 @@ def measuring(*names: str, **fixed: Any) -> Callable[[Command], Command]:
     RunOptions``, with ``fixed`` settings for those it does not offer."""
     chosen = {name: _RUN_OPTIONS[name] for name in names or _RUN_OPTIONS}
     return option_group("opts", chosen, lambda **given: RunOptions(**fixed, **given), vars(RunOptions))
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The catalogue a command works on: the files of --scenarios-dir, and those of its scenarios and
+    variants that --scenario and --variant chose."""
+
+    scenarios_dir: Path
+    whole: Catalog  # every scenario and variant the directory holds
+    catalogue: Catalog  # the chosen ones
+    narrowed: bool  # --scenario or --variant chose (else the command's own choice, or everything)
+
+
+_SELECT_OPTIONS: dict[str, Any] = {"scenarios_dir": ScenariosDir, "scenario": Only, "variant": OnlyVariant}
+_SELECT_DEFAULTS: dict[str, Any] = {"scenarios_dir": catalog_io.DEFAULT_DIR, "scenario": None, "variant": None}
+
+
+def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str] = ()) -> Callable[[Command], Command]:
+    """Give a command the catalogue options (``names``, or all three) as its parameter ``selected:
+    Selected``: the directory read as the command line is (a bad file fails before any work), narrowed
+    to the scenarios and variants given, else to ``scenarios`` and ``variants`` (empty: all)."""
+    chosen = {name: _SELECT_OPTIONS[name] for name in names or _SELECT_OPTIONS}
+
+    def build(scenarios_dir: Path, scenario: list[str] | None = None, variant: list[str] | None = None) -> Selected:
+        whole = catalog_io.load_catalog(scenarios_dir)
+        picked = whole.select(scenario or list(scenarios), variant or list(variants))
+        return Selected(scenarios_dir, whole, picked, bool(scenario or variant))
+
+    return option_group("selected", chosen, build, _SELECT_DEFAULTS)
+
+
+# The dataset to seed: a profile and the overrides of its knobs, declared once.
+_DATASET_OPTIONS: dict[str, Any] = {
+    "profile": Profile,
+    "users": Users,
+    "tasks_per_user": TasksPerUser,
+    "seed": Seed,
+    "generate": Generate,
+}
+_DATASET_DEFAULTS: dict[str, Any] = {
+    "profile": DEFAULT_PROFILE,
+    "users": None,
+    "tasks_per_user": None,
+    "seed": None,
+    "generate": DataProfile.generator,
+}
+
+
+def profiled(*names: str) -> Callable[[Command], Command]:
+    """Give a command the dataset options (``names``, or all of them) as its parameter ``prof``: the
+    named profile with the knobs given (an unknown profile or a bad value: one line, before any work)."""
+    chosen = {name: _DATASET_OPTIONS[name] for name in names or _DATASET_OPTIONS}
+
+    def build(
+        profile: str,
+        users: int | None = None,
+        tasks_per_user: int | None = None,
+        seed: int | None = None,
+        generate: str | None = None,
+    ) -> DataProfile:
+        return get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
+
+    return option_group("prof", chosen, build, _DATASET_DEFAULTS)

@@ -8,11 +8,10 @@ from typing import Annotated
 import typer
 
 from bench import results as results_io
-from bench.catalogue import files as catalog_io
 from bench.cli.app import command
 from bench.cli.console import note, say
 from bench.cli.matrix import reported
-from bench.cli.options import REPORTS_DIR, Only, OnlyVariant, Quiet, ReportsDir, ScenariosDir, measuring
+from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, selecting
 from bench.cli.target_options import targeted
 from bench.errors import InputError
 from bench.measure.runner import RunOptions
@@ -51,23 +50,20 @@ MinSamples = Annotated[
 @measuring(
     "explain_samples", "cell_budget", "timeout_factor", "concurrent", "lock_wait", cold_samples=0, stability_rounds=0
 )
+@selecting(scenarios=scale.DEFAULT_SCENARIOS, variants=scale.DEFAULT_VARIANTS)
 def scale_cmd(
-    scenarios_dir: ScenariosDir = catalog_io.DEFAULT_DIR,
-    scenario: Only = None,
-    variant: OnlyVariant = None,
+    *,
+    selected: Selected,
     sizes: Sizes = SIZES,
     users: SizeUsers = scale.DEFAULT_USERS,
     min_samples: MinSamples = scale.DEFAULT_MIN_SAMPLES,
     reports_dir: ReportsDir = REPORTS_DIR,
     quiet: Quiet = False,
-    *,
     opts: RunOptions,
     spec: TargetSpec,
 ) -> None:
     """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
-    cat = catalog_io.load_catalog(scenarios_dir).select(
-        scenario or list(scale.DEFAULT_SCENARIOS), variant or list(scale.DEFAULT_VARIANTS)
-    )
+    cat = selected.catalogue
     options = scale.ScaleOptions(replace(opts, min_samples=min_samples), _sizes(sizes), users)
     with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:
         res = scale.measure(spec, cat, options, advance, note)

@@ -8,12 +8,11 @@ import typer
 
 from bench.cli.app import command
 from bench.cli.console import err, note, say, show
-from bench.cli.options import Generate, Profile, Quiet, Seed, TasksPerUser, Users
+from bench.cli.options import Quiet, profiled
 from bench.cli.target_options import targeted
 from bench.progress import progress
 from bench.targets.provision import TargetSpec, dataset_home, require_lasting, seeded_home
 from bench.targets.target import Target
-from seed.profiles import DEFAULT_PROFILE, get_profile
 from seed.profiles import Profile as DataProfile
 
 Reload = Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")]
@@ -42,19 +41,15 @@ def seed_into(target: Target, prof: DataProfile, quiet: bool, reload: bool = Fal
 
 @command("seed")
 @targeted
+@profiled()
 def seed_cmd(
-    profile: Profile = DEFAULT_PROFILE,
-    users: Users = None,
-    tasks_per_user: TasksPerUser = None,
-    seed: Seed = None,
-    generate: Generate = DataProfile.generator,
+    *,
+    prof: DataProfile,
     reload: Reload = False,
     quiet: Quiet = False,
-    *,
     spec: TargetSpec,
 ) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
-    prof = get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed, generator=generate)
     require_lasting(spec)
     with seeded_home(spec, prof, lambda home: seed_into(show(home), prof, quiet, reload), note, reload):
         pass
@@ -62,21 +57,18 @@ def seed_cmd(
 
 @command("seed-bench")
 @targeted
+@profiled("profile", "users", "tasks_per_user", "seed")  # --server-side times the other generator too
 def seed_bench_cmd(
-    profile: Profile = DEFAULT_PROFILE,
-    users: Users = None,
-    tasks_per_user: TasksPerUser = None,
-    seed: Seed = None,
+    *,
+    prof: DataProfile,
     rounds: Rounds = 3,
     server_side: ServerSide = False,
     quiet: Quiet = False,
-    *,
     spec: TargetSpec,
 ) -> None:
     """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
     from seed.benchmark import benchmark_seed, render
 
-    prof = get_profile(profile, users=users, tasks_per_user=tasks_per_user, seed=seed)
     with dataset_home(spec, note) as home, progress(not quiet) as advance:
         res = benchmark_seed(show(home), prof, advance, rounds=rounds, server_side=server_side)
     say(render(res))

@@ -130,6 +130,20 @@ TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
     ),
     "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
 }
+# The Neon options and the NeonSettings field each one sets: its default is that field's.
+_NEON_FIELDS: dict[str, str] = {
+    "neon_api_url": "api_url",
+    "neon_parent": "parent",
+    "neon_branch": "branch",
+    "neon_compute": "compute_cu",
+    "neon_max_compute": "max_compute_cu",
+    "neon_suspend": "suspend_timeout",
+    "pooled": "pooled",
+    "keep_branch": "keep_branch",
+    "neon_expiry": "expiry_hours",
+    "neon_max_branches": "max_branches",
+    "neon_max_active": "max_active_computes",
+}
 # Each default is the library's: TargetSpec's, or NeonSettings' for the Neon options.
 _TARGET_DEFAULTS: dict[str, Any] = {
     "target": TargetSpec.kind,
@@ -139,17 +153,7 @@ _TARGET_DEFAULTS: dict[str, Any] = {
     "force": TargetSpec.force,
     "pg_major": TargetSpec.pg_major,
     "neon_project": None,  # NeonSettings has no default: NEON_PROJECT_ID or --neon-project, checked by _spec
-    "neon_parent": NeonSettings.parent,
-    "neon_branch": NeonSettings.branch,
-    "neon_compute": NeonSettings.compute_cu,
-    "neon_max_compute": NeonSettings.max_compute_cu,
-    "neon_suspend": NeonSettings.suspend_timeout,
-    "pooled": NeonSettings.pooled,
-    "keep_branch": NeonSettings.keep_branch,
-    "neon_expiry": NeonSettings.expiry_hours,
-    "neon_max_branches": NeonSettings.max_branches,
-    "neon_max_active": NeonSettings.max_active_computes,
-    "neon_api_url": NeonSettings.api_url,
+    **{name: getattr(NeonSettings, field) for name, field in _NEON_FIELDS.items()},
 }
 
 
@@ -159,36 +163,16 @@ def _spec(
     db_name: str,
     data_dir: Path,
     force: bool,
-    neon_project: str | None,
-    neon_parent: str | None,
-    neon_branch: str | None,
-    neon_compute: float,
-    neon_max_compute: float,
-    neon_suspend: int,
-    pooled: bool,
-    keep_branch: bool,
-    neon_expiry: float,
-    neon_max_branches: int,
-    neon_max_active: int,
-    neon_api_url: str,
     pg_major: int,
+    neon_project: str | None,
+    **neon_options: Any,
 ) -> TargetSpec:
     neon = None
     if target == "neon":
         neon = NeonSettings(
             api_key=neon_api_key(neon_project, "--target neon"),
             project_id=neon_project or "",
-            api_url=neon_api_url,
-            parent=neon_parent,
-            branch=neon_branch,
-            compute_cu=neon_compute,
-            max_compute_cu=neon_max_compute,
-            suspend_timeout=neon_suspend,
-            pooled=pooled,
-            keep_branch=keep_branch,
-            expiry_hours=neon_expiry,
-            max_branches=neon_max_branches,
-            max_active_computes=neon_max_active,
+            **{field: neon_options[name] for name, field in _NEON_FIELDS.items()},
         )
     return TargetSpec(
         kind=target,
