@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench.catalogue.files import Catalog, Scenario, load_catalog
+from bench.catalogue.files import Catalogue, Scenario, load_catalogue
 from bench.catalogue.params import Drawer, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.targets import schema
@@ -44,25 +44,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tb-param-sets", type=int, default=200, help="parameter sets cycled per benchmark")
 
 
-def _catalog(config: pytest.Config) -> Catalog:
+def _catalogue(config: pytest.Config) -> Catalogue:
     # Reads only: a benchmark round repeats the statement outside any rolled-back transaction.
-    return load_catalog(Path(config.getoption("--tb-scenarios-dir"))).reads()
+    return load_catalogue(Path(config.getoption("--tb-scenarios-dir"))).reads()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    catalog = None
+    catalogue = None
     if "tb_variant" in metafunc.fixturenames:
-        catalog = _catalog(metafunc.config)
+        catalogue = _catalogue(metafunc.config)
         # Session scope: pytest runs every scenario under one variant before applying the next.
-        metafunc.parametrize("tb_variant", [v.name for v in catalog.variants], indirect=True, scope="session")
+        metafunc.parametrize("tb_variant", [v.name for v in catalogue.variants], indirect=True, scope="session")
     if "tb_scenario" in metafunc.fixturenames:
-        catalog = catalog or _catalog(metafunc.config)
-        metafunc.parametrize("tb_scenario", [s.name for s in catalog.scenarios])
+        catalogue = catalogue or _catalogue(metafunc.config)
+        metafunc.parametrize("tb_scenario", [s.name for s in catalogue.scenarios])
 
 
 @pytest.fixture(scope="session")
-def tb_catalog(pytestconfig: pytest.Config) -> Catalog:
-    return _catalog(pytestconfig)
+def tb_catalogue(pytestconfig: pytest.Config) -> Catalogue:
+    return _catalogue(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -78,21 +78,21 @@ def tb_target(pytestconfig: pytest.Config) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def tb_pools(tb_target: Target, tb_catalog: Catalog) -> Pools:
+def tb_pools(tb_target: Target, tb_catalogue: Catalogue) -> Pools:
     today = schema.seeded_dataset(tb_target).anchor_date
 
     async def load() -> Pools:
         async with connected(tb_target) as conn:
-            return await pools_for(conn, tb_catalog.scenarios, today)
+            return await pools_for(conn, tb_catalogue.scenarios, today)
 
     return asyncio.run(load())
 
 
 @pytest.fixture(scope="session")
-def tb_variant(request: pytest.FixtureRequest, tb_target: Target, tb_catalog: Catalog) -> Iterator[str]:
+def tb_variant(request: pytest.FixtureRequest, tb_target: Target, tb_catalogue: Catalogue) -> Iterator[str]:
     """The variant applied while pytest runs its scenarios, removed after them: one event loop holds
     the connection and the applied variant across the yield."""
-    variant = next(v for v in tb_catalog.variants if v.name == request.param)
+    variant = next(v for v in tb_catalogue.variants if v.name == request.param)
 
     async def apply(stack: AsyncExitStack) -> None:
         conn = await stack.enter_async_context(connected(tb_target))
@@ -149,12 +149,12 @@ def psycopg_sql(sql: str) -> str:
 def tb_query(
     tb_scenario: str,
     tb_variant: str,
-    tb_catalog: Catalog,
+    tb_catalogue: Catalogue,
     tb_pools: Pools,
     tb_connection: psycopg.Connection,
     pytestconfig: pytest.Config,
 ) -> Query:
-    scenario = next(s for s in tb_catalog.scenarios if s.name == tb_scenario)
+    scenario = next(s for s in tb_catalogue.scenarios if s.name == tb_scenario)
     drawer = Drawer(scenario, tb_pools, seed=1)
     sql = psycopg_sql(drawer.sql)
     sets = itertools.cycle(

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bench.catalogue.files import load_catalog
+from bench.catalogue.files import load_catalogue
 from bench.targets import schema
 from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
@@ -40,12 +40,12 @@ def seeded(make_target: Callable[..., Target]) -> Target:
 
 
 @pytest.fixture(scope="session")
-def catalog():
-    return load_catalog(SCENARIOS)
+def catalogue():
+    return load_catalogue(SCENARIOS)
 
 
 @pytest.fixture(scope="session")
-def small_results(seeded, catalog):
+def small_results(seeded, catalogue):
     """A real, small run (3 reads and 2 writes × 2 variants, every phase on) that report and
     recommendation tests read; it is never written to by them."""
     from bench.measure.runner import RunOptions
@@ -54,7 +54,7 @@ def small_results(seeded, catalog):
     opts = RunOptions(cold_samples=2, stability_rounds=1, concurrent=True)
     return measure(
         seeded,
-        catalog.select(
+        catalogue.select(
             ["recent_tasks", "last_messages", "task_by_id", "create_task", "post_message"], ["baseline", "composite"]
         ),
         opts,

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.abc import Params
 
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.results import Cell, Results
 from bench.targets import schema
 from bench.targets.target import Target
@@ -141,11 +141,11 @@ def committed_scenarios(root: Path) -> Path:
     return root / "scenarios"
 
 
-def edited_catalogue(root: Path, edits: dict[str, Callable[[str], str]]) -> Catalog:
+def edited_catalogue(root: Path, edits: dict[str, Callable[[str], str]]) -> Catalogue:
     """The catalogue of ``edited_scenarios``."""
-    from bench.catalogue.files import load_catalog
+    from bench.catalogue.files import load_catalogue
 
-    return load_catalog(edited_scenarios(root, edits))
+    return load_catalogue(edited_scenarios(root, edits))
 
 
 def edited_scenarios(root: Path, edits: dict[str, Callable[[str], str]]) -> Path:

@@ -8,14 +8,14 @@ import pytest
 
 from bench.advise.candidates import accesses, candidates, existing_indexes
 from bench.advise.simple import per_column, two_column
-from bench.catalogue.files import Catalog, Scenario
+from bench.catalogue.files import Catalogue, Scenario
 from bench.catalogue.sql import parse_index
 from bench.targets.target import scratch_copy
 
 
 @pytest.fixture(scope="module")
-def found(catalog):
-    return {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(catalog)}
+def found(catalogue):
+    return {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(catalogue)}
 
 
 def _scenario(sql: str, params: dict[str, Any], name: str = "probe", kind: str = "read") -> Scenario:
@@ -44,8 +44,8 @@ def test_equality_first_then_the_sort_with_its_direction_then_include_and_partia
     assert "tasks (user_id, priority, category, created_at DESC, id DESC)" in found
 
 
-def test_operators_get_their_index_methods(found, catalog):
-    variants = {v.name: v for v in catalog.variants}
+def test_operators_get_their_index_methods(found, catalogue):
+    variants = {v.name: v for v in catalogue.variants}
     by_variant = {
         name: variants[name].indexes[0].fingerprint()
         for name in ("gin_jsonb_path_ops", "gin_jsonb_ops", "gin_fts", "gin_trgm")
@@ -59,7 +59,7 @@ def test_operators_get_their_index_methods(found, catalog):
     assert trigram.extensions == ("pg_trgm",) and "query title_substring" in trigram.sources
 
 
-def test_deduplicated_against_the_catalogue_and_the_models(found, catalog):
+def test_deduplicated_against_the_catalogue_and_the_models(found, catalogue):
     names = [c.name for c in found.values()]
     assert len(names) == len(set(names))
     composite = found["tasks (user_id, created_at DESC)"]
@@ -76,8 +76,8 @@ def test_deduplicated_against_the_catalogue_and_the_models(found, catalog):
         {"u": "user"},
         "recent",
     )
-    covering = [v for v in catalog.variants if v.name == "covering"]
-    merged = candidates(Catalog(sla_classes=catalog.sla_classes, scenarios=[recent], variants=covering))
+    covering = [v for v in catalogue.variants if v.name == "covering"]
+    merged = candidates(Catalogue(sla_classes=catalogue.sla_classes, scenarios=[recent], variants=covering))
     assert "query recent" in next(c for c in merged if c.name == "tb_tasks_user_created_covering").sources
     models = {e.fingerprint() for e in existing_indexes()}
     assert not models & {c.fingerprint for c in found.values()}
@@ -94,7 +94,7 @@ def test_include_only_when_every_column_is_narrow(found):
     }
 
 
-def test_joins_aliases_reversed_operands_and_patterns(catalog):
+def test_joins_aliases_reversed_operands_and_patterns(catalogue):
     sql = """SELECT t.id, t.title FROM tasks t JOIN conversations c ON c.user_id = t.user_id
              WHERE c.id = :conversation_id AND :today >= t.due_date AND t.category IN (:category, 'other')
                AND t.title LIKE 'abc' || :fragment AND NOT t.is_completed ORDER BY t.created_at DESC LIMIT 5"""
@@ -107,14 +107,14 @@ def test_joins_aliases_reversed_operands_and_patterns(catalog):
     # a constant filter is written as an index predicate must be; 'abc' || ... needs no trigram
     assert list(tasks.constants) == ["NOT is_completed"] and not tasks.needs
     assert conversations.equality == ["id", "user_id"]
-    found = candidates(Catalog(sla_classes=catalog.sla_classes, scenarios=[scenario], variants=[]))
+    found = candidates(Catalogue(sla_classes=catalogue.sla_classes, scenarios=[scenario], variants=[]))
     forms = {c.index.ddl().split(" ON ", 1)[1] for c in found}
     assert "tasks (category, user_id, due_date)" in forms and "tasks (category, user_id, created_at DESC)" in forms
     assert not any(form.startswith("conversations") for form in forms)  # its primary key is among the equalities
 
 
-def test_every_candidate_builds(seeded, catalog):
-    found = candidates(catalog)
+def test_every_candidate_builds(seeded, catalogue):
+    found = candidates(catalogue)
     with scratch_copy(seeded, "cand") as copy, psycopg.connect(copy.libpq_conninfo(), autocommit=True) as conn:
         for extension in sorted({e for c in found for e in c.extensions}):
             conn.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
@@ -128,14 +128,14 @@ def test_every_candidate_builds(seeded, catalog):
         assert len(valid) == len(found)
 
 
-def test_simple_advisors(catalog):
-    columns = {s.split(" ON ", 1)[1] for s in per_column(catalog).statements}
+def test_simple_advisors(catalogue):
+    columns = {s.split(" ON ", 1)[1] for s in per_column(catalogue).statements}
     assert {"tasks (due_date)", "tasks (is_completed)", "tasks (deleted_at)", "tasks (priority)"} <= columns
     assert "tasks (user_id)" not in columns  # the models index it already
-    pairs = {s.split(" ON ", 1)[1] for s in two_column(catalog).statements}
+    pairs = {s.split(" ON ", 1)[1] for s in two_column(catalogue).statements}
     assert {
         "tasks (user_id, created_at DESC)",
         "tasks (user_id, due_date)",
         "messages (conversation_id, created_at DESC)",
     } <= pairs
-    assert all(len(parse_index(s).keys) == 2 for s in two_column(catalog).statements)
+    assert all(len(parse_index(s).keys) == 2 for s in two_column(catalogue).statements)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalog, tmp_path):
+def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalogue, tmp_path):
     with loopback_server(bin_dir=DEBIAN) as urls:
         target = open_target(urls["SOCKET_URL"], "tbhypo")
         schema.claim_database(target)
@@ -37,7 +37,7 @@ def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalog, tmp_path):
             max_builds=20,
             final_run=replace(FINAL_RUN, cold_samples=0, stability_rounds=0),
         )
-        run_dir, advice = advise(target, catalog, options, tmp_path)
+        run_dir, advice = advise(target, catalogue, options, tmp_path)
     assert advice.settings.hypopg.startswith("used")
     screened = [c for c in advice.candidates if c.hypo is not None]
     assert screened and all(c.using == "btree" and c.hypo and c.hypo.size_bytes > 0 for c in screened)

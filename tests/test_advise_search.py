@@ -29,14 +29,14 @@ SCENARIOS = ["full_text_search", "recent_tasks", "task_by_id", "create_task"]
 
 
 @pytest.fixture(scope="module")
-def advised(seeded, catalog, tmp_path_factory):
+def advised(seeded, catalogue, tmp_path_factory):
     reports = tmp_path_factory.mktemp("advise")
     variants = tmp_path_factory.mktemp("variants")
     options = AdviseOptions(headroom=1.5, search_run=SEARCH_RUN, final_run=FINAL, concurrent=True)
-    return advise(seeded, catalog.select(SCENARIOS, None), options, reports, variant_dir=variants)
+    return advise(seeded, catalogue.select(SCENARIOS, None), options, reports, variant_dir=variants)
 
 
-def test_the_advised_set_passes_every_scenario_and_is_shipped(advised, catalog):
+def test_the_advised_set_passes_every_scenario_and_is_shipped(advised, catalogue):
     run_dir, advice = advised
     assert model.load(run_dir) == advice  # advice.json as written, read through its versioned loader
     res = load(run_dir)
@@ -69,10 +69,10 @@ def test_every_trial_is_accounted_for(advised):
     assert front and not any(dominates(p, q) for p in front for q in front)
 
 
-def test_a_spent_budget_stops_the_search_and_says_so(seeded, catalog):
-    found = {c.fingerprint: c for c in candidates(catalog)}
-    strict = catalog.select(
-        [s.name for s in catalog.scenarios if s.name in ("full_text_search", "recent_tasks", "create_task")], None
+def test_a_spent_budget_stops_the_search_and_says_so(seeded, catalogue):
+    found = {c.fingerprint: c for c in candidates(catalogue)}
+    strict = catalogue.select(
+        [s.name for s in catalogue.scenarios if s.name in ("full_text_search", "recent_tasks", "create_task")], None
     )
     trials = Trials(seeded, strict, found, SEARCH, max_builds=0)
     result = search(trials)

@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 
 from bench.advise import ship
 from bench.advise.candidates import candidates
-from bench.catalogue.files import load_catalog
+from bench.catalogue.files import load_catalogue
 from bench.models import Task
 from bench.targets import schema
 from bench.targets.target import scratch_copy
@@ -35,11 +35,11 @@ engine.dispose()
 
 
 @pytest.fixture(scope="module")
-def advised(catalog):
+def advised(catalogue):
     """The recommended variant's indexes (an expression, partial and INCLUDE B-trees, GIN) and the
     trigram index, whose extension the migration must create."""
-    found = {c.name: c for c in candidates(catalog)}
-    recommended = next(v for v in catalog.variants if v.name == "recommended")
+    found = {c.name: c for c in candidates(catalogue)}
+    recommended = next(v for v in catalogue.variants if v.name == "recommended")
     return [found[i.name] for i in recommended.indexes] + [found["tb_tasks_title_trgm"]]
 
 
@@ -116,7 +116,7 @@ def test_variant_file_loads_as_a_catalogue_variant(advised, tmp_path):
     scenarios = tmp_path / "scenarios"
     shutil.copytree(SCENARIOS, scenarios)
     (scenarios / "variants" / "advised.toml").write_text(ship.variant_toml(advised, 'advice "quoted" ÷ 1.5'))
-    variant = next(v for v in load_catalog(scenarios).variants if v.name == "advised")
+    variant = next(v for v in load_catalogue(scenarios).variants if v.name == "advised")
     assert variant.statements == [c.index.ddl() for c in advised]
     assert variant.extensions == ["pg_trgm"] and variant.description == 'advice "quoted" ÷ 1.5'
 

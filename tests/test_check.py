@@ -9,7 +9,7 @@ import pytest
 
 from bench.catalogue.files import Variant
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION, InputError
-from bench.judge.check import Before, before_catalog, check, confirmed, judge_time, resolve_before
+from bench.judge.check import Before, before_catalogue, check, confirmed, judge_time, resolve_before
 from bench.judge.compare import Comparison
 from bench.judge.gates import Finding, Kind
 from bench.judge.timegate import DEFAULT_TIME
@@ -31,8 +31,8 @@ READS = ["recent_tasks", "task_by_id"]
 
 
 @pytest.fixture(scope="module")
-def head(catalog):
-    return catalog.select(*CELLS)
+def head(catalogue):
+    return catalogue.select(*CELLS)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_drift_against_a_reference_from_another_setting_is_one_line_never_exit_2
 
 
 def test_before_is_rebuilt_from_the_reference_run_through_the_parser(head, reference):
-    before = before_catalog(reference, head)
+    before = before_catalogue(reference, head)
     assert {s.name for s in before.scenarios} == set(CELLS[0])
     assert next(s for s in before.scenarios if s.name == "create_task").kind == "write"
     assert [i.ddl() for i in before.variants[0].indexes] == reference.variants[0].statements
@@ -196,7 +196,7 @@ def test_before_is_rebuilt_from_the_reference_run_through_the_parser(head, refer
         }
     )
     with pytest.raises(Exception, match="more than one statement"):
-        before_catalog(smuggled, head)
+        before_catalogue(smuggled, head)
 
 
 def _git(repo, *args):
@@ -217,7 +217,7 @@ def test_before_defaults_to_the_merge_base_with_the_default_branch(tmp_path, hea
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "drop one")
     with resolve_before(head, repo / "scenarios", None, None, reference, model_ddl()) as before:
         assert "the merge base with main" in before.source and before.schema_ddl is None
-        assert "task_by_id" in {s.name for s in before.catalog.scenarios}  # the base still has it
+        assert "task_by_id" in {s.name for s in before.catalogue.scenarios}  # the base still has it
     # outside a repository the reference run stands for "before"; with neither, a clear error
     outside = tmp_path / "plain"
     shutil.copytree(SCENARIOS, outside)

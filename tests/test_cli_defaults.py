@@ -13,7 +13,7 @@ import typer.main
 from bench import results as results_io
 from bench.advise.objective import Objective
 from bench.advise.run import AdviseOptions
-from bench.catalogue import files as catalog_io
+from bench.catalogue import files as catalogue_io
 from bench.cli.app import app
 from bench.judge.gates import GateThresholds
 from bench.judge.timegate import TimeThresholds
@@ -66,7 +66,7 @@ LIBRARY: dict[str, Any] = {
     # data, catalogue, where results go
     "profile": DEFAULT_PROFILE,
     "generate": Profile.generator,
-    "scenarios_dir": catalog_io.DEFAULT_DIR,
+    "scenarios_dir": catalogue_io.DEFAULT_DIR,
     "reports_dir": results_io.REPORTS_DIR,
 }
 

@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from bench.catalogue.files import load_catalog
+from bench.catalogue.files import load_catalogue
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
 from bench.judge.compare import compare, variant_result_mismatches
 from bench.judge.gates import Kind
@@ -16,12 +16,12 @@ PICK = (["recent_tasks", "pending_tasks", "task_by_id"], ["composite"])
 
 
 @pytest.fixture(scope="module")
-def base_run(seeded, catalog):
-    return measure(seeded, catalog.select(*PICK), OPTS)
+def base_run(seeded, catalogue):
+    return measure(seeded, catalogue.select(*PICK), OPTS)
 
 
-def test_identical_rerun_is_not_a_regression(seeded, catalog, base_run):
-    again = measure(seeded, catalog.select(*PICK), OPTS)
+def test_identical_rerun_is_not_a_regression(seeded, catalogue, base_run):
+    again = measure(seeded, catalogue.select(*PICK), OPTS)
     result = compare(base_run, again)
     assert result.exit_code == EXIT_OK, result.regressions
     assert compare(base_run, base_run).exit_code == EXIT_OK
@@ -34,7 +34,7 @@ def test_removed_index_is_caught_as_a_plan_regression(seeded, tmp_path, base_run
     variant.write_text(
         "\n".join(line for line in variant.read_text().splitlines() if "tb_tasks_user_created " not in line)
     )
-    current = measure(seeded, load_catalog(scen).select(["recent_tasks"], ["composite"]), OPTS)
+    current = measure(seeded, load_catalogue(scen).select(["recent_tasks"], ["composite"]), OPTS)
     result = compare(base_run, current)
     assert result.exit_code == EXIT_REGRESSION
     found = {f.kind: f for f in result.regressions if f.scenario == "recent_tasks"}

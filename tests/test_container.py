@@ -75,7 +75,7 @@ def test_commands_that_need_a_lasting_database_refuse_docker_up_front(command, t
     reason="no Docker engine on this machine (the docker client alone "
     "is not enough); the container path runs where one is",
 )
-def test_a_run_in_a_container(catalog):
+def test_a_run_in_a_container(catalogue):
     spec = TargetSpec(kind="docker")
     small = replace(
         get_profile("ci", users=2, tasks_per_user=300),
@@ -87,7 +87,7 @@ def test_a_run_in_a_container(catalog):
         with measurement_target(spec, home) as target:
             res = measure(
                 target,
-                catalog.select(["task_by_id"], ["baseline"]),
+                catalogue.select(["task_by_id"], ["baseline"]),
                 RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),
             )
     assert res.environment.target_kind == "docker" and res.environment.server_major == DEFAULT_PG_MAJOR

@@ -18,8 +18,8 @@ def test_statement_latency_is_read_from_the_per_statement_report():
     assert _statement_latency(report, "SELECT id, title\nFROM tasks WHERE user_id = :user_id") == 1.234
 
 
-def test_check_runs_pgbench_on_a_scratch_copy(seeded, catalog):
-    chosen = catalog.select(["task_by_id", "keyset_page_deep"], None)
+def test_check_runs_pgbench_on_a_scratch_copy(seeded, catalogue):
+    chosen = catalogue.select(["task_by_id", "keyset_page_deep"], None)
     # beside other measurements, as every test measures (tests/support.py)
     agreements = measure(seeded, chosen, CrossCheckOptions("composite", 30, RunOptions(concurrent=True)))
     assert [a.scenario for a in agreements] == ["task_by_id", "keyset_page_deep"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalogue.files import load_catalog
+from bench.catalogue.files import load_catalogue
 from bench.catalogue.gitref import scenarios_at
 from bench.errors import InputError
 from tests.support import SCENARIOS, committed_scenarios
@@ -22,7 +22,9 @@ def test_the_scenarios_of_a_commit_are_read_and_the_working_tree_is_left_alone(t
     query.write_text(committed.replace("LIMIT :page_size", "LIMIT :page_size - 1"))
     with scenarios_at("HEAD", scenarios) as before:
         assert (before / "queries" / "recent_tasks.toml").read_text() == committed
-        assert {s.name for s in load_catalog(before).scenarios} == {s.name for s in load_catalog(SCENARIOS).scenarios}
+        assert {s.name for s in load_catalogue(before).scenarios} == {
+            s.name for s in load_catalogue(SCENARIOS).scenarios
+        }
     assert not before.exists() and "LIMIT :page_size - 1" in query.read_text()
 
 

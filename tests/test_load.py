@@ -136,8 +136,8 @@ SQL script 2: b.sql
     assert share == pytest.approx((750 * 0.05 + 250 * 0.05) / (750 * 0.2 + 250 * 6.0))
 
 
-def test_a_small_real_load_run(seeded, catalog, tmp_path):
-    mixed = catalog.with_mix({"task_by_id": 3, "recent_tasks": 1}).select(None, ["composite"])
+def test_a_small_real_load_run(seeded, catalogue, tmp_path):
+    mixed = catalogue.with_mix({"task_by_id": 3, "recent_tasks": 1}).select(None, ["composite"])
     res = measure(
         seeded, mixed, LoadOptions(clients=2, duration=1.0, warmup=0.2, jobs=1, param_sets=50, pgbench_rounds=1)
     )

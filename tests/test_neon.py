@@ -101,13 +101,13 @@ def test_seeding_creates_the_parent_branch_with_its_own_database(standin, spec):
     assert sum(b["name"] == PARENT for b in standin.branches.values()) == 1
 
 
-def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalog, spec, tmp_path):
+def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalogue, spec, tmp_path):
     notes: list[str] = []
     with measurement_target(spec, announce=notes.append) as target:
         (child,) = run_branches(standin)
         branch_id = standin.branch_named(child)["id"]
         assert target.database == standin.physical_name(branch_id, "taskbench")
-        res = measure(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK)
+        res = measure(target, catalogue.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK)
     assert run_branches(standin) == []
     assert [n.split()[0] for n in notes] == ["created", "deleting", "deleted"]
     assert res.environment.target_kind == "neon" and len(res.cells) == 2
@@ -126,13 +126,13 @@ def test_a_run_measures_on_a_child_branch_and_deletes_it(standin, catalog, spec,
     assert sorted(standin.databases_of(standin.branch_named(PARENT)["id"])) == ["neondb", "taskbench"]
 
 
-def test_the_branch_is_deleted_after_a_failure_mid_run(standin, catalog, spec):
+def test_the_branch_is_deleted_after_a_failure_mid_run(standin, catalogue, spec):
     def fail_after_first_cell(phase: str, done: int, total: int | None) -> None:
         if done >= 1:
             raise RuntimeError("injected failure")
 
     with pytest.raises(RuntimeError, match="injected"), measurement_target(spec) as target:
-        measure(target, catalog.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK, fail_after_first_cell)
+        measure(target, catalogue.select(["task_by_id", "recent_tasks"], ["baseline"]), QUICK, fail_after_first_cell)
     assert run_branches(standin) == []
 
 
@@ -673,7 +673,7 @@ def _seeded_spec(spec: TargetSpec, db_name: str) -> TargetSpec:
 
 
 def test_a_seeded_parent_is_named_after_dataset_and_schema_published_complete_and_found_to_measure(
-    standin, spec, catalog
+    standin, spec, catalogue
 ):
     standin.settle()
     home_spec = _seeded_spec(spec, "tb_fingerprinted")

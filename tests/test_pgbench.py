@@ -11,8 +11,8 @@ def test_parameters_travel_as_text_pgbench_can_bind():
     assert _text(20) == "20"
 
 
-def test_script_picks_a_stored_parameter_set_and_binds_it(catalog):
-    scenario = next(s for s in catalog.scenarios if s.name == "tag_contains")
+def test_script_picks_a_stored_parameter_set_and_binds_it(catalogue):
+    scenario = next(s for s in catalogue.scenarios if s.name == "tag_contains")
     text = script(scenario, "tb_pgbench_tag_contains", 50)
     assert text.startswith("\\set i random(1, 50)\n")
     assert "FROM tb_pgbench_tag_contains WHERE i = :i \\gset" in text

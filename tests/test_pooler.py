@@ -114,15 +114,15 @@ def test_load_clients_sharing_two_server_sessions_all_succeed(pooler, as_pooler)
     assert len(sent.records) > 50 and all(r.ok for r in sent.records)
 
 
-def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(pooler, as_pooler, catalog):
+def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(pooler, as_pooler, catalogue):
     opts = RunOptions()
 
     async def measure_beside_load():
         conn = await asyncpg.connect(**pooler.asyncpg_kwargs())
         try:
-            pools = await pools_for(conn, catalog.scenarios, TINY.anchor_date)
+            pools = await pools_for(conn, catalogue.scenarios, TINY.anchor_date)
             load = asyncio.ensure_future(_clients(pooler, clients=3, seconds=2.0))
-            chosen = catalog.select(["task_by_id", "recent_tasks"], None).scenarios
+            chosen = catalogue.select(["task_by_id", "recent_tasks"], None).scenarios
             cells = await measure_cells(conn, chosen, "baseline", pools, opts)
             return cells, await load
         finally:

@@ -8,8 +8,8 @@ from bench.judge.recommend import recommend, table_args
 from bench.results import VariantResult
 
 
-def test_table_args_group_by_table(catalog):
-    rec = next(v for v in catalog.variants if v.name == "recommended")
+def test_table_args_group_by_table(catalogue):
+    rec = next(v for v in catalogue.variants if v.name == "recommended")
     args = table_args(
         VariantResult(
             name=rec.name, description="", statements=rec.statements, indexes=[], index_size_bytes=0, build_seconds=0
@@ -20,7 +20,7 @@ def test_table_args_group_by_table(catalog):
     assert "postgresql_where=text('NOT is_completed AND deleted_at IS NULL')" in args["tasks"]
 
 
-def test_unnamed_and_schema_qualified_indexes_translate(catalog):
+def test_unnamed_and_schema_qualified_indexes_translate(catalogue):
     """Both are valid PostgreSQL; the regular expression this replaced ended the report in a traceback."""
     statements = [
         "CREATE INDEX ON public.tasks (user_id, due_date) WHERE NOT is_completed",

@@ -95,19 +95,19 @@ def test_plan_diff_names_what_changed(small_results):
 
 
 @pytest.fixture(scope="module")
-def early_stopped(seeded, catalog, tmp_path_factory):
+def early_stopped(seeded, catalogue, tmp_path_factory):
     """A real run with a cell that fails at once (its SLA is a microsecond) and one that passes, reported."""
     from bench.measure.runner import RunOptions
     from bench.runs.matrix import measure
 
     scenarios = [
         s.model_copy(update={"sla_ms": {"recent_tasks": 0.001, "task_by_id": 10_000}[s.name]})
-        for s in catalog.scenarios
+        for s in catalogue.scenarios
         if s.name in ("recent_tasks", "task_by_id")
     ]
     res = measure(
         seeded,
-        catalog.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"]),
+        catalogue.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"]),
         RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),
     )
     out = tmp_path_factory.mktemp("early")

@@ -66,14 +66,14 @@ def test_a_role_whose_run_died_is_dropped_and_no_other(seeded):
 
 @pytest.mark.parametrize(("call", "named"), HOSTILE_WRITE_CALLS)
 def test_a_write_may_call_no_volatile_function_but_a_value_generator(seeded, tmp_path, call, named):
-    catalog = edited_catalogue(tmp_path, {"queries/retag_task.toml": calling(call)}).select(
+    catalogue = edited_catalogue(tmp_path, {"queries/retag_task.toml": calling(call)}).select(
         ["retag_task", "create_task"], ["baseline"]
     )
 
     async def check() -> None:
         async with connected(seeded) as conn:
-            pools = await pools_for(conn, catalog.scenarios, schema.seeded_dataset(seeded).anchor_date)
-            await runner.check_sql(conn, catalog, pools)
+            pools = await pools_for(conn, catalogue.scenarios, schema.seeded_dataset(seeded).anchor_date)
+            await runner.check_sql(conn, catalogue, pools)
 
     with pytest.raises(InputError, match=f"write scenario calls {named}"):
         asyncio.run(check())

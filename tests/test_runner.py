@@ -97,7 +97,7 @@ def test_the_run_works_on_a_copy_and_leaves_the_seeded_database_alone(seeded, sm
     assert tasks == small_run.dataset.row_counts["tasks"]
 
 
-def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
+def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalogue):
     """Each write sample is rolled back: the database the run measured on is unchanged, row for row."""
     import asyncio
 
@@ -110,7 +110,7 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
     target = make_target("tbwrites")
     seed_database(target, TINY)
     before = content_checksums(target)
-    writes = [s for s in catalog.scenarios if s.kind == "write"]
+    writes = [s for s in catalogue.scenarios if s.kind == "write"]
     assert {s.name for s in writes} >= {
         "create_task",
         "complete_task",
@@ -133,15 +133,15 @@ def test_a_write_scenario_leaves_every_row_as_it_was(make_target, catalog):
     )
 
 
-def _catalog_with(catalog, slas: dict[str, float]):
+def _catalogue_with(catalogue, slas: dict[str, float]):
     """The catalogue's ``slas`` scenarios, with those SLAs: a cell whose answer is known in advance."""
-    scenarios = [s.model_copy(update={"sla_ms": slas[s.name]}) for s in catalog.scenarios if s.name in slas]
-    return catalog.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"])
+    scenarios = [s.model_copy(update={"sla_ms": slas[s.name]}) for s in catalogue.scenarios if s.name in slas]
+    return catalogue.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"])
 
 
-def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_pass_look(seeded, catalog):
+def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_pass_look(seeded, catalogue):
     opts = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
-    res = measure(seeded, _catalog_with(catalog, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
+    res = measure(seeded, _catalogue_with(catalogue, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
     failing, clean = cell_of(res, "recent_tasks", "baseline"), cell_of(res, "task_by_id", "baseline")
     # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th: a
     # fail that early is measured again after a pause, the power users' too (their 4th is the 8th);
@@ -162,8 +162,8 @@ def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_p
     assert res.protocol.parameters["designs"]["2"]["alpha_fail"] == 0.0125 and res.protocol.explain_samples == 20
 
 
-def test_explain_only_on_the_first_k_samples_with_the_same_parameter_sets_whatever_the_warm_up(seeded, catalog):
-    chosen = _catalog_with(catalog, {"recent_tasks": 10_000, "open_task_count": 10_000})
+def test_explain_only_on_the_first_k_samples_with_the_same_parameter_sets_whatever_the_warm_up(seeded, catalogue):
+    chosen = _catalogue_with(catalogue, {"recent_tasks": 10_000, "open_task_count": 10_000})
     opts = RunOptions(explain_samples=6, cold_samples=0, stability_rounds=0, concurrent=True)
     quick = measure(seeded, chosen, replace(opts, warmup_seconds=0))
     slow = measure(seeded, chosen, replace(opts, warmup_seconds=60))
@@ -178,7 +178,7 @@ def test_explain_only_on_the_first_k_samples_with_the_same_parameter_sets_whatev
         assert a.samples.plan_fingerprints == b.samples.plan_fingerprints
 
 
-def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, catalog):
+def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, catalogue):
     import asyncio
     from datetime import date
 
@@ -186,7 +186,7 @@ def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, cata
     from bench.measure import runner
     from bench.targets.target import connected
 
-    chosen = _catalog_with(catalog, {"task_by_id": 10_000, "last_messages": 10_000, "recent_tasks": 0.001})
+    chosen = _catalogue_with(catalogue, {"task_by_id": 10_000, "last_messages": 10_000, "recent_tasks": 0.001})
 
     async def measure():
         async with connected(seeded) as conn:
@@ -254,10 +254,10 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
     assert by_class["power"].samples == 77  # sampled on for the estimates; its verdict stays the one at n = 4
 
 
-def test_the_budget_still_lets_a_cell_reach_its_first_pass_look(seeded, catalog):
+def test_the_budget_still_lets_a_cell_reach_its_first_pass_look(seeded, catalogue):
     res = measure(
         seeded,
-        _catalog_with(catalog, {"task_by_id": 10_000}),
+        _catalogue_with(catalogue, {"task_by_id": 10_000}),
         RunOptions(cell_budget=0.0, cold_samples=0, stability_rounds=0, concurrent=True),
     )
     cell = res.cells[0]

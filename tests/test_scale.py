@@ -79,17 +79,17 @@ def test_fits_per_cell_from_points():
     assert by_variant["index"].crossing == "flat" and by_variant["index"].buffers_exponent == pytest.approx(0.0)
 
 
-def test_sizes_are_checked_before_any_work(catalog):
+def test_sizes_are_checked_before_any_work(catalogue):
     from bench.errors import InputError
 
     with pytest.raises(InputError, match="at least two sizes"):
-        measure(TargetSpec(), catalog, ScaleOptions(RunOptions(), sizes=[1000]))
+        measure(TargetSpec(), catalogue, ScaleOptions(RunOptions(), sizes=[1000]))
 
 
-def test_a_small_real_scale_run(catalog, tmp_path):
+def test_a_small_real_scale_run(catalogue, tmp_path):
     prefix = f"tbscale_{uuid.uuid4().hex[:6]}"
     spec = TargetSpec(db_name=prefix, data_dir=DATA_DIR)
-    chosen = catalog.select(["recent_tasks"], ["baseline", "composite"])
+    chosen = catalogue.select(["recent_tasks"], ["baseline", "composite"])
     opts = RunOptions(min_samples=20, cold_samples=0, stability_rounds=0, concurrent=True)
     try:
         res = measure(spec, chosen, ScaleOptions(opts, sizes=[300, 1_200], users=2))

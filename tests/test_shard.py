@@ -32,8 +32,8 @@ VARIANTS = ["baseline", "composite", "covering"]
 
 
 @pytest.fixture(scope="module")
-def matrix(catalog):
-    return catalog.select(SCENARIOS, VARIANTS)
+def matrix(catalogue):
+    return catalogue.select(SCENARIOS, VARIANTS)
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +51,11 @@ def shards(seeded, matrix) -> dict[int, list[Results]]:
     return measured
 
 
-def test_the_split_is_longest_first_onto_the_least_loaded_shard_and_deterministic(catalog):
-    names = [v.name for v in catalog.variants]
+def test_the_split_is_longest_first_onto_the_least_loaded_shard_and_deterministic(catalogue):
+    names = [v.name for v in catalogue.variants]
     seconds = dict(zip(names, [5.0, 10.0, 1.0, 7.0, 6.0, 2.0, 0.5, 3.0, 4.0, 2.0], strict=True))
     weights = Weights(seconds, "test durations")
-    plan = split(catalog, 3, weights)
+    plan = split(catalogue, 3, weights)
     assert list(plan.plan) == names  # catalogue order
     # composite 10 → 1, gin_fts 7 → 2, gin_jsonb_ops 6 → 3, baseline 5 → 3, partial 4 → 2, naive 3 → 1;
     # 11 = 11: gin_jsonb_path_ops 2 → 2 (the lower shard), recommended 2 → 3; 13 = 13 = 13: covering 1
@@ -66,29 +66,31 @@ def test_the_split_is_longest_first_onto_the_least_loaded_shard_and_deterministi
         ["baseline", "gin_jsonb_ops", "recommended"],
     ]
     reordered = Weights(dict(reversed(seconds.items())), "same")
-    assert [split(catalog, 3, reordered).plan for _ in range(3)] == [plan.plan] * 3
-    assert split(catalog, 3, weights).catalogue == catalogue_fingerprint(catalog) == plan.catalogue
+    assert [split(catalogue, 3, reordered).plan for _ in range(3)] == [plan.plan] * 3
+    assert split(catalogue, 3, weights).catalogue == catalogue_fingerprint(catalogue) == plan.catalogue
     # equal weights: catalogue order, round robin; variants that took no time still leave no shard empty
-    assert split(catalog, 3, Weights(None, "equal")).plan == {n: i % 3 + 1 for i, n in enumerate(names)}
-    assert all(split(catalog, 4, Weights(dict.fromkeys(names, 0.0), "zero")).variants(i) for i in (1, 2, 3, 4))
+    assert split(catalogue, 3, Weights(None, "equal")).plan == {n: i % 3 + 1 for i, n in enumerate(names)}
+    assert all(split(catalogue, 4, Weights(dict.fromkeys(names, 0.0), "zero")).variants(i) for i in (1, 2, 3, 4))
     with pytest.raises(InputError, match="11 shards need at least 11 variants, and this catalogue has 10"):
-        split(catalog, 11, weights)
+        split(catalogue, 11, weights)
 
 
-def test_durations_come_from_a_previous_run_that_covers_every_variant(catalog, small_results, tmp_path):
+def test_durations_come_from_a_previous_run_that_covers_every_variant(catalogue, small_results, tmp_path):
     committed = ROOT / "reports" / "baseline.json"
-    baseline = durations(catalog, committed)
-    assert baseline.seconds is not None and set(baseline.seconds) == {v.name for v in catalog.variants}
+    baseline = durations(catalogue, committed)
+    assert baseline.seconds is not None and set(baseline.seconds) == {v.name for v in catalogue.variants}
     previous = results_io.load(committed)
     built = next(v.build_seconds for v in previous.variants if v.name == "composite")
     measured = sum(c.seconds or 0 for c in previous.cells if c.variant == "composite")
     assert baseline.seconds["composite"] == pytest.approx(measured + built) and built > 0
     # a run of two variants: equal weights for all, and the shards say why
-    partial = durations(catalog, results_io.save(small_results, tmp_path))
+    partial = durations(catalogue, results_io.save(small_results, tmp_path))
     assert partial.seconds is None and "has no durations for covering, gin_fts" in partial.source
-    assert durations(catalog.select(None, ["baseline", "composite"]), results_io.save(small_results, tmp_path)).seconds
+    assert durations(
+        catalogue.select(None, ["baseline", "composite"]), results_io.save(small_results, tmp_path)
+    ).seconds
     with pytest.raises(InputError, match="no such results file"):
-        durations(catalog, tmp_path / "missing")
+        durations(catalogue, tmp_path / "missing")
 
 
 @pytest.mark.parametrize("raw", ["0/3", "4/3", "3", "a/b", "-1/2", "1/0"])

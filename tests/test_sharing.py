@@ -16,8 +16,8 @@ PICK = (["recent_tasks", "task_by_id", "post_message"], ["baseline", "composite"
 
 
 @pytest.fixture(scope="module")
-def both(seeded, catalog):
-    chosen = catalog.select(*PICK)
+def both(seeded, catalogue):
+    chosen = catalogue.select(*PICK)
     return measure(seeded, chosen, OPTS), measure(seeded, chosen, RunOptions(**{**OPTS.__dict__, "share": False}))
 
 

@@ -68,7 +68,7 @@ def test_claim_refuses_foreign_tables_unless_forced(make_target):
         assert scalar(conn, "SELECT count(*) FROM invoices") == 0  # untouched, still there
 
 
-def test_a_database_url_target_seeds_and_runs(seeded, catalog):
+def test_a_database_url_target_seeds_and_runs(seeded, catalogue):
     from dataclasses import replace
 
     from bench.measure.runner import RunOptions
@@ -85,7 +85,7 @@ def test_a_database_url_target_seeds_and_runs(seeded, catalog):
         seed_database(target, replace(TINY, users=2, tasks_per_user=200))
         res = measure(
             target,
-            catalog.select(["task_by_id"], ["baseline"]),
+            catalogue.select(["task_by_id"], ["baseline"]),
             RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),
         )
         assert res.environment.target_kind == "url" and res.cells[0].verdict == "pass"

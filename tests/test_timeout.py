@@ -19,11 +19,11 @@ from tests.support import cell_of, edited_catalogue, never_ending
 @pytest.fixture(scope="module")
 def endless(tmp_path_factory):
     """The shipped catalogue with one read and one write that never end, and a read that does."""
-    catalog = edited_catalogue(
+    catalogue = edited_catalogue(
         tmp_path_factory.mktemp("endless"),
         {"queries/recent_tasks.toml": never_ending, "queries/complete_task.toml": never_ending},
     )
-    return catalog.select(["recent_tasks", "complete_task", "task_by_id"], ["baseline"])
+    return catalogue.select(["recent_tasks", "complete_task", "task_by_id"], ["baseline"])
 
 
 def test_the_timeout_is_the_factor_times_the_sla_and_never_under_the_floor():

@@ -17,8 +17,8 @@ def _in_db(target, coro_fn):
     return asyncio.run(go())
 
 
-def test_variant_is_applied_measured_and_removed(seeded, catalog):
-    composite = next(v for v in catalog.variants if v.name == "composite")
+def test_variant_is_applied_measured_and_removed(seeded, catalogue):
+    composite = next(v for v in catalogue.variants if v.name == "composite")
 
     async def go(conn):
         before = await index_names(conn)
@@ -40,8 +40,8 @@ def test_variant_is_applied_measured_and_removed(seeded, catalog):
     assert phases == ["build indexes", "drop indexes"]  # a run's clock times dropping apart from building
 
 
-def test_a_failure_inside_the_block_still_removes_the_variant(seeded, catalog):
-    composite = next(v for v in catalog.variants if v.name == "composite")
+def test_a_failure_inside_the_block_still_removes_the_variant(seeded, catalogue):
+    composite = next(v for v in catalogue.variants if v.name == "composite")
 
     async def go(conn):
         before = await index_names(conn)

@@ -37,7 +37,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench and tools, from any working directory
 
-from bench.catalogue.files import BASELINE_VARIANT, Catalog, load_catalog  # noqa: E402
+from bench.catalogue.files import BASELINE_VARIANT, Catalogue, load_catalogue  # noqa: E402
 from bench.judge.check import Before, check  # noqa: E402
 from bench.judge.compare import Comparison  # noqa: E402
 from bench.judge.gates import Kind  # noqa: E402
@@ -61,8 +61,8 @@ ALWAYS_TRUE = "(SELECT count(*) FROM generate_series(1, {rows})) > 0"
 PAIRS_FLOOR_MS = DEFAULT_TIME.floor_ms
 
 
-def _catalog(directory: Path) -> Catalog:
-    return load_catalog(directory).select(SCENARIOS, VARIANTS)
+def _catalogue(directory: Path) -> Catalogue:
+    return load_catalogue(directory).select(SCENARIOS, VARIANTS)
 
 
 def _rows_for(target: Target, ms: float) -> int:
@@ -88,12 +88,12 @@ class Proof:
         self.ok = True
 
     def check(
-        self, catalog: Catalog, schema_ddl: str | None = None, everything: bool = False
+        self, catalogue: Catalogue, schema_ddl: str | None = None, everything: bool = False
     ) -> tuple[Results, Comparison]:
         """`check` with the shipped catalogue standing for "before"."""
         current, result = check(
-            catalog,
-            Before(_catalog(self.scenarios), "the shipped scenarios", schema_ddl),
+            catalogue,
+            Before(_catalogue(self.scenarios), "the shipped scenarios", schema_ddl),
             lambda b, a, ddl: sides.measure(
                 self.target, b, a, sides.SidesOptions(OPTS, PAIRS, everything), base_schema=ddl
             ),
@@ -112,7 +112,7 @@ class Proof:
             if edit(text) == text:
                 raise SystemExit(f"gate-proof: the injection no longer changes {relative}; update it")
             path.write_text(edit(text))
-        return self.check(_catalog(work))
+        return self.check(_catalogue(work))
 
     def line(self, label: str, result: Comparison, ok: bool, detail: str) -> None:
         self.ok &= ok
@@ -167,12 +167,12 @@ def prove(reruns: int, database_url: str | None) -> int:
     schema.claim_database(target)
     seed_database(target, get_profile("ci"))
     scenarios = ROOT / "scenarios"
-    base = measure(target, _catalog(scenarios), OPTS)
+    base = measure(target, _catalogue(scenarios), OPTS)
     with tempfile.TemporaryDirectory() as tmp:
         proof = Proof(target, scenarios, Path(tmp))
         false_alarms: Counter[str] = Counter()
         for i in range(reruns):
-            _, result = proof.check(_catalog(scenarios), everything=True)
+            _, result = proof.check(_catalogue(scenarios), everything=True)
             false_alarms.update(f.kind.value for f in result.findings)
             proof.line(
                 f"A/A check {i + 1}",
@@ -258,7 +258,7 @@ def prove(reruns: int, database_url: str | None) -> int:
         recorded = base.schema_ddl.replace(
             "title VARCHAR(200)", "flagged BOOLEAN DEFAULT false NOT NULL, title TEXT", 1
         )
-        _, result = proof.check(_catalog(scenarios), schema_ddl=recorded)
+        _, result = proof.check(_catalogue(scenarios), schema_ddl=recorded)
         proof.line(
             "A/A across a schema change (recorded DDL)",
             result,

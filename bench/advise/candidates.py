@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.schema import CreateIndex
 from sqlalchemy.types import JSON, String, Text
 
-from bench.catalogue.files import Catalog, Scenario
+from bench.catalogue.files import Catalogue, Scenario
 from bench.catalogue.sql import IndexDef, parse_index
 from bench.models import TABLES
 
@@ -521,11 +521,11 @@ def score(index: IndexDef, access: Access, existing: Iterable[IndexDef] = ()) ->
     return MATCHED_NEED if any(key.ddl() in wanted for key in index.keys) else 0
 
 
-def candidates(catalog: Catalog, tables: dict[str, Table] | None = None) -> list[Candidate]:
+def candidates(catalogue: Catalogue, tables: dict[str, Table] | None = None) -> list[Candidate]:
     """Every candidate, catalogue indexes first (they keep their names), one per definition (the
     fingerprint, INCLUDE order aside); indexes the models already create are left out."""
     tables = tables or model_tables()
-    found = [a for scenario in catalog.scenarios for a in accesses(scenario, tables)]
+    found = [a for scenario in catalogue.scenarios for a in accesses(scenario, tables)]
     existing = existing_indexes(tables)
     built = {_same_key(e) for e in existing}
     merged: dict[str, tuple[IndexDef, set[str], list[str]]] = {}
@@ -538,7 +538,7 @@ def candidates(catalog: Catalog, tables: dict[str, Table] | None = None) -> list
         if source not in known[2]:
             known[2].append(source)
 
-    for variant in catalog.variants:
+    for variant in catalogue.variants:
         for index in variant.indexes:
             add(replace(index, concurrently=False, if_not_exists=False), variant.extensions, f"variant {variant.name}")
     for access in found:

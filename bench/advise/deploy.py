@@ -22,7 +22,7 @@ from statistics import median, quantiles
 import asyncpg
 
 from bench.advise.candidates import Candidate
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.catalogue.params import Drawer, pools_for
 from bench.measure.runner import rolled_back, run_measurement
 from bench.targets import schema
@@ -99,11 +99,11 @@ async def _timed(conn: asyncpg.Connection, sql: str) -> tuple[float, float]:
     return started, time.perf_counter()
 
 
-async def _measure(target: Target, catalog: Catalog, indexes: list[Candidate], today: date) -> list[DeployCost]:
+async def _measure(target: Target, catalogue: Catalogue, indexes: list[Candidate], today: date) -> list[DeployCost]:
     async with AsyncExitStack() as connections:
         ddl = await connections.enter_async_context(connected(target))
         writers = [await connections.enter_async_context(connected(target)) for _ in range(WRITERS)]
-        writes = [s for s in catalog.scenarios if s.kind == "write"]
+        writes = [s for s in catalogue.scenarios if s.kind == "write"]
         pools = await pools_for(ddl, writes, today)
         for extension in sorted({e for c in indexes for e in c.extensions}):
             await ddl.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
@@ -139,9 +139,9 @@ async def _measure(target: Target, catalog: Catalog, indexes: list[Candidate], t
         return costs
 
 
-def deploy_costs(target: Target, catalog: Catalog, indexes: list[Candidate]) -> list[DeployCost]:
+def deploy_costs(target: Target, catalogue: Catalogue, indexes: list[Candidate]) -> list[DeployCost]:
     """Per index: build seconds plain and concurrent, and the writers' latency around the builds."""
     if not indexes:
         return []
     with schema.seeded_copy(target, "deploy") as (copy, dataset):
-        return run_measurement(_measure(copy, catalog, indexes, dataset.anchor_date))
+        return run_measurement(_measure(copy, catalogue, indexes, dataset.anchor_date))

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 
 from bench.advise.candidates import Candidate
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.catalogue.params import Drawer, pools_for
 from bench.measure.plan import walk
 from bench.measure.runner import run_measurement
@@ -60,10 +60,10 @@ async def _plan(conn: asyncpg.Connection, sql: str, args: list[Any]) -> tuple[fl
     return float(root["Total Cost"]), {n["Index Name"] for n in walk(root) if "Index Name" in n}
 
 
-async def _screen(target: Target, catalog: Catalog, candidates: list[Candidate], today: date) -> list[Hypothetical]:
+async def _screen(target: Target, catalogue: Catalogue, candidates: list[Candidate], today: date) -> list[Hypothetical]:
     async with connected(target) as conn:
         await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {EXTENSION}")
-        scenarios = {s.name: s for s in catalog.scenarios}
+        scenarios = {s.name: s for s in catalogue.scenarios}
         served = sorted({s for c in candidates for s in c.serves if s in scenarios})
         pools = await pools_for(conn, [scenarios[s] for s in served], today)
         drawn = {s: Drawer(scenarios[s], pools, seed=0) for s in served}
@@ -91,8 +91,8 @@ async def _screen(target: Target, catalog: Catalog, candidates: list[Candidate],
         return found
 
 
-def screen(target: Target, catalog: Catalog, candidates: list[Candidate]) -> list[Hypothetical]:
+def screen(target: Target, catalogue: Catalogue, candidates: list[Candidate]) -> list[Hypothetical]:
     """Each B-tree candidate, hypothetically, against the scenarios it serves."""
     btrees = [c for c in candidates if c.btree and c.serves]
     with schema.seeded_copy(target, "hypo") as (copy, dataset):
-        return run_measurement(_screen(copy, catalog, btrees, dataset.anchor_date))
+        return run_measurement(_screen(copy, catalogue, btrees, dataset.anchor_date))

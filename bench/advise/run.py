@@ -41,7 +41,7 @@ from bench.advise.pareto import mark_front
 from bench.advise.search import SearchOptions, SearchResult, search
 from bench.advise.simple import per_column, two_column
 from bench.advise.trials import Trials, variant_of
-from bench.catalogue.files import BASELINE_VARIANT, Catalog, Variant
+from bench.catalogue.files import BASELINE_VARIANT, Catalogue, Variant
 from bench.errors import InputError
 from bench.measure.runner import RunOptions
 from bench.progress import Advance, Clock, no_progress
@@ -95,29 +95,29 @@ def _measured_size(dataset: results_io.Dataset) -> int:
 
 
 def growth(
-    catalog: Catalog, measured: int, target: int, source: Path | None, variant: str
+    catalogue: Catalogue, measured: int, target: int, source: Path | None, variant: str
 ) -> tuple[dict[str, float], str]:
     """Per scenario, how much its p95 grows from the measured size to ``target``."""
     if target <= measured:
-        return {s.name: 1.0 for s in catalog.scenarios}, "none: the target is the size measured"
+        return {s.name: 1.0 for s in catalogue.scenarios}, "none: the target is the size measured"
     exponents: dict[str, float] = {}
     if source is not None:
         scale = results_io.load(source).scale
         if scale is None:
             raise InputError(f"{source}: no scale fits in it (make one with `taskbench scale`)")
         exponents = {f.scenario: f.exponent for f in scale.fits if f.variant == variant}
-    factors = {s.name: (target / measured) ** max(exponents.get(s.name, 1.0), 0.0) for s in catalog.scenarios}
+    factors = {s.name: (target / measured) ** max(exponents.get(s.name, 1.0), 0.0) for s in catalogue.scenarios}
     fitted = sorted(set(exponents) & set(factors))
     return factors, (
         f"p95 ∝ size^exponent from {source} ({variant}) for {', '.join(fitted) or 'no scenario'}; linear for the rest"
     )
 
 
-def effective(catalog: Catalog, headroom: float, factors: dict[str, float]) -> Catalog:
-    return catalog.model_copy(
+def effective(catalogue: Catalogue, headroom: float, factors: dict[str, float]) -> Catalogue:
+    return catalogue.model_copy(
         update={
             "scenarios": [
-                s.model_copy(update={"sla_ms": s.sla_ms / (headroom * factors[s.name])}) for s in catalog.scenarios
+                s.model_copy(update={"sla_ms": s.sla_ms / (headroom * factors[s.name])}) for s in catalogue.scenarios
             ]
         }
     )
@@ -144,8 +144,8 @@ def _why(cell: Cell, sla: float) -> str:
     return f"{cell.verdict_text}; slowest class p95 {worst_p95(cell):.1f} ms (SLA {sla:g} ms); plan: {plan}"
 
 
-def _contenders(res: Results, catalog: Catalog, objective: Objective) -> list[Contender]:
-    sla = {s.name: s.sla_ms for s in catalog.scenarios}
+def _contenders(res: Results, catalogue: Catalogue, objective: Objective) -> list[Contender]:
+    sla = {s.name: s.sla_ms for s in catalogue.scenarios}
     by_variant = {v.name: v for v in res.variants}
     base_cells = [c for c in res.cells if c.variant == BASELINE_VARIANT]
     base = Costs(0, 0.0, *write_figures(base_cells))
@@ -168,8 +168,8 @@ def _contenders(res: Results, catalog: Catalog, objective: Objective) -> list[Co
     return out
 
 
-def _trials_info(trials: Trials, catalog: Catalog, objective: Objective, base: Costs) -> list[TrialInfo]:
-    sla = {s.name: s.sla_ms for s in catalog.scenarios}
+def _trials_info(trials: Trials, catalogue: Catalogue, objective: Objective, base: Costs) -> list[TrialInfo]:
+    sla = {s.name: s.sla_ms for s in catalogue.scenarios}
     out = []
     for trial in trials.history:
         complete = trial.complete(trials.scenarios)
@@ -275,23 +275,23 @@ def _deploy_info(costs: list[DeployCost]) -> list[DeployInfo]:
     ]
 
 
-def _contending_variants(catalog: Catalog, advised: list[Candidate], reference: str) -> list[Variant]:
-    by_name = {v.name: v for v in catalog.variants}
+def _contending_variants(catalogue: Catalogue, advised: list[Candidate], reference: str) -> list[Variant]:
+    by_name = {v.name: v for v in catalogue.variants}
     baseline = by_name.get(BASELINE_VARIANT, Variant(name=BASELINE_VARIANT, description="The models' own indexes"))
     mine = variant_of(ADVISED, advised, "The cheapest set found by `taskbench advise`")
     chosen = [
         baseline,
         mine,
         *([by_name[reference]] if reference in by_name else []),
-        per_column(catalog),
-        two_column(catalog),
+        per_column(catalogue),
+        two_column(catalogue),
     ]
     return list({v.name: v for v in chosen}.values())
 
 
 def advise(
     target: Target,
-    catalog: Catalog,
+    catalogue: Catalogue,
     options: AdviseOptions,
     reports_dir: Path,
     variant_dir: Path | None = None,
@@ -305,9 +305,9 @@ def advise(
     with clock.phase("candidates and screening"):
         measured = _measured_size(schema.seeded_dataset(target))
         goal = options.target_tasks_per_user or measured
-        factors, source = growth(catalog, measured, goal, options.growth_from, options.growth_variant)
-        strict = effective(catalog, options.headroom, factors)
-        found = candidates(catalog)
+        factors, source = growth(catalogue, measured, goal, options.growth_from, options.growth_variant)
+        strict = effective(catalogue, options.headroom, factors)
+        found = candidates(catalogue)
         by_fingerprint = {c.fingerprint: c for c in found}
         announce(f"advise: {len(found)} candidates; SLAs ÷ {options.headroom:g} headroom at {goal:,} tasks per user")
 
@@ -341,12 +341,12 @@ def advise(
     )
 
     with clock.phase("final measurement"):
-        contending = _contending_variants(catalog, advised, options.reference)
+        contending = _contending_variants(catalogue, advised, options.reference)
         final = strict.model_copy(update={"variants": contending, "mix": {}})
         res = matrix.measure(target, final, options.measuring(options.final_run), advance)
         run_dir = results_io.save(res, reports_dir).parent
     with clock.phase("deploy costs"):
-        deployed = deploy_costs(target, catalog, advised) if options.deploy else []
+        deployed = deploy_costs(target, catalogue, advised) if options.deploy else []
 
     description = (
         "The cheapest index set found by `taskbench advise` (real builds, measured against every SLA "
@@ -361,8 +361,8 @@ def advise(
 
     base_costs = trials.costs(())
     assert base_costs is not None  # the search's first trial measured every scenario
-    trial_infos = _trials_info(trials, catalog, options.objective, base_costs)
-    contenders = _contenders(res, catalog, options.objective)
+    trial_infos = _trials_info(trials, catalogue, options.objective, base_costs)
+    contenders = _contenders(res, catalogue, options.objective)
     advice = Advice(
         run_id=res.run_id,
         dataset=res.dataset.fingerprint,

@@ -120,7 +120,9 @@ class _Search:
             if candidate.fingerprint in self.planned and not self.planned[candidate.fingerprint] & set(served):
                 continue  # HypoPG: the planner would use it for none of them, so it is not built
             writes = [
-                s.name for s in self.trials.catalog.scenarios if s.kind == "write" and candidate.table in s.query.tables
+                s.name
+                for s in self.trials.catalogue.scenarios
+                if s.kind == "write" and candidate.table in s.query.tables
             ]
             trial = self.trials.evaluate((candidate.fingerprint,), served + writes, f"screen {candidate.name}")
             fixed = [s for s in served if trial.passes(s)]

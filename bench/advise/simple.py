@@ -17,7 +17,7 @@ from dataclasses import replace
 from pglast.stream import maybe_double_quote_name
 
 from bench.advise.candidates import accesses, describe, existing_indexes, key_lists, model_tables
-from bench.catalogue.files import Catalog, Variant
+from bench.catalogue.files import Catalogue, Variant
 from bench.catalogue.sql import IndexDef, parse_index
 
 PER_COLUMN = "per_column"
@@ -34,10 +34,10 @@ def _variant(name: str, description: str, statements: list[str]) -> Variant:
     return Variant(name=name, description=description, statements=[i.ddl() for i in indexes.values()])
 
 
-def per_column(catalog: Catalog) -> Variant:
+def per_column(catalogue: Catalogue) -> Variant:
     tables = model_tables()
     statements = []
-    for scenario in catalog.scenarios:
+    for scenario in catalogue.scenarios:
         for access in accesses(scenario, tables):
             filtered = [*access.equality, *access.ranges, *(c for cs in access.constants.values() for c in sorted(cs))]
             statements += [
@@ -48,10 +48,10 @@ def per_column(catalog: Catalog) -> Variant:
     return _variant(PER_COLUMN, "One single-column B-tree per filtered column (simple advisor)", statements)
 
 
-def two_column(catalog: Catalog) -> Variant:
+def two_column(catalogue: Catalogue) -> Variant:
     tables = model_tables()
     statements = []
-    for scenario in catalog.scenarios:
+    for scenario in catalogue.scenarios:
         for access in accesses(scenario, tables):
             lists = key_lists(access)
             if lists and len(lists[0]) >= 2:

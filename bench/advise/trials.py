@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bench.advise.candidates import Candidate
 from bench.advise.objective import Costs, write_figures
-from bench.catalogue.files import Catalog, Variant
+from bench.catalogue.files import Catalogue, Variant
 from bench.errors import InputError
 from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
@@ -28,10 +28,10 @@ from bench.targets.target import Target
 
 
 def measure_with_runner(
-    target: Target, catalog: Catalog, opts: RunOptions, advance: Advance
+    target: Target, catalogue: Catalogue, opts: RunOptions, advance: Advance
 ) -> tuple[list[Cell], dict[str, tuple[int, float]]]:
-    """The runner on ``catalog`` (one variant): its cells, and each built index's size and build time."""
-    res = matrix.measure(target, catalog, opts, advance)
+    """The runner on ``catalogue`` (one variant): its cells, and each built index's size and build time."""
+    res = matrix.measure(target, catalogue, opts, advance)
     built = {i.name: (i.size_bytes, i.build_seconds) for v in res.variants for i in v.indexes}
     return res.cells, built
 
@@ -71,7 +71,7 @@ class Trial:
 @dataclass
 class Trials:
     target: Target
-    catalog: Catalog  # scenarios with the SLAs the search must meet (headroom and growth applied)
+    catalogue: Catalogue  # scenarios with the SLAs the search must meet (headroom and growth applied)
     candidates: dict[str, Candidate]  # by fingerprint
     options: RunOptions
     advance: Advance = no_progress
@@ -83,11 +83,11 @@ class Trials:
     _costs: dict[str, tuple[int, float]] = field(default_factory=dict)  # fingerprint -> size, build s
 
     def __post_init__(self) -> None:
-        self._tables = {s.name: s.query.tables for s in self.catalog.scenarios}
+        self._tables = {s.name: s.query.tables for s in self.catalogue.scenarios}
 
     @property
     def scenarios(self) -> list[str]:
-        return [s.name for s in self.catalog.scenarios]
+        return [s.name for s in self.catalogue.scenarios]
 
     def on_tables(self, tables: Collection[str]) -> list[str]:
         """The scenarios that touch any of ``tables``: those an index there can change."""
@@ -119,7 +119,7 @@ class Trials:
         chosen = list(indexes)
         if any(f not in self._costs for f in chosen):
             return None
-        writes = [s.name for s in self.catalog.scenarios if s.kind == "write"]
+        writes = [s.name for s in self.catalogue.scenarios if s.kind == "write"]
         cells = [self.cell(s, chosen) for s in writes]
         if any(c is None for c in cells):
             return None
@@ -146,15 +146,16 @@ class Trials:
         started = time.monotonic()
         if missing or build:
             label = f"trial {len(self.history) + 1}: {purpose}"
-            catalog = self.catalog.model_copy(
+            catalogue = self.catalogue.model_copy(
                 update={
-                    "scenarios": [s for s in self.catalog.scenarios if s.name in missing] or self.catalog.scenarios[:1],
+                    "scenarios": [s for s in self.catalogue.scenarios if s.name in missing]
+                    or self.catalogue.scenarios[:1],
                     "variants": [variant_of(f"trial_{len(self.history) + 1}", (self.candidates[f] for f in build))],
                     "mix": {},
                 }
             )
             cells, built = measure_with_runner(
-                self.target, catalog, self.options, lambda _, done, total: self.advance(label, done, total)
+                self.target, catalogue, self.options, lambda _, done, total: self.advance(label, done, total)
             )
             by_name = {self.candidates[f].name: f for f in build}
             for name, cost in built.items():

@@ -129,28 +129,28 @@ class Variant(_Strict):
         return self
 
 
-class Catalog(BaseModel):
+class Catalogue(BaseModel):
     sla_classes: dict[str, float]
     scenarios: list[Scenario]
     variants: list[Variant]
     mix: dict[str, int] = Field(default_factory=dict)  # load mix: scenario -> relative weight
 
-    def select(self, scenarios: list[str] | None, variants: list[str] | None) -> Catalog:
+    def select(self, scenarios: list[str] | None, variants: list[str] | None) -> Catalogue:
         chosen = _pick(self.scenarios, scenarios, "scenario")
         names = {s.name for s in chosen}
-        return Catalog(
+        return Catalogue(
             sla_classes=self.sla_classes,
             scenarios=chosen,
             variants=_pick(self.variants, variants, "variant"),
             mix={k: w for k, w in self.mix.items() if k in names},
         )
 
-    def reads(self) -> Catalog:
+    def reads(self) -> Catalogue:
         """The read scenarios only: for what executes scenarios outside a rolled-back sample (load,
         pgbench, pytest-benchmark), where a write would change the rows every later query sees."""
         return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.kind == "read"]})
 
-    def with_mix(self, weights: dict[str, int]) -> Catalog:
+    def with_mix(self, weights: dict[str, int]) -> Catalogue:
         """Only the scenarios of ``weights`` (the file's mix when empty), weighted so."""
         weights = weights or self.mix
         if not weights:
@@ -207,7 +207,7 @@ def _parse(model: type[_Item], path: Path, data: dict[str, Any]) -> _Item:
     return item
 
 
-def load_catalog(directory: Path = DEFAULT_DIR, *, history: bool = False) -> Catalog:
+def load_catalogue(directory: Path = DEFAULT_DIR, *, history: bool = False) -> Catalogue:
     """The catalogue in ``directory``, every file checked. ``history``: the scenarios of a commit or
     directory standing for "before" in a check, measured as they were written, so a rule added
     since (a LIMIT's order leaving no ties) does not refuse them."""
@@ -238,4 +238,4 @@ def load_catalog(directory: Path = DEFAULT_DIR, *, history: bool = False) -> Cat
     if not isinstance(mix, dict):
         raise InputError(f"{mix_path}: [weights] must map scenario names to weights")
     _check_mix(mix, {s.name for s in scenarios if s.kind == "read"}, str(mix_path))
-    return Catalog(sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix)
+    return Catalogue(sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix)

@@ -11,7 +11,7 @@ import typer
 
 from bench import output
 from bench import results as results_io
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.cli.app import app, command
 from bench.cli.console import note, say, show
 from bench.cli.options import Quiet, ReportsDir, Selected, measuring, option_group, selecting
@@ -136,11 +136,11 @@ def _measuring_sides(target: Target, opts: sides.SidesOptions, quiet: bool) -> t
     taken again to confirm a time finding."""
     from bench.measure.paired import side_by_side
 
-    def measure(before: Catalog, after: Catalog, base_schema: str | None) -> Results:
+    def measure(before: Catalogue, after: Catalogue, base_schema: str | None) -> Results:
         with progress(not quiet, unit="steps") as advance:
             return sides.measure(target, before, after, opts, advance, base_schema)
 
-    def confirm(before: Catalog, after: Catalog, base_schema: str | None, n: int) -> SideBySide:
+    def confirm(before: Catalogue, after: Catalogue, base_schema: str | None, n: int) -> SideBySide:
         with progress(not quiet, unit="variants") as advance:
             return side_by_side(target, before, after, replace(opts.pairs, pairs=n), advance, base_schema)
 
@@ -177,17 +177,17 @@ def check_cmd(
     from bench.targets.schema import model_ddl
 
     reference = results_io.load(baseline) if baseline else None
-    catalog = selected.catalogue
+    catalogue = selected.catalogue
     sides_opts = sides.SidesOptions(opts, sides.pairs_like(pairs, opts), measure_unchanged)
     with (
         resolve_before(selected.whole, selected.scenarios_dir, before, before_ref, reference, model_ddl()) as whole,
         measurement_target(spec, announce=note) as target,
     ):
-        base = whole.only(catalog) if selected.narrowed else whole
+        base = whole.only(catalogue) if selected.narrowed else whole
         show(target)
         note(f"before: {base.source}")
         measure, confirm = _measuring_sides(target, sides_opts, quiet)
-        current, result = check(catalog, base, measure, confirm, CheckThresholds(gates, time), reference)
+        current, result = check(catalogue, base, measure, confirm, CheckThresholds(gates, time), reference)
     if current is not None:
         note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
     verdict(result, "base", current.run_id if current else "head", github, markdown_out)

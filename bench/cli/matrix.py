@@ -11,7 +11,7 @@ import typer
 
 from bench import output
 from bench import results as results_io
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.cli.app import command
 from bench.cli.console import err, note, say, show
 from bench.cli.options import PROFILE, REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, selecting
@@ -56,7 +56,7 @@ MergedOut = Annotated[
 ]
 
 
-def measured(target: Target, cat: Catalog, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
+def measured(target: Target, cat: Catalogue, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
     """The matrix on ``target``, saved and summed up."""
     with progress(not quiet, unit="cells") as advance:
         res = matrix.measure(target, cat, opts, advance)
@@ -105,7 +105,7 @@ class _Run:
     """What ``taskbench run`` measures and where it writes: the same whether the run is whole, one
     share or every share at once."""
 
-    def __init__(self, cat: Catalog, opts: RunOptions, prof: DataProfile | None, reports_dir: Path, quiet: bool):
+    def __init__(self, cat: Catalogue, opts: RunOptions, prof: DataProfile | None, reports_dir: Path, quiet: bool):
         self.cat, self.opts, self.prof, self.reports_dir, self.quiet = cat, opts, prof, reports_dir, quiet
 
     def whole(self, spec: TargetSpec) -> None:

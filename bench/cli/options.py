@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from bench import output, results
-from bench.catalogue import files as catalog_io
-from bench.catalogue.files import Catalog
+from bench.catalogue import files as catalogue_io
+from bench.catalogue.files import Catalogue
 from bench.measure.runner import RunOptions
 from bench.measure.timeout import MIN_TIMEOUT_MS
 from seed.profiles import DEFAULT_PROFILE, get_profile
@@ -159,13 +159,13 @@ class Selected:
     variants that --scenario and --variant chose."""
 
     scenarios_dir: Path
-    whole: Catalog  # every scenario and variant the directory holds
-    catalogue: Catalog  # the chosen ones
+    whole: Catalogue  # every scenario and variant the directory holds
+    catalogue: Catalogue  # the chosen ones
     narrowed: bool  # --scenario or --variant chose (else the command's own choice, or everything)
 
 
 _SELECT_OPTIONS: dict[str, Any] = {"scenarios_dir": ScenariosDir, "scenario": Only, "variant": OnlyVariant}
-_SELECT_DEFAULTS: dict[str, Any] = {"scenarios_dir": catalog_io.DEFAULT_DIR, "scenario": None, "variant": None}
+_SELECT_DEFAULTS: dict[str, Any] = {"scenarios_dir": catalogue_io.DEFAULT_DIR, "scenario": None, "variant": None}
 
 
 def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str] = ()) -> Callable[[Command], Command]:
@@ -175,7 +175,7 @@ def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str
     chosen = {name: _SELECT_OPTIONS[name] for name in names or _SELECT_OPTIONS}
 
     def build(scenarios_dir: Path, scenario: list[str] | None = None, variant: list[str] | None = None) -> Selected:
-        whole = catalog_io.load_catalog(scenarios_dir)
+        whole = catalogue_io.load_catalogue(scenarios_dir)
         picked = whole.select(scenario or list(scenarios), variant or list(variants))
         return Selected(scenarios_dir, whole, picked, bool(scenario or variant))
 

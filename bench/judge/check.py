@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.catalogue.files import Catalog, Scenario, Variant, load_catalog
+from bench.catalogue.files import Catalogue, Scenario, Variant, load_catalogue
 from bench.catalogue.gitref import default_merge_base, models_ddl_at, scenarios_at
 from bench.catalogue.sql import SQLRefused
 from bench.errors import InputError
@@ -50,9 +50,9 @@ SAME_MACHINE = ("server_cpu", "client_cpu")
 
 # (before, after, the base side's schema DDL when it is not the models' own) → the head's run, its
 # ``side_by_side`` holding the base side's own cells and the pairs
-MeasureSides = Callable[[Catalog, Catalog, str | None], Results]
+MeasureSides = Callable[[Catalogue, Catalogue, str | None], Results]
 # the same, for some cells only, this many pairs each: pairs on fresh connections
-Confirm = Callable[[Catalog, Catalog, str | None, int], SideBySide]
+Confirm = Callable[[Catalogue, Catalogue, str | None, int], SideBySide]
 # The confirmation takes twice the pairs: at the same level a second test of 30 pairs would miss
 # half of the cells a first one barely called (seen: ×1.45 at 24 of 30 pairs slower, p = 7.2e-4,
 # then 23 of 30); 60 pairs need 72% of them slower instead of 83%, and the level is the same.
@@ -70,24 +70,24 @@ class Before:
     """What stands for "before": a catalogue, where it came from, and the DDL of the base side's
     tables when they are not the models' own (a reference run recorded before the models changed)."""
 
-    catalog: Catalog
+    catalogue: Catalogue
     source: str
     schema_ddl: str | None = None
 
-    def only(self, head: Catalog) -> Before:
+    def only(self, head: Catalogue) -> Before:
         """Restricted to the scenarios and variants ``head`` (a selection) has: what is left out of a
         selection is neither measured nor reported gone."""
         scenarios, variants = {s.name for s in head.scenarios}, {v.name for v in head.variants}
-        kept = self.catalog.model_copy(
+        kept = self.catalogue.model_copy(
             update={
-                "scenarios": [s for s in self.catalog.scenarios if s.name in scenarios],
-                "variants": [v for v in self.catalog.variants if v.name in variants],
+                "scenarios": [s for s in self.catalogue.scenarios if s.name in scenarios],
+                "variants": [v for v in self.catalogue.variants if v.name in variants],
             }
         )
-        return replace(self, catalog=kept)
+        return replace(self, catalogue=kept)
 
 
-def before_catalog(base: Results, current: Catalog) -> Catalog:
+def before_catalogue(base: Results, current: Catalogue) -> Catalogue:
     """The reference run's own catalogue: its cells' SQL and parameters, its variants' statements
     (extensions come from the current variant of the same name: they are an allow-list anyway).
     Read with the same parser and rules as a catalogue file: a reference file cannot smuggle SQL in."""
@@ -114,12 +114,12 @@ def before_catalog(base: Results, current: Catalog) -> Catalog:
         ]
     except (ValueError, SQLRefused) as exc:
         raise InputError(f"the reference run {base.run_id}: {exc}") from None
-    return Catalog(sla_classes=current.sla_classes, scenarios=list(scenarios.values()), variants=variants)
+    return Catalogue(sla_classes=current.sla_classes, scenarios=list(scenarios.values()), variants=variants)
 
 
 @contextmanager
 def resolve_before(
-    current: Catalog,
+    current: Catalogue,
     scenarios_dir: Path,
     before_dir: Path | None,
     before_ref: str | None,
@@ -132,7 +132,7 @@ def resolve_before(
     if before_dir and before_ref:
         raise InputError("--before and --before-ref both name a 'before': give one")
     if before_dir:
-        yield Before(load_catalog(before_dir, history=True), f"the scenarios in {before_dir}")
+        yield Before(load_catalogue(before_dir, history=True), f"the scenarios in {before_dir}")
         return
     ref, source = before_ref, f"commit {before_ref}"
     if ref is None:
@@ -141,12 +141,12 @@ def resolve_before(
             ref, source = found.commit, f"{found.commit[:12]}, the merge base with {found.branch}"
     if ref is not None:
         with scenarios_at(ref, scenarios_dir) as exported:
-            catalog = load_catalog(exported, history=True)
+            catalogue = load_catalogue(exported, history=True)
             try:  # the models at that commit: a pull request that changes them is timed across the change
                 ddl: str | None = models_ddl_at(ref, scenarios_dir)
             except InputError as exc:
                 ddl, source = None, f"{source} ({exc}: both sides on the models' schema)"
-            yield Before(catalog, source, ddl if ddl != models_ddl else None)
+            yield Before(catalogue, source, ddl if ddl != models_ddl else None)
         return
     if reference is None:
         raise InputError(
@@ -155,7 +155,7 @@ def resolve_before(
         )
     changed = bool(reference.schema_ddl) and reference.schema_ddl != models_ddl
     yield Before(
-        before_catalog(reference, current),
+        before_catalogue(reference, current),
         f"reference run {reference.run_id} (its recorded SQL and indexes)",
         reference.schema_ddl if changed else None,
     )
@@ -298,7 +298,7 @@ def _verdict_account(base_cells: list[Cell]) -> str:
 
 
 def check(
-    after: Catalog,
+    after: Catalogue,
     before: Before,
     measure: MeasureSides,
     confirm: Confirm,
@@ -309,7 +309,7 @@ def check(
     show drift since ``reference``. The head's run is None when the base side could not be built."""
     result = Comparison(time="")
     try:
-        head = measure(before.catalog, after, before.schema_ddl)
+        head = measure(before.catalogue, after, before.schema_ddl)
     except InputError as exc:
         across = "; time could not be judged across the schema change" if before.schema_ddl else ""
         result.time_refused = f"{exc}{across}"
@@ -326,7 +326,7 @@ def check(
         scenarios = list(dict.fromkeys(f.scenario for f in suspects))
         variants = list(dict.fromkeys(f.variant for f in suspects))
         again = confirm(
-            before.catalog.select(scenarios, variants),
+            before.catalogue.select(scenarios, variants),
             after.select(scenarios, variants),
             before.schema_ddl,
             CONFIRMATION_PAIRS * sbs.pairs,

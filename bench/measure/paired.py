@@ -19,7 +19,7 @@ from datetime import date
 
 import asyncpg
 
-from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.catalogue.files import Catalogue, Scenario, Variant
 from bench.catalogue.params import Drawer, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
@@ -199,7 +199,7 @@ class Pairing:
         return jobs
 
 
-def pair_up(before: Catalog, after: Catalog) -> Pairing:
+def pair_up(before: Catalogue, after: Catalogue) -> Pairing:
     """The variants and scenarios both catalogues have, and those only one of them has."""
     base_v = {v.name: v for v in before.variants}
     base_s = {s.name: s for s in before.scenarios}
@@ -305,8 +305,8 @@ def pairs_unlocked(
 
 def side_by_side(
     seeded: Target,
-    before: Catalog,
-    after: Catalog,
+    before: Catalogue,
+    after: Catalogue,
     opts: PairOptions = PairOptions(),
     advance: Advance = no_progress,
     base_schema: str | None = None,

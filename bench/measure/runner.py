@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from bench.catalogue.files import Catalog, Scenario, Variant
+from bench.catalogue.files import Catalogue, Scenario, Variant
 from bench.catalogue.params import (
     POWER_USER_RATIO,
     Drawer,
@@ -178,7 +178,7 @@ def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str 
     return DatabaseError(f"{where}: {first_line(exc)}")
 
 
-async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) -> None:
+async def check_sql(conn: asyncpg.Connection, catalogue: Catalogue, pools: Pools) -> None:
     """Have the server parse and plan every scenario before any variant is built, so a mistake in a
     scenario file stops the run in its first second, not after an hour of other cells. A read
     scenario may call no function this server marks volatile (pg_sleep, set_config, nextval,
@@ -186,7 +186,7 @@ async def check_sql(conn: asyncpg.Connection, catalog: Catalog, pools: Pools) ->
     volatile function may change state outside the statement's rolled-back transaction (an
     advisory lock, a file, another session), and which functions are volatile is the server's
     knowledge, so it is asked here. The role the samples run as refuses what this misses."""
-    for scenario in catalog.scenarios:
+    for scenario in catalogue.scenarios:
         if not scenario.query.functions:
             pass
         elif volatile := [r[0] for r in await conn.fetch(VOLATILITY_SQL, sorted(scenario.query.functions))]:
@@ -607,22 +607,22 @@ def _shared(cell: Cell, variant: str) -> Cell:
     return cell.model_copy(update={"variant": variant, "shared_with": cell.variant, "seconds": 0.0, "stability": None})
 
 
-async def _prepare(target: Target, catalog: Catalog, dataset: Dataset) -> tuple[Environment, Pools]:
+async def _prepare(target: Target, catalogue: Catalogue, dataset: Dataset) -> tuple[Environment, Pools]:
     """What a run needs from the seeded database, and the scenarios' check, before the measurement
     lock: a mistake in a scenario file stops the run at once, not after waiting for another run."""
     async with connected(target) as conn:
         env = await environment(conn, target)  # the seeded database is what the results describe
-        pools = await pools_for(conn, catalog.scenarios, dataset.anchor_date)
-        await check_sql(conn, catalog, pools)
+        pools = await pools_for(conn, catalogue.scenarios, dataset.anchor_date)
+        await check_sql(conn, catalogue, pools)
         return env, pools
 
 
 Job = tuple[Variant, list[Scenario]]  # a variant and the scenarios measured under it
 
 
-def jobs_of(catalog: Catalog) -> list[Job]:
+def jobs_of(catalogue: Catalogue) -> list[Job]:
     """Every scenario under every variant: a whole matrix."""
-    return [(variant, catalog.scenarios) for variant in catalog.variants]
+    return [(variant, catalogue.scenarios) for variant in catalogue.variants]
 
 
 async def _measure_jobs(
@@ -684,7 +684,7 @@ async def _measure_jobs(
 
 async def _run(
     seeded: Target,
-    catalog: Catalog,
+    catalogue: Catalogue,
     opts: RunOptions,
     dataset: Dataset,
     env: Environment,
@@ -692,7 +692,7 @@ async def _run(
     clock: Clock,
     advance: Advance,
 ) -> Results:
-    variants, cells, cold, privileges = await _measure_jobs(seeded, jobs_of(catalog), opts, pools, clock, advance)
+    variants, cells, cold, privileges = await _measure_jobs(seeded, jobs_of(catalogue), opts, pools, clock, advance)
     return Results(
         run_id=new_run_id(),
         created_at=datetime.now(UTC),
@@ -720,24 +720,26 @@ def run_measurement(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def prepared(target: Target, catalog: Catalog, dataset: Dataset | None = None) -> tuple[Dataset, Environment, Pools]:
-    """What measuring ``catalog`` on ``target`` needs, checked before any lock is waited for.
+def prepared(
+    target: Target, catalogue: Catalogue, dataset: Dataset | None = None
+) -> tuple[Dataset, Environment, Pools]:
+    """What measuring ``catalogue`` on ``target`` needs, checked before any lock is waited for.
     ``dataset``: the one the target holds, when its own record is not there (a rebuilt copy)."""
     dataset = dataset or schema.seeded_dataset(target)
-    env, pools = run_measurement(_prepare(target, catalog, dataset))
+    env, pools = run_measurement(_prepare(target, catalogue, dataset))
     return dataset, env, pools
 
 
 def measure_unlocked(
     target: Target,
-    catalog: Catalog,
+    catalogue: Catalogue,
     opts: RunOptions,
     prepared_for: tuple[Dataset, Environment, Pools],
     advance: Advance,
 ) -> Results:
     """A whole run on ``target``, for a caller that holds the server's measurement lock already."""
     dataset, env, pools = prepared_for
-    return run_measurement(_run(target, catalog, opts, dataset, env, pools, Clock(), advance))
+    return run_measurement(_run(target, catalogue, opts, dataset, env, pools, Clock(), advance))
 
 
 def measure_jobs(target: Target, jobs: list[Job], opts: RunOptions, pools: Pools, advance: Advance) -> list[Cell]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.catalogue.files import BASELINE_VARIANT, Catalog, Scenario, Variant
+from bench.catalogue.files import BASELINE_VARIANT, Catalogue, Scenario, Variant
 from bench.catalogue.params import Pools, class_drawers, pools_for
 from bench.catalogue.variants import applied_new
 from bench.errors import DatabaseError
@@ -147,7 +147,7 @@ async def _check(
         return agreements
 
 
-def measure(target: Target, catalogue: Catalog, opts: CrossCheckOptions = CrossCheckOptions()) -> list[Agreement]:
+def measure(target: Target, catalogue: Catalogue, opts: CrossCheckOptions = CrossCheckOptions()) -> list[Agreement]:
     """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``opts.variant`` applied.
     Agreements, not ``Results``, unlike the other kinds of run: the cross-check judges the harness
     itself and writes no results file. No progress callback: it takes seconds."""

@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from bench.catalogue.files import Catalog, Scenario
+from bench.catalogue.files import Catalogue, Scenario
 from bench.catalogue.params import Drawer, pools_for
 from bench.catalogue.variants import applied_new, variant_cost
 from bench.errors import DatabaseError, InputError
@@ -340,11 +340,11 @@ def _params_table(scenario: Scenario) -> str:
 
 
 async def _prepare(
-    conn: asyncpg.Connection, catalog: Catalog, opts: LoadOptions, today: date, prepared: bool
+    conn: asyncpg.Connection, catalogue: Catalogue, opts: LoadOptions, today: date, prepared: bool
 ) -> Workload:
-    pools = await pools_for(conn, catalog.scenarios, today)
+    pools = await pools_for(conn, catalogue.scenarios, today)
     sql, params, lookups = [], [], []
-    for scenario in catalog.scenarios:
+    for scenario in catalogue.scenarios:
         drawer = Drawer(scenario, pools, opts.seed)
         drawn = [drawer.draw() for _ in range(opts.param_sets)]
         table = _params_table(scenario)
@@ -354,7 +354,9 @@ async def _prepare(
         lookups.append(
             f"SELECT {', '.join(drawer.order)} FROM {table} WHERE i = $1" if drawer.order else "SELECT $1::int"
         )
-    return Workload(catalog.scenarios, [catalog.mix[s.name] for s in catalog.scenarios], sql, params, lookups, prepared)
+    return Workload(
+        catalogue.scenarios, [catalogue.mix[s.name] for s in catalogue.scenarios], sql, params, lookups, prepared
+    )
 
 
 def _pgbench_round(target: Target, work: Workload, opts: LoadOptions) -> tuple[float, int, float, float, float]:
@@ -396,16 +398,16 @@ async def _against_pgbench(target: Target, work: Workload, opts: LoadOptions) ->
     )
 
 
-async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOptions, dataset: Dataset) -> Results:
+async def _load(target: Target, seeded: Target, catalogue: Catalogue, opts: LoadOptions, dataset: Dataset) -> Results:
     async with connected(target) as admin:
         env = await environment(admin, seeded)
-        applied = await applied_new(admin, catalog.variants[0])  # never removed: the scratch copy is dropped
+        applied = await applied_new(admin, catalogue.variants[0])  # never removed: the scratch copy is dropped
         cost = await variant_cost(admin, applied)
-        work = await _prepare(admin, catalog, opts, dataset.anchor_date, prepared=target.host_kind != "pooler")
+        work = await _prepare(admin, catalogue, opts, dataset.anchor_date, prepared=target.host_kind != "pooler")
     # The clients, the harness's and pgbench's alike, are the samples' role (``roles``).
-    with sampler(target, readable=[_params_table(s) for s in catalog.scenarios]) as clients:
+    with sampler(target, readable=[_params_table(s) for s in catalogue.scenarios]) as clients:
         load = summarize_load(
-            await _drive_jobs(clients.target, work, opts), work, opts.clients, opts.rate, catalog.variants[0].name
+            await _drive_jobs(clients.target, work, opts), work, opts.clients, opts.rate, catalogue.variants[0].name
         )
         if opts.pgbench_rounds:
             load.pgbench = await _against_pgbench(clients.target, work, opts)
@@ -433,7 +435,7 @@ async def _load(target: Target, seeded: Target, catalog: Catalog, opts: LoadOpti
     )
 
 
-def measure(target: Target, catalogue: Catalog, opts: LoadOptions = LoadOptions()) -> Results:
+def measure(target: Target, catalogue: Catalogue, opts: LoadOptions = LoadOptions()) -> Results:
     """The mix of ``catalogue`` (its first variant applied) under load, on a scratch copy of the target.
     No progress callback, unlike the other kinds of run: it lasts ``opts.duration`` whatever happens."""
     if opts.clients < 1 or opts.duration <= 0 or (opts.rate is not None and opts.rate <= 0):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.measure.lock import measurement_lock
 from bench.measure.runner import RunOptions, measure_unlocked, prepared
 from bench.progress import Advance, no_progress
@@ -20,7 +20,9 @@ VERDICTS = ("pass", "fail", "borderline", "inconclusive")
 DEFAULTS = RunOptions()
 
 
-def measure(target: Target, catalogue: Catalog, opts: RunOptions = DEFAULTS, advance: Advance = no_progress) -> Results:
+def measure(
+    target: Target, catalogue: Catalogue, opts: RunOptions = DEFAULTS, advance: Advance = no_progress
+) -> Results:
     """Every cell of ``catalogue`` on scratch copies of ``target``, under the measurement lock."""
     ready = prepared(target, catalogue)  # a mistake in a scenario file stops the run before any lock
     # The lock before the copy: copying the database is heavy I/O another run would measure.

@@ -19,7 +19,7 @@ from statistics import median
 
 import numpy as np
 
-from bench.catalogue.files import BASELINE_VARIANT, Catalog
+from bench.catalogue.files import BASELINE_VARIANT, Catalogue
 from bench.errors import InputError
 from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
@@ -149,7 +149,7 @@ class ScaleOptions:
 
 def measure(
     spec: TargetSpec,
-    catalogue: Catalog,
+    catalogue: Catalogue,
     opts: ScaleOptions = ScaleOptions(),
     advance: Advance = no_progress,
     announce: Callable[[str], None] = lambda message: None,

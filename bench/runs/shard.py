@@ -33,7 +33,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from bench import results as results_io
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.errors import (
     EXIT_INTERRUPTED,
     DatabaseError,
@@ -61,12 +61,12 @@ def parse_shard(raw: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
-def catalogue_fingerprint(catalog: Catalog) -> str:
+def catalogue_fingerprint(catalogue: Catalogue) -> str:
     """What makes two shards' catalogues the same: every scenario's SQL, parameters, kind and SLA, and
     every variant's statements (and extensions), by name and in order."""
     content = {
-        "scenarios": [[s.name, s.sql, s.params, s.kind, s.sla_class, s.sla_ms] for s in catalog.scenarios],
-        "variants": [[v.name, v.statements, v.extensions] for v in catalog.variants],
+        "scenarios": [[s.name, s.sql, s.params, s.kind, s.sla_class, s.sla_ms] for s in catalogue.scenarios],
+        "variants": [[v.name, v.statements, v.extensions] for v in catalogue.variants],
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -77,7 +77,7 @@ class Weights:
     source: str  # what the weights are, in words (recorded in each shard)
 
 
-def durations(catalog: Catalog, path: Path | None) -> Weights:
+def durations(catalogue: Catalogue, path: Path | None) -> Weights:
     """Each variant's seconds in a previous run (``path``, default the committed baseline when it
     exists): its cells' seconds for this catalogue's scenarios plus its build seconds. Equal weights
     when the run does not cover every variant: a partial weighting would balance nothing."""
@@ -86,14 +86,14 @@ def durations(catalog: Catalog, path: Path | None) -> Weights:
     if not given and not path.exists():
         return Weights(None, f"equal weights ({path} does not exist)")
     previous = results_io.load(path)
-    scenarios = {s.name for s in catalog.scenarios}
+    scenarios = {s.name for s in catalogue.scenarios}
     seconds: dict[str, float] = {}
-    for variant in catalog.variants:
+    for variant in catalogue.variants:
         cells = [c.seconds for c in previous.cells if c.variant == variant.name and c.scenario in scenarios]
         built = next((v.build_seconds for v in previous.variants if v.name == variant.name), None)
         if cells and built is not None and None not in cells:
             seconds[variant.name] = sum(s for s in cells if s is not None) + built
-    missing = [v.name for v in catalog.variants if v.name not in seconds]
+    missing = [v.name for v in catalogue.variants if v.name not in seconds]
     if missing:
         return Weights(None, f"equal weights ({path} has no durations for {', '.join(missing)})")
     return Weights(seconds, f"durations of run {previous.run_id} ({path})")
@@ -111,9 +111,9 @@ class Split:
     def variants(self, index: int) -> list[str]:
         return [v for v, i in self.plan.items() if i == index]
 
-    def share(self, catalog: Catalog, index: int) -> Catalog:
+    def share(self, catalogue: Catalogue, index: int) -> Catalogue:
         """The catalogue's part shard ``index`` measures: every scenario, its variants."""
-        return catalog.select([s.name for s in catalog.scenarios], self.variants(index))
+        return catalogue.select([s.name for s in catalogue.scenarios], self.variants(index))
 
     def mark(self, index: int, calibration: Calibration) -> Shard:
         return Shard(
@@ -126,10 +126,10 @@ class Split:
         )
 
 
-def split(catalog: Catalog, count: int, weights: Weights) -> Split:
+def split(catalogue: Catalogue, count: int, weights: Weights) -> Split:
     """Longest first, each variant onto the least-loaded shard (ties: fewer variants, then the lower
     shard, so no shard is left empty even by variants that took no time)."""
-    names = [v.name for v in catalog.variants]
+    names = [v.name for v in catalogue.variants]
     if count > len(names):
         raise InputError(
             f"{count} shards need at least {count} variants, and this catalogue has {len(names)}: "
@@ -148,7 +148,7 @@ def split(catalog: Catalog, count: int, weights: Weights) -> Split:
         count=count,
         plan={n: shard_of[n] for n in names},
         weights=weights.source,
-        catalogue=catalogue_fingerprint(catalog),
+        catalogue=catalogue_fingerprint(catalogue),
     )
 
 
@@ -164,12 +164,12 @@ def calibrate(target: Target, samples: int = CALIBRATION_SAMPLES) -> dict[str, l
 
 
 def measure_shard(
-    target: Target, catalog: Catalog, opts: RunOptions, plan: Split, index: int, advance: Advance = no_progress
+    target: Target, catalogue: Catalogue, opts: RunOptions, plan: Split, index: int, advance: Advance = no_progress
 ) -> Results:
     """Shard ``index`` of ``plan``: its variants measured on ``target`` as any run, the calibration
     workload sampled just before and just after, the results marked with the shard."""
     before = calibrate(target)
-    res = matrix.measure(target, plan.share(catalog, index), opts, advance)
+    res = matrix.measure(target, plan.share(catalogue, index), opts, advance)
     after = calibrate(target)
     return res.model_copy(update={"shard": plan.mark(index, Calibration(before_ms=before, after_ms=after))})
 
@@ -181,7 +181,7 @@ Outcome = tuple[str, int, str]  # ("done", 0, results JSON) | ("error", exit cod
 
 
 def _shard_process(
-    target: Target, catalog: dict[str, object], opts: RunOptions, plan: Split, index: int, send: Connection
+    target: Target, catalogue: dict[str, object], opts: RunOptions, plan: Split, index: int, send: Connection
 ) -> None:
     """A shard's process: it measures and sends back its results, or what stopped it."""
     # A process group of its own: Ctrl-C at the terminal reaches the parent only, which passes exactly
@@ -189,7 +189,7 @@ def _shard_process(
     os.setpgrp()
     outcome: Outcome
     try:
-        res = measure_shard(target, Catalog.model_validate(catalog), opts, plan, index)
+        res = measure_shard(target, Catalogue.model_validate(catalogue), opts, plan, index)
         outcome = ("done", 0, res.model_dump_json())
     except KeyboardInterrupt:
         outcome = ("error", EXIT_INTERRUPTED, "interrupted")
@@ -228,7 +228,7 @@ def _stop(processes: dict[int, BaseProcess], pending: set[int]) -> None:
 
 
 def measure_parallel(
-    targets: list[Target], catalog: Catalog, opts: RunOptions, plan: Split, announce: Callable[[str], None]
+    targets: list[Target], catalogue: Catalogue, opts: RunOptions, plan: Split, announce: Callable[[str], None]
 ) -> list[Results]:
     """Every shard of ``plan`` at once, shard i on ``targets[i - 1]``, each in a process of its own:
     separate processes share no interpreter lock, so one shard's Python work does not delay another's
@@ -246,7 +246,7 @@ def measure_parallel(
             process = context.Process(
                 target=_shard_process,
                 name=f"taskbench shard {index}/{plan.count}",
-                args=(target, catalog.model_dump(mode="json"), opts, plan, index, send),
+                args=(target, catalogue.model_dump(mode="json"), opts, plan, index, send),
             )
             process.start()
             send.close()  # the child holds the sending end: its exit is the pipe's end

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from bench.catalogue.files import Catalog
+from bench.catalogue.files import Catalogue
 from bench.measure.lock import measurement_lock
 from bench.measure.paired import PairOptions, base_copy, pair_up, pairs_unlocked
 from bench.measure.runner import RunOptions, measure_jobs, measure_unlocked, prepared
@@ -40,8 +40,8 @@ def pairs_like(pairs: PairOptions, run: RunOptions) -> PairOptions:
 
 def measure(
     seeded: Target,
-    before: Catalog,
-    after: Catalog,
+    before: Catalogue,
+    after: Catalogue,
     opts: SidesOptions = SidesOptions(),
     advance: Advance = no_progress,
     base_schema: str | None = None,

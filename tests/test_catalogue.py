@@ -7,7 +7,7 @@ from pglast import ast
 from pglast.parser import parse_sql
 from sqlmodel import SQLModel
 
-from bench.catalogue.files import load_catalog
+from bench.catalogue.files import load_catalogue
 from bench.catalogue.sql import parse_query
 from bench.errors import InputError
 from bench.models import TABLE_NAMES
@@ -20,12 +20,12 @@ def _copy(tmp_path: Path) -> Path:
     return target
 
 
-def test_repository_catalogue_covers_every_sla_class(catalog):
-    classes = {s.sla_class for s in catalog.scenarios}
+def test_repository_catalogue_covers_every_sla_class(catalogue):
+    classes = {s.sla_class for s in catalogue.scenarios}
     assert classes == {"isolation", "list", "history", "write"}
-    assert {"baseline", "composite", "partial"} <= {v.name for v in catalog.variants}
-    assert {s.sla_ms for s in catalog.scenarios} == {30.0, 50.0, 100.0}
-    assert {s.sla_class for s in catalog.scenarios if s.kind == "write"} == {"write"}
+    assert {"baseline", "composite", "partial"} <= {v.name for v in catalogue.variants}
+    assert {s.sla_ms for s in catalogue.scenarios} == {30.0, 50.0, 100.0}
+    assert {s.sla_class for s in catalogue.scenarios if s.kind == "write"} == {"write"}
 
 
 def test_every_shipped_read_with_a_limit_orders_by_its_primary_key_last():
@@ -54,15 +54,15 @@ def test_a_limit_whose_order_leaves_ties_is_refused_but_history_is_read_as_writt
     path = d / "queries" / "overdue_tasks.toml"
     path.write_text(path.read_text().replace("ORDER BY due_date, id", "ORDER BY due_date"))
     with pytest.raises(InputError, match=r"overdue_tasks.toml: sql: .* end the ORDER BY with id of tasks"):
-        load_catalog(d)
+        load_catalogue(d)
     # a check's "before" side (an older commit) is measured as it was written
     assert "ORDER BY due_date\n" in next(
-        s.sql for s in load_catalog(d, history=True).scenarios if s.name == "overdue_tasks"
+        s.sql for s in load_catalogue(d, history=True).scenarios if s.name == "overdue_tasks"
     )
 
 
-def test_named_binds_become_positional_and_casts_survive(catalog):
-    scenario = next(s for s in catalog.scenarios if s.name == "tag_contains")
+def test_named_binds_become_positional_and_casts_survive(catalogue):
+    scenario = next(s for s in catalogue.scenarios if s.name == "tag_contains")
     sql, order = scenario.positional()
     assert order == ["user_id", "tags", "page_size"]
     assert "$2::jsonb" in sql and ":user_id" not in sql
@@ -74,7 +74,7 @@ def test_adding_a_scenario_is_adding_a_file(tmp_path):
         'sla_class = "list"\nsql = "SELECT title FROM tasks WHERE user_id = :u ORDER BY id LIMIT 5"\n'
         '[params]\nu = "user"\n'
     )
-    assert "all_titles" in {s.name for s in load_catalog(d).scenarios}
+    assert "all_titles" in {s.name for s in load_catalogue(d).scenarios}
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_malformed_scenario_names_file_and_problem(tmp_path, content, message):
     d = _copy(tmp_path)
     (d / "queries" / "broken.toml").write_text(content)
     with pytest.raises(InputError, match=message) as info:
-        load_catalog(d)
+        load_catalogue(d)
     assert "broken.toml" in str(info.value)
 
 
@@ -99,9 +99,9 @@ def test_variant_accepts_only_create_index(tmp_path):
     d = _copy(tmp_path)
     (d / "variants" / "evil.toml").write_text('statements = ["DROP TABLE tasks"]\n')
     with pytest.raises(InputError, match="only CREATE INDEX"):
-        load_catalog(d)
+        load_catalogue(d)
 
 
-def test_unknown_variant_is_a_clear_error(catalog):
+def test_unknown_variant_is_a_clear_error(catalogue):
     with pytest.raises(InputError, match="unknown variant 'nope'"):
-        catalog.select(None, ["nope"])
+        catalogue.select(None, ["nope"])
