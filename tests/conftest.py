@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -13,6 +13,19 @@ from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
 from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fixture every module may use
 from tests.support import DATA_DIR, SCENARIOS, TINY
+from tests.workers import group_by_module, lock_dir, slot
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """Each test holds the xdist workers' lock, shared or, marked ``alone``, exclusively
+    (tests/workers.py): set-up, call and tear-down, its module's fixtures included."""
+    with slot(lock_dir(item.config), item.get_closest_marker("alone") is not None):
+        return (yield)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    group_by_module(items)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,8 @@ OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 PAIRS = PairOptions(pairs=30, concurrent=True)
 CELLS = (["recent_tasks", "task_by_id", "create_task"], ["composite"])
 READS = ["recent_tasks", "task_by_id"]
+# time judged side by side, with its calibration: not beside another xdist worker (tests/workers.py)
+pytestmark = pytest.mark.alone
 
 
 @pytest.fixture(scope="module")

@@ -181,6 +181,7 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
     assert "0 regression(s)" in md.read_text()
 
 
+@pytest.mark.alone  # the check's time gate: not beside another xdist worker (tests/workers.py)
 def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path):
     _, reports, name = bench_run
     md = tmp_path / "check.md"

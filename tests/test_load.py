@@ -48,6 +48,7 @@ def test_every_request_is_counted_once(make_target):
     assert all(r.sent <= r.done and r.ok for r in records)
 
 
+@pytest.mark.alone  # the schedule's gaps in wall time: not beside another xdist worker (tests/workers.py)
 def test_a_fixed_rate_is_kept_and_latency_runs_from_the_schedule(make_target):
     target = make_target("tbload")
     sent, executed = asyncio.run(_drive(target, clients=2, seconds=2.0, rate=200.0))
@@ -61,6 +62,7 @@ def test_a_fixed_rate_is_kept_and_latency_runs_from_the_schedule(make_target):
     assert all(r.scheduled <= r.sent + 1e-3 for r in records)  # never sent early
 
 
+@pytest.mark.alone  # a wall-time bound: not beside another xdist worker (tests/workers.py)
 def test_a_client_behind_a_fixed_rate_stops_at_the_deadline_and_counts_what_it_never_sent(make_target):
     target = make_target("tbload")
     started = time.perf_counter()

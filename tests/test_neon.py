@@ -439,6 +439,7 @@ def test_a_given_branch_name_is_used_and_a_taken_one_refused(standin, spec):
     assert run_branches(standin) == []
 
 
+@pytest.mark.alone  # "at once" is a wall-time bound: not beside another xdist worker (tests/workers.py)
 def test_a_sharded_run_gets_one_fixed_size_expiring_branch_per_shard_served_at_once(standin, spec):
     standin.settle()
     notes: list[str] = []

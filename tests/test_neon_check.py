@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION
+from bench.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION
 from bench.targets.neon import SEEDED_NAME
 from tests.neon_standin import NeonStandIn
 from tests.support import ROOT, cli_env, committed_scenarios
@@ -27,6 +27,8 @@ from tests.support import ROOT, cli_env, committed_scenarios
 KEY = "neon-check-key"
 SCRIPT = ROOT / "tools" / "neon_check.sh"
 READS, VARIANTS = ("recent_tasks", "task_by_id"), ("composite",)
+# the check's time gate and its calibration: not beside another xdist worker (tests/workers.py)
+pytestmark = pytest.mark.alone
 # The check's regressions depend on the check command's rework (REFERENCE optional, --before-ref
 # defaulting to the merge base, exit 1 over "cannot judge"), which lands separately.
 
@@ -152,7 +154,12 @@ def test_two_runs_with_different_models_at_once_never_see_each_others_tables(sta
     with ThreadPoolExecutor(2) as pool:
         procs = list(pool.map(lambda run: _run(standin, run[0], scen, **run[1]), runs))
     for proc in procs:
-        assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+        # Each check finds no regression and no error. Its time gate may refuse to judge (exit 2,
+        # "the calibration workload differed"): the two checks measure at once on purpose, each the
+        # other's load; what is tested here is that neither sees the other's tables.
+        out = proc.stdout + proc.stderr
+        refused_time = proc.returncode == EXIT_INPUT and "time: cannot judge" in out and " 0 regression(s)" in out
+        assert proc.returncode == EXIT_OK or refused_time, out
     parents = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"] or "")]
     held = [_constraints(standin, b) for b in parents if "tb_neoncheck" in standin.databases_of(b["id"])]
     # a parent per schema, each holding its own models' tables only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -53,6 +54,9 @@ def _pytest_benchmarks(db_name: str, storage, *extra: str) -> subprocess.Complet
             *extra,
         ],
         cwd=ROOT,
+        # Not xdist's worker variables: on a worker of `make test`, pytest-benchmark would take the
+        # inner session for a worker too and disable itself (no benchmark run, no JSON written).
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")},
         capture_output=True,
         text=True,
         timeout=300,
