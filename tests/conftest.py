@@ -13,7 +13,7 @@ from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
 from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fixture every module may use
 from tests.support import DATA_DIR, SCENARIOS, TINY
-from tests.workers import group_by_module, lock_dir, slot
+from tests.workers import lock_dir, slot
 
 
 @pytest.hookimpl(wrapper=True)
@@ -22,10 +22,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     (tests/workers.py): set-up, call and tear-down, its module's fixtures included."""
     with slot(lock_dir(item.config), item.get_closest_marker("alone") is not None):
         return (yield)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    group_by_module(items)
 
 
 @pytest.fixture(scope="session")

@@ -50,14 +50,3 @@ def slot(directory: Path | None, alone: bool) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
             if alone:
                 fcntl.flock(turnstile, fcntl.LOCK_UN)
-
-
-def group_by_module(items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup`` (`make test`), keep on one worker the tests of a module that share a
-    module-scoped fixture (a measured run, an advise search, a seeded database, a server): split over
-    two workers, each would measure, search, seed or start it again. Other tests go wherever a
-    worker is free."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
