@@ -28,6 +28,7 @@ MISESTIMATE_FLAGS = (1000.0, 100.0, 10.0)  # PEV2's badges
 # Per-node timing is off: the clock calls around every row would inflate the execution time the
 # samples report, and the facts kept here (rows, loops, buffers, spills) do not need it.
 EXPLAIN_ANALYZE = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) "
+EXPLAIN_PLAN = "EXPLAIN (FORMAT JSON) "  # the plan alone: nothing is executed
 # A write's also counts the WAL the statement itself generated (PostgreSQL 13+): the server's insert
 # position, read before and after, counts every other session's writes too (medians up to 24 kB
 # were recorded so while other work wrote).

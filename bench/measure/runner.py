@@ -56,7 +56,7 @@ from bench.judge.sequential import CONFIRM_PAUSE_S, ClassTest, Decision, combine
 from bench.judge.stats import mixture_summary, quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
-from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, plan_facts, timings, wal
+from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, EXPLAIN_PLAN, plan_facts, timings, wal
 from bench.measure.rows import result_hash
 from bench.measure.sharing import signature
 from bench.measure.stability import plan_stability
@@ -187,9 +187,9 @@ async def check_sql(conn: asyncpg.Connection, catalogue: Catalogue, pools: Pools
     advisory lock, a file, another session), and which functions are volatile is the server's
     knowledge, so it is asked here. The role the samples run as refuses what this misses."""
     for scenario in catalogue.scenarios:
-        if not scenario.query.functions:
-            pass
-        elif volatile := [r[0] for r in await conn.fetch(VOLATILITY_SQL, sorted(scenario.query.functions))]:
+        called = sorted(scenario.query.functions)
+        volatile = [r[0] for r in await conn.fetch(VOLATILITY_SQL, called)] if called else []
+        if volatile:
             if scenario.kind == "read":
                 raise InputError(
                     f"scenario {scenario.name!r}: a read scenario calls {', '.join(volatile)}, which "
@@ -315,7 +315,7 @@ class _CellRun:
         cls.stop("fail", "timeout")
         if not self.plans:
             await session.reset()  # planning alone is not the app's query: the set-up limit
-            explain = await session.conn.fetchval("EXPLAIN (FORMAT JSON) " + self.sql, *args)
+            explain = await session.conn.fetchval(EXPLAIN_PLAN + self.sql, *args)
             estimated = plan_facts(json.loads(explain))
             self.plans[estimated.fingerprint] = estimated
 

@@ -22,7 +22,7 @@ import asyncpg
 from bench.catalogue.files import Scenario
 from bench.catalogue.params import Pools, class_drawers
 from bench.catalogue.sql import SQLRefused, parse_index
-from bench.measure.plan import fingerprint, walk
+from bench.measure.plan import EXPLAIN_PLAN, fingerprint, walk
 
 _GENERIC = "taskbench_generic"  # the prepared statement whose generic plan is read
 _INDEXES_BY_NAME = """
@@ -61,7 +61,7 @@ async def _generic_plan(conn: asyncpg.Connection, sql: str, params: int) -> tupl
     try:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         arguments = f"({', '.join(['NULL'] * params)})" if params else ""
-        return await _plan(conn, f"EXPLAIN (FORMAT JSON) EXECUTE {_GENERIC}{arguments}", [])
+        return await _plan(conn, f"{EXPLAIN_PLAN}EXECUTE {_GENERIC}{arguments}", [])
     finally:
         await conn.execute(f"DEALLOCATE {_GENERIC}; RESET plan_cache_mode")
 
@@ -72,7 +72,7 @@ async def signature(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, 
     sql = drawers[0].sql
     plans, used = [], set()
     for i in range(param_sets):  # the classes in turn, as the cell's explained samples draw them
-        shape, indexes = await _plan(conn, "EXPLAIN (FORMAT JSON) " + sql, drawers[i % len(drawers)].draw())
+        shape, indexes = await _plan(conn, EXPLAIN_PLAN + sql, drawers[i % len(drawers)].draw())
         plans.append(shape)
         used |= indexes
     generic, indexes = await _generic_plan(conn, sql, len(scenario.query.params))

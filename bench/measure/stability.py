@@ -16,7 +16,7 @@ import asyncpg
 
 from bench.catalogue.files import Scenario
 from bench.catalogue.params import Drawer, Pools
-from bench.measure.plan import fingerprint
+from bench.measure.plan import EXPLAIN_PLAN, fingerprint
 from bench.models import TABLE_NAMES
 from bench.results import Stability
 
@@ -24,7 +24,7 @@ from bench.results import Stability
 async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list[Any]]) -> list[str]:
     plans = []
     for args in arg_sets:
-        explain = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args))
+        explain = json.loads(await conn.fetchval(EXPLAIN_PLAN + sql, *args))
         plans.append(fingerprint(explain[0]["Plan"]))
     return plans
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass, replace
 import psycopg
 from psycopg import sql
 
-from bench.errors import first_line
+from bench.errors import DatabaseError, first_line
 from bench.models import TABLE_NAMES
-from bench.targets.target import Target
+from bench.targets import schema
+from bench.targets.target import Target, maintenance_connection
 
 PREFIX = "taskbench_sampler_"
 _MARK = "taskbench sampler for database "  # the role's comment: the mark and its database
@@ -57,13 +58,9 @@ class Sampler:
     privileges: str
 
 
-def _admin(target: Target, database: str | None = None) -> psycopg.Connection:
-    return psycopg.connect(target.libpq_conninfo(database), autocommit=True, connect_timeout=15)
-
-
 def orphans(target: Target) -> list[str]:
     """The sampler roles on the target's server whose run died (nothing is dropped)."""
-    with _admin(target, target.maintenance_db) as conn:
+    with maintenance_connection(target) as conn:
         return [name for (name,) in conn.execute(_ORPHANS)]
 
 
@@ -73,7 +70,7 @@ def drop_orphans(target: Target) -> list[str]:
     run (a load test's, on the seeded database) cannot be dropped from here: it is left, and the
     next sweep on that database drops it (``DROP OWNED`` there first). Returns the names dropped."""
     dropped = []
-    with _admin(target, target.maintenance_db) as maintenance, _admin(target) as here:
+    with maintenance_connection(target) as maintenance, schema.connect(target) as here:
         for (name,) in maintenance.execute(_ORPHANS).fetchall():
             try:
                 here.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
@@ -138,14 +135,14 @@ def sampler(database: Target, readable: Sequence[str] = ()) -> Iterator[Sampler]
     session makes it, holds its lock and drops it."""
     role, password = PREFIX + secrets.token_hex(4), secrets.token_urlsafe(24)
     drop_orphans(database)
-    with _admin(database, database.maintenance_db) as holder:
+    with maintenance_connection(database) as holder:
         holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (ROLE_LOCK_CLASS, role))
         refused = _create(holder, database.database, role, password)
         if refused is not None:
             yield Sampler(database, None, f"the connecting role: {refused}")
             return
         try:
-            with _admin(database) as conn:
+            with schema.connect(database) as conn:
                 _grant(conn, role, database.database, readable)
             reached = replace(database, url=database.url.set(username=role, password=password))
             refused = _logs_in(reached)
@@ -162,8 +159,8 @@ def _drop(holder: psycopg.Connection, database: Target, role: str) -> None:
     server cannot be reached now, a later run's ``drop_orphans`` drops it (its lock goes with us)."""
     ident = sql.Identifier(role)
     try:
-        with _admin(database) as conn:
+        with schema.connect(database) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
         holder.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
-    except psycopg.Error:
+    except (psycopg.Error, DatabaseError):
         pass

@@ -29,7 +29,8 @@ def server_status(data_dir: Path) -> ServerState:
     server = find_embedded(data_dir)
     if not server.running:
         return ServerState(server, [], [])
-    return ServerState(server, orphaned_copies(_maintenance(server)), roles.orphans(_maintenance(server)))
+    target = _maintenance(server)
+    return ServerState(server, orphaned_copies(target), roles.orphans(target))
 
 
 def stop_server(data_dir: Path, force: bool = False) -> ServerState:
@@ -37,6 +38,9 @@ def stop_server(data_dir: Path, force: bool = False) -> ServerState:
     removed from its handle file); refused while a live taskbench process uses it, unless ``force``.
     Stopping a server that is not running only removes the dead pids."""
     server = find_embedded(data_dir)
-    copies = drop_orphaned_copies(_maintenance(server)) if server.running else []
-    dropped = roles.drop_orphans(_maintenance(server)) if server.running else []
+    copies: list[str] = []
+    dropped: list[str] = []
+    if server.running:
+        target = _maintenance(server)
+        copies, dropped = drop_orphaned_copies(target), roles.drop_orphans(target)
     return ServerState(stop_embedded(data_dir, force), copies, dropped)

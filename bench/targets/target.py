@@ -262,7 +262,9 @@ ORDER BY 1
 """).format(mark=sql.Literal(SCRATCH_MARK), lock_class=sql.Literal(SCRATCH_LOCK_CLASS))
 
 
-def _maintenance(target: Target) -> psycopg.Connection:
+def maintenance_connection(target: Target) -> psycopg.Connection:
+    """An autocommit session in the server's maintenance database (where databases and roles are
+    made and dropped), connection failures as one-line errors."""
     try:
         return psycopg.connect(target.libpq_conninfo(target.maintenance_db), autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
@@ -287,13 +289,13 @@ def _drop_orphans(conn: psycopg.Connection) -> list[str]:
 
 def orphaned_copies(target: Target) -> list[str]:
     """The scratch copies on the target's server whose run is dead (nothing is dropped)."""
-    with _maintenance(target) as conn:
+    with maintenance_connection(target) as conn:
         return _orphans(conn)
 
 
 def drop_orphaned_copies(target: Target) -> list[str]:
     """Drop the scratch copies on the target's server whose run is dead; their names."""
-    with _maintenance(target) as conn:
+    with maintenance_connection(target) as conn:
         return _drop_orphans(conn)
 
 
@@ -311,7 +313,7 @@ def scratch_copy(target: Target, label: str = "scratch", *, empty: bool = False)
         create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(target.database))
     # One session makes the copy, holds its lock for as long as it lives, and drops it: locked
     # before the copy exists and until it is gone, so no sweep ever sees it marked and unlocked.
-    with _maintenance(target) as conn:
+    with maintenance_connection(target) as conn:
         _drop_orphans(conn)
         conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (SCRATCH_LOCK_CLASS, name))
         try:
