@@ -8,13 +8,15 @@ hold the lock while it is free). tests/test_lock.py tests the lock itself, on a 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +125,59 @@ def taskbench_started(
     )
 
 
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+@dataclass(frozen=True)
+class Ran:
+    """What a command run in this process left: its exit code and what it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextlib.contextmanager
+def _as_the_command(args: tuple[str, ...], env: dict[str, str]) -> Iterator[None]:
+    """This process dressed as ``taskbench args`` started from the repository in ``env``, and
+    undressed afterwards: the arguments, the environment, the working directory and the signal
+    handlers ``main`` installs."""
+    saved = (sys.argv, dict(os.environ), Path.cwd(), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    sys.argv = ["taskbench", *args]
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(ROOT)
+    try:
+        yield
+    finally:
+        sys.argv, environ, cwd, on_int, on_term = saved
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+        signal.signal(signal.SIGINT, on_int)
+        signal.signal(signal.SIGTERM, on_term)
+
+
+def taskbench_here(*args: str, env_extra: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> Ran:
+    """The command run in this process through the same ``main`` as the console script: for the
+    refusals and one-line errors that come before any work, without a new interpreter's second of
+    imports each. ``taskbench`` above runs it as a user does, in a process of its own
+    (tests/test_cli.py checks that both end alike)."""
+    from bench.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with (
+        _as_the_command(args, cli_env(env_extra, unset)),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+    assert isinstance(code, int), code
+    return Ran(code, stdout.getvalue(), stderr.getvalue())
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str] | Ran) -> str:
     lines = proc.stderr.strip().splitlines()
     assert "Traceback" not in proc.stderr
     assert len(lines) == 1, proc.stderr

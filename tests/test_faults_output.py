@@ -23,7 +23,7 @@ from psycopg import sql
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT
 from bench.output import MIN_FREE_MB
-from tests.support import ROOT, SCENARIOS, cli_env, one_line_error, scalar, taskbench
+from tests.support import ROOT, SCENARIOS, cli_env, one_line_error, scalar, taskbench, taskbench_here
 from tests.test_cli import slow_catalogue
 
 PASSWORD = "s3cretpw"
@@ -94,7 +94,7 @@ WRITERS = {
 def test_an_output_directory_with_a_file_in_its_way_is_refused_before_any_work(command, tmp_path):
     (tmp_path / "taken").write_text("a file where the directory should be")
     started = time.monotonic()
-    proc = taskbench(*WRITERS[command](str(tmp_path / "taken" / "reports"), tmp_path))
+    proc = taskbench_here(*WRITERS[command](str(tmp_path / "taken" / "reports"), tmp_path))
     # one line and nothing before it: no target opened, nothing seeded or measured
     assert proc.returncode == EXIT_INPUT and "is not a directory" in one_line_error(proc), proc.stderr
     assert time.monotonic() - started < 20
@@ -209,7 +209,7 @@ def test_a_results_file_with_a_wrong_type_is_one_line_naming_the_field_and_the_f
     _set(field, value)(raw)
     path = tmp_path / "results.json"
     path.write_text(json.dumps(raw))
-    proc = taskbench(command, str(path), *([str(FIXTURE)] if command == "compare" else []))
+    proc = taskbench_here(command, str(path), *([str(FIXTURE)] if command == "compare" else []))
     line = one_line_error(proc)
     assert proc.returncode == EXIT_INPUT and f"{path}: invalid results file: {field}: " in line, line
 
@@ -227,7 +227,7 @@ def test_a_results_file_with_a_wrong_type_is_one_line_naming_the_field_and_the_f
     ids=["unknown-option", "missing-argument", "bad-value", "unknown-command", "sub-command", "extra-with-password"],
 )
 def test_a_usage_error_is_one_line_and_exit_2(args, said):
-    proc = taskbench(*args)
+    proc = taskbench_here(*args)
     assert proc.returncode == EXIT_INPUT and said in one_line_error(proc)
     assert PASSWORD not in proc.stdout + proc.stderr
 
@@ -245,7 +245,7 @@ def test_a_usage_error_is_one_line_and_exit_2(args, said):
     ids=["mysql", "http", "no-scheme", "bad-port", "unreachable", "password-in-query"],
 )
 def test_a_bad_or_unreachable_url_is_one_line_without_its_password(url, code, said):
-    proc = taskbench("run", "--database-url", url)
+    proc = taskbench_here("run", "--database-url", url)
     assert proc.returncode == code and said in one_line_error(proc), proc.stderr
     assert PASSWORD not in proc.stdout + proc.stderr
 

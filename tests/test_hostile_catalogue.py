@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.targets import roles, schema
-from tests.support import SCENARIOS, content_checksums, scalar, taskbench
+from tests.support import SCENARIOS, content_checksums, scalar, taskbench_here
 
 PWNED = Path("/tmp/taskbench_hostile_copy_program")
 
@@ -117,7 +117,7 @@ def _catalogue(tmp_path: Path, folder: str, name: str, content: str | bytes) -> 
 
 
 def _refused(seeded, d: Path, tmp_path: Path, *selection: str) -> str:
-    proc = taskbench(
+    proc = taskbench_here(
         "run",
         "--scenarios-dir",
         str(d),

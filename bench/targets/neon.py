@@ -183,6 +183,9 @@ def retry_after_seconds(value: str | None, attempt: int, cap: float) -> float:
     return min(cap, 2.0**attempt)
 
 
+FIRST_POLL_S = 0.1  # the first look at a running operation; each next one waits twice as long, up to poll_interval
+
+
 class NeonClient:
     def __init__(
         self, settings: NeonSettings, sleep: Callable[[float], None] = time.sleep, poll_interval: float = 1.0
@@ -305,6 +308,9 @@ class NeonClient:
         deadline = time.monotonic() + self.settings.operation_timeout
         for op in operations:
             status = op.get("status")
+            # Most operations (a branch from a parent, a delete) finish within a second: the first
+            # looks come soon, then every poll_interval, so a wait costs about the operation itself.
+            interval = FIRST_POLL_S
             while status != "finished" and status != "skipped":
                 if status in _FAILED_OPERATION:
                     raise NeonError(
@@ -315,7 +321,8 @@ class NeonClient:
                     raise NeonError(
                         f"Neon operation {op['id']} still {status} after {self.settings.operation_timeout:.0f} s"
                     )
-                self._sleep(self._poll)
+                self._sleep(interval)
+                interval = min(2 * interval, self._poll)
                 op = self.request("GET", f"/operations/{op['id']}")["operation"]
                 status = op.get("status")
 
