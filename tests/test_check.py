@@ -28,8 +28,9 @@ OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 PAIRS = PairOptions(pairs=30, concurrent=True)
 CELLS = (["recent_tasks", "task_by_id", "create_task"], ["composite"])
 READS = ["recent_tasks", "task_by_id"]
-# time judged side by side, with its calibration: not beside another xdist worker (tests/workers.py)
-pytestmark = pytest.mark.alone
+# A test that expects time judged side by side (its calibration, no time finding) runs alone: not
+# beside another xdist worker (tests/workers.py). Rows, plans and refusals do not depend on it.
+alone = pytest.mark.alone
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,7 @@ def _edited(tmp_path, edit, names=READS):
     return edited_catalogue(tmp_path, {f"queries/{name}.toml": edit for name in names}).select(*CELLS)
 
 
+@alone
 def test_an_unchanged_head_passes_with_its_time_gate_on_each_cell_measured_once(seeded, head, reference):
     current, result = _check(seeded, head, head, reference=reference)
     assert result.exit_code == EXIT_OK, result.findings
@@ -69,12 +71,14 @@ def test_an_unchanged_head_passes_with_its_time_gate_on_each_cell_measured_once(
     assert result.drift_line is not None and result.drift_line.startswith(f"drift since {reference.run_id}: ")
 
 
+@alone
 def test_an_aa_check_measuring_every_cell_twice_finds_nothing(seeded, head):
     current, result = _check(seeded, head, head, everything=True)
     assert len(current.side_by_side.base_cells) == 3
     assert result.findings == [] and result.exit_code == EXIT_OK, result.findings
 
 
+@alone
 def test_every_query_made_slower_is_a_time_regression_confirmed_on_fresh_connections(seeded, head, tmp_path):
     # an always-true, CPU-bound condition: about 2 ms more per execution (several times these
     # queries' own time), same rows; at 100,000 terms it spilled to disk and took 19 ms a sample
@@ -112,6 +116,7 @@ def test_an_index_dropped_from_a_variant_is_a_plan_regression(seeded, head):
     assert result.exit_code == EXIT_REGRESSION
 
 
+@alone
 def test_changed_parameters_are_timed_each_side_with_its_own_and_rows_not_compared(seeded, head, tmp_path):
     renamed = _edited(
         tmp_path,
@@ -124,6 +129,7 @@ def test_changed_parameters_are_timed_each_side_with_its_own_and_rows_not_compar
     assert all(c.differing_rows is None for c in current.side_by_side.cells if c.scenario in READS)
 
 
+@alone
 def test_changed_models_are_timed_beside_the_recorded_schema(seeded, head, reference):
     # the reference run's models: title as text and a flag (with a default) the models have dropped since
     recorded = reference.schema_ddl.replace(
@@ -167,6 +173,7 @@ def test_a_time_regression_must_show_again_in_the_confirmation():
     assert confirmed([faster], [swapped], DEFAULT_TIME, judged=10)[0] == [faster]
 
 
+@alone
 def test_drift_against_a_reference_from_another_setting_is_one_line_never_exit_2(seeded, head, reference):
     elsewhere = reference.model_copy(
         update={
@@ -266,6 +273,7 @@ def other_major():
         yield target
 
 
+@alone
 def test_check_judges_on_another_major_given_by_url(other_major, head, tmp_path):
     current, result = _check(other_major, head, head, everything=True)
     assert current.environment.server_major != 18 and current.environment.target_kind == "url"
@@ -311,6 +319,7 @@ def neon_settings_seeded(neon_settings_server):
     return target
 
 
+@alone
 def test_check_judges_with_neons_planner_settings_and_finds_nothing_in_an_aa_check(neon_settings_seeded, head):
     current, result = _check(neon_settings_seeded, head, head, everything=True)
     assert current.environment.settings["effective_cache_size"] == "3GB"  # Neon's at 1 CU, not the embedded 4GB

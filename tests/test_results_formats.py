@@ -14,8 +14,7 @@ from bench import results as results_io
 from bench.errors import EXIT_INPUT, EXIT_OK, InputError
 from bench.judge.compare import compare
 from bench.judge.recommend import recommend
-from bench.report import render
-from bench.report import build
+from bench.report import build, render
 from bench.results import RUN_KINDS, SCHEMA_VERSION, LoadConfig, MatrixConfig, Results, ScaleConfig
 
 DATA = Path(__file__).resolve().parent / "data"
