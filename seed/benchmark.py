@@ -18,9 +18,12 @@ through the link, hence the bandwidth below which generating on the server is fa
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -30,9 +33,12 @@ from bench.progress import Advance, no_progress
 from bench.targets import schema
 from bench.targets.target import Target, connected, scratch_copy
 from seed.load import TABLE_ORDER, seed_database
-from seed.profiles import Profile
+from seed.profiles import Profile, get_profile
 
 SEEDER, RAW_COPY, SERVER_SIDE = "seeder", "raw COPY", "server-side generation"
+# `taskbench seed --reload` as a user runs it, from its start to its exit: the interpreter, imports,
+# connecting, the schema made anew, the load and VACUUM (ANALYZE) all count.
+SEEDER_PROCESS = "seeder, whole process"
 
 
 @dataclass
@@ -107,6 +113,40 @@ def _timed_seed(target: Target, profile: Profile, advance: Advance) -> tuple[int
     return sum(seeded.row_counts.values()), sum(seeded.load_seconds.values())
 
 
+def _seed_command(target: Target, profile: Profile) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `taskbench seed --reload` into ``target``'s database: the
+    embedded server by its data directory, any other by its URL in the environment (never in argv,
+    where other users' `ps` would show its password)."""
+    args = [sys.executable, "-m", "bench", "seed", "--reload", "--quiet", "--db-name", target.database]
+    args += ["--profile", profile.name, "--users", str(profile.users), "--tasks-per-user", str(profile.tasks_per_user)]
+    args += ["--seed", str(profile.seed)]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if target.kind == "embedded" and target.data_dir:
+        args += ["--data-dir", str(target.data_dir)]
+    else:
+        env["DATABASE_URL"] = target.url.render_as_string(hide_password=False)
+    return args, env
+
+
+def _as_a_command(profile: Profile) -> bool:
+    """Whether `taskbench seed`'s options can name ``profile`` (a test's tailored one they cannot)."""
+    named = get_profile(profile.name, users=profile.users, tasks_per_user=profile.tasks_per_user, seed=profile.seed)
+    return named == replace(profile, generator="client")
+
+
+def _timed_process(target: Target, profile: Profile) -> tuple[int, float]:
+    """The rows the process recorded as loaded, and its seconds from start to exit."""
+    _checkpoint(target)
+    args, env = _seed_command(target, profile)
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"taskbench seed exited {done.returncode}: {done.stderr.strip()}")
+    dataset = schema.current_dataset(target) or {}
+    return sum(dataset.get("row_counts", {}).values()), seconds
+
+
 def benchmark_seed(
     server: Target, profile: Profile, advance: Advance = no_progress, *, rounds: int, server_side: bool
 ) -> SeedBenchmark:
@@ -128,6 +168,8 @@ def benchmark_seed(
                 times: dict[str, float] = {}
                 rows[SEEDER], times[SEEDER] = _timed_seed(target, client, advance)
                 rows[RAW_COPY], times[RAW_COPY] = rows[SEEDER], asyncio.run(_raw_copy(target, workdir, copy_on_server))
+                if _as_a_command(client):
+                    rows[SEEDER_PROCESS], times[SEEDER_PROCESS] = _timed_process(target, client)
                 if server_side:
                     rows[SERVER_SIDE], times[SERVER_SIDE] = _timed_seed(
                         target, replace(profile, generator="server"), advance
@@ -151,7 +193,7 @@ def render(res: SeedBenchmark) -> list[str]:
         f"profile {res.profile}: {res.rows[SEEDER]:,} rows ({res.copy_bytes / 1e6:.1f} MB as binary COPY), "
         f"{len(res.rounds)} rounds; medians:"
     ]
-    for side in (s for s in (SEEDER, RAW_COPY, SERVER_SIDE) if s in res.rows):
+    for side in (s for s in (SEEDER, SEEDER_PROCESS, RAW_COPY, SERVER_SIDE) if s in res.rows):
         label = f"{side} ({res.copy_mode})" if side == RAW_COPY else side
         ratio = "" if side == RAW_COPY else f"  {res.ratio(side):.2f}× raw COPY"
         per_round = "/".join(f"{r[side]:.2f}" for r in res.rounds)

@@ -3,7 +3,8 @@ from dataclasses import replace
 import psycopg
 
 from bench.targets.target import open_target
-from seed.benchmark import RAW_COPY, SEEDER, SERVER_SIDE, benchmark_seed
+from seed.benchmark import RAW_COPY, SEEDER, SEEDER_PROCESS, SERVER_SIDE, benchmark_seed, render
+from seed.profiles import get_profile
 from tests.support import DATA_DIR, TINY, scalar
 
 
@@ -23,3 +24,13 @@ def test_seed_benchmark_compares_the_same_rows_and_cleans_up():
         left = scalar(conn, "SELECT count(*) FROM pg_database WHERE starts_with(datname, 'postgres_seedbench_')")
     assert left == 0
     assert not [p for p in DATA_DIR.iterdir() if p.name.startswith("tmp")]
+
+
+def test_the_seeder_as_a_whole_process_loads_the_same_rows_into_the_scratch_copy():
+    """`taskbench seed --reload` as a user starts it, timed from its start to its exit; a profile
+    the command's options cannot name (a test's tailored one) has no such side."""
+    server = open_target(None, "postgres", DATA_DIR)
+    res = benchmark_seed(server, get_profile("ci", users=2, tasks_per_user=300), rounds=1, server_side=False)
+    assert set(res.rounds[0]) == {SEEDER, SEEDER_PROCESS, RAW_COPY}
+    assert res.rows[SEEDER_PROCESS] == res.rows[SEEDER] and res.seconds(SEEDER_PROCESS) > res.seconds(SEEDER)
+    assert any(line.lstrip().startswith(SEEDER_PROCESS) for line in render(res))
