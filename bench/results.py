@@ -51,6 +51,10 @@ Format history:
   figures weighted by each class's share of the users, without intervals (they were the classes'
   turns, half and half); a class whose early fail was measured again says at which n
   (``refailed_at``); verdicts may be ``borderline``.
+- 12 (2026-12-06): plans people can read: each cell's ``plans``, one per user class (EXPLAIN
+  ANALYZE with per-node timing on the class's first parameter set, after its samples) and the
+  generic plan where its shape differs from theirs, each a tree of nodes with their times, rows,
+  loops, buffers, conditions and rows removed. An older file has none (the report says so).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ from bench import output
 from bench.errors import InputError
 from bench.versioned import Format
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -141,6 +145,58 @@ class PlanFacts(BaseModel):
     temp_blocks: int = 0  # whole plan
     rows_removed: float = 0.0  # summed over the nodes
     nodes: list[NodeFacts]
+
+
+class PlanNode(BaseModel):
+    """One node of a plan as EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) printed it, with its children:
+    what a person reads to see where the time went. Per-loop figures stay per loop, as PostgreSQL
+    gives them; the text fields are the server's, so they are untrusted (a filter's constant can be
+    any string) and only ever shown escaped."""
+
+    node_type: str
+    relation: str | None = None
+    alias: str | None = None  # when it is not the relation's own name (a self-join, a subquery)
+    index: str | None = None
+    join_type: str | None = None
+    strategy: str | None = None  # an Aggregate's (Plain, Sorted, Hashed, Mixed)
+    scan_direction: str | None = None  # "Backward": an index read from its end
+    parent_relationship: str | None = None  # Outer, Inner, InitPlan, SubPlan, Member...
+    subplan_name: str | None = None  # "InitPlan 1", "CTE recent"
+    cost: float = 0.0  # the planner's total cost
+    plan_rows: float = 0.0  # estimated rows per loop
+    actual_rows: float | None = None  # per loop; None: not executed (an estimated plan, or a branch never run)
+    loops: int = 0
+    startup_ms: float | None = None  # per loop, as EXPLAIN ANALYZE's timing measured it
+    total_ms: float | None = None  # per loop, the node and its children
+    workers: int = 0  # parallel workers launched (Gather, Gather Merge)
+    shared_hit: int = 0  # blocks, every loop together, the node and its children
+    shared_read: int = 0
+    shared_dirtied: int = 0
+    shared_written: int = 0
+    temp_read: int = 0
+    temp_written: int = 0
+    # "Index Cond", "Filter", "Sort Key", "Sort Method"...: PostgreSQL's text, in its order
+    details: dict[str, str] = {}
+    # "Filter", "Index Recheck", "Join Filter": rows read only to be thrown away, per loop
+    rows_removed: dict[str, float] = {}
+    children: list[PlanNode] = []
+
+
+class TimedPlan(BaseModel):
+    """A cell's plan with every node timed: EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) with per-node
+    timing, run once per user class after the cell's samples, on the class's first parameter set
+    (the same in every run). The samples' own EXPLAINs time nothing per node: the clock calls would
+    slow the execution times they record."""
+
+    user_class: str  # whose parameters ran it
+    # the plan a prepared statement switches to once PostgreSQL finds a generic plan no costlier than
+    # the custom ones (plan_cache_mode = auto, from the sixth execution): planned for any values
+    generic: bool = False
+    execution_ms: float | None = None  # None: estimated only
+    planning_ms: float | None = None
+    # why it is estimated only: the statement timeout cut its EXPLAIN ANALYZE off (milliseconds)
+    timed_out_ms: int | None = None
+    root: PlanNode
 
 
 class IndexCost(BaseModel):
@@ -275,6 +331,9 @@ class Cell(BaseModel):
     seconds: float | None = None  # time spent measuring the cell: warm-up, samples, EXPLAINs
     plan: PlanFacts  # the plan most explained samples ran
     plan_count: int  # distinct plans seen across samples (parameters can change the plan)
+    # each class's plan, timed node by node, and the generic plan where its shape is not that class's
+    # (none in a file older than version 12)
+    plans: list[TimedPlan] = []
     statement_timeout_ms: int | None = None  # every execution's limit (None: a run before timeouts)
     # the variant whose measurement this cell shares: the same plans and index definitions (``sharing``)
     shared_with: str | None = None
@@ -813,6 +872,11 @@ def _update_to_11(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_12(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older run recorded no timed plans (an empty list)."""
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -842,6 +906,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     8: _update_to_9,
     9: _update_to_10,
     10: _update_to_11,
+    11: _update_to_12,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

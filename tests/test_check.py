@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import results as results_io
 from bench.catalogue.files import Variant
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION, InputError
 from bench.judge.check import Before, before_catalogue, check, confirmed, judge_time, resolve_before
@@ -15,6 +16,9 @@ from bench.judge.gates import Finding, Kind
 from bench.judge.timegate import DEFAULT_TIME
 from bench.measure.paired import PairOptions, side_by_side
 from bench.measure.runner import RunOptions
+from bench.report import render
+from bench.report.build import write_report
+from bench.report.plans import diff_anchor
 from bench.results import PairedSamples, SideBySide
 from bench.runs import sides
 from bench.runs.matrix import measure
@@ -100,15 +104,26 @@ def test_a_rewrite_that_returns_other_rows_is_a_regression_on_both_sides_measure
     assert [(c.scenario, c.variant) for c in current.side_by_side.base_cells] == [("recent_tasks", "composite")]
 
 
-def test_an_index_dropped_from_a_variant_is_a_plan_regression(seeded, head):
+def test_an_index_dropped_from_a_variant_is_a_plan_regression_its_plans_drawn_and_linked(seeded, head, tmp_path):
     composite = next(v for v in head.variants if v.name == "composite")
     kept = [s for s in composite.statements if "created_at" not in s or "messages" in s]
     assert kept != composite.statements
     fewer = head.model_copy(update={"variants": [Variant(name="composite", statements=kept)]})
-    _, result = _check(seeded, head, fewer)
+    current, result = _check(seeded, head, fewer)
     kinds = {f.kind for f in result.regressions if f.scenario == "recent_tasks"}
     assert kinds & {Kind.INDEX_DROPPED, Kind.SEQ_SCAN, Kind.SORT_ADDED}, result.findings
     assert result.exit_code == EXIT_REGRESSION
+    # The head's report draws the base and head plans of the cell; the pull request's summary links there.
+    assert current is not None
+    html = write_report(results_io.save(current, tmp_path / "check"))[0]
+    anchor = diff_anchor("recent_tasks", "composite")
+    page = html.read_text()
+    assert f'id="{anchor}"' in page
+    section = page[page.index(f'id="{anchor}"') :]
+    assert "vanished" in section and "appeared" in section  # the index scan went, another way of reading came
+    summary = render.markdown(result, "base", "head", render.ReportLink.to(html, tmp_path / "summary.md"))
+    link = f"](check/{html.parent.name}/index.html#{anchor})"
+    assert any(line.startswith("- [recent_tasks × composite]") and link in line for line in summary)
 
 
 @alone

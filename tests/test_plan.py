@@ -1,9 +1,11 @@
+import asyncio
 import json
 from typing import Any
 
-from bench.measure.plan import plan_facts, timings
+from bench.measure.plan import plan_facts, plan_tree, timings
+from bench.measure.trees import timed_plans
 from bench.targets import schema
-from bench.targets.target import scratch_copy
+from bench.targets.target import connected, scratch_copy
 from tests.support import scalar
 
 
@@ -101,3 +103,58 @@ def test_a_plan_without_analyze_has_no_misestimate():
     estimated = [{"Plan": {"Node Type": "Seq Scan", "Relation Name": "tasks", "Plan Rows": 5000}}]
     facts = plan_facts(estimated)
     assert facts.max_misestimate == 1.0 and facts.misestimate_flag == 0 and facts.seq_scans == ["tasks"]
+
+
+def test_a_plan_tree_keeps_each_nodes_times_rows_buffers_conditions_and_rows_removed(seeded):
+    """The tree the report draws, from a real EXPLAIN ANALYZE with per-node timing."""
+    doc = _explain(seeded, "SELECT id FROM tasks WHERE title LIKE '%zzzz-none%' ORDER BY created_at LIMIT 5")
+    root = plan_tree(doc)
+    assert root.node_type == "Limit" and root.total_ms is not None and root.actual_rows == 0
+    nodes = [root, *root.children, *(g for c in root.children for g in c.children)]
+    scan = next(n for n in nodes if n.relation == "tasks")
+    assert scan.details["Filter"] == "((title)::text ~~ '%zzzz-none%'::text)"  # the server's own text
+    assert scan.rows_removed["Filter"] > 0 and scan.shared_hit + scan.shared_read > 0
+    assert scan.total_ms is not None and scan.loops >= 1 and scan.plan_rows >= 1
+    assert any("Sort Key" in n.details for n in nodes)
+
+
+def _with_skew(target, work):
+    """``work(conn)`` on a table where one value is nearly every row and another rare, indexed: a
+    custom plan picks by the value, a generic plan cannot."""
+
+    async def go():
+        async with connected(target) as conn:
+            await conn.execute(
+                "CREATE TEMP TABLE skew AS SELECT CASE WHEN g % 1000 = 0 THEN 2 ELSE 1 END AS k, g AS v"
+                " FROM generate_series(1, 50000) g; CREATE INDEX ON skew (k); ANALYZE skew"
+            )
+            return await work(conn)
+
+    return asyncio.run(go())
+
+
+def test_each_class_has_its_plan_timed_and_the_generic_plan_where_it_differs(seeded):
+    query = "SELECT v FROM skew WHERE k = $1"
+    plans = _with_skew(seeded, lambda conn: timed_plans(conn, query, {"common": [1], "rare": [2]}, 5000, False))
+    common, rare, generic = plans
+    assert (common.user_class, rare.user_class, generic.user_class) == ("common", "rare", "common")
+    assert not common.generic and not rare.generic and generic.generic
+    assert common.root.node_type == "Seq Scan" and rare.root.node_type == "Index Scan"  # by the value
+    # planned for any value, the index: executed with the common value it reads nearly every row through it
+    assert generic.root.node_type == "Index Scan" and generic.root.index == "skew_k_idx"
+    assert generic.root.actual_rows == 49_950 and generic.execution_ms is not None
+    assert all(p.root.total_ms is not None and p.timed_out_ms is None for p in plans)
+    # a class whose plan the generic one is: no generic plan recorded
+    alone = _with_skew(seeded, lambda conn: timed_plans(conn, query, {"rare": [2]}, 5000, False))
+    assert [p.generic for p in alone] == [False]
+
+
+def test_a_plan_cut_off_by_the_statement_timeout_is_kept_estimated(seeded):
+    async def slow(conn):
+        await conn.execute("SET statement_timeout = 100")
+        return await timed_plans(conn, "SELECT pg_sleep($1::float8 / 10)", {"all": [5]}, 100, False)
+
+    (plan,) = _with_skew(seeded, slow)
+    assert plan.timed_out_ms == 100 and plan.execution_ms is None and plan.root.actual_rows is None
+    cut = _with_skew(seeded, lambda conn: timed_plans(conn, "SELECT v FROM skew WHERE k = $1", {"all": [1]}, 100, True))
+    assert [p.root.actual_rows for p in cut] == [None, None]  # a cell already cut off: planned only, generic too

@@ -1,6 +1,7 @@
 """The report from results.json alone: every file, the same facts in HTML, Markdown and CSV, and
 no secret anywhere."""
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,9 @@ from bench import results as results_io
 from bench.catalogue.params import POWER_USER_RATIO
 from bench.judge.recommend import recommend
 from bench.report.build import plan_diffs, power_ratio, write_report
+from bench.report.plans import cell_diff, scenario_plans, tree
+from bench.results import Results
+from tests.support import cell_of
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -172,3 +176,92 @@ def test_a_scale_report_relates_crossings_to_power_users_only_by_a_recorded_rule
         assert ("more than 2× the median user's tasks" in text) == rule_recorded
         assert ("every power user past it" in text) == rule_recorded
         assert ("records no class rule" in text) != rule_recorded
+
+
+# Plan trees and plan diffs, from the committed newest fixture (a real run: 3 scenarios × 2 variants).
+NEWEST = DATA / f"results_v{results_io.SCHEMA_VERSION}.json"
+
+
+def _report_of(res: Results, out: Path) -> str:
+    write_report(results_io.save(res, out).parent)
+    return (out / "latest" / "index.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def fixture_page(tmp_path_factory):
+    res = results_io.load(NEWEST)
+    return res, _report_of(res, tmp_path_factory.mktemp("plans"))
+
+
+def test_each_measurement_has_a_tree_per_class_and_its_hottest_path(fixture_page):
+    res, html = fixture_page
+    for cell in res.cells:
+        assert (f'id="tree-{cell.scenario}-{cell.variant}"' in html) == (cell.shared_with is None)
+        for plan in cell.plans:
+            root = tree(plan)
+            views = list(root.walk())
+            if plan.timed_out_ms:  # never_ends: cut off by its timeout, estimated only, nothing timed or hot
+                assert root.total_ms is None and not any(v.hot for v in views)
+                continue
+            assert sum(v.self_ms or 0 for v in views) == pytest.approx(root.total_ms, abs=0.01)  # no time lost
+            hottest = max(views, key=lambda v: v.self_ms or 0)
+            hot = [v for v in views if v.hot]  # a path: the root, each next one a child of the one before
+            assert hot[0] is root and hot[-1] is hottest and [v for v in views if v.hottest] == [hottest]
+            assert all(b in a.children for a, b in itertools.pairwise(hot))
+    shared = cell_of(res, "task_by_id", "composite")
+    assert shared.shared_with == "baseline" and "baseline (and composite, covering: the same measurement)" in html
+    timed = [p for c in res.cells if not c.shared_with for p in c.plans if p.execution_ms is not None]
+    assert html.count('class="pn hot hottest"') == len(timed)  # a node in each timed tree, drawn once
+    assert "generic plan (prepared statement; power users&#39; values)" in html  # recent_tasks × baseline's
+    assert "estimated only (EXPLAIN ANALYZE reached the 1000 ms statement timeout)" in html  # never_ends
+
+
+def test_a_diff_pairs_the_nodes_by_what_they_do_and_marks_what_changed():
+    res = results_io.load(NEWEST)
+    baseline, composite = cell_of(res, "recent_tasks", "baseline"), cell_of(res, "recent_tasks", "composite")
+    pairs = {p.label: p for p in cell_diff(baseline, composite)}
+    assert list(pairs) == ["ordinary users", "power users", "generic plan"]
+    rows = pairs["ordinary users"].rows
+    assert rows[0].change == "changed" and rows[0].left and rows[0].left.title == "Limit"  # matched, buffers fell
+    assert rows[0].changed == ("buffers",)
+    gone = [r.left.title for r in rows if r.change == "vanished" and r.left]
+    came = [r.right.title for r in rows if r.change == "appeared" and r.right]
+    assert "Sort" in gone and "Index Scan using tb_tasks_user_created on tasks" in came
+    # only the baseline's generic plan differs from its classes' plans: all of it vanished
+    assert {r.change for r in pairs["generic plan"].rows} == {"vanished"}
+    same = cell_diff(baseline, baseline)
+    assert all(r.change == "same" for p in same for r in p.rows) and not any(p.changes for p in same)
+
+
+def test_the_diff_shown_first_is_the_baseline_against_the_fastest_and_the_others_wait(fixture_page):
+    res, html = fixture_page
+    cells = [cell_of(res, "recent_tasks", v) for v in ("baseline", "composite", "covering")]
+    scenario = scenario_plans(cells, "baseline")
+    fastest = min(cells, key=lambda c: c.decided_p95).variant
+    assert scenario.first == ("baseline", fastest) and len(scenario.diffs) == 3  # every two of three
+    shown = [d for d in scenario.diffs if {d.left.cell.variant, d.right.cell.variant} == {"baseline", fastest}]
+    assert len(shown) == 1
+    after = html[html.index('id="tree-recent_tasks-baseline"') :]  # the scenario's blocks come next
+    blocks = [b.split(">", 1)[0] for b in after.split('<div class="pd-pair" ')[1:4]]
+    assert sum("hidden" not in b for b in blocks) == 1
+    assert f'data-left="baseline" data-right="{fastest}"' in next(b for b in blocks if "hidden" not in b)
+    # one set of blocks per scenario measured apart under several variants: not task_by_id (one measurement)
+    assert html.count('<div class="pd-pair"') == 9
+
+
+def test_every_text_of_a_plan_is_escaped(tmp_path):
+    """A plan's text is the server's, which writes a filter's constants as they were sent: anything."""
+    res = results_io.load(NEWEST)
+    cell = cell_of(res, "recent_tasks", "baseline")
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    root = cell.plans[0].root.model_copy(update={"details": {"Filter": hostile}, "index": hostile, "alias": hostile})
+    plans = [cell.plans[0].model_copy(update={"root": root}), *cell.plans[1:]]
+    res.cells[res.cells.index(cell)] = cell.model_copy(update={"plans": plans})
+    html = _report_of(res, tmp_path)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_an_older_file_says_it_has_no_plan_trees(tmp_path):
+    html = _report_of(results_io.load(DATA / "results_v11.json"), tmp_path)
+    assert "No plan trees: this results file records none" in html and 'class="pn' not in html

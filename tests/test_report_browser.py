@@ -1,27 +1,21 @@
-"""The report as a person sees it: index.html rendered by headless Chromium from disk. Skipped,
-with the reason shown, where Debian's chromium package is not installed."""
+"""The report as a person sees it: index.html rendered by headless Chromium from disk, and driven
+like a person would (tools/browser.py: a node of a plan tree collapsed and expanded, a plan diff
+switched, the DOM read back). Skipped, with the reason shown, where Debian's chromium package is not
+installed."""
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from matplotlib.image import imread
 
 from bench import results as results_io
 from bench.report.build import write_report
+from tools.browser import CHROMIUM, HEADLESS, Page
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=5000",
-]
+FLAGS = [*HEADLESS, "--virtual-time-budget=5000"]
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +116,73 @@ def test_scale_and_load_figures_load_too(full_page):
     dom = _chromium("--dump-dom", html.as_uri(), profile=work / "profile-dom").stdout
     assert 'data-images-loaded="5/5"' in dom
     assert "Scale: how p95 grows" in dom and "Under load" in dom
+
+
+NEWEST = Path(__file__).resolve().parent / "data" / f"results_v{results_io.SCHEMA_VERSION}.json"
+
+
+@pytest.fixture(scope="module")
+def plans_page(tmp_path_factory):
+    """The committed newest fixture's report (recent_tasks: three variants, three plans), open in a tab."""
+    out = tmp_path_factory.mktemp("browser-plans")
+    shutil.copy(NEWEST, out / results_io.RESULTS_FILE)
+    write_report(out)
+    with Page((out / "index.html").as_uri(), out / "profile-cdp") as page:
+        yield page
+
+
+def _visible(page: Page, selector: str) -> bool:
+    return bool(page.evaluate(f"document.querySelector({selector!r}).checkVisibility()"))
+
+
+def test_a_plan_node_collapses_and_expands(plans_page):
+    page = plans_page
+    tree = "#tree-recent_tasks-baseline"
+    assert not _visible(page, f"{tree} .pn")  # its scenario's section is closed
+    page.evaluate(f"document.querySelector({tree!r}).closest('details:not(.planset)').querySelector('summary').click()")
+    page.evaluate(f"document.querySelector('{tree} > summary').click()")
+    root, child = f"{tree} > details.pn", f"{tree} > details.pn > details.pn > summary"
+    assert _visible(page, child) and page.evaluate(f"document.querySelector({root!r}).open")
+    assert "ms self" in page.evaluate(f"document.querySelector({child!r}).textContent")
+    page.evaluate(f"document.querySelector('{root} > summary').click()")  # collapse the root
+    assert not page.evaluate(f"document.querySelector({root!r}).open") and not _visible(page, child)
+    page.evaluate(f"document.querySelector('{root} > summary').click()")  # and expand it again
+    assert page.evaluate(f"document.querySelector({root!r}).open") and _visible(page, child)
+    assert page.evaluate(f"document.querySelectorAll('{tree} details.pn.hot').length") >= 2  # the hottest path
+
+
+def _choose(page: Page, box: str, side: str, variant: str) -> None:
+    page.evaluate(
+        f"(function () {{ var s = document.querySelector({box!r} + ' .pd-{side}'); s.value = {variant!r};"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+
+
+def _shown(page: Page, box: str) -> list[list[str]]:
+    """The diff blocks of ``box`` a person sees: their two variants."""
+    shown: list[list[str]] = page.evaluate(
+        f"Array.from(document.querySelectorAll({box!r} + ' .pd-pair')).filter(p => !p.hidden)"
+        ".map(p => [p.dataset.left, p.dataset.right])"
+    )
+    return shown
+
+
+def test_a_plan_diff_switches_between_any_two_variants(plans_page):
+    page = plans_page
+    box = "#tree-recent_tasks-baseline ~ .plandiff"
+    first = page.evaluate(f"document.querySelector({box!r} + ' .pd-right').value")
+    assert _shown(page, box) == [["baseline", first]]  # the baseline against the fastest, at first
+    _choose(page, box, "left", "composite")
+    _choose(page, box, "right", "covering")
+    assert _shown(page, box) == [["composite", "covering"]]
+    changed = page.evaluate(
+        f"Array.from(document.querySelectorAll({box!r} + ' .pd-pair:not([hidden]) .drow.changed'))"
+        ".map(r => r.textContent)"
+    )
+    # the same node, read another way: Index Scan → Index Only Scan on the covering index
+    assert any(
+        "node, index" in row and "Index Only Scan using tb_tasks_user_created_covering" in row for row in changed
+    )
+    _choose(page, box, "right", "composite")  # one variant against itself: nothing to diff
+    assert _shown(page, box) == [] and page.evaluate(f"document.querySelector({box!r} + ' .pd-same').hidden") is False
+    assert page.evaluate("document.querySelector('#tree-task_by_id-baseline ~ .plandiff')") is None  # one measurement

@@ -7,6 +7,7 @@ import pytest
 from bench import results as results_io
 from bench.judge import sequential
 from bench.measure.runner import RunOptions
+from bench.report.plans import tree
 from bench.runs.matrix import measure
 from tests.support import TINY, cell_of, scalar
 
@@ -30,6 +31,21 @@ def test_every_cell_has_samples_statistics_and_plan_facts(small_run):
         assert {c.user_class for c in cell.classes} <= {"ordinary", "power"} and cell.decided_by
         assert sum(c.samples for c in cell.classes) == n
         assert 1 <= cell.warmup <= 5
+
+
+def test_every_cell_has_each_classs_plan_timed_node_by_node(small_run):
+    """The report's plan trees: per class, on the class's first parameter set, after the samples; a
+    cell sharing another's measurement has its plans too."""
+    for cell in small_run.cells:
+        timed = [p for p in cell.plans if not p.generic]
+        assert [p.user_class for p in timed] == [c.user_class for c in cell.classes], cell.scenario
+        for plan in cell.plans:
+            assert plan.execution_ms is not None and plan.root.total_ms is not None and plan.root.loops >= 1
+        if cell.shared_with:
+            assert cell.plans == cell_of(small_run, cell.scenario, cell.shared_with).plans
+    recent = cell_of(small_run, "recent_tasks", "composite")
+    used = {v.node.index for p in recent.plans for v in tree(p).walk()}
+    assert "tb_tasks_user_created" in used  # the composite index, by name, where the plan read it
 
 
 def test_the_matching_index_is_used_and_costed(small_run):

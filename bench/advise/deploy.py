@@ -24,7 +24,8 @@ import asyncpg
 from bench.advise.candidates import Candidate
 from bench.catalogue.files import Catalogue
 from bench.catalogue.params import Drawer, pools_for
-from bench.measure.runner import rolled_back, run_measurement
+from bench.measure.runner import run_measurement
+from bench.measure.transaction import rolled_back
 from bench.targets import schema
 from bench.targets.target import Target, connected
 

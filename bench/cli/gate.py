@@ -96,8 +96,16 @@ MeasureUnchanged = Annotated[
 ]
 
 
-def verdict(result: Comparison, base_id: str, cur_id: str, github: bool, markdown_out: Path | None) -> None:
-    """Print a comparison (and its annotations, Markdown) and exit with its code."""
+def verdict(
+    result: Comparison,
+    base_id: str,
+    cur_id: str,
+    github: bool,
+    markdown_out: Path | None,
+    report: Path | None = None,
+) -> None:
+    """Print a comparison (and its annotations, Markdown: linking to the plans in ``report``, a
+    check's index.html) and exit with its code."""
     from bench.report import render
 
     say(render.terminal(result, base_id, cur_id))
@@ -105,8 +113,9 @@ def verdict(result: Comparison, base_id: str, cur_id: str, github: bool, markdow
         for line in render.annotations(result):
             print(line)
     if markdown_out:
+        link = render.ReportLink.to(report, markdown_out) if report else None
         with markdown_out.open("a", encoding="utf-8") as f:  # append: $GITHUB_STEP_SUMMARY may hold more
-            f.write("\n".join(render.markdown(result, base_id, cur_id)))
+            f.write("\n".join(render.markdown(result, base_id, cur_id, link)))
     raise typer.Exit(result.exit_code)
 
 
@@ -188,9 +197,14 @@ def check_cmd(
         note(f"before: {base.source}")
         measure, confirm = _measuring_sides(target, sides_opts, quiet)
         current, result = check(catalogue, base, measure, confirm, CheckThresholds(gates, time), reference)
+    report = None
     if current is not None:
-        note(f"{len(current.cells)} cells → {results_io.save(current, reports_dir)}")
-    verdict(result, "base", current.run_id if current else "head", github, markdown_out)
+        from bench.report.build import write_report
+
+        saved = results_io.save(current, reports_dir)
+        report = write_report(saved)[0]  # its index.html draws the base and head plans of the cells measured apart
+        note(f"{len(current.cells)} cells → {saved}; report: {report}")
+    verdict(result, "base", current.run_id if current else "head", github, markdown_out, report)
 
 
 baseline_app = typer.Typer(

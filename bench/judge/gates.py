@@ -37,6 +37,21 @@ class Kind(str, Enum):
     MISSING = "missing"  # a baseline cell this run did not measure
 
 
+# The findings a plan shows node by node (its shape, buffers, estimates, spills, filters): a check's
+# report draws the base and head plans of each cell that has one.
+PLAN_KINDS = frozenset(
+    {
+        Kind.SEQ_SCAN,
+        Kind.SORT_ADDED,
+        Kind.INDEX_DROPPED,
+        Kind.PLAN_CHANGED,
+        Kind.BUFFERS,
+        Kind.MISESTIMATE,
+        Kind.SPILL,
+        Kind.ROWS_REMOVED,
+    }
+)
+
 Direction = Literal["regression", "improvement", "change"]
 
 

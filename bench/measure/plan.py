@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from bench.results import NodeFacts, PlanFacts
+from bench.results import NodeFacts, PlanFacts, PlanNode
 
 _SHAPE_KEYS = (
     "Node Type",
@@ -33,6 +33,8 @@ EXPLAIN_PLAN = "EXPLAIN (FORMAT JSON) "  # the plan alone: nothing is executed
 # position, read before and after, counts every other session's writes too (medians up to 24 kB
 # were recorded so while other work wrote).
 EXPLAIN_ANALYZE_WAL = "EXPLAIN (ANALYZE, BUFFERS, WAL, TIMING OFF, FORMAT JSON) "
+# Once per user class after a cell's samples, for the report's plan trees: every node timed.
+EXPLAIN_TIMED = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
 
 
 def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -49,12 +51,16 @@ def fingerprint(root: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(_shape(root)).encode()).hexdigest()[:12]
 
 
+def misestimate(actual_rows: float, plan_rows: float) -> float:
+    """How many times the row estimate was off, either way (q-error; rows below one count as one)."""
+    actual, planned = max(actual_rows, 1.0), max(plan_rows, 1.0)
+    return max(actual / planned, planned / actual)
+
+
 def _misestimate(node: dict[str, Any]) -> float:
     if "Actual Rows" not in node:  # a plan without ANALYZE (a statement cut off by its timeout): no actuals
         return 1.0
-    actual = max(float(node.get("Actual Rows", 0.0)), 1.0)
-    planned = max(float(node.get("Plan Rows", 0.0)), 1.0)
-    return max(actual / planned, planned / actual)
+    return misestimate(float(node.get("Actual Rows", 0.0)), float(node.get("Plan Rows", 0.0)))
 
 
 def _node_facts(node: dict[str, Any]) -> NodeFacts:
@@ -74,7 +80,8 @@ def _node_facts(node: dict[str, Any]) -> NodeFacts:
     )
 
 
-_REMOVED = ("Rows Removed by Filter", "Rows Removed by Index Recheck", "Rows Removed by Join Filter")
+_REMOVED_BY = "Rows Removed by "
+_REMOVED = tuple(_REMOVED_BY + what for what in ("Filter", "Index Recheck", "Join Filter"))
 
 
 def _removed(node: dict[str, Any]) -> float:
@@ -113,6 +120,81 @@ def plan_facts(explain: list[dict[str, Any]] | dict[str, Any]) -> PlanFacts:
         rows_removed=sum(_removed(n) for n in nodes),
         nodes=[_node_facts(n) for n in nodes],
     )
+
+
+# What a plan tree shows of a node beside its figures: conditions, keys and how a sort or hash went.
+_DETAILS = (
+    "Operation",
+    "Index Cond",
+    "Recheck Cond",
+    "TID Cond",
+    "Hash Cond",
+    "Merge Cond",
+    "Join Filter",
+    "Filter",
+    "One-Time Filter",
+    "Function Name",
+    "CTE Name",
+    "Sort Key",
+    "Presorted Key",
+    "Group Key",
+    "Sort Method",
+    "Sort Space Type",
+    "Sort Space Used",
+    "Hash Batches",
+    "Peak Memory Usage",
+    "Heap Fetches",
+    "Exact Heap Blocks",
+    "Lossy Heap Blocks",
+    "Cache Key",
+    "Workers Planned",
+)
+
+
+def _text(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _optional(node: dict[str, Any], key: str) -> float | None:
+    return float(node[key]) if key in node else None
+
+
+def plan_node(node: dict[str, Any]) -> PlanNode:
+    """A node of an EXPLAIN (FORMAT JSON) plan and its children, as the report's plan trees show them."""
+    alias = node.get("Alias")
+    return PlanNode(
+        node_type=node["Node Type"],
+        relation=node.get("Relation Name"),
+        alias=alias if alias != node.get("Relation Name") else None,
+        index=node.get("Index Name"),
+        join_type=node.get("Join Type"),
+        strategy=node.get("Strategy"),
+        scan_direction=node.get("Scan Direction"),
+        parent_relationship=node.get("Parent Relationship"),
+        subplan_name=node.get("Subplan Name"),
+        cost=float(node.get("Total Cost", 0.0)),
+        plan_rows=float(node.get("Plan Rows", 0.0)),
+        actual_rows=_optional(node, "Actual Rows"),
+        loops=int(node.get("Actual Loops", 0)),
+        startup_ms=_optional(node, "Actual Startup Time"),
+        total_ms=_optional(node, "Actual Total Time"),
+        workers=int(node.get("Workers Launched", 0)),
+        shared_hit=int(node.get("Shared Hit Blocks", 0)),
+        shared_read=int(node.get("Shared Read Blocks", 0)),
+        shared_dirtied=int(node.get("Shared Dirtied Blocks", 0)),
+        shared_written=int(node.get("Shared Written Blocks", 0)),
+        temp_read=int(node.get("Temp Read Blocks", 0)),
+        temp_written=int(node.get("Temp Written Blocks", 0)),
+        details={key: _text(node[key]) for key in _DETAILS if key in node},
+        rows_removed={key.removeprefix(_REMOVED_BY): float(node[key]) for key in _REMOVED if node.get(key)},
+        children=[plan_node(child) for child in node.get("Plans", [])],
+    )
+
+
+def plan_tree(explain: list[dict[str, Any]] | dict[str, Any]) -> PlanNode:
+    """The root node of one EXPLAIN (FORMAT JSON) document (the list PostgreSQL returns, or its item)."""
+    top = explain[0] if isinstance(explain, list) else explain
+    return plan_node(top["Plan"])
 
 
 def wal(explain: list[dict[str, Any]] | dict[str, Any]) -> tuple[int, int]:

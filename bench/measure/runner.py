@@ -33,8 +33,8 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -69,6 +69,8 @@ from bench.measure.timeout import (
     limited,
     statement_timeout_ms,
 )
+from bench.measure.transaction import rolled_back
+from bench.measure.trees import timed_plans
 from bench.progress import STEP, Advance, Clock
 from bench.results import (
     Cell,
@@ -118,17 +120,6 @@ class RunOptions:
 
     def statement_timeout_ms(self, sla_ms: float) -> int:
         return statement_timeout_ms(self.timeout_factor, sla_ms)
-
-
-@asynccontextmanager
-async def rolled_back(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """A transaction that is always rolled back: a write scenario's statement leaves no row behind."""
-    tx = conn.transaction()
-    await tx.start()
-    try:
-        yield
-    finally:
-        await tx.rollback()
 
 
 @dataclass(frozen=True)
@@ -580,6 +571,8 @@ async def _measure_variant(
         for cell in fresh:
             if cell.scenario in signatures:
                 measured[signatures[cell.scenario]] = cell
+        with clock.phase("plan trees"):
+            await _draw_plans(Session(samples, server_side), own, fresh, pools, opts)
         if cold.available and opts.cold_samples:
             with clock.phase("cold samples"):
                 session = Session(samples, server_side)
@@ -599,6 +592,23 @@ async def _measure_variant(
             for cell in cells:
                 cell.stability = stable[cell.scenario]
     return cost, cells
+
+
+async def _draw_plans(
+    session: Session, scenarios: list[Scenario], cells: list[Cell], pools: Pools, opts: RunOptions
+) -> None:
+    """Each cell's plans timed node by node (``trees``), after every sample of the variant: each
+    class's on the first parameter set its samples drew."""
+    for scenario, cell in zip(scenarios, cells, strict=True):
+        drawers = class_drawers(scenario, pools, opts.seed, "samples")
+        first = {name: drawer.draw() for name, drawer in drawers.items()}
+        timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
+        await session.limit(timeout_ms)
+        try:
+            cell.plans = await timed_plans(session.conn, cell.sql, first, timeout_ms, cell.timed_out)
+        except asyncpg.PostgresError as exc:
+            raise scenario_error(exc, scenario, cell.variant) from None
+    await session.reset()
 
 
 def _shared(cell: Cell, variant: str) -> Cell:

@@ -25,7 +25,7 @@ from bench.catalogue.files import BASELINE_VARIANT
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
-from bench.report import plots
+from bench.report import plans, plots
 from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results, ScaleFit
 
 # name -> (draw, whether the results hold what it shows)
@@ -274,13 +274,14 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         key=lambda s: (next(c.sla_ms for c in res.cells if c.scenario == s), s),
     )
     variants = [v.name for v in res.variants]
+    cells = {(c.scenario, c.variant): c for c in res.cells}
     return {
         "res": res,
         "env": res.environment,
         "ds": res.dataset,
         "scenarios": scenarios,
         "variants": variants,
-        "cells": {(c.scenario, c.variant): c for c in res.cells},
+        "cells": cells,
         "rec": recommend(res) if res.cells else None,
         "diffs": plan_diffs(res),
         "writes": {v: write_cost(res, v) for v in variants},
@@ -311,17 +312,26 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         "busy": any(c.busy for c in _recorded(res)),
         "concurrent": any(c.lock != "held" for c in _recorded(res)),
         "power_ratio": power_ratio(res),
+        "scenario_plans": {
+            s: plans.scenario_plans([cells[s, v] for v in variants if (s, v) in cells], BASELINE_VARIANT)
+            for s in scenarios
+            if all(c.plans for c in res.cells if c.scenario == s)
+        },
+        "side_diffs": plans.side_diffs(res.side_by_side.base_cells, cells) if res.side_by_side else [],
     }
 
 
 def _templates() -> Environment:
     env = Environment(
         loader=PackageLoader("bench.report", "templates"),
-        autoescape=select_autoescape(["html"]),
+        # the HTML templates are *.html.j2: select_autoescape(["html"]) matched none of them, so every
+        # text of the page (SQL, plans, descriptions) went out unescaped
+        autoescape=select_autoescape(["html.j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters.update(ms=ms, size=size, median=median, count_p50=count_p50, interval=interval, classes=classes_text)
+    env.filters.update(plan_ms=plans.plan_ms, plan_label=plans.plan_label, tree=plans.tree)
     env.globals["mark"] = {
         "pass": "✓ pass",
         "fail": "✗ fail",

@@ -5,8 +5,30 @@ and nowhere else. Each function returns lines; the caller prints or writes them.
 
 # No `from __future__ import annotations` here: the name would stand for it, not for annotations()
 # below, to a type checker. Every annotation in this module is a name already imported.
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
 from bench.judge.compare import Comparison
-from bench.judge.gates import Finding
+from bench.judge.gates import PLAN_KINDS, Finding
+from bench.report.plans import diff_anchor
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    """Where a check's report (index.html) is, for its Markdown summary's links to the plans."""
+
+    shown: str  # its path as a reader finds it (relative to where the check ran; in CI, in the run's artifact)
+    href: str  # its path as a link from where the summary is written
+
+    @staticmethod
+    def to(report: Path, summary: Path) -> "ReportLink":
+        """``report`` seen from the working directory, and linked from the directory of ``summary``."""
+        where = report.resolve()
+        return ReportLink(
+            Path(os.path.relpath(where)).as_posix(), Path(os.path.relpath(where, summary.resolve().parent)).as_posix()
+        )
+
 
 _SECTIONS = (
     ("Regressions", "regression"),
@@ -55,7 +77,7 @@ def terminal(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
     return lines
 
 
-def markdown(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
+def markdown(cmp: Comparison, base_id: str, cur_id: str, report: ReportLink | None = None) -> list[str]:
     lines = [f"## taskbench: {base_id} → {cur_id}", ""]
     if cmp.incomparable:
         lines.append("**Cannot judge** — the runs are not comparable:")
@@ -71,11 +93,34 @@ def markdown(cmp: Comparison, base_id: str, cur_id: str) -> list[str]:
         items = _by_direction(cmp, direction)
         if items:
             lines += ["", f"### {title}", "", *_table(items)]
+    if report:
+        lines += _plan_links(cmp, report)
     if cmp.drift_line:
         lines += ["", "### Drift since the baseline (shown, not judged)", "", cmp.drift_line]
         if cmp.drift:
             lines += ["", *_table(cmp.drift)]
     return lines + [""]
+
+
+def _plan_links(cmp: Comparison, report: ReportLink) -> list[str]:
+    """A link to the base and head plans of every cell with a plan finding, in the check's report."""
+    cells: dict[tuple[str, str], list[str]] = {}
+    for f in cmp.findings:
+        if f.kind in PLAN_KINDS:
+            cells.setdefault((f.scenario, f.variant), []).append(f.kind.value)
+    if not cells:
+        return []
+    return [
+        "",
+        "### Plans, base against head",
+        "",
+        f"Node by node, in the check's report `{report.shown}`:",
+        "",
+        *(
+            f"- [{scenario} × {variant}]({report.href}#{diff_anchor(scenario, variant)}): {', '.join(kinds)}"
+            for (scenario, variant), kinds in cells.items()
+        ),
+    ]
 
 
 def _table(items: list[Finding]) -> list[str]:

@@ -1,0 +1,105 @@
+"""The plans the report draws as trees (``TimedPlan``): once a cell's samples are taken, each user
+class's plan with every node timed, and the generic plan a prepared statement may switch to where
+its shape is not the class's own.
+
+Per-node timing is on here and only here: its clock calls would slow the samples' own EXPLAINs,
+whose execution times the cells record. Each EXPLAIN ANALYZE runs under the cell's statement
+timeout in a transaction that is rolled back (a write's rows never stay); one cut off by the
+timeout, or a cell whose samples were, leaves the plan estimated only (EXPLAIN without ANALYZE),
+and the plan says so.
+
+The generic plan is read through a prepared statement (``PREPARE``, ``SET LOCAL plan_cache_mode =
+force_generic_plan``, ``EXPLAIN ... EXECUTE``) inside that transaction, which a pooler in
+transaction mode keeps on one server session. The server takes no bind parameters in a utility
+statement, so the ``EXECUTE``'s values are literals, quoted by psycopg.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+from psycopg import sql
+
+from bench.measure.plan import EXPLAIN_PLAN, EXPLAIN_TIMED, fingerprint, plan_tree, timings
+from bench.measure.timeout import TimedOut, client_limit, limited
+from bench.measure.transaction import rolled_back
+from bench.results import TimedPlan
+
+_GENERIC = "taskbench_tree"  # the prepared statement whose generic plan is drawn
+Explain = list[dict[str, Any]]
+
+
+def _execute(args: list[Any]) -> str:
+    """``EXECUTE`` of the prepared statement with ``args`` as quoted literals."""
+    values = sql.SQL("({})").format(sql.SQL(", ").join(map(sql.Literal, args))) if args else sql.SQL("")
+    return sql.SQL("EXECUTE {}{}").format(sql.Identifier(_GENERIC), values).as_string(None)
+
+
+async def _explain(
+    conn: asyncpg.Connection, query: str, args: list[Any], generic: bool, analyze: bool, timeout_ms: int
+) -> Explain:
+    """The EXPLAIN document of ``query`` on ``args`` (its custom plan, or its generic plan), executed
+    with every node timed or only planned, in a transaction that is rolled back."""
+    explain = EXPLAIN_TIMED if analyze else EXPLAIN_PLAN
+    prepared = False
+    try:
+        async with limited(timeout_ms), rolled_back(conn):
+            if generic:
+                await conn.execute(f"PREPARE {_GENERIC} AS {query}")
+                prepared = True
+                await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                text = await conn.fetchval(explain + _execute(args), timeout=client_limit(timeout_ms))
+            else:
+                text = await conn.fetchval(explain + query, *args, timeout=client_limit(timeout_ms))
+    finally:
+        if prepared:  # a prepared statement outlives the transaction it was made in
+            await conn.execute(f"DEALLOCATE {_GENERIC}")
+    document: Explain = json.loads(text)
+    return document
+
+
+async def _plan(
+    conn: asyncpg.Connection, query: str, args: list[Any], generic: bool, timeout_ms: int, user_class: str, cut: bool
+) -> tuple[TimedPlan, str]:
+    """The plan on ``args`` with every node timed, and its shape's fingerprint; estimated only when
+    the cell was ``cut`` off by its statement timeout already, or this EXPLAIN ANALYZE is."""
+    if not cut:
+        try:
+            document = await _explain(conn, query, args, generic, True, timeout_ms)
+            execution_ms, planning_ms = timings(document)
+            timed = TimedPlan(
+                user_class=user_class,
+                generic=generic,
+                execution_ms=execution_ms,
+                planning_ms=planning_ms,
+                root=plan_tree(document),
+            )
+            return timed, fingerprint(document[0]["Plan"])
+        except TimedOut:
+            pass
+    document = await _explain(conn, query, args, generic, False, timeout_ms)
+    estimated = TimedPlan(user_class=user_class, generic=generic, timed_out_ms=timeout_ms, root=plan_tree(document))
+    return estimated, fingerprint(document[0]["Plan"])
+
+
+async def timed_plans(
+    conn: asyncpg.Connection, query: str, first_args: dict[str, list[Any]], timeout_ms: int, cut: bool
+) -> list[TimedPlan]:
+    """Each class's plan on its first parameter set, then the generic plan where its shape is not
+    some class's own, executed with the first such class's parameters (a generic plan is planned for
+    any values: its shape is the same whatever they are)."""
+    plans, shapes = [], []
+    for user_class, args in first_args.items():
+        plan, shape = await _plan(conn, query, args, False, timeout_ms, user_class, cut)
+        plans.append(plan)
+        shapes.append(shape)
+    if not plans:
+        return plans
+    first = next(iter(first_args.values()))
+    generic_shape = fingerprint((await _explain(conn, query, first, True, False, timeout_ms))[0]["Plan"])
+    other = next((p.user_class for p, shape in zip(plans, shapes, strict=True) if shape != generic_shape), None)
+    if other is not None:
+        plans.append((await _plan(conn, query, first_args[other], True, timeout_ms, other, cut))[0])
+    return plans
