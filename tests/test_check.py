@@ -121,9 +121,13 @@ def test_an_index_dropped_from_a_variant_is_a_plan_regression_its_plans_drawn_an
     assert f'id="{anchor}"' in page
     section = page[page.index(f'id="{anchor}"') :]
     assert "vanished" in section and "appeared" in section  # the index scan went, another way of reading came
-    summary = render.markdown(result, "base", "head", render.ReportLink.to(html, tmp_path / "summary.md"))
+    summary = render.markdown(result, "base", "head", render.ReportLink.to(html, current, tmp_path / "summary.md"))
     link = f"](check/{html.parent.name}/index.html#{anchor})"
     assert any(line.startswith("- [recent_tasks × composite]") and link in line for line in summary)
+    # and the plans themselves, folded, for a pull request to read where the report is an artifact away
+    diff = summary[summary.index("```diff") : summary.index("```", summary.index("```diff") + 1)]
+    assert any(line.startswith("- ") and "using tb_tasks_user_created" in line for line in diff)  # vanished
+    assert any(line.startswith("+ ") for line in diff)  # what the head reads it with instead
 
 
 @alone

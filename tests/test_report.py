@@ -9,7 +9,10 @@ import pytest
 
 from bench import results as results_io
 from bench.catalogue.params import POWER_USER_RATIO
+from bench.judge.compare import Comparison
+from bench.judge.gates import Finding, Kind
 from bench.judge.recommend import recommend
+from bench.report import render
 from bench.report.build import plan_diffs, power_ratio, write_report
 from bench.report.plans import cell_diff, scenario_plans, tree
 from bench.results import Results
@@ -265,3 +268,22 @@ def test_every_text_of_a_plan_is_escaped(tmp_path):
 def test_an_older_file_says_it_has_no_plan_trees(tmp_path):
     html = _report_of(results_io.load(DATA / "results_v11.json"), tmp_path)
     assert "No plan trees: this results file records none" in html and 'class="pn' not in html
+
+
+def test_a_checks_summary_folds_each_plan_findings_plans_in_a_fence_no_plan_text_can_close():
+    res = results_io.load(NEWEST)
+    base, head = cell_of(res, "recent_tasks", "baseline"), cell_of(res, "recent_tasks", "composite")
+    root = head.plans[0].root
+    child = root.children[0].model_copy(update={"index": "ix```x"})  # a name may hold anything
+    head = head.model_copy(
+        update={"plans": [head.plans[0].model_copy(update={"root": root.model_copy(update={"children": [child]})})]}
+    )
+    finding = Finding(Kind.SORT_ADDED, "recent_tasks", "composite", "new Sort node")
+    other = Finding(Kind.TIME, "task_by_id", "composite", "slower")
+    link = render.ReportLink("run/index.html", "run/index.html", {("recent_tasks", "composite"): cell_diff(base, head)})
+    lines = render.markdown(Comparison(time="", findings=[finding, other]), "base", "head", link)
+    assert "- [recent_tasks × composite](run/index.html#base-head-recent_tasks-composite): sort_added" in lines
+    assert not any("task_by_id" in line and "](run/" in line for line in lines)  # time is no plan finding
+    start = lines.index("````diff")  # one backtick more than the name holds
+    block = lines[start + 1 : lines.index("````", start)]
+    assert block[0].startswith("@@ ordinary users:") and any("ix```x" in line for line in block)

@@ -102,10 +102,10 @@ def verdict(
     cur_id: str,
     github: bool,
     markdown_out: Path | None,
-    report: Path | None = None,
+    report: tuple[Path, Results] | None = None,
 ) -> None:
-    """Print a comparison (and its annotations, Markdown: linking to the plans in ``report``, a
-    check's index.html) and exit with its code."""
+    """Print a comparison (and its annotations, Markdown: with a check's ``report``, its index.html
+    and its run, the plans of the cells with a plan finding) and exit with its code."""
     from bench.report import render
 
     say(render.terminal(result, base_id, cur_id))
@@ -113,7 +113,7 @@ def verdict(
         for line in render.annotations(result):
             print(line)
     if markdown_out:
-        link = render.ReportLink.to(report, markdown_out) if report else None
+        link = render.ReportLink.to(*report, markdown_out) if report else None
         with markdown_out.open("a", encoding="utf-8") as f:  # append: $GITHUB_STEP_SUMMARY may hold more
             f.write("\n".join(render.markdown(result, base_id, cur_id, link)))
     raise typer.Exit(result.exit_code)
@@ -202,8 +202,9 @@ def check_cmd(
         from bench.report.build import write_report
 
         saved = results_io.save(current, reports_dir)
-        report = write_report(saved)[0]  # its index.html draws the base and head plans of the cells measured apart
-        note(f"{len(current.cells)} cells → {saved}; report: {report}")
+        html = write_report(saved)[0]  # its index.html draws the base and head plans of the cells measured apart
+        note(f"{len(current.cells)} cells → {saved}; report: {html}")
+        report = (html, current)
     verdict(result, "base", current.run_id if current else "head", github, markdown_out, report)
 
 

@@ -261,6 +261,25 @@ def cell_diff(left: Cell, right: Cell) -> list[PlanPair]:
     return pairs
 
 
+def _line(view: NodeView, depth: int) -> str:
+    """A node on one line of a text diff: what it does, rows, buffers."""
+    return f"{'  ' * depth}{view.title} · rows {view.rows} · buffers {view.buffers}"
+
+
+def diff_lines(pairs: list[PlanPair]) -> list[str]:
+    """Two cells' plans as a unified diff a pull request shows (a ``diff`` code block colours it): a
+    line per node, "-" only on the left, "+" only on the right, a changed node as both."""
+    lines = []
+    for pair in pairs:
+        lines.append(f"@@ {pair.label}: {pair.changes} node(s) appeared, vanished or changed @@")
+        for row in pair.rows:
+            if row.change != "appeared" and row.left:
+                lines.append(("  " if row.change == "same" else "- ") + _line(row.left, row.depth))
+            if row.change in ("appeared", "changed") and row.right:
+                lines.append("+ " + _line(row.right, row.depth))
+    return lines
+
+
 @dataclass(frozen=True)
 class Measurement:
     """A cell measured for itself, and every variant whose cell shares it (the same plans and indexes)."""

@@ -5,28 +5,37 @@ and nowhere else. Each function returns lines; the caller prints or writes them.
 
 # No `from __future__ import annotations` here: the name would stand for it, not for annotations()
 # below, to a type checker. Every annotation in this module is a name already imported.
+import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.judge.compare import Comparison
 from bench.judge.gates import PLAN_KINDS, Finding
-from bench.report.plans import diff_anchor
+from bench.report.plans import PlanPair, diff_anchor, diff_lines, side_diffs
+from bench.results import Results
 
 
 @dataclass(frozen=True)
 class ReportLink:
-    """Where a check's report (index.html) is, for its Markdown summary's links to the plans."""
+    """A check's report (index.html), for its Markdown summary: where it is, and the base and head
+    plans of each cell the base side measured for itself (scenario, variant → the plans' diff)."""
 
     shown: str  # its path as a reader finds it (relative to where the check ran; in CI, in the run's artifact)
     href: str  # its path as a link from where the summary is written
+    plans: dict[tuple[str, str], list[PlanPair]]
 
     @staticmethod
-    def to(report: Path, summary: Path) -> "ReportLink":
-        """``report`` seen from the working directory, and linked from the directory of ``summary``."""
+    def to(report: Path, run: Results, summary: Path) -> "ReportLink":
+        """``report`` of the check's ``run`` seen from the working directory, linked from ``summary``'s directory."""
         where = report.resolve()
+        base = run.side_by_side.base_cells if run.side_by_side else []
+        diffs = side_diffs(base, {(c.scenario, c.variant): c for c in run.cells})
+        seen = Path(os.path.relpath(where))
         return ReportLink(
-            Path(os.path.relpath(where)).as_posix(), Path(os.path.relpath(where, summary.resolve().parent)).as_posix()
+            (where if seen.parts[:1] == ("..",) else seen).as_posix(),  # outside the working directory: in full
+            Path(os.path.relpath(where, summary.resolve().parent)).as_posix(),
+            {(d.head.scenario, d.head.variant): d.pairs for d in diffs},
         )
 
 
@@ -110,16 +119,33 @@ def _plan_links(cmp: Comparison, report: ReportLink) -> list[str]:
             cells.setdefault((f.scenario, f.variant), []).append(f.kind.value)
     if not cells:
         return []
+    lines = ["", "### Plans, base against head", "", f"Node by node, in the check's report `{report.shown}`:", ""]
+    for (scenario, variant), kinds in cells.items():
+        lines.append(f"- [{scenario} × {variant}]({report.href}#{diff_anchor(scenario, variant)}): {', '.join(kinds)}")
+        pairs = report.plans.get((scenario, variant))
+        if pairs:
+            lines += _folded(f"{scenario} × {variant}: base (−) against head (+)", diff_lines(pairs))
+    return lines
+
+
+def _folded(title: str, text: list[str]) -> list[str]:
+    """``text`` as a folded ``diff`` code block under ``title``, its fence longer than any run of
+    backticks in it: a plan's text is the server's and may hold some."""
+    longest = run = 0
+    for char in "\n".join(text):
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
     return [
         "",
-        "### Plans, base against head",
+        f"<details><summary>{html.escape(title)}</summary>",
         "",
-        f"Node by node, in the check's report `{report.shown}`:",
+        f"{fence}diff",
+        *text,
+        fence,
         "",
-        *(
-            f"- [{scenario} × {variant}]({report.href}#{diff_anchor(scenario, variant)}): {', '.join(kinds)}"
-            for (scenario, variant), kinds in cells.items()
-        ),
+        "</details>",
+        "",
     ]
 
 
