@@ -31,7 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, SQLModel
+from sqlalchemy.orm import relationship
+from sqlmodel import Field, Relationship, SQLModel
 
 CATEGORIES = ("work", "personal", "shopping", "health", "other")
 
@@ -136,6 +137,11 @@ class Conversation(ConversationFields, table=True):
     __tablename__ = "conversations"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    messages: list[Message] = Relationship(
+        sa_relationship=relationship(
+            "Message", back_populates="conversation", order_by="(Message.created_at, Message.id)"
+        )
+    )
 
 
 class MessageFields(SQLModel):
@@ -150,6 +156,9 @@ class Message(MessageFields, table=True):
     __tablename__ = "messages"
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    conversation: Conversation | None = Relationship(
+        sa_relationship=relationship("Conversation", back_populates="messages")
+    )
 
 
 TABLES: tuple[type[SQLModel], ...] = (User, Task, Conversation, Message)

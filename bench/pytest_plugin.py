@@ -156,15 +156,15 @@ def tb_query(
 ) -> Query:
     scenario = next(s for s in tb_catalogue.scenarios if s.name == tb_scenario)
     drawer = Drawer(scenario, tb_pools, seed=1)
-    sql = psycopg_sql(drawer.sql)
     sets = itertools.cycle(
         [
-            {f"p{i + 1}": v for i, v in enumerate(drawer.draw())}
-            for _ in range(pytestconfig.getoption("--tb-param-sets"))
+            (psycopg_sql(drawn.sql), {f"p{i + 1}": v for i, v in enumerate(drawn.args)})
+            for drawn in (drawer.draw() for _ in range(pytestconfig.getoption("--tb-param-sets")))
         ]
     )
 
     def run() -> list[Any]:
-        return tb_connection.execute(sql, next(sets), prepare=True).fetchall()
+        sql, params = next(sets)
+        return tb_connection.execute(sql, params, prepare=True).fetchall()
 
     return Query(scenario, tb_variant, run)

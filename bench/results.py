@@ -55,6 +55,10 @@ Format history:
   ANALYZE with per-node timing on the class's first parameter set, after its samples) and the
   generic plan where its shape differs from theirs, each a tree of nodes with their times, rows,
   loops, buffers, conditions and rows removed. An older file has none (the report says so).
+- 13 (2026-12-06): ORM scenarios (Python files built with the app's models, ``bench.catalogue.orm``):
+  such a cell records what it sends (``cells[].orm``: the driver whose dialect compiled it, its
+  hand-written twin, each statement's SQL as the driver sends it and what each ``$n`` takes), and
+  its ``sql`` and ``scenario_sql`` are its first statement's. An older file has no ORM cells.
 """
 
 from __future__ import annotations
@@ -66,13 +70,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from bench import output
 from bench.errors import InputError
 from bench.versioned import Format
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -310,6 +314,47 @@ class ClassVerdict(BaseModel):
         return f"{decision} at n = {self.n} ({self.exceedances}/{self.n} over {sla_ms:g} ms{stopped})"
 
 
+Driver = Literal["asyncpg", "psycopg"]
+
+
+class OrmBind(BaseModel):
+    """What one ``$n`` of a statement the ORM compiled takes (``bench.catalogue.orm``): a declared
+    parameter (``param``; ``element``: one element of a list parameter an ``in_()`` expanded), a JSON
+    document around parameters (``template``, sent as JSON text), or a constant SQLAlchemy bound."""
+
+    model_config = ConfigDict(frozen=True)
+
+    param: str | None = None
+    element: int | None = None
+    template: Any = None  # a JSON document whose {"taskbench.param": name, "element": i} are parameters
+    as_json: bool = False  # sent as JSON text: SQLAlchemy's serializer of a JSON bind
+    value: str | int | float | bool | None = None
+
+
+class OrmStatement(BaseModel):
+    """One statement an ORM scenario sends, as the driver sends it: its text ($1, $2...) and binds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lengths: dict[str, int] = {}  # the list parameters' lengths it is for ({}: any; in_() sends a bind per element)
+    sql: str
+    binds: list[OrmBind]
+
+
+class OrmBuilt(BaseModel):
+    """An ORM scenario compiled: by which driver's dialect, beside which hand-written scenario, and the
+    statement (one per list length) it sends."""
+
+    model_config = ConfigDict(frozen=True)
+
+    driver: Driver
+    twin: str | None = None  # the hand-written scenario it stands beside
+    # the twin it draws its parameters as (the same sets, so rows and plans pair), when it declares the
+    # twin's drawn parameters in the twin's order
+    draws_as: str | None = None
+    statements: list[OrmStatement]
+
+
 class Cell(BaseModel):
     scenario: str
     variant: str
@@ -318,6 +363,7 @@ class Cell(BaseModel):
     sql: str  # as executed: binds as $1, $2...
     kind: ScenarioKind = "read"
     scenario_sql: str = ""  # as the scenario file wrote it (:name binds): what a later check runs as "before"
+    orm: OrmBuilt | None = None  # an ORM scenario: the statements it sends (what a later check runs as "before")
     params: dict[str, str | int | float | bool] = {}  # the file's [params]: how each bind is drawn
     warmup: int  # warm-up executions run before the samples
     samples: Samples
@@ -877,6 +923,11 @@ def _update_to_12(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_13(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older run measured hand-written SQL only."""
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -907,6 +958,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     9: _update_to_10,
     10: _update_to_11,
     11: _update_to_12,
+    12: _update_to_13,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

@@ -63,7 +63,7 @@ def test_a_limit_whose_order_leaves_ties_is_refused_but_history_is_read_as_writt
 
 def test_named_binds_become_positional_and_casts_survive(catalogue):
     scenario = next(s for s in catalogue.scenarios if s.name == "tag_contains")
-    sql, order = scenario.positional()
+    sql, order = scenario.query.sql, list(scenario.query.params)
     assert order == ["user_id", "tags", "page_size"]
     assert "$2::jsonb" in sql and ":user_id" not in sql
 

@@ -67,6 +67,7 @@ LIBRARY: dict[str, Any] = {
     "profile": DEFAULT_PROFILE,
     "generate": Profile.generator,
     "scenarios_dir": catalogue_io.DEFAULT_DIR,
+    "driver": catalogue_io.DEFAULT_DRIVER,
     "reports_dir": results_io.REPORTS_DIR,
 }
 

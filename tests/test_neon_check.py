@@ -47,7 +47,7 @@ def _scenarios(root: Path) -> Path:
     """A repository whose commit holds a small catalogue (two reads, one variant): "before"."""
     scen = committed_scenarios(root)
     (scen / "mix.toml").unlink()
-    for path in [*(scen / "queries").glob("*.toml"), *(scen / "variants").glob("*.toml")]:
+    for path in [*(scen / "queries").glob("*.*"), *(scen / "variants").glob("*.toml")]:
         if path.stem not in (*READS, *VARIANTS):
             path.unlink()
     subprocess.run(

@@ -2,6 +2,7 @@ import asyncio
 import json
 from typing import Any
 
+from bench.catalogue.params import Drawn
 from bench.measure.plan import plan_facts, plan_tree, timings
 from bench.measure.trees import timed_plans
 from bench.targets import schema
@@ -135,7 +136,8 @@ def _with_skew(target, work):
 
 def test_each_class_has_its_plan_timed_and_the_generic_plan_where_it_differs(seeded):
     query = "SELECT v FROM skew WHERE k = $1"
-    plans = _with_skew(seeded, lambda conn: timed_plans(conn, query, {"common": [1], "rare": [2]}, 5000, False))
+    first = {"common": Drawn(query, [1]), "rare": Drawn(query, [2])}
+    plans = _with_skew(seeded, lambda conn: timed_plans(conn, first, 5000, False))
     common, rare, generic = plans
     assert (common.user_class, rare.user_class, generic.user_class) == ("common", "rare", "common")
     assert not common.generic and not rare.generic and generic.generic
@@ -145,16 +147,18 @@ def test_each_class_has_its_plan_timed_and_the_generic_plan_where_it_differs(see
     assert generic.root.actual_rows == 49_950 and generic.execution_ms is not None
     assert all(p.root.total_ms is not None and p.timed_out_ms is None for p in plans)
     # a class whose plan the generic one is: no generic plan recorded
-    alone = _with_skew(seeded, lambda conn: timed_plans(conn, query, {"rare": [2]}, 5000, False))
+    alone = _with_skew(seeded, lambda conn: timed_plans(conn, {"rare": Drawn(query, [2])}, 5000, False))
     assert [p.generic for p in alone] == [False]
 
 
 def test_a_plan_cut_off_by_the_statement_timeout_is_kept_estimated(seeded):
     async def slow(conn):
         await conn.execute("SET statement_timeout = 100")
-        return await timed_plans(conn, "SELECT pg_sleep($1::float8 / 10)", {"all": [5]}, 100, False)
+        return await timed_plans(conn, {"all": Drawn("SELECT pg_sleep($1::float8 / 10)", [5])}, 100, False)
 
     (plan,) = _with_skew(seeded, slow)
     assert plan.timed_out_ms == 100 and plan.execution_ms is None and plan.root.actual_rows is None
-    cut = _with_skew(seeded, lambda conn: timed_plans(conn, "SELECT v FROM skew WHERE k = $1", {"all": [1]}, 100, True))
+    cut = _with_skew(
+        seeded, lambda conn: timed_plans(conn, {"all": Drawn("SELECT v FROM skew WHERE k = $1", [1])}, 100, True)
+    )
     assert [p.root.actual_rows for p in cut] == [None, None]  # a cell already cut off: planned only, generic too

@@ -81,10 +81,10 @@ class _Writers:
         while not self.stop.is_set():
             drawer = self.drawers[turn % len(self.drawers)]
             turn += 1
-            args = drawer.draw()
+            sql, args = drawer.draw()
             async with rolled_back(conn):
                 started = time.perf_counter()
-                await conn.fetch(drawer.sql, *args)
+                await conn.fetch(sql, *args)
                 self.log.append((started, (time.perf_counter() - started) * 1e3))
 
     def between(self, start: float, end: float) -> Writes | None:

@@ -3,6 +3,7 @@
 Layout (docs/catalogue.md describes every field):
   scenarios/sla.toml              SLA classes: name -> milliseconds
   scenarios/queries/<name>.toml   one query scenario per file
+  scenarios/queries/<name>.py     one built with the app's models and SQLAlchemy (``orm``)
   scenarios/variants/<name>.toml  one index variant per file
   scenarios/mix.toml              the default mix of `taskbench load`: scenario -> weight (optional)
 """
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_index, parse_query
+from bench.catalogue import orm
+from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_compiled, parse_index, parse_query
 from bench.errors import InputError
+from bench.results import Driver, OrmBind, OrmBuilt, OrmStatement
 
 DEFAULT_DIR = Path("scenarios")
 # The variant of the models' own indexes only (scenarios/variants/baseline.toml): what the others are
@@ -40,6 +44,8 @@ PARAM_KINDS = (
     "cursor_created_at",
     "cursor_id",
 )
+# Kinds that draw a list, and the lengths they draw: an in_() over one sends a statement per length.
+LIST_LENGTHS: dict[str, tuple[int, ...]] = {"tags_any": (2, 3)}
 # File and scenario names (not SQL): lower_snake_case.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A catalogue file is a few kilobytes; anything far larger is refused before it is read.
@@ -54,16 +60,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One statement a scenario sends, ready to prepare: its SQL ($1, $2...) as PostgreSQL's parser
+    read it, what each $n takes, and the lengths of the list parameters it is for ({}: any)."""
+
+    query: Query
+    binds: tuple[OrmBind, ...]
+    lengths: dict[str, int]
+
+    @property
+    def sql(self) -> str:
+        return self.query.sql
+
+
 class Scenario(_Strict):
     name: str
     description: str = ""
     sla_class: str
     # A write scenario (INSERT/UPDATE/DELETE) is measured in transactions that are rolled back.
     kind: Literal["read", "write"] = "read"
-    sql: str
+    # A TOML file's SQL (:name binds); an ORM scenario's first statement as its driver sends it
+    sql: str = ""
     # A string names a drawn kind (see PARAM_KINDS); any other value is passed as a constant.
     params: dict[str, ParamValue] = Field(default_factory=dict)
     sla_ms: float = 0.0  # filled from the SLA class when the catalogue is loaded
+    orm: OrmBuilt | None = None  # a Python scenario file's compiled statements (bench.catalogue.orm)
 
     @field_validator("name")
     @classmethod
@@ -73,20 +95,49 @@ class Scenario(_Strict):
         return v
 
     @cached_property
+    def statements(self) -> tuple[Statement, ...]:
+        """What the scenario sends, as PostgreSQL's parser reads it: a TOML file's one statement (its
+        :name binds as $1, $2...), an ORM scenario's statements (one per list length an in_() sends)."""
+        write = self.kind == "write"
+        if self.orm is None:
+            query = parse_query(self.sql, write=write)
+            return (Statement(query, tuple(OrmBind(param=name) for name in query.params), {}),)
+        return tuple(
+            Statement(parse_compiled(s.sql, len(s.binds), write=write), tuple(s.binds), dict(s.lengths))
+            for s in self.orm.statements
+        )
+
+    @property
     def query(self) -> Query:
-        """The SQL as PostgreSQL's parser reads it: binds as $1, $2..., tables, functions called."""
-        return parse_query(self.sql, write=self.kind == "write")
+        """The (first) statement as PostgreSQL's parser reads it: its SQL, tables, functions called."""
+        return self.statements[0].query
+
+    @property
+    def functions(self) -> frozenset[str]:
+        """Every function any of its statements calls."""
+        return frozenset().union(*(s.query.functions for s in self.statements))
+
+    @property
+    def draws_as(self) -> str:
+        """The name its parameters are drawn under: its own, or its twin's when it draws the same sets."""
+        return (self.orm.draws_as if self.orm else None) or self.name
+
+    def drawn(self) -> list[tuple[str, str]]:
+        """Its drawn parameters (name, kind) in the order they are drawn: a TOML file's in the order its
+        SQL first uses them, an ORM scenario's in the order PARAMS declares them."""
+        order = list(self.query.params) if self.orm is None else list(self.params)
+        return [(name, kind) for name in order if isinstance(kind := self.params[name], str)]
 
     @model_validator(mode="after")
     def _binds_match_params(self) -> Scenario:
         try:
-            used = set(self.query.params)
+            used = {name for s in self.statements for name in _referenced(s.binds)}
         except SQLRefused as exc:
             raise ValueError(str(exc)) from None
         missing = used - set(self.params)
         if missing:
             raise ValueError(f"sql uses :{', :'.join(sorted(missing))} but [params] does not define it")
-        unused = set(self.params) - used
+        unused = set(self.params) - used - {k for k, v in self.params.items() if self.orm and isinstance(v, bool)}
         if unused:
             raise ValueError(f"[params] defines {', '.join(sorted(unused))} but the sql never uses it")
         for key, value in self.params.items():
@@ -94,9 +145,9 @@ class Scenario(_Strict):
                 raise ValueError(f"param {key!r}: unknown kind {value!r} (known: {', '.join(PARAM_KINDS)})")
         return self
 
-    def positional(self) -> tuple[str, list[str]]:
-        """The SQL with :name binds turned into $1, $2... and the parameter order."""
-        return self.query.sql, list(self.query.params)
+
+def _referenced(binds: tuple[OrmBind, ...]) -> list[str]:
+    return list(orm.referenced(OrmStatement(sql="", binds=list(binds))))
 
 
 class Variant(_Strict):
@@ -134,6 +185,7 @@ class Catalogue(BaseModel):
     scenarios: list[Scenario]
     variants: list[Variant]
     mix: dict[str, int] = Field(default_factory=dict)  # load mix: scenario -> relative weight
+    driver: Driver = orm.DEFAULT_DRIVER  # whose dialect compiled its Python scenario files
 
     def select(self, scenarios: list[str] | None, variants: list[str] | None) -> Catalogue:
         chosen = _pick(self.scenarios, scenarios, "scenario")
@@ -143,6 +195,7 @@ class Catalogue(BaseModel):
             scenarios=chosen,
             variants=_pick(self.variants, variants, "variant"),
             mix={k: w for k, w in self.mix.items() if k in names},
+            driver=self.driver,
         )
 
     def reads(self) -> Catalogue:
@@ -150,12 +203,17 @@ class Catalogue(BaseModel):
         pgbench, pytest-benchmark), where a write would change the rows every later query sees."""
         return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.kind == "read"]})
 
+    def hand_written(self) -> Catalogue:
+        """The scenarios whose SQL a TOML file wrote: what pgbench runs (its scripts bind :name
+        variables; an ORM scenario's statements are the driver's, and an in_() sends several)."""
+        return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.orm is None]})
+
     def with_mix(self, weights: dict[str, int]) -> Catalogue:
         """Only the scenarios of ``weights`` (the file's mix when empty), weighted so."""
         weights = weights or self.mix
         if not weights:
             raise InputError("no load mix: give --mix SCENARIO=WEIGHT or write scenarios/mix.toml")
-        _check_mix(weights, {s.name for s in self.reads().scenarios}, "--mix")
+        _check_mix(weights, {s.name for s in self.reads().hand_written().scenarios}, "--mix")
         return self.select(list(weights), [v.name for v in self.variants]).model_copy(update={"mix": dict(weights)})
 
 
@@ -177,12 +235,18 @@ def _check_mix(weights: dict[str, Any], known: set[str], where: str) -> None:
             raise InputError(f"{where}: the weight of {name!r} must be a positive whole number, not {weight!r}")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _check_size(path: Path) -> None:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise InputError(
-                f"{path}: {path.stat().st_size:,} bytes is too large for a catalogue file (at most {MAX_FILE_BYTES:,})"
-            )
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    if size > MAX_FILE_BYTES:
+        raise InputError(f"{path}: {size:,} bytes is too large for a catalogue file (at most {MAX_FILE_BYTES:,})")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    _check_size(path)
+    try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
@@ -207,10 +271,48 @@ def _parse(model: type[_Item], path: Path, data: dict[str, Any]) -> _Item:
     return item
 
 
-def load_catalogue(directory: Path = DEFAULT_DIR, *, history: bool = False) -> Catalogue:
+def _python_scenario(path: Path, queries: Path, driver: Driver) -> Scenario:
+    """A Python scenario file, imported (code the team writes: docs/catalogue.md) and compiled for
+    ``driver``; its statements are then read like a TOML file's SQL."""
+    _check_size(path)
+    data, built = orm.built(path, queries, LIST_LENGTHS, driver)
+    return _parse(Scenario, path, {**data, "sql": built.statements[0].sql if built.statements else "", "orm": built})
+
+
+def _with_twins(scenarios: list[Scenario], paths: dict[str, Path]) -> list[Scenario]:
+    """Each ORM scenario's twin checked, and whether it draws the twin's parameter sets: when it
+    declares the twin's drawn parameters in the order the twin draws them, it is drawn as the twin,
+    so that the two send the same values and their rows and plans pair."""
+    by_name = {s.name: s for s in scenarios}
+    twinned = []
+    for sc in scenarios:
+        twin = by_name.get(sc.orm.twin) if sc.orm and sc.orm.twin else None
+        if sc.orm and sc.orm.twin and twin is None:
+            raise InputError(f"{paths[sc.name]}: TWIN {sc.orm.twin!r} is no scenario of the catalogue")
+        if sc.orm and twin is not None and twin.drawn() == sc.drawn():
+            sc = sc.model_copy(update={"orm": sc.orm.model_copy(update={"draws_as": twin.draws_as})})
+        twinned.append(sc)
+    return twinned
+
+
+DEFAULT_DRIVER = orm.DEFAULT_DRIVER
+
+
+def driver(name: str) -> Driver:
+    """A driver's name checked: one whose SQLAlchemy dialect taskbench compiles with."""
+    found = next((d for d in orm.DRIVERS if d == name), None)
+    if found is None:
+        raise InputError(f"--driver: unknown driver {name!r} (known: {', '.join(orm.DRIVERS)})")
+    return found
+
+
+def load_catalogue(
+    directory: Path = DEFAULT_DIR, *, history: bool = False, driver: Driver = DEFAULT_DRIVER
+) -> Catalogue:
     """The catalogue in ``directory``, every file checked. ``history``: the scenarios of a commit or
     directory standing for "before" in a check, measured as they were written, so a rule added
-    since (a LIMIT's order leaving no ties) does not refuse them."""
+    since (a LIMIT's order leaving no ties) does not refuse them. ``driver``: the app's driver,
+    whose dialect compiles the Python scenario files."""
     if not directory.is_dir():
         raise InputError(f"scenario directory {directory} does not exist")
     sla_raw = _read_toml(directory / "sla.toml") if (directory / "sla.toml").exists() else {}
@@ -221,13 +323,24 @@ def load_catalogue(directory: Path = DEFAULT_DIR, *, history: bool = False) -> C
     if not sla:
         raise InputError(f"{directory / 'sla.toml'}: no SLA classes defined under [classes]")
     scenarios = []
-    for path in sorted((directory / "queries").glob("*.toml")):
-        sc = _parse(Scenario, path, _read_toml(path))
+    queries = directory / "queries"
+    found = sorted([*queries.glob("*.toml"), *queries.glob("*.py")])
+    paths = {path.stem: path for path in found}
+    for path in found:  # before any file is imported
+        if paths[path.stem] != path:
+            raise InputError(f"{paths[path.stem]}: {path.name} defines scenario {path.stem!r} too")
+    for path in found:
+        if path.suffix == ".toml":
+            sc = _parse(Scenario, path, _read_toml(path))
+        else:
+            sc = _python_scenario(path, queries, driver)
         if sc.sla_class not in sla:
             raise InputError(f"{path}: unknown sla_class {sc.sla_class!r} (known: {', '.join(sla)})")
-        if sc.query.ties and not history:  # tied rows would fire the results gate for no change at all
-            raise InputError(f"{path}: sql: {sc.query.ties}")
+        ties = next((s.query.ties for s in sc.statements if s.query.ties), None)
+        if ties and not history:  # tied rows would fire the results gate for no change at all
+            raise InputError(f"{path}: sql: {ties}")
         scenarios.append(sc.model_copy(update={"sla_ms": sla[sc.sla_class]}))
+    scenarios = _with_twins(scenarios, paths)
     variants = [_parse(Variant, p, _read_toml(p)) for p in sorted((directory / "variants").glob("*.toml"))]
     if not scenarios:
         raise InputError(f"no scenarios found in {directory / 'queries'}")
@@ -237,5 +350,5 @@ def load_catalogue(directory: Path = DEFAULT_DIR, *, history: bool = False) -> C
     mix = _read_toml(mix_path).get("weights", {}) if mix_path.exists() else {}
     if not isinstance(mix, dict):
         raise InputError(f"{mix_path}: [weights] must map scenario names to weights")
-    _check_mix(mix, {s.name for s in scenarios if s.kind == "read"}, str(mix_path))
-    return Catalogue(sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix)
+    _check_mix(mix, {s.name for s in scenarios if s.kind == "read" and s.orm is None}, str(mix_path))
+    return Catalogue(sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix, driver=driver)

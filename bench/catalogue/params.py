@@ -35,11 +35,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
-from bench.catalogue.files import Scenario
+from bench.catalogue.files import LIST_LENGTHS, Scenario
+from bench.catalogue.orm import resolve
 from bench.errors import DatabaseError
 from bench.models import CATEGORIES, Priority
 
@@ -48,7 +49,7 @@ _TASKS_PER_USER_SAMPLE = 256
 DEEP_PAGE = (1000, 5000)  # "deep into the list": rows skipped before the page
 _CURSOR_STEP = 25  # one cursor every k rows of that depth range
 _PRIORITIES = tuple(p.value for p in Priority)
-_TAG_CHOICES = (2, 3)
+_TAG_CHOICES = LIST_LENGTHS["tags_any"]
 _CURSOR_KINDS = frozenset({"cursor_created_at", "cursor_id"})
 POWER_USER_RATIO = 2.0
 ORDINARY, POWER, ALL = "ordinary", "power", "all"
@@ -142,14 +143,24 @@ def _users_with(pools: Pools, kinds: set[str]) -> list[uuid.UUID]:
     return users
 
 
+class Drawn(NamedTuple):
+    """One execution's statement and its positional arguments."""
+
+    sql: str
+    args: list[Any]
+
+
 class Drawer:
-    """Draws the positional arguments of one scenario, sample after sample, from a seeded stream of
-    its own: the same seed, scenario, stream and users give the same parameter sets in every run."""
+    """Draws the parameters of one scenario, sample after sample, from a seeded stream of its own: the
+    same seed, scenario, stream and users give the same parameter sets in every run. An ORM scenario
+    that draws as its twin (``Scenario.draws_as``) gets the twin's sets."""
 
     def __init__(
         self, scenario: Scenario, pools: Pools, seed: int, stream: str = "", users: frozenset[uuid.UUID] | None = None
     ) -> None:
-        self.sql, self.order = scenario.positional()
+        self.statements = scenario.statements
+        self.sql = self.statements[0].sql  # the statement, or the first of an ORM scenario's
+        self.order = [name for name, _ in scenario.drawn()]  # the drawn parameters, in drawing order
         self.spec = scenario.params
         self.kinds = {v for v in self.spec.values() if isinstance(v, str)}
         self.pools = pools
@@ -161,14 +172,25 @@ class Drawer:
                 f"(deep pages need users with over {DEEP_PAGE[0]:,} tasks)"
             ) from None
         self.users = eligible if users is None else [u for u in eligible if u in users]
-        self.rng = random.Random(f"{seed}:{scenario.name}" + (f":{stream}" if stream else ""))
+        self.rng = random.Random(f"{seed}:{scenario.draws_as}" + (f":{stream}" if stream else ""))
 
-    def draw(self) -> list[Any]:
-        """The next parameter set; the user uniformly among this drawer's users."""
+    def values(self) -> dict[str, Any]:
+        """The next parameter set by name, constants included; the user uniformly among this drawer's users."""
         user = self.rng.choice(self.users)
         # Kinds that describe one row (a cursor's time and id) must come from the same row.
         cursor = self.rng.choice(self.pools.cursors[user]) if self.kinds & _CURSOR_KINDS else None
-        return [self._value(self.spec[name], user, cursor) for name in self.order]
+        drawn = {name: self._value(self.spec[name], user, cursor) for name in self.order}
+        return {name: drawn.get(name, spec) for name, spec in self.spec.items()}
+
+    def bind(self, values: dict[str, Any]) -> Drawn:
+        """The statement for ``values`` (the one for its lists' lengths) and its positional arguments."""
+        lengths = {name: len(v) for name, v in values.items() if isinstance(v, list)}
+        statement = next(s for s in self.statements if all(lengths[k] == n for k, n in s.lengths.items()))
+        return Drawn(statement.sql, [resolve(bind, values) for bind in statement.binds])
+
+    def draw(self) -> Drawn:
+        """The next parameter set, bound to its statement."""
+        return self.bind(self.values())
 
     def _value(self, spec: Any, user: uuid.UUID, cursor: tuple[Any, int] | None) -> Any:
         if not isinstance(spec, str):

@@ -253,6 +253,38 @@ def parse_query(
     DELETE or MERGE (``write`` True), touching no table but ``tables`` (and its own CTEs). ``keys``
     are each table's unique keys, for ``Query.ties``."""
     positional, params = _positional(sql)
+    return _checked(positional, params, sql, write, tables, keys)
+
+
+def parse_compiled(
+    sql: str,
+    binds: int,
+    *,
+    write: bool,
+    tables: Collection[str] = TABLE_NAMES,
+    keys: Mapping[str, Collection[tuple[str, ...]]] = UNIQUE_KEYS,
+) -> Query:
+    """Check a statement an ORM scenario compiled (``bench.catalogue.orm``), whose binds are already
+    the driver's ``$1 .. $binds``: the same rules as ``parse_query``'s for a file's SQL."""
+    _check_size(sql)
+    try:
+        tokens = scan(sql)
+    except ParseError as exc:
+        raise SQLRefused(f"not valid SQL: {exc}", sql) from None
+    numbers = {sql[token.start + 1 : token.end + 1] for token in tokens if token.name == "PARAM"}
+    if numbers != {str(n) for n in range(1, binds + 1)}:
+        raise SQLRefused(f"its parameters are not $1 to ${binds}", sql)
+    return _checked(sql, tuple(f"${n}" for n in range(1, binds + 1)), sql, write, tables, keys)
+
+
+def _checked(
+    positional: str,
+    params: tuple[str, ...],
+    sql: str,
+    write: bool,
+    tables: Collection[str],
+    keys: Mapping[str, Collection[tuple[str, ...]]],
+) -> Query:
     node = _single(positional, sql)
     if write and not isinstance(node, _MODIFYING):
         raise SQLRefused(f"a write scenario is one INSERT, UPDATE, DELETE or MERGE, not {type(node).__name__}", sql)

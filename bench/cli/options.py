@@ -76,6 +76,13 @@ Generate = Annotated[
 ScenariosDir = Annotated[Path, typer.Option("--scenarios-dir", help="Directory of sla.toml, queries/, variants/.")]
 Only = Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Run only this scenario (repeatable).")]
 OnlyVariant = Annotated[list[str] | None, typer.Option("--variant", "-v", help="Run only this variant (repeatable).")]
+Driver = Annotated[
+    str,
+    typer.Option(
+        "--driver",
+        help="The app's driver, whose SQLAlchemy dialect compiles the Python (ORM) scenario files: asyncpg or psycopg.",
+    ),
+]
 ExplainN = Annotated[
     int,
     typer.Option(
@@ -164,8 +171,18 @@ class Selected:
     narrowed: bool  # --scenario or --variant chose (else the command's own choice, or everything)
 
 
-_SELECT_OPTIONS: dict[str, Any] = {"scenarios_dir": ScenariosDir, "scenario": Only, "variant": OnlyVariant}
-_SELECT_DEFAULTS: dict[str, Any] = {"scenarios_dir": catalogue_io.DEFAULT_DIR, "scenario": None, "variant": None}
+_SELECT_OPTIONS: dict[str, Any] = {
+    "scenarios_dir": ScenariosDir,
+    "scenario": Only,
+    "variant": OnlyVariant,
+    "driver": Driver,
+}
+_SELECT_DEFAULTS: dict[str, Any] = {
+    "scenarios_dir": catalogue_io.DEFAULT_DIR,
+    "scenario": None,
+    "variant": None,
+    "driver": catalogue_io.DEFAULT_DRIVER,
+}
 
 
 def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str] = ()) -> Callable[[Command], Command]:
@@ -174,8 +191,13 @@ def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str
     to the scenarios and variants given, else to ``scenarios`` and ``variants`` (empty: all)."""
     chosen = {name: _SELECT_OPTIONS[name] for name in names or _SELECT_OPTIONS}
 
-    def build(scenarios_dir: Path, scenario: list[str] | None = None, variant: list[str] | None = None) -> Selected:
-        whole = catalogue_io.load_catalogue(scenarios_dir)
+    def build(
+        scenarios_dir: Path,
+        scenario: list[str] | None = None,
+        variant: list[str] | None = None,
+        driver: str = catalogue_io.DEFAULT_DRIVER,
+    ) -> Selected:
+        whole = catalogue_io.load_catalogue(scenarios_dir, driver=catalogue_io.driver(driver))
         picked = whole.select(scenario or list(scenarios), variant or list(variants))
         return Selected(scenarios_dir, whole, picked, bool(scenario or variant))
 

@@ -45,20 +45,20 @@ async def cold_samples(
     cell's warm samples stand). None when not one finished."""
     conn = session.conn
     await session.limit(timeout_ms)
-    explain_sql = EXPLAIN_ANALYZE + drawer.sql
     client: list[float] = []
     execution: list[float] = []
     reads: list[int] = []
     for _ in range(n):
-        args = drawer.draw()
+        sql, args = drawer.draw()
         try:
             async with limited(timeout_ms):
                 await admin.execute(_EVICT)
                 started = time.perf_counter_ns()
-                await conn.fetch(drawer.sql, *args, timeout=client_limit(timeout_ms))
+                await conn.fetch(sql, *args, timeout=client_limit(timeout_ms))
                 elapsed_ms = (time.perf_counter_ns() - started) / 1e6
                 await admin.execute(_EVICT)
-                explain = json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+                explained = await conn.fetchval(EXPLAIN_ANALYZE + sql, *args, timeout=client_limit(timeout_ms))
+                explain = json.loads(explained)
         except TimedOut:
             break
         client.append(round(elapsed_ms, 4))

@@ -20,7 +20,7 @@ from datetime import date
 import asyncpg
 
 from bench.catalogue.files import Catalogue, Scenario, Variant
-from bench.catalogue.params import Drawer, Pools, pools_for
+from bench.catalogue.params import Drawer, Drawn, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
 from bench.measure.lock import measurement_lock
@@ -67,14 +67,14 @@ class PairedCell:
     def rows_comparable(self) -> bool:
         return self.same_parameters and self.base.scenario.kind == self.head.scenario.kind == "read"
 
-    def arguments(self, head_values: list[object], base_drawer: Drawer) -> tuple[list[object], list[object]]:
-        """(base, head) arguments of one pair. With the same parameters declared, the base gets the
-        head's values by name (a rewrite may have reordered its binds); else each side draws its own
-        from its own declarations, and the pair compares what each side does with its own."""
+    def arguments(self, head_drawer: Drawer, base_drawer: Drawer) -> tuple[Drawn, Drawn]:
+        """(base, head) statements and arguments of one pair. With the same parameters declared, the
+        base gets the head's values by name (a rewrite may have reordered its binds); else each side
+        draws its own from its own declarations, and the pair compares what each side does with its own."""
+        values = head_drawer.values()
         if not self.same_parameters:
-            return base_drawer.draw(), head_values
-        by_name = dict(zip(self.head.drawer.order, head_values, strict=True))
-        return [by_name[name] for name in self.base.scenario.query.params], head_values
+            return base_drawer.draw(), head_drawer.bind(values)
+        return base_drawer.bind(values), head_drawer.bind(values)
 
 
 @dataclass
@@ -87,16 +87,16 @@ def _side(session: Session, scenario: Scenario, pools: Pools, seed: int, stream:
     return Side(session, scenario, Drawer(scenario, pools, seed, stream=stream))
 
 
-async def _execute(side: Side, args: list[object], timeout_ms: int) -> tuple[float, str]:
+async def _execute(side: Side, drawn: Drawn, timeout_ms: int) -> tuple[float, str]:
     await side.session.limit(timeout_ms)
-    done = await execute(side.session.conn, side.scenario.query.sql, args, side.scenario.kind == "write", timeout_ms)
+    done = await execute(side.session.conn, *drawn, side.scenario.kind == "write", timeout_ms)
     return done.client_ms, "" if done.rows is None else result_hash(done.rows, side.scenario.query.ordered)
 
 
 async def _pair(cell: PairedCell, base_first: bool) -> None:
     """One pair, kept only when both sides finished: past the statement timeout the cell's pairs end
     (its matrix cell failed on the timeout already; the time gate has nothing to weigh then)."""
-    base_args, head_args = cell.arguments(cell.head.drawer.draw(), cell.base.drawer)
+    base_args, head_args = cell.arguments(cell.head.drawer, cell.base.drawer)
     order = [(cell.base, base_args, True), (cell.head, head_args, False)]
     taken: dict[bool, tuple[float, str]] = {}
     try:
@@ -138,7 +138,7 @@ async def measure_pairs(
     started, rounds = time.perf_counter(), 0
     while rounds < warmup or time.perf_counter() - started < warmup_seconds:
         for cell, (base_drawer, head_drawer) in zip(cells, warm, strict=True):
-            base_args, head_args = cell.arguments(head_drawer.draw(), base_drawer)
+            base_args, head_args = cell.arguments(head_drawer, base_drawer)
             sides = [(cell.base, base_args), (cell.head, head_args)]
             try:
                 for side, args in sides if rounds % 2 == 0 else reversed(sides):
@@ -168,7 +168,12 @@ class PairOptions:
 
 def same_scenario(a: Scenario, b: Scenario) -> bool:
     """The same request: the SQL the server receives, its parameters, kind and SLA."""
-    return (a.positional(), dict(a.params), a.kind, a.sla_ms) == (b.positional(), dict(b.params), b.kind, b.sla_ms)
+    return _request(a) == _request(b)
+
+
+def _request(s: Scenario) -> tuple[object, ...]:
+    sent = [(st.sql, st.binds, st.lengths) for st in s.statements]
+    return (sent, dict(s.params), s.draws_as, s.kind, s.sla_ms)
 
 
 def same_variant(a: Variant, b: Variant) -> bool:

@@ -58,7 +58,7 @@ def _text(value: Any) -> str:
 
 
 def script(scenario: Scenario, table: str, n: int) -> str:
-    _, order = scenario.positional()
+    order = scenario.query.params
     sql = " ".join(scenario.sql.split()).rstrip(";")
     pick = f"SELECT {', '.join(order)} FROM {table} WHERE i = :i \\gset" if order else "SELECT 1"
     return f"\\set i random(1, {n})\n{pick}\n{sql};\n"

@@ -45,6 +45,7 @@ from bench.catalogue.files import Catalogue, Scenario, Variant
 from bench.catalogue.params import (
     POWER_USER_RATIO,
     Drawer,
+    Drawn,
     Pools,
     class_drawers,
     pools_for,
@@ -178,7 +179,7 @@ async def check_sql(conn: asyncpg.Connection, catalogue: Catalogue, pools: Pools
     advisory lock, a file, another session), and which functions are volatile is the server's
     knowledge, so it is asked here. The role the samples run as refuses what this misses."""
     for scenario in catalogue.scenarios:
-        called = sorted(scenario.query.functions)
+        called = sorted(scenario.functions)
         volatile = [r[0] for r in await conn.fetch(VOLATILITY_SQL, called)] if called else []
         if volatile:
             if scenario.kind == "read":
@@ -194,14 +195,14 @@ async def check_sql(conn: asyncpg.Connection, catalogue: Catalogue, pools: Pools
                     f"({', '.join(sorted(WRITE_GENERATORS))})"
                 )
         try:
-            await conn.prepare(Drawer(scenario, pools, seed=0).sql)
+            for statement in scenario.statements:
+                await conn.prepare(statement.sql)
         except asyncpg.PostgresError as exc:
             raise scenario_error(exc, scenario) from None
 
 
 async def warm_up(
     conn: asyncpg.Connection,
-    sql: str,
     drawers: list[Drawer],
     write: bool,
     seconds: float,
@@ -213,7 +214,7 @@ async def warm_up(
     started, runs = time.perf_counter(), 0
     while runs < 1 or (runs < WARMUP_MAX and time.perf_counter() - started < seconds):
         try:
-            await execute(conn, sql, drawers[runs % len(drawers)].draw(), write, timeout_ms)
+            await execute(conn, *drawers[runs % len(drawers)].draw(), write, timeout_ms)
         except TimedOut as cut:
             cut.index = runs
             raise
@@ -250,9 +251,9 @@ class _CellRun:
         self.classes = [_Class(name, drawer, ClassTest(self.design)) for name, drawer in drawers.items()]
         # Its own stream: however many executions the warm-up takes, the samples' parameters stay put.
         self.warm = list(class_drawers(scenario, pools, opts.seed, "warm-up").values())
-        self.sql = self.classes[0].drawer.sql
+        self.sql = self.classes[0].drawer.sql  # the statement, or the first of an ORM scenario's
         self.write = scenario.kind == "write"
-        self.explain_sql = (EXPLAIN_ANALYZE_WAL if self.write else EXPLAIN_ANALYZE) + self.sql
+        self.explain = EXPLAIN_ANALYZE_WAL if self.write else EXPLAIN_ANALYZE
         self.samples = Samples(
             client_ms=[], user_class=[], at_s=[], execution_ms=[], planning_ms=[], buffers=[], plan_fingerprints=[]
         )
@@ -286,9 +287,7 @@ class _CellRun:
         await session.limit(self.timeout_ms)
         started = time.perf_counter()
         try:
-            self.warmup = await warm_up(
-                session.conn, self.sql, self.warm, self.write, self.opts.warmup_seconds, self.timeout_ms
-            )
+            self.warmup = await warm_up(session.conn, self.warm, self.write, self.opts.warmup_seconds, self.timeout_ms)
         except TimedOut as cut:  # a warm-up execution is the app's query too: past the limit, it fails
             self.warmup = cut.index
             cls = self.classes[cut.index % len(self.classes)]
@@ -296,7 +295,7 @@ class _CellRun:
         self.seconds += time.perf_counter() - started
 
     async def _timed_out(
-        self, session: Session, cls: _Class, cut: TimedOut, args: list[Any], started: float, since: float
+        self, session: Session, cls: _Class, cut: TimedOut, drawn: Drawn, started: float, since: float
     ) -> None:
         """A sample over the statement timeout is over the SLA many times: the cell fails at once. Its
         plan is still wanted (what made it slow): EXPLAIN without ANALYZE, which only plans."""
@@ -306,7 +305,7 @@ class _CellRun:
         cls.stop("fail", "timeout")
         if not self.plans:
             await session.reset()  # planning alone is not the app's query: the set-up limit
-            explain = await session.conn.fetchval(EXPLAIN_PLAN + self.sql, *args)
+            explain = await session.conn.fetchval(EXPLAIN_PLAN + drawn.sql, *drawn.args)
             estimated = plan_facts(json.loads(explain))
             self.plans[estimated.fingerprint] = estimated
 
@@ -336,17 +335,17 @@ class _CellRun:
             return False
         cls = wanting[self.turn % len(wanting)]
         self.turn += 1
-        args = cls.drawer.draw()
+        drawn = cls.drawer.draw()
         await session.limit(self.timeout_ms)
         conn = session.conn
         started = time.perf_counter()
         try:
-            done = await execute(conn, self.sql, args, self.write, self.timeout_ms)
+            done = await execute(conn, *drawn, self.write, self.timeout_ms)
             explain = None
             if len(self.samples.client_ms) < self.opts.explain_samples:
-                explain = await explain_json(conn, self.explain_sql, args, self.write, self.timeout_ms)
+                explain = await explain_json(conn, self.explain + drawn.sql, drawn.args, self.write, self.timeout_ms)
         except TimedOut as cut:
-            await self._timed_out(session, cls, cut, args, started, since)
+            await self._timed_out(session, cls, cut, drawn, started, since)
             self.seconds += time.perf_counter() - started
             return True
         if explain is not None:
@@ -426,6 +425,7 @@ class _CellRun:
             sql=self.sql,
             kind=self.scenario.kind,
             scenario_sql=self.scenario.sql,
+            orm=self.scenario.orm,
             params=dict(self.scenario.params),
             warmup=self.warmup,
             samples=self.samples,
@@ -501,8 +501,10 @@ async def _measure_group(
         if not cell.running:  # timed out in its warm-up
             on_cell()
     running = [cell for cell in cells if cell.running]
+    rounds = 0
     while running:
-        took = [await guarded(cell, cell.step(session, since)) for cell in running]
+        took = [await guarded(cell, cell.step(session, since)) for cell in _round_order(running, rounds)]
+        rounds += 1
         if not any(took):  # every cell left is pausing before an early fail is measured again
             await asyncio.sleep(0.05)
         for cell in running:
@@ -510,6 +512,18 @@ async def _measure_group(
                 on_cell()
         running = [cell for cell in running if cell.running]
     return [cell.cell() for cell in cells]
+
+
+def _round_order(cells: list[_CellRun], round_no: int) -> list[_CellRun]:
+    """The order of a round: the catalogue's, but for an ORM scenario, which goes right beside its
+    hand-written twin, the two taking turns at going first: their samples are compared pair by pair
+    (``bench.judge.twins``), so, as a check's pairs, each pair is taken together and neither side
+    always follows the other."""
+    groups: dict[str, list[_CellRun]] = {}
+    for cell in cells:
+        orm = cell.scenario.orm
+        groups.setdefault(orm.twin if orm and orm.twin else cell.scenario.name, []).append(cell)
+    return [cell for group in groups.values() for cell in (group if round_no % 2 == 0 else group[::-1])]
 
 
 def protocol(opts: RunOptions, pools: Pools, class_counts: set[int], privileges: str) -> Protocol:
@@ -605,7 +619,7 @@ async def _draw_plans(
         timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
         await session.limit(timeout_ms)
         try:
-            cell.plans = await timed_plans(session.conn, cell.sql, first, timeout_ms, cell.timed_out)
+            cell.plans = await timed_plans(session.conn, first, timeout_ms, cell.timed_out)
         except asyncpg.PostgresError as exc:
             raise scenario_error(exc, scenario, cell.variant) from None
     await session.reset()

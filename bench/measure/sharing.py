@@ -69,18 +69,22 @@ async def _generic_plan(conn: asyncpg.Connection, sql: str, params: int) -> tupl
 async def signature(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, seed: int, param_sets: int) -> str:
     """The cell's signature under the variant applied on ``conn`` (see the module docstring)."""
     drawers = list(class_drawers(scenario, pools, seed, "samples").values())
-    sql = drawers[0].sql
     plans, used = [], set()
     for i in range(param_sets):  # the classes in turn, as the cell's explained samples draw them
-        shape, indexes = await _plan(conn, EXPLAIN_PLAN + sql, drawers[i % len(drawers)].draw())
+        sql, args = drawers[i % len(drawers)].draw()
+        shape, indexes = await _plan(conn, EXPLAIN_PLAN + sql, args)
         plans.append(shape)
         used |= indexes
-    generic, indexes = await _generic_plan(conn, sql, len(scenario.query.params))
-    used |= indexes
+    generic = []
+    for statement in scenario.statements:  # an ORM scenario's in_() sends one per list length
+        shape, indexes = await _generic_plan(conn, statement.sql, len(statement.binds))
+        generic.append(shape)
+        used |= indexes
     if scenario.kind == "write":
         rows = await conn.fetch(_INDEXES_ON_TABLES, sorted(scenario.query.tables))
     else:
         rows = await conn.fetch(_INDEXES_BY_NAME, sorted(used))
     definitions = sorted(_definition(statement) for _, statement in rows)
-    key = json.dumps([scenario.name, scenario.kind, sql, plans, generic, definitions])
+    sent = [s.sql for s in scenario.statements]
+    key = json.dumps([scenario.name, scenario.kind, sent, plans, generic, definitions])
     return hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -10,20 +10,19 @@ Runs on the scratch copy, so the seeded database keeps its statistics.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import asyncpg
 
 from bench.catalogue.files import Scenario
-from bench.catalogue.params import Drawer, Pools
+from bench.catalogue.params import Drawer, Drawn, Pools
 from bench.measure.plan import EXPLAIN_PLAN, fingerprint
 from bench.models import TABLE_NAMES
 from bench.results import Stability
 
 
-async def _plans(conn: asyncpg.Connection, sql: str, arg_sets: list[list[Any]]) -> list[str]:
+async def _plans(conn: asyncpg.Connection, drawn: list[Drawn]) -> list[str]:
     plans = []
-    for args in arg_sets:
+    for sql, args in drawn:
         explain = json.loads(await conn.fetchval(EXPLAIN_PLAN + sql, *args))
         plans.append(fingerprint(explain[0]["Plan"]))
     return plans
@@ -40,13 +39,13 @@ async def plan_stability(
 ) -> dict[str, Stability]:
     """ANALYZE on ``admin`` (the tables' owner), the scenarios' EXPLAINs on ``samples`` (their role)."""
     drawers = {s.name: Drawer(s, pools, seed) for s in scenarios}
-    args = {name: [d.draw() for _ in range(param_sets)] for name, d in drawers.items()}
-    seen = {name: [await _plans(samples, d.sql, args[name])] for name, d in drawers.items()}
+    drawn = {name: [d.draw() for _ in range(param_sets)] for name, d in drawers.items()}
+    seen = {name: [await _plans(samples, drawn[name])] for name in drawers}
     for _ in range(rounds):
         for table in TABLE_NAMES:
             await admin.execute(f"ANALYZE {table}")
-        for name, d in drawers.items():
-            seen[name].append(await _plans(samples, d.sql, args[name]))
+        for name in drawers:
+            seen[name].append(await _plans(samples, drawn[name]))
     result = {}
     for name, per_round in seen.items():
         per_params = list(zip(*per_round, strict=True))

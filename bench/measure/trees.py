@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 from psycopg import sql
 
+from bench.catalogue.params import Drawn
 from bench.measure.plan import EXPLAIN_PLAN, EXPLAIN_TIMED, fingerprint, plan_tree, timings
 from bench.measure.timeout import TimedOut, client_limit, limited
 from bench.measure.transaction import rolled_back
@@ -84,22 +85,21 @@ async def _plan(
     return estimated, fingerprint(document[0]["Plan"])
 
 
-async def timed_plans(
-    conn: asyncpg.Connection, query: str, first_args: dict[str, list[Any]], timeout_ms: int, cut: bool
-) -> list[TimedPlan]:
-    """Each class's plan on its first parameter set, then the generic plan where its shape is not
-    some class's own, executed with the first such class's parameters (a generic plan is planned for
-    any values: its shape is the same whatever they are)."""
+async def timed_plans(conn: asyncpg.Connection, first: dict[str, Drawn], timeout_ms: int, cut: bool) -> list[TimedPlan]:
+    """Each class's plan on its first parameter set (and the statement that set goes with: an ORM
+    scenario's in_() sends one per list length), then the generic plan where its shape is not some
+    class's own, executed with the first such class's parameters (a generic plan is planned for any
+    values: its shape is the same whatever they are)."""
     plans, shapes = [], []
-    for user_class, args in first_args.items():
+    for user_class, (query, args) in first.items():
         plan, shape = await _plan(conn, query, args, False, timeout_ms, user_class, cut)
         plans.append(plan)
         shapes.append(shape)
     if not plans:
         return plans
-    first = next(iter(first_args.values()))
-    generic_shape = fingerprint((await _explain(conn, query, first, True, False, timeout_ms))[0]["Plan"])
+    query, args = next(iter(first.values()))
+    generic_shape = fingerprint((await _explain(conn, query, args, True, False, timeout_ms))[0]["Plan"])
     other = next((p.user_class for p, shape in zip(plans, shapes, strict=True) if shape != generic_shape), None)
     if other is not None:
-        plans.append((await _plan(conn, query, first_args[other], True, timeout_ms, other, cut))[0])
+        plans.append((await _plan(conn, *first[other], True, timeout_ms, other, cut))[0])
     return plans

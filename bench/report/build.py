@@ -24,6 +24,8 @@ from bench import results as results_io
 from bench.catalogue.files import BASELINE_VARIANT
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
+from bench.judge.timegate import DEFAULT_TIME
+from bench.judge.twins import TwinPair, twin_pairs
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
 from bench.report import plans, plots
 from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results, ScaleFit
@@ -268,6 +270,37 @@ def plan_diffs(res: Results) -> list[PlanDiff]:
     return diffs
 
 
+def sent(cell: Cell) -> list[str]:
+    """The SQL a cell's scenario sends: its statement, or each of an ORM scenario's (one per list length)."""
+    return [s.sql for s in cell.orm.statements] if cell.orm else [cell.sql]
+
+
+def pair_time(pair: TwinPair) -> str:
+    """The ORM cell's time beside its twin's, per class: "slower ×1.85 (power)", or the ratios alone."""
+    ratios = ", ".join(f"×{c.verdict.ratio:.2f} {c.user_class}" for c in pair.classes)
+    return f"{pair.time}: {ratios}" if pair.time else f"not shown to differ ({ratios})"
+
+
+@dataclass
+class OrmView:
+    """The report's "what the ORM sends": the pairs that differ, and the SQL both sides send."""
+
+    pairs: list[TwinPair]  # every ORM cell beside its twin's
+    differ: list[TwinPair]  # those whose plan, buffers or time differ
+    alpha: float  # the time test's false findings per run and direction, at most
+    factor: float
+
+    @property
+    def scenarios(self) -> list[TwinPair]:
+        """One differing pair per ORM scenario: whose SQL texts are shown (they are the same under every variant)."""
+        return list({p.orm.scenario: p for p in reversed(self.differ)}.values())[::-1]
+
+
+def orm_view(res: Results) -> OrmView:
+    pairs = twin_pairs(res)
+    return OrmView(pairs, [p for p in pairs if p.differs], DEFAULT_TIME.alpha, DEFAULT_TIME.factor)
+
+
 def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
     scenarios = sorted(
         dict.fromkeys(c.scenario for c in res.cells),
@@ -318,6 +351,9 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
             if all(c.plans for c in res.cells if c.scenario == s)
         },
         "side_diffs": plans.side_diffs(res.side_by_side.base_cells, cells) if res.side_by_side else [],
+        "orm": orm_view(res),
+        "sent": sent,
+        "pair_time": pair_time,
     }
 
 

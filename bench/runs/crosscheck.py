@@ -116,14 +116,13 @@ async def _check(
             # picks among them at random, PGBENCH_FACTOR times as often, so its figures approach the
             # same population's.
             drawers = list(class_drawers(scenario, pools, opts.seed, "samples").values())
-            drawn = [drawers[i % len(drawers)].draw() for i in range(transactions)]
-            order = drawers[0].order
+            drawn = [drawers[i % len(drawers)].draw().args for i in range(transactions)]
+            order = list(scenario.query.params)
             table = f"tb_pgbench_{scenario.name}"
             await store_params(conn, table, order, drawn)
             lookup = f"SELECT {', '.join(order) or '1'} FROM {table} WHERE i = $1"
             await warm_up(
                 conn,
-                drawers[0].sql,
                 list(class_drawers(scenario, pools, opts.seed, "warm-up").values()),
                 False,
                 opts.warmup_seconds,
@@ -151,7 +150,8 @@ def measure(target: Target, catalogue: Catalogue, opts: CrossCheckOptions = Cros
     """Harness vs pgbench per scenario, on a scratch copy of ``target`` with ``opts.variant`` applied.
     Agreements, not ``Results``, unlike the other kinds of run: the cross-check judges the harness
     itself and writes no results file. No progress callback: it takes seconds."""
-    chosen = catalogue.reads().select(None, [opts.variant])  # pgbench would commit a write scenario's rows
+    # pgbench would commit a write scenario's rows, and runs SQL a file wrote (with :name variables)
+    chosen = catalogue.reads().hand_written().select(None, [opts.variant])
     run = opts.run
     # "validate": the command's name, which another measurement waiting for the lock is shown
     with (

@@ -346,14 +346,13 @@ async def _prepare(
     sql, params, lookups = [], [], []
     for scenario in catalogue.scenarios:
         drawer = Drawer(scenario, pools, opts.seed)
-        drawn = [drawer.draw() for _ in range(opts.param_sets)]
+        drawn = [drawer.draw().args for _ in range(opts.param_sets)]
+        order = list(scenario.query.params)  # a hand-written scenario's binds: pgbench's variables
         table = _params_table(scenario)
-        await store_params(conn, table, drawer.order, drawn)
+        await store_params(conn, table, order, drawn)
         sql.append(drawer.sql)
         params.append(drawn)
-        lookups.append(
-            f"SELECT {', '.join(drawer.order)} FROM {table} WHERE i = $1" if drawer.order else "SELECT $1::int"
-        )
+        lookups.append(f"SELECT {', '.join(order)} FROM {table} WHERE i = $1" if order else "SELECT $1::int")
     return Workload(
         catalogue.scenarios, [catalogue.mix[s.name] for s in catalogue.scenarios], sql, params, lookups, prepared
     )

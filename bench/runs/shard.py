@@ -65,7 +65,19 @@ def catalogue_fingerprint(catalogue: Catalogue) -> str:
     """What makes two shards' catalogues the same: every scenario's SQL, parameters, kind and SLA, and
     every variant's statements (and extensions), by name and in order."""
     content = {
-        "scenarios": [[s.name, s.sql, s.params, s.kind, s.sla_class, s.sla_ms] for s in catalogue.scenarios],
+        "scenarios": [
+            [
+                s.name,
+                s.sql,
+                s.params,
+                s.kind,
+                s.sla_class,
+                s.sla_ms,
+                *([s.orm.model_dump(mode="json")] if s.orm else []),
+            ]
+            for s in catalogue.scenarios
+            # an ORM scenario's statements and binds too: its SQL alone does not say what each $n takes
+        ],
         "variants": [[v.name, v.statements, v.extensions] for v in catalogue.variants],
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
