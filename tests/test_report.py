@@ -2,6 +2,8 @@
 no secret anywhere."""
 
 import itertools
+import math
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -248,8 +250,11 @@ def test_the_diff_shown_first_is_the_baseline_against_the_fastest_and_the_others
     blocks = [b.split(">", 1)[0] for b in after.split('<div class="pd-pair" ')[1:4]]
     assert sum("hidden" not in b for b in blocks) == 1
     assert f'data-left="baseline" data-right="{fastest}"' in next(b for b in blocks if "hidden" not in b)
-    # one set of blocks per scenario measured apart under several variants: not task_by_id (one measurement)
-    assert html.count('<div class="pd-pair"') == 9
+    # a block for every two measurements of a scenario: not task_by_id's (one measurement), three of
+    # recent_tasks' (three), and so on
+    measurements = Counter(c.scenario for c in res.cells if c.shared_with is None)
+    assert measurements["task_by_id"] == 1 and measurements["recent_tasks"] == 3
+    assert html.count('<div class="pd-pair"') == sum(math.comb(k, 2) for k in measurements.values())
 
 
 def test_every_text_of_a_plan_is_escaped(tmp_path):
