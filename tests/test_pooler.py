@@ -22,8 +22,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bench.catalogue.files import Scenario
-from bench.catalogue.params import pools_for
+from bench.catalogue.params import Drawn, pools_for
 from bench.measure.runner import RunOptions, measure_cells
+from bench.measure.trees import timed_plans
 from bench.runs.load import Workload, drive
 from bench.targets.target import Target
 from tests.support import TINY
@@ -94,10 +95,9 @@ def as_pooler(monkeypatch):
 
 def _workload() -> Workload:
     """What the load runs behind a pooler: unnamed statements (``prepared=False``)."""
-    lookup = Scenario(
-        name="lookup", sla_class="isolation", sla_ms=30.0, sql="SELECT count(*) + $1::int FROM tasks WHERE is_completed"
-    )
-    return Workload([lookup], [1], [lookup.sql], [[[1], [2]]], ["SELECT $1::int"], prepared=False)
+    sql = "SELECT count(*) + {}::int FROM tasks WHERE is_completed"
+    lookup = Scenario(name="lookup", sla_class="isolation", sla_ms=30.0, sql=sql.format(":n"), params={"n": 1})
+    return Workload([lookup], [1], [sql.format("$1")], [[[1], [2]]], ["SELECT $1::int"], prepared=False)
 
 
 async def _clients(target: Target, clients: int = 4, seconds: float = 1.0):
@@ -131,4 +131,28 @@ def test_the_runner_measures_through_the_pooler_while_other_clients_share_it(poo
     cells, sent = asyncio.run(measure_beside_load())
     assert all(c.samples.explained == min(len(c.samples.client_ms), 20) > 0 for c in cells)
     assert all(c.plan.node_types for c in cells)  # EXPLAIN (ANALYZE, BUFFERS) came back through PgBouncer
+    assert sent.records and all(r.ok for r in sent.records)
+
+
+def test_the_plan_trees_generic_plan_is_read_through_the_pooler_while_other_clients_share_it(pooler, as_pooler):
+    """PREPARE, EXPLAIN EXECUTE and DEALLOCATE of the generic plan stay in one transaction, so on one
+    server session, whichever session the pooler gives the next statement."""
+    query = "SELECT title FROM tasks WHERE id > $1"
+    # above 0 is every row (a seq scan), above 10⁹ none (the primary key): the generic plan, planned
+    # for any value, cannot be both
+    first = {"all": Drawn(query, [0]), "few": Drawn(query, [10**9])}
+
+    async def read_beside_load():
+        conn = await asyncpg.connect(**pooler.asyncpg_kwargs())
+        try:
+            load = asyncio.ensure_future(_clients(pooler, clients=3, seconds=2.0))
+            plans = [await timed_plans(conn, first, 5000, False) for _ in range(5)]
+            return plans, await load
+        finally:
+            await conn.close()
+
+    plans, sent = asyncio.run(read_beside_load())
+    for read in plans:
+        generic = [p for p in read if p.generic]
+        assert len(generic) == 1 and generic[0].execution_ms is not None and generic[0].root.total_ms is not None
     assert sent.records and all(r.ok for r in sent.records)

@@ -23,8 +23,8 @@ from bench.catalogue.files import Scenario
 from bench.catalogue.params import Pools, class_drawers
 from bench.catalogue.sql import SQLRefused, parse_index
 from bench.measure.plan import EXPLAIN_PLAN, fingerprint, walk
+from bench.measure.trees import explain
 
-_GENERIC = "taskbench_generic"  # the prepared statement whose generic plan is read
 _INDEXES_BY_NAME = """
 SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -55,15 +55,11 @@ async def _plan(conn: asyncpg.Connection, explain: str, args: list[Any]) -> tupl
 
 async def _generic_plan(conn: asyncpg.Connection, sql: str, params: int) -> tuple[str, set[str]]:
     """The plan a prepared statement runs once PostgreSQL switches it to a generic one: planned for
-    any values, so the NULLs it is executed with here change nothing (with bound values, EXPLAIN
-    (GENERIC_PLAN) would fold them in)."""
-    await conn.execute(f"PREPARE {_GENERIC} AS {sql}")
-    try:
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        arguments = f"({', '.join(['NULL'] * params)})" if params else ""
-        return await _plan(conn, f"{EXPLAIN_PLAN}EXECUTE {_GENERIC}{arguments}", [])
-    finally:
-        await conn.execute(f"DEALLOCATE {_GENERIC}; RESET plan_cache_mode")
+    any values, so the NULLs it is planned with here change nothing (with bound values, EXPLAIN
+    (GENERIC_PLAN) would fold them in). Read as the plan trees read it (``trees.explain``: in one
+    transaction, which a pooler keeps on one server session)."""
+    root = (await explain(conn, sql, [None] * params, generic=True, analyze=False, timeout_ms=None))[0]["Plan"]
+    return fingerprint(root), {n["Index Name"] for n in walk(root) if n.get("Index Name")}
 
 
 async def signature(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, seed: int, param_sets: int) -> str:

@@ -9,14 +9,18 @@ timeout, or a cell whose samples were, leaves the plan estimated only (EXPLAIN w
 and the plan says so.
 
 The generic plan is read through a prepared statement (``PREPARE``, ``SET LOCAL plan_cache_mode =
-force_generic_plan``, ``EXPLAIN ... EXECUTE``) inside that transaction, which a pooler in
-transaction mode keeps on one server session. The server takes no bind parameters in a utility
-statement, so the ``EXECUTE``'s values are literals, quoted by psycopg.
+force_generic_plan``, ``EXPLAIN ... EXECUTE``, ``DEALLOCATE``) inside that transaction, which a
+pooler in transaction mode keeps on one server session. A prepared statement outlives the
+transaction it was made in, so each has a name of its own: one an EXPLAIN cut off by the timeout
+never deallocated (its transaction aborted) is gone with the connection, and no later one meets it.
+The server takes no bind parameters in a utility statement, so the ``EXECUTE``'s values are
+literals, quoted by psycopg.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import asyncpg
@@ -28,35 +32,31 @@ from bench.measure.timeout import TimedOut, client_limit, limited
 from bench.measure.transaction import rolled_back
 from bench.results import TimedPlan
 
-_GENERIC = "taskbench_tree"  # the prepared statement whose generic plan is drawn
 Explain = list[dict[str, Any]]
 
 
-def _execute(args: list[Any]) -> str:
-    """``EXECUTE`` of the prepared statement with ``args`` as quoted literals."""
+def _execute(name: str, args: list[Any]) -> str:
+    """``EXECUTE`` of the prepared statement ``name`` with ``args`` as quoted literals."""
     values = sql.SQL("({})").format(sql.SQL(", ").join(map(sql.Literal, args))) if args else sql.SQL("")
-    return sql.SQL("EXECUTE {}{}").format(sql.Identifier(_GENERIC), values).as_string(None)
+    return sql.SQL("EXECUTE {}{}").format(sql.Identifier(name), values).as_string(None)
 
 
-async def _explain(
-    conn: asyncpg.Connection, query: str, args: list[Any], generic: bool, analyze: bool, timeout_ms: int
+async def explain(
+    conn: asyncpg.Connection, query: str, args: list[Any], generic: bool, analyze: bool, timeout_ms: int | None
 ) -> Explain:
     """The EXPLAIN document of ``query`` on ``args`` (its custom plan, or its generic plan), executed
-    with every node timed or only planned, in a transaction that is rolled back."""
+    with every node timed or only planned, in a transaction that is rolled back (``sharing`` reads
+    the generic plan's shape here too)."""
     explain = EXPLAIN_TIMED if analyze else EXPLAIN_PLAN
-    prepared = False
-    try:
-        async with limited(timeout_ms), rolled_back(conn):
-            if generic:
-                await conn.execute(f"PREPARE {_GENERIC} AS {query}")
-                prepared = True
-                await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-                text = await conn.fetchval(explain + _execute(args), timeout=client_limit(timeout_ms))
-            else:
-                text = await conn.fetchval(explain + query, *args, timeout=client_limit(timeout_ms))
-    finally:
-        if prepared:  # a prepared statement outlives the transaction it was made in
-            await conn.execute(f"DEALLOCATE {_GENERIC}")
+    async with limited(timeout_ms), rolled_back(conn):
+        if not generic:
+            text = await conn.fetchval(explain + query, *args, timeout=client_limit(timeout_ms))
+        else:
+            name = f"taskbench_tree_{secrets.token_hex(6)}"  # see the module docstring
+            await conn.execute(f"PREPARE {name} AS {query}")
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            text = await conn.fetchval(explain + _execute(name, args), timeout=client_limit(timeout_ms))
+            await conn.execute(f"DEALLOCATE {name}")
     document: Explain = json.loads(text)
     return document
 
@@ -68,7 +68,7 @@ async def _plan(
     the cell was ``cut`` off by its statement timeout already, or this EXPLAIN ANALYZE is."""
     if not cut:
         try:
-            document = await _explain(conn, query, args, generic, True, timeout_ms)
+            document = await explain(conn, query, args, generic, True, timeout_ms)
             execution_ms, planning_ms = timings(document)
             timed = TimedPlan(
                 user_class=user_class,
@@ -80,7 +80,7 @@ async def _plan(
             return timed, fingerprint(document[0]["Plan"])
         except TimedOut:
             pass
-    document = await _explain(conn, query, args, generic, False, timeout_ms)
+    document = await explain(conn, query, args, generic, False, timeout_ms)
     estimated = TimedPlan(user_class=user_class, generic=generic, timed_out_ms=timeout_ms, root=plan_tree(document))
     return estimated, fingerprint(document[0]["Plan"])
 
@@ -98,7 +98,7 @@ async def timed_plans(conn: asyncpg.Connection, first: dict[str, Drawn], timeout
     if not plans:
         return plans
     query, args = next(iter(first.values()))
-    generic_shape = fingerprint((await _explain(conn, query, args, True, False, timeout_ms))[0]["Plan"])
+    generic_shape = fingerprint((await explain(conn, query, args, True, False, timeout_ms))[0]["Plan"])
     other = next((p.user_class for p, shape in zip(plans, shapes, strict=True) if shape != generic_shape), None)
     if other is not None:
         plans.append((await _plan(conn, *first[other], True, timeout_ms, other, cut))[0])
