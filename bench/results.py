@@ -59,6 +59,13 @@ Format history:
   such a cell records what it sends (``cells[].orm``: the driver whose dialect compiled it, its
   hand-written twin, each statement's SQL as the driver sends it and what each ``$n`` takes), and
   its ``sql`` and ``scenario_sql`` are its first statement's. An older file has no ORM cells.
+- 14 (2026-12-06): the plan that was timed. The run's plan-cache behaviour (``protocol.plan_cache``:
+  ``driver``, as asyncpg reuses its prepared statements and PostgreSQL switches one to its generic
+  plan; ``custom``; ``generic``); per user class, how many timed executions ran a custom and how
+  many the generic plan (``cells[].classes[].custom_plans``, ``generic_plans``); a read cell's
+  generic plan beside its custom ones (``cells[].generic``: its shape against the explained samples'
+  custom plans, and their parameters timed through a custom and through the generic plan). An older
+  file was measured as the driver does it; its counts and generic plans are null.
 """
 
 from __future__ import annotations
@@ -76,7 +83,7 @@ from bench import output
 from bench.errors import InputError
 from bench.versioned import Format
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -300,6 +307,10 @@ class ClassVerdict(BaseModel):
     # second test's, and its verdict is the class's
     refailed_at: int | None = None
     p95: Quantile  # client p95 of the class's samples, with its interval where one exists
+    # of its timed executions, how many ran a custom plan and how many the generic one
+    # (pg_prepared_statements); None: not counted (an older run, or behind a pooler)
+    custom_plans: int | None = None
+    generic_plans: int | None = None
 
     def describe(self, sla_ms: float, timeout_ms: int | None = None) -> str:
         """E.g. "fail at n = 4 (4/4 over 50 ms)", "fail at n = 1 (1/1 over 50 ms; timed out at 1000 ms)"."""
@@ -315,6 +326,23 @@ class ClassVerdict(BaseModel):
 
 
 Driver = Literal["asyncpg", "psycopg"]
+PlanCache = Literal["driver", "custom", "generic"]
+
+
+class GenericCheck(BaseModel):
+    """A read cell's generic plan (the one its prepared statement may switch to) against its custom
+    plans (``bench.measure.plancache``): its shape beside each explained sample's, and each explained
+    sample's parameters timed through a custom and through the generic plan (client ms, the pairs
+    taken one right after the other), as long as both finished."""
+
+    fingerprint: str  # the (first) statement's generic plan
+    node_types: list[str]
+    fingerprints: list[str]  # per explained sample, its statement's generic plan (beside samples.plan_fingerprints)
+    differs: bool  # its shape is not the custom plan's for some explained sample
+    custom_ms: list[float]
+    generic_ms: list[float]
+    slower: list[str] = []  # the user classes it is slower for (plancache.slower_classes)
+    timed_out: bool = False  # an execution through it reached the statement timeout: the pairs stop there
 
 
 class OrmBind(BaseModel):
@@ -380,6 +408,7 @@ class Cell(BaseModel):
     # each class's plan, timed node by node, and the generic plan where its shape is not that class's
     # (none in a file older than version 12)
     plans: list[TimedPlan] = []
+    generic: GenericCheck | None = None  # a read cell's generic plan against its custom ones (None: not checked)
     statement_timeout_ms: int | None = None  # every execution's limit (None: a run before timeouts)
     # the variant whose measurement this cell shares: the same plans and index definitions (``sharing``)
     shared_with: str | None = None
@@ -493,6 +522,9 @@ class Protocol(BaseModel):
     warmup: str  # the warm-up rule
     cell_budget_s: float | None  # seconds a cell may take before it stops inconclusive (None: no budget)
     min_samples: int = 0  # per class, taken for the estimates even after the verdict
+    # how the samples' prepared statements were planned: as the driver does it (PostgreSQL may switch
+    # to the generic plan from the sixth execution), always custom, or always generic
+    plan_cache: PlanCache = "driver"
     parameters: dict[str, Any]  # the test itself: its design per number of classes, or an older protocol's settings
 
 
@@ -928,6 +960,12 @@ def _update_to_13(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_14(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older run was sampled as the driver does it (the default), its plan
+    kinds not counted."""
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -959,6 +997,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     10: _update_to_11,
     11: _update_to_12,
     12: _update_to_13,
+    13: _update_to_14,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

@@ -52,6 +52,7 @@ LIBRARY: dict[str, Any] = {
     "stability_rounds": RunOptions.stability_rounds,
     "timeout_factor": RunOptions.timeout_factor,
     "share": RunOptions.share,
+    "plan_cache": RunOptions.plan_cache,
     "concurrent": RunOptions.concurrent,
     "lock_wait": RunOptions.lock_wait,
     # the gates

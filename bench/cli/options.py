@@ -118,6 +118,15 @@ Share = Annotated[
         "instead of being measured again.",
     ),
 ]
+PlanCacheOption = Annotated[
+    str,
+    typer.Option(
+        "--plan-cache",
+        help="How the samples' prepared statements are planned: driver (as asyncpg reuses them: PostgreSQL may "
+        "switch to the generic plan from the sixth execution), custom (every execution planned for its values, "
+        "as behind a transaction pooler) or generic.",
+    ),
+]
 Concurrent = Annotated[
     bool,
     typer.Option("--concurrent", help="Measure even while another measurement holds this server (the results say so)."),
@@ -148,6 +157,7 @@ _RUN_OPTIONS: dict[str, Any] = {
     "stability_rounds": StabilityN,
     "timeout_factor": TimeoutFactor,
     "share": Share,
+    "plan_cache": PlanCacheOption,
     "concurrent": Concurrent,
     "lock_wait": LockWait,
 }

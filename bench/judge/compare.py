@@ -82,6 +82,12 @@ def incompatibilities(base: Results, cur: Results) -> list[str]:
             f"{k} {base.environment.settings.get(k)} → {cur.environment.settings.get(k)}" for k in changed
         )
         reasons.append(f"different planner settings: {shown}")
+    modes = [res.protocol.plan_cache if res.protocol else None for res in (base, cur)]
+    if None not in modes and modes[0] != modes[1]:
+        reasons.append(
+            f"different plan-cache behaviour: baseline {modes[0]}, current {modes[1]} (--plan-cache): "
+            "the samples ran other plans"
+        )
     return reasons
 
 

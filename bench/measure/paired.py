@@ -24,6 +24,7 @@ from bench.catalogue.params import Drawer, Drawn, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
 from bench.measure.lock import measurement_lock
+from bench.measure.plancache import DEFAULT_PLAN_CACHE, plan_cache, set_plan_cache
 from bench.measure.rows import result_hash
 from bench.measure.runner import execute, run_measurement
 from bench.measure.timeout import DEFAULT_FACTOR, Session, TimedOut, statement_timeout_ms
@@ -164,6 +165,7 @@ class PairOptions:
     seed: int = 1
     concurrent: bool = False
     lock_wait: float = 10.0
+    plan_cache: str = DEFAULT_PLAN_CACHE  # the samples' prepared statements planned as the matrix's (``plancache``)
 
 
 def same_scenario(a: Scenario, b: Scenario) -> bool:
@@ -283,6 +285,9 @@ async def _side_by_side(
             connected(head_role.target) as head_samples,
         ):
             pools = await pools_for(head, [s for _, s in scenarios] + [b for b, _ in scenarios], today)
+            if opts.plan_cache != DEFAULT_PLAN_CACHE:  # as the matrix measured them: like with like
+                for conn in (base_samples, head_samples):
+                    await set_plan_cache(conn, plan_cache(opts.plan_cache))
             for done, pair in enumerate(variants):
                 advance("side by side", done, len(variants))
                 samples = (base_samples, head_samples)

@@ -58,6 +58,7 @@ from bench.judge.stats import mixture_summary, quantile_ci, summarize
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
 from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, EXPLAIN_PLAN, plan_facts, timings, wal
+from bench.measure.plancache import DEFAULT_PLAN_CACHE, CellPlans, plan_cache, set_plan_cache
 from bench.measure.rows import result_hash
 from bench.measure.sharing import signature
 from bench.measure.stability import plan_stability
@@ -112,12 +113,19 @@ class RunOptions:
     lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
     timeout_factor: float = DEFAULT_FACTOR  # a cell's statement_timeout: this many times its SLA
     share: bool = True  # a cell whose plans and indexes equal a measured one's shares its samples (``sharing``)
+    # how the samples' prepared statements are planned (``plancache``): as the driver does it, always
+    # custom (as behind a transaction pooler without prepared statements), or always generic
+    plan_cache: str = DEFAULT_PLAN_CACHE
 
     def __post_init__(self) -> None:
         if self.explain_samples < 1:  # a cell's plan comes from its explained samples
             raise InputError("at least one sample per cell must run EXPLAIN ANALYZE (--explain-samples 1 or more)")
         if self.timeout_factor <= 1:
             raise InputError("--timeout-factor must be more than 1: at 1 every sample over the SLA would time out")
+        try:
+            plan_cache(self.plan_cache)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
 
     def statement_timeout_ms(self, sla_ms: float) -> int:
         return statement_timeout_ms(self.timeout_factor, sla_ms)
@@ -264,6 +272,7 @@ class _CellRun:
         self.turn = 0
         self.over_budget = False
         self.timed_out = False
+        self.cache: CellPlans | None = None  # on a server-side session: the plans its statements ran
 
     @property
     def verdict(self) -> Decision:
@@ -338,6 +347,8 @@ class _CellRun:
         drawn = cls.drawer.draw()
         await session.limit(self.timeout_ms)
         conn = session.conn
+        if self.cache is not None:
+            await self.cache.before(drawn.sql)
         started = time.perf_counter()
         try:
             done = await execute(conn, *drawn, self.write, self.timeout_ms)
@@ -348,7 +359,11 @@ class _CellRun:
             await self._timed_out(session, cls, cut, drawn, started, since)
             self.seconds += time.perf_counter() - started
             return True
+        if self.cache is not None:
+            await self.cache.after(drawn.sql, cls.name)
         if explain is not None:
+            if self.cache is not None:
+                await self.cache.probe(drawn, lambda sql, args: self._timed(conn, sql, args))
             if done.rows is not None:  # the same parameter sets in every run: their rows must not change
                 self.samples.result_hashes.append(result_hash(done.rows, self.scenario.query.ordered))
             facts = plan_facts(explain)
@@ -367,6 +382,9 @@ class _CellRun:
         self._record(cls, done.client_ms, started, since)
         self._judge(cls, done.client_ms > self.scenario.sla_ms)
         return True
+
+    async def _timed(self, conn: asyncpg.Connection, sql: str, args: list[Any]) -> float:
+        return (await execute(conn, sql, args, False, self.timeout_ms)).client_ms
 
     def _judge(self, cls: _Class, over: bool) -> None:
         """Count the sample in the class's test and apply what it says. A class sampled on after its
@@ -392,6 +410,12 @@ class _CellRun:
             return max(sampled, key=lambda c: (c.n, p95[c.name]))
         return next(c for c in sampled if c.decision == verdict)
 
+    def _counts(self, user_class: str) -> dict[str, int | None]:
+        if self.cache is None:
+            return {"custom_plans": None, "generic_plans": None}
+        custom, generic = self.cache.counts(user_class)
+        return {"custom_plans": custom, "generic_plans": generic}
+
     def cell(self) -> Cell:
         verdict = self.verdict
         assert verdict != "continue", "a cell is only built once it has stopped"
@@ -412,6 +436,7 @@ class _CellRun:
                 decision=c.decision,
                 stopped_by=c.stopped_by,
                 p95=p95[c.name],
+                **self._counts(c.name),
             )
             for c in sampled
         ]
@@ -440,6 +465,7 @@ class _CellRun:
             seconds=round(self.seconds, 3),
             plan=self.plans[common],
             plan_count=len(self.plans),
+            generic=self.cache.check(self.samples.plan_fingerprints, self.samples.user_class) if self.cache else None,
             statement_timeout_ms=self.timeout_ms,
         )
 
@@ -466,6 +492,12 @@ async def measure_cells(
     pooler, where only the client's limit holds); the connection's own is back afterwards."""
     since = time.perf_counter() if since is None else since
     session = Session(conn, server_side)
+    if server_side:
+        await set_plan_cache(conn, plan_cache(opts.plan_cache))
+    elif opts.plan_cache != DEFAULT_PLAN_CACHE:
+        raise InputError(
+            f"--plan-cache {opts.plan_cache} sets plan_cache_mode on the session, which a pooler does not keep"
+        )
     try:
         reads = await _measure_group(
             session, [s for s in scenarios if s.kind == "read"], variant, pools, opts, since, on_cell
@@ -475,6 +507,8 @@ async def measure_cells(
         )
     finally:
         await session.reset()
+        if server_side:
+            await set_plan_cache(conn, DEFAULT_PLAN_CACHE)
     by_name = {c.scenario: c for c in [*reads, *writes]}
     return [by_name[s.name] for s in scenarios]
 
@@ -489,6 +523,9 @@ async def _measure_group(
     on_cell: Callable[[], None],
 ) -> list[Cell]:
     cells = [_CellRun(s, variant, pools, opts) for s in scenarios]
+    if session.server_side:  # a pooler's server sessions are not this connection's: nothing to count
+        for cell in cells:
+            cell.cache = CellPlans(session.conn, plan_cache(opts.plan_cache), cell.scenario.kind == "read")
 
     async def guarded(cell: _CellRun, work: Coroutine[Any, Any, T]) -> T:
         try:
@@ -537,6 +574,7 @@ def protocol(opts: RunOptions, pools: Pools, class_counts: set[int], privileges:
         f"at least 1, at most {WARMUP_MAX}",
         cell_budget_s=opts.cell_budget,
         min_samples=opts.min_samples,
+        plan_cache=plan_cache(opts.plan_cache),
         parameters={
             "exceedance": "a plain execution's client time over the cell's SLA",
             "class_rule": f"power users: more than {POWER_USER_RATIO:g}x the median user's tasks; "

@@ -27,6 +27,7 @@ from bench.judge.recommend import recommend
 from bench.judge.timegate import DEFAULT_TIME
 from bench.judge.twins import TwinPair, twin_pairs
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
+from bench.measure.plancache import SLOWER_LEVEL
 from bench.report import plans, plots
 from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results, ScaleFit
 
@@ -296,6 +297,88 @@ class OrmView:
         return list({p.orm.scenario: p for p in reversed(self.differ)}.values())[::-1]
 
 
+def counts(cell: Cell) -> str:
+    """A cell's timed executions by kind of plan, per class: "ordinary 77 / 0, power 12 / 65"."""
+    return ", ".join(
+        f"{c.user_class} {c.custom_plans} / {c.generic_plans}" for c in cell.classes if c.custom_plans is not None
+    )
+
+
+def differs_for(cell: Cell) -> list[str]:
+    """The user classes whose explained samples' custom plan is not the generic plan's shape."""
+    g = cell.generic
+    if g is None:
+        return []
+    explained = zip(cell.samples.plan_fingerprints, g.fingerprints, cell.samples.user_class, strict=False)
+    return list(dict.fromkeys(user_class for custom, generic, user_class in explained if custom != generic))
+
+
+def generic_times(cell: Cell) -> str:
+    """Per class, the median of its explained parameters through a custom and through the generic plan."""
+    g = cell.generic
+    if g is None or not g.custom_ms:
+        return "–"
+    classes = cell.samples.user_class[: len(g.custom_ms)]
+    return ", ".join(
+        f"{name} {median(c for c, k in zip(g.custom_ms, classes, strict=True) if k == name):.2f} → "
+        f"{median(x for x, k in zip(g.generic_ms, classes, strict=True) if k == name):.2f}"
+        for name in dict.fromkeys(classes)
+    )
+
+
+@dataclass
+class VariantPlans:
+    variant: str
+    cells: int  # read cells whose timed executions were counted
+    generic: int  # ... of which some ran the generic plan
+    classes: str  # the custom / generic counts per class, over those cells
+
+
+@dataclass
+class CacheView:
+    """The report's "the plan that was timed"."""
+
+    described: str
+    variants: list[VariantPlans]
+    flagged: list[Cell]  # cells whose generic plan differs in shape, is slower, or was cut off
+    level: float
+    factor: float
+
+
+_DESCRIBED = {
+    "driver": "as the driver does it (asyncpg reuses them; PostgreSQL may switch one to its generic plan from "
+    "its sixth execution)",
+    "custom": "always for their values (plan_cache_mode = force_custom_plan: as behind a transaction pooler "
+    "without prepared statements)",
+    "generic": "always generically (plan_cache_mode = force_generic_plan)",
+}
+
+
+def plan_cache_view(res: Results) -> CacheView | None:
+    """None where the run counted no plans (an older file, or behind a pooler)."""
+    counted = [c for c in res.cells if c.kind == "read" and any(k.custom_plans is not None for k in c.classes)]
+    if not counted or res.protocol is None:
+        return None
+    variants = []
+    for v in dict.fromkeys(c.variant for c in counted):
+        cells = [c for c in counted if c.variant == v]
+        by_class: dict[str, list[int]] = {}
+        for k in (k for c in cells for k in c.classes):
+            pair = by_class.setdefault(k.user_class, [0, 0])
+            pair[0] += k.custom_plans or 0
+            pair[1] += k.generic_plans or 0
+        variants.append(
+            VariantPlans(
+                v,
+                len(cells),
+                sum(1 for c in cells if any(k.generic_plans for k in c.classes)),
+                ", ".join(f"{name} {a:,} / {b:,}" for name, (a, b) in by_class.items()),
+            )
+        )
+    flagged = [c for c in counted if c.generic and (c.generic.differs or c.generic.slower or c.generic.timed_out)]
+    return CacheView(_DESCRIBED[res.protocol.plan_cache], variants, flagged, SLOWER_LEVEL, DEFAULT_TIME.factor)
+
+
 def orm_view(res: Results) -> OrmView:
     pairs = twin_pairs(res)
     return OrmView(pairs, [p for p in pairs if p.differs], DEFAULT_TIME.alpha, DEFAULT_TIME.factor)
@@ -352,6 +435,10 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         },
         "side_diffs": plans.side_diffs(res.side_by_side.base_cells, cells) if res.side_by_side else [],
         "orm": orm_view(res),
+        "cache": plan_cache_view(res),
+        "counts": counts,
+        "generic_times": generic_times,
+        "differs_for": differs_for,
         "sent": sent,
         "pair_time": pair_time,
     }

@@ -31,10 +31,15 @@ class SidesOptions:
 
 
 def pairs_like(pairs: PairOptions, run: RunOptions) -> PairOptions:
-    """``pairs`` measured with the run's seed, statement timeout and measurement lock settings: a
-    check takes them once, for both its parts."""
+    """``pairs`` measured with the run's seed, statement timeout, plan-cache behaviour and measurement
+    lock settings: a check takes them once, for both its parts."""
     return replace(
-        pairs, seed=run.seed, concurrent=run.concurrent, lock_wait=run.lock_wait, timeout_factor=run.timeout_factor
+        pairs,
+        seed=run.seed,
+        concurrent=run.concurrent,
+        lock_wait=run.lock_wait,
+        timeout_factor=run.timeout_factor,
+        plan_cache=run.plan_cache,
     )
 
 

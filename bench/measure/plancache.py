@@ -1,0 +1,180 @@
+"""The plan a prepared statement really runs: a custom plan, made for its values, or the generic one.
+
+asyncpg prepares every statement and executes it again and again; from the sixth execution on,
+PostgreSQL switches a prepared statement to its generic plan (planned for any values) when that
+costs no more than its custom plans did on average — and EXPLAIN with bound values always shows a
+custom plan. So a run:
+
+- sets its plan-cache behaviour on the connection its samples run on (``PLAN_CACHE``): as the
+  driver does it (``driver``: PostgreSQL's own choice, ``plan_cache_mode = auto``), always custom
+  (``custom``: as behind a transaction pooler without prepared statements, every execution planned
+  for its values), or always generic (``generic``);
+- counts which kind of plan each timed execution ran (``Counters``: the statement's
+  ``generic_plans`` and ``custom_plans`` in ``pg_prepared_statements``, read around it);
+- reads each statement's generic plan as the plan trees do (``trees.explain``: PREPARE, then EXPLAIN
+  EXECUTE under ``plan_cache_mode = force_generic_plan`` with NULLs, which a generic plan does not
+  look at; this works on every server, where EXPLAIN (GENERIC_PLAN), PostgreSQL 16+, cannot be sent
+  with the bound parameters of asyncpg's protocol, and shows the same plan);
+- times a read's explained parameter sets through a custom plan and through the generic plan, on a
+  probe connection of its own (so that those executions do not count towards the switch of the
+  sampling connection's statement), the two taking turns at going first.
+
+The generic plan is *slower* for a user class when a one-sided sign test on that class's pairs says
+so at ``SLOWER_LEVEL`` and their median ratio and difference clear the time gate's factor and
+floor (``slower_classes``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import asyncpg
+
+from bench.catalogue.params import Drawn
+from bench.judge.timegate import DEFAULT_TIME, TimeThresholds, paired
+from bench.measure.plan import plan_facts
+from bench.measure.timeout import TimedOut
+from bench.measure.trees import explain
+from bench.results import GenericCheck, PlanCache, PlanFacts
+
+PLAN_CACHE: dict[PlanCache, str] = {"driver": "auto", "custom": "force_custom_plan", "generic": "force_generic_plan"}
+DEFAULT_PLAN_CACHE: PlanCache = "driver"
+SLOWER_LEVEL = 0.01
+"""A generic plan as fast as the custom ones is called slower for a user class of a cell at most this
+often: an exact one-sided sign test (the factor and the floor only lower it)."""
+
+_COUNTERS = "SELECT generic_plans, custom_plans FROM pg_catalog.pg_prepared_statements WHERE statement = $1"
+# Appended to a probed statement: a prepared statement of its own, whose executions do not count
+# towards the switch of the sampled one (a comment changes no plan)
+_PROBE = "\n-- taskbench: through a custom and through the generic plan"
+Kind = Literal["custom", "generic"]
+Timer = Callable[[str, list[Any]], Awaitable[float]]  # client ms of one execution; TimedOut past its limit
+
+
+def plan_cache(mode: str) -> PlanCache:
+    """A --plan-cache value checked."""
+    found = next((m for m in PLAN_CACHE if m == mode), None)
+    if found is None:
+        raise ValueError(f"--plan-cache must be one of {', '.join(PLAN_CACHE)}, not {mode!r}")
+    return found
+
+
+async def set_plan_cache(conn: asyncpg.Connection, mode: PlanCache) -> None:
+    """``mode`` on ``conn`` for the session (a pooler in transaction mode does not keep it)."""
+    await conn.execute(f"SET plan_cache_mode = {PLAN_CACHE[mode]}")
+
+
+class Counters:
+    """Which kind of plan each timed execution ran: its statement's counters in pg_prepared_statements,
+    read before the statement's first timed execution and after every one."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.last: dict[str, tuple[int, int]] = {}
+
+    async def _read(self, sql: str) -> tuple[int, int]:
+        row = await self.conn.fetchrow(_COUNTERS, sql)
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    async def before(self, sql: str) -> None:
+        if sql not in self.last:
+            self.last[sql] = await self._read(sql)
+
+    async def after(self, sql: str) -> Kind | None:
+        """The kind of plan the execution since the last reading ran; None when it shows none."""
+        now, was = await self._read(sql), self.last.get(sql, (0, 0))
+        if now[0] < was[0] or now[1] < was[1]:  # prepared anew (asyncpg's statement cache let it go)
+            was = (0, 0)
+        self.last[sql] = now
+        if now[0] > was[0]:
+            return "generic"
+        return "custom" if now[1] > was[1] else None
+
+
+def slower_classes(
+    custom_ms: list[float], generic_ms: list[float], classes: list[str], th: TimeThresholds = DEFAULT_TIME
+) -> list[str]:
+    """The user classes whose pairs (the same parameters through a custom and through the generic
+    plan) say the generic plan is slower: the sign test at SLOWER_LEVEL, the median ratio at least
+    ``th.factor`` and the median difference at least ``th.floor_ms``."""
+    slower = []
+    for name in dict.fromkeys(classes):
+        of = [i for i, c in enumerate(classes) if c == name]
+        v = paired([custom_ms[i] for i in of], [generic_ms[i] for i in of])
+        if v.p_slower < SLOWER_LEVEL and v.ratio >= th.factor and v.difference_ms >= th.floor_ms:
+            slower.append(name)
+    return slower
+
+
+class CellPlans:
+    """A cell's record of the plans its prepared statements ran, on its sampling connection: each
+    timed execution's kind of plan by user class (``before`` and ``after`` it), and for a read
+    (``probing``), its generic plan against its explained samples' custom plans (``probe``)."""
+
+    def __init__(self, conn: asyncpg.Connection, mode: PlanCache, probing: bool) -> None:
+        self.conn, self.mode, self.probing = conn, mode, probing
+        self.counters = Counters(conn)
+        self.kinds: dict[str, Counter[Kind]] = {}
+        self.shapes: dict[str, PlanFacts] = {}  # statement -> its generic plan
+        self.fingerprints: list[str] = []  # per explained sample
+        self.custom_ms: list[float] = []
+        self.generic_ms: list[float] = []
+        self.cut = False
+
+    async def before(self, sql: str) -> None:
+        await self.counters.before(sql)
+
+    async def after(self, sql: str, user_class: str) -> None:
+        kind = await self.counters.after(sql)
+        if kind is not None:
+            self.kinds.setdefault(user_class, Counter())[kind] += 1
+
+    def counts(self, user_class: str) -> tuple[int, int]:
+        """(custom, generic) timed executions of a class."""
+        kinds = self.kinds.get(user_class, Counter())
+        return kinds["custom"], kinds["generic"]
+
+    async def probe(self, drawn: Drawn, timer: Timer) -> None:
+        """An explained sample's parameters through a custom and through the generic plan (their
+        order alternating), after its statement's generic plan is read once."""
+        if not self.probing:
+            return
+        if drawn.sql not in self.shapes:
+            document = await explain(self.conn, drawn.sql, [None] * len(drawn.args), True, False, None)
+            self.shapes[drawn.sql] = plan_facts(document)
+        self.fingerprints.append(self.shapes[drawn.sql].fingerprint)
+        if self.cut:
+            return
+        order: tuple[PlanCache, PlanCache] = (
+            ("custom", "generic") if len(self.custom_ms) % 2 == 0 else ("generic", "custom")
+        )
+        taken: dict[PlanCache, float] = {}
+        try:
+            for mode in order:
+                await set_plan_cache(self.conn, mode)
+                taken[mode] = await timer(drawn.sql + _PROBE, drawn.args)
+        except TimedOut:
+            self.cut = True
+            return
+        finally:
+            await set_plan_cache(self.conn, self.mode)
+        self.custom_ms.append(round(taken["custom"], 4))
+        self.generic_ms.append(round(taken["generic"], 4))
+
+    def check(self, custom_fingerprints: list[str], classes: list[str]) -> GenericCheck | None:
+        """What the probes found: ``custom_fingerprints`` and ``classes`` are the explained samples'."""
+        if not self.fingerprints:
+            return None
+        first = next(iter(self.shapes.values()))
+        return GenericCheck(
+            fingerprint=first.fingerprint,
+            node_types=first.node_types,
+            fingerprints=self.fingerprints,
+            differs=any(g != c for g, c in zip(self.fingerprints, custom_fingerprints, strict=False)),
+            custom_ms=self.custom_ms,
+            generic_ms=self.generic_ms,
+            slower=slower_classes(self.custom_ms, self.generic_ms, classes[: len(self.custom_ms)]),
+            timed_out=self.cut,
+        )

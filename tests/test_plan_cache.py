@@ -1,0 +1,131 @@
+"""The plan that was timed (bench.measure.plancache): which kind of plan each timed execution ran, a
+cell's generic plan against its custom ones, and the run's plan-cache behaviour — on data skewed so
+that the generic plan suits ordinary users and not power users."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from bench import results as results_io
+from bench.catalogue.files import Catalogue, load_catalogue
+from bench.judge.compare import compare
+from bench.judge.timegate import DEFAULT_TIME, sign_test_tail
+from bench.measure.plancache import SLOWER_LEVEL, slower_classes
+from bench.measure.runner import RunOptions
+from bench.report.build import differs_for, write_report
+from bench.results import Results
+from bench.runs.matrix import measure
+from bench.targets.target import Target
+from seed.load import seed_database
+from seed.profiles import get_profile
+from tests.support import SCENARIOS, cell_of
+
+# Ten times as many ordinary users as power users, and 20 times their tasks: planned for any user,
+# the generic plan is an ordinary user's plan
+SKEWED = replace(
+    get_profile("ci", users=40, tasks_per_user=150),
+    power_user_factor=20,
+    conversations_per_user=(1, 2),
+    messages_per_conversation=(5, 10),
+)
+OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True, warmup_seconds=0.1)
+
+
+@pytest.fixture(scope="module")
+def skewed(make_target) -> Target:
+    target: Target = make_target("tbskew")
+    seed_database(target, SKEWED)
+    return target
+
+
+@pytest.fixture(scope="module")
+def trap(tmp_path_factory) -> Catalogue:
+    """A user's open work tasks, newest first, under a B-tree in the list's order only: walking it
+    finds a power user's first 20 at once, while for any one user (the generic plan's) the user's rows
+    sorted are cheaper — and for a power user, 20 times as many rows to sort."""
+    d = tmp_path_factory.mktemp("trap") / "scenarios"
+    shutil.copytree(SCENARIOS, d)
+    (d / "variants" / "list_order.toml").write_text(
+        'statements = ["CREATE INDEX tb_tasks_list_order ON tasks (created_at DESC, id DESC)"]\n'
+    )
+    (d / "queries" / "open_work_tasks.toml").write_text(
+        'sla_class = "list"\nsql = """\nSELECT id, title FROM tasks\n'
+        "WHERE user_id = :user_id AND NOT is_completed AND category = 'work' AND deleted_at IS NULL\n"
+        'ORDER BY created_at DESC, id DESC LIMIT 20\n"""\n[params]\nuser_id = "user"\n'
+    )
+    return load_catalogue(d).select(["open_work_tasks", "complete_task"], ["list_order"])
+
+
+@pytest.fixture(scope="module")
+def driver_run(skewed, trap) -> Results:
+    return measure(skewed, trap, OPTS)
+
+
+def test_a_generic_plan_worse_for_power_users_is_flagged(driver_run, tmp_path):
+    cell = cell_of(driver_run, "open_work_tasks", "list_order")
+    generic = cell.generic
+    assert generic is not None and driver_run.protocol is not None and driver_run.protocol.plan_cache == "driver"
+    assert len(generic.fingerprints) == cell.samples.explained == len(generic.custom_ms) == len(generic.generic_ms)
+    # the generic plan sorts one user's rows, as an ordinary user's custom plan does; a power user's
+    # custom plan walks the new index instead: the generic plan differs for power users, and only them
+    assert generic.differs and "Sort" in generic.node_types
+    assert differs_for(cell) == ["power"]
+    # every timed execution counted by the kind of plan it ran, per class
+    for c in cell.classes:
+        assert c.custom_plans is not None and c.generic_plans is not None
+        assert c.custom_plans + c.generic_plans == c.samples
+    write = cell_of(driver_run, "complete_task", "list_order")
+    assert write.generic is None and all(c.custom_plans is not None for c in write.classes)  # writes: counted only
+    results_io.write(driver_run, tmp_path)
+    write_report(tmp_path)
+    section = (tmp_path / "summary.md").read_text().split("## The plan that was timed", 1)[1].split("\n## ", 1)[0]
+    assert "| list_order | 1 of 1 |" in section or "| list_order | 0 of 1 |" in section
+    assert "| open_work_tasks | list_order |" in section and "Sort → Bitmap Heap Scan" in section
+    assert "not the custom plan of power users" in section
+
+
+def test_the_plan_cache_behaviour_is_a_recorded_option_and_compared_like_with_like(skewed, trap, driver_run):
+    chosen = trap.select(["open_work_tasks"], None)
+    custom = measure(skewed, chosen, replace(OPTS, plan_cache="custom"))
+    generic = measure(skewed, chosen, replace(OPTS, plan_cache="generic"))
+    for run, kind in ((custom, "custom"), (generic, "generic")):
+        assert run.protocol is not None and run.protocol.plan_cache == kind
+        for c in cell_of(run, "open_work_tasks", "list_order").classes:
+            assert (c.custom_plans, c.generic_plans) == ((c.samples, 0) if kind == "custom" else (0, c.samples))
+    compared = compare(driver_run, custom)
+    assert any("different plan-cache behaviour: baseline driver, current custom" in r for r in compared.incomparable)
+
+
+def test_an_unknown_plan_cache_behaviour_is_refused():
+    from bench.errors import InputError
+
+    with pytest.raises(InputError, match="--plan-cache must be one of driver, custom, generic"):
+        RunOptions(plan_cache="sometimes")
+
+
+def test_a_generic_plan_as_fast_is_rarely_called_slower():
+    """The sign test's level, exactly: with K = 20 explained samples (10 per class), only 10 slower
+    pairs of 10 are significant at 1%; and by simulation, an equally fast generic plan (the two
+    members of each pair exchangeable) is called slower for a class at most at that rate."""
+    assert sign_test_tail(10, 10) < SLOWER_LEVEL <= sign_test_tail(9, 10)
+    assert sign_test_tail(16, 20) < SLOWER_LEVEL <= sign_test_tail(15, 20)
+    rng = random.Random(11)
+    trials, called = 4000, 0
+    for _ in range(trials):
+        custom, generic = [], []
+        for _ in range(20):
+            pair = [rng.lognormvariate(0, 0.5), rng.lognormvariate(0, 0.5)]
+            custom.append(pair[0])
+            generic.append(pair[1])
+        # the simulated milliseconds are unitless: no floor
+        called += len(slower_classes(custom, generic, ["ordinary", "power"] * 10, replace(DEFAULT_TIME, floor_ms=0.0)))
+    rate = called / (2 * trials)
+    assert rate <= SLOWER_LEVEL + 3 * (SLOWER_LEVEL / (2 * trials)) ** 0.5
+    # a generic plan three times as slow for one class is called slower for that class only
+    custom = [1.0] * 20
+    generic = [3.0 if i % 2 else 1.0 + 0.01 * (i % 3 - 1) for i in range(20)]
+    assert slower_classes(custom, generic, ["ordinary", "power"] * 10) == ["power"]
