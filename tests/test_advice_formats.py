@@ -1,7 +1,8 @@
 """Every advice.json version this code reads, from committed files (tests/data/advice_v*.json: an
-advise run on the tests' tiny dataset; version 1 is that file as the version 1 writer wrote it, with
-no schema_version and its seconds to 0.1 s): each is read into the current format, and a version
-or a file this code cannot read is one line. No server."""
+advise run on a small dataset, version 3's on the ci profile on PostgreSQL 17 with four scenarios;
+version 1 is version 2's file as the version 1 writer wrote it, with no schema_version and its
+seconds to 0.1 s): each is read into the current format, and a version or a file this code cannot
+read is one line. No server."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ def _version(path: Path) -> int:
 def test_every_version_read_has_a_fixture():
     assert sorted(_version(p) for p in FIXTURES) == model.FORMAT.readable_versions()
     assert _version(DATA / f"advice_v{ADVICE_VERSION}.json") == ADVICE_VERSION
+
+
+def test_advice_names_the_server_it_holds_for_and_an_older_file_says_it_did_not():
+    newest = model.load(DATA / f"advice_v{ADVICE_VERSION}.json")
+    assert (newest.server, newest.server_major) == ("PostgreSQL 17.10", 17)
+    assert model.load(DATA / "advice_v2.json").server is None  # not recorded then
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])

@@ -15,12 +15,14 @@ from bench.advise.objective import Objective
 from bench.advise.run import AdviseOptions
 from bench.catalogue import files as catalogue_io
 from bench.cli.app import app
+from bench.judge import upgrade
 from bench.judge.gates import GateThresholds
 from bench.judge.timegate import TimeThresholds
 from bench.measure.paired import PairOptions
 from bench.measure.runner import RunOptions
 from bench.runs import crosscheck, load, scale
 from bench.targets import neon
+from bench.targets.majors import DEFAULT_PG_MAJOR, EMBEDDED_MAJORS
 from bench.targets.neon import NeonSettings
 from bench.targets.provision import TargetSpec
 from seed.profiles import DEFAULT_PROFILE, Profile
@@ -104,6 +106,9 @@ PER_COMMAND: dict[tuple[str, str], Any] = {
     # Only the CLI has these, each written once: the benchmark of the seeder takes its rounds from the command.
     ("seed-bench", "rounds"): 3,
     ("seed-bench", "server_side"): False,
+    ("upgrade-check", "pairs"): upgrade.PAIRS,  # enough pairs for each p95's interval
+    ("upgrade-check", "from_major"): EMBEDDED_MAJORS[0],
+    ("upgrade-check", "to_major"): DEFAULT_PG_MAJOR,
 }
 
 # Options with no library counterpart, whose default says "nothing asked": None (keep the profile's

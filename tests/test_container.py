@@ -12,7 +12,8 @@ import pytest
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, DatabaseError
 from bench.measure.runner import RunOptions
 from bench.runs.matrix import measure
-from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
+from bench.targets.container import docker_postgres
+from bench.targets.majors import DEFAULT_PG_MAJOR
 from bench.targets.provision import TargetSpec, dataset_home, measurement_target
 from seed.load import seed_database
 from seed.profiles import get_profile

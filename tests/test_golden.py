@@ -18,7 +18,7 @@ from bench.report.build import write_report
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden"
 NEWEST = f"results_v{results_io.SCHEMA_VERSION}"
-REPORTED = [NEWEST, f"{NEWEST}_scale", f"{NEWEST}_load"]
+REPORTED = [NEWEST, f"{NEWEST}_scale", f"{NEWEST}_load", f"{NEWEST}_upgrade"]
 COMPARED = [("results_v10", NEWEST), (NEWEST, NEWEST)]
 
 

@@ -7,6 +7,9 @@ Format history:
 - 1 (2026-11-30): the search, its trials and steps, the contenders, the Pareto front, deploy costs
   and the shipped files; no ``schema_version`` (a file without one is read as version 1).
 - 2 (2026-12-06): ``schema_version``; ``seconds`` per phase to the millisecond (was 0.1 s).
+- 3 (2026-12-06): the server the advice holds for (``server``, "PostgreSQL 17.10", and
+  ``server_major``): the planner differs between majors, so a set found on one may not hold on
+  another. An older file's is null (not recorded; its results.json beside it names the server).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pydantic import BaseModel
 from bench.versioned import Format
 
 ADVICE_FILE = "advice.json"
-ADVICE_VERSION = 2
+ADVICE_VERSION = 3
 
 
 class Hypo(BaseModel):
@@ -148,6 +151,8 @@ class Advice(BaseModel):
     deploy: list[DeployInfo]
     shipped: dict[str, str]  # form -> file written
     seconds: dict[str, float]  # wall seconds per phase, and total
+    server: str | None = None  # the server the search measured on, e.g. "PostgreSQL 17.10" (None: older file)
+    server_major: int | None = None
 
 
 def _update_to_2(raw: dict[str, Any]) -> dict[str, Any]:
@@ -155,8 +160,13 @@ def _update_to_2(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older file did not record its server (null)."""
+    return raw
+
+
 # version -> the step that brings a file of that version to the next one
-FORMAT = Format("advice", Advice, ADVICE_VERSION, {1: _update_to_2}, unversioned=1)
+FORMAT = Format("advice", Advice, ADVICE_VERSION, {1: _update_to_2, 2: _update_to_3}, unversioned=1)
 
 
 def load(path: Path) -> Advice:

@@ -349,8 +349,8 @@ def advise(
         deployed = deploy_costs(target, catalogue, advised) if options.deploy else []
 
     description = (
-        "The cheapest index set found by `taskbench advise` (real builds, measured against every SLA "
-        f"÷ {options.headroom:g} at {goal:,} tasks per user): " + ", ".join(c.name for c in advised)
+        f"The cheapest index set found by `taskbench advise` on {res.environment.server} (real builds, measured "
+        f"against every SLA ÷ {options.headroom:g} at {goal:,} tasks per user): " + ", ".join(c.name for c in advised)
     )
     shipped = ship.write(run_dir / "ship", advised, description, options.down_revision)
     if variant_dir is not None:
@@ -391,6 +391,8 @@ def advise(
         deploy=_deploy_info(deployed),
         shipped={k: str(v) for k, v in shipped.items()},
         seconds={**clock.seconds, "total": clock.elapsed()},
+        server=res.environment.server,
+        server_major=res.environment.server_major,
     )
     output.write_text(run_dir / ADVICE_FILE, advice.model_dump_json(indent=1))
     write_report(run_dir, advice, res)

@@ -8,7 +8,7 @@ import importlib
 
 from bench.cli.app import app, main
 
-MODULES = ("seeding", "matrix", "gate", "bench", "scale", "load", "crosscheck", "advise", "admin")
+MODULES = ("seeding", "matrix", "gate", "upgrade", "bench", "scale", "load", "crosscheck", "advise", "admin")
 for _module in MODULES:
     importlib.import_module(f"bench.cli.{_module}")
 

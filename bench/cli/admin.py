@@ -71,16 +71,19 @@ server_app = typer.Typer(
     help="The embedded PostgreSQL of --data-dir: what runs, what dead taskbench processes left; stop it.",
 )
 app.add_typer(server_app, name="server")
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", help="The embedded PostgreSQL's data directory, as the other commands take it.")
-]
+DataDir = Annotated[Path | None, TARGET_OPTIONS["data_dir"][1]]
+PgMajor = Annotated[int, TARGET_OPTIONS["pg_major"][1]]
+
+
+def _data_dir(data_dir: Path | None, pg_major: int) -> Path:
+    return TargetSpec(data_dir=data_dir, pg_major=pg_major).embedded_dir
 
 
 @command("status", on=server_app)
-def server_status_cmd(data_dir: DataDir = TargetSpec.data_dir) -> None:
+def server_status_cmd(data_dir: DataDir = TargetSpec.data_dir, pg_major: PgMajor = TargetSpec.pg_major) -> None:
     """Whether the embedded server of --data-dir runs (pid, socket, URI), the taskbench processes using
     it, those that died without saying so, and the scratch copies their runs left. Changes nothing."""
-    state = server.server_status(data_dir)
+    state = server.server_status(_data_dir(data_dir, pg_major))
     found = state.server
     if found.url is None:
         out.print(f"embedded PostgreSQL {found.data_dir}: not running", highlight=False, markup=False)
@@ -108,13 +111,14 @@ def server_status_cmd(data_dir: DataDir = TargetSpec.data_dir) -> None:
 @command("stop", on=server_app)
 def server_stop_cmd(
     data_dir: DataDir = TargetSpec.data_dir,
+    pg_major: PgMajor = TargetSpec.pg_major,
     force: Annotated[
         bool, typer.Option("--force", help="Stop it even while live taskbench processes use it (they fail).")
     ] = False,
 ) -> None:
     """Drop the scratch copies of dead runs, then stop the embedded server of --data-dir (with the
     bundled pg_ctl) and remove dead processes from its list; refused while taskbench processes use it."""
-    state = server.stop_server(data_dir, force)
+    state = server.stop_server(_data_dir(data_dir, pg_major), force)
     found = state.server
     if state.orphans:
         out.print(f"dropped scratch copies of dead runs: {', '.join(state.orphans)}", highlight=False, markup=False)

@@ -58,7 +58,7 @@ _TIME_OPTIONS: dict[str, Any] = {
     ],
     "floor_ms": Annotated[float, typer.Option("--floor-ms", min=0.0, help="Smallest median paired difference, ms.")],
 }
-_PAIR_OPTIONS: dict[str, Any] = {
+PAIR_OPTIONS: dict[str, Any] = {
     "pairs": Annotated[
         int, typer.Option("--pairs", min=5, help="Base/head pairs per cell in the side-by-side timing.")
     ],
@@ -69,7 +69,7 @@ _PAIR_OPTIONS: dict[str, Any] = {
 # as one value of the library's type, its defaults.
 gated = option_group("gates", _GATE_OPTIONS, GateThresholds)
 timed = option_group("time", _TIME_OPTIONS, TimeThresholds)
-with_pairs = option_group("pairs", _PAIR_OPTIONS, PairOptions)  # their measuring settings come from ``opts``
+with_pairs = option_group("pairs", PAIR_OPTIONS, PairOptions)  # their measuring settings come from ``opts``
 
 Reference = Annotated[
     Path | None,
@@ -140,18 +140,21 @@ def compare_cmd(
     verdict(compare(base, cur, gates, force=force), base.run_id, cur.run_id, github, markdown_out)
 
 
-def _measuring_sides(target: Target, opts: sides.SidesOptions, quiet: bool) -> tuple[MeasureSides, Confirm]:
-    """The check's two measurements on ``target``, each with its progress: both sides, and pairs
-    taken again to confirm a time finding."""
+def measuring_sides(
+    target: Target, opts: sides.SidesOptions, quiet: bool, base_server: Target | None = None
+) -> tuple[MeasureSides, Confirm]:
+    """The check's two measurements on ``target`` (the base side on ``base_server`` when given: an
+    upgrade check), each with its progress: both sides, and pairs taken again to confirm a time finding."""
     from bench.measure.paired import side_by_side
 
     def measure(before: Catalogue, after: Catalogue, base_schema: str | None) -> Results:
         with progress(not quiet, unit="steps") as advance:
-            return sides.measure(target, before, after, opts, advance, base_schema)
+            return sides.measure(target, before, after, opts, advance, base_schema, base_server)
 
     def confirm(before: Catalogue, after: Catalogue, base_schema: str | None, n: int) -> SideBySide:
         with progress(not quiet, unit="variants") as advance:
-            return side_by_side(target, before, after, replace(opts.pairs, pairs=n), advance, base_schema)
+            pairs = replace(opts.pairs, pairs=n)
+            return side_by_side(target, before, after, pairs, advance, base_schema, base_server)
 
     return measure, confirm
 
@@ -195,7 +198,7 @@ def check_cmd(
         base = whole.only(catalogue) if selected.narrowed else whole
         show(target)
         note(f"before: {base.source}")
-        measure, confirm = _measuring_sides(target, sides_opts, quiet)
+        measure, confirm = measuring_sides(target, sides_opts, quiet)
         current, result = check(catalogue, base, measure, confirm, CheckThresholds(gates, time), reference)
     report = None
     if current is not None:

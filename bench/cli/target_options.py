@@ -34,7 +34,15 @@ TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
         ),
     ),
     "db_name": (str, typer.Option("--db-name", help="Database taskbench works in (created if missing).")),
-    "data_dir": (Path, typer.Option("--data-dir", help="Data directory of the embedded PostgreSQL.")),
+    "data_dir": (
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            show_default=False,
+            help="Data directory of the embedded PostgreSQL [default: .taskbench/pgdata, for --pg-major 17 "
+            ".taskbench/pgdata-17].",
+        ),
+    ),
     "force": (bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")),
     "neon_project": (
         str | None,
@@ -128,7 +136,15 @@ TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
         str,
         typer.Option("--neon-api-url", rich_help_panel=NEON_PANEL, envvar="NEON_API_URL", help="Neon API base URL."),
     ),
-    "pg_major": (int, typer.Option("--pg-major", min=12, help="PostgreSQL major of the Docker image.")),
+    "pg_major": (
+        int,
+        typer.Option(
+            "--pg-major",
+            min=12,
+            help="PostgreSQL major: the embedded server's (17 or 18, each from its own wheel, with a data "
+            "directory of its own) or the Docker image's.",
+        ),
+    ),
 }
 # The Neon options and the NeonSettings field each one sets: its default is that field's.
 _NEON_FIELDS: dict[str, str] = {
@@ -161,7 +177,7 @@ def _spec(
     target: str,
     database_url: str | None,
     db_name: str,
-    data_dir: Path,
+    data_dir: Path | None,
     force: bool,
     pg_major: int,
     neon_project: str | None,

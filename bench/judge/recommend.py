@@ -34,6 +34,7 @@ class Recommendation:
     closest: VariantResult | None = None  # most cells passing, when none meets all
     shortfalls: list[Shortfall] = field(default_factory=list)  # scenarios failing under every variant
     table_args: dict[str, str] = field(default_factory=dict)  # table -> SQLModel __table_args__ source
+    server: str = ""  # the server it holds for ("PostgreSQL 18.6"): another major may plan otherwise
 
 
 def table_args(variant: VariantResult) -> dict[str, str]:
@@ -60,7 +61,7 @@ def recommend(res: Results) -> Recommendation:
     meeting = [v for v in res.variants if _cells(res, v.name) and all(c.verdict == "pass" for c in _cells(res, v.name))]
     if meeting:
         best = min(meeting, key=lambda v: _cost_key(res, v))
-        return Recommendation(variant=best, table_args=table_args(best))
+        return Recommendation(variant=best, table_args=table_args(best), server=res.environment.server)
     closest = max(
         res.variants,
         key=lambda v: (sum(c.verdict == "pass" for c in _cells(res, v.name)), [-x for x in _cost_key(res, v)]),
@@ -71,4 +72,10 @@ def recommend(res: Results) -> Recommendation:
         if all(c.verdict != "pass" for c in cells):
             best_cell = min(cells, key=lambda c: c.client.p95.value)
             shortfalls.append(Shortfall(scenario, best_cell.sla_ms, best_cell.client.p95.value, best_cell.variant))
-    return Recommendation(variant=None, closest=closest, shortfalls=shortfalls, table_args=table_args(closest))
+    return Recommendation(
+        variant=None,
+        closest=closest,
+        shortfalls=shortfalls,
+        table_args=table_args(closest),
+        server=res.environment.server,
+    )

@@ -2,8 +2,10 @@
 
 ``pg_buffercache_evict_all()`` (PostgreSQL 18's pg_buffercache) empties shared buffers in
 milliseconds, without a restart, so every cold sample is as cold as the first query after one.
-It needs the extension and a superuser: true on the embedded target, usually not on managed
-services (Neon roles are not superusers), where the results say why there is no cold pass.
+PostgreSQL 17 has only ``pg_buffercache_evict()`` of one buffer: called on every buffer, it empties
+them the same way, a call a buffer; the results say which was used. Either needs the extension and a
+superuser: true on the embedded target, usually not on managed services (Neon roles are not
+superusers), where the results say why there is no cold pass.
 The operating system's page cache is not emptied (that needs root and would disturb the whole
 machine): "cold" means read from outside PostgreSQL's buffers, usually the OS cache, not the disk.
 """
@@ -21,29 +23,40 @@ from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
 from bench.measure.timeout import Session, TimedOut, client_limit, limited
 from bench.results import ColdCache, ColdSamples
 
-_EVICT = "SELECT pg_buffercache_evict_all()"
+_WARM_OS = "; the OS page cache stays warm"
+# How the buffers are emptied (the method the results record → its statement), the first the server has.
+_EVICTIONS = {
+    f"pg_buffercache_evict_all() before each execution{_WARM_OS}": "SELECT pg_buffercache_evict_all()",
+    f"pg_buffercache_evict() on every buffer before each execution (no pg_buffercache_evict_all before "
+    f"PostgreSQL 18){_WARM_OS}": "SELECT count(pg_buffercache_evict(bufferid)) FROM pg_buffercache",
+}
 
 
 async def cold_cache(conn: asyncpg.Connection) -> ColdCache:
     """Whether this target allows a cold pass, and how (or why not)."""
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_buffercache")
-        await conn.execute(_EVICT)
     except asyncpg.PostgresError as exc:
         return ColdCache(available=False, method=f"no cold pass: {first_line(exc)}")
-    return ColdCache(
-        available=True, method="pg_buffercache_evict_all() before each execution; the OS page cache stays warm"
-    )
+    why = "no way to empty the buffers"
+    for method, evict in _EVICTIONS.items():
+        try:
+            await conn.execute(evict)
+        except asyncpg.PostgresError as exc:
+            why = first_line(exc)
+            continue
+        return ColdCache(available=True, method=method)
+    return ColdCache(available=False, method=f"no cold pass: {why}")
 
 
 async def cold_samples(
-    admin: asyncpg.Connection, session: Session, drawer: Drawer, n: int, timeout_ms: int
+    admin: asyncpg.Connection, session: Session, drawer: Drawer, n: int, timeout_ms: int, cold: ColdCache
 ) -> ColdSamples | None:
     """``n`` cold executions on ``session`` (the samples' role), each also explained from cold, the
-    cache emptied on ``admin`` (a superuser's) before each, under the cell's statement timeout; the
+    cache emptied on ``admin`` (a superuser's) as ``cold`` says before each, under the cell's statement timeout; the
     pass stops at the first one cut off by it (a cold read that slow is a finding of its own: the
     cell's warm samples stand). None when not one finished."""
-    conn = session.conn
+    conn, evict = session.conn, _EVICTIONS[cold.method]
     await session.limit(timeout_ms)
     client: list[float] = []
     execution: list[float] = []
@@ -52,11 +65,11 @@ async def cold_samples(
         sql, args = drawer.draw()
         try:
             async with limited(timeout_ms):
-                await admin.execute(_EVICT)
+                await admin.execute(evict)
                 started = time.perf_counter_ns()
                 await conn.fetch(sql, *args, timeout=client_limit(timeout_ms))
                 elapsed_ms = (time.perf_counter_ns() - started) / 1e6
-                await admin.execute(_EVICT)
+                await admin.execute(evict)
                 explained = await conn.fetchval(EXPLAIN_ANALYZE + sql, *args, timeout=client_limit(timeout_ms))
                 explain = json.loads(explained)
         except TimedOut:

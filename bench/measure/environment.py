@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from bench import __version__
-from bench.results import Environment, setting_text
+from bench.results import Environment, ServerFeature, setting_text
 from bench.targets.target import Target
 
 # Settings that change plans or timings: two runs that differ here are not comparable as-is.
@@ -33,6 +33,50 @@ PLANNER_SETTINGS = (
     "enable_hashjoin",
     "enable_nestloop",
 )
+
+
+# PostgreSQL 18 and later: the planner features, and the functions, a major decides.
+_SINCE_18 = "SELECT current_setting('server_version_num')::int >= 180000"
+_EXTENSION = "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)"
+# What the harness uses, or the planner does, that not every server has: (name, a query saying whether
+# this one has it, with its argument, what it is for). Recorded with the run, since plans and what a
+# run could measure depend on them.
+FEATURES: tuple[tuple[str, str, str | None, str], ...] = (
+    (
+        "B-tree skip scan",
+        _SINCE_18,
+        None,
+        "18+: the planner uses a composite index without a condition on its first column",
+    ),
+    ("EXPLAIN index searches", _SINCE_18, None, "18+: a scan's descents into its index, so a skip scan shows"),
+    (
+        "pg_buffercache_evict_all",
+        f"{_SINCE_18} AND EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)",
+        "pg_buffercache",
+        "18+: cold samples empty the buffers in one call; without it, pg_buffercache_evict() on each buffer",
+    ),
+    (
+        "pg_restore_attribute_stats",
+        "SELECT to_regproc($1) IS NOT NULL",
+        "pg_catalog.pg_restore_attribute_stats",
+        "18+: a check's base side rebuilt on a recorded schema plans from the seeded statistics; without it, "
+        "from its own ANALYZE",
+    ),
+    ("pg_trgm", _EXTENSION, "pg_trgm", "the trigram index variants (gin_trgm)"),
+    ("btree_gin", _EXTENSION, "btree_gin", "GIN indexes over scalar columns"),
+    ("pg_stat_statements", _EXTENSION, "pg_stat_statements", "statement statistics"),
+    ("hypopg", _EXTENSION, "hypopg", "advise screens B-tree candidates without building them; without it, builds each"),
+    ("data checksums", "SELECT current_setting($1) = 'on'", "data_checksums", "every page read is verified"),
+)
+
+
+async def server_features(conn: asyncpg.Connection) -> list[ServerFeature]:
+    """What of ``FEATURES`` this server has."""
+    found = []
+    for name, query, argument, use in FEATURES:
+        available = await conn.fetchval(query, *([argument] if argument else []))
+        found.append(ServerFeature(name=name, available=bool(available), use=use))
+    return found
 
 
 def git_commit() -> str:
@@ -83,4 +127,6 @@ async def environment(conn: asyncpg.Connection, target: Target) -> Environment:
         harness_version=__version__,
         git_commit=git_commit(),
         machine=machine(),
+        server_version_num=num,
+        features=await server_features(conn),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -320,18 +320,20 @@ def side_by_side(
     opts: PairOptions = PairOptions(),
     advance: Advance = no_progress,
     base_schema: str | None = None,
+    base_server: Target | None = None,
 ) -> SideBySide:
     """Every cell both catalogues have, measured in pairs on two scratch copies of ``seeded``: the
     base's statements and SQL on one, the head's on the other, under the server's measurement lock.
     ``base_schema``: the DDL the base side's tables are built from when it is not the models' own
-    (``recorded_schema_copy``)."""
+    (``recorded_schema_copy``); ``base_server``: the base side's seeded database when it is on another
+    server (an upgrade check), whose measurement lock is held too."""
     pairing = pair_up(before, after)
     dataset = seeded_dataset(seeded)
-    with (
-        measurement_lock(seeded, "check", opts.concurrent, opts.lock_wait),
-        base_copy(seeded, base_schema) as (base_db, rebuilt),
-        scratch_copy(seeded, "head") as head_db,
-    ):
+    with ExitStack() as held:
+        for server in [seeded] if base_server is None else [seeded, base_server]:
+            held.enter_context(measurement_lock(server, "check", opts.concurrent, opts.lock_wait))
+        base_db, rebuilt = held.enter_context(base_copy(base_server or seeded, base_schema))
+        head_db = held.enter_context(scratch_copy(seeded, "head"))
         sbs = pairs_unlocked(base_db, head_db, pairing, dataset.anchor_date, opts, advance)
     return sbs.model_copy(update={"rebuilt_schema": rebuilt})
 

@@ -77,6 +77,7 @@ def _node_facts(node: dict[str, Any]) -> NodeFacts:
         heap_fetches=int(node.get("Heap Fetches", 0)),
         rows_removed=_removed(node),
         temp_blocks=_temp(node),
+        index_searches=node.get("Index Searches"),
     )
 
 

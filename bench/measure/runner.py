@@ -632,7 +632,7 @@ async def _measure_variant(
                     if scenario.kind == "read" and not cell.timed_out:
                         drawer = Drawer(scenario, pools, opts.seed + 1)
                         timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
-                        cell.cold = await cold_samples(conn, session, drawer, opts.cold_samples, timeout_ms)
+                        cell.cold = await cold_samples(conn, session, drawer, opts.cold_samples, timeout_ms, cold)
                 await session.reset()
         by_name = {cell.scenario: cell for cell in fresh}
         cells = [by_name.get(s.name) or _shared(measured[signatures[s.name]], variant.name) for s in scenarios]

@@ -28,7 +28,7 @@ from bench.judge.timegate import DEFAULT_TIME
 from bench.judge.twins import TwinPair, twin_pairs
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
 from bench.measure.plancache import SLOWER_LEVEL
-from bench.report import plans, plots
+from bench.report import plans, plots, upgrade
 from bench.results import ORDER_STATISTIC, Cell, Conditions, Quantile, Results, ScaleFit
 
 # name -> (draw, whether the results hold what it shows)
@@ -441,6 +441,7 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         "differs_for": differs_for,
         "sent": sent,
         "pair_time": pair_time,
+        "upgrade": upgrade.view(res),
     }
 
 

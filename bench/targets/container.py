@@ -10,9 +10,7 @@ from contextlib import contextmanager, suppress
 from sqlalchemy.engine import URL, make_url
 
 from bench.errors import DatabaseError, first_line
-
-# The major a new Neon project gets by default (18 since June 2026): benchmark what production runs.
-DEFAULT_PG_MAJOR = 18
+from bench.targets.majors import DEFAULT_PG_MAJOR
 
 
 @contextmanager

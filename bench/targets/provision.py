@@ -17,7 +17,8 @@ from typing import Protocol
 
 from bench.errors import DatabaseError, InputError
 from bench.targets import schema
-from bench.targets.container import DEFAULT_PG_MAJOR, docker_postgres
+from bench.targets.container import docker_postgres
+from bench.targets.majors import DEFAULT_PG_MAJOR, default_data_dir
 from bench.targets.neon import (
     SEEDED_NAME,
     Branch,
@@ -30,7 +31,6 @@ from bench.targets.neon import (
     seeded_parent_name,
 )
 from bench.targets.target import (
-    DEFAULT_DATA_DIR,
     DEFAULT_DB_NAME,
     Target,
     check_db_name,
@@ -55,10 +55,15 @@ class TargetSpec:
     kind: str = "auto"  # auto: the URL when one is given, else embedded
     database_url: str | None = None
     db_name: str = DEFAULT_DB_NAME
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path | None = None  # the embedded server's; None: the major's own (``embedded_dir``)
     force: bool = False  # use a database holding tables taskbench did not create
     neon: NeonSettings | None = None
-    pg_major: int = DEFAULT_PG_MAJOR
+    pg_major: int = DEFAULT_PG_MAJOR  # the embedded server's, or the Docker image's
+
+    @property
+    def embedded_dir(self) -> Path:
+        """The embedded server's data directory: the one given, else the major's own."""
+        return self.data_dir or default_data_dir(self.pg_major)
 
     @property
     def resolved_kind(self) -> str:
@@ -107,7 +112,8 @@ def dataset_home(spec: TargetSpec, announce: Announce = _quiet) -> Iterator[Targ
         announce(f"dataset home: Neon branch {branch.name} ({branch.id})")
         yield _claimed(target, spec)
         return
-    yield _claimed(open_target(spec.database_url if kind == "url" else None, spec.db_name, spec.data_dir), spec)
+    given = spec.database_url if kind == "url" else None
+    yield _claimed(open_target(given, spec.db_name, spec.embedded_dir, spec.pg_major), spec)
 
 
 def for_dataset(spec: TargetSpec, profile: Profile) -> TargetSpec:

@@ -29,9 +29,10 @@ from sqlalchemy.exc import ArgumentError
 from bench.errors import DatabaseError, InputError, first_line
 from bench.results import ConnectionProbe
 from bench.targets.embedded import start_embedded
+from bench.targets.majors import DEFAULT_PG_MAJOR, default_data_dir
 
 DEFAULT_DB_NAME = "taskbench"
-DEFAULT_DATA_DIR = Path(".taskbench") / "pgdata"
+DEFAULT_DATA_DIR = default_data_dir(DEFAULT_PG_MAJOR)
 # Every session taskbench opens has a statement timeout: set-up work (seeding, index builds, copies,
 # ANALYZE) under this one, a cell's executions under their own (``RunOptions.statement_timeout_ms``).
 # Generous, for the largest datasets; what it bounds is a statement that would otherwise never end
@@ -213,13 +214,19 @@ def open_server(
     return target
 
 
-def open_target(database_url: str | None, db_name: str = DEFAULT_DB_NAME, data_dir: Path = DEFAULT_DATA_DIR) -> Target:
-    """Resolve the target, start the embedded server if needed, and make sure our database exists."""
+def open_target(
+    database_url: str | None,
+    db_name: str = DEFAULT_DB_NAME,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    major: int = DEFAULT_PG_MAJOR,
+) -> Target:
+    """Resolve the target, start the embedded server (of ``major``) if needed, and make sure our
+    database exists."""
     check_db_name(db_name)
     if database_url:
         return open_server(parse_database_url(database_url), "url", db_name)
     embedded_dir = data_dir.expanduser().resolve()
-    return open_server(start_embedded(embedded_dir), "embedded", db_name, data_dir=embedded_dir)
+    return open_server(start_embedded(embedded_dir, major), "embedded", db_name, data_dir=embedded_dir)
 
 
 def drop_database(target: Target, db_name: str) -> None:

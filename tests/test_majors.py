@@ -1,0 +1,204 @@
+"""PostgreSQL 17 beside 18 on the embedded target: each major from its wheel with a data directory of
+its own, what a run records of its server, and the upgrade check that measures both side by side.
+The tests marked pg17 run on the real PostgreSQL 17 (seed, run, check, upgrade check) and skip, saying
+why, where its wheel does not install; the rest need no server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from bench import results as results_io
+from bench.errors import InputError
+from bench.judge.check import Before, CheckThresholds, check
+from bench.judge.gates import Finding, Kind
+from bench.judge.stats import quantile_ci
+from bench.judge.upgrade import (
+    P95_CONFIDENCE,
+    RATIO_CONFIDENCE,
+    RATIO_PAIRS,
+    SKIP_SCAN,
+    decisive,
+    index_use,
+    is_upgrade,
+    old_run,
+    p95_ratio,
+    plan_traits,
+    upgrade_cells,
+    upgrade_check,
+)
+from bench.measure.paired import PairOptions, side_by_side
+from bench.measure.runner import RunOptions
+from bench.report.build import write_report
+from bench.results import SCHEMA_VERSION, NodeFacts, PlanFacts, save
+from bench.runs import matrix, sides
+from bench.targets import schema
+from bench.targets.majors import check_data_dir, default_data_dir, two_majors, wheel
+from bench.targets.schema import seeded_dataset
+from tests.support import content_checksums, one, one_line_error, scalar, taskbench_here
+
+DATA = Path(__file__).resolve().parent / "data"
+OPTS = RunOptions(cold_samples=2, stability_rounds=0, concurrent=True)
+CELLS = (["recent_tasks", "task_by_id"], ["baseline", "composite"])
+CALIBRATION = "calibration workload differed"  # time refused, exit 2: the sides did not run alike
+
+
+def test_only_the_majors_with_a_wheel_are_embedded_and_each_has_its_own_data_directory(tmp_path):
+    with pytest.raises(InputError, match="runs major 17 or 18, not 16: for another major give --database-url"):
+        wheel(16)
+    assert default_data_dir(18) == Path(".taskbench/pgdata") and default_data_dir(17) == Path(".taskbench/pgdata-17")
+    (tmp_path / "PG_VERSION").write_text("18\n")
+    check_data_dir(tmp_path, 18)
+    with pytest.raises(InputError, match="holds a PostgreSQL 18 data directory: --pg-major 17 needs one of its own"):
+        check_data_dir(tmp_path, 17)
+    with pytest.raises(InputError, match="both 18"):
+        two_majors(18, 18)
+
+
+def test_an_unknown_major_is_one_line_before_anything_starts():
+    done = taskbench_here("seed", "--pg-major", "16", "--db-name", "tb_no_such_major")
+    assert done.returncode == 2
+    assert one_line_error(done).startswith("taskbench: error: the embedded PostgreSQL runs major 17 or 18, not 16")
+    same = taskbench_here("upgrade-check", "--from", "18", "--to", "18")
+    assert same.returncode == 2 and "an upgrade check needs two majors" in one_line_error(same)
+
+
+def test_each_p95_interval_covers_at_its_level_exactly_so_their_ratio_at_95_percent():
+    """Coverage of an order-statistic interval is a binomial sum: P(l ≤ B ≤ u − 1), B ~ Bin(n, 0.95) the
+    samples below the true p95. Each side's is at least 97.5%, so both hold at once with at least 95%
+    (Bonferroni) and the ratio's interval, low ÷ high to high ÷ low, covers at least as often."""
+    assert pytest.approx(0.95) == RATIO_CONFIDENCE
+    for n in (RATIO_PAIRS, 100, 150, 400):
+        q = quantile_ci([float(i) for i in range(n)], 0.95, P95_CONFIDENCE)
+        assert q.low is not None and q.high is not None, n
+        lo_rank, hi_rank = int(q.low) + 1, int(q.high) + 1
+        assert binom.cdf(hi_rank - 1, n, 0.95) - binom.cdf(lo_rank - 1, n, 0.95) >= P95_CONFIDENCE, n
+    assert quantile_ci([float(i) for i in range(RATIO_PAIRS - 1)], 0.95, P95_CONFIDENCE).high is None
+
+
+def test_the_ratio_interval_covers_the_true_ratio_with_pairs_sharing_bursts_of_noise():
+    """Simulated: the two sides of a pair share a burst (dependent), the new major ×1.3 slower in truth."""
+    rng = np.random.default_rng(7)
+    true_ratio, reps, n, covered = 1.3, 1000, 100, 0
+    for _ in range(reps):
+        burst = rng.lognormal(0.0, 0.4, n)
+        base = burst * rng.lognormal(0.0, 0.3, n)
+        head = true_ratio * burst * rng.lognormal(0.0, 0.3, n)  # the same distribution as base, × 1.3
+        r = p95_ratio(base.tolist(), head.tolist())[2]
+        assert r.low is not None and r.high is not None
+        covered += r.low <= true_ratio <= r.high
+    assert covered / reps >= 0.94  # at least 0.95 in truth; 0.94 leaves the simulation's own error (sd 0.007)
+
+
+def test_a_skip_scan_is_named_and_only_time_and_verdicts_decide():
+    def plan(searches: int | None) -> PlanFacts:
+        node = NodeFacts(node_type="Index Scan", index="ix", loops=5, index_searches=searches)
+        return PlanFacts(fingerprint="f", node_types=["Index Scan"], indexes=["ix"], seq_scans=[], nodes=[node])
+
+    assert SKIP_SCAN in plan_traits(plan(55)) and SKIP_SCAN not in plan_traits(plan(5))
+    assert SKIP_SCAN not in plan_traits(plan(None))  # before 18 EXPLAIN does not count them
+    found = [
+        Finding(Kind.SORT_ADDED, "s", "v", "new Sort node"),
+        Finding(Kind.BUFFERS, "s", "v", "buffers 3 → 9"),
+        Finding(Kind.TIME, "s", "v", "×1.5"),
+        Finding(Kind.SLA, "s", "v", "pass → fail"),
+        Finding(Kind.BUFFERS, "s", "v", "buffers 9 → 3", "improvement"),
+    ]
+    assert [f.direction for f in decisive(found)] == ["change", "change", "regression", "regression", "improvement"]
+
+
+def test_an_index_one_major_uses_and_the_other_does_not_is_named(tmp_path):
+    res = results_io.load(DATA / f"results_v{SCHEMA_VERSION}_upgrade.json")  # an upgrade check, 17 → 18
+    assert is_upgrade(res) and index_use(res) == []
+    sbs = res.side_by_side
+    assert sbs is not None
+    base = next(c for c in sbs.base_cells if (c.scenario, c.variant) == ("recent_tasks", "composite"))
+    unused = base.model_copy(update={"plan": base.plan.model_copy(update={"indexes": []})})
+    cells = [unused if c is base else c for c in sbs.base_cells]
+    res = res.model_copy(update={"side_by_side": sbs.model_copy(update={"base_cells": cells})})
+    found = [(u.variant, u.index, u.old, u.new) for u in index_use(res)]
+    assert found == [("composite", "tb_tasks_user_created", [], ["recent_tasks"])]
+    summary = next(p for p in write_report(save(res, tmp_path)) if p.name == "summary.md").read_text()
+    assert (
+        "`tb_tasks_user_created` (composite): on PostgreSQL 17.10 by no scenario; on PostgreSQL 18.6 by recent_tasks"
+        in summary
+    )
+
+
+@pytest.mark.pg17
+def test_the_same_dataset_seeds_on_17_row_for_row(seeded17, seeded):
+    with schema.connect(seeded17) as conn:
+        assert scalar(conn, "SHOW server_version_num").startswith("17")
+        assert one(conn, "SHOW data_checksums") == ("on",)  # as 18's initdb does by default
+    assert seeded17.data_dir is not None and (seeded17.data_dir / "PG_VERSION").read_text().strip() == "17"
+    assert seeded_dataset(seeded17).fingerprint == seeded_dataset(seeded).fingerprint
+    assert content_checksums(seeded17) == content_checksums(seeded)
+
+
+@pytest.mark.pg17
+def test_a_run_on_17_records_its_server_and_what_it_lacks(seeded17, catalogue):
+    res = matrix.measure(seeded17, catalogue.select(*CELLS), OPTS)
+    env = res.environment
+    assert env.server_major == 17 and env.server_version_num is not None and env.server_version_num // 10000 == 17
+    features = {f.name: f.available for f in env.features}
+    assert features["B-tree skip scan"] is False and features["pg_restore_attribute_stats"] is False
+    assert features["pg_buffercache_evict_all"] is False and features["pg_trgm"] is True
+    # cold samples all the same, one buffer at a time
+    assert res.cold_cache.available and res.cold_cache.method.startswith("pg_buffercache_evict() on every buffer")
+    assert all(c.cold is not None for c in res.cells if c.kind == "read" and not c.shared_with)
+    assert all(n.index_searches is None for c in res.cells for n in c.plan.nodes)
+
+
+@pytest.mark.pg17
+@pytest.mark.alone  # time judged side by side
+def test_a_check_on_17_passes_an_unchanged_head(seeded17, catalogue):
+    head = catalogue.select(*CELLS)
+    pairs = PairOptions(pairs=30, concurrent=True)
+    current, result = check(
+        head,
+        Before(head, "test"),
+        lambda b, a, s: sides.measure(seeded17, b, a, sides.SidesOptions(OPTS, pairs, True), base_schema=s),
+        lambda b, a, s, n: side_by_side(seeded17, b, a, replace(pairs, pairs=n), base_schema=s),
+    )
+    assert not result.regressions and result.time.startswith("side by side"), result.findings
+    assert result.time_refused is None or CALIBRATION in result.time_refused  # beside other work: see below
+    assert current is not None and current.environment.server_major == 17 and not is_upgrade(current)
+
+
+@pytest.fixture(scope="module")
+def upgraded(seeded17, seeded, catalogue):
+    pairs = PairOptions(pairs=RATIO_PAIRS, concurrent=True)
+    opts = sides.SidesOptions(replace(OPTS, cold_samples=0), pairs)
+    return upgrade_check(
+        catalogue.select(*CELLS),
+        "PostgreSQL 17",
+        lambda b, a, s: sides.measure(seeded, b, a, opts, base_schema=s, base_server=seeded17),
+        lambda b, a, s, n: side_by_side(seeded, b, a, replace(pairs, pairs=n), base_schema=s, base_server=seeded17),
+        CheckThresholds(),
+    )
+
+
+@pytest.mark.pg17
+@pytest.mark.alone  # time judged side by side
+def test_the_upgrade_check_measures_17_beside_18_cell_by_cell(upgraded, tmp_path):
+    res, result = upgraded
+    assert res is not None and is_upgrade(res)
+    # no regression, and no error; beside other work on a shared machine the calibration may differ
+    # between the sides (exit 2, as test_neon_check allows), which says so rather than passing
+    assert not result.regressions, result.findings
+    assert result.time_refused is None or CALIBRATION in result.time_refused
+    sbs = res.side_by_side
+    assert sbs is not None and sbs.base_environment is not None
+    assert (sbs.base_environment.server_major, res.environment.server_major) == (17, 18)
+    assert len(sbs.base_cells) == len(res.cells) == 4 and all(c.differing_rows == 0 for c in sbs.cells)
+    cells = upgrade_cells(res)
+    assert [(c.scenario, c.variant) for c in cells] == [(c.scenario, c.variant) for c in res.cells]
+    assert all(c.p95_ratio is not None and c.p95_ratio.low is not None for c in cells)  # RATIO_PAIRS pairs each
+    assert old_run(res).environment.server_major == 17
+    assert "what decides: time" in result.notes[-1]
+    summary = next(p for p in write_report(save(res, tmp_path)) if p.name == "summary.md").read_text()
+    assert "## Upgrade: PostgreSQL 17." in summary and "| recent_tasks | composite |" in summary
