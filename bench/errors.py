@@ -45,6 +45,13 @@ class DatabaseError(TaskbenchError):
     exit_code = EXIT_DATABASE
 
 
+class IsolationFailure(TaskbenchError):
+    """A policy variant let a user see or change another user's rows (run, bench: after saving the
+    run and its report)."""
+
+    exit_code = EXIT_REGRESSION
+
+
 class Interrupted(TaskbenchError):
     """Ctrl-C: work in progress was abandoned after cleaning up."""
 

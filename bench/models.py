@@ -181,3 +181,9 @@ def _unique_keys(model: type[SQLModel]) -> tuple[tuple[str, ...], ...]:
 UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {str(m.__tablename__): _unique_keys(m) for m in TABLES}
 """Each table's keys that no two rows share and that are never NULL (primary key first): an ORDER BY
 that ends with one of them leaves no ties."""
+
+COLUMNS: dict[str, frozenset[str]] = {
+    str(m.__tablename__): frozenset(c.name for c in m.__table__.columns)  # type: ignore[attr-defined]
+    for m in TABLES
+}
+"""Each table's columns: what a row-level security policy's expressions may name."""

@@ -72,6 +72,12 @@ Format history:
   searches (``nodes[].index_searches``, PostgreSQL 18's EXPLAIN; null before); a check whose base
   side ran on another server, an upgrade check, records that server's environment
   (``side_by_side.base_environment``). An older file has none of them (null, []).
+- 16 (2026-12-06): row-level security: a variant records its policy statements (``policies``) and the
+  claim its samples set per sample (``claim``); a cell measured under one says so (``claim``), a
+  scenario relying on the policies names its explicit twin (``explicit``) and carries its isolation
+  check (``isolation``: rows against the explicit filter's, user A's ids under user B's claim); a
+  failed check fails the cell whatever its latency. Plan facts count InitPlans, SubPlans and the
+  filters that evaluate the claim row by row (``init_plans``, ``sub_plans``, ``claim_filters``).
 """
 
 from __future__ import annotations
@@ -89,7 +95,7 @@ from bench import output
 from bench.errors import InputError
 from bench.versioned import Format
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 RESULTS_FILE = "results.json"
 REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
 BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
@@ -164,6 +170,9 @@ class PlanFacts(BaseModel):
     shared_read: int = 0
     temp_blocks: int = 0  # whole plan
     rows_removed: float = 0.0  # summed over the nodes
+    init_plans: int = 0  # sub-selects evaluated once per query (a claim wrapped in (SELECT ...))
+    sub_plans: int = 0  # sub-selects evaluated per row of their parent (a correlated EXISTS, say)
+    claim_filters: int = 0  # nodes whose filter calls current_setting for every row it reads
     nodes: list[NodeFacts]
 
 
@@ -233,6 +242,31 @@ class VariantResult(BaseModel):
     indexes: list[IndexCost]
     index_size_bytes: int
     build_seconds: float
+    policies: list[str] = []  # row-level security statements, as executed
+    claim: str | None = None  # the setting each sample sets to its user's id; None: no policies
+
+
+class IsolationCheck(BaseModel):
+    """Does a policy isolate? A scenario relying on it, run as the sampler role with a user's claim,
+    against its explicit twin (its own user filter) run by the tables' owner, for the same parameters."""
+
+    parameter_sets: int  # own-user parameter sets compared by their rows' hashes
+    differing: int  # ... whose rows were not the explicit filter's
+    cross_user: int  # user A's parameter sets run with user B's claim
+    leaks: int  # ... that returned or changed rows the explicit filter for user B does not
+    refused: int = 0  # ... that the policy refused outright (a write's WITH CHECK)
+    example: str | None = None  # the first failure, in words
+
+    @property
+    def failed(self) -> bool:
+        return self.differing > 0 or self.leaks > 0
+
+    def describe(self) -> str:
+        refused = f", {self.refused} refused by the policy" if self.refused else ""
+        return (
+            f"{self.differing}/{self.parameter_sets} parameter sets with other rows than the explicit filter, "
+            f"{self.leaks}/{self.cross_user} leaks under another user's claim{refused}"
+        )
 
 
 class Samples(BaseModel):
@@ -423,6 +457,9 @@ class Cell(BaseModel):
     shared_with: str | None = None
     cold: ColdSamples | None = None
     stability: Stability | None = None
+    claim: str | None = None  # run as the sampler role with this setting set to each sample's user
+    explicit: str | None = None  # the scenario relies on row-level security; its explicit twin
+    isolation: IsolationCheck | None = None  # a scenario relying on row-level security: the check
 
     @property
     def deciding(self) -> ClassVerdict:
@@ -440,6 +477,8 @@ class Cell(BaseModel):
         power users". A pass needs every class to pass, so it names each, the deciding class first:
         "pass at n = 77 (0/77 over 50 ms) — power users; pass at n = 40 (0/40 over 50 ms) — ordinary users"."""
         shared = f" (same plans as {self.shared_with}: its samples)" if self.shared_with else ""
+        if self.isolation is not None and self.isolation.failed:
+            shared += f"; isolation failure: {self.isolation.describe()}"
         if len(self.classes) == 1:
             return self.deciding.describe(self.sla_ms, self.statement_timeout_ms) + shared
         others = [c for c in self.classes if c is not self.deciding] if self.verdict == "pass" else []
@@ -998,6 +1037,11 @@ def _update_to_15(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_16(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older run had no policies, so every cell ran with the user filter of its SQL."""
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -1031,6 +1075,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     12: _update_to_13,
     13: _update_to_14,
     14: _update_to_15,
+    15: _update_to_16,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

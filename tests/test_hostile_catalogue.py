@@ -33,6 +33,33 @@ _VARIANTS = {
     "copy_program": (f"statements = [\"COPY tasks TO PROGRAM 'touch {PWNED}'\"]", "CopyStmt"),
     "system_table": ('statements = ["CREATE INDEX tb_x ON pg_catalog.pg_authid (rolname)"]', "public schema"),
     "foreign_table": ('statements = ["CREATE INDEX tb_x ON taskbench_meta (key)"]', "not one of the tables"),
+    # row-level security: only ENABLE ROW LEVEL SECURITY and CREATE POLICY over the tables' columns
+    "policy_calls_a_function": (
+        'policies = ["CREATE POLICY p ON tasks USING (pg_sleep(1) IS NULL)"]',
+        "may call no function but current_setting",
+    ),
+    "policy_second_statement": (
+        'policies = ["CREATE POLICY p ON tasks USING (true); DROP TABLE users"]',
+        "more than one statement",
+    ),
+    "policy_drop": ('policies = ["DROP TABLE messages"]', "not DropStmt"),
+    "policy_force": ('policies = ["ALTER TABLE tasks FORCE ROW LEVEL SECURITY"]', "only ENABLE ROW LEVEL SECURITY"),
+    "policy_disable_elsewhere": ('policies = ["ALTER TABLE pg_catalog.pg_authid ENABLE ROW LEVEL SECURITY"]', "public"),
+    "policy_for_a_role": ('policies = ["CREATE POLICY p ON tasks TO postgres USING (true)"]', "TO PUBLIC"),
+    "policy_operator": ("policies = [\"CREATE POLICY p ON tasks USING (title ~ 'x')\"]", "operator ~"),
+    "policy_unknown_column": ("policies = [\"CREATE POLICY p ON tasks USING (owner = 'x')\"]", "no column"),
+    "policy_foreign_table": (
+        'policies = ["CREATE POLICY p ON tasks USING (EXISTS (SELECT 1 FROM pg_authid))"]',
+        "not one of the tables",
+    ),
+    "policy_claim_from_a_column": (
+        'policies = ["CREATE POLICY p ON tasks USING (user_id = current_setting(title)::uuid)"]',
+        "a constant custom setting",
+    ),
+    "policy_cte": (
+        'policies = ["CREATE POLICY p ON tasks USING (id IN (WITH x AS (SELECT id FROM tasks) SELECT id FROM x))"]',
+        "SELECT ... FROM ... WHERE ... only",
+    ),
     "untrusted_extension": (
         'extensions = ["plpython3u"]\nstatements = ["CREATE INDEX tb_x ON tasks (id)"]',
         "not one a variant may create",
@@ -99,6 +126,8 @@ def _server_state(target) -> dict[str, Any]:
                 "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname = 'public'",
             ),
             "extensions": scalar(conn, "SELECT array_agg(extname ORDER BY extname) FROM pg_extension"),
+            "policies": scalar(conn, "SELECT count(*) FROM pg_policies"),
+            "secured": scalar(conn, "SELECT count(*) FROM pg_class WHERE relrowsecurity OR relforcerowsecurity"),
         }
     return {**state, "rows": content_checksums(target)}
 

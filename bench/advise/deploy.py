@@ -81,7 +81,7 @@ class _Writers:
         while not self.stop.is_set():
             drawer = self.drawers[turn % len(self.drawers)]
             turn += 1
-            sql, args = drawer.draw()
+            sql, args, _ = drawer.draw()
             async with rolled_back(conn):
                 started = time.perf_counter()
                 await conn.fetch(sql, *args)

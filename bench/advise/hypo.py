@@ -68,7 +68,7 @@ async def _screen(target: Target, catalogue: Catalogue, candidates: list[Candida
         pools = await pools_for(conn, [scenarios[s] for s in served], today)
         drawn = {s: Drawer(scenarios[s], pools, seed=0) for s in served}
         args = {s: drawer.draw() for s, drawer in drawn.items()}
-        plain = {s: (await _plan(conn, *args[s]))[0] for s in served}
+        plain = {s: (await _plan(conn, args[s].sql, args[s].args))[0] for s in served}
         found = []
         for candidate in candidates:
             row = await conn.fetchrow(
@@ -79,7 +79,7 @@ async def _screen(target: Target, catalogue: Catalogue, candidates: list[Candida
                 size = int(await conn.fetchval("SELECT hypopg_relation_size($1)", row["indexrelid"]))
                 with_it, used = {}, []
                 for scenario in (s for s in candidate.serves if s in scenarios):
-                    cost, indexes = await _plan(conn, *args[scenario])
+                    cost, indexes = await _plan(conn, args[scenario].sql, args[scenario].args)
                     with_it[scenario] = cost
                     if row["indexname"] in indexes:
                         used.append(scenario)

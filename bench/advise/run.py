@@ -302,6 +302,7 @@ def advise(
     from bench.advise.report import write_report
 
     clock = Clock()
+    catalogue = catalogue.explicit_only()  # its trials are index sets: no policy to isolate the others
     with clock.phase("candidates and screening"):
         measured = _measured_size(schema.seeded_dataset(target))
         goal = options.target_tasks_per_user or measured

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.catalogue import orm
+from bench.catalogue.policies import PolicyDef, parse_policy
 from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_compiled, parse_index, parse_query
 from bench.errors import InputError
 from bench.results import Driver, OrmBind, OrmBuilt, OrmStatement
@@ -54,6 +55,8 @@ MAX_FILE_BYTES = 256 * 1024
 EXTENSIONS = ("pg_trgm", "btree_gin", "btree_gist", "bloom")
 
 ParamValue = str | int | float | bool
+# The setting the samples under a policy variant set to the sampled user's id, when its policies read none.
+DEFAULT_CLAIM = "app.user_id"
 
 
 class _Strict(BaseModel):
@@ -86,6 +89,11 @@ class Scenario(_Strict):
     params: dict[str, ParamValue] = Field(default_factory=dict)
     sla_ms: float = 0.0  # filled from the SLA class when the catalogue is loaded
     orm: OrmBuilt | None = None  # a Python scenario file's compiled statements (bench.catalogue.orm)
+    # The scenario as an app relying on row-level security writes it: without a user filter of its
+    # own, measured under policy variants only, its rows checked against this explicit scenario's.
+    explicit: str | None = None
+    explicit_sql: str = ""  # filled from the explicit scenario when the catalogue is loaded
+    explicit_params: dict[str, ParamValue] = Field(default_factory=dict)  # ... and its [params]
 
     @field_validator("name")
     @classmethod
@@ -122,6 +130,10 @@ class Scenario(_Strict):
         """The name its parameters are drawn under: its own, or its twin's when it draws the same sets."""
         return (self.orm.draws_as if self.orm else None) or self.name
 
+    @property
+    def relies_on_rls(self) -> bool:
+        return self.explicit is not None
+
     def drawn(self) -> list[tuple[str, str]]:
         """Its drawn parameters (name, kind) in the order they are drawn: a TOML file's in the order its
         SQL first uses them, an ORM scenario's in the order PARAMS declares them."""
@@ -155,6 +167,8 @@ class Variant(_Strict):
     description: str = ""
     extensions: list[str] = Field(default_factory=list)
     statements: list[str] = Field(default_factory=list)
+    # row-level security: ALTER TABLE ... ENABLE ROW LEVEL SECURITY and CREATE POLICY (``policies``)
+    policies: list[str] = Field(default_factory=list)
 
     @field_validator("extensions")
     @classmethod
@@ -177,7 +191,31 @@ class Variant(_Strict):
             raise ValueError(str(exc)) from None
         if len(set(names)) != len(names):
             raise ValueError(f"two statements create the same index name ({', '.join(sorted(names))})")
+        try:
+            policies = self.policy_defs
+        except SQLRefused as exc:
+            raise ValueError(f"policies: {exc}") from None
+        named = [(p.table, p.name) for p in policies if p.kind == "policy"]
+        if len(set(named)) != len(named):
+            raise ValueError("policies: two policies of one table have the same name")
+        claims = {claim for p in policies for claim in p.claims}
+        if len(claims) > 1:
+            raise ValueError(
+                f"policies: they read {len(claims)} claims ({', '.join(sorted(claims))}); one is set per sample"
+            )
         return self
+
+    @cached_property
+    def policy_defs(self) -> list[PolicyDef]:
+        """Each policy statement as PostgreSQL's parser reads it; only their canonical text is executed."""
+        return [parse_policy(stmt) for stmt in self.policies]
+
+    @property
+    def claim(self) -> str | None:
+        """The setting each sample sets to its user's id (``set_config(..., true)``); None: no policies."""
+        if not self.policies:
+            return None
+        return next((c for p in self.policy_defs for c in sorted(p.claims)), DEFAULT_CLAIM)
 
 
 class Catalogue(BaseModel):
@@ -200,8 +238,18 @@ class Catalogue(BaseModel):
 
     def reads(self) -> Catalogue:
         """The read scenarios only: for what executes scenarios outside a rolled-back sample (load,
-        pgbench, pytest-benchmark), where a write would change the rows every later query sees."""
-        return self.model_copy(update={"scenarios": [s for s in self.scenarios if s.kind == "read"]})
+        pgbench, pytest-benchmark), where a write would change the rows every later query sees. Not
+        those relying on row-level security: those need a policy variant and a claim per sample."""
+        return self.model_copy(update={"scenarios": [s for s in self.explicit_only().scenarios if s.kind == "read"]})
+
+    def explicit_only(self) -> Catalogue:
+        """Without the scenarios relying on row-level security: for searches over index sets alone."""
+        return self.model_copy(update={"scenarios": [s for s in self.scenarios if not s.relies_on_rls]})
+
+    def under(self, variant: Variant) -> list[Scenario]:
+        """The scenarios measured under ``variant``: those relying on row-level security only under
+        a variant with policies (elsewhere nothing would keep one user's rows from another)."""
+        return [s for s in self.scenarios if variant.claim is not None or not s.relies_on_rls]
 
     def hand_written(self) -> Catalogue:
         """The scenarios whose SQL a TOML file wrote: what pgbench runs (its scripts bind :name
@@ -279,6 +327,30 @@ def _python_scenario(path: Path, queries: Path, driver: Driver) -> Scenario:
     return _parse(Scenario, path, {**data, "sql": built.statements[0].sql if built.statements else "", "orm": built})
 
 
+def _with_explicit(scenario: Scenario, scenarios: list[Scenario], path: Path) -> Scenario:
+    """A scenario relying on row-level security with its explicit scenario's SQL and parameters: the
+    same kind and SLA class, the same drawn parameters but the user ones (its claim stands for
+    them), and the same value of every constant both declare (a constant only the explicit scenario
+    has is bound to its own value when their rows are compared). Both are TOML files: their rows
+    are compared through the explicit scenario's :name binds."""
+    if scenario.explicit is None:
+        return scenario
+    explicit = next((s for s in scenarios if s.name == scenario.explicit and not s.relies_on_rls), None)
+    if explicit is None or scenario.orm is not None or explicit.orm is not None:
+        raise InputError(f"{path}: explicit: {scenario.explicit!r} is no TOML scenario with a user filter of its own")
+    if (explicit.kind, explicit.sla_class) != (scenario.kind, scenario.sla_class):
+        raise InputError(f"{path}: explicit: {explicit.name!r} is of another kind or SLA class")
+    mine = {k: v for k, v in scenario.params.items() if v != "user"}
+    theirs = {k: v for k, v in explicit.params.items() if v != "user"}
+    drawn = {k for k, v in {**mine, **theirs}.items() if isinstance(v, str)}
+    if any(mine.get(k) != theirs.get(k) for k in drawn | (mine.keys() & theirs.keys())):
+        raise InputError(
+            f"{path}: [params] must draw what {explicit.name!r} draws but its users (the claim's), "
+            "and give the constants both have the same values"
+        )
+    return scenario.model_copy(update={"explicit_sql": explicit.sql, "explicit_params": dict(explicit.params)})
+
+
 def _with_twins(scenarios: list[Scenario], paths: dict[str, Path]) -> list[Scenario]:
     """Each ORM scenario's twin checked, and whether it draws the twin's parameter sets: when it
     declares the twin's drawn parameters in the order the twin draws them, it is drawn as the twin,
@@ -341,6 +413,7 @@ def load_catalogue(
             raise InputError(f"{path}: sql: {ties}")
         scenarios.append(sc.model_copy(update={"sla_ms": sla[sc.sla_class]}))
     scenarios = _with_twins(scenarios, paths)
+    scenarios = [_with_explicit(s, scenarios, paths[s.name]) for s in scenarios]
     variants = [_parse(Variant, p, _read_toml(p)) for p in sorted((directory / "variants").glob("*.toml"))]
     if not scenarios:
         raise InputError(f"no scenarios found in {directory / 'queries'}")

@@ -148,6 +148,7 @@ class Drawn(NamedTuple):
 
     sql: str
     args: list[Any]
+    user: uuid.UUID | None = None  # whom it was drawn for: whose claim a row-level security policy reads
 
 
 class Drawer:
@@ -176,21 +177,25 @@ class Drawer:
 
     def values(self) -> dict[str, Any]:
         """The next parameter set by name, constants included; the user uniformly among this drawer's users."""
+        return self.user_values()[1]
+
+    def user_values(self) -> tuple[uuid.UUID, dict[str, Any]]:
+        """The next parameter set by name, and the user it was drawn for."""
         user = self.rng.choice(self.users)
         # Kinds that describe one row (a cursor's time and id) must come from the same row.
         cursor = self.rng.choice(self.pools.cursors[user]) if self.kinds & _CURSOR_KINDS else None
         drawn = {name: self._value(self.spec[name], user, cursor) for name in self.order}
-        return {name: drawn.get(name, spec) for name, spec in self.spec.items()}
+        return user, {name: drawn.get(name, spec) for name, spec in self.spec.items()}
 
-    def bind(self, values: dict[str, Any]) -> Drawn:
+    def bind(self, values: dict[str, Any], user: uuid.UUID | None = None) -> Drawn:
         """The statement for ``values`` (the one for its lists' lengths) and its positional arguments."""
         lengths = {name: len(v) for name, v in values.items() if isinstance(v, list)}
         statement = next(s for s in self.statements if all(lengths[k] == n for k, n in s.lengths.items()))
-        return Drawn(statement.sql, [resolve(bind, values) for bind in statement.binds])
+        return Drawn(statement.sql, [resolve(bind, values) for bind in statement.binds], user)
 
     def draw(self) -> Drawn:
-        """The next parameter set, bound to its statement."""
-        return self.bind(self.values())
+        """The next parameter set, bound to its statement, with the user it was drawn for."""
+        return self.bind(*reversed(self.user_values()))
 
     def _value(self, spec: Any, user: uuid.UUID, cursor: tuple[Any, int] | None) -> Any:
         if not isinstance(spec, str):

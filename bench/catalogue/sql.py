@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pglast import ast
 from pglast.enums import OnCommitAction, SetOperation, SortByDir, SortByNulls
@@ -455,8 +455,7 @@ def _plain_table(node: ast.CreateStmt, statement: str) -> None:
 
 class _Walk:
     """One pass over a scenario's parse tree, collecting the tables and functions it uses and refusing
-    what its kind may not do. The walk keeps its own stack: a long chain of operators nests deeper than
-    Python's recursion limit long before MAX_SQL_BYTES."""
+    what its kind may not do (``walk_tree``)."""
 
     def __init__(self, sql: str, write: bool, tables: Collection[str]) -> None:
         self.sql = sql
@@ -466,13 +465,8 @@ class _Walk:
         self.functions: set[str] = set()
 
     def run(self, root: ast.Node) -> None:
-        pending: list[tuple[object, frozenset[str]]] = [(root, frozenset())]
-        while pending:
-            value, ctes = pending.pop()
-            if isinstance(value, tuple):
-                pending.extend((item, ctes) for item in value)
-            elif isinstance(value, ast.Node):
-                pending.extend(self._visit(value, ctes))
+        no_ctes: frozenset[str] = frozenset()
+        walk_tree(root, no_ctes, self._visit)
 
     def _visit(self, node: ast.Node, ctes: frozenset[str]) -> Iterator[tuple[object, frozenset[str]]]:
         """Check one node; yield its children, each with the CTE names a table reference there may mean."""
@@ -516,6 +510,22 @@ class _Walk:
             shown = ".".join(filter(None, (relation.catalogname, relation.schemaname, name)))
             raise SQLRefused(f"{shown!r} is not one of the tables ({', '.join(self.allowed)})", self.sql)
         self.tables.add(name)
+
+
+State = TypeVar("State")
+
+
+def walk_tree(root: ast.Node, state: State, visit: Callable[[ast.Node, State], Iterable[tuple[object, State]]]) -> None:
+    """Every node under ``root`` with the state its parent handed down: ``visit`` checks one node and
+    yields its children, each with its state. A stack of its own: a long chain of operators nests
+    deeper than Python's recursion limit long before MAX_SQL_BYTES."""
+    pending: list[tuple[object, State]] = [(root, state)]
+    while pending:
+        value, below = pending.pop()
+        if isinstance(value, tuple):
+            pending.extend((item, below) for item in value)
+        elif isinstance(value, ast.Node):
+            pending.extend(visit(value, below))
 
 
 def _positional(sql: str) -> tuple[str, tuple[str, ...]]:

@@ -1,8 +1,9 @@
 """Apply an index variant on top of the baseline schema, measure what it costs, and remove it.
 
-Removal drops exactly what appeared since the snapshot taken before the apply (indexes and
-extensions not there before), so the schema returns to its exact prior state even when a
-statement fails half-way or the run is interrupted mid-build.
+Removal drops exactly what appeared since the snapshot taken before the apply (indexes, extensions
+and row-level security policies not there before, and row-level security on the tables it was
+enabled on), so the schema returns to its exact prior state even when a statement fails half-way
+or the run is interrupted mid-build.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Applied:
     variant: Variant
     indexes_before: set[str]
     extensions_before: set[str]
+    policies_before: set[tuple[str, str]] = field(default_factory=set)  # (table, policy)
+    secured_before: set[str] = field(default_factory=set)  # tables with row-level security on
     indexes: list[str] = field(default_factory=list)  # created, in build order
     build_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -41,9 +44,29 @@ async def _extensions(conn: asyncpg.Connection) -> set[str]:
     return {r["extname"] for r in await conn.fetch("SELECT extname FROM pg_extension")}
 
 
+async def _policies(conn: asyncpg.Connection) -> set[tuple[str, str]]:
+    rows = await conn.fetch(
+        "SELECT tablename, policyname FROM pg_policies WHERE schemaname = 'public' AND tablename = ANY($1::text[])",
+        list(TABLE_NAMES),
+    )
+    return {(r["tablename"], r["policyname"]) for r in rows}
+
+
+async def secured_tables(conn: asyncpg.Connection) -> set[str]:
+    """The canonical tables with row-level security enabled."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relname = ANY($1::text[]) AND c.relrowsecurity",
+        list(TABLE_NAMES),
+    )
+    return {r["relname"] for r in rows}
+
+
 async def snapshot(conn: asyncpg.Connection, variant: Variant) -> Applied:
     """Record the schema before ``variant`` is applied: what ``remove_variant`` restores."""
-    return Applied(variant, await index_names(conn), await _extensions(conn))
+    return Applied(
+        variant, await index_names(conn), await _extensions(conn), await _policies(conn), await secured_tables(conn)
+    )
 
 
 async def apply_variant(conn: asyncpg.Connection, applied: Applied) -> None:
@@ -59,6 +82,8 @@ async def apply_variant(conn: asyncpg.Connection, applied: Applied) -> None:
             for name in sorted(await index_names(conn) - known):
                 applied.indexes.append(name)
                 applied.build_seconds[name] = seconds
+        for policy in variant.policy_defs:  # parsed: ENABLE ROW LEVEL SECURITY or CREATE POLICY only
+            await conn.execute(policy.sql)
     except asyncpg.PostgresError as exc:
         await remove_variant(conn, applied)
         raise InputError(f"variant {variant.name!r}: a statement failed: {first_line(exc)}") from None
@@ -100,11 +125,21 @@ async def applied_variant(
 
 
 async def remove_variant(conn: asyncpg.Connection, applied: Applied) -> None:
-    """Drop every index and extension that appeared since the snapshot. Idempotent."""
+    """Drop every index, extension and policy that appeared since the snapshot, and turn row-level
+    security off where it was off. Idempotent."""
+    for table, policy in sorted(await _policies(conn) - applied.policies_before):
+        await conn.execute(f"DROP POLICY IF EXISTS {_quoted(policy)} ON {_quoted(table)}")
+    for table in sorted(await secured_tables(conn) - applied.secured_before):
+        await conn.execute(f"ALTER TABLE {_quoted(table)} DISABLE ROW LEVEL SECURITY")
     for name in sorted(await index_names(conn) - applied.indexes_before):
         await conn.execute(f'DROP INDEX IF EXISTS "{name}"')
     for ext in sorted(await _extensions(conn) - applied.extensions_before):
         await conn.execute(f'DROP EXTENSION IF EXISTS "{ext}"')
+
+
+def _quoted(name: str) -> str:
+    """A name read from the catalogs as an identifier (a policy's name may hold anything)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 async def variant_cost(conn: asyncpg.Connection, applied: Applied) -> VariantResult:
@@ -128,6 +163,8 @@ async def variant_cost(conn: asyncpg.Connection, applied: Applied) -> VariantRes
         name=v.name,
         description=v.description,
         statements=[i.ddl() for i in v.indexes],
+        policies=[p.sql for p in v.policy_defs],
+        claim=v.claim,
         indexes=costs,
         index_size_bytes=sum(c.size_bytes for c in costs),
         build_seconds=round(sum(c.build_seconds for c in costs), 4),

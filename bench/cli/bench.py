@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.cli.app import command
 from bench.cli.console import note, show
-from bench.cli.matrix import measured, reported
+from bench.cli.matrix import isolated, measured, reported
 from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, profiled, selecting
 from bench.cli.seeding import seed_into
 from bench.cli.target_options import targeted
@@ -36,3 +36,4 @@ def bench_cmd(
     ):
         path = measured(target if target is home else show(target), cat, opts, reports_dir, quiet)
     reported(path)
+    isolated(path)

@@ -16,7 +16,7 @@ from bench.cli.app import command
 from bench.cli.console import err, note, say, show
 from bench.cli.options import PROFILE, REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, selecting
 from bench.cli.target_options import targeted
-from bench.errors import DatabaseError, InputError
+from bench.errors import DatabaseError, InputError, IsolationFailure
 from bench.measure.runner import RunOptions
 from bench.progress import progress
 from bench.results import Results
@@ -78,6 +78,16 @@ def summed_up(res: Results, path: Path, quiet: bool = False) -> None:
         note(line)
 
 
+def isolated(path: Path) -> None:
+    """Exit 1 once a run is saved (and reported) when a policy variant failed its isolation check."""
+    from bench.judge.gates import isolation_findings
+
+    failures = isolation_findings(results_io.load(path))
+    if failures:
+        cells = ", ".join(f"{f.scenario} under {f.variant}" for f in failures)
+        raise IsolationFailure(f"isolation failure in {len(failures)} cell(s), whatever their latency: {cells}")
+
+
 def reported(path: Path) -> None:
     """Write the report of the run at ``path`` and name its files."""
     from bench.report.build import write_report  # matplotlib is slow to import: only for commands that plot
@@ -108,11 +118,11 @@ class _Run:
     def __init__(self, cat: Catalogue, opts: RunOptions, prof: DataProfile | None, reports_dir: Path, quiet: bool):
         self.cat, self.opts, self.prof, self.reports_dir, self.quiet = cat, opts, prof, reports_dir, quiet
 
-    def whole(self, spec: TargetSpec) -> None:
+    def whole(self, spec: TargetSpec) -> Path:
         with measurement_target(spec, announce=note) as target:
-            measured(_holding(show(target), self.prof), self.cat, self.opts, self.reports_dir, self.quiet)
+            return measured(_holding(show(target), self.prof), self.cat, self.opts, self.reports_dir, self.quiet)
 
-    def share(self, spec: TargetSpec, shard: str, durations: Path | None) -> None:
+    def share(self, spec: TargetSpec, shard: str, durations: Path | None) -> Path:
         from bench.runs import shard as sharding
 
         index, count = sharding.parse_shard(shard)
@@ -122,9 +132,9 @@ class _Run:
             with progress(not self.quiet, unit="cells") as advance:
                 held = _holding(show(target), self.prof)
                 res = sharding.measure_shard(held, self.cat, self.opts, plan, index, advance)
-                saved(res, self.reports_dir, self.quiet)
+                return saved(res, self.reports_dir, self.quiet)
 
-    def shares(self, spec: TargetSpec, parallel: int, durations: Path | None) -> None:
+    def shares(self, spec: TargetSpec, parallel: int, durations: Path | None) -> Path:
         from bench.merge import merge
         from bench.runs import shard as sharding
 
@@ -132,7 +142,8 @@ class _Run:
         note(f"{parallel} shares (split by {plan.weights}), measured at once")
         with measurement_targets(spec, parallel, note) as targets:
             shards = sharding.measure_parallel(targets, self.cat, self.opts, plan, note)
-        saved(merge([(f"shard {i}/{parallel}", res) for i, res in enumerate(shards, 1)]), self.reports_dir, self.quiet)
+        merged = merge([(f"shard {i}/{parallel}", res) for i, res in enumerate(shards, 1)])
+        return saved(merged, self.reports_dir, self.quiet)
 
 
 @command("run")
@@ -160,11 +171,12 @@ def run_cmd(
         raise InputError("--shard measures one share here, --parallel every share at once: give one of them")
     run = _Run(cat, opts, prof, reports_dir, quiet)
     if shard:
-        run.share(spec, shard, durations)
+        path = run.share(spec, shard, durations)
     elif parallel > 1:
-        run.shares(spec, parallel, durations)
+        path = run.shares(spec, parallel, durations)
     else:
-        run.whole(spec)
+        path = run.whole(spec)
+    isolated(path)
 
 
 @command("merge")

@@ -38,7 +38,7 @@ from bench.catalogue.gitref import default_merge_base, models_ddl_at, scenarios_
 from bench.catalogue.sql import SQLRefused
 from bench.errors import InputError
 from bench.judge.compare import Comparison, compare, explained_pairs, incompatibilities
-from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, judge_cell
+from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, isolation_findings, judge_cell
 from bench.judge.sequential import design_for_classes, worst_opposite_verdicts
 from bench.judge.timegate import DEFAULT_TIME, TimeThresholds, false_alarm_bound, is_faster, is_slower, paired, unequal
 from bench.results import Cell, PairedSamples, Results, SideBySide
@@ -281,7 +281,8 @@ def drift(reference: Results, head: Results, th: GateThresholds) -> tuple[list[F
     if reasons:
         return [], f"drift since {reference.run_id}: not shown ({'; '.join(reasons)})"
     measured = [c for c in reference.cells if head.cell(c.scenario, c.variant) is not None]
-    found = compare(reference.model_copy(update={"cells": measured}), head, th).findings
+    compared = compare(reference.model_copy(update={"cells": measured}), head, th).findings
+    found = [f for f in compared if f.kind != Kind.ISOLATION]  # the head's own failures: judged, not drift
     return found, f"drift since {reference.run_id}: {len(found)} finding(s), measured elsewhere or earlier (not judged)"
 
 
@@ -319,7 +320,7 @@ def check(
         return None, result
     sbs = head.side_by_side
     assert sbs is not None, "measure_sides fills the side-by-side part"
-    result.findings = judge_sides(head, th.gates) + _gone(sbs)
+    result.findings = isolation_findings(head) + judge_sides(head, th.gates) + _gone(sbs)
     time_findings, result.time_refused, result.time = judge_time(sbs, th.time)
     if sbs.rebuilt_schema is not None:
         time_findings = [f for f in time_findings if f.kind != Kind.RESULTS]

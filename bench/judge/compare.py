@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.catalogue.files import BASELINE_VARIANT
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
-from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, judge_cell
+from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, isolation_findings, judge_cell
 from bench.results import Cell, Results
 
 NO_SIDE_BY_SIDE = "not judged: these are two separate runs; `taskbench check` measures base and head side by side"
@@ -168,6 +168,7 @@ def compare(base: Results, cur: Results, th: GateThresholds = DEFAULT_GATES, for
             )
             continue
         result.findings += judge_cell(*explained_pairs(bcell, ccell), th)
+    result.findings += isolation_findings(cur)
     return result
 
 

@@ -17,7 +17,8 @@ from enum import Enum
 from statistics import median
 from typing import Literal
 
-from bench.results import Cell
+from bench.judge.rls import isolation_failures
+from bench.results import Cell, Results
 
 SCAN_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
 
@@ -35,6 +36,7 @@ class Kind(str, Enum):
     RESULTS = "results"  # the same parameters returned other rows
     TIME = "time"  # slower, side by side (see timegate)
     MISSING = "missing"  # a baseline cell this run did not measure
+    ISOLATION = "isolation"  # a policy showed or changed another user's rows: judged alone, not against a base
 
 
 # The findings a plan shows node by node (its shape, buffers, estimates, spills, filters): a check's
@@ -250,6 +252,16 @@ CELL_GATES: tuple[Gate, ...] = (
     rows_removed_gate,
     results_gate,
 )
+
+
+def isolation_findings(res: Results) -> list[Finding]:
+    """Every cell whose isolation check failed (``Cell.isolation``): a regression whatever the other
+    side did, since a policy that lets one user see another's rows is wrong in any run."""
+    return [
+        _finding(cell, Kind.ISOLATION, f"isolation failure: {cell.isolation.describe()}")
+        for cell in isolation_failures(res)
+        if cell.isolation is not None  # what failed it
+    ]
 
 
 def judge_cell(base: Cell, cur: Cell, th: GateThresholds = DEFAULT_GATES) -> list[Finding]:

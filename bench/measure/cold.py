@@ -19,6 +19,7 @@ import asyncpg
 
 from bench.catalogue.params import Drawer
 from bench.errors import first_line
+from bench.measure.claims import as_user, claim_for
 from bench.measure.plan import EXPLAIN_ANALYZE, plan_facts, timings
 from bench.measure.timeout import Session, TimedOut, client_limit, limited
 from bench.results import ColdCache, ColdSamples
@@ -50,21 +51,28 @@ async def cold_cache(conn: asyncpg.Connection) -> ColdCache:
 
 
 async def cold_samples(
-    admin: asyncpg.Connection, session: Session, drawer: Drawer, n: int, timeout_ms: int, cold: ColdCache
+    admin: asyncpg.Connection,
+    session: Session,
+    drawer: Drawer,
+    n: int,
+    timeout_ms: int,
+    cold: ColdCache,
+    claim: str | None = None,
 ) -> ColdSamples | None:
     """``n`` cold executions on ``session`` (the samples' role), each also explained from cold, the
     cache emptied on ``admin`` (a superuser's) as ``cold`` says before each, under the cell's statement timeout; the
     pass stops at the first one cut off by it (a cold read that slow is a finding of its own: the
-    cell's warm samples stand). None when not one finished."""
+    cell's warm samples stand). None when not one finished. Under a policy variant each runs with
+    its user's ``claim`` set, as a warm sample does."""
     conn, evict = session.conn, _EVICTIONS[cold.method]
     await session.limit(timeout_ms)
     client: list[float] = []
     execution: list[float] = []
     reads: list[int] = []
     for _ in range(n):
-        sql, args = drawer.draw()
+        sql, args, user = drawer.draw()
         try:
-            async with limited(timeout_ms):
+            async with limited(timeout_ms), as_user(conn, claim_for(claim, user)):
                 await admin.execute(evict)
                 started = time.perf_counter_ns()
                 await conn.fetch(sql, *args, timeout=client_limit(timeout_ms))

@@ -23,6 +23,7 @@ from bench.catalogue.files import Catalogue, Scenario, Variant
 from bench.catalogue.params import Drawer, Drawn, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
+from bench.measure.claims import claim_for
 from bench.measure.lock import measurement_lock
 from bench.measure.plancache import DEFAULT_PLAN_CACHE, plan_cache, set_plan_cache
 from bench.measure.rows import result_hash
@@ -44,6 +45,7 @@ class Side:
     session: Session  # its connection, with the statement timeout set on it
     scenario: Scenario
     drawer: Drawer
+    claim: str | None = None  # under a policy variant: the setting each execution sets to its user
 
 
 @dataclass
@@ -69,13 +71,14 @@ class PairedCell:
         return self.same_parameters and self.base.scenario.kind == self.head.scenario.kind == "read"
 
     def arguments(self, head_drawer: Drawer, base_drawer: Drawer) -> tuple[Drawn, Drawn]:
-        """(base, head) statements and arguments of one pair. With the same parameters declared, the
-        base gets the head's values by name (a rewrite may have reordered its binds); else each side
-        draws its own from its own declarations, and the pair compares what each side does with its own."""
-        values = head_drawer.values()
+        """(base, head) statements and arguments of one pair, each with the user it was drawn for. With
+        the same parameters declared, the base gets the head's values by name (a rewrite may have
+        reordered its binds); else each side draws its own from its own declarations, and the pair
+        compares what each side does with its own."""
+        user, values = head_drawer.user_values()
         if not self.same_parameters:
-            return base_drawer.draw(), head_drawer.bind(values)
-        return base_drawer.bind(values), head_drawer.bind(values)
+            return base_drawer.draw(), head_drawer.bind(values, user)
+        return base_drawer.bind(values, user), head_drawer.bind(values, user)
 
 
 @dataclass
@@ -84,13 +87,15 @@ class Calibration:
     head_ms: dict[str, list[float]] = field(default_factory=lambda: {item: [] for item in ITEMS})
 
 
-def _side(session: Session, scenario: Scenario, pools: Pools, seed: int, stream: str) -> Side:
-    return Side(session, scenario, Drawer(scenario, pools, seed, stream=stream))
+def _side(session: Session, scenario: Scenario, variant: Variant, pools: Pools, seed: int, stream: str) -> Side:
+    return Side(session, scenario, Drawer(scenario, pools, seed, stream=stream), variant.claim)
 
 
 async def _execute(side: Side, drawn: Drawn, timeout_ms: int) -> tuple[float, str]:
     await side.session.limit(timeout_ms)
-    done = await execute(side.session.conn, *drawn, side.scenario.kind == "write", timeout_ms)
+    sql, args, user = drawn
+    write = side.scenario.kind == "write"
+    done = await execute(side.session.conn, sql, args, write, timeout_ms, claim_for(side.claim, user))
     return done.client_ms, "" if done.rows is None else result_hash(done.rows, side.scenario.query.ordered)
 
 
@@ -169,18 +174,28 @@ class PairOptions:
 
 
 def same_scenario(a: Scenario, b: Scenario) -> bool:
-    """The same request: the SQL the server receives, its parameters, kind and SLA."""
+    """The same request: the SQL the server receives, its parameters, kind and SLA, and the explicit
+    twin whose rows it must equal (its isolation check)."""
     return _request(a) == _request(b)
 
 
 def _request(s: Scenario) -> tuple[object, ...]:
     sent = [(st.sql, st.binds, st.lengths) for st in s.statements]
-    return (sent, dict(s.params), s.draws_as, s.kind, s.sla_ms)
+    return (sent, dict(s.params), s.draws_as, s.kind, s.sla_ms, s.explicit_sql)
 
 
 def same_variant(a: Variant, b: Variant) -> bool:
-    """The same indexes: their canonical DDL (what is executed) and extensions."""
-    return ([i.ddl() for i in a.indexes], a.extensions) == ([i.ddl() for i in b.indexes], b.extensions)
+    """The same indexes and policies: their canonical DDL (what is executed) and extensions."""
+    return _built(a) == _built(b)
+
+
+def _built(v: Variant) -> tuple[list[str], list[str], list[str]]:
+    return [i.ddl() for i in v.indexes], v.extensions, [p.sql for p in v.policy_defs]
+
+
+def _measured_under(variants: tuple[Variant, Variant], scenario: tuple[Scenario, Scenario]) -> bool:
+    """A pair of cells both sides measure: one relying on row-level security under policies only."""
+    return all(v.claim is not None or not s.relies_on_rls for v, s in zip(variants, scenario, strict=True))
 
 
 @dataclass
@@ -199,7 +214,8 @@ class Pairing:
             scenarios = [
                 b
                 for b, h in self.scenarios
-                if schema_rebuilt or not same_variant(base_v, head_v) or not same_scenario(b, h)
+                if _measured_under((base_v, head_v), (b, h))
+                and (schema_rebuilt or not same_variant(base_v, head_v) or not same_scenario(b, h))
             ]
             if scenarios:
                 jobs.append((base_v, scenarios))
@@ -240,11 +256,12 @@ async def _variant_pairs(
             PairedCell(
                 s.name,
                 after.name,
-                _side(sessions[0], b, pools, opts.seed, "paired"),
-                _side(sessions[1], s, pools, opts.seed, "paired"),
+                _side(sessions[0], b, before, pools, opts.seed, "paired"),
+                _side(sessions[1], s, after, pools, opts.seed, "paired"),
                 statement_timeout_ms(opts.timeout_factor, s.sla_ms),
             )
             for b, s in scenarios
+            if _measured_under(variants, (b, s))
         ]
         try:
             await measure_pairs(cells, opts.pairs, opts.warmup, opts.warmup_seconds, calibration)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from bench.catalogue.policies import CLAIM_FUNCTION
 from bench.results import NodeFacts, PlanFacts, PlanNode
 
 _SHAPE_KEYS = (
@@ -93,6 +94,14 @@ def _temp(node: dict[str, Any]) -> int:
     return int(node.get("Temp Read Blocks", 0)) + int(node.get("Temp Written Blocks", 0))
 
 
+_FILTERS = ("Filter", "Join Filter")
+
+
+def _claim_filter(node: dict[str, Any]) -> bool:
+    """The node's filter reads a policy's claim for every row (an index condition reads it once)."""
+    return any(f"{CLAIM_FUNCTION}(" in str(node.get(key, "")) for key in _FILTERS)
+
+
 def plan_facts(explain: list[dict[str, Any]] | dict[str, Any]) -> PlanFacts:
     """Facts from one EXPLAIN (FORMAT JSON) document (the list PostgreSQL returns, or its item)."""
     top = explain[0] if isinstance(explain, list) else explain
@@ -119,6 +128,9 @@ def plan_facts(explain: list[dict[str, Any]] | dict[str, Any]) -> PlanFacts:
         shared_read=int(root.get("Shared Read Blocks", 0)),
         temp_blocks=_temp(root),
         rows_removed=sum(_removed(n) for n in nodes),
+        init_plans=sum(1 for n in nodes if n.get("Parent Relationship") == "InitPlan"),
+        sub_plans=sum(1 for n in nodes if n.get("Parent Relationship") == "SubPlan"),
+        claim_filters=sum(1 for n in nodes if _claim_filter(n)),
         nodes=[_node_facts(n) for n in nodes],
     )
 

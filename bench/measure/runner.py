@@ -55,8 +55,10 @@ from bench.catalogue.variants import applied_variant, variant_cost
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
 from bench.judge.sequential import CONFIRM_PAUSE_S, ClassTest, Decision, combine, design_for_classes
 from bench.judge.stats import mixture_summary, quantile_ci, summarize
+from bench.measure.claims import Claim, as_user, claim_for, claim_nobody, policy_subject
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
+from bench.measure.isolation import check_isolation
 from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, EXPLAIN_PLAN, plan_facts, timings, wal
 from bench.measure.plancache import DEFAULT_PLAN_CACHE, CellPlans, plan_cache, set_plan_cache
 from bench.measure.rows import result_hash
@@ -71,7 +73,6 @@ from bench.measure.timeout import (
     limited,
     statement_timeout_ms,
 )
-from bench.measure.transaction import rolled_back
 from bench.measure.trees import timed_plans
 from bench.progress import STEP, Advance, Clock
 from bench.results import (
@@ -138,35 +139,37 @@ class Execution:
 
 
 async def execute(
-    conn: asyncpg.Connection, sql: str, args: list[Any], write: bool, timeout_ms: int | None = None
+    conn: asyncpg.Connection,
+    sql: str,
+    args: list[Any],
+    write: bool,
+    timeout_ms: int | None = None,
+    claim: Claim | None = None,
 ) -> Execution:
     """Client milliseconds of one plain execution (and a read's rows). A write runs in a transaction
     that is rolled back; only the statement is timed (BEGIN and ROLLBACK are not the app's); its WAL
-    comes from its EXPLAIN (``EXPLAIN_ANALYZE_WAL``). Past ``timeout_ms`` (the session's
-    statement_timeout) it raises ``TimedOut``."""
-    limit = client_limit(timeout_ms)
-    async with limited(timeout_ms):
-        if not write:
-            started = time.perf_counter_ns()
-            rows = await conn.fetch(sql, *args, timeout=limit)
-            return Execution((time.perf_counter_ns() - started) / 1e6, rows)
-        async with rolled_back(conn):
-            started = time.perf_counter_ns()
-            await conn.fetch(sql, *args, timeout=limit)
-            return Execution((time.perf_counter_ns() - started) / 1e6, None)
+    comes from its EXPLAIN (``EXPLAIN_ANALYZE_WAL``). Under a policy variant the user's ``claim`` is
+    set in the statement's transaction first (``claims``), untimed like BEGIN. Past ``timeout_ms``
+    (the session's statement_timeout) it raises ``TimedOut``."""
+    async with limited(timeout_ms), as_user(conn, claim, write):
+        started = time.perf_counter_ns()
+        rows = await conn.fetch(sql, *args, timeout=client_limit(timeout_ms))
+        return Execution((time.perf_counter_ns() - started) / 1e6, None if write else rows)
 
 
 async def explain_json(
-    conn: asyncpg.Connection, explain_sql: str, args: list[Any], write: bool, timeout_ms: int | None = None
+    conn: asyncpg.Connection,
+    explain_sql: str,
+    args: list[Any],
+    write: bool,
+    timeout_ms: int | None = None,
+    claim: Claim | None = None,
 ) -> list[Any]:
-    """EXPLAIN ANALYZE executes the statement too: a write's gets a rolled-back transaction of its own."""
-    async with limited(timeout_ms):
-        if not write:
-            document: list[Any] = json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
-            return document
-        async with rolled_back(conn):
-            document = json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
-            return document
+    """EXPLAIN ANALYZE executes the statement too: a write's gets a rolled-back transaction of its own,
+    and under a policy variant it runs with the user's claim, like the sample it explains."""
+    async with limited(timeout_ms), as_user(conn, claim, write):
+        document: list[Any] = json.loads(await conn.fetchval(explain_sql, *args, timeout=client_limit(timeout_ms)))
+        return document
 
 
 def scenario_error(exc: asyncpg.PostgresError, scenario: Scenario, variant: str | None = None) -> TaskbenchError:
@@ -215,6 +218,7 @@ async def warm_up(
     write: bool,
     seconds: float,
     timeout_ms: int | None = None,
+    claim: str | None = None,
 ) -> int:
     """Plain executions, the drawers' classes in turn, until ``seconds`` have passed: at least one (the
     statement is prepared and its pages read), at most WARMUP_MAX (a slow query must not spend its
@@ -222,7 +226,8 @@ async def warm_up(
     started, runs = time.perf_counter(), 0
     while runs < 1 or (runs < WARMUP_MAX and time.perf_counter() - started < seconds):
         try:
-            await execute(conn, *drawers[runs % len(drawers)].draw(), write, timeout_ms)
+            drawn = drawers[runs % len(drawers)].draw()
+            await execute(conn, drawn.sql, drawn.args, write, timeout_ms, claim_for(claim, drawn.user))
         except TimedOut as cut:
             cut.index = runs
             raise
@@ -252,8 +257,11 @@ class _Class:
 class _CellRun:
     """A cell being measured: its classes, its samples so far, the time it has spent."""
 
-    def __init__(self, scenario: Scenario, variant: str, pools: Pools, opts: RunOptions) -> None:
+    def __init__(
+        self, scenario: Scenario, variant: str, pools: Pools, opts: RunOptions, claim: str | None = None
+    ) -> None:
         self.scenario, self.variant, self.opts = scenario, variant, opts
+        self.claim = claim  # the setting each sample sets to its user under a policy variant
         drawers = class_drawers(scenario, pools, opts.seed, "samples")
         self.design = design_for_classes(len(drawers))
         self.classes = [_Class(name, drawer, ClassTest(self.design)) for name, drawer in drawers.items()]
@@ -296,7 +304,9 @@ class _CellRun:
         await session.limit(self.timeout_ms)
         started = time.perf_counter()
         try:
-            self.warmup = await warm_up(session.conn, self.warm, self.write, self.opts.warmup_seconds, self.timeout_ms)
+            self.warmup = await warm_up(
+                session.conn, self.warm, self.write, self.opts.warmup_seconds, self.timeout_ms, self.claim
+            )
         except TimedOut as cut:  # a warm-up execution is the app's query too: past the limit, it fails
             self.warmup = cut.index
             cls = self.classes[cut.index % len(self.classes)]
@@ -314,6 +324,7 @@ class _CellRun:
         cls.stop("fail", "timeout")
         if not self.plans:
             await session.reset()  # planning alone is not the app's query: the set-up limit
+            # under a policy variant planned as the connection's user who owns nothing (``claims``)
             explain = await session.conn.fetchval(EXPLAIN_PLAN + drawn.sql, *drawn.args)
             estimated = plan_facts(json.loads(explain))
             self.plans[estimated.fingerprint] = estimated
@@ -345,16 +356,19 @@ class _CellRun:
         cls = wanting[self.turn % len(wanting)]
         self.turn += 1
         drawn = cls.drawer.draw()
+        claim = claim_for(self.claim, drawn.user)
         await session.limit(self.timeout_ms)
         conn = session.conn
         if self.cache is not None:
             await self.cache.before(drawn.sql)
         started = time.perf_counter()
         try:
-            done = await execute(conn, *drawn, self.write, self.timeout_ms)
+            done = await execute(conn, drawn.sql, drawn.args, self.write, self.timeout_ms, claim)
             explain = None
             if len(self.samples.client_ms) < self.opts.explain_samples:
-                explain = await explain_json(conn, self.explain + drawn.sql, drawn.args, self.write, self.timeout_ms)
+                explain = await explain_json(
+                    conn, self.explain + drawn.sql, drawn.args, self.write, self.timeout_ms, claim
+                )
         except TimedOut as cut:
             await self._timed_out(session, cls, cut, drawn, started, since)
             self.seconds += time.perf_counter() - started
@@ -363,7 +377,7 @@ class _CellRun:
             await self.cache.after(drawn.sql, cls.name)
         if explain is not None:
             if self.cache is not None:
-                await self.cache.probe(drawn, lambda sql, args: self._timed(conn, sql, args))
+                await self.cache.probe(drawn, lambda sql, args: self._timed(conn, sql, args, claim))
             if done.rows is not None:  # the same parameter sets in every run: their rows must not change
                 self.samples.result_hashes.append(result_hash(done.rows, self.scenario.query.ordered))
             facts = plan_facts(explain)
@@ -383,8 +397,8 @@ class _CellRun:
         self._judge(cls, done.client_ms > self.scenario.sla_ms)
         return True
 
-    async def _timed(self, conn: asyncpg.Connection, sql: str, args: list[Any]) -> float:
-        return (await execute(conn, sql, args, False, self.timeout_ms)).client_ms
+    async def _timed(self, conn: asyncpg.Connection, sql: str, args: list[Any], claim: Claim | None) -> float:
+        return (await execute(conn, sql, args, False, self.timeout_ms, claim)).client_ms
 
     def _judge(self, cls: _Class, over: bool) -> None:
         """Count the sample in the class's test and apply what it says. A class sampled on after its
@@ -467,6 +481,8 @@ class _CellRun:
             plan_count=len(self.plans),
             generic=self.cache.check(self.samples.plan_fingerprints, self.samples.user_class) if self.cache else None,
             statement_timeout_ms=self.timeout_ms,
+            claim=self.claim,
+            explicit=self.scenario.explicit,
         )
 
 
@@ -479,6 +495,7 @@ async def measure_cells(
     since: float | None = None,
     on_cell: Callable[[], None] = lambda: None,
     server_side: bool = True,
+    claim: str | None = None,
 ) -> list[Cell]:
     """Measure ``scenarios`` under the variant applied on ``conn``, interleaved: every round takes one
     sample from each cell still running. One sample per cell per round (not a look's worth) keeps
@@ -489,7 +506,8 @@ async def measure_cells(
     went on (seen: a partial index's count 68 → 78 buffers), which no committed buffer count could
     then be judged against. Results keep the catalogue's order. Every execution runs under its
     cell's statement timeout (``RunOptions.statement_timeout_ms``; ``server_side`` False behind a
-    pooler, where only the client's limit holds); the connection's own is back afterwards."""
+    pooler, where only the client's limit holds); the connection's own is back afterwards. ``claim``:
+    the setting a policy variant's policies read, set to each sample's user in its transaction."""
     since = time.perf_counter() if since is None else since
     session = Session(conn, server_side)
     if server_side:
@@ -500,10 +518,10 @@ async def measure_cells(
         )
     try:
         reads = await _measure_group(
-            session, [s for s in scenarios if s.kind == "read"], variant, pools, opts, since, on_cell
+            session, [s for s in scenarios if s.kind == "read"], variant, pools, opts, since, on_cell, claim
         )
         writes = await _measure_group(
-            session, [s for s in scenarios if s.kind == "write"], variant, pools, opts, since, on_cell
+            session, [s for s in scenarios if s.kind == "write"], variant, pools, opts, since, on_cell, claim
         )
     finally:
         await session.reset()
@@ -521,8 +539,9 @@ async def _measure_group(
     opts: RunOptions,
     since: float,
     on_cell: Callable[[], None],
+    claim: str | None,
 ) -> list[Cell]:
-    cells = [_CellRun(s, variant, pools, opts) for s in scenarios]
+    cells = [_CellRun(s, variant, pools, opts, claim) for s in scenarios]
     if session.server_side:  # a pooler's server sessions are not this connection's: nothing to count
         for cell in cells:
             cell.cache = CellPlans(session.conn, plan_cache(opts.plan_cache), cell.scenario.kind == "read")
@@ -609,6 +628,10 @@ async def _measure_variant(
     its cells on ``samples`` (the run's sampler role, ``roles``); ANALYZE and emptying the buffer
     cache stay with ``conn``. A cell whose signature is in ``measured`` (cells of the variants before,
     by signature: ``sharing``) shares that cell's samples instead; the ones measured here join it."""
+    claim = variant.claim
+    if claim is not None and (refused := await policy_subject(samples)):
+        raise InputError(f"variant {variant.name!r} has row-level security policies, but {refused}")
+    await claim_nobody(samples, claim)
     async with applied_variant(conn, variant, clock.phase) as applied:
         with clock.phase("build indexes"):
             cost = await variant_cost(conn, applied)
@@ -616,15 +639,17 @@ async def _measure_variant(
         if opts.share:
             with clock.phase("plan check"):
                 for s in scenarios:
-                    signatures[s.name] = await signature(samples, s, pools, opts.seed, opts.explain_samples)
+                    signatures[s.name] = await signature(
+                        samples, s, pools, opts.seed, opts.explain_samples, cost.policies, claim
+                    )
         own = [s for s in scenarios if signatures.get(s.name) not in measured]
         with clock.phase("warm-up and samples"):
-            fresh = await measure_cells(samples, own, variant.name, pools, opts, since, on_cell, server_side)
+            fresh = await measure_cells(samples, own, variant.name, pools, opts, since, on_cell, server_side, claim)
         for cell in fresh:
             if cell.scenario in signatures:
                 measured[signatures[cell.scenario]] = cell
         with clock.phase("plan trees"):
-            await _draw_plans(Session(samples, server_side), own, fresh, pools, opts)
+            await _draw_plans(Session(samples, server_side), own, fresh, pools, opts, claim)
         if cold.available and opts.cold_samples:
             with clock.phase("cold samples"):
                 session = Session(samples, server_side)
@@ -632,35 +657,66 @@ async def _measure_variant(
                     if scenario.kind == "read" and not cell.timed_out:
                         drawer = Drawer(scenario, pools, opts.seed + 1)
                         timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
-                        cell.cold = await cold_samples(conn, session, drawer, opts.cold_samples, timeout_ms, cold)
+                        cell.cold = await cold_samples(
+                            conn, session, drawer, opts.cold_samples, timeout_ms, cold, claim
+                        )
                 await session.reset()
         by_name = {cell.scenario: cell for cell in fresh}
         cells = [by_name.get(s.name) or _shared(measured[signatures[s.name]], variant.name) for s in scenarios]
         for _ in range(len(scenarios) - len(own)):
             on_cell()
+        if claim is not None:
+            with clock.phase("isolation check"):
+                cells = [
+                    await _isolated(conn, samples, s, c, claim, pools, opts, server_side)
+                    for s, c in zip(scenarios, cells, strict=True)
+                ]
         if opts.stability_rounds:  # per variant, shared or not: another index may win after an ANALYZE
             with clock.phase("plan stability"):
-                stable = await plan_stability(conn, samples, scenarios, pools, opts.seed, opts.stability_rounds)
+                stable = await plan_stability(
+                    conn, samples, scenarios, pools, opts.seed, opts.stability_rounds, 5, claim
+                )
             for cell in cells:
                 cell.stability = stable[cell.scenario]
     return cost, cells
 
 
 async def _draw_plans(
-    session: Session, scenarios: list[Scenario], cells: list[Cell], pools: Pools, opts: RunOptions
+    session: Session, scenarios: list[Scenario], cells: list[Cell], pools: Pools, opts: RunOptions, claim: str | None
 ) -> None:
     """Each cell's plans timed node by node (``trees``), after every sample of the variant: each
-    class's on the first parameter set its samples drew."""
+    class's on the first parameter set its samples drew, as its user under a policy variant."""
     for scenario, cell in zip(scenarios, cells, strict=True):
         drawers = class_drawers(scenario, pools, opts.seed, "samples")
         first = {name: drawer.draw() for name, drawer in drawers.items()}
         timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
         await session.limit(timeout_ms)
         try:
-            cell.plans = await timed_plans(session.conn, first, timeout_ms, cell.timed_out)
+            cell.plans = await timed_plans(session.conn, first, timeout_ms, cell.timed_out, claim)
         except asyncpg.PostgresError as exc:
             raise scenario_error(exc, scenario, cell.variant) from None
     await session.reset()
+
+
+async def _isolated(
+    conn: asyncpg.Connection,
+    samples: asyncpg.Connection,
+    scenario: Scenario,
+    cell: Cell,
+    claim: str,
+    pools: Pools,
+    opts: RunOptions,
+    server_side: bool,
+) -> Cell:
+    """``cell`` with its isolation check when its scenario relies on row-level security (``isolation``);
+    a failed check fails the cell whatever its latency: a query that shows one user another's rows
+    breaks a promise no speed makes up for. A copy: a shared measurement stays as it was measured."""
+    if scenario.explicit is None:
+        return cell
+    timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
+    owner, sampler_session = Session(conn, server_side), Session(samples, server_side)
+    check = await check_isolation(owner, sampler_session, scenario, claim, pools, opts.seed, timeout_ms)
+    return cell.model_copy(update={"isolation": check, "verdict": "fail" if check.failed else cell.verdict})
 
 
 def _shared(cell: Cell, variant: str) -> Cell:
@@ -683,8 +739,9 @@ Job = tuple[Variant, list[Scenario]]  # a variant and the scenarios measured und
 
 
 def jobs_of(catalogue: Catalogue) -> list[Job]:
-    """Every scenario under every variant: a whole matrix."""
-    return [(variant, catalogue.scenarios) for variant in catalogue.variants]
+    """Every scenario under every variant: a whole matrix (those relying on row-level security under
+    the variants with policies only: ``Catalogue.under``)."""
+    return [(variant, catalogue.under(variant)) for variant in catalogue.variants]
 
 
 async def _measure_jobs(

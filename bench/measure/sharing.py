@@ -8,13 +8,16 @@ parameter sets its explained samples will draw, and the generic plan a prepared 
 switch to (``plan_cache_mode = force_generic_plan``), plus the definition (name aside) of every
 index those plans use. A write changes every index of its table, so for a write the definitions of
 all indexes on the tables it names count, used or not. Plans come from EXPLAIN without ANALYZE:
-nothing is executed.
+nothing is executed. Under a policy variant the plans are the sampled users' (their claims set), and
+the policies' text is part of the signature: a policy's filter leaves the plan's shape as it was,
+yet it is evaluated for every row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -22,6 +25,7 @@ import asyncpg
 from bench.catalogue.files import Scenario
 from bench.catalogue.params import Pools, class_drawers
 from bench.catalogue.sql import SQLRefused, parse_index
+from bench.measure.claims import as_user, claim_for
 from bench.measure.plan import EXPLAIN_PLAN, fingerprint, walk
 from bench.measure.trees import explain
 
@@ -62,13 +66,23 @@ async def _generic_plan(conn: asyncpg.Connection, sql: str, params: int) -> tupl
     return fingerprint(root), {n["Index Name"] for n in walk(root) if n.get("Index Name")}
 
 
-async def signature(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, seed: int, param_sets: int) -> str:
-    """The cell's signature under the variant applied on ``conn`` (see the module docstring)."""
+async def signature(
+    conn: asyncpg.Connection,
+    scenario: Scenario,
+    pools: Pools,
+    seed: int,
+    param_sets: int,
+    policies: Sequence[str] = (),
+    claim: str | None = None,
+) -> str:
+    """The cell's signature under the variant applied on ``conn`` (see the module docstring), whose
+    row-level security is ``policies``, read through the setting ``claim``."""
     drawers = list(class_drawers(scenario, pools, seed, "samples").values())
     plans, used = [], set()
     for i in range(param_sets):  # the classes in turn, as the cell's explained samples draw them
-        sql, args = drawers[i % len(drawers)].draw()
-        shape, indexes = await _plan(conn, EXPLAIN_PLAN + sql, args)
+        sql, args, user = drawers[i % len(drawers)].draw()
+        async with as_user(conn, claim_for(claim, user)):
+            shape, indexes = await _plan(conn, EXPLAIN_PLAN + sql, args)
         plans.append(shape)
         used |= indexes
     generic = []
@@ -82,5 +96,5 @@ async def signature(conn: asyncpg.Connection, scenario: Scenario, pools: Pools, 
         rows = await conn.fetch(_INDEXES_BY_NAME, sorted(used))
     definitions = sorted(_definition(statement) for _, statement in rows)
     sent = [s.sql for s in scenario.statements]
-    key = json.dumps([scenario.name, scenario.kind, sent, plans, generic, definitions])
+    key = json.dumps([scenario.name, scenario.kind, sent, plans, generic, definitions, list(policies)])
     return hashlib.sha256(key.encode()).hexdigest()[:16]

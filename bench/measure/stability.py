@@ -15,15 +15,17 @@ import asyncpg
 
 from bench.catalogue.files import Scenario
 from bench.catalogue.params import Drawer, Drawn, Pools
+from bench.measure.claims import as_user, claim_for
 from bench.measure.plan import EXPLAIN_PLAN, fingerprint
 from bench.models import TABLE_NAMES
 from bench.results import Stability
 
 
-async def _plans(conn: asyncpg.Connection, drawn: list[Drawn]) -> list[str]:
+async def _plans(conn: asyncpg.Connection, drawn: list[Drawn], claim: str | None) -> list[str]:
     plans = []
-    for sql, args in drawn:
-        explain = json.loads(await conn.fetchval(EXPLAIN_PLAN + sql, *args))
+    for sql, args, user in drawn:
+        async with as_user(conn, claim_for(claim, user)):
+            explain = json.loads(await conn.fetchval(EXPLAIN_PLAN + sql, *args))
         plans.append(fingerprint(explain[0]["Plan"]))
     return plans
 
@@ -36,16 +38,18 @@ async def plan_stability(
     seed: int,
     rounds: int,
     param_sets: int = 5,
+    claim: str | None = None,
 ) -> dict[str, Stability]:
-    """ANALYZE on ``admin`` (the tables' owner), the scenarios' EXPLAINs on ``samples`` (their role)."""
+    """ANALYZE on ``admin`` (the tables' owner), the scenarios' EXPLAINs on ``samples`` (their role),
+    under a policy variant with each parameter set's user claimed (``claim``: the setting)."""
     drawers = {s.name: Drawer(s, pools, seed) for s in scenarios}
     drawn = {name: [d.draw() for _ in range(param_sets)] for name, d in drawers.items()}
-    seen = {name: [await _plans(samples, drawn[name])] for name in drawers}
+    seen = {name: [await _plans(samples, drawn[name], claim)] for name in drawers}
     for _ in range(rounds):
         for table in TABLE_NAMES:
             await admin.execute(f"ANALYZE {table}")
         for name in drawers:
-            seen[name].append(await _plans(samples, drawn[name]))
+            seen[name].append(await _plans(samples, drawn[name], claim))
     result = {}
     for name, per_round in seen.items():
         per_params = list(zip(*per_round, strict=True))

@@ -27,9 +27,9 @@ import asyncpg
 from psycopg import sql
 
 from bench.catalogue.params import Drawn
+from bench.measure.claims import Claim, as_user, claim_for
 from bench.measure.plan import EXPLAIN_PLAN, EXPLAIN_TIMED, fingerprint, plan_tree, timings
 from bench.measure.timeout import TimedOut, client_limit, limited
-from bench.measure.transaction import rolled_back
 from bench.results import TimedPlan
 
 Explain = list[dict[str, Any]]
@@ -42,13 +42,19 @@ def _execute(name: str, args: list[Any]) -> str:
 
 
 async def explain(
-    conn: asyncpg.Connection, query: str, args: list[Any], generic: bool, analyze: bool, timeout_ms: int | None
+    conn: asyncpg.Connection,
+    query: str,
+    args: list[Any],
+    generic: bool,
+    analyze: bool,
+    timeout_ms: int | None,
+    claim: Claim | None = None,
 ) -> Explain:
     """The EXPLAIN document of ``query`` on ``args`` (its custom plan, or its generic plan), executed
     with every node timed or only planned, in a transaction that is rolled back (``sharing`` reads
-    the generic plan's shape here too)."""
+    the generic plan's shape here too), under a policy variant with its user's ``claim`` set in it."""
     explain = EXPLAIN_TIMED if analyze else EXPLAIN_PLAN
-    async with limited(timeout_ms), rolled_back(conn):
+    async with limited(timeout_ms), as_user(conn, claim, write=True):
         if not generic:
             text = await conn.fetchval(explain + query, *args, timeout=client_limit(timeout_ms))
         else:
@@ -62,13 +68,21 @@ async def explain(
 
 
 async def _plan(
-    conn: asyncpg.Connection, query: str, args: list[Any], generic: bool, timeout_ms: int, user_class: str, cut: bool
+    conn: asyncpg.Connection,
+    drawn: Drawn,
+    generic: bool,
+    timeout_ms: int,
+    user_class: str,
+    cut: bool,
+    claim: str | None,
 ) -> tuple[TimedPlan, str]:
-    """The plan on ``args`` with every node timed, and its shape's fingerprint; estimated only when
-    the cell was ``cut`` off by its statement timeout already, or this EXPLAIN ANALYZE is."""
+    """The plan on ``drawn`` with every node timed, and its shape's fingerprint; estimated only when
+    the cell was ``cut`` off by its statement timeout already, or this EXPLAIN ANALYZE is. ``claim``:
+    the setting a policy variant's policies read, set to the user ``drawn`` was drawn for."""
+    query, args, as_whom = drawn.sql, drawn.args, claim_for(claim, drawn.user)
     if not cut:
         try:
-            document = await explain(conn, query, args, generic, True, timeout_ms)
+            document = await explain(conn, query, args, generic, True, timeout_ms, as_whom)
             execution_ms, planning_ms = timings(document)
             timed = TimedPlan(
                 user_class=user_class,
@@ -80,26 +94,30 @@ async def _plan(
             return timed, fingerprint(document[0]["Plan"])
         except TimedOut:
             pass
-    document = await explain(conn, query, args, generic, False, timeout_ms)
+    document = await explain(conn, query, args, generic, False, timeout_ms, as_whom)
     estimated = TimedPlan(user_class=user_class, generic=generic, timed_out_ms=timeout_ms, root=plan_tree(document))
     return estimated, fingerprint(document[0]["Plan"])
 
 
-async def timed_plans(conn: asyncpg.Connection, first: dict[str, Drawn], timeout_ms: int, cut: bool) -> list[TimedPlan]:
+async def timed_plans(
+    conn: asyncpg.Connection, first: dict[str, Drawn], timeout_ms: int, cut: bool, claim: str | None = None
+) -> list[TimedPlan]:
     """Each class's plan on its first parameter set (and the statement that set goes with: an ORM
     scenario's in_() sends one per list length), then the generic plan where its shape is not some
     class's own, executed with the first such class's parameters (a generic plan is planned for any
-    values: its shape is the same whatever they are)."""
+    values: its shape is the same whatever they are). Under a policy variant, as each set's user
+    (``claim``: the setting the policies read)."""
     plans, shapes = [], []
-    for user_class, (query, args) in first.items():
-        plan, shape = await _plan(conn, query, args, False, timeout_ms, user_class, cut)
+    for user_class, drawn in first.items():
+        plan, shape = await _plan(conn, drawn, False, timeout_ms, user_class, cut, claim)
         plans.append(plan)
         shapes.append(shape)
     if not plans:
         return plans
-    query, args = next(iter(first.values()))
-    generic_shape = fingerprint((await explain(conn, query, args, True, False, timeout_ms))[0]["Plan"])
+    drawn = next(iter(first.values()))
+    document = await explain(conn, drawn.sql, drawn.args, True, False, timeout_ms, claim_for(claim, drawn.user))
+    generic_shape = fingerprint(document[0]["Plan"])
     other = next((p.user_class for p, shape in zip(plans, shapes, strict=True) if shape != generic_shape), None)
     if other is not None:
-        plans.append((await _plan(conn, *first[other], True, timeout_ms, other, cut))[0])
+        plans.append((await _plan(conn, first[other], True, timeout_ms, other, cut, claim))[0])
     return plans

@@ -24,6 +24,7 @@ from bench import results as results_io
 from bench.catalogue.files import BASELINE_VARIANT
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
+from bench.judge.rls import RATIO_CONFIDENCE, costliest, isolation_failures, policy_forms, rls_costs
 from bench.judge.timegate import DEFAULT_TIME
 from bench.judge.twins import TwinPair, twin_pairs
 from bench.judge.writecost import wal_per_statement, wal_ratio, write_cost
@@ -442,6 +443,23 @@ def _view(res: Results, figures: dict[str, Path]) -> dict[str, Any]:
         "sent": sent,
         "pair_time": pair_time,
         "upgrade": upgrade.view(res),
+        "rls": _rls(res),
+    }
+
+
+def _rls(res: Results) -> dict[str, Any]:
+    """The row-level security section and the report's first lines (``judge.rls``)."""
+    costs = rls_costs(res)
+    checks = [c.isolation for c in res.cells if c.isolation is not None]
+    return {
+        "failures": isolation_failures(res),
+        "costs": costs,
+        "costliest": costliest(costs),
+        "forms": policy_forms(res),
+        "confidence": RATIO_CONFIDENCE,
+        "checked": len(checks),
+        "parameter_sets": sum(c.parameter_sets for c in checks),
+        "cross_user": sum(c.cross_user for c in checks),
     }
 
 

@@ -1,0 +1,199 @@
+"""Row-level security as variants: policies applied and removed like indexes, samples run as the
+sampled user (a non-owner role, the claim set per sample), and isolation checked, not assumed: a
+policy that leaks fails its cell whatever its latency, and the gate and `run` exit 1."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from bench import results as results_io
+from bench.catalogue.files import load_catalogue
+from bench.catalogue.policies import parse_policy
+from bench.catalogue.sql import SQLRefused
+from bench.catalogue.variants import applied_variant, secured_tables
+from bench.cli.matrix import isolated
+from bench.errors import EXIT_REGRESSION, InputError, IsolationFailure
+from bench.judge.compare import compare
+from bench.judge.gates import Kind
+from bench.judge.rls import policy_forms, rls_costs
+from bench.measure.claims import policy_subject
+from bench.measure.isolation import ISOLATION_SETS
+from bench.measure.runner import RunOptions, jobs_of, run_measurement
+from bench.report.build import write_report
+from bench.runs.matrix import measure
+from bench.targets.target import connected
+from tests.support import SCENARIOS
+
+# A policy that forgets the messages table: tasks and conversations isolated, every message visible.
+FORGETS_MESSAGES = """
+description = "rls_subselect without the messages policy: a leak the isolation check must find"
+policies = [
+  "ALTER TABLE tasks ENABLE ROW LEVEL SECURITY",
+  "ALTER TABLE conversations ENABLE ROW LEVEL SECURITY",
+  "CREATE POLICY own_tasks ON tasks USING (user_id = (SELECT current_setting('app.user_id')::uuid))",
+  "CREATE POLICY own_conversations ON conversations USING (user_id = (SELECT current_setting('app.user_id')::uuid))",
+]
+"""
+# USING (true): every task to everyone, and any task written for anyone.
+USING_TRUE = """
+description = "USING (true) on tasks: a leak the isolation check must find"
+policies = ["ALTER TABLE tasks ENABLE ROW LEVEL SECURITY", "CREATE POLICY everyone ON tasks USING (true)"]
+"""
+SCENARIO_NAMES = ["task_by_id", "task_by_id_rls", "last_messages_owned", "last_messages_rls", "create_task_rls"]
+
+
+@pytest.fixture(scope="module")
+def leaky_catalogue(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rls") / "scenarios"
+    shutil.copytree(SCENARIOS, d)
+    (d / "variants" / "rls_forgets_messages.toml").write_text(FORGETS_MESSAGES, encoding="utf-8")
+    (d / "variants" / "rls_using_true.toml").write_text(USING_TRUE, encoding="utf-8")
+    return load_catalogue(d)
+
+
+@pytest.fixture(scope="module")
+def rls_run(seeded, leaky_catalogue):
+    """One small real run: the explicit and RLS forms under no policy, a sound one and two leaks."""
+    chosen = leaky_catalogue.select(
+        SCENARIO_NAMES, ["baseline", "rls_subselect", "rls_forgets_messages", "rls_using_true"]
+    )
+    return measure(seeded, chosen, RunOptions(cold_samples=1, stability_rounds=1, concurrent=True))
+
+
+@pytest.mark.parametrize(
+    "statement, kind, claims, wrapped",
+    [
+        ("ALTER TABLE tasks ENABLE ROW LEVEL SECURITY", "enable", set(), False),
+        (
+            "CREATE POLICY p ON tasks USING (user_id = current_setting('app.user_id')::uuid)",
+            "policy",
+            {"app.user_id"},
+            False,
+        ),
+        (
+            "CREATE POLICY p ON messages FOR SELECT USING (conversation_id IN (SELECT id FROM conversations "
+            "WHERE user_id = (SELECT current_setting('app.user_id', true)::uuid)))",
+            "policy",
+            {"app.user_id"},
+            True,
+        ),
+    ],
+)
+def test_a_policy_statement_is_read_by_the_parser(statement, kind, claims, wrapped):
+    policy = parse_policy(statement)
+    assert (policy.kind, set(policy.claims), policy.claim_in_subselect) == (kind, claims, wrapped)
+    assert parse_policy(policy.sql).sql == policy.sql  # the canonical text is what runs, and reads back as itself
+
+
+def test_a_variant_reads_one_claim_at_most():
+    two = [
+        "CREATE POLICY a ON tasks USING (user_id = current_setting('app.user_id')::uuid)",
+        "CREATE POLICY b ON conversations USING (user_id = current_setting('app.tenant')::uuid)",
+    ]
+    with pytest.raises(ValueError, match="2 claims"):
+        load_catalogue(SCENARIOS).variants[0].model_validate({"name": "x", "policies": two})
+    with pytest.raises(SQLRefused, match="operator"):
+        parse_policy("CREATE POLICY p ON tasks USING (title ~~ 'a%')")
+
+
+def test_scenarios_relying_on_rls_are_measured_under_policy_variants_only():
+    catalogue = load_catalogue(SCENARIOS)
+    for variant, scenarios in jobs_of(catalogue):
+        relying = [s.name for s in scenarios if s.relies_on_rls]
+        assert bool(relying) == (variant.claim is not None), variant.name
+    assert all(not s.relies_on_rls for s in catalogue.reads().scenarios)  # load, pgbench: no claim there
+
+
+def test_policies_are_applied_and_removed_like_indexes(seeded):
+    variant = next(v for v in load_catalogue(SCENARIOS).variants if v.name == "rls_subselect_indexed")
+
+    async def go() -> tuple[set[str], int, set[str], int, str | None]:
+        async with connected(seeded) as conn:
+            async with applied_variant(conn, variant):
+                during = await secured_tables(conn), await conn.fetchval("SELECT count(*) FROM pg_policies")
+            after = await secured_tables(conn), await conn.fetchval("SELECT count(*) FROM pg_policies")
+            return *during, *after, await policy_subject(conn)
+
+    secured, policies, secured_after, policies_after, owner = run_measurement(go())
+    assert secured == {"tasks", "conversations", "messages"} and policies == 3
+    assert secured_after == set() and policies_after == 0
+    assert owner is not None and "bypasses" in owner  # the connecting role could not stand for a user
+
+
+def test_samples_under_a_policy_run_as_the_user_and_the_policy_isolates(rls_run):
+    sound = {c.scenario: c for c in rls_run.cells if c.variant == "rls_subselect"}
+    assert set(sound) == set(SCENARIO_NAMES)
+    assert all(c.claim == "app.user_id" for c in sound.values())
+    for name in ("task_by_id_rls", "last_messages_rls", "create_task_rls"):
+        check = sound[name].isolation
+        assert check is not None and not check.failed, (name, check)
+        assert check.parameter_sets == ISOLATION_SETS and check.cross_user == ISOLATION_SETS
+    assert sound["create_task_rls"].isolation.refused == ISOLATION_SETS  # WITH CHECK: another user's task refused
+    # the claim wrapped in a sub-select is one InitPlan per query, never a filter per row
+    assert sound["task_by_id_rls"].plan.init_plans >= 1 and sound["task_by_id_rls"].plan.claim_filters == 0
+    # under the policy the explicit filter returns what it returns without one, parameter set by parameter set
+    plain = rls_run.cell("task_by_id", "baseline")
+    assert plain is not None and plain.samples.result_hashes == sound["task_by_id"].samples.result_hashes
+    assert rls_run.cell("task_by_id_rls", "baseline") is None  # nothing isolates it without a policy
+    assert all(v.policies for v in rls_run.variants if v.name.startswith("rls_"))
+
+
+def test_a_leaking_policy_fails_its_cell_whatever_its_latency(rls_run, tmp_path):
+    forgot = rls_run.cell("last_messages_rls", "rls_forgets_messages")
+    assert forgot is not None and forgot.isolation is not None
+    assert forgot.isolation.leaks == forgot.isolation.cross_user > 0 and forgot.verdict == "fail"
+    assert "isolation failure" in forgot.verdict_text
+    # what that variant does isolate, it isolates
+    kept = rls_run.cell("task_by_id_rls", "rls_forgets_messages")
+    assert kept is not None and kept.isolation is not None and not kept.isolation.failed
+    everyone = rls_run.cell("create_task_rls", "rls_using_true")
+    assert everyone is not None and everyone.isolation is not None and everyone.isolation.leaks == ISOLATION_SETS
+    # the gate judges isolation alone: the same run on both sides is still a regression
+    found = compare(rls_run, rls_run)
+    leaking = {(f.scenario, f.variant) for f in found.findings if f.kind == Kind.ISOLATION}
+    assert found.exit_code == EXIT_REGRESSION
+    assert ("last_messages_rls", "rls_forgets_messages") in leaking
+    assert not any(variant == "rls_subselect" for _, variant in leaking)
+    # run and bench: saved and reported first, then exit 1 with one line
+    path = results_io.save(rls_run, tmp_path)
+    with pytest.raises(IsolationFailure, match="last_messages_rls under rls_forgets_messages") as raised:
+        isolated(path)
+    assert raised.value.exit_code == EXIT_REGRESSION and "\n" not in str(raised.value)
+
+
+def test_the_report_says_so_first_and_answers_what_rls_costs(rls_run, tmp_path):
+    costs = {(c.cell.scenario, c.cell.variant): c for c in rls_costs(rls_run)}
+    sound = costs[("task_by_id_rls", "rls_subselect")]
+    assert sound.explicit is not None and (sound.explicit.scenario, sound.explicit.variant) == (
+        "task_by_id",
+        "baseline",
+    )
+    # the cells compared sampled enough of each class for the ratio's interval
+    assert {r.user_class for r in sound.ratios} == {"ordinary", "power"}
+    assert all(r.low is not None and r.low <= r.value <= (r.high or 0) for r in sound.ratios)
+    forms = {f.variant.name: f for f in policy_forms(rls_run)}
+    assert forms["rls_subselect"].compared_with == "baseline" and forms["rls_subselect"].passed == 3
+    assert forms["rls_subselect"].init_plans == 3 and forms["rls_subselect"].claim_filters == 0
+    path = results_io.save(rls_run, tmp_path)
+    write_report(path)
+    summary = (path.parent / "summary.md").read_text(encoding="utf-8").splitlines()
+    assert summary[2].startswith(
+        "> **✗ Isolation failure in"
+    ) and "`last_messages_rls` under `rls_forgets_messages`" in ("\n".join(summary[2:8]))
+    assert "## Row-level security: what isolation costs" in summary
+    html = (path.parent / "index.html").read_text(encoding="utf-8")
+    assert html.index("Isolation failure") < html.index("Recommendation") < html.index("what isolation costs")
+
+
+def test_a_scenario_relying_on_rls_must_draw_what_its_twin_draws(tmp_path):
+    d = tmp_path / "scenarios"
+    shutil.copytree(SCENARIOS, d)
+    path = d / "queries" / "task_by_id_rls.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace('task_id = "task"', 'task_id = "cursor_id"'))
+    with pytest.raises(InputError, match=r"task_by_id_rls\.toml: \[params\] must draw what 'task_by_id' draws"):
+        load_catalogue(d)
+    path.write_text(path.read_text(encoding="utf-8").replace('explicit = "task_by_id"', 'explicit = "nothing"'))
+    with pytest.raises(InputError, match="'nothing' is no TOML scenario with a user filter of its own"):
+        load_catalogue(d)
