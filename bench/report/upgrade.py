@@ -49,11 +49,13 @@ def headline(res: Results) -> str:
 
 def terminal(res: Results) -> list[str]:
     """The headline, then a line per cell whose plan or verdict changed."""
+    old, new = majors(res)
     lines = [headline(res)]
     for c in upgrade_cells(res):
         if c.plan_changed or c.verdict_from != c.verdict_to:
+            plans = f"{old.server}: {c.plan_from}; {new.server}: {c.plan_to if c.plan_changed else 'same'}"
             lines.append(
-                f"  {c.scenario} × {c.variant}: {c.plan_from} → {c.plan_to}; buffers {buffers(c)}; "
+                f"  {c.scenario} × {c.variant}: {plans}; buffers {buffers(c)}; "
                 f"p95 {_ms(c.p95_from)} → {_ms(c.p95_to)} ms ({ratio(c)}); {verdict(c)}"
             )
     return lines
