@@ -197,3 +197,13 @@ def test_a_scenario_relying_on_rls_must_draw_what_its_twin_draws(tmp_path):
     path.write_text(path.read_text(encoding="utf-8").replace('explicit = "task_by_id"', 'explicit = "nothing"'))
     with pytest.raises(InputError, match="'nothing' is no TOML scenario with a user filter of its own"):
         load_catalogue(d)
+
+
+def test_load_and_validate_refuse_a_policy_variant_before_any_work(seeded):
+    from bench.runs import crosscheck, load
+
+    catalogue = load_catalogue(SCENARIOS)
+    with pytest.raises(InputError, match="'rls_subselect' has row-level security policies, which load cannot"):
+        load.measure(seeded, catalogue.select(["task_by_id"], ["rls_subselect"]).with_mix({"task_by_id": 1}))
+    with pytest.raises(InputError, match="which validate cannot measure"):
+        crosscheck.measure(seeded, catalogue, crosscheck.CrossCheckOptions(variant="rls_subselect"))

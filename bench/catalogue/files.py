@@ -246,6 +246,16 @@ class Catalogue(BaseModel):
         """Without the scenarios relying on row-level security: for searches over index sets alone."""
         return self.model_copy(update={"scenarios": [s for s in self.scenarios if not s.relies_on_rls]})
 
+    def refuse_policies(self, command: str) -> None:
+        """For what sets no user's claim per request (``command``: load, validate): a policy variant
+        would show its statements no row, or fail them on a claim that is not set."""
+        policy = next((v.name for v in self.variants if v.claim is not None), None)
+        if policy is not None:
+            raise InputError(
+                f"variant {policy!r} has row-level security policies, which {command} cannot measure: it sets "
+                "no user's claim per request (run, bench and check do)"
+            )
+
     def under(self, variant: Variant) -> list[Scenario]:
         """The scenarios measured under ``variant``: those relying on row-level security only under
         a variant with policies (elsewhere nothing would keep one user's rows from another)."""

@@ -441,6 +441,7 @@ def measure(target: Target, catalogue: Catalogue, opts: LoadOptions = LoadOption
         raise InputError("load needs at least one client, a positive duration and a positive rate")
     if len(catalogue.variants) != 1:
         raise InputError("load runs under one variant (--variant)")
+    catalogue.refuse_policies("load")
     with (
         measurement_lock(target, "load", opts.concurrent, opts.lock_wait) as measuring,
         seeded_copy(target, "load") as (copy, dataset),
