@@ -161,13 +161,16 @@ def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_p
     failing, clean = cell_of(res, "recent_tasks", "baseline"), cell_of(res, "task_by_id", "baseline")
     # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th: a
     # fail that early is measured again after a pause, the power users' too (their 4th is the 8th);
-    # then the ordinary users fail again at their 4th, the cell's 15th.
-    assert failing.verdict == "fail" and failing.decided_by == "ordinary" and len(failing.samples.client_ms) == 15
+    # then the ordinary users fail again at their 4th. The power users' pause ends one sample after
+    # the ordinary users': on a quiet machine the ordinary users may take two in a row meanwhile, so
+    # the power users' second test has 1 to 3 samples when the cell fails.
+    power = next(c for c in failing.classes if c.user_class == "power")
+    assert failing.verdict == "fail" and failing.decided_by == "ordinary" and 1 <= power.n <= 3
+    assert len(failing.samples.client_ms) == 4 + 4 + 4 + power.n
     assert failing.verdict_text == (
         "fail at n = 4 (4/4 over 0.001 ms; measured again after a fail at n = 4) — ordinary users"
     )
-    power = next(c for c in failing.classes if c.user_class == "power")
-    assert power.decision == "inconclusive" and power.stopped_by == "cell" and power.n == 3
+    assert power.decision == "inconclusive" and power.stopped_by == "cell"
     assert power.refailed_at == 4  # its second test was under way when the cell failed
     first_pass = sequential.design_for_classes(2).pass_from
     assert clean.verdict == "pass" and [c.n for c in clean.classes] == [first_pass, first_pass] == [77, 77]
