@@ -105,5 +105,10 @@ def measurement_lock(target: Target, label: str, concurrent: bool = False, wait:
                 "Let it finish, or pass --concurrent to measure beside it (the results say so)"
             )
         lock = "held" if held else f"not held: {_holder(conn)} held it (--concurrent)"
-        # Closing the session releases a session-level advisory lock: no unlock is needed, even on error.
-        yield Measuring(concurrent=concurrent, lock=lock, load_before=_load())
+        try:
+            yield Measuring(concurrent=concurrent, lock=lock, load_before=_load())
+        finally:
+            # Closing the session would release the lock too, but only once the server process has
+            # noticed the close: a run started right after this one could still find it held.
+            if held and not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
