@@ -5,9 +5,9 @@ import pytest
 from bench.targets import schema
 from bench.targets.schema import dataset_info
 from seed import generate
-from seed.load import seed_database
+from seed.load import TABLE_ORDER, seed_database
 from seed.profiles import get_profile
-from tests.support import TINY, constraint_violations, content_checksums, scalar
+from tests.support import TINY, constraint_violations, content_checksums, one, scalar
 
 SMALL = replace(TINY, users=2, tasks_per_user=400, messages_per_conversation=(20, 30))
 
@@ -65,6 +65,40 @@ def test_a_dataset_seeded_before_the_models_changed_is_seeded_again(make_target)
     again = seed_database(target, SMALL)
     assert not again.skipped and schema.current_dataset(target) is not None
     assert seed_database(target, SMALL).skipped
+
+
+# Every index and constraint of the public schema, as the server prints it.
+_DEFINITIONS = """
+SELECT c.relname, i.relname, pg_get_indexdef(i.oid)
+FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
+WHERE c.relnamespace = 'public'::regnamespace
+UNION ALL
+SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+WHERE connamespace = 'public'::regnamespace
+ORDER BY 1, 2, 3
+"""
+
+
+def test_the_loaded_tables_have_the_models_indexes_and_keys_and_frozen_pages(make_target):
+    """The load builds the secondary indexes and foreign keys after the rows (and COPYs FREEZE): the
+    schema it leaves is the models' to the letter, and every page is all-frozen."""
+    models_only, loaded = make_target(), make_target()
+    schema.recreate_schema(models_only)
+    seed_database(loaded, SMALL)
+    with schema.connect(models_only) as conn:
+        expected = conn.execute(_DEFINITIONS).fetchall()
+    with schema.connect(loaded) as conn:
+        assert conn.execute(_DEFINITIONS).fetchall() == expected
+        assert any("FOREIGN KEY" in d for *_, d in expected) and any("CREATE INDEX" in d for *_, d in expected)
+        conn.execute("CREATE EXTENSION pg_visibility")
+        for table in TABLE_ORDER:
+            pages, frozen = one(
+                conn,
+                "SELECT c.relpages, v.all_frozen FROM pg_class c, pg_visibility_map_summary(c.oid) v "
+                "WHERE c.oid = %s::regclass",
+                (table,),
+            )
+            assert pages > 0 and frozen == pages, table
 
 
 def test_interrupted_load_is_not_taken_for_a_dataset(make_target, monkeypatch):
