@@ -1,5 +1,6 @@
 """Every advice.json version this code reads, from committed files (tests/data/advice_v*.json: an
-advise run on a small dataset, version 3's on the ci profile on PostgreSQL 17 with four scenarios;
+advise run on a small dataset, version 3's on the ci profile on PostgreSQL 17 with four scenarios,
+version 4's `advise --policy rls_subselect` on the ci profile on PostgreSQL 18 with ten scenarios;
 version 1 is version 2's file as the version 1 writer wrote it, with no schema_version and its
 seconds to 0.1 s): each is read into the current format, and a version or a file this code cannot
 read is one line. No server."""
@@ -29,9 +30,17 @@ def test_every_version_read_has_a_fixture():
 
 
 def test_advice_names_the_server_it_holds_for_and_an_older_file_says_it_did_not():
-    newest = model.load(DATA / f"advice_v{ADVICE_VERSION}.json")
-    assert (newest.server, newest.server_major) == ("PostgreSQL 17.10", 17)
+    recorded = model.load(DATA / "advice_v3.json")
+    assert (recorded.server, recorded.server_major) == ("PostgreSQL 17.10", 17)
     assert model.load(DATA / "advice_v2.json").server is None  # not recorded then
+
+
+def test_advice_names_the_policy_it_held_and_an_older_file_held_none():
+    held = model.load(DATA / "advice_v4.json").policy
+    assert held is not None and held.variant == "rls_subselect" and held.claim == "app.user_id"
+    assert {k.table: k.columns for k in held.columns}["messages"] == ["conversation_id"]
+    assert set(held.serving) == {"tb_tasks_open_user_due", "tb_tasks_user_created"}
+    assert model.load(DATA / "advice_v3.json").policy is None  # no policy was held before version 4
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])

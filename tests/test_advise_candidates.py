@@ -6,9 +6,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench.advise.candidates import accesses, candidates, existing_indexes
+from bench.advise.candidates import accesses, candidates, existing_indexes, policy_keys
 from bench.advise.simple import per_column, two_column
-from bench.catalogue.files import Catalogue, Scenario
+from bench.catalogue.files import Catalogue, Scenario, Variant
 from bench.catalogue.sql import parse_index
 from bench.targets.target import scratch_copy
 
@@ -139,3 +139,65 @@ def test_simple_advisors(catalogue):
         "messages (conversation_id, created_at DESC)",
     } <= pairs
     assert all(len(parse_index(s).keys) == 2 for s in two_column(catalogue).statements)
+
+
+def _variant(catalogue: Catalogue, name: str) -> Variant:
+    return next(v for v in catalogue.variants if v.name == name)
+
+
+@pytest.mark.parametrize("variant", ["rls_claim", "rls_subselect", "rls_messages_in"])
+def test_a_policys_using_is_read_like_a_where_clause(catalogue, variant):
+    keys = {(k.policy, k.table): k.columns for k in policy_keys(_variant(catalogue, variant).policy_defs)}
+    # the claim compared directly or through a scalar sub-select; messages through their
+    # conversation, correlated in EXISTS (c.id = conversation_id) or with IN (SELECT id ...)
+    assert keys == {
+        ("own_tasks", "tasks"): ("user_id",),
+        ("own_conversations", "conversations"): ("user_id",),
+        ("own_messages", "messages"): ("conversation_id",),
+    }
+
+
+def test_scenarios_relying_on_rls_get_candidates_from_the_policies(catalogue):
+    policy = _variant(catalogue, "rls_subselect")
+    under = catalogue.model_copy(update={"scenarios": catalogue.under(policy)})
+    keys = policy_keys(policy.policy_defs)
+    held = {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(under, policies=keys)}
+    plain = {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(under)}
+    # recent_tasks_rls has no user filter of its own: own_tasks' user_id leads its index (its score:
+    # the sort key beyond the models' own index on user_id)
+    composite = "tasks (user_id, created_at DESC)"
+    assert held[composite].serves["recent_tasks_rls"] == 1 and "recent_tasks_rls" not in plain[composite].serves
+    mine = "tasks (user_id, created_at DESC, id DESC) WHERE deleted_at IS NULL"
+    assert "query recent_tasks_rls" in held[mine].sources and "query recent_tasks_rls" not in plain[mine].sources
+    counted = "tasks (user_id) WHERE NOT is_completed AND deleted_at IS NULL"
+    assert "query open_task_count_rls" in held[counted].sources
+    assert "query open_task_count_rls" not in plain[counted].sources
+    # task_by_id_rls: its id and the policy's user_id hold the primary key, which finds the row
+    assert not any("task_by_id_rls" in c.serves for c in held.values())
+    # the simple advisors read the policies too
+    recent = under.select(["recent_tasks_rls"], None)
+    pairs = [s.split(" ON ", 1)[1] for s in (*two_column(recent, keys).statements, *two_column(recent).statements)]
+    assert pairs == [composite, "tasks (created_at DESC, id DESC)"]  # without them: the sort alone
+
+
+def test_permissive_policies_fix_only_what_all_fix_and_a_command_policy_only_its_command():
+    defs = Variant(
+        name="p",
+        policies=[
+            "ALTER TABLE tasks ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY mine ON tasks USING (user_id = current_setting('app.user_id')::uuid)",
+            "CREATE POLICY shared ON tasks USING (id = current_setting('app.user_id')::uuid)",
+            "CREATE POLICY edits ON tasks AS RESTRICTIVE FOR UPDATE USING (category = current_setting('app.user_id'))",
+        ],
+    ).policy_defs
+    keys = policy_keys(defs)
+    assert [(k.policy, k.command, k.permissive, k.columns) for k in keys] == [
+        ("mine", "all", True, ("user_id",)),
+        ("shared", "all", True, ("id",)),
+        ("edits", "update", False, ("category",)),
+    ]
+    read = _scenario("SELECT title FROM tasks WHERE due_date < :d", {"d": "today"})
+    update = _scenario("UPDATE tasks SET title = 'x' WHERE due_date < :d", {"d": "today"}, kind="write")
+    # mine OR shared: neither column is fixed; the restrictive FOR UPDATE policy holds the update only
+    assert accesses(read, policies=keys)[0].equality == []
+    assert accesses(update, policies=keys)[0].equality == ["category"]

@@ -1,5 +1,6 @@
 """The advice shipped three ways, each applied for real on the embedded server: the Alembic revision
-(upgrade, downgrade, upgrade again), the SQLModel __table_args__, and the variant file."""
+(upgrade, downgrade, upgrade again, with a policy variant's row-level security), the SQLModel
+__table_args__, and the variant file (a policy variant when the advice held one)."""
 
 import shutil
 from pathlib import Path
@@ -43,6 +44,19 @@ def advised(catalogue):
     return [found[i.name] for i in recommended.indexes] + [found["tb_tasks_title_trgm"]]
 
 
+@pytest.fixture(scope="module")
+def policies(catalogue):
+    """The policies advise --policy rls_subselect ships with its indexes."""
+    return next(v for v in catalogue.variants if v.name == "rls_subselect").policy_defs
+
+
+def _secured(conn: psycopg.Connection) -> tuple[set[str], set[tuple[str, str]]]:
+    """The tables with row-level security on, and the (table, policy) pairs."""
+    tables = conn.execute("SELECT relname FROM pg_class WHERE relrowsecurity AND relkind = 'r'").fetchall()
+    named = conn.execute("SELECT tablename, policyname FROM pg_policies WHERE schemaname = 'public'").fetchall()
+    return {t for (t,) in tables}, {(t, p) for t, p in named}
+
+
 def _definitions(conn: psycopg.Connection, names: list[str]) -> dict[str, tuple[str, bool]]:
     rows = conn.execute(
         "SELECT c.relname, pg_get_indexdef(c.oid), i.indisvalid FROM pg_index i "
@@ -52,8 +66,10 @@ def _definitions(conn: psycopg.Connection, names: list[str]) -> dict[str, tuple[
     return {name: (definition, valid) for name, definition, valid in rows}
 
 
-def test_alembic_upgrade_downgrade_upgrade(seeded, advised, tmp_path):
-    files = ship.write(tmp_path / "ship", advised, "test advice")
+def test_alembic_upgrade_downgrade_upgrade(seeded, advised, policies, tmp_path):
+    files = ship.write(tmp_path / "ship", advised, "test advice", policies=policies)
+    secured = {"tasks", "conversations", "messages"}
+    named = {("tasks", "own_tasks"), ("conversations", "own_conversations"), ("messages", "own_messages")}
     versions = tmp_path / "migrations" / "versions"
     versions.mkdir(parents=True)
     (tmp_path / "migrations" / "env.py").write_text(ENV_PY)
@@ -74,12 +90,16 @@ def test_alembic_upgrade_downgrade_upgrade(seeded, advised, tmp_path):
         # the ini parser reads '%' as interpolation: a socket path's %2F must be written %%2F
         url = copy.sqlalchemy_url().render_as_string(hide_password=False)
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        assert _secured(conn) == (set(), set())
         command.upgrade(config, "head")
         assert _definitions(conn, names) == expected
+        assert _secured(conn) == (secured, named)  # the policies after the indexes, committed
         command.downgrade(config, "base")
         assert _definitions(conn, names) == {}
+        assert _secured(conn) == (set(), set())  # dropped and disabled
         command.upgrade(config, "head")
         assert _definitions(conn, names) == expected  # every one valid, as built directly
+        assert _secured(conn) == (secured, named)
 
 
 def test_table_args_build_the_same_indexes(make_target, advised):
@@ -119,6 +139,27 @@ def test_variant_file_loads_as_a_catalogue_variant(advised, tmp_path):
     variant = next(v for v in load_catalogue(scenarios).variants if v.name == "advised")
     assert variant.statements == [c.index.ddl() for c in advised]
     assert variant.extensions == ["pg_trgm"] and variant.description == 'advice "quoted" ÷ 1.5'
+
+
+def test_variant_file_with_policies_loads_as_a_policy_variant(advised, policies, tmp_path):
+    scenarios = tmp_path / "scenarios"
+    shutil.copytree(SCENARIOS, scenarios)
+    (scenarios / "variants" / "advised.toml").write_text(ship.variant_toml(advised[:2], "under rls", policies))
+    catalogue = load_catalogue(scenarios)
+    variant = next(v for v in catalogue.variants if v.name == "advised")
+    assert variant.statements == [c.index.ddl() for c in advised[:2]]
+    assert variant.policies == [p.sql for p in policies] and variant.claim == "app.user_id"
+    assert "recent_tasks_rls" in {s.name for s in catalogue.under(variant)}  # later runs measure it under it
+
+
+def test_revision_applies_policies_after_the_indexes_and_undoes_them_first(advised, policies):
+    source = ship.alembic_revision(advised[:1], "m", policies=policies)
+    upgrade, downgrade = source.split("def upgrade()")[1].split("def downgrade()")
+    assert upgrade.index("op.create_index(") < upgrade.index("ENABLE ROW LEVEL SECURITY")
+    assert downgrade.index("DROP POLICY own_messages ON messages") < downgrade.index("op.drop_index(")
+    assert "ALTER TABLE tasks DISABLE ROW LEVEL SECURITY" in downgrade
+    assert ship.revision_id(advised[:1], policies) != ship.revision_id(advised[:1])
+    compile(source, "revision.py", "exec")
 
 
 def test_revision_is_stable_and_drops_in_reverse(advised):

@@ -99,6 +99,7 @@ PER_COMMAND: dict[tuple[str, str], Any] = {
     ("advise", "target_tasks_per_user"): AdviseOptions.target_tasks_per_user,
     ("advise", "growth_from"): AdviseOptions.growth_from,
     ("advise", "down_revision"): AdviseOptions.down_revision,
+    ("advise", "policy"): AdviseOptions.policy,
     ("advise", "per_mb"): Objective.per_mb,
     ("advise", "per_wal_byte"): Objective.per_wal_byte,
     ("advise", "per_write_ms"): Objective.per_write_ms,

@@ -12,5 +12,6 @@ One concern per module, in pipeline order:
 - ``deploy``: what deploying each advised index costs (build time, blocked writers);
 - ``ship``: the advice as a variant file, SQLModel ``__table_args__`` and an Alembic revision;
 - ``report``: the advise report (Pareto front, side-by-side comparison), Markdown and HTML;
-- ``run``: the whole of it, as the command runs it.
+- ``run``: the whole of it, as the command runs it; with ``--policy``, under a policy variant's
+  row-level security (its policies on every trial, what its USING asks among the candidates).
 """

@@ -18,19 +18,27 @@ Per table a statement reads or writes, the tree says what an index could do for 
 - ``LIKE``/``ILIKE`` whose pattern may start with a wildcard gets a trigram GIN (pg_trgm).
 
 A value is anything that refers to no column of the table: a parameter, a constant, a cast of one,
-or a column of another table (a join). Statements whose equality columns include the whole primary
-key get no B-tree: the primary key already finds the row.
+or a column of another table (a join). ``col IN (SELECT ...)`` and a correlated ``EXISTS (SELECT ...
+WHERE inner.col = col)`` fix ``col`` by equality too (each probe of the semi-join is one). Statements
+whose equality columns include the whole primary key get no B-tree: the primary key already finds
+the row.
+
+Under row-level security (``advise --policy``) a statement on a table is filtered by the table's
+policies as if it wrote their USING expressions itself: ``policy_keys`` reads each policy's USING
+the same way (``_access`` on ``SELECT FROM <table> WHERE <using>``), and ``accesses`` adds its
+equality columns to every access of that table. So ``recent_tasks_rls``, which has no user filter of
+its own, asks for ``tasks (user_id, created_at DESC, id DESC)`` under ``own_tasks``.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pglast import ast
-from pglast.enums import A_Expr_Kind, BoolExprType, SortByDir, SortByNulls
+from pglast.enums import A_Expr_Kind, BoolExprType, SortByDir, SortByNulls, SubLinkType
 from pglast.parser import parse_sql
 from pglast.stream import RawStream, maybe_double_quote_name
 from sqlalchemy import Column, Table, UniqueConstraint
@@ -39,6 +47,7 @@ from sqlalchemy.schema import CreateIndex
 from sqlalchemy.types import JSON, String, Text
 
 from bench.catalogue.files import Catalogue, Scenario
+from bench.catalogue.policies import PolicyDef
 from bench.catalogue.sql import IndexDef, parse_index
 from bench.models import TABLES
 
@@ -220,6 +229,10 @@ class _Scope:
             return names[0] if owners == [table] else None
         return None
 
+    def resolves(self, node: object) -> bool:
+        """Whether ``node`` is a column of one of this scope's tables (not of an outer query's)."""
+        return any(self.column(node, table) is not None for table in set(self.aliases.values()))
+
     def only(self, node: object, table: str) -> bool:
         """Whether every column ``node`` refers to is one of ``table``'s (no join condition)."""
         refs = [n for n in _nodes(node, into_selects=False) if isinstance(n, ast.ColumnRef)]
@@ -251,6 +264,29 @@ def _leading_wildcard(pattern: object) -> bool:
     return True
 
 
+def _linked(conjunct: object, scope: _Scope, table: str) -> list[str]:
+    """The column of ``table`` a sub-select conjunct fixes by equality: ``col IN (SELECT ...)`` (or
+    ``= ANY``), or ``EXISTS (SELECT ... WHERE inner.x = col ...)`` correlated on it."""
+    if not isinstance(conjunct, ast.SubLink) or not isinstance(conjunct.subselect, ast.SelectStmt):
+        return []
+    if conjunct.subLinkType == SubLinkType.ANY_SUBLINK:
+        operator = [name.sval for name in conjunct.operName or ()]
+        column = scope.column(conjunct.testexpr, table)
+        return [column] if column and operator in ([], ["="]) else []
+    if conjunct.subLinkType != SubLinkType.EXISTS_SUBLINK:
+        return []
+    inner = _Scope(conjunct.subselect, scope.tables)
+    found = []
+    for part in _conjuncts(conjunct.subselect.whereClause):
+        if isinstance(part, ast.A_Expr) and part.kind == A_Expr_Kind.AEXPR_OP and _operator(part) == "=":
+            for mine, theirs in ((part.lexpr, part.rexpr), (part.rexpr, part.lexpr)):
+                # a name the sub-select's own tables have is theirs (SQL binds it innermost first)
+                column = None if inner.resolves(mine) else scope.column(mine, table)
+                if column and inner.resolves(theirs):
+                    found.append(column)
+    return found
+
+
 def _access(scenario: str, stmt: ast.SelectStmt | ast.UpdateStmt | ast.DeleteStmt, scope: _Scope, table: str) -> Access:
     columns = scope.tables[table].columns
     access = Access(
@@ -267,6 +303,9 @@ def _access(scenario: str, stmt: ast.SelectStmt | ast.UpdateStmt | ast.DeleteStm
 
     joins = [n for item in getattr(stmt, "fromClause", None) or () for n in _nodes(item) if isinstance(n, ast.JoinExpr)]
     for conjunct in [*_conjuncts(stmt.whereClause), *(c for join in joins for c in _conjuncts(join.quals))]:
+        linked = _linked(conjunct, scope, table)
+        access.equality += linked
+        access.read |= set(linked)
         used = scope.columns_in(conjunct, table)
         if not used:
             continue  # about other tables only, or constant
@@ -343,8 +382,54 @@ def _order(stmt: ast.SelectStmt, scope: _Scope, table: str) -> list[SortKey]:
     return keys
 
 
-def accesses(scenario: Scenario, tables: dict[str, Table] | None = None) -> list[Access]:
-    """Every (statement, table) pair of the scenario's SQL: sub-selects and CTEs included."""
+_COMMANDS = {ast.SelectStmt: "select", ast.UpdateStmt: "update", ast.DeleteStmt: "delete"}
+
+
+@dataclass(frozen=True)
+class PolicyKeys:
+    """What one policy's USING fixes by equality on its table: columns every statement on the
+    table it applies to is filtered on, as if the statement wrote them."""
+
+    policy: str
+    table: str
+    command: str  # all, select, update or delete (an INSERT policy has no USING)
+    permissive: bool
+    columns: tuple[str, ...]
+
+
+def policy_keys(policies: Iterable[PolicyDef], tables: dict[str, Table] | None = None) -> list[PolicyKeys]:
+    """Each policy's USING read like a statement's WHERE: ``SELECT FROM <table> WHERE <using>``."""
+    tables = tables or model_tables()
+    found = []
+    for policy in policies:
+        stmt = parse_sql(policy.sql)[0].stmt  # the canonical text, as the server runs it
+        if not isinstance(stmt, ast.CreatePolicyStmt) or stmt.qual is None:
+            continue
+        select = ast.SelectStmt(fromClause=(ast.RangeVar(relname=policy.table, inh=True),), whereClause=stmt.qual)
+        access = _access(f"policy {policy.name}", select, _Scope(select, tables), policy.table)
+        columns = tuple(dict.fromkeys(access.equality))
+        found.append(PolicyKeys(policy.name, policy.table, policy.command, bool(stmt.permissive), columns))
+    return found
+
+
+def _held(access: Access, keys: Sequence[PolicyKeys], command: str) -> None:
+    """Add to ``access`` the equality columns its table's policies hold it to. Permissive policies
+    are OR-ed (only the columns all of them fix are fixed), restrictive ones AND-ed; a SELECT
+    policy's USING also filters the rows an UPDATE or DELETE reads."""
+    applying = [k for k in keys if k.table == access.table and k.command in ("all", "select", command)]
+    permissive = [set(k.columns) for k in applying if k.permissive]
+    fixed = set.intersection(*permissive) if permissive else set()
+    fixed |= {c for k in applying if not k.permissive for c in k.columns}
+    added = [c for k in applying for c in k.columns if c in fixed and c not in access.equality]
+    access.equality += list(dict.fromkeys(added))
+    access.read |= fixed
+
+
+def accesses(
+    scenario: Scenario, tables: dict[str, Table] | None = None, policies: Sequence[PolicyKeys] = ()
+) -> list[Access]:
+    """Every (statement, table) pair of the scenario's SQL: sub-selects and CTEs included; under
+    ``policies`` (``policy_keys``) each with the equality columns its table's policies add."""
     tables = tables or model_tables()
     root = parse_sql(scenario.query.sql)[0].stmt
     assert root is not None  # parse_query accepted exactly one statement
@@ -352,7 +437,10 @@ def accesses(scenario: Scenario, tables: dict[str, Table] | None = None) -> list
     for stmt in _nodes(root):
         if isinstance(stmt, _STATEMENTS):
             scope = _Scope(stmt, tables)
-            found += [_access(scenario.name, stmt, scope, table) for table in dict.fromkeys(scope.aliases.values())]
+            for table in dict.fromkeys(scope.aliases.values()):
+                access = _access(scenario.name, stmt, scope, table)
+                _held(access, policies, _COMMANDS[type(stmt)])
+                found.append(access)
     return found
 
 
@@ -521,11 +609,14 @@ def score(index: IndexDef, access: Access, existing: Iterable[IndexDef] = ()) ->
     return MATCHED_NEED if any(key.ddl() in wanted for key in index.keys) else 0
 
 
-def candidates(catalogue: Catalogue, tables: dict[str, Table] | None = None) -> list[Candidate]:
+def candidates(
+    catalogue: Catalogue, tables: dict[str, Table] | None = None, policies: Sequence[PolicyKeys] = ()
+) -> list[Candidate]:
     """Every candidate, catalogue indexes first (they keep their names), one per definition (the
-    fingerprint, INCLUDE order aside); indexes the models already create are left out."""
+    fingerprint, INCLUDE order aside); indexes the models already create are left out. ``policies``:
+    the row-level security every statement runs under (``policy_keys``)."""
     tables = tables or model_tables()
-    found = [a for scenario in catalogue.scenarios for a in accesses(scenario, tables)]
+    found = [a for scenario in catalogue.scenarios for a in accesses(scenario, tables, policies)]
     existing = existing_indexes(tables)
     built = {_same_key(e) for e in existing}
     merged: dict[str, tuple[IndexDef, set[str], list[str]]] = {}

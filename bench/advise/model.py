@@ -10,6 +10,9 @@ Format history:
 - 3 (2026-12-06): the server the advice holds for (``server``, "PostgreSQL 17.10", and
   ``server_major``): the planner differs between majors, so a set found on one may not hold on
   another. An older file's is null (not recorded; its results.json beside it names the server).
+- 4 (2026-12-06): ``policy``: the row-level security policy variant the search held
+  (``advise --policy``), its statements, the columns its policies fix and the advised indexes
+  leading with one; null without one (an older file's too: no policy was held).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pydantic import BaseModel
 from bench.versioned import Format
 
 ADVICE_FILE = "advice.json"
-ADVICE_VERSION = 3
+ADVICE_VERSION = 4
 
 
 class Hypo(BaseModel):
@@ -133,6 +136,22 @@ class Settings(BaseModel):
     hypopg: str  # used, or why not
 
 
+class PolicyColumns(BaseModel):
+    policy: str
+    table: str
+    columns: list[str]  # what its USING fixes by equality: an access on its table as if it wrote them
+
+
+class PolicyInfo(BaseModel):
+    """The policy variant every trial and contender ran under (``advise --policy``)."""
+
+    variant: str
+    claim: str  # the setting each sample set to its user's id
+    statements: list[str]  # ENABLE ROW LEVEL SECURITY and CREATE POLICY, the canonical text applied
+    columns: list[PolicyColumns]
+    serving: dict[str, list[str]]  # advised index -> the policies one of whose columns leads its key
+
+
 class Advice(BaseModel):
     schema_version: int = ADVICE_VERSION
     run_id: str  # the final comparison run's
@@ -153,6 +172,7 @@ class Advice(BaseModel):
     seconds: dict[str, float]  # wall seconds per phase, and total
     server: str | None = None  # the server the search measured on, e.g. "PostgreSQL 17.10" (None: older file)
     server_major: int | None = None
+    policy: PolicyInfo | None = None  # None: index sets alone, the scenarios with their own user filter
 
 
 def _update_to_2(raw: dict[str, Any]) -> dict[str, Any]:
@@ -165,8 +185,13 @@ def _update_to_3(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_4(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to convert: an older advise held no policy (null)."""
+    return raw
+
+
 # version -> the step that brings a file of that version to the next one
-FORMAT = Format("advice", Advice, ADVICE_VERSION, {1: _update_to_2, 2: _update_to_3}, unversioned=1)
+FORMAT = Format("advice", Advice, ADVICE_VERSION, {1: _update_to_2, 2: _update_to_3, 3: _update_to_4}, unversioned=1)
 
 
 def load(path: Path) -> Advice:

@@ -102,8 +102,9 @@ def write_report(run_dir: Path, advice: Advice, res: Results) -> list[Path]:
 def terminal(advice: Advice, run_dir: Path) -> list[str]:
     """The advised set in a few lines, its statements and the files written."""
     mine = next(c for c in advice.contenders if c.variant == VARIANT_NAME)
+    held = f" under the policies of {advice.policy.variant}" if advice.policy else ""
     return [
-        f"advised {len(advice.advised)} indexes ({mine.costs.index_bytes / 1e6:.1f} MB, "
+        f"advised {len(advice.advised)} indexes{held} ({mine.costs.index_bytes / 1e6:.1f} MB, "
         f"{mine.costs.wal_per_write or 0:.0f} B WAL per write, worst p95 ÷ SLA {mine.worst_ratio:.2f}) after "
         f"{advice.real_builds} real builds in {advice.seconds['total']:.0f} s",
         *(f"  {statement}" for statement in advice.advised_ddl),

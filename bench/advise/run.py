@@ -7,19 +7,25 @@ The SLAs the search must meet are the scenarios' own divided by ``headroom`` and
 expected from the dataset's largest user class (the power users) to ``target_tasks_per_user``:
 ``(target ÷ measured) ** exponent``, the exponent from a scale run's fits (``growth_from``) where
 it measured the scenario, else 1 (linear: the safe side where nothing was measured).
+
+With ``policy`` (``advise --policy NAME``) the search holds a policy variant's row-level security:
+every trial and every contender carries its policies (not its indexes: those are what is searched),
+the scenarios are those measured under it (the ones relying on the policies too), the candidates
+include what the policies' USING asks for (``candidates.policy_keys``), and a cell failing its
+isolation check stops advise (exit 1): a leaking policy cannot be advised.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import output
 from bench import results as results_io
 from bench.advise import hypo, ship
-from bench.advise.candidates import Candidate, candidates
+from bench.advise.candidates import Candidate, PolicyKeys, candidates, policy_keys
 from bench.advise.deploy import DeployCost, deploy_costs
 from bench.advise.model import (
     ADVICE_FILE,
@@ -31,6 +37,8 @@ from bench.advise.model import (
     Hypo,
     Miss,
     Point,
+    PolicyColumns,
+    PolicyInfo,
     Settings,
     StepInfo,
     TrialInfo,
@@ -40,7 +48,7 @@ from bench.advise.objective import Costs, Objective, write_figures
 from bench.advise.pareto import mark_front
 from bench.advise.search import SearchOptions, SearchResult, search
 from bench.advise.simple import per_column, two_column
-from bench.advise.trials import Trials, variant_of
+from bench.advise.trials import Trials, refuse_leaks, variant_of
 from bench.catalogue.files import BASELINE_VARIANT, Catalogue, Variant
 from bench.errors import InputError
 from bench.measure.runner import RunOptions
@@ -75,12 +83,25 @@ class AdviseOptions:
     reference: str = "recommended"  # the catalogue variant the advice is compared with
     down_revision: str | None = None
     concurrent: bool = False  # measure even while another measurement holds the server
+    policy: str | None = None  # a catalogue variant whose row-level security every trial holds
     # advise measures in many runs, each taking the server's measurement lock: between two of them
     # another measurement may take it, and advise then waits for it rather than fail half-way
     lock_wait: float = 900.0
 
     def measuring(self, opts: RunOptions) -> RunOptions:
         return replace(opts, concurrent=self.concurrent or opts.concurrent, lock_wait=self.lock_wait)
+
+
+def policy_variant(catalogue: Catalogue, name: str | None) -> Variant | None:
+    """The catalogue variant ``advise --policy`` names, refused unless it has policies."""
+    if name is None:
+        return None
+    held = [v.name for v in catalogue.variants if v.claim is not None]
+    variant = next((v for v in catalogue.variants if v.name == name), None)
+    if variant is None or variant.claim is None:
+        why = "is no variant of the catalogue" if variant is None else "has no row-level security policies"
+        raise InputError(f"--policy: {name!r} {why} (policy variants: {', '.join(held) or 'none'})")
+    return variant
 
 
 def worst_p95(cell: Cell) -> float:
@@ -275,7 +296,22 @@ def _deploy_info(costs: list[DeployCost]) -> list[DeployInfo]:
     ]
 
 
-def _contending_variants(catalogue: Catalogue, advised: list[Candidate], reference: str) -> list[Variant]:
+def _under(variant: Variant, policy: Variant | None) -> Variant:
+    """``variant``'s indexes under ``policy``'s row-level security in place of its own policies.
+    Made anew, not ``model_copy``: a copy would keep the parsed policies cached on the original."""
+    if policy is None:
+        return variant
+    fields = variant.model_dump(include={"name", "description", "extensions", "statements"})
+    return Variant(**fields, policies=policy.policies)
+
+
+def _contending_variants(
+    catalogue: Catalogue,
+    advised: list[Candidate],
+    reference: str,
+    policy: Variant | None = None,
+    keys: Sequence[PolicyKeys] = (),
+) -> list[Variant]:
     by_name = {v.name: v for v in catalogue.variants}
     baseline = by_name.get(BASELINE_VARIANT, Variant(name=BASELINE_VARIANT, description="The models' own indexes"))
     mine = variant_of(ADVISED, advised, "The cheapest set found by `taskbench advise`")
@@ -283,10 +319,25 @@ def _contending_variants(catalogue: Catalogue, advised: list[Candidate], referen
         baseline,
         mine,
         *([by_name[reference]] if reference in by_name else []),
-        per_column(catalogue),
-        two_column(catalogue),
+        per_column(catalogue, keys),
+        two_column(catalogue, keys),
     ]
-    return list({v.name: v for v in chosen}.values())
+    return [_under(v, policy) for v in {v.name: v for v in chosen}.values()]
+
+
+def _policy_info(policy: Variant, keys: Sequence[PolicyKeys], advised: list[Candidate]) -> PolicyInfo:
+    """What the search held, and which advised indexes lead with a column the policies fix."""
+    serving = {
+        c.name: [k.policy for k in keys if k.table == c.table and c.index.keys[0].column in k.columns] for c in advised
+    }
+    assert policy.claim is not None  # policy_variant admits only variants with policies
+    return PolicyInfo(
+        variant=policy.name,
+        claim=policy.claim,
+        statements=[p.sql for p in policy.policy_defs],
+        columns=[PolicyColumns(policy=k.policy, table=k.table, columns=list(k.columns)) for k in keys],
+        serving={name: names for name, names in serving.items() if names},
+    )
 
 
 def advise(
@@ -302,19 +353,26 @@ def advise(
     from bench.advise.report import write_report
 
     clock = Clock()
-    catalogue = catalogue.explicit_only()  # its trials are index sets: no policy to isolate the others
+    policy = policy_variant(catalogue, options.policy)
+    if policy is None:
+        catalogue = catalogue.explicit_only()  # its trials are index sets: no policy to isolate the others
+    else:  # with the policies on, the explicit scenarios pay for them too
+        catalogue = catalogue.model_copy(update={"scenarios": catalogue.under(policy)})
+    keys = policy_keys(policy.policy_defs) if policy is not None else []
     with clock.phase("candidates and screening"):
         measured = _measured_size(schema.seeded_dataset(target))
         goal = options.target_tasks_per_user or measured
         factors, source = growth(catalogue, measured, goal, options.growth_from, options.growth_variant)
         strict = effective(catalogue, options.headroom, factors)
-        found = candidates(catalogue)
+        found = candidates(catalogue, policies=keys)
         by_fingerprint = {c.fingerprint: c for c in found}
         announce(f"advise: {len(found)} candidates; SLAs ÷ {options.headroom:g} headroom at {goal:,} tasks per user")
 
         hypothetical: dict[str, hypo.Hypothetical] = {}
         if not options.hypopg:
             hypopg = "off (--no-hypopg)"
+        elif policy is not None:
+            hypopg = "off under --policy: its EXPLAIN runs as the tables' owner, whom the policies do not filter"
         elif hypo.available(target):
             hypothetical = {h.candidate: h for h in hypo.screen(target, strict, found)}
             hypopg = f"used: {len(hypothetical)} B-tree candidates screened"
@@ -330,6 +388,7 @@ def advise(
         advance=advance,
         max_builds=options.max_builds,
         deadline=deadline,
+        policy=policy,
     )
     with clock.phase("search"):
         result = search(
@@ -342,18 +401,24 @@ def advise(
     )
 
     with clock.phase("final measurement"):
-        contending = _contending_variants(catalogue, advised, options.reference)
+        contending = _contending_variants(catalogue, advised, options.reference, policy, keys)
         final = strict.model_copy(update={"variants": contending, "mix": {}})
         res = matrix.measure(target, final, options.measuring(options.final_run), advance)
         run_dir = results_io.save(res, reports_dir).parent
+    refuse_leaks(res.cells, policy)  # after saving, as `run` does: the run shows the leak
     with clock.phase("deploy costs"):
-        deployed = deploy_costs(target, catalogue, advised) if options.deploy else []
+        # the writers run as the tables' owner, whom no policy filters: the scenarios with their own filters
+        deployed = deploy_costs(target, catalogue.explicit_only(), advised) if options.deploy else []
 
+    held = f" under the row-level security of {policy.name}" if policy is not None else ""
     description = (
         f"The cheapest index set found by `taskbench advise` on {res.environment.server} (real builds, measured "
-        f"against every SLA ÷ {options.headroom:g} at {goal:,} tasks per user): " + ", ".join(c.name for c in advised)
+        f"against every SLA ÷ {options.headroom:g} at {goal:,} tasks per user{held}): "
+        + ", ".join(c.name for c in advised)
     )
-    shipped = ship.write(run_dir / "ship", advised, description, options.down_revision)
+    shipped = ship.write(
+        run_dir / "ship", advised, description, options.down_revision, policy.policy_defs if policy else ()
+    )
     if variant_dir is not None:
         variant_dir.mkdir(parents=True, exist_ok=True)
         shipped["catalogue variant"] = output.write_text(
@@ -394,6 +459,7 @@ def advise(
         seconds={**clock.seconds, "total": clock.elapsed()},
         server=res.environment.server,
         server_major=res.environment.server_major,
+        policy=_policy_info(policy, keys, advised) if policy is not None else None,
     )
     output.write_text(run_dir / ADVICE_FILE, advice.model_dump_json(indent=1))
     write_report(run_dir, advice, res)

@@ -122,7 +122,7 @@ class _Search:
             writes = [
                 s.name
                 for s in self.trials.catalogue.scenarios
-                if s.kind == "write" and candidate.table in s.query.tables
+                if s.kind == "write" and candidate.table in self.trials.tables(s.name)
             ]
             trial = self.trials.evaluate((candidate.fingerprint,), served + writes, f"screen {candidate.name}")
             fixed = [s for s in served if trial.passes(s)]

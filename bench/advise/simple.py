@@ -7,16 +7,18 @@
   first, then the range or sort column with its direction), the most a two-column advisor can give
   each query, without partial predicates or INCLUDE.
 
-Indexes the models already create are left out of both, as from the candidates.
+Indexes the models already create are left out of both, as from the candidates. Under row-level
+security (``advise --policy``) both read the policies' equality columns like the candidates do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from pglast.stream import maybe_double_quote_name
 
-from bench.advise.candidates import accesses, describe, existing_indexes, key_lists, model_tables
+from bench.advise.candidates import PolicyKeys, accesses, describe, existing_indexes, key_lists, model_tables
 from bench.catalogue.files import Catalogue, Variant
 from bench.catalogue.sql import IndexDef, parse_index
 
@@ -34,11 +36,11 @@ def _variant(name: str, description: str, statements: list[str]) -> Variant:
     return Variant(name=name, description=description, statements=[i.ddl() for i in indexes.values()])
 
 
-def per_column(catalogue: Catalogue) -> Variant:
+def per_column(catalogue: Catalogue, policies: Sequence[PolicyKeys] = ()) -> Variant:
     tables = model_tables()
     statements = []
     for scenario in catalogue.scenarios:
-        for access in accesses(scenario, tables):
+        for access in accesses(scenario, tables, policies):
             filtered = [*access.equality, *access.ranges, *(c for cs in access.constants.values() for c in sorted(cs))]
             statements += [
                 f"CREATE INDEX ON {maybe_double_quote_name(access.table)} ({maybe_double_quote_name(c)})"
@@ -48,11 +50,11 @@ def per_column(catalogue: Catalogue) -> Variant:
     return _variant(PER_COLUMN, "One single-column B-tree per filtered column (simple advisor)", statements)
 
 
-def two_column(catalogue: Catalogue) -> Variant:
+def two_column(catalogue: Catalogue, policies: Sequence[PolicyKeys] = ()) -> Variant:
     tables = model_tables()
     statements = []
     for scenario in catalogue.scenarios:
-        for access in accesses(scenario, tables):
+        for access in accesses(scenario, tables, policies):
             lists = key_lists(access)
             if lists and len(lists[0]) >= 2:
                 keys = ", ".join(k.sql() for k in lists[0][:2])

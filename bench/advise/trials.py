@@ -8,6 +8,11 @@ new, building only the indexes on their tables. One more case is exact: dropping
 cell's plan did not use leaves the planner's choice as it was, so that cell carries over too
 (``carry_over``). Every run is a matrix run (``runs.matrix``) on a variant made in memory, with the sampling
 options given (the search's are cheaper than a full run's; the verdict is the same sequential test).
+
+Under a policy variant (``advise --policy``) every trial's variant carries its policies, and a
+scenario's tables include those its tables' policies read (messages' reads conversations): an index
+there can change the policy's part of the plan. A cell that fails its isolation check stops the
+search (``refuse_leaks``): a leaking policy cannot be advised.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from bench.advise.candidates import Candidate
 from bench.advise.objective import Costs, write_figures
 from bench.catalogue.files import Catalogue, Variant
-from bench.errors import InputError
+from bench.errors import InputError, IsolationFailure
 from bench.measure.runner import RunOptions
 from bench.progress import Advance, no_progress
 from bench.results import Cell
@@ -36,14 +41,34 @@ def measure_with_runner(
     return res.cells, built
 
 
-def variant_of(name: str, indexes: Iterable[Candidate], description: str = "") -> Variant:
-    """A variant made in memory: the candidates' statements and the extensions they need."""
+def variant_of(
+    name: str, indexes: Iterable[Candidate], description: str = "", policy: Variant | None = None
+) -> Variant:
+    """A variant made in memory: the candidates' statements and the extensions they need, and
+    ``policy``'s row-level security (not its indexes: the search decides those; nor its extensions,
+    which only its indexes can use, since a policy may call no function but the claim's)."""
     chosen = list(indexes)
     return Variant(
         name=name,
         description=description,
         extensions=sorted({e for c in chosen for e in c.extensions}),
         statements=[c.index.ddl() for c in chosen],
+        policies=policy.policies if policy is not None else [],
+    )
+
+
+def refuse_leaks(cells: Iterable[Cell], policy: Variant | None) -> None:
+    """Stop (exit 1) when a cell under ``policy`` failed its isolation check: a policy that lets one
+    user see or change another's rows is wrong at any speed, so no index set can be advised for it."""
+    leaking = [c for c in cells if c.isolation is not None and c.isolation.failed]
+    if policy is None or not leaking:
+        return
+    first = leaking[0].isolation
+    assert first is not None
+    scenarios = ", ".join(dict.fromkeys(c.scenario for c in leaking))
+    raise IsolationFailure(
+        f"policy variant {policy.name!r} leaks: isolation failure in {scenarios} ({first.describe()}); "
+        "a leaking policy cannot be advised"
     )
 
 
@@ -77,13 +102,22 @@ class Trials:
     advance: Advance = no_progress
     max_builds: int | None = None
     deadline: float | None = None  # time.monotonic() after which no new trial starts
+    policy: Variant | None = None  # the policy variant every trial runs under (advise --policy)
     history: list[Trial] = field(default_factory=list)
     builds: int = 0
     _cells: dict[tuple[str, frozenset[str]], Cell] = field(default_factory=dict)
     _costs: dict[str, tuple[int, float]] = field(default_factory=dict)  # fingerprint -> size, build s
 
     def __post_init__(self) -> None:
-        self._tables = {s.name: s.query.tables for s in self.catalogue.scenarios}
+        policies = self.policy.policy_defs if self.policy is not None else []
+        self._tables = {
+            s.name: s.query.tables.union(*(p.reads for p in policies if p.table in s.query.tables))
+            for s in self.catalogue.scenarios
+        }
+
+    def tables(self, scenario: str) -> frozenset[str]:
+        """The tables whose indexes can change ``scenario``'s cell: its own, and those its policies read."""
+        return frozenset(self._tables[scenario])
 
     @property
     def scenarios(self) -> list[str]:
@@ -150,13 +184,18 @@ class Trials:
                 update={
                     "scenarios": [s for s in self.catalogue.scenarios if s.name in missing]
                     or self.catalogue.scenarios[:1],
-                    "variants": [variant_of(f"trial_{len(self.history) + 1}", (self.candidates[f] for f in build))],
+                    "variants": [
+                        variant_of(
+                            f"trial_{len(self.history) + 1}", (self.candidates[f] for f in build), policy=self.policy
+                        )
+                    ],
                     "mix": {},
                 }
             )
             cells, built = measure_with_runner(
                 self.target, catalogue, self.options, lambda _, done, total: self.advance(label, done, total)
             )
+            refuse_leaks(cells, self.policy)
             by_name = {self.candidates[f].name: f for f in build}
             for name, cost in built.items():
                 if name not in by_name:

@@ -24,6 +24,7 @@ from typing import Literal
 
 from pglast import ast
 from pglast.enums import AlterTableType, RoleSpecType, SetOperation, SubLinkType
+from pglast.stream import maybe_double_quote_name
 
 from bench.catalogue.sql import SQLRefused, _deparse, _single, walk_tree  # the parse and print of every statement
 from bench.models import COLUMNS, TABLE_NAMES
@@ -88,6 +89,16 @@ class PolicyDef:
     claims: frozenset[str]  # the settings its expressions read through current_setting
     # every claim it reads sits in a scalar sub-select, evaluated once per query (an InitPlan)
     claim_in_subselect: bool
+    # the tables its expressions read, its own included: an index on any of them can change the
+    # plan of a statement on its table (messages' policy reads conversations)
+    reads: frozenset[str] = frozenset()
+
+    def undo(self) -> str:
+        """The statement that reverts this one: DROP POLICY, or DISABLE ROW LEVEL SECURITY."""
+        table = maybe_double_quote_name(self.table)
+        if self.kind == "enable":
+            return f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"
+        return f"DROP POLICY {maybe_double_quote_name(self.name)} ON {table}"
 
 
 def parse_policy(statement: str) -> PolicyDef:
@@ -119,6 +130,7 @@ def parse_policy(statement: str) -> PolicyDef:
         sql=_deparse(node, statement),
         claims=frozenset(walk.claims),
         claim_in_subselect=bool(walk.claims) and not walk.bare_claim,
+        reads=frozenset(walk.tables),
     )
 
 
@@ -127,7 +139,7 @@ def _enable(node: ast.AlterTableStmt, statement: str) -> PolicyDef:
     commands = node.cmds or ()
     if len(commands) != 1 or commands[0].subtype != AlterTableType.AT_EnableRowSecurity:
         raise SQLRefused("ALTER TABLE may only ENABLE ROW LEVEL SECURITY here (not FORCE, nothing else)", statement)
-    return PolicyDef("enable", table, "", "all", _deparse(node, statement), frozenset(), False)
+    return PolicyDef("enable", table, "", "all", _deparse(node, statement), frozenset(), False, frozenset({table}))
 
 
 def _canonical(relation: ast.RangeVar | None, statement: str) -> str:

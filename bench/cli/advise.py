@@ -66,6 +66,15 @@ _ADVISE_OPTIONS: dict[str, Any] = {
     "concurrent": Annotated[
         bool, typer.Option("--concurrent", help="Measure even while another measurement holds this server.")
     ],
+    "policy": Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            metavar="VARIANT",
+            help="Search under this policy variant's row-level security (its policies, not its indexes), "
+            "the scenarios relying on it included.",
+        ),
+    ],
 }
 _COSTS = ("per_mb", "per_wal_byte", "per_write_ms", "per_build_s")
 
@@ -98,9 +107,10 @@ def advise_cmd(
     """The cheapest index set under which every scenario meets its SLA with headroom, found by real builds;
     written as a variant, SQLModel __table_args__ and an Alembic migration, with advise.md/html."""
     from bench.advise.report import terminal
-    from bench.advise.run import advise
+    from bench.advise.run import advise, policy_variant
 
     cat = selected.whole
+    policy_variant(cat, options.policy)  # refused before any server is started
     variant_dir = selected.scenarios_dir / "variants" if write_variant else None
     with measurement_target(spec, announce=note) as target, progress(not quiet, unit="cells") as advance:
         run_dir, advice = advise(show(target), cat, options, reports_dir, variant_dir, advance, note)
