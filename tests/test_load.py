@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import multiprocessing
 import statistics
+import threading
 import time
 
 import asyncpg
@@ -12,8 +14,12 @@ import pytest
 
 from bench import results as results_io
 from bench.catalogue.files import Scenario
+from bench.errors import DatabaseError
 from bench.report.build import write_report
+from bench.runs import load as load_runs
 from bench.runs.load import LoadOptions, Request, Sent, Workload, drive, measure, parse_pgbench_load, summarize_load
+from bench.targets import schema
+from tests.support import scalar
 
 COUNTER = Scenario(name="counter", sla_class="isolation", sla_ms=30.0, sql="SELECT nextval('tb_requests')")
 
@@ -157,3 +163,47 @@ def test_a_small_real_load_run(seeded, catalogue, tmp_path):
     assert path.parent / "load.png" in written and path.parent / "load.csv" in written
     assert "Under load" in (path.parent / "index.html").read_text()
     assert "Recommendation" not in (path.parent / "summary.md").read_text()  # no matrix, no recommendation
+
+
+def test_job_processes_start_together_once_the_last_one_is_connected(monkeypatch):
+    """Two jobs meet at the barrier; the one connected last sets the start, a lead after its arrival,
+    so a job slow to start (a loaded machine) cannot find the measured window already gone."""
+    context = multiprocessing.get_context("spawn")
+    monkeypatch.setattr(
+        load_runs, "_together", (context.Barrier(2, action=load_runs._set_start), context.Value("d", 0.0))
+    )
+    starts: list[float] = []
+    arrived: list[float] = []
+
+    def job(delay: float) -> None:
+        time.sleep(delay)
+        arrived.append(time.perf_counter())
+        starts.append(asyncio.run(load_runs._agreed_start(connected_ok=True)))
+
+    threads = [threading.Thread(target=job, args=(delay,)) for delay in (0.0, 0.5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(starts) == 2 and starts[0] == starts[1]
+    assert starts[0] >= max(arrived) + load_runs.START_LEAD_S - 0.05
+
+
+def test_a_job_that_cannot_connect_releases_the_others_at_once(monkeypatch):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2, action=load_runs._set_start)
+    monkeypatch.setattr(load_runs, "_together", (barrier, context.Value("d", 0.0)))
+    asyncio.run(load_runs._agreed_start(connected_ok=False))
+    with pytest.raises(DatabaseError, match="did not all start and connect"):
+        asyncio.run(load_runs._agreed_start(connected_ok=True))  # broken: no 60 s wait
+
+
+def test_two_job_processes_share_the_clients_and_one_window(make_target):
+    target = make_target()
+    with schema.connect(target) as conn:
+        conn.execute("CREATE SEQUENCE tb_requests")
+    opts = LoadOptions(clients=2, jobs=2, duration=0.5, warmup=0.1, param_sets=1)
+    sent = asyncio.run(load_runs._drive_jobs(target, _workload(), opts))
+    assert sent.records and sent.unsent == 0 and all(r.ok for r in sent.records)
+    with schema.connect(target) as conn:  # every request ran, the warm-up's too
+        assert scalar(conn, "SELECT last_value FROM tb_requests") >= len(sent.records)

@@ -24,12 +24,15 @@ import random
 import re
 import resource
 import statistics
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Barrier as BarrierType
 from typing import Any
 
 import asyncpg
@@ -197,6 +200,45 @@ async def drive(
     return Sent(records, sum(unsent))
 
 
+# Several job processes start their clients at one moment: each connects, then waits at a barrier
+# whose last arrival sets the start. (A start fixed before the processes were spawned fell behind on
+# a loaded machine: starting them took longer than the lead, the measured window had passed before
+# a client was connected, and the run "completed no request".)
+START_LEAD_S = 0.2  # from the last job's connections to the first request: every job wakes in time
+CONNECT_WAIT_S = 60.0  # for every job's process to start and connect
+_together: tuple[BarrierType, Synchronized[float]] | None = None  # this job process's, set by _join
+
+
+def _join(barrier: BarrierType, start: Synchronized[float]) -> None:
+    """The job processes' initializer: the barrier and the shared start they meet at."""
+    global _together
+    _together = (barrier, start)
+
+
+def _set_start() -> None:
+    """The barrier's action, run once by the last job to arrive, before any is released."""
+    assert _together is not None
+    _together[1].value = time.perf_counter() + START_LEAD_S
+
+
+async def _agreed_start(connected_ok: bool) -> float:
+    """This job's start: now, alone; with other jobs, once every one of them is connected."""
+    if _together is None:
+        return time.perf_counter()
+    barrier, start = _together
+    if not connected_ok:
+        barrier.abort()  # the others stop waiting for a job that will never arrive
+        return 0.0
+    try:
+        await asyncio.to_thread(barrier.wait, CONNECT_WAIT_S)
+    except threading.BrokenBarrierError:
+        raise DatabaseError(
+            f"the load's {barrier.parties} client processes did not all start and connect within "
+            f"{CONNECT_WAIT_S:g} s; try --jobs 1"
+        ) from None
+    return start.value
+
+
 @dataclass(frozen=True)
 class _Job:
     """One process's share of the clients (as pgbench -j splits clients over threads)."""
@@ -205,8 +247,6 @@ class _Job:
     work: Workload
     clients: int
     first_client: int
-    start_at: float | None  # perf_counter (CLOCK_MONOTONIC on Linux, one clock for every process);
-    # None: as soon as this job's connections are open
     opts: LoadOptions
     mirror: bool = False
 
@@ -218,9 +258,10 @@ async def _run_job(job: _Job, display: str = "the target") -> Sent:
     try:
         pool = await asyncpg.create_pool(**job.connect, min_size=job.clients, max_size=job.clients, timeout=15)
     except ASYNC_CONNECT_ERRORS as exc:
+        await _agreed_start(connected_ok=False)
         raise connect_error(exc, display) from None
     try:
-        start_at = time.perf_counter() if job.start_at is None else job.start_at
+        start_at = await _agreed_start(connected_ok=True)
         await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
         if o.warmup:
             await drive(
@@ -254,19 +295,20 @@ def jobs_for(opts: LoadOptions) -> int:
 async def _drive_jobs(target: Target, work: Workload, opts: LoadOptions, mirror: bool = False) -> Sent:
     jobs = jobs_for(opts)
     if jobs == 1:
-        return await _run_job(_Job(target.asyncpg_kwargs(), work, opts.clients, 0, None, opts, mirror), target.display)
+        return await _run_job(_Job(target.asyncpg_kwargs(), work, opts.clients, 0, opts, mirror), target.display)
     shares = [opts.clients // jobs + (k < opts.clients % jobs) for k in range(jobs)]
     firsts = list(itertools.accumulate([0, *shares[:-1]]))
-    start_at = time.perf_counter() + 3.0  # time for the processes to start and connect
+    context = multiprocessing.get_context("spawn")
+    together = (context.Barrier(jobs, action=_set_start), context.Value("d", 0.0))
     loop = asyncio.get_running_loop()
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_join, initargs=together) as pool:
             parts = await asyncio.gather(
                 *(
                     loop.run_in_executor(
                         pool,
                         _job_process,
-                        _Job(target.asyncpg_kwargs(), work, n, first, start_at, opts, mirror),
+                        _Job(target.asyncpg_kwargs(), work, n, first, opts, mirror),
                         target.display,
                     )
                     for n, first in zip(shares, firsts, strict=True)
