@@ -19,6 +19,11 @@ from pathlib import Path
 
 from bench.errors import InputError
 
+RESULTS_FILE = "results.json"
+REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
+BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
+CHECK_DIR = REPORTS_DIR / "check"  # the gate's own runs, apart from the measurements a team keeps
+
 # Room a command needs where it writes: the committed baseline (the whole matrix, 210 cells) came to
 # 4.6 MB with its report (2.6 MB of results.json, the figures and the HTML that embeds them); the
 # margin is for larger matrices and cells with more samples. The README states it.

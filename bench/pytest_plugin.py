@@ -28,7 +28,8 @@ from bench.catalogue.files import Catalogue, Scenario, load_catalogue
 from bench.catalogue.params import Drawer, Pools, pools_for
 from bench.catalogue.variants import applied_variant
 from bench.targets import schema
-from bench.targets.provision import TargetSpec, dataset_home
+from bench.targets.options import TargetSpec
+from bench.targets.provision import dataset_home
 from bench.targets.target import Target, connected, scratch_copy
 from seed.load import seed_database
 from seed.profiles import get_profile

@@ -93,13 +93,10 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 
 from bench import output
 from bench.errors import InputError
+from bench.output import RESULTS_FILE
 from bench.versioned import Format
 
 SCHEMA_VERSION = 16
-RESULTS_FILE = "results.json"
-REPORTS_DIR = Path("reports")  # where a run's directory is written unless told otherwise
-BASELINE_FILE = REPORTS_DIR / "baseline.json"  # the committed reference run (`make check`, `baseline save`)
-CHECK_DIR = REPORTS_DIR / "check"  # the gate's own runs, apart from the measurements a team keeps
 ScenarioKind = Literal["read", "write"]
 # borderline: the test stopped at the line (its p95 interval straddles the SLA); inconclusive: the
 # time budget stopped it before it could say

@@ -75,7 +75,7 @@ def catalogue():
 def small_results(seeded, catalogue):
     """A real, small run (3 reads and 2 writes × 2 variants, every phase on) that report and
     recommendation tests read; it is never written to by them."""
-    from bench.measure.runner import RunOptions
+    from bench.measure.options import RunOptions
     from bench.runs.matrix import measure
 
     opts = RunOptions(cold_samples=2, stability_rounds=1, concurrent=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.advise.run import FINAL_RUN, AdviseOptions, advise
+from bench.advise.options import FINAL_RUN, AdviseOptions
+from bench.advise.run import advise
 from bench.targets import schema
 from bench.targets.target import open_target
 from seed.load import seed_database

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from bench.advise import model
-from bench.advise.run import FINAL_RUN, SEARCH_RUN, AdviseOptions, advise
+from bench.advise.options import FINAL_RUN, SEARCH_RUN, AdviseOptions
+from bench.advise.run import advise
 from bench.catalogue.files import load_catalogue
 from bench.catalogue.sql import parse_index
 from bench.errors import EXIT_REGRESSION, IsolationFailure

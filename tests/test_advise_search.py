@@ -9,9 +9,10 @@ import pytest
 from bench.advise import model
 from bench.advise.candidates import candidates
 from bench.advise.model import Point
-from bench.advise.objective import Costs, Objective
+from bench.advise.objective import Costs
+from bench.advise.options import FINAL_RUN, SEARCH_RUN, AdviseOptions, Objective
 from bench.advise.pareto import dominates, mark_front
-from bench.advise.run import FINAL_RUN, SEARCH_RUN, AdviseOptions, advise
+from bench.advise.run import advise
 from bench.advise.search import search
 from bench.advise.trials import Trials
 from bench.results import load

@@ -14,8 +14,8 @@ from bench.judge.check import Before, before_catalogue, check, confirmed, judge_
 from bench.judge.compare import Comparison
 from bench.judge.gates import Finding, Kind
 from bench.judge.timegate import DEFAULT_TIME
-from bench.measure.paired import PairOptions, side_by_side
-from bench.measure.runner import RunOptions
+from bench.measure.options import PairOptions, RunOptions
+from bench.measure.paired import side_by_side
 from bench.report import render
 from bench.report.build import write_report
 from bench.report.plans import diff_anchor

@@ -4,6 +4,8 @@ interpreter's imports); the first test shows both ways end alike."""
 
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from tests.support import (
     DATA_DIR,
     ROOT,
     SCENARIOS,
+    cli_env,
     committed_scenarios,
     one_line_error,
     scalar,
@@ -42,6 +45,55 @@ def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
     assert proc.returncode == 3
     line = one_line_error(proc)
     assert "cannot connect" in line and "s3cretpw" not in proc.stderr + proc.stdout
+
+
+# What a taskbench process imports (issue 25), judged by the modules it holds when the command ends,
+# not by time: every command module is imported to register its command, so each imports at its top
+# only typer, bench.cli and the option modules (bench.cli's docstring); the library comes in the body
+# of the command that uses it.
+_IMPORTED = """
+import sys
+from bench.cli import main
+sys.argv = ["taskbench", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print(*(name for name, module in sys.modules.items() if not hasattr(module, "__path__")), file=sys.stderr)
+"""
+# The library modules a command may hold before its body runs: the option modules (``*.options``) and these.
+LIGHT = {"bench.errors", "bench.output", "bench.progress", "bench.targets.majors", "seed.profiles"}
+# What --help has no use for (pydantic is not here: typer imports it itself, to convert the options' values).
+ANALYSIS = {"numpy", "scipy", "pandas", "matplotlib", "jinja2", "pglast"}  # statistics, figures, reports, SQL parser
+CLIENTS = {"asyncpg", "psycopg", "sqlalchemy", "sqlmodel", "httpx"}  # the drivers, the models, the Neon API
+# What a seed has no use for: the catalogue, measuring, judging, the kinds of run, reports, advice, merging.
+STAGES = (
+    *(f"bench.{stage}." for stage in ("catalogue", "measure", "judge", "runs", "report", "advise")),
+    "bench.merge",
+)
+
+
+def _imported(*args: str) -> tuple[set[str], set[str]]:
+    """The project's modules (bench.cli and the option modules aside) and the third-party packages a
+    taskbench process has imported when the command ends."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, *args], cwd=ROOT, env=cli_env(), capture_output=True, text=True, check=False
+    )
+    modules = set(ran.stderr.splitlines()[-1].split())
+    ours = {m for m in modules if m.startswith(("bench.", "seed.")) and not m.startswith("bench.cli.")}
+    return {m for m in ours if not m.endswith(".options")}, {m.split(".")[0] for m in modules}
+
+
+@pytest.mark.parametrize("args", [("--help",), ("seed", "--help"), ("run", "--help"), ("check", "--help")])
+def test_help_imports_none_of_the_library(args):
+    ours, packages = _imported(*args)
+    assert ours <= LIGHT and not packages & (ANALYSIS | CLIENTS)
+
+
+def test_seed_imports_the_seeding_path_only():
+    # refused by the server: as far as a seed goes before it makes rows
+    ours, packages = _imported("seed", "--database-url", "postgresql://x@127.0.0.1:1/x")
+    assert "bench.targets.provision" in ours and not {m for m in ours if m.startswith(STAGES)}
+    assert not packages & (ANALYSIS - {"numpy", "pandas"})  # the seeder's generators use those two
 
 
 def test_malformed_scenario_file_is_exit_2(tmp_path):

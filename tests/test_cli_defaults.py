@@ -10,21 +10,15 @@ from typing import Any
 import pytest
 import typer.main
 
-from bench import results as results_io
-from bench.advise.objective import Objective
-from bench.advise.run import AdviseOptions
-from bench.catalogue import files as catalogue_io
+from bench import output
+from bench.advise.options import AdviseOptions, Objective
+from bench.catalogue import options as catalogue
 from bench.cli.app import app
-from bench.judge import upgrade
-from bench.judge.gates import GateThresholds
-from bench.judge.timegate import TimeThresholds
-from bench.measure.paired import PairOptions
-from bench.measure.runner import RunOptions
-from bench.runs import crosscheck, load, scale
-from bench.targets import neon
+from bench.judge.options import UPGRADE_PAIRS, GateThresholds, TimeThresholds
+from bench.measure.options import PairOptions, RunOptions
+from bench.runs import options as runs
 from bench.targets.majors import DEFAULT_PG_MAJOR, EMBEDDED_MAJORS
-from bench.targets.neon import NeonSettings
-from bench.targets.provision import TargetSpec
+from bench.targets.options import KEEP_PARENTS, NeonSettings, TargetSpec
 from seed.profiles import DEFAULT_PROFILE, Profile
 
 # Option (parameter name) → the library default it takes, the same in every command that has it.
@@ -69,27 +63,27 @@ LIBRARY: dict[str, Any] = {
     # data, catalogue, where results go
     "profile": DEFAULT_PROFILE,
     "generate": Profile.generator,
-    "scenarios_dir": catalogue_io.DEFAULT_DIR,
-    "driver": catalogue_io.DEFAULT_DRIVER,
-    "reports_dir": results_io.REPORTS_DIR,
+    "scenarios_dir": catalogue.DEFAULT_DIR,
+    "driver": catalogue.DEFAULT_DRIVER,
+    "reports_dir": output.REPORTS_DIR,
 }
 
 # Where one command's option means something else, or has a default of its own.
 PER_COMMAND: dict[tuple[str, str], Any] = {
-    ("check", "reports_dir"): results_io.CHECK_DIR,
+    ("check", "reports_dir"): output.CHECK_DIR,
     ("run", "profile"): None,  # run measures whichever dataset is seeded unless told which it must be
-    ("baseline save", "to"): results_io.BASELINE_FILE,
-    ("scale", "users"): scale.DEFAULT_USERS,
-    ("neon parents", "keep"): neon.KEEP_PARENTS,
-    ("scale", "min_samples"): scale.DEFAULT_MIN_SAMPLES,
-    ("scale", "sizes"): ",".join(f"{n // 1000}k" for n in scale.DEFAULT_SIZES),
-    ("load", "variant"): load.DEFAULT_VARIANT,
+    ("baseline save", "to"): output.BASELINE_FILE,
+    ("scale", "users"): runs.SCALE_USERS,
+    ("neon parents", "keep"): KEEP_PARENTS,
+    ("scale", "min_samples"): runs.SCALE_MIN_SAMPLES,
+    ("scale", "sizes"): ",".join(f"{n // 1000}k" for n in runs.SCALE_SIZES),
+    ("load", "variant"): runs.LOAD_VARIANT,
     **{
-        ("load", name): getattr(load.LoadOptions, name)
+        ("load", name): getattr(runs.LoadOptions, name)
         for name in ("clients", "duration", "rate", "jobs", "pgbench_rounds", "concurrent", "lock_wait")
     },
-    ("validate", "variant"): crosscheck.DEFAULT_VARIANT,
-    ("validate", "transactions"): crosscheck.TRANSACTIONS,
+    ("validate", "variant"): runs.CROSSCHECK_VARIANT,
+    ("validate", "transactions"): runs.CROSSCHECK_TRANSACTIONS,
     ("advise", "headroom"): AdviseOptions.headroom,
     ("advise", "max_builds"): AdviseOptions.max_builds,
     ("advise", "time_budget_s"): AdviseOptions.time_budget_s,
@@ -107,7 +101,7 @@ PER_COMMAND: dict[tuple[str, str], Any] = {
     # Only the CLI has these, each written once: the benchmark of the seeder takes its rounds from the command.
     ("seed-bench", "rounds"): 3,
     ("seed-bench", "server_side"): False,
-    ("upgrade-check", "pairs"): upgrade.PAIRS,  # enough pairs for each p95's interval
+    ("upgrade-check", "pairs"): UPGRADE_PAIRS,  # enough pairs for each p95's interval
     ("upgrade-check", "from_major"): EMBEDDED_MAJORS[0],
     ("upgrade-check", "to_major"): DEFAULT_PG_MAJOR,
 }

@@ -6,7 +6,7 @@ from bench.catalogue.files import load_catalogue
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
 from bench.judge.compare import compare, variant_result_mismatches
 from bench.judge.gates import Kind
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.report import render
 from bench.runs.matrix import measure
 from tests.support import SCENARIOS

@@ -10,11 +10,12 @@ from dataclasses import replace
 import pytest
 
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, DatabaseError
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.runs.matrix import measure
 from bench.targets.container import docker_postgres
 from bench.targets.majors import DEFAULT_PG_MAJOR
-from bench.targets.provision import TargetSpec, dataset_home, measurement_target
+from bench.targets.options import TargetSpec
+from bench.targets.provision import dataset_home, measurement_target
 from seed.load import seed_database
 from seed.profiles import get_profile
 from tests.support import ROOT

@@ -4,7 +4,7 @@ its 15% criterion, is `make validate`: timing agreement is not asserted here).""
 import psycopg
 import pytest
 
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.runs.crosscheck import CrossCheckOptions, _statement_latency, measure
 from tests.support import scalar
 

@@ -12,6 +12,7 @@ import pytest
 
 from bench import results as results_io
 from bench.judge.compare import compare
+from bench.output import RESULTS_FILE
 from bench.report import render
 from bench.report.build import write_report
 
@@ -33,7 +34,7 @@ def _against_golden(name: str, text: str) -> None:
 
 @pytest.mark.parametrize("fixture", REPORTED)
 def test_the_report_of_a_fixture_is_unchanged(fixture, tmp_path):
-    shutil.copy(DATA / f"{fixture}.json", tmp_path / results_io.RESULTS_FILE)
+    shutil.copy(DATA / f"{fixture}.json", tmp_path / RESULTS_FILE)
     write_report(tmp_path)
     for produced in ("summary.md", "results.csv"):
         _against_golden(f"{fixture}.{produced}", (tmp_path / produced).read_text(encoding="utf-8"))

@@ -17,7 +17,8 @@ from bench.catalogue.files import Scenario
 from bench.errors import DatabaseError
 from bench.report.build import write_report
 from bench.runs import load as load_runs
-from bench.runs.load import LoadOptions, Request, Sent, Workload, drive, measure, parse_pgbench_load, summarize_load
+from bench.runs.load import Request, Sent, Workload, drive, measure, parse_pgbench_load, summarize_load
+from bench.runs.options import LoadOptions
 from bench.targets import schema
 from tests.support import scalar
 

@@ -31,8 +31,8 @@ from bench.judge.upgrade import (
     upgrade_cells,
     upgrade_check,
 )
-from bench.measure.paired import PairOptions, side_by_side
-from bench.measure.runner import RunOptions
+from bench.measure.options import PairOptions, RunOptions
+from bench.measure.paired import side_by_side
 from bench.report.build import write_report
 from bench.results import SCHEMA_VERSION, NodeFacts, PlanFacts, save
 from bench.runs import matrix, sides

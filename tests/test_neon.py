@@ -19,7 +19,7 @@ import pytest
 
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT, EXIT_INTERRUPTED, InputError
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.runs.matrix import measure
 from bench.targets.embedded import start_embedded
 from bench.targets.neon import (
@@ -28,20 +28,13 @@ from bench.targets.neon import (
     SEEDING_PREFIX,
     NeonClient,
     NeonError,
-    NeonSettings,
     retry_after_seconds,
     schema_fingerprint,
     seed_parent,
     seeded_parent_name,
 )
-from bench.targets.provision import (
-    TargetSpec,
-    dataset_home,
-    for_dataset,
-    measurement_target,
-    measurement_targets,
-    seeded_home,
-)
+from bench.targets.options import NeonSettings, TargetSpec
+from bench.targets.provision import dataset_home, for_dataset, measurement_target, measurement_targets, seeded_home
 from bench.targets.schema import current_dataset, model_ddl
 from seed.load import seed_database
 from seed.profiles import get_profile

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 
 from bench.catalogue import orm
 from bench.catalogue.files import Catalogue, Scenario, load_catalogue
+from bench.catalogue.options import DRIVERS
 from bench.catalogue.params import Drawer, load_pools
 from bench.errors import InputError
 from bench.judge.timegate import DEFAULT_TIME
 from bench.judge.twins import twin_pairs
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.report.build import write_report
 from bench.results import Results
 from bench.runs.matrix import measure
@@ -126,7 +127,7 @@ def _sent_by_psycopg(target: Target, catalogue: Catalogue) -> set[str]:
         engine.dispose()
 
 
-@pytest.mark.parametrize("driver", orm.DRIVERS)
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_the_compiled_text_is_what_sqlalchemy_and_the_driver_send(empty, driver):
     """Every shipped ORM statement, run by a real SQLAlchemy engine of that driver with real values:
     the server prepared exactly the text taskbench compiled (casts, bind numbers, in_() expanded)."""

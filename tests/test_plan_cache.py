@@ -14,8 +14,8 @@ from bench import results as results_io
 from bench.catalogue.files import Catalogue, load_catalogue
 from bench.judge.compare import compare
 from bench.judge.timegate import DEFAULT_TIME, sign_test_tail
+from bench.measure.options import RunOptions
 from bench.measure.plancache import SLOWER_LEVEL, slower_classes
-from bench.measure.runner import RunOptions
 from bench.report.build import differs_for, write_report
 from bench.results import Results
 from bench.runs.matrix import measure

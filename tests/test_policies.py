@@ -20,7 +20,8 @@ from bench.judge.gates import Kind
 from bench.judge.rls import policy_forms, rls_costs
 from bench.measure.claims import policy_subject
 from bench.measure.isolation import ISOLATION_SETS
-from bench.measure.runner import RunOptions, jobs_of, run_measurement
+from bench.measure.options import RunOptions
+from bench.measure.runner import jobs_of, run_measurement
 from bench.report.build import write_report
 from bench.runs.matrix import measure
 from bench.targets.target import connected

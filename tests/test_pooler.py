@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 
 from bench.catalogue.files import Scenario
 from bench.catalogue.params import Drawn, pools_for
-from bench.measure.runner import RunOptions, measure_cells
+from bench.measure.options import RunOptions
+from bench.measure.runner import measure_cells
 from bench.measure.trees import timed_plans
 from bench.runs.load import Workload, drive
 from bench.targets.target import Target

@@ -106,7 +106,7 @@ def test_plan_diff_names_what_changed(small_results):
 @pytest.fixture(scope="module")
 def early_stopped(seeded, catalogue, tmp_path_factory):
     """A real run with a cell that fails at once (its SLA is a microsecond) and one that passes, reported."""
-    from bench.measure.runner import RunOptions
+    from bench.measure.options import RunOptions
     from bench.runs.matrix import measure
 
     scenarios = [

@@ -11,6 +11,7 @@ import pytest
 from matplotlib.image import imread
 
 from bench import results as results_io
+from bench.output import RESULTS_FILE
 from bench.report.build import write_report
 from tools.browser import CHROMIUM, HEADLESS, Page
 
@@ -125,7 +126,7 @@ NEWEST = Path(__file__).resolve().parent / "data" / f"results_v{results_io.SCHEM
 def plans_page(tmp_path_factory):
     """The committed newest fixture's report (recent_tasks: three variants, three plans), open in a tab."""
     out = tmp_path_factory.mktemp("browser-plans")
-    shutil.copy(NEWEST, out / results_io.RESULTS_FILE)
+    shutil.copy(NEWEST, out / RESULTS_FILE)
     write_report(out)
     with Page((out / "index.html").as_uri(), out / "profile-cdp") as page:
         yield page

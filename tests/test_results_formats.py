@@ -14,6 +14,7 @@ from bench import results as results_io
 from bench.errors import EXIT_INPUT, EXIT_OK, InputError
 from bench.judge.compare import compare
 from bench.judge.recommend import recommend
+from bench.output import RESULTS_FILE
 from bench.report import build, render
 from bench.results import RUN_KINDS, SCHEMA_VERSION, LoadConfig, MatrixConfig, Results, ScaleConfig
 
@@ -101,7 +102,7 @@ def test_report_reads_every_fixture(fixture, tmp_path, monkeypatch):
     newest = _version(path) == SCHEMA_VERSION
     if not newest:
         monkeypatch.setattr(build, "FIGURES", {})
-    shutil.copy(path, tmp_path / results_io.RESULTS_FILE)
+    shutil.copy(path, tmp_path / RESULTS_FILE)
     written = {p.name for p in build.write_report(tmp_path)}
     assert {"index.html", "summary.md", "results.csv"} <= written
     assert ("heatmap.png" in written) == (bool(res.cells) and newest)

@@ -6,7 +6,7 @@ import pytest
 
 from bench import results as results_io
 from bench.judge import sequential
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.report.plans import tree
 from bench.runs.matrix import measure
 from tests.support import TINY, cell_of, scalar

@@ -7,11 +7,11 @@ import uuid
 import pytest
 
 from bench import results as results_io
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.report.build import write_report
 from bench.results import ScalePoint
 from bench.runs.scale import ScaleOptions, fits, growth_exponent, measure, sla_crossing
-from bench.targets.provision import TargetSpec
+from bench.targets.options import TargetSpec
 from bench.targets.target import drop_database, open_target
 from tests.support import DATA_DIR
 

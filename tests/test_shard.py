@@ -11,7 +11,7 @@ import pytest
 from bench import results as results_io
 from bench.errors import InputError
 from bench.judge.compare import compare
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.merge import merge
 from bench.results import Results
 from bench.runs.matrix import measure

@@ -5,7 +5,7 @@ import pytest
 
 from bench.errors import EXIT_OK
 from bench.judge.compare import compare
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.runs.matrix import measure
 
 OPTS = RunOptions(cold_samples=1, stability_rounds=1, concurrent=True)

@@ -71,7 +71,7 @@ def test_claim_refuses_foreign_tables_unless_forced(make_target):
 def test_a_database_url_target_seeds_and_runs(seeded, catalogue):
     from dataclasses import replace
 
-    from bench.measure.runner import RunOptions
+    from bench.measure.options import RunOptions
     from bench.runs.matrix import measure
     from bench.targets.target import drop_database, open_target
     from seed.load import seed_database

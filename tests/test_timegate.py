@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from bench.judge.options import TimeThresholds
 from bench.judge.timegate import (
     DEFAULT_TIME,
-    TimeThresholds,
     false_alarm_bound,
     is_faster,
     is_slower,

@@ -9,8 +9,7 @@ import pytest
 from bench.catalogue.params import pools_for
 from bench.errors import InputError
 from bench.measure import runner
-from bench.measure.runner import RunOptions
-from bench.measure.timeout import MIN_TIMEOUT_MS
+from bench.measure.options import MIN_TIMEOUT_MS, RunOptions
 from bench.runs.matrix import measure
 from bench.targets.target import SETUP_TIMEOUT_S, connected
 from tests.support import cell_of, edited_catalogue, never_ending

@@ -37,13 +37,14 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench and tools, from any working directory
 
-from bench.catalogue.files import BASELINE_VARIANT, Catalogue, load_catalogue  # noqa: E402
+from bench.catalogue.files import Catalogue, load_catalogue  # noqa: E402
+from bench.catalogue.options import BASELINE_VARIANT  # noqa: E402
 from bench.judge.check import Before, check  # noqa: E402
 from bench.judge.compare import Comparison  # noqa: E402
 from bench.judge.gates import Kind  # noqa: E402
 from bench.judge.timegate import DEFAULT_TIME, paired  # noqa: E402
-from bench.measure.paired import PairOptions, side_by_side  # noqa: E402
-from bench.measure.runner import RunOptions  # noqa: E402
+from bench.measure.options import PairOptions, RunOptions  # noqa: E402
+from bench.measure.paired import side_by_side  # noqa: E402
 from bench.results import Results  # noqa: E402
 from bench.runs import sides  # noqa: E402
 from bench.runs.matrix import measure  # noqa: E402

@@ -18,22 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import mean
 
+from bench.advise.options import Objective
 from bench.judge.writecost import wal_per_statement
 from bench.results import Cell
-
-
-@dataclass(frozen=True)
-class Objective:
-    per_mb: float = 1.0
-    per_wal_byte: float = 0.02
-    per_write_ms: float = 10.0
-    per_build_s: float = 0.5
-
-    def describe(self) -> str:
-        return (
-            f"{self.per_mb:g} per MB of index + {self.per_wal_byte:g} per byte of WAL per write + "
-            f"{self.per_write_ms:g} per ms of write p95 + {self.per_build_s:g} per build second"
-        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import output
@@ -44,52 +43,22 @@ from bench.advise.model import (
     TrialInfo,
     WriterStats,
 )
-from bench.advise.objective import Costs, Objective, write_figures
+from bench.advise.objective import Costs, write_figures
+from bench.advise.options import AdviseOptions, Objective
 from bench.advise.pareto import mark_front
 from bench.advise.search import SearchOptions, SearchResult, search
 from bench.advise.simple import per_column, two_column
 from bench.advise.trials import Trials, refuse_leaks, variant_of
-from bench.catalogue.files import BASELINE_VARIANT, Catalogue, Variant
+from bench.catalogue.files import Catalogue, Variant
+from bench.catalogue.options import BASELINE_VARIANT
 from bench.errors import InputError
-from bench.measure.runner import RunOptions
 from bench.progress import Advance, Clock, no_progress
 from bench.results import Cell, Results
 from bench.runs import matrix
 from bench.targets import schema
 from bench.targets.target import Target
 
-# The search's measurements: three explained samples tell the plan; a borderline cell stops
-# undecided after two seconds (and is no pass); no cold pass, no stability check.
-SEARCH_RUN = RunOptions(explain_samples=3, warmup_seconds=0.1, cell_budget=2.0, cold_samples=0, stability_rounds=0)
-# The final comparison: the full protocol, with a cell budget that keeps a borderline cell of the
-# weaker contenders from taking the run's time (it ends inconclusive, which is no pass).
-FINAL_RUN = RunOptions(cell_budget=6.0)
 ADVISED = ship.VARIANT_NAME
-
-
-@dataclass(frozen=True)
-class AdviseOptions:
-    headroom: float = 1.5
-    target_tasks_per_user: int | None = None  # None: the power users' size in the dataset
-    objective: Objective = field(default_factory=Objective)
-    max_builds: int | None = 150
-    time_budget_s: float | None = 360.0  # the search's; the final run and deploy come after it
-    search_run: RunOptions = SEARCH_RUN
-    final_run: RunOptions = FINAL_RUN
-    growth_from: Path | None = None  # a results.json with scale fits
-    growth_variant: str = "recommended"  # whose fitted exponents stand for an indexed plan
-    hypopg: bool = True
-    deploy: bool = True
-    reference: str = "recommended"  # the catalogue variant the advice is compared with
-    down_revision: str | None = None
-    concurrent: bool = False  # measure even while another measurement holds the server
-    policy: str | None = None  # a catalogue variant whose row-level security every trial holds
-    # advise measures in many runs, each taking the server's measurement lock: between two of them
-    # another measurement may take it, and advise then waits for it rather than fail half-way
-    lock_wait: float = 900.0
-
-    def measuring(self, opts: RunOptions) -> RunOptions:
-        return replace(opts, concurrent=self.concurrent or opts.concurrent, lock_wait=self.lock_wait)
 
 
 def policy_variant(catalogue: Catalogue, name: str | None) -> Variant | None:

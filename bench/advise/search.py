@@ -26,7 +26,8 @@ import itertools
 from dataclasses import dataclass, field
 
 from bench.advise.candidates import Candidate
-from bench.advise.objective import Costs, Objective
+from bench.advise.objective import Costs
+from bench.advise.options import Objective
 from bench.advise.trials import Trial, Trials
 
 

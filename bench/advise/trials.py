@@ -25,7 +25,7 @@ from bench.advise.candidates import Candidate
 from bench.advise.objective import Costs, write_figures
 from bench.catalogue.files import Catalogue, Variant
 from bench.errors import InputError, IsolationFailure
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.progress import Advance, no_progress
 from bench.results import Cell
 from bench.runs import matrix

@@ -20,15 +20,12 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.catalogue import orm
+from bench.catalogue.options import DEFAULT_DIR, DEFAULT_DRIVER, DRIVERS
 from bench.catalogue.policies import PolicyDef, parse_policy
 from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_compiled, parse_index, parse_query
 from bench.errors import InputError
 from bench.results import Driver, OrmBind, OrmBuilt, OrmStatement
 
-DEFAULT_DIR = Path("scenarios")
-# The variant of the models' own indexes only (scenarios/variants/baseline.toml): what the others are
-# held against (write cost, rows returned, plan changes) and what advise starts from.
-BASELINE_VARIANT = "baseline"
 PARAM_KINDS = (
     "user",
     "task",
@@ -223,7 +220,7 @@ class Catalogue(BaseModel):
     scenarios: list[Scenario]
     variants: list[Variant]
     mix: dict[str, int] = Field(default_factory=dict)  # load mix: scenario -> relative weight
-    driver: Driver = orm.DEFAULT_DRIVER  # whose dialect compiled its Python scenario files
+    driver: Driver = DEFAULT_DRIVER  # whose dialect compiled its Python scenario files
 
     def select(self, scenarios: list[str] | None, variants: list[str] | None) -> Catalogue:
         chosen = _pick(self.scenarios, scenarios, "scenario")
@@ -377,14 +374,11 @@ def _with_twins(scenarios: list[Scenario], paths: dict[str, Path]) -> list[Scena
     return twinned
 
 
-DEFAULT_DRIVER = orm.DEFAULT_DRIVER
-
-
 def driver(name: str) -> Driver:
     """A driver's name checked: one whose SQLAlchemy dialect taskbench compiles with."""
-    found = next((d for d in orm.DRIVERS if d == name), None)
+    found = next((d for d in DRIVERS if d == name), None)
     if found is None:
-        raise InputError(f"--driver: unknown driver {name!r} (known: {', '.join(orm.DRIVERS)})")
+        raise InputError(f"--driver: unknown driver {name!r} (known: {', '.join(DRIVERS)})")
     return found
 
 

@@ -54,8 +54,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from bench.errors import InputError, first_line
 from bench.results import Driver, OrmBind, OrmBuilt, OrmStatement
 
-DRIVERS: tuple[Driver, ...] = ("asyncpg", "psycopg")
-DEFAULT_DRIVER: Driver = "asyncpg"
 STATEMENT = "statement"
 # What a file may declare in capitals: other data in capitals is a typo the catalogue would ignore.
 DECLARED = frozenset({"SLA_CLASS", "PARAMS", "KIND", "TWIN"})

@@ -11,9 +11,7 @@ import typer
 from bench.cli.app import app, command
 from bench.cli.console import note, out
 from bench.cli.target_options import TARGET_OPTIONS, neon_api_key
-from bench.targets import server
-from bench.targets.neon import KEEP_PARENTS, NeonSettings
-from bench.targets.provision import TargetSpec
+from bench.targets.options import KEEP_PARENTS, NeonSettings, TargetSpec
 
 neon_app = typer.Typer(no_args_is_help=True, help="The Neon project's seeded parent branches (--target neon).")
 app.add_typer(neon_app, name="neon")
@@ -83,6 +81,8 @@ def _data_dir(data_dir: Path | None, pg_major: int) -> Path:
 def server_status_cmd(data_dir: DataDir = TargetSpec.data_dir, pg_major: PgMajor = TargetSpec.pg_major) -> None:
     """Whether the embedded server of --data-dir runs (pid, socket, URI), the taskbench processes using
     it, those that died without saying so, and the scratch copies their runs left. Changes nothing."""
+    from bench.targets import server
+
     state = server.server_status(_data_dir(data_dir, pg_major))
     found = state.server
     if found.url is None:
@@ -118,6 +118,8 @@ def server_stop_cmd(
 ) -> None:
     """Drop the scratch copies of dead runs, then stop the embedded server of --data-dir (with the
     bundled pg_ctl) and remove dead processes from its list; refused while taskbench processes use it."""
+    from bench.targets import server
+
     state = server.stop_server(_data_dir(data_dir, pg_major), force)
     found = state.server
     if state.orphans:

@@ -7,14 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.advise.objective import Objective
-from bench.advise.run import AdviseOptions
+from bench.advise.options import AdviseOptions, Objective
 from bench.cli.app import command
 from bench.cli.console import note, say, show
 from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, option_group, selecting
 from bench.cli.target_options import targeted
 from bench.progress import progress
-from bench.targets.provision import TargetSpec, measurement_target
+from bench.targets.options import TargetSpec
 
 # How advise searches, declared once: AdviseOptions' fields (the costs: its Objective's), their defaults.
 _ADVISE_OPTIONS: dict[str, Any] = {
@@ -108,6 +107,7 @@ def advise_cmd(
     written as a variant, SQLModel __table_args__ and an Alembic migration, with advise.md/html."""
     from bench.advise.report import terminal
     from bench.advise.run import advise, policy_variant
+    from bench.targets.provision import measurement_target
 
     cat = selected.whole
     policy_variant(cat, options.policy)  # refused before any server is started

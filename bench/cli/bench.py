@@ -8,8 +8,8 @@ from bench.cli.matrix import isolated, measured, reported
 from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, profiled, selecting
 from bench.cli.seeding import seed_into
 from bench.cli.target_options import targeted
-from bench.measure.runner import RunOptions
-from bench.targets.provision import TargetSpec, for_dataset, measurement_target, seeded_home
+from bench.measure.options import RunOptions
+from bench.targets.options import TargetSpec
 from seed.profiles import Profile as DataProfile
 
 
@@ -28,6 +28,8 @@ def bench_cmd(
     spec: TargetSpec,
 ) -> None:
     """Seed (if needed), run the matrix, and write the report."""
+    from bench.targets.provision import for_dataset, measurement_target, seeded_home
+
     cat = selected.catalogue
     spec = for_dataset(spec, prof)  # on Neon: measured on a child of the parent just seeded or found
     with (

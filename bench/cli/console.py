@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from bench.targets.target import Target
+if TYPE_CHECKING:
+    from bench.targets.target import Target
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

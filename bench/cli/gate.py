@@ -5,28 +5,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bench import output
-from bench import results as results_io
-from bench.catalogue.files import Catalogue
 from bench.cli.app import app, command
 from bench.cli.console import note, say, show
 from bench.cli.options import Quiet, ReportsDir, Selected, measuring, option_group, selecting
 from bench.cli.target_options import targeted
-from bench.judge.check import Confirm, MeasureSides
-from bench.judge.compare import Comparison
-from bench.judge.gates import GateThresholds
-from bench.judge.timegate import TimeThresholds
-from bench.measure.paired import PairOptions
-from bench.measure.runner import RunOptions
+from bench.judge.options import GateThresholds, TimeThresholds
+from bench.measure.options import PairOptions, RunOptions
 from bench.progress import progress
-from bench.results import Results, SideBySide
-from bench.runs import sides
-from bench.targets.provision import TargetSpec, measurement_target
-from bench.targets.target import Target
+from bench.targets.options import TargetSpec
+
+if TYPE_CHECKING:
+    from bench.catalogue.files import Catalogue
+    from bench.judge.check import Confirm, MeasureSides
+    from bench.judge.compare import Comparison
+    from bench.results import Results, SideBySide
+    from bench.runs.sides import SidesOptions
+    from bench.targets.target import Target
 
 MarkdownOut = Annotated[
     Path | None, typer.Option("--markdown", help='Also write the Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").')
@@ -74,7 +73,7 @@ with_pairs = option_group("pairs", PAIR_OPTIONS, PairOptions)  # their measuring
 Reference = Annotated[
     Path | None,
     typer.Argument(
-        help=f"A reference run (e.g. {results_io.BASELINE_FILE}): its drift against the head is shown, "
+        help=f"A reference run (e.g. {output.BASELINE_FILE}): its drift against the head is shown, "
         "and outside git it stands for 'before'."
     ),
 ]
@@ -134,6 +133,7 @@ def compare_cmd(
 ) -> None:
     """Plans, buffers, warning signs, rows and verdicts of two runs: exit 0 no regression, 1 regression,
     2 cannot judge. Time is judged only side by side (taskbench check)."""
+    from bench import results as results_io
     from bench.judge.compare import compare
 
     base, cur = results_io.load(baseline), results_io.load(current)
@@ -141,11 +141,12 @@ def compare_cmd(
 
 
 def measuring_sides(
-    target: Target, opts: sides.SidesOptions, quiet: bool, base_server: Target | None = None
+    target: Target, opts: SidesOptions, quiet: bool, base_server: Target | None = None
 ) -> tuple[MeasureSides, Confirm]:
     """The check's two measurements on ``target`` (the base side on ``base_server`` when given: an
     upgrade check), each with its progress: both sides, and pairs taken again to confirm a time finding."""
     from bench.measure.paired import side_by_side
+    from bench.runs import sides
 
     def measure(before: Catalogue, after: Catalogue, base_schema: str | None) -> Results:
         with progress(not quiet, unit="steps") as advance:
@@ -173,7 +174,7 @@ def check_cmd(
     before: BeforeDir = None,
     before_ref: BeforeRef = None,
     measure_unchanged: MeasureUnchanged = False,
-    reports_dir: ReportsDir = results_io.CHECK_DIR,
+    reports_dir: ReportsDir = output.CHECK_DIR,
     markdown_out: MarkdownOut = None,
     github: GithubAnnotations = False,
     quiet: Quiet = False,
@@ -185,7 +186,10 @@ def check_cmd(
 ) -> None:
     """The CI gate: measure base and head now, on this server, and judge head against base on every gate
     (plans, buffers, warning signs, rows, verdicts, time side by side)."""
+    from bench import results as results_io
     from bench.judge.check import CheckThresholds, check, resolve_before
+    from bench.runs import sides
+    from bench.targets.provision import measurement_target
     from bench.targets.schema import model_ddl
 
     reference = results_io.load(baseline) if baseline else None
@@ -221,9 +225,11 @@ app.add_typer(baseline_app, name="baseline")
 def baseline_save_cmd(
     run_dir: Annotated[Path, typer.Argument(help="The run to adopt (a run directory or its results.json).")],
     reason: Annotated[str, typer.Option("--reason", help="Why this run is the new baseline.")] = "",
-    to: Annotated[Path, typer.Option("--to", help="Where the baseline lives.")] = results_io.BASELINE_FILE,
+    to: Annotated[Path, typer.Option("--to", help="Where the baseline lives.")] = output.BASELINE_FILE,
 ) -> None:
     """Save RUN_DIR's results as the baseline, with the reason (commit the file)."""
+    from bench import results as results_io
+
     res = results_io.save_baseline(run_dir, reason, output.require_writable(to.parent) / to.name)
     assert res.baseline is not None, "save_baseline records why"
     say(

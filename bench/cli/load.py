@@ -6,15 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
-from bench import results as results_io
 from bench.cli.app import command
 from bench.cli.console import note, say, show
 from bench.cli.matrix import reported
 from bench.cli.options import REPORTS_DIR, Concurrent, LockWait, Quiet, ReportsDir, Selected, option_group, selecting
 from bench.cli.target_options import targeted
-from bench.runs import conditions, load
-from bench.runs.load import LoadOptions
-from bench.targets.provision import TargetSpec, measurement_target
+from bench.runs.options import LOAD_VARIANT, LoadOptions
+from bench.targets.options import TargetSpec
 
 # How `taskbench load` loads: declared once, defaults from LoadOptions.
 _LOAD_OPTIONS: dict[str, Any] = {
@@ -49,7 +47,7 @@ Mix = Annotated[
 def load_cmd(
     *,
     selected: Selected,
-    variant: LoadVariant = load.DEFAULT_VARIANT,
+    variant: LoadVariant = LOAD_VARIANT,
     mix: Mix = None,
     reports_dir: ReportsDir = REPORTS_DIR,
     quiet: Quiet = False,
@@ -57,6 +55,10 @@ def load_cmd(
     spec: TargetSpec,
 ) -> None:
     """N concurrent clients on a weighted mix: throughput, p50/p95/p99 and the share over each SLA."""
+    from bench import results as results_io
+    from bench.runs import conditions, load
+    from bench.targets.provision import measurement_target
+
     cat = selected.whole.with_mix(load.parse_mix(mix or [])).select(None, [variant])
     with measurement_target(spec, announce=note) as target:
         show(target)

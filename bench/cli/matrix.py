@@ -5,26 +5,26 @@ from __future__ import annotations
 
 from pathlib import Path
 from time import perf_counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bench import output
-from bench import results as results_io
-from bench.catalogue.files import Catalogue
 from bench.cli.app import command
 from bench.cli.console import err, note, say, show
 from bench.cli.options import PROFILE, REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, selecting
 from bench.cli.target_options import targeted
 from bench.errors import DatabaseError, InputError, IsolationFailure
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.progress import progress
-from bench.results import Results
-from bench.runs import conditions, matrix
-from bench.targets.provision import TargetSpec, for_dataset, measurement_target, measurement_targets
-from bench.targets.target import Target
+from bench.targets.options import TargetSpec
 from seed.profiles import Profile as DataProfile
 from seed.profiles import get_profile
+
+if TYPE_CHECKING:
+    from bench.catalogue.files import Catalogue
+    from bench.results import Results
+    from bench.targets.target import Target
 
 MeasuredProfile = Annotated[str | None, PROFILE]  # the dataset it must find (default: whichever is seeded)
 ShardOf = Annotated[
@@ -39,7 +39,7 @@ Durations = Annotated[
     typer.Option(
         "--durations",
         help="The run whose durations balance the shares of --shard and --parallel (default: "
-        f"{results_io.BASELINE_FILE} when it covers the variants, else equal weights).",
+        f"{output.BASELINE_FILE} when it covers the variants, else equal weights).",
     ),
 ]
 Parallel = Annotated[
@@ -58,6 +58,8 @@ MergedOut = Annotated[
 
 def measured(target: Target, cat: Catalogue, opts: RunOptions, reports_dir: Path, quiet: bool) -> Path:
     """The matrix on ``target``, saved and summed up."""
+    from bench.runs import matrix
+
     with progress(not quiet, unit="cells") as advance:
         res = matrix.measure(target, cat, opts, advance)
     return saved(res, reports_dir, quiet)
@@ -65,12 +67,16 @@ def measured(target: Target, cat: Catalogue, opts: RunOptions, reports_dir: Path
 
 def saved(res: Results, reports_dir: Path, quiet: bool = False) -> Path:
     """Save a run and say what it found (``quiet``: its one summary line, no line per cell)."""
+    from bench import results as results_io
+
     path = results_io.save(res, reports_dir)
     summed_up(res, path, quiet)
     return path
 
 
 def summed_up(res: Results, path: Path, quiet: bool = False) -> None:
+    from bench.runs import conditions, matrix
+
     if not quiet:
         say(matrix.render(res))
     err.print(matrix.summary(res, path), highlight=False)
@@ -80,6 +86,7 @@ def summed_up(res: Results, path: Path, quiet: bool = False) -> None:
 
 def isolated(path: Path) -> None:
     """Exit 1 once a run is saved (and reported) when a policy variant failed its isolation check."""
+    from bench import results as results_io
     from bench.judge.gates import isolation_findings
 
     failures = isolation_findings(results_io.load(path))
@@ -119,11 +126,14 @@ class _Run:
         self.cat, self.opts, self.prof, self.reports_dir, self.quiet = cat, opts, prof, reports_dir, quiet
 
     def whole(self, spec: TargetSpec) -> Path:
+        from bench.targets.provision import measurement_target
+
         with measurement_target(spec, announce=note) as target:
             return measured(_holding(show(target), self.prof), self.cat, self.opts, self.reports_dir, self.quiet)
 
     def share(self, spec: TargetSpec, shard: str, durations: Path | None) -> Path:
         from bench.runs import shard as sharding
+        from bench.targets.provision import measurement_target
 
         index, count = sharding.parse_shard(shard)
         plan = sharding.split(self.cat, count, sharding.durations(self.cat, durations))
@@ -137,6 +147,7 @@ class _Run:
     def shares(self, spec: TargetSpec, parallel: int, durations: Path | None) -> Path:
         from bench.merge import merge
         from bench.runs import shard as sharding
+        from bench.targets.provision import measurement_targets
 
         plan = sharding.split(self.cat, parallel, sharding.durations(self.cat, durations))  # refused before any branch
         note(f"{parallel} shares (split by {plan.weights}), measured at once")
@@ -164,6 +175,8 @@ def run_cmd(
 ) -> None:
     """Measure every scenario under every variant (or one share of them); write reports/<run-id>/results.json.
     With --profile, the database must hold that profile's dataset (seed it first, or use `bench`)."""
+    from bench.targets.provision import for_dataset
+
     cat = selected.catalogue
     prof = get_profile(profile) if profile else None
     spec = for_dataset(spec, prof) if prof else spec  # on Neon: measured on that dataset's seeded parent
@@ -186,6 +199,7 @@ def merge_cmd(
 ) -> None:
     """Merge the shards of a sharded run (run --shard i/N, every one once) into one run and its report;
     exit 2, naming what differs, when they do not belong together."""
+    from bench import results as results_io
     from bench.merge import merge
 
     output.require_writable(out_dir or REPORTS_DIR)
@@ -193,8 +207,8 @@ def merge_cmd(
     merged = merge([(str(path), results_io.load(path)) for path in shards])
     if out_dir is None:
         path = results_io.save(merged, REPORTS_DIR)
-    elif (out_dir / results_io.RESULTS_FILE).exists():
-        raise InputError(f"--out {out_dir} already holds a {results_io.RESULTS_FILE}: choose another directory")
+    elif (out_dir / output.RESULTS_FILE).exists():
+        raise InputError(f"--out {out_dir} already holds a {output.RESULTS_FILE}: choose another directory")
     else:
         path = results_io.write(merged, out_dir)
     note(f"merged {len(shards)} shards in {perf_counter() - started:.2f} s")
@@ -205,5 +219,7 @@ def merge_cmd(
 @command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or its results.json.")]) -> None:
     """Write index.html, summary.md, results.csv and the figures next to a results.json."""
+    from bench import results as results_io
+
     output.require_writable(results_io.resolve(run_dir).parent)
     reported(run_dir)

@@ -8,17 +8,18 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bench import output, results
-from bench.catalogue import files as catalogue_io
-from bench.catalogue.files import Catalogue
-from bench.measure.runner import RunOptions
-from bench.measure.timeout import MIN_TIMEOUT_MS
+from bench import output
+from bench.catalogue import options as catalogue
+from bench.measure.options import MIN_TIMEOUT_MS, RunOptions
 from seed.profiles import DEFAULT_PROFILE, get_profile
 from seed.profiles import Profile as DataProfile
+
+if TYPE_CHECKING:
+    from bench.catalogue.files import Catalogue
 
 Command = Callable[..., Any]
 
@@ -145,7 +146,7 @@ ReportsDir = Annotated[
     Path,
     typer.Option("--reports-dir", help="Where run directories are written.", callback=output.require_writable),
 ]
-REPORTS_DIR = results.REPORTS_DIR
+REPORTS_DIR = output.REPORTS_DIR
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output; a run says one summary line.")]
 
 
@@ -188,10 +189,10 @@ _SELECT_OPTIONS: dict[str, Any] = {
     "driver": Driver,
 }
 _SELECT_DEFAULTS: dict[str, Any] = {
-    "scenarios_dir": catalogue_io.DEFAULT_DIR,
+    "scenarios_dir": catalogue.DEFAULT_DIR,
     "scenario": None,
     "variant": None,
-    "driver": catalogue_io.DEFAULT_DRIVER,
+    "driver": catalogue.DEFAULT_DRIVER,
 }
 
 
@@ -205,9 +206,12 @@ def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str
         scenarios_dir: Path,
         scenario: list[str] | None = None,
         variant: list[str] | None = None,
-        driver: str = catalogue_io.DEFAULT_DRIVER,
+        driver: str = catalogue.DEFAULT_DRIVER,
     ) -> Selected:
-        whole = catalogue_io.load_catalogue(scenarios_dir, driver=catalogue_io.driver(driver))
+        from bench.catalogue.files import driver as checked
+        from bench.catalogue.files import load_catalogue
+
+        whole = load_catalogue(scenarios_dir, driver=checked(driver))
         picked = whole.select(scenario or list(scenarios), variant or list(variants))
         return Selected(scenarios_dir, whole, picked, bool(scenario or variant))
 

@@ -7,17 +7,16 @@ from typing import Annotated
 
 import typer
 
-from bench import results as results_io
 from bench.cli.app import command
 from bench.cli.console import note, say
 from bench.cli.matrix import reported
 from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, selecting
 from bench.cli.target_options import targeted
 from bench.errors import InputError
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.progress import progress
-from bench.runs import scale
-from bench.targets.provision import TargetSpec
+from bench.runs.options import SCALE_MIN_SAMPLES, SCALE_SCENARIOS, SCALE_SIZES, SCALE_USERS, SCALE_VARIANTS
+from bench.targets.options import TargetSpec
 
 
 def _size_text(tasks_per_user: int) -> str:
@@ -35,7 +34,7 @@ def _sizes(raw: str) -> list[int]:
 
 
 Sizes = Annotated[str, typer.Option("--sizes", help="Tasks per user at each size.")]
-SIZES = ",".join(map(_size_text, scale.DEFAULT_SIZES))
+SIZES = ",".join(map(_size_text, SCALE_SIZES))
 SizeUsers = Annotated[int, typer.Option("--users", min=1, help="Users at every size.")]
 MinSamples = Annotated[
     int,
@@ -50,19 +49,22 @@ MinSamples = Annotated[
 @measuring(
     "explain_samples", "cell_budget", "timeout_factor", "concurrent", "lock_wait", cold_samples=0, stability_rounds=0
 )
-@selecting(scenarios=scale.DEFAULT_SCENARIOS, variants=scale.DEFAULT_VARIANTS)
+@selecting(scenarios=SCALE_SCENARIOS, variants=SCALE_VARIANTS)
 def scale_cmd(
     *,
     selected: Selected,
     sizes: Sizes = SIZES,
-    users: SizeUsers = scale.DEFAULT_USERS,
-    min_samples: MinSamples = scale.DEFAULT_MIN_SAMPLES,
+    users: SizeUsers = SCALE_USERS,
+    min_samples: MinSamples = SCALE_MIN_SAMPLES,
     reports_dir: ReportsDir = REPORTS_DIR,
     quiet: Quiet = False,
     opts: RunOptions,
     spec: TargetSpec,
 ) -> None:
     """Chosen scenarios × variants at several data sizes: growth exponents and SLA crossings."""
+    from bench import results as results_io
+    from bench.runs import scale
+
     cat = selected.catalogue
     options = scale.ScaleOptions(replace(opts, min_samples=min_samples), _sizes(sizes), users)
     with progress(not quiet, unit="cells", units={"seed": "rows"}) as advance:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,9 +11,11 @@ from bench.cli.console import err, note, say, show
 from bench.cli.options import Quiet, profiled
 from bench.cli.target_options import targeted
 from bench.progress import progress
-from bench.targets.provision import TargetSpec, dataset_home, require_lasting, seeded_home
-from bench.targets.target import Target
+from bench.targets.options import TargetSpec
 from seed.profiles import Profile as DataProfile
+
+if TYPE_CHECKING:
+    from bench.targets.target import Target
 
 Reload = Annotated[bool, typer.Option("--reload", help="Load again even if already loaded.")]
 Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Alternating rounds; medians are compared.")]
@@ -50,6 +52,8 @@ def seed_cmd(
     spec: TargetSpec,
 ) -> None:
     """Load a dataset (skipped when the same one is already loaded)."""
+    from bench.targets.provision import require_lasting, seeded_home
+
     require_lasting(spec)
     with seeded_home(spec, prof, lambda home: seed_into(show(home), prof, quiet, reload), note, reload):
         pass
@@ -67,6 +71,7 @@ def seed_bench_cmd(
     spec: TargetSpec,
 ) -> None:
     """Measure the seeder against a raw COPY of the same rows (in a scratch database, dropped after)."""
+    from bench.targets.provision import dataset_home
     from seed.benchmark import benchmark_seed, render
 
     with dataset_home(spec, note) as home, progress(not quiet) as advance:

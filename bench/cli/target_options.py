@@ -11,8 +11,7 @@ import typer
 
 from bench.cli.options import Command, option_group
 from bench.errors import InputError
-from bench.targets.neon import NeonSettings
-from bench.targets.provision import KINDS, TargetSpec
+from bench.targets.options import KINDS, NeonSettings, TargetSpec
 
 NEON_PANEL = "Neon (--target neon)"  # a help panel of their own: a dozen options most runs never need
 # Options every command that opens a database shares, given to it by @targeted as one TargetSpec.

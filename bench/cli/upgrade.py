@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from bench import results as results_io
 from bench.cli.app import command
 from bench.cli.console import note, say, show
 from bench.cli.gate import PAIR_OPTIONS, GithubAnnotations, MarkdownOut, gated, measuring_sides, timed, verdict
@@ -16,23 +15,17 @@ from bench.cli.matrix import reported
 from bench.cli.options import REPORTS_DIR, Quiet, ReportsDir, Selected, measuring, option_group, profiled, selecting
 from bench.cli.seeding import seed_into
 from bench.cli.target_options import TARGET_OPTIONS
-from bench.judge import upgrade
-from bench.judge.check import CheckThresholds
-from bench.judge.gates import GateThresholds
-from bench.judge.timegate import TimeThresholds
-from bench.measure.paired import PairOptions
-from bench.measure.runner import RunOptions
-from bench.report import upgrade as upgrade_text
-from bench.runs import sides
+from bench.judge.options import UPGRADE_PAIRS, GateThresholds, TimeThresholds
+from bench.measure.options import PairOptions, RunOptions
 from bench.targets.majors import DEFAULT_PG_MAJOR, EMBEDDED_MAJORS, two_majors
-from bench.targets.provision import TargetSpec, seeded_home
+from bench.targets.options import TargetSpec
 from seed.profiles import Profile as DataProfile
 
 FromMajor = Annotated[int, typer.Option("--from", help="The major production runs now (an embedded server's).")]
 ToMajor = Annotated[int, typer.Option("--to", help="The major it moves to.")]
 DbName = Annotated[str, TARGET_OPTIONS["db_name"][1]]
 # the check's --pairs, with the upgrade check's own default: enough pairs for every p95's interval
-upgrade_pairs = option_group("pairs", PAIR_OPTIONS, PairOptions, {"pairs": upgrade.PAIRS})
+upgrade_pairs = option_group("pairs", PAIR_OPTIONS, PairOptions, {"pairs": UPGRADE_PAIRS})
 
 
 @command("upgrade-check")
@@ -61,6 +54,13 @@ def upgrade_check_cmd(
     """The same dataset, scenarios and variants on two majors of the embedded PostgreSQL, side by side:
     plan changes, buffers, p95 ratios with intervals, verdicts. Exit 1 when a cell got slower (the
     check's time gate) or its verdict went pass → fail."""
+    from bench import results as results_io
+    from bench.judge import upgrade
+    from bench.judge.check import CheckThresholds
+    from bench.report import upgrade as upgrade_text
+    from bench.runs import sides
+    from bench.targets.provision import seeded_home
+
     two_majors(from_major, to_major)  # refused before anything is seeded
     old_spec, new_spec = (TargetSpec(kind="embedded", db_name=db_name, pg_major=m) for m in (from_major, to_major))
     sides_opts = sides.SidesOptions(opts, sides.pairs_like(pairs, opts))

@@ -38,9 +38,10 @@ from bench.catalogue.gitref import default_merge_base, models_ddl_at, scenarios_
 from bench.catalogue.sql import SQLRefused
 from bench.errors import InputError
 from bench.judge.compare import Comparison, compare, explained_pairs, incompatibilities
-from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, isolation_findings, judge_cell
+from bench.judge.gates import DEFAULT_GATES, Finding, Kind, isolation_findings, judge_cell
+from bench.judge.options import GateThresholds, TimeThresholds
 from bench.judge.sequential import design_for_classes, worst_opposite_verdicts
-from bench.judge.timegate import DEFAULT_TIME, TimeThresholds, false_alarm_bound, is_faster, is_slower, paired, unequal
+from bench.judge.timegate import DEFAULT_TIME, false_alarm_bound, is_faster, is_slower, paired, unequal
 from bench.results import Cell, PairedSamples, Results, SideBySide
 
 # The calibration items that must come out equal on both sides: the CPU-bound ones. The round trip

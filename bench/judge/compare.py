@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.catalogue.files import BASELINE_VARIANT
+from bench.catalogue.options import BASELINE_VARIANT
 from bench.errors import EXIT_INPUT, EXIT_OK, EXIT_REGRESSION
-from bench.judge.gates import DEFAULT_GATES, Finding, GateThresholds, Kind, isolation_findings, judge_cell
+from bench.judge.gates import DEFAULT_GATES, Finding, Kind, isolation_findings, judge_cell
+from bench.judge.options import GateThresholds
 from bench.results import Cell, Results
 
 NO_SIDE_BY_SIDE = "not judged: these are two separate runs; `taskbench check` measures base and head side by side"

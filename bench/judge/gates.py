@@ -17,6 +17,7 @@ from enum import Enum
 from statistics import median
 from typing import Literal
 
+from bench.judge.options import GateThresholds
 from bench.judge.rls import isolation_failures
 from bench.results import Cell, Results
 
@@ -64,16 +65,6 @@ class Finding:
     variant: str
     message: str
     direction: Direction = "regression"
-
-
-@dataclass(frozen=True)
-class GateThresholds:
-    buffer_tolerance: float = 0.10  # relative rise in median buffers per query
-    buffer_floor: int = 2  # ... and at least this many buffers (a 1 → 2 rise is no news)
-    misestimate_growth: float = 2.0  # a node's q-error at least doubled ...
-    misestimate_floor: float = 10.0  # ... and now at least this (PEV2's first badge)
-    rows_removed_growth: float = 0.5  # rows removed by filters rose by half ...
-    rows_removed_floor: float = 100.0  # ... and by at least this many rows per execution
 
 
 DEFAULT_GATES = GateThresholds()

@@ -27,13 +27,7 @@ import math
 from dataclasses import dataclass
 from statistics import median
 
-
-@dataclass(frozen=True)
-class TimeThresholds:
-    factor: float = 1.2  # median paired ratio head ÷ base that counts as slower
-    alpha: float = 0.01  # false alarms of a whole check, at most (split over its cells)
-    floor_ms: float = 0.05  # median paired difference below which nothing counts
-
+from bench.judge.options import TimeThresholds
 
 DEFAULT_TIME = TimeThresholds()
 

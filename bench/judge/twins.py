@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from statistics import median
 
 from bench.judge.gates import DEFAULT_GATES, buffers_gate
-from bench.judge.timegate import DEFAULT_TIME, PairedVerdict, TimeThresholds, is_faster, is_slower, paired
+from bench.judge.options import TimeThresholds
+from bench.judge.timegate import DEFAULT_TIME, PairedVerdict, is_faster, is_slower, paired
 from bench.results import Cell, Results
 
 Time = str  # "slower", "faster" or "" (not shown to differ)

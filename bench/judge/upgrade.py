@@ -32,7 +32,6 @@ from bench.results import Cell, Environment, PairedSamples, PlanFacts, Quantile,
 P95_CONFIDENCE = 0.975
 RATIO_CONFIDENCE = 1 - 2 * (1 - P95_CONFIDENCE)
 RATIO_PAIRS = 86  # the fewest pairs whose largest sample bounds a p95 at 97.5%: 0.95 ** 86 < 0.0125
-PAIRS = 100  # pairs per cell an upgrade check takes: enough for every p95 to have its interval
 GATED = (Kind.SLA, Kind.TIME)  # what decides an upgrade check; the other findings are changes
 SKIP_SCAN = "more index searches than loops (skip scan)"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
-from bench.catalogue.files import BASELINE_VARIANT
+from bench.catalogue.options import BASELINE_VARIANT
 from bench.results import Cell, Results
 
 

@@ -25,10 +25,11 @@ from bench.catalogue.variants import applied_variant
 from bench.measure.calibration import ITEMS, calibration_sample
 from bench.measure.claims import claim_for
 from bench.measure.lock import measurement_lock
-from bench.measure.plancache import DEFAULT_PLAN_CACHE, plan_cache, set_plan_cache
+from bench.measure.options import DEFAULT_PLAN_CACHE, PairOptions, plan_cache, statement_timeout_ms
+from bench.measure.plancache import set_plan_cache
 from bench.measure.rows import result_hash
 from bench.measure.runner import execute, run_measurement
-from bench.measure.timeout import DEFAULT_FACTOR, Session, TimedOut, statement_timeout_ms
+from bench.measure.timeout import Session, TimedOut
 from bench.progress import Advance, no_progress
 from bench.results import PairedSamples, SideBySide
 from bench.targets.rebuild import recorded_schema_copy
@@ -159,18 +160,6 @@ async def measure_pairs(
         for cell in cells:
             if not cell.timed_out:
                 await _pair(cell, base_first)
-
-
-@dataclass(frozen=True)
-class PairOptions:
-    pairs: int = 30  # per cell: enough for the sign test to call a cell at 1% over 500 cells (2^-30)
-    timeout_factor: float = DEFAULT_FACTOR  # each execution's statement timeout, as the matrix's cells
-    warmup: int = 2  # unrecorded rounds (an execution per side and cell) at the least
-    warmup_seconds: float = 0.5  # and unrecorded rounds until this much time has passed
-    seed: int = 1
-    concurrent: bool = False
-    lock_wait: float = 10.0
-    plan_cache: str = DEFAULT_PLAN_CACHE  # the samples' prepared statements planned as the matrix's (``plancache``)
 
 
 def same_scenario(a: Scenario, b: Scenario) -> bool:

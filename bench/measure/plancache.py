@@ -33,14 +33,14 @@ from typing import Any, Literal
 import asyncpg
 
 from bench.catalogue.params import Drawn
-from bench.judge.timegate import DEFAULT_TIME, TimeThresholds, paired
+from bench.judge.options import TimeThresholds
+from bench.judge.timegate import DEFAULT_TIME, paired
+from bench.measure.options import PLAN_CACHE
 from bench.measure.plan import plan_facts
 from bench.measure.timeout import TimedOut
 from bench.measure.trees import explain
 from bench.results import GenericCheck, PlanCache, PlanFacts
 
-PLAN_CACHE: dict[PlanCache, str] = {"driver": "auto", "custom": "force_custom_plan", "generic": "force_generic_plan"}
-DEFAULT_PLAN_CACHE: PlanCache = "driver"
 SLOWER_LEVEL = 0.01
 """A generic plan as fast as the custom ones is called slower for a user class of a cell at most this
 often: an exact one-sided sign test (the factor and the floor only lower it)."""
@@ -51,14 +51,6 @@ _COUNTERS = "SELECT generic_plans, custom_plans FROM pg_catalog.pg_prepared_stat
 _PROBE = "\n-- taskbench: through a custom and through the generic plan"
 Kind = Literal["custom", "generic"]
 Timer = Callable[[str, list[Any]], Awaitable[float]]  # client ms of one execution; TimedOut past its limit
-
-
-def plan_cache(mode: str) -> PlanCache:
-    """A --plan-cache value checked."""
-    found = next((m for m in PLAN_CACHE if m == mode), None)
-    if found is None:
-        raise ValueError(f"--plan-cache must be one of {', '.join(PLAN_CACHE)}, not {mode!r}")
-    return found
 
 
 async def set_plan_cache(conn: asyncpg.Connection, mode: PlanCache) -> None:

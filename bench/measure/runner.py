@@ -59,20 +59,13 @@ from bench.measure.claims import Claim, as_user, claim_for, claim_nobody, policy
 from bench.measure.cold import cold_cache, cold_samples
 from bench.measure.environment import environment
 from bench.measure.isolation import check_isolation
+from bench.measure.options import DEFAULT_PLAN_CACHE, MIN_TIMEOUT_MS, RunOptions, plan_cache
 from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, EXPLAIN_PLAN, plan_facts, timings, wal
-from bench.measure.plancache import DEFAULT_PLAN_CACHE, CellPlans, plan_cache, set_plan_cache
+from bench.measure.plancache import CellPlans, set_plan_cache
 from bench.measure.rows import result_hash
 from bench.measure.sharing import signature
 from bench.measure.stability import plan_stability
-from bench.measure.timeout import (
-    DEFAULT_FACTOR,
-    MIN_TIMEOUT_MS,
-    Session,
-    TimedOut,
-    client_limit,
-    limited,
-    statement_timeout_ms,
-)
+from bench.measure.timeout import Session, TimedOut, client_limit, limited
 from bench.measure.trees import timed_plans
 from bench.progress import STEP, Advance, Clock
 from bench.results import (
@@ -99,37 +92,6 @@ T = TypeVar("T")
 PROTOCOL = "sequential-exceedance"
 PROTOCOL_VERSION = 1
 WARMUP_MAX = 5  # executions; at least one is always run
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    seed: int = 1
-    explain_samples: int = 20  # K: the first K samples also run EXPLAIN (ANALYZE, BUFFERS)
-    warmup_seconds: float = 0.5  # warm-up per cell: plain executions for this long, 1 to WARMUP_MAX of them
-    cell_budget: float = 20.0  # seconds of measuring, once every class reached its first pass look; then inconclusive
-    min_samples: int = 0  # per class, taken for the estimates even after the verdict (scale's curves)
-    cold_samples: int = 5  # per cell; 0 skips the cold pass
-    stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check
-    concurrent: bool = False  # measure even while another measurement holds the server (recorded)
-    lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
-    timeout_factor: float = DEFAULT_FACTOR  # a cell's statement_timeout: this many times its SLA
-    share: bool = True  # a cell whose plans and indexes equal a measured one's shares its samples (``sharing``)
-    # how the samples' prepared statements are planned (``plancache``): as the driver does it, always
-    # custom (as behind a transaction pooler without prepared statements), or always generic
-    plan_cache: str = DEFAULT_PLAN_CACHE
-
-    def __post_init__(self) -> None:
-        if self.explain_samples < 1:  # a cell's plan comes from its explained samples
-            raise InputError("at least one sample per cell must run EXPLAIN ANALYZE (--explain-samples 1 or more)")
-        if self.timeout_factor <= 1:
-            raise InputError("--timeout-factor must be more than 1: at 1 every sample over the SLA would time out")
-        try:
-            plan_cache(self.plan_cache)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-
-    def statement_timeout_ms(self, sla_ms: float) -> int:
-        return statement_timeout_ms(self.timeout_factor, sla_ms)
 
 
 @dataclass(frozen=True)

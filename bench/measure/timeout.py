@@ -14,16 +14,6 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-DEFAULT_FACTOR = 20.0  # a cell's statement timeout: this many times its SLA ...
-MIN_TIMEOUT_MS = 100  # ... and never under this, where a scheduler's hiccup alone would reach it
-
-
-def statement_timeout_ms(factor: float, sla_ms: float) -> int:
-    """The statement_timeout every execution of a cell runs under (warm-up, samples, EXPLAIN, cold
-    samples, pairs): far above its SLA, so only a query no user could wait for reaches it."""
-    return max(MIN_TIMEOUT_MS, round(factor * sla_ms))
-
-
 # The client's own limit beyond a statement's timeout: a pooler's sessions (PgBouncer, transaction
 # mode) do not keep a SET, so there the client's limit is the one that holds.
 CLIENT_GRACE_S = 5.0

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench import output
 from bench import results as results_io
-from bench.catalogue.files import BASELINE_VARIANT
+from bench.catalogue.options import BASELINE_VARIANT
 from bench.judge.compare import variant_result_mismatches
 from bench.judge.recommend import recommend
 from bench.judge.rls import RATIO_CONFIDENCE, costliest, isolation_failures, policy_forms, rls_costs

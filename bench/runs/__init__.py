@@ -11,6 +11,6 @@ terminal summary its command prints (the command itself: a thin module in ``benc
 - ``crosscheck``: the harness against pgbench, ``taskbench validate`` (``CrossCheckOptions``;
   agreements, not Results).
 
-``advise`` is the package ``bench.advise`` (it runs matrices), with ``run.AdviseOptions``,
+``advise`` is the package ``bench.advise`` (it runs matrices), with ``options.AdviseOptions``,
 ``run.advise`` and ``report.terminal``. The sampling itself is ``bench.measure``'s.
 """

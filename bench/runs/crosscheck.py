@@ -24,35 +24,27 @@ from typing import Any
 
 import asyncpg
 
-from bench.catalogue.files import BASELINE_VARIANT, Catalogue, Scenario, Variant
+from bench.catalogue.files import Catalogue, Scenario, Variant
 from bench.catalogue.params import Pools, class_drawers, pools_for
 from bench.catalogue.variants import applied_new
 from bench.errors import DatabaseError
 from bench.measure.lock import measurement_lock
+from bench.measure.options import RunOptions
 from bench.measure.pgbench import STATEMENT_LINE, run_pgbench, script, store_params
-from bench.measure.runner import RunOptions, execute, run_measurement, warm_up
+from bench.measure.runner import execute, run_measurement, warm_up
+from bench.runs.options import CROSSCHECK_TRANSACTIONS, CROSSCHECK_VARIANT
 from bench.targets.schema import seeded_copy
 from bench.targets.target import Target, connected
 
-DEFAULT_SCENARIOS = (
-    "task_by_id",
-    "open_task_count",
-    "recent_tasks",
-    "pending_tasks",
-    "keyset_page_deep",
-    "last_messages",
-)
-DEFAULT_VARIANT = BASELINE_VARIANT  # no index but the models' own: the queries' plans as the app ships them
 TOLERANCE = 0.15
 REQUIRED = 3
-TRANSACTIONS = 200
 PGBENCH_FACTOR = 4
 
 
 @dataclass(frozen=True)
 class CrossCheckOptions:
-    variant: str = DEFAULT_VARIANT  # applied on the scratch copy
-    transactions: int = TRANSACTIONS  # the harness's executions; pgbench runs PGBENCH_FACTOR times as many
+    variant: str = CROSSCHECK_VARIANT  # applied on the scratch copy
+    transactions: int = CROSSCHECK_TRANSACTIONS  # the harness's executions; pgbench runs PGBENCH_FACTOR times as many
     run: RunOptions = field(default_factory=RunOptions)  # its seed, warm-up and measurement lock
 
 

@@ -57,25 +57,10 @@ from bench.results import (
     Results,
     new_run_id,
 )
+from bench.runs.options import LoadOptions
 from bench.targets.roles import sampler
 from bench.targets.schema import seeded_copy
 from bench.targets.target import ASYNC_CONNECT_ERRORS, Target, connect_error, connected
-
-DEFAULT_VARIANT = "recommended"  # what an app would ship: the load is measured under it
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    clients: int = 4
-    duration: float = 10.0  # seconds of measured load
-    rate: float | None = None  # arrivals per second over all clients; None: closed loop
-    warmup: float = 1.0  # seconds of load before measuring, not recorded
-    seed: int = 1
-    param_sets: int = 500  # per scenario, shared with pgbench
-    pgbench_rounds: int = 2  # alternating harness/pgbench rounds for the comparison (0: none)
-    jobs: int = 0  # processes the clients are spread over (0: one per CPU, at most one per client)
-    concurrent: bool = False  # measure even while another measurement holds the server (recorded)
-    lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
 
 
 @dataclass(frozen=True)

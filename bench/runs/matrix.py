@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bench.catalogue.files import Catalogue
 from bench.measure.lock import measurement_lock
-from bench.measure.runner import RunOptions, measure_unlocked, prepared
+from bench.measure.options import RunOptions
+from bench.measure.runner import measure_unlocked, prepared
 from bench.progress import Advance, no_progress
 from bench.results import Results
 from bench.targets.target import Target

@@ -19,28 +19,22 @@ from statistics import median
 
 import numpy as np
 
-from bench.catalogue.files import BASELINE_VARIANT, Catalogue
+from bench.catalogue.files import Catalogue
 from bench.errors import InputError
-from bench.measure.runner import RunOptions
+from bench.measure.options import RunOptions
 from bench.progress import Advance, no_progress
 from bench.results import CROSSING_FAR, Cell, Results, ScaleConfig, ScaleFit, ScalePoint, ScaleResults
 from bench.runs import matrix
-from bench.targets.provision import TargetSpec, for_dataset, measurement_target, seeded_home
+from bench.runs.options import SCALE_MIN_SAMPLES, SCALE_SIZES, SCALE_USERS
+from bench.targets.options import TargetSpec
+from bench.targets.provision import for_dataset, measurement_target, seeded_home
 from seed.profiles import Profile, get_profile
 
-DEFAULT_SIZES = (1_000, 10_000, 50_000, 100_000)
-DEFAULT_USERS = 4
-# The sequential test stops a clearly failing cell at a handful of samples, too few for a curve's p50
-# and p95: a scale run keeps sampling each class up to this many for the estimates (--min-samples).
-DEFAULT_MIN_SAMPLES = 100
-# keyset_page_deep needs users with more than 1,000 tasks, so it cannot join the 1k size.
-DEFAULT_SCENARIOS = ("open_task_count", "recent_tasks", "pending_tasks", "due_next_7_days")
-DEFAULT_VARIANTS = (BASELINE_VARIANT, "composite", "recommended")
 # Below this exponent a cell is taken as flat: it is not extrapolated to an SLA crossing.
 FLAT = 0.1
 
 
-def scale_profile(tasks_per_user: int, users: int = DEFAULT_USERS, seed: int | None = None) -> Profile:
+def scale_profile(tasks_per_user: int, users: int = SCALE_USERS, seed: int | None = None) -> Profile:
     """Every user at the same size (no power users); few conversations, which do not scale here."""
     base = get_profile("ci", users=users, tasks_per_user=tasks_per_user, seed=seed)
     return replace(
@@ -141,10 +135,10 @@ def _labelled(advance: Advance, label: str) -> Advance:
 @dataclass(frozen=True)
 class ScaleOptions:
     run: RunOptions = field(
-        default_factory=lambda: RunOptions(cold_samples=0, stability_rounds=0, min_samples=DEFAULT_MIN_SAMPLES)
+        default_factory=lambda: RunOptions(cold_samples=0, stability_rounds=0, min_samples=SCALE_MIN_SAMPLES)
     )
-    sizes: Sequence[int] = DEFAULT_SIZES  # tasks per user
-    users: int = DEFAULT_USERS  # at every size
+    sizes: Sequence[int] = SCALE_SIZES  # tasks per user
+    users: int = SCALE_USERS  # at every size
 
 
 def measure(
@@ -164,7 +158,7 @@ def measure(
         raise InputError("--sizes needs at least two sizes of 100 tasks per user or more")
     from seed.load import seed_database  # pyarrow and the generators: only when seeding
 
-    # opts.run.min_samples (DEFAULT_MIN_SAMPLES by default) keeps sampling for the curves' estimates.
+    # opts.run.min_samples (SCALE_MIN_SAMPLES by default) keeps sampling for the curves' estimates.
     points: list[ScalePoint] = []
     last: Results | None = None
     for i, size in enumerate(sizes):

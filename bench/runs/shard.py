@@ -43,7 +43,9 @@ from bench.errors import (
     as_user_error,
 )
 from bench.measure.calibration import ITEMS, calibration_sample
-from bench.measure.runner import RunOptions, run_measurement
+from bench.measure.options import RunOptions
+from bench.measure.runner import run_measurement
+from bench.output import BASELINE_FILE
 from bench.progress import Advance, no_progress
 from bench.results import Calibration, Results, Shard
 from bench.runs import matrix
@@ -94,7 +96,7 @@ def durations(catalogue: Catalogue, path: Path | None) -> Weights:
     exists): its cells' seconds for this catalogue's scenarios plus its build seconds. Equal weights
     when the run does not cover every variant: a partial weighting would balance nothing."""
     given = path is not None
-    path = path or results_io.BASELINE_FILE
+    path = path or BASELINE_FILE
     if not given and not path.exists():
         return Weights(None, f"equal weights ({path} does not exist)")
     previous = results_io.load(path)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field, replace
 from bench.catalogue.files import Catalogue
 from bench.errors import InputError
 from bench.measure.lock import measurement_lock
-from bench.measure.paired import PairOptions, base_copy, pair_up, pairs_unlocked
-from bench.measure.runner import RunOptions, measure_jobs, measure_unlocked, prepared
+from bench.measure.options import PairOptions, RunOptions
+from bench.measure.paired import base_copy, pair_up, pairs_unlocked
+from bench.measure.runner import measure_jobs, measure_unlocked, prepared
 from bench.progress import Advance, no_progress
 from bench.results import Cell, Results
 from bench.targets.schema import seeded_dataset

@@ -11,35 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Protocol
 
 from bench.errors import DatabaseError, InputError
 from bench.targets import schema
 from bench.targets.container import docker_postgres
-from bench.targets.majors import DEFAULT_PG_MAJOR, default_data_dir
 from bench.targets.neon import (
     SEEDED_NAME,
     Branch,
     NeonClient,
-    NeonSettings,
     parent_branch,
     run_branches,
     schema_fingerprint,
     seed_parent,
     seeded_parent_name,
 )
-from bench.targets.target import (
-    DEFAULT_DB_NAME,
-    Target,
-    check_db_name,
-    open_server,
-    open_target,
-    parse_database_url,
-)
+from bench.targets.options import NeonSettings, TargetSpec
+from bench.targets.target import Target, check_db_name, open_server, open_target, parse_database_url
 
-KINDS = ("auto", "embedded", "url", "neon", "docker")
 Announce = Callable[[str], None]
 
 
@@ -48,34 +38,6 @@ class Profile(Protocol):
     seed.profiles.Profile meets, because seed is built on targets and targets must not import it."""
 
     def fingerprint(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    kind: str = "auto"  # auto: the URL when one is given, else embedded
-    database_url: str | None = None
-    db_name: str = DEFAULT_DB_NAME
-    data_dir: Path | None = None  # the embedded server's; None: the major's own (``embedded_dir``)
-    force: bool = False  # use a database holding tables taskbench did not create
-    neon: NeonSettings | None = None
-    pg_major: int = DEFAULT_PG_MAJOR  # the embedded server's, or the Docker image's
-
-    @property
-    def embedded_dir(self) -> Path:
-        """The embedded server's data directory: the one given, else the major's own."""
-        return self.data_dir or default_data_dir(self.pg_major)
-
-    @property
-    def resolved_kind(self) -> str:
-        if self.kind not in KINDS:
-            raise InputError(f"--target must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.kind == "auto":
-            return "url" if self.database_url else "embedded"
-        if self.kind == "url" and not self.database_url:
-            raise InputError("--target url needs --database-url (or DATABASE_URL)")
-        if self.kind == "neon" and self.neon is None:
-            raise InputError("--target neon needs NEON_API_KEY and NEON_PROJECT_ID")
-        return self.kind
 
 
 def _quiet(message: str) -> None:

@@ -30,8 +30,8 @@ from bench.errors import DatabaseError, InputError, first_line
 from bench.results import ConnectionProbe
 from bench.targets.embedded import start_embedded
 from bench.targets.majors import DEFAULT_PG_MAJOR, default_data_dir
+from bench.targets.options import DEFAULT_DB_NAME
 
-DEFAULT_DB_NAME = "taskbench"
 DEFAULT_DATA_DIR = default_data_dir(DEFAULT_PG_MAJOR)
 # Every session taskbench opens has a statement timeout: set-up work (seeding, index builds, copies,
 # ANALYZE) under this one, a cell's executions under their own (``RunOptions.statement_timeout_ms``).
