@@ -12,23 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bench.errors import DatabaseError, InputError
 from bench.targets import schema
 from bench.targets.container import docker_postgres
-from bench.targets.neon import (
-    SEEDED_NAME,
-    Branch,
-    NeonClient,
-    parent_branch,
-    run_branches,
-    schema_fingerprint,
-    seed_parent,
-    seeded_parent_name,
-)
 from bench.targets.options import NeonSettings, TargetSpec
 from bench.targets.target import Target, check_db_name, open_server, open_target, parse_database_url
+
+# The Neon client (httpx) is imported where a Neon target is used, as the Docker one is (``container``):
+# a seed or a run on any other server does not pay for it.
+if TYPE_CHECKING:
+    from bench.targets.neon import Branch, NeonClient
 
 Announce = Callable[[str], None]
 
@@ -67,6 +62,8 @@ def dataset_home(spec: TargetSpec, announce: Announce = _quiet) -> Iterator[Targ
             yield _claimed(open_server(url, "docker", spec.db_name), spec)
         return
     if kind == "neon":
+        from bench.targets.neon import parent_branch
+
         assert spec.neon is not None
         with _client(spec.neon) as client:
             branch = parent_branch(client, spec.db_name, create=True)
@@ -83,6 +80,8 @@ def for_dataset(spec: TargetSpec, profile: Profile) -> TargetSpec:
     schema (unless --neon-parent named one): what a command that seeds, and then perhaps measures, uses."""
     if spec.neon is None or spec.neon.parent is not None:
         return spec
+    from bench.targets.neon import schema_fingerprint, seeded_parent_name
+
     name = seeded_parent_name(spec.db_name, profile.fingerprint(), schema_fingerprint(schema.model_ddl()))
     return replace(spec, neon=replace(spec.neon, parent=name))
 
@@ -101,11 +100,13 @@ def seeded_home(
     published under its name once complete (seed_parent)."""
     spec = for_dataset(spec, profile)
     name = spec.neon.parent if spec.neon is not None and spec.resolved_kind == "neon" else None
-    if name is None or not SEEDED_NAME.fullmatch(name):
+    if name is None or not _seeded_parent(name):
         with dataset_home(spec, announce) as home:
             seed(home)
             yield home
         return
+    from bench.targets.neon import parent_branch, seed_parent
+
     assert spec.neon is not None
     check_db_name(spec.db_name)
     with _client(spec.neon) as client:
@@ -161,6 +162,8 @@ def measurement_targets(spec: TargetSpec, count: int, announce: Announce = _quie
         with measurement_target(spec, announce=announce) as target:
             yield [target]
         return
+    from bench.targets.neon import run_branches
+
     assert spec.neon is not None
     with _client(spec.neon) as client, run_branches(client, spec.db_name, count, announce) as branches:
         yield [_neon_target(client, branch, spec.db_name) for branch in branches]
@@ -168,11 +171,20 @@ def measurement_targets(spec: TargetSpec, count: int, announce: Announce = _quie
 
 @contextmanager
 def _client(settings: NeonSettings) -> Iterator[NeonClient]:
+    from bench.targets.neon import NeonClient
+
     client = NeonClient(settings)
     try:
         yield client
     finally:
         client.close()
+
+
+def _seeded_parent(name: str) -> bool:
+    """``name`` is a seeded parent's (one per database, dataset and models' schema)."""
+    from bench.targets.neon import SEEDED_NAME
+
+    return SEEDED_NAME.fullmatch(name) is not None
 
 
 def _neon_target(client: NeonClient, branch: Branch, db_name: str) -> Target:
