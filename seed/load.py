@@ -47,11 +47,11 @@ class SeedResult:
     row_counts: dict[str, int]
     seconds: float = 0.0
     load_seconds: dict[str, float] = field(default_factory=dict)  # each table's COPY
-    index_seconds: float = 0.0  # the secondary indexes and foreign keys, built after the COPYs
+    index_seconds: float = 0.0  # the secondary indexes, VACUUM (ANALYZE) and foreign keys, after the COPYs
 
     @property
     def rows_per_second(self) -> float:
-        """Rows per second of loading them into the schema: the COPYs and the deferred builds."""
+        """Rows per second of loading them into the schema: the COPYs, the deferred builds, ANALYZE."""
         total = sum(self.row_counts.values())
         return total / (sum(self.load_seconds.values()) + self.index_seconds) if self.load_seconds else 0.0
 
@@ -168,21 +168,19 @@ async def _run_each(target: Target, statements: list[str]) -> None:
             await conn.execute(statement)
 
 
-async def build_deferred(target: Target, deferred: schema.Deferred) -> float:
-    """Build what a load deferred, each table's indexes on a connection of its own, so the tables are
-    worked on at once (one server process each) instead of one after the other; the foreign keys
-    once every index is there. Returns the seconds it took."""
+async def build_deferred(target: Target, deferred: schema.Deferred, analyze: bool) -> float:
+    """Build what a load deferred, then (``analyze``) VACUUM (ANALYZE) each table: every table's work
+    on a connection of its own, so the tables are worked on at once (one server process each)
+    instead of one after the other; the foreign keys last. Returns the seconds it took."""
     started = time.perf_counter()
-    await asyncio.gather(*(_run_each(target, statements) for statements in deferred.indexes.values()))
+    await asyncio.gather(
+        *(
+            _run_each(target, [*deferred.indexes.get(table, []), *([f"VACUUM (ANALYZE) {table}"] if analyze else [])])
+            for table in TABLE_ORDER
+        )
+    )
     await _run_each(target, deferred.foreign_keys)
     return time.perf_counter() - started
-
-
-async def _finish(target: Target, deferred: schema.Deferred) -> float:
-    """The deferred builds, then VACUUM (ANALYZE) of every table at once; returns the builds' seconds."""
-    built = await build_deferred(target, deferred)
-    await asyncio.gather(*(_run_each(target, [f"VACUUM (ANALYZE) {table}"]) for table in TABLE_ORDER))
-    return built
 
 
 async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[str, int], dict[str, float]]:
@@ -222,7 +220,7 @@ def seed_database(
         counts, load_seconds = generate_on_server(target, profile, advance)
     else:
         counts, load_seconds = asyncio.run(_load(target, Generator(profile), advance))
-    index_seconds = asyncio.run(_finish(target, deferred))
+    index_seconds = asyncio.run(build_deferred(target, deferred, analyze=True))
     with schema.connect(target) as conn:
         schema.set_meta(
             conn, "dataset", {"fingerprint": fingerprint, "profile": profile.params(), "row_counts": counts}
