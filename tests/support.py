@@ -159,7 +159,8 @@ def _as_the_command(args: tuple[str, ...], env: dict[str, str]) -> Iterator[None
 
 def taskbench_here(*args: str, env_extra: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> Ran:
     """The command run in this process through the same ``main`` as the console script: for the
-    refusals and one-line errors that come before any work, without a new interpreter's second of
+    refusals and one-line errors that come before any work, and commands whose process is not what is
+    tested (no signal, no kill, no exit path of its own), without a new interpreter's second of
     imports each. ``taskbench`` above runs it as a user does, in a process of its own
     (tests/test_cli.py checks that both end alike)."""
     from bench.cli import main

@@ -39,7 +39,7 @@ from bench.targets.schema import current_dataset, model_ddl
 from seed.load import seed_database
 from seed.profiles import get_profile
 from tests.neon_standin import PASSWORD, NeonStandIn
-from tests.support import DATA_DIR, ROOT, cli_env, scalar, taskbench, taskbench_started
+from tests.support import DATA_DIR, ROOT, cli_env, scalar, taskbench, taskbench_here, taskbench_started
 
 KEY = "neon-test-key"
 PARENT = "taskbench-seeded-test"
@@ -47,6 +47,11 @@ SMALL = replace(
     get_profile("ci", users=2, tasks_per_user=400), conversations_per_user=(1, 2), messages_per_conversation=(20, 30)
 )
 QUICK = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
+# The longest back-off of the tests' own clients. The stand-in's operations run 0.2 s, and a branch
+# deleted right after another meets the first one's as 423 Locked, as on Neon: the product's back-off
+# (1 s, then 2 s, ...; tested as it is below) would wait out 0.2 s in whole seconds. Six retries of
+# 0.1 s still outlast an operation.
+BACKOFF_S = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +68,12 @@ def spec(standin) -> TargetSpec:
     spec = TargetSpec(
         kind="neon",
         neon=NeonSettings(
-            api_key=KEY, project_id=standin.project_id, api_url=standin.url, parent=PARENT, compute_cu=0.5
+            api_key=KEY,
+            project_id=standin.project_id,
+            api_url=standin.url,
+            parent=PARENT,
+            compute_cu=0.5,
+            max_wait=BACKOFF_S,
         ),
         db_name="taskbench",
     )
@@ -249,7 +259,8 @@ def test_a_locked_project_is_waited_out_until_its_operation_has_finished(standin
         waits.append(seconds)
         time.sleep(seconds)
 
-    client = NeonClient(spec.neon, sleep=sleep)
+    # the product's own back-off (spec's is the tests' shorter one)
+    client = NeonClient(NeonSettings(api_key=KEY, project_id=standin.project_id, api_url=standin.url), sleep=sleep)
     standin.operation_seconds = 1.5
     try:  # a create that is not waited for keeps its operation running for 1.5 s
         held = client.request("POST", "/branches", json={"branch": {"name": "lock-holder"}})
@@ -267,7 +278,7 @@ def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, 
     bad = replace(spec, neon=replace(spec.neon, api_key="expired-key"))
     with pytest.raises(NeonError, match="refused the API key"), measurement_target(bad):
         pass
-    proc = taskbench(
+    proc = taskbench_here(
         "bench", "--target", "neon", "--reports-dir", str(tmp_path), env_extra=_neon_env(standin, "expired-key")
     )
     assert proc.returncode == EXIT_DATABASE
@@ -277,7 +288,7 @@ def test_an_invalid_api_key_is_a_clear_error_and_creates_nothing(standin, spec, 
 
 
 def test_neon_needs_its_key_and_project(tmp_path):
-    proc = taskbench("run", "--target", "neon", unset=("NEON_API_KEY", "NEON_PROJECT_ID"))
+    proc = taskbench_here("run", "--target", "neon", unset=("NEON_API_KEY", "NEON_PROJECT_ID"))
     assert proc.returncode == EXIT_INPUT and "NEON_API_KEY" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -342,7 +353,7 @@ def test_settings_neon_takes_are_taken(changes):
 def test_the_cli_refuses_a_compute_size_neon_would_refuse_in_one_line(standin, spec, tmp_path):
     before = len(standin.log)
     for option in (["--neon-compute", "0.1"], ["--neon-compute", "3.5"], ["--neon-suspend-timeout", "30"]):
-        proc = taskbench(
+        proc = taskbench_here(
             "run",
             "--target",
             "neon",
@@ -525,7 +536,8 @@ def test_ctrl_c_while_shard_branches_are_created_deletes_them(standin, spec):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from bench.targets.neon import NeonClient, NeonSettings, run_branches
         settings = NeonSettings(api_key=os.environ["NEON_API_KEY"], project_id=os.environ["NEON_PROJECT_ID"],
-                                api_url=os.environ["NEON_API_URL"], parent={PARENT!r}, compute_cu=0.5)
+                                api_url=os.environ["NEON_API_URL"], parent={PARENT!r}, compute_cu=0.5,
+                                max_wait={BACKOFF_S})
         try:
             with run_branches(NeonClient(settings), "taskbench", 3, lambda note: print(note, flush=True)):
                 time.sleep(60)
@@ -729,12 +741,12 @@ def test_a_parent_published_by_another_seed_meanwhile_stands_and_this_seed_is_de
 def test_neon_parents_lists_them_and_removes_the_old_ones(standin, spec):
     standin.settle()
     env = {"NEON_API_KEY": KEY, "NEON_PROJECT_ID": standin.project_id, "NEON_API_URL": standin.url}
-    listed = taskbench("neon", "parents", env_extra=env)
+    listed = taskbench_here("neon", "parents", env_extra=env)
     assert listed.returncode == 0, listed.stderr
     parents = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"])]
     assert len(parents) >= 2 and all(p["name"] in listed.stdout for p in parents)
     assert "these models" in listed.stdout and "1 branches" not in listed.stdout
-    removed = taskbench("neon", "parents", "--remove-old", "--keep", "1", env_extra=env)
+    removed = taskbench_here("neon", "parents", "--remove-old", "--keep", "1", env_extra=env)
     assert removed.returncode == 0, removed.stderr
     left = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"])]
     assert len(left) == 1 and left[0]["created_at"] == max(p["created_at"] for p in parents)
