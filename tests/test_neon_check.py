@@ -180,10 +180,14 @@ def test_a_cancel_mid_run_is_exit_130_and_leaves_no_branch(standin, tmp_path):
         _args(scen), cwd=ROOT, env=_env(standin, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 300
-    while standin.branch_named(name) is None:  # the check's branch: seeding is done, check measures
+
+    def measuring() -> bool:  # the check's branch holds its scratch copies of the dataset: check measures
+        branch = standin.branch_named(name)
+        return branch is not None and any(d.startswith("tb_neoncheck_") for d in standin.databases_of(branch["id"]))
+
+    while not measuring():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
-    time.sleep(2.0)
     os.kill(proc.pid, signal.SIGTERM)  # the script's process: check, since the script execs it
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_INTERRUPTED, stderr
