@@ -222,11 +222,20 @@ def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, cata
     assert order[:24] == names * 8
     failing = next(c for c in cells if c.scenario == "recent_tasks")
     # each class pauses from the end of its own early fail: its next sample starts at least the pause
-    # after its failing one started (the cell's samples of the two classes, whose pauses overlap, may not)
-    for user_class, failed_at in (("ordinary", 3), ("power", 3)):
+    # after its failing one started (the cell's samples of the two classes, whose pauses overlap, may
+    # not). The class whose pause ends first may confirm its fail, and so the cell's, before the other
+    # class's pause is over (on a quiet machine the other cells are done by then): that one is never
+    # measured again, and at least one class is.
+    resumed = 0
+    for user_class in ("ordinary", "power"):
         at = [t for t, c in zip(failing.samples.at_s, failing.samples.user_class, strict=True) if c == user_class]
         paused = [later - earlier for earlier, later in itertools.pairwise(at)]
-        assert max(paused) >= sequential.CONFIRM_PAUSE_S and paused.index(max(paused)) == failed_at  # after its 4th
+        if len(at) > 4:
+            assert max(paused) >= sequential.CONFIRM_PAUSE_S and paused.index(max(paused)) == 3  # after its 4th
+            resumed += 1
+        else:
+            assert len(at) == 4 and failing.verdict == "fail"
+    assert resumed >= 1
     others = [n for n in order[24:] if n != "recent_tasks"]
     assert others == [n for n in names if n != "recent_tasks"] * (len(others) // 2)
 
