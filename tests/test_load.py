@@ -179,7 +179,7 @@ def test_job_processes_start_together_once_the_last_one_is_connected(monkeypatch
     def job(delay: float) -> None:
         time.sleep(delay)
         arrived.append(time.perf_counter())
-        starts.append(asyncio.run(load_runs._agreed_start(connected_ok=True)))
+        starts.append(asyncio.run(load_runs._agreed_start()))
 
     threads = [threading.Thread(target=job, args=(delay,)) for delay in (0.0, 0.5)]
     for t in threads:
@@ -194,9 +194,9 @@ def test_a_job_that_cannot_connect_releases_the_others_at_once(monkeypatch):
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2, action=load_runs._set_start)
     monkeypatch.setattr(load_runs, "_together", (barrier, context.Value("d", 0.0)))
-    asyncio.run(load_runs._agreed_start(connected_ok=False))
+    load_runs._not_coming()
     with pytest.raises(DatabaseError, match="did not all start and connect"):
-        asyncio.run(load_runs._agreed_start(connected_ok=True))  # broken: no 60 s wait
+        asyncio.run(load_runs._agreed_start())  # broken: no 60 s wait
 
 
 def test_two_job_processes_share_the_clients_and_one_window(make_target):

@@ -206,14 +206,17 @@ def _set_start() -> None:
     _together[1].value = time.perf_counter() + START_LEAD_S
 
 
-async def _agreed_start(connected_ok: bool) -> float:
+def _not_coming() -> None:
+    """A job that could not connect: the others stop waiting for it at once."""
+    if _together is not None:
+        _together[0].abort()
+
+
+async def _agreed_start() -> float:
     """This job's start: now, alone; with other jobs, once every one of them is connected."""
     if _together is None:
         return time.perf_counter()
     barrier, start = _together
-    if not connected_ok:
-        barrier.abort()  # the others stop waiting for a job that will never arrive
-        return 0.0
     try:
         await asyncio.to_thread(barrier.wait, CONNECT_WAIT_S)
     except threading.BrokenBarrierError:
@@ -243,10 +246,10 @@ async def _run_job(job: _Job, display: str = "the target") -> Sent:
     try:
         pool = await asyncpg.create_pool(**job.connect, min_size=job.clients, max_size=job.clients, timeout=15)
     except ASYNC_CONNECT_ERRORS as exc:
-        await _agreed_start(connected_ok=False)
+        _not_coming()
         raise connect_error(exc, display) from None
     try:
-        start_at = await _agreed_start(connected_ok=True)
+        start_at = await _agreed_start()
         await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
         if o.warmup:
             await drive(
