@@ -65,6 +65,31 @@ def test_an_unknown_major_is_one_line_before_anything_starts():
     assert one_line_error(done).startswith("taskbench: error: the embedded PostgreSQL runs major 17 or 18, not 16")
     same = taskbench_here("upgrade-check", "--from", "18", "--to", "18")
     assert same.returncode == 2 and "an upgrade check needs two majors" in one_line_error(same)
+    for command in ("status", "stop"):  # not "pgdata-16: not running"
+        done = taskbench_here("server", command, "--pg-major", "16")
+        assert done.returncode == 2 and not done.stdout
+        assert one_line_error(done).startswith("taskbench: error: the embedded PostgreSQL runs major 17 or 18, not 16")
+
+
+def test_a_major_is_refused_where_the_server_runs_its_own():
+    """--pg-major picks a wheel or an image: with a URL or a Neon branch it would be silently ignored."""
+    url = "postgresql://nobody@127.0.0.1:1/postgres"  # never reached: refused before anything connects
+    for args in (
+        ("seed", "--pg-major", "17", "--database-url", url),
+        ("run", "--pg-major", "17", "--target", "url", "--database-url", url),
+    ):
+        done = taskbench_here(*args, "--db-name", "tb_foreign_major")
+        assert done.returncode == 2, done
+        assert one_line_error(done) == (
+            "taskbench: error: --pg-major 17 is for --target embedded or docker: the server at --database-url "
+            "(or DATABASE_URL) runs its own major (the results record it); leave --pg-major out"
+        )
+    neon = taskbench_here(
+        "run", "--target", "neon", "--pg-major", "17", env_extra={"NEON_API_KEY": "k", "NEON_PROJECT_ID": "p"}
+    )
+    assert neon.returncode == 2 and "a Neon branch runs its project's major" in one_line_error(neon)
+    same = taskbench_here("seed", "--pg-major", "18", "--database-url", url, "--db-name", "tb_foreign_major")
+    assert same.returncode == 3, same  # the default major: not refused, the server is tried (and unreachable)
 
 
 def test_each_p95_interval_covers_at_its_level_exactly_so_their_ratio_at_95_percent():
@@ -94,7 +119,7 @@ def test_the_ratio_interval_covers_the_true_ratio_with_pairs_sharing_bursts_of_n
     assert covered / reps >= 0.94  # at least 0.95 in truth; 0.94 leaves the simulation's own error (sd 0.007)
 
 
-def test_a_skip_scan_is_named_and_only_time_and_verdicts_decide():
+def test_a_skip_scan_is_named_and_only_time_verdicts_and_isolation_decide():
     def plan(searches: int | None) -> PlanFacts:
         node = NodeFacts(node_type="Index Scan", index="ix", loops=5, index_searches=searches)
         return PlanFacts(fingerprint="f", node_types=["Index Scan"], indexes=["ix"], seq_scans=[], nodes=[node])
@@ -107,8 +132,10 @@ def test_a_skip_scan_is_named_and_only_time_and_verdicts_decide():
         Finding(Kind.TIME, "s", "v", "×1.5"),
         Finding(Kind.SLA, "s", "v", "pass → fail"),
         Finding(Kind.BUFFERS, "s", "v", "buffers 9 → 3", "improvement"),
+        Finding(Kind.ISOLATION, "s", "owner_policy", "isolation failure: 1/20 parameter sets saw another user's rows"),
     ]
-    assert [f.direction for f in decisive(found)] == ["change", "change", "regression", "regression", "improvement"]
+    directions = ["change", "change", "regression", "regression", "improvement", "regression"]
+    assert [f.direction for f in decisive(found)] == directions
 
 
 def test_an_index_one_major_uses_and_the_other_does_not_is_named(tmp_path):

@@ -11,6 +11,7 @@ import typer
 from bench.cli.app import app, command
 from bench.cli.console import note, out
 from bench.cli.target_options import TARGET_OPTIONS, neon_api_key
+from bench.targets.majors import wheel
 from bench.targets.options import KEEP_PARENTS, NeonSettings, TargetSpec
 
 neon_app = typer.Typer(no_args_is_help=True, help="The Neon project's seeded parent branches (--target neon).")
@@ -74,6 +75,8 @@ PgMajor = Annotated[int, TARGET_OPTIONS["pg_major"][1]]
 
 
 def _data_dir(data_dir: Path | None, pg_major: int) -> Path:
+    """The embedded server's data directory of ``pg_major``: a major no wheel runs refused, in one line."""
+    wheel(pg_major)
     return TargetSpec(data_dir=data_dir, pg_major=pg_major).embedded_dir
 
 

@@ -11,6 +11,7 @@ import typer
 
 from bench.cli.options import Command, option_group
 from bench.errors import InputError
+from bench.targets.majors import DEFAULT_PG_MAJOR
 from bench.targets.options import KINDS, NeonSettings, TargetSpec
 
 NEON_PANEL = "Neon (--target neon)"  # a help panel of their own: a dozen options most runs never need
@@ -141,7 +142,7 @@ TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
             "--pg-major",
             min=12,
             help="PostgreSQL major: the embedded server's (17 or 18, each from its own wheel, with a data "
-            "directory of its own) or the Docker image's.",
+            "directory of its own) or the Docker image's; refused with a URL or Neon, which run their own.",
         ),
     ),
 }
@@ -182,6 +183,7 @@ def _spec(
     neon_project: str | None,
     **neon_options: Any,
 ) -> TargetSpec:
+    _refuse_foreign_major(target, database_url, pg_major)
     neon = None
     if target == "neon":
         neon = NeonSettings(
@@ -197,6 +199,23 @@ def _spec(
         force=force,
         neon=neon,
         pg_major=pg_major,
+    )
+
+
+def _refuse_foreign_major(target: str, database_url: str | None, pg_major: int) -> None:
+    """--pg-major picks the embedded server's wheel or the Docker image: a server at a URL or a Neon branch
+    runs the major it runs, so another major asked for there is refused rather than ignored."""
+    if pg_major == DEFAULT_PG_MAJOR:
+        return
+    if target == "neon":
+        where = "a Neon branch runs its project's major"
+    elif target == "url" or (target == "auto" and database_url):
+        where = "the server at --database-url (or DATABASE_URL) runs its own major"
+    else:
+        return
+    raise InputError(
+        f"--pg-major {pg_major} is for --target embedded or docker: {where} (the results record it); "
+        "leave --pg-major out"
     )
 
 

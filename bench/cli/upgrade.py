@@ -53,7 +53,8 @@ def upgrade_check_cmd(
 ) -> None:
     """The same dataset, scenarios and variants on two majors of the embedded PostgreSQL, side by side:
     plan changes, buffers, p95 ratios with intervals, verdicts. Exit 1 when a cell got slower (the
-    check's time gate) or its verdict went pass → fail."""
+    check's time gate), its verdict went pass → fail, or a policy variant's isolation check failed on the
+    new major."""
     from bench import results as results_io
     from bench.judge import upgrade
     from bench.judge.check import CheckThresholds

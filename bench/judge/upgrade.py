@@ -4,8 +4,10 @@ side on one machine — the check's machinery (``check``) with the base side on 
 
 Judged as a check is: time on the pairs (``timegate``: a sign test at ``alpha`` over the cells, the
 factor and the floor; a finding must show again in pairs taken on fresh connections), and verdicts
-where both majors decided. Only those two decide: exit 1 when a cell got slower or its verdict went
-pass → fail. Plans, buffers, misestimates, spills and rows are what a new major is expected to
+where both majors decided, and the new major's isolation check (a policy variant that let one user see
+or change another's rows fails it whatever the old major did). Only those decide: exit 1 when a cell
+got slower, its verdict went pass → fail or its isolation check failed. Plans, buffers, misestimates,
+spills and rows are what a new major is expected to
 change: the deterministic gates word them, and they are reported as changes, not regressions — what
 a new plan costs is what the time gate measures.
 
@@ -32,7 +34,7 @@ from bench.results import Cell, Environment, PairedSamples, PlanFacts, Quantile,
 P95_CONFIDENCE = 0.975
 RATIO_CONFIDENCE = 1 - 2 * (1 - P95_CONFIDENCE)
 RATIO_PAIRS = 86  # the fewest pairs whose largest sample bounds a p95 at 97.5%: 0.95 ** 86 < 0.0125
-GATED = (Kind.SLA, Kind.TIME)  # what decides an upgrade check; the other findings are changes
+GATED = (Kind.SLA, Kind.TIME, Kind.ISOLATION)  # what decides an upgrade check; the other findings are changes
 SKIP_SCAN = "more index searches than loops (skip scan)"
 
 
@@ -128,8 +130,8 @@ def upgrade_cells(res: Results) -> list[UpgradeCell]:
 
 
 def decisive(findings: list[Finding]) -> list[Finding]:
-    """``findings`` as an upgrade check weighs them: a regression only in time and verdicts, every other
-    one a change."""
+    """``findings`` as an upgrade check weighs them: a regression only in time, verdicts and isolation,
+    every other one a change."""
     return [f if f.kind in GATED or f.direction != "regression" else replace(f, direction="change") for f in findings]
 
 
@@ -141,12 +143,12 @@ def upgrade_check(
     th: CheckThresholds,
 ) -> tuple[Results | None, Comparison]:
     """Measure ``catalogue`` on both majors (``measure``'s base side on the old one, ``old`` naming it),
-    judge it as a check, and keep as regressions only time and verdicts."""
+    judge it as a check, and keep as regressions only time, verdicts and isolation failures."""
     head, result = check(catalogue, Before(catalogue, old), measure, confirm, th)
     result.findings = decisive(result.findings)
     result.notes.append(
-        "what decides: time (side by side) and verdicts (pass → fail); plans, buffers, estimates, spills and rows "
-        "are a new major's changes, shown, not judged"
+        "what decides: time (side by side), verdicts (pass → fail) and isolation (a policy that leaks on the new "
+        "major); plans, buffers, estimates, spills and rows are a new major's changes, shown, not judged"
     )
     return head, result
 
