@@ -5,6 +5,7 @@ why, where its wheel does not install; the rest need no server."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from bench.runs import matrix, sides
 from bench.targets import schema
 from bench.targets.majors import check_data_dir, default_data_dir, two_majors, wheel
 from bench.targets.schema import seeded_dataset
-from tests.support import content_checksums, one, one_line_error, scalar, taskbench_here
+from bench.targets.target import drop_database, open_target
+from tests.support import DATA_DIR, DATA_DIR_17, content_checksums, one, one_line_error, scalar, taskbench_here
 
 DATA = Path(__file__).resolve().parent / "data"
 OPTS = RunOptions(cold_samples=2, stability_rounds=0, concurrent=True)
@@ -229,3 +231,31 @@ def test_the_upgrade_check_measures_17_beside_18_cell_by_cell(upgraded, tmp_path
     assert "what decides: time" in result.notes[-1]
     summary = next(p for p in write_report(save(res, tmp_path)) if p.name == "summary.md").read_text()
     assert "## Upgrade: PostgreSQL 17." in summary and "| recent_tasks | composite |" in summary
+
+
+@pytest.mark.pg17
+@pytest.mark.alone  # time judged side by side
+def test_the_upgrade_check_command_seeds_both_majors_judges_and_writes_the_pull_requests_markdown(seeded17, tmp_path):
+    """``taskbench upgrade-check`` end to end, on a dataset the size of the tests' (seeded on both servers
+    by the command itself), two scenarios under one variant."""
+    name, md = f"tbupgrade_{uuid.uuid4().hex[:8]}", tmp_path / "pr.md"
+    dataset = ["--profile", "ci", "--users", "3", "--tasks-per-user", "1500", "--db-name", name]
+    quick = ["--pairs", "20", "--cold-samples", "0", "--stability-rounds", "0", "--concurrent", "-q"]
+    cells = ["-s", "task_by_id", "-s", "recent_tasks", "-v", "composite"]
+    try:
+        done = taskbench_here(
+            "upgrade-check", *dataset, *cells, *quick, "--reports-dir", str(tmp_path / "r"), "--markdown", str(md)
+        )
+    finally:
+        for data_dir, major in ((DATA_DIR, 18), (DATA_DIR_17, 17)):
+            drop_database(open_target(None, name, data_dir, major), name)
+    # no regression; beside other work the calibration may differ between the servers (exit 2, saying so)
+    assert done.returncode == 0 or (done.returncode == 2 and CALIBRATION in done.stdout + done.stderr), done
+    text = md.read_text()
+    # the upgrade's table, then the gate's summary, as a pull request that moves the major shows them
+    assert text.startswith("### PostgreSQL 17.") and ": 2 cells, " in text.splitlines()[0]
+    assert "| scenario | variant | plan on PostgreSQL 17." in text and "| plan on PostgreSQL 18." in text
+    assert "| task_by_id | composite |" in text and "| recent_tasks | composite |" in text
+    assert "## taskbench: PostgreSQL 17 → PostgreSQL 18" in text and "what decides: time" in text
+    run = next((tmp_path / "r").glob("*/results.json"))
+    assert is_upgrade(results_io.load(run))
