@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pglast.parser import scan
 
 from bench.catalogue.files import Catalogue, Scenario, load_catalogue
 from bench.catalogue.params import Drawer, Pools, pools_for
@@ -142,8 +142,19 @@ class Query:
 
 
 def psycopg_sql(sql: str) -> str:
-    """``$1`` placeholders as psycopg's named ones (a parameter may be used twice); literal % escaped."""
-    return re.sub(r"\$(\d+)", r"%(p\1)s", sql.replace("%", "%%"))
+    """``$n`` parameters as psycopg's named ones (a parameter may be used twice), found by PostgreSQL's
+    lexer (the PARAM tokens, as ``bench.catalogue.sql`` finds them): a ``$1`` inside a string, a quoted
+    identifier or a comment is no parameter. Every other ``%`` is doubled: psycopg reads the whole text
+    for its placeholders, literals included. pglast's token offsets count characters (end inclusive)."""
+    pieces: list[str] = []
+    copied = 0
+    for token in scan(sql):
+        if token.name == "PARAM":
+            number = sql[token.start + 1 : token.end + 1]
+            pieces += [sql[copied : token.start].replace("%", "%%"), f"%(p{number})s"]
+            copied = token.end + 1
+    pieces.append(sql[copied:].replace("%", "%%"))
+    return "".join(pieces)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 
+import psycopg
 import pytest
 
 from bench.pytest_plugin import psycopg_sql
@@ -20,6 +21,17 @@ def test_placeholders_become_psycopg_names_and_percent_signs_are_kept():
         psycopg_sql("SELECT 1 WHERE a = $1 AND b LIKE '%' || $2 || '%' AND c = $1")
         == "SELECT 1 WHERE a = %(p1)s AND b LIKE '%%' || %(p2)s || '%%' AND c = %(p1)s"
     )
+
+
+def test_a_dollar_number_inside_a_literal_or_a_comment_is_left_alone():
+    """PostgreSQL's lexer finds the parameters: '$1' in a string, a quoted name or a comment is none,
+    and the server returns it as written beside the bound values."""
+    sql = "SELECT '$1 %' AS \"$2\", $2::text AS b, $1::int + $1 AS a /* $3 */"
+    assert psycopg_sql(sql) == "SELECT '$1 %%' AS \"$2\", %(p2)s::text AS b, %(p1)s::int + %(p1)s AS a /* $3 */"
+    with psycopg.connect(open_target(None, "postgres", DATA_DIR).libpq_conninfo(direct=False)) as conn:
+        cursor = conn.execute(psycopg_sql(sql), {"p1": 20, "p2": "x"}, prepare=True)
+        assert cursor.fetchone() == ("$1 %", "x", 40)
+        assert [c.name for c in cursor.description or ()] == ["$2", "b", "a"]
 
 
 @pytest.fixture
