@@ -185,6 +185,7 @@ _BROKEN = {
     "import_error": ("import no_such_module\n", "cannot import it: ModuleNotFoundError"),
     "syntax_error": ("def statement(p:\n", "cannot import it: SyntaxError"),
     "exits": ("import sys\nsys.exit(3)\n", "cannot import it: SystemExit"),
+    "interrupts": ("raise KeyboardInterrupt\n", "cannot import it: KeyboardInterrupt"),
     "no_function": ('PARAMS = {"u": "user"}\n', "no function statement(p)"),
     "typo": ('SLA_CLAS = "list"\ndef statement(p): ...\n', "SLA_CLAS is not a declaration"),
     "returns_text": (
@@ -198,6 +199,28 @@ _BROKEN = {
     "unknown_kind": (
         'PARAMS = {"u": "someone"}\ndef statement(p):\n    return select(Task.id).where(Task.user_id == p.u)\n',
         "unknown kind 'someone'",
+    ),
+    "no_kind": (
+        'PARAMS = {"u": None}\ndef statement(p):\n    return select(Task.id).where(Task.user_id == p.u)\n',
+        "params: param 'u' has no kind",
+    ),
+    "selectin": (
+        'from sqlalchemy.orm import selectinload\nfrom bench.models import Conversation\nPARAMS = {"u": "user"}\n'
+        "def statement(p, session):\n    query = select(Conversation).where(Conversation.user_id == p.u)\n"
+        "    return session.scalars(query.options(selectinload(Conversation.messages))).all()\n",
+        "selectinload() sends a statement of its own after this one, which would not be measured",
+    ),
+    "subquery": (
+        'from sqlalchemy.orm import subqueryload\nfrom bench.models import Conversation\nPARAMS = {"u": "user"}\n'
+        "def statement(p, session):\n    query = session.query(Conversation).filter(Conversation.user_id == p.u)\n"
+        "    return query.options(subqueryload(Conversation.messages)).all()\n",
+        "subqueryload() sends a statement of its own",
+    ),
+    "immediate": (
+        'from sqlalchemy.orm import immediateload\nfrom bench.models import Message\nPARAMS = {"c": "conversation"}\n'
+        "def statement(p):\n    loads = immediateload(Message.conversation)\n"
+        "    return select(Message).where(Message.conversation_id == p.c).options(loads)\n",
+        "immediateload() sends a statement of its own",
     ),
     "unused": ('PARAMS = {"u": "user"}\ndef statement(p):\n    return select(Task.id)\n', "never uses it"),
     "formatted": (
@@ -252,6 +275,35 @@ def test_a_python_scenario_is_imported_only_from_the_catalogues_queries(tmp_path
     (d / "queries" / "recent_tasks.py").write_text(_HEADER + "def statement(p): ...\n")
     with pytest.raises(InputError, match=r"recent_tasks\.toml: recent_tasks\.py defines scenario 'recent_tasks' too"):
         load_catalogue(d)
+
+
+def test_a_python_file_a_toml_file_or_a_results_file_names_is_never_imported(tmp_path, twins_run, catalogue):
+    """Python scenario files come from a scenarios directory's queries/ only: a file that a TOML
+    scenario names, or that lies beside a reference run's results.json and is named as its ORM cell's
+    scenario, is not imported (it would leave a mark); the reference's recorded statements stand."""
+    from bench import results as results_io
+    from bench.judge.check import resolve_before
+    from bench.targets.schema import model_ddl
+
+    mark = tmp_path / "imported"
+    hostile = f"open({str(mark)!r}, 'w').close()\n" + _HEADER + 'PARAMS = {"u": "user"}\ndef statement(p): ...\n'
+    run_dir = tmp_path / "run"
+    results_io.write(twins_run, run_dir)
+    for folder in (run_dir, run_dir / "queries"):
+        folder.mkdir(exist_ok=True)
+        (folder / "orm_open_task_count.py").write_text(hostile)
+    d = _scenarios(tmp_path, "placeholder", "")
+    (d / "queries" / "placeholder.py").unlink()
+    (d / "queries" / "named.toml").write_text(
+        f'sla_class = "list"\nsql = "SELECT 1"\nmodule = {str(run_dir / "orm_open_task_count.py")!r}\n'
+    )
+    with pytest.raises(InputError, match=r"named\.toml: .*module"):
+        load_catalogue(d)
+    reference = results_io.load(run_dir)
+    with resolve_before(catalogue, tmp_path, None, None, reference, model_ddl()) as before:  # no git here
+        count = next(s for s in before.catalogue.scenarios if s.name == "orm_open_task_count")
+    assert count.orm == cell_of(twins_run, "orm_open_task_count", "partial").orm
+    assert not mark.exists()
 
 
 def test_the_command_line_says_one_line_and_exits_2(tmp_path):

@@ -2,8 +2,10 @@
 to the text and parameters the app's driver sends.
 
 A file ``scenarios/queries/<name>.py`` is code the team writes, like a test: loading it imports it.
-It is imported only from the catalogue's own ``queries/`` directory (never by a path given anywhere
-else, never through ``sys.path``), and it declares, at module level and nothing else in capitals::
+It is imported only from the ``queries/`` directory of a scenarios directory named on the command
+line (``--scenarios-dir``, check's ``--before``) or exported from a commit (``--before-ref``), never
+by a path a file names, never through ``sys.path``; it declares, at module level and nothing else in
+capitals::
 
     \"\"\"The description (the module's docstring).\"\"\"
     SLA_CLASS = "list"                 # required, as in a TOML file
@@ -19,7 +21,8 @@ draws (a UUID for ``user``, an int for ``task``, a list of strings for ``tags_an
 statement as the app does with values: it returns a ``select``, ``insert``, ``update`` or ``delete``,
 or makes ``session`` execute one (``session.query(Task).filter(...).count()``, a relationship's lazy
 load on ``session.attached(Conversation(id=p.conversation_id))``). ``session`` executes nothing: the
-first statement it is asked to run is the scenario, captured as SQLAlchemy hands it to the driver.
+first statement it is asked to run is the scenario, captured as SQLAlchemy hands it to the driver; a
+loader option that would send more after it (``selectinload``...) is refused.
 
 Each value ``p`` gives is a *sentinel*, unique to its parameter, so the compiled statement's bound
 values say which ``$n`` takes which parameter; every other bound value is a constant SQLAlchemy
@@ -92,6 +95,10 @@ _SENTINELS: dict[str, Callable[[int], Any]] = {
     "today": lambda n: _DATE_BASE + timedelta(days=n),
     "cursor_created_at": lambda n: datetime(1111, 1, 1, tzinfo=UTC) + timedelta(days=n),
 }
+
+
+# Loader strategies that send statements of their own after the statement that loads the rows
+_LATER_LOADERS = {"selectin": "selectinload", "subquery": "subqueryload", "immediate": "immediateload"}
 
 
 class _Captured(Exception):
@@ -221,7 +228,7 @@ def dialect_of(driver: Driver) -> Dialect:
 def load_module(path: Path, queries: Path) -> ModuleType:
     """Import a scenario file of the catalogue's ``queries`` directory, and only one of those: a
     symlink out of it is refused. Every exception of the import (a syntax error, a missing module,
-    SystemExit) is one line naming the file."""
+    SystemExit, KeyboardInterrupt) is one line naming the file."""
     resolved, folder = path.resolve(), queries.resolve()
     if resolved.parent != folder:
         raise InputError(f"{path}: a Python scenario is imported only from {queries}, not from {resolved.parent}")
@@ -230,9 +237,7 @@ def load_module(path: Path, queries: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a scenario file is the team's code: any failure is its error
+    except BaseException as exc:  # noqa: BLE001 - the team's code: any failure (KeyboardInterrupt too) is its error
         raise InputError(f"{path}: cannot import it: {type(exc).__name__}: {first_line(exc)}") from None
     return module
 
@@ -274,6 +279,8 @@ def compile_file(
     list parameters are drawn at (fewer where they render alike, as with ``any_()``)."""
     known = [*_SENTINELS, *lengths]
     for name, spec in params.items():
+        if not isinstance(spec, str | int | float):  # a bool is an int
+            raise InputError(f"{path}: params: param {name!r} has no kind: {spec!r} is no kind (a string) or constant")
         if isinstance(spec, str) and spec not in known:
             raise InputError(f"{path}: params: param {name!r}: unknown kind {spec!r} (known: {', '.join(known)})")
     lists = {name: lengths[spec] for name, spec in params.items() if isinstance(spec, str) and spec in lengths}
@@ -304,9 +311,7 @@ def _compiled(
         made = build(p, session) if len(inspect.signature(build).parameters) == 2 else build(p)
     except _Captured:
         made = None
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - the team's code: any failure is the file's error
+    except BaseException as exc:  # noqa: BLE001 - the team's code: any failure (KeyboardInterrupt too) is its error
         raise InputError(f"{path}: {STATEMENT}() failed: {type(exc).__name__}: {first_line(exc)}") from None
     finally:
         session.close()
@@ -321,6 +326,11 @@ def _compiled(
             f"{path}: {STATEMENT}() gave {shown}: it returns a select, insert, update or delete, or has the "
             "session execute one"
         )
+    if loader := _loader_with_statements(made):
+        raise InputError(
+            f"{path}: {loader}() sends a statement of its own after this one, which would not be measured: the "
+            "relationship's lazy load is (session.attached(...).<relationship>, as orm_last_messages)"
+        )
     try:
         compiled = made.compile(dialect=dialect_of(driver), compile_kwargs={"render_postcompile": True})
         given = compiled.construct_params(dict(parameters) or None)
@@ -330,6 +340,17 @@ def _compiled(
         raise InputError(f"{path}: SQLAlchemy cannot compile it: {type(exc).__name__}: {first_line(exc)}") from None
     assert isinstance(compiled, SQLCompiler)  # a DML or select statement compiles with the SQL compiler
     return compiled, given
+
+
+def _loader_with_statements(statement: Any) -> str | None:
+    """The loader option of ``statement`` that sends statements of its own once its rows are loaded
+    (selectinload, subqueryload, immediateload), or None: the session records the first statement only."""
+    for option in getattr(statement, "_with_options", ()):
+        for element in getattr(option, "context", ()):
+            for key, value in getattr(element, "strategy", None) or ():
+                if key == "lazy" and value in _LATER_LOADERS:
+                    return _LATER_LOADERS[value]
+    return None
 
 
 def _text(compiled: SQLCompiler, given: Mapping[str, Any], driver: Driver) -> tuple[str, list[str]]:
