@@ -370,10 +370,10 @@ PlanCache = Literal["driver", "custom", "generic"]
 
 
 class GenericCheck(BaseModel):
-    """A read cell's generic plan (the one its prepared statement may switch to) against its custom
-    plans (``bench.measure.plancache``): its shape beside each explained sample's, and each explained
-    sample's parameters timed through a custom and through the generic plan (client ms, the pairs
-    taken one right after the other), as long as both finished."""
+    """A cell's generic plan (the one its prepared statement may switch to) against its custom plans
+    (``bench.measure.plancache``): its shape beside each explained sample's, and for a read each
+    explained sample's parameters timed through a custom and through the generic plan (client ms, the
+    pairs taken one right after the other), as long as both finished; a write's are not timed."""
 
     fingerprint: str  # the (first) statement's generic plan
     node_types: list[str]

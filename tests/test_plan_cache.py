@@ -83,7 +83,10 @@ def test_a_generic_plan_worse_for_power_users_is_flagged(driver_run, tmp_path):
         assert c.custom_plans is not None and c.generic_plans is not None
         assert c.custom_plans + c.generic_plans == c.samples
     write = cell_of(driver_run, "complete_task", "list_order")
-    assert write.generic is None and all(c.custom_plans is not None for c in write.classes)  # writes: counted only
+    assert all(c.custom_plans is not None for c in write.classes)
+    # a write's generic plan is read beside its explained samples' custom plans, not timed (it would run)
+    assert write.generic is not None and len(write.generic.fingerprints) == write.samples.explained
+    assert write.generic.custom_ms == write.generic.generic_ms == [] and write.generic.slower == []
     results_io.write(driver_run, tmp_path)
     write_report(tmp_path)
     section = (tmp_path / "summary.md").read_text().split("## The plan that was timed", 1)[1].split("\n## ", 1)[0]

@@ -11,13 +11,15 @@ custom plan. So a run:
   for its values), or always generic (``generic``);
 - counts which kind of plan each timed execution ran (``Counters``: the statement's
   ``generic_plans`` and ``custom_plans`` in ``pg_prepared_statements``, read around it);
-- reads each statement's generic plan as the plan trees do (``trees.explain``: PREPARE, then EXPLAIN
-  EXECUTE under ``plan_cache_mode = force_generic_plan`` with NULLs, which a generic plan does not
-  look at; this works on every server, where EXPLAIN (GENERIC_PLAN), PostgreSQL 16+, cannot be sent
-  with the bound parameters of asyncpg's protocol, and shows the same plan);
-- times a read's explained parameter sets through a custom plan and through the generic plan, on a
-  probe connection of its own (so that those executions do not count towards the switch of the
-  sampling connection's statement), the two taking turns at going first.
+- reads each statement's generic plan, a read's and a write's, as the plan trees do
+  (``trees.explain``: PREPARE, then EXPLAIN EXECUTE under ``plan_cache_mode = force_generic_plan``
+  with NULLs, which a generic plan does not look at; this works on every server, where EXPLAIN
+  (GENERIC_PLAN), PostgreSQL 16+, cannot be sent with the bound parameters of asyncpg's protocol,
+  and shows the same plan);
+- times a read's explained parameter sets (not a write's: that would execute it) through a custom
+  plan and through the generic plan, on a probe connection of its own (so that those executions do
+  not count towards the switch of the sampling connection's statement), the two taking turns at
+  going first.
 
 The generic plan is *slower* for a user class when a one-sided sign test on that class's pairs says
 so at ``SLOWER_LEVEL`` and their median ratio and difference clear the time gate's factor and
@@ -102,11 +104,11 @@ def slower_classes(
 
 class CellPlans:
     """A cell's record of the plans its prepared statements ran, on its sampling connection: each
-    timed execution's kind of plan by user class (``before`` and ``after`` it), and for a read
-    (``probing``), its generic plan against its explained samples' custom plans (``probe``)."""
+    timed execution's kind of plan by user class (``before`` and ``after`` it), and its generic plan
+    against its explained samples' custom plans (``probe``), timed too for a read (``timing``)."""
 
-    def __init__(self, conn: asyncpg.Connection, mode: PlanCache, probing: bool) -> None:
-        self.conn, self.mode, self.probing = conn, mode, probing
+    def __init__(self, conn: asyncpg.Connection, mode: PlanCache, timing: bool) -> None:
+        self.conn, self.mode, self.timing = conn, mode, timing
         self.counters = Counters(conn)
         self.kinds: dict[str, Counter[Kind]] = {}
         self.shapes: dict[str, PlanFacts] = {}  # statement -> its generic plan
@@ -130,14 +132,12 @@ class CellPlans:
 
     async def probe(self, drawn: Drawn, timer: Timer) -> None:
         """An explained sample's parameters through a custom and through the generic plan (their
-        order alternating), after its statement's generic plan is read once."""
-        if not self.probing:
-            return
+        order alternating; a read's only), after its statement's generic plan is read once."""
         if drawn.sql not in self.shapes:
             document = await explain(self.conn, drawn.sql, [None] * len(drawn.args), True, False, None)
             self.shapes[drawn.sql] = plan_facts(document)
         self.fingerprints.append(self.shapes[drawn.sql].fingerprint)
-        if self.cut:
+        if self.cut or not self.timing:
             return
         order: tuple[PlanCache, PlanCache] = (
             ("custom", "generic") if len(self.custom_ms) % 2 == 0 else ("generic", "custom")

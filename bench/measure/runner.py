@@ -506,7 +506,7 @@ async def _measure_group(
     cells = [_CellRun(s, variant, pools, opts, claim) for s in scenarios]
     if session.server_side:  # a pooler's server sessions are not this connection's: nothing to count
         for cell in cells:
-            cell.cache = CellPlans(session.conn, plan_cache(opts.plan_cache), cell.scenario.kind == "read")
+            cell.cache = CellPlans(session.conn, plan_cache(opts.plan_cache), timing=cell.scenario.kind == "read")
 
     async def guarded(cell: _CellRun, work: Coroutine[Any, Any, T]) -> T:
         try:

@@ -341,7 +341,7 @@ class CacheView:
 
     described: str
     variants: list[VariantPlans]
-    flagged: list[Cell]  # cells whose generic plan differs in shape, is slower, or was cut off
+    flagged: list[Cell]  # cells (reads and writes) whose generic plan differs in shape, is slower, or was cut off
     level: float
     factor: float
 
@@ -376,7 +376,7 @@ def plan_cache_view(res: Results) -> CacheView | None:
                 ", ".join(f"{name} {a:,} / {b:,}" for name, (a, b) in by_class.items()),
             )
         )
-    flagged = [c for c in counted if c.generic and (c.generic.differs or c.generic.slower or c.generic.timed_out)]
+    flagged = [c for c in res.cells if c.generic and (c.generic.differs or c.generic.slower or c.generic.timed_out)]
     return CacheView(_DESCRIBED[res.protocol.plan_cache], variants, flagged, SLOWER_LEVEL, DEFAULT_TIME.factor)
 
 
