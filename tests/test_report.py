@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from bench import results as results_io
 from bench.catalogue.params import POWER_USER_RATIO
@@ -15,8 +16,8 @@ from bench.judge.compare import Comparison
 from bench.judge.gates import Finding, Kind
 from bench.judge.recommend import recommend
 from bench.report import render
-from bench.report.build import plan_diffs, power_ratio, write_report
-from bench.report.plans import cell_diff, scenario_plans, tree
+from bench.report.build import _templates, plan_diffs, power_ratio, write_report
+from bench.report.plans import cell_diff, drawn, scenario_plans, tree
 from bench.results import Results
 from tests.support import cell_of
 
@@ -219,6 +220,37 @@ def test_each_measurement_has_a_tree_per_class_and_its_hottest_path(fixture_page
     assert html.count('class="pn hot hottest"') == len(timed)  # a node in each timed tree, drawn once
     assert "generic plan (prepared statement; power users&#39; values)" in html  # recent_tasks × baseline's
     assert "estimated only (EXPLAIN ANALYZE reached the 1000 ms statement timeout)" in html  # never_ends
+    # what a node shows, as the page writes it (escaped, as every text of the page is)
+    drawn_nodes = [v for c in res.cells if not c.shared_with for p in c.plans for v in tree(p).walk()]
+    flagged = [v for v in drawn_nodes if v.misestimate_flag]  # the Sorts under a LIMIT 20, and more
+    assert {v.misestimate_flag for v in flagged} == {10, 100}
+    assert all(f'<span class="mis{v.misestimate_flag}">rows {escape(v.rows)}</span>' in html for v in flagged)
+    dirtied = [v for v in drawn_nodes if v.node.shared_dirtied]  # create_task's ModifyTable
+    assert dirtied and all(f" · buffers {escape(v.buffers)}</summary>" in html for v in dirtied)
+    assert "buffers hit 9 · dirtied 1</summary>" in html  # create_task × baseline's
+    conditions = [v for v in drawn_nodes if "Index Cond" in v.node.details]
+    assert len(conditions) > 10
+    assert all(f"Index Cond: <code>{escape(v.node.details['Index Cond'])}</code>" in html for v in conditions)
+    assert "Index Cond: <code>(user_id = $1)</code>" in html  # a generic plan's
+    removed = [line for v in drawn_nodes for line in v.removed]
+    assert "Filter: 6,301 rows removed" in removed
+    assert all(f'<div class="d rm">{line}</div>' in html for line in removed)
+
+
+def test_a_node_that_ran_more_than_once_shows_its_loops():
+    """No committed fixture has a node that ran more than once (none has a nested loop's inner side):
+    a real plan's Bitmap Heap Scan, given three loops, as the page draws it."""
+    res = results_io.load(NEWEST)
+    plan = cell_of(res, "open_task_count", "baseline").plans[0]
+    aggregate = plan.root
+    heap = aggregate.children[0]
+    assert heap.node_type == "Bitmap Heap Scan" and heap.loops == 1 and heap.rows_removed == {"Filter": 1450}
+    looped = aggregate.model_copy(update={"children": [heap.model_copy(update={"loops": 3})]})
+    draw = _templates().get_template("_plans.html.j2").module.plan  # type: ignore[attr-defined]
+    once, thrice = str(draw(plan)), str(draw(plan.model_copy(update={"root": looped})))
+    assert "loops" not in once and "Filter: 1,450 rows removed</div>" in once
+    assert "rows 550 of 577 estimated · loops 3 · buffers hit 493</summary>" in thrice
+    assert "Filter: 1,450 rows removed per loop</div>" in thrice
 
 
 def test_a_diff_pairs_the_nodes_by_what_they_do_and_marks_what_changed():
@@ -243,18 +275,48 @@ def test_the_diff_shown_first_is_the_baseline_against_the_fastest_and_the_others
     cells = [cell_of(res, "recent_tasks", v) for v in ("baseline", "composite", "covering")]
     scenario = scenario_plans(cells, "baseline")
     fastest = min(cells, key=lambda c: c.decided_p95).variant
-    assert scenario.first == ("baseline", fastest) and len(scenario.diffs) == 3  # every two of three
-    shown = [d for d in scenario.diffs if {d.left.cell.variant, d.right.cell.variant} == {"baseline", fastest}]
-    assert len(shown) == 1
+    assert scenario.first == ("baseline", fastest) and len(scenario.diffs) == 3  # every two of three differ
+    shown, left, right = scenario.shown("baseline", fastest)
+    assert shown is not None and (left, right) == ("baseline", fastest)
+    at = scenario.index
     after = html[html.index('id="tree-recent_tasks-baseline"') :]  # the scenario's blocks come next
     blocks = [b.split(">", 1)[0] for b in after.split('<div class="pd-pair" ')[1:4]]
     assert sum("hidden" not in b for b in blocks) == 1
-    assert f'data-left="baseline" data-right="{fastest}"' in next(b for b in blocks if "hidden" not in b)
-    # a block for every two measurements of a scenario: not task_by_id's (one measurement), three of
-    # recent_tasks' (three), and so on
+    assert f'data-between="{at["baseline"]}-{at[fastest]}"' in next(b for b in blocks if "hidden" not in b)
+    # a block for every diff drawn: not task_by_id's (one measurement), three of recent_tasks' (three
+    # measurements, each two with other plans), and so on
     measurements = Counter(c.scenario for c in res.cells if c.shared_with is None)
     assert measurements["task_by_id"] == 1 and measurements["recent_tasks"] == 3
-    assert html.count('<div class="pd-pair"') == sum(math.comb(k, 2) for k in measurements.values())
+    variants = [v.name for v in res.variants]
+    drawn = {
+        s: scenario_plans([c for v in variants for c in res.cells if (c.scenario, c.variant) == (s, v)], "baseline")
+        for s in measurements
+    }
+    assert (
+        html.count('<div class="pd-pair"')
+        == sum(len(sp.diffs) for sp in drawn.values())
+        == sum(math.comb(k, 2) for k in measurements.values())
+    )  # the fixture's measurements all have plans of their own
+
+
+def test_each_diff_is_drawn_once_for_every_two_measurements_it_is_the_diff_of():
+    """Two measurements with the same plans: no diff between them, and one drawing of each diff the
+    two have with a third (in the order a reader sees it: the measurement listed first on the left)."""
+    res = results_io.load(NEWEST)
+    baseline, composite, covering = (cell_of(res, "recent_tasks", v) for v in ("baseline", "composite", "covering"))
+    again = composite.model_copy(update={"variant": "composite_again"})  # measured apart, the same plans
+    scenario = scenario_plans([baseline, composite, again, covering], "baseline")
+    assert [d.between for d in scenario.diffs] == [[(0, 1), (0, 2)], [(0, 3)], [(1, 3), (2, 3)]]
+    assert scenario.shown("composite", "composite_again") == (None, "composite", "composite_again")
+    shown, left, right = scenario.shown("covering", "composite_again")  # listed first: on the left
+    assert shown is scenario.diffs[2] and (left, right) == ("composite_again", "covering")
+    for d in scenario.diffs:  # what is drawn is each pair's own diff
+        for i, j in d.between:
+            a, b = scenario.measurements[i].cell, scenario.measurements[j].cell
+            assert drawn(cell_diff(a, b)) == drawn(d.pairs)
+    # a mirrored diff is another drawing: composite_again before baseline is not baseline before composite
+    mirrored = scenario_plans([again, baseline, composite], "baseline")
+    assert [d.between for d in mirrored.diffs] == [[(0, 1)], [(1, 2)]]
 
 
 def test_every_text_of_a_plan_is_escaped(tmp_path):

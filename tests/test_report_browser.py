@@ -3,7 +3,6 @@ like a person would (tools/browser.py: a node of a plan tree collapsed and expan
 switched, the DOM read back). Skipped, with the reason shown, where Debian's chromium package is not
 installed."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 from matplotlib.image import imread
 
 from bench import results as results_io
-from bench.output import RESULTS_FILE
 from bench.report.build import write_report
 from tools.browser import CHROMIUM, HEADLESS, Page
 
@@ -124,11 +122,16 @@ NEWEST = Path(__file__).resolve().parent / "data" / f"results_v{results_io.SCHEM
 
 @pytest.fixture(scope="module")
 def plans_page(tmp_path_factory):
-    """The committed newest fixture's report (recent_tasks: three variants, three plans), open in a tab."""
+    """The committed newest fixture's report (recent_tasks: three variants, three plans), open in a tab;
+    orm_recent_tasks × covering given composite's plans (two measurements, the same plans)."""
     out = tmp_path_factory.mktemp("browser-plans")
-    shutil.copy(NEWEST, out / RESULTS_FILE)
-    write_report(out)
-    with Page((out / "index.html").as_uri(), out / "profile-cdp") as page:
+    res = results_io.load(NEWEST)
+    composite, covering = (res.cell("orm_recent_tasks", v) for v in ("composite", "covering"))
+    assert composite is not None and covering is not None
+    res.cells[res.cells.index(covering)] = covering.model_copy(update={"plans": composite.plans})
+    run_dir = results_io.save(res, out).parent
+    write_report(run_dir)
+    with Page((run_dir / "index.html").as_uri(), out / "profile-cdp") as page:
         yield page
 
 
@@ -159,23 +162,35 @@ def _choose(page: Page, box: str, side: str, variant: str) -> None:
     )
 
 
-def _shown(page: Page, box: str) -> list[list[str]]:
-    """The diff blocks of ``box`` a person sees: their two variants."""
-    shown: list[list[str]] = page.evaluate(
-        f"Array.from(document.querySelectorAll({box!r} + ' .pd-pair')).filter(p => !p.hidden)"
-        ".map(p => [p.dataset.left, p.dataset.right])"
+def _shown(page: Page, box: str) -> tuple[list[str], list[str]]:
+    """What a person sees of ``box``'s diff: the two variants its columns name, left and right (none
+    where they are hidden), and the diff blocks shown (each the pairs of measurements it serves)."""
+    names: list[str] = page.evaluate(
+        f"(function () {{ var b = document.querySelector({box!r});"
+        " return b.querySelector('.pd-names').hidden ? [] : [b.querySelector('.pd-ln').textContent,"
+        " b.querySelector('.pd-rn').textContent]; })()"
     )
-    return shown
+    blocks: list[str] = page.evaluate(
+        f"Array.from(document.querySelectorAll({box!r} + ' .pd-pair')).filter(p => !p.hidden)"
+        ".map(p => p.dataset.between)"
+    )
+    return names, blocks
+
+
+def _message(page: Page, box: str, name: str) -> bool:
+    """Whether ``box`` shows its message ``name``: pd-same (one measurement) or pd-nodiff (the same plans)."""
+    return page.evaluate(f"document.querySelector({box!r} + ' .{name}').hidden") is False
 
 
 def test_a_plan_diff_switches_between_any_two_variants(plans_page):
     page = plans_page
     box = "#tree-recent_tasks-baseline ~ .plandiff"
     first = page.evaluate(f"document.querySelector({box!r} + ' .pd-right').value")
-    assert _shown(page, box) == [["baseline", first]]  # the baseline against the fastest, at first
+    names, blocks = _shown(page, box)
+    assert names == ["baseline", first] and len(blocks) == 1  # the baseline against the fastest, at first
     _choose(page, box, "left", "composite")
     _choose(page, box, "right", "covering")
-    assert _shown(page, box) == [["composite", "covering"]]
+    assert _shown(page, box) == (["composite", "covering"], ["1-2"])
     changed = page.evaluate(
         f"Array.from(document.querySelectorAll({box!r} + ' .pd-pair:not([hidden]) .drow.changed'))"
         ".map(r => r.textContent)"
@@ -185,5 +200,21 @@ def test_a_plan_diff_switches_between_any_two_variants(plans_page):
         "node, index" in row and "Index Only Scan using tb_tasks_user_created_covering" in row for row in changed
     )
     _choose(page, box, "right", "composite")  # one variant against itself: nothing to diff
-    assert _shown(page, box) == [] and page.evaluate(f"document.querySelector({box!r} + ' .pd-same').hidden") is False
+    assert _shown(page, box) == ([], []) and _message(page, box, "pd-same") and not _message(page, box, "pd-nodiff")
     assert page.evaluate("document.querySelector('#tree-task_by_id-baseline ~ .plandiff')") is None  # one measurement
+
+
+def test_a_diff_drawn_once_serves_every_two_variants_it_is_the_diff_of(plans_page):
+    """orm_recent_tasks × covering has composite's plans: baseline against either is one diff drawn
+    once, and composite against covering shows no diff but says the plans are the same."""
+    page = plans_page
+    box = "#tree-orm_recent_tasks-baseline ~ .plandiff"
+    assert page.evaluate(f"document.querySelectorAll({box!r} + ' .pd-pair').length") == 1
+    _choose(page, box, "left", "covering")
+    _choose(page, box, "right", "baseline")  # the measurement listed first is drawn on the left
+    assert _shown(page, box) == (["baseline", "covering"], ["0-1 0-2"])
+    _choose(page, box, "left", "composite")
+    assert _shown(page, box) == (["baseline", "composite"], ["0-1 0-2"])
+    _choose(page, box, "right", "covering")
+    assert _shown(page, box) == ([], [])
+    assert _message(page, box, "pd-nodiff") and not _message(page, box, "pd-same")

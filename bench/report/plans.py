@@ -12,6 +12,11 @@ A diff pairs two plans' nodes: the roots, then each matched node's children in o
 what they do (a scan by its relation, any other node by its type) with ``difflib``'s longest
 matching blocks. A matched pair is *changed* where its node type, index, estimated rows or buffers
 differ; a node only one side has *vanished* or *appeared* with its whole subtree.
+
+A scenario's section draws the diff of every two of its measurements whose plans differ, each
+diff once: measurements with the same plans (a write scenario's under most variants, measured apart
+for their write cost) give the same diff against a third, which the page draws once and the two
+menus find for each pair it serves (``ScenarioPlans``).
 """
 
 from __future__ import annotations
@@ -288,23 +293,81 @@ class Measurement:
     variants: list[str]
 
 
+Drawn = tuple[tuple[object, ...], ...]
+
+
+def drawn(pairs: list[PlanPair]) -> Drawn:
+    """What a variant diff draws of ``pairs`` (``_plans.html.j2``'s ``diff`` without times): two
+    diffs that draw the same are drawn once. Each class's label and count, and per row its depth,
+    change, the facts that differ and each side's node, rows and buffers."""
+
+    def side(view: NodeView | None) -> tuple[str, ...]:
+        return (view.title, view.rows, view.buffers) if view else ()
+
+    return tuple(
+        (p.label, p.changes, *((r.depth, r.change, r.changed, side(r.left), side(r.right)) for r in p.rows))
+        for p in pairs
+    )
+
+
 @dataclass(frozen=True)
 class VariantDiff:
+    """A diff as a scenario's section draws it, once for every two measurements it is the diff of:
+    ``between`` holds their indexes in ``ScenarioPlans.measurements``, the left one first (the one
+    listed first); ``left`` and ``right`` are the first two."""
+
     left: Measurement
     right: Measurement
     pairs: list[PlanPair]
+    between: list[tuple[int, int]]
 
 
 @dataclass(frozen=True)
 class ScenarioPlans:
-    """A scenario's plans: one tree per measurement, a diff for every two measurements, and which
-    two a reader sees first (the baseline variant's against the fastest's)."""
+    """A scenario's plans: one tree per measurement, the diff of every two measurements whose plans
+    differ (node type, index, estimated rows or buffers of a node) drawn once however many pairs it
+    is the diff of, and which two a reader sees first (the baseline variant's against the fastest's)."""
 
     scenario: str
     measurements: list[Measurement]
     measured_as: dict[str, str]  # variant → the variant whose measurement its cell is
     diffs: list[VariantDiff]
     first: tuple[str, str]
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Variant → the index of its measurement in ``measurements``."""
+        at = {m.cell.variant: i for i, m in enumerate(self.measurements)}
+        return {v: at[m] for v, m in self.measured_as.items()}
+
+    def shown(self, left: str, right: str) -> tuple[VariantDiff | None, str, str]:
+        """The diff drawn for two variants, or None (one measurement, or plans that differ in nothing
+        a diff compares), and the two in its order: the one whose measurement is listed first on
+        the left (what the page's script does when the menus change)."""
+        i, j = self.index[left], self.index[right]
+        pair = (min(i, j), max(i, j))
+        return next((d for d in self.diffs if pair in d.between), None), *((left, right) if i <= j else (right, left))
+
+    def name(self, variant: str) -> str:
+        """A variant as a diff's columns name it: "composite", "covering (measured as baseline)"."""
+        measured = self.measured_as[variant]
+        return variant if measured == variant else f"{variant} (measured as {measured})"
+
+
+def _drawn_once(measurements: list[Measurement]) -> list[VariantDiff]:
+    """Every two measurements' diff where their plans differ, each diff drawn once (``drawn``)."""
+    diffs: dict[Drawn, VariantDiff] = {}
+    for i, a in enumerate(measurements):
+        for j in range(i + 1, len(measurements)):
+            pairs = cell_diff(a.cell, measurements[j].cell)
+            if not any(p.changes for p in pairs):
+                continue  # the same plans: nothing to mark
+            key = drawn(pairs)
+            if key in diffs:
+                diffs[key].between.append((i, j))
+            else:
+                diffs[key] = VariantDiff(a, measurements[j], pairs, [(i, j)])
+    return list(diffs.values())
 
 
 def scenario_plans(cells: list[Cell], baseline: str) -> ScenarioPlans:
@@ -314,14 +377,11 @@ def scenario_plans(cells: list[Cell], baseline: str) -> ScenarioPlans:
     measurements = [
         Measurement(c, [v for v, m in measured_as.items() if m == c.variant]) for c in cells if not c.shared_with
     ]
-    diffs = [
-        VariantDiff(a, b, cell_diff(a.cell, b.cell)) for i, a in enumerate(measurements) for b in measurements[i + 1 :]
-    ]
     fastest = min(cells, key=lambda c: c.decided_p95).variant
     start = baseline if baseline in measured_as else cells[0].variant
     if measured_as[fastest] == measured_as[start]:
         fastest = next((m.cell.variant for m in measurements if m.cell.variant != measured_as[start]), fastest)
-    return ScenarioPlans(cells[0].scenario, measurements, measured_as, diffs, (start, fastest))
+    return ScenarioPlans(cells[0].scenario, measurements, measured_as, _drawn_once(measurements), (start, fastest))
 
 
 @dataclass(frozen=True)
