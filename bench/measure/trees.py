@@ -1,6 +1,6 @@
 """The plans the report draws as trees (``TimedPlan``): once a cell's samples are taken, each user
 class's plan with every node timed, and the generic plan a prepared statement may switch to where
-its shape is not the class's own.
+its shape differs from at least one class's plan (timed with the first such class's values).
 
 Per-node timing is on here and only here: its clock calls would slow the samples' own EXPLAINs,
 whose execution times the cells record. Each EXPLAIN ANALYZE runs under the cell's statement
@@ -103,9 +103,10 @@ async def timed_plans(
     conn: asyncpg.Connection, first: dict[str, Drawn], timeout_ms: int, cut: bool, claim: str | None = None
 ) -> list[TimedPlan]:
     """Each class's plan on its first parameter set (and the statement that set goes with: an ORM
-    scenario's in_() sends one per list length), then the generic plan where its shape is not some
-    class's own, executed with the first such class's parameters (a generic plan is planned for any
-    values: its shape is the same whatever they are). Under a policy variant, as each set's user
+    scenario's in_() sends one per list length), then the generic plan where its shape differs from
+    at least one class's plan (the same as another class's does not spare it), executed with the
+    first such class's parameters (a generic plan is planned for any values: its shape is the same
+    whatever they are). Under a policy variant, as each set's user
     (``claim``: the setting the policies read)."""
     plans, shapes = [], []
     for user_class, drawn in first.items():
