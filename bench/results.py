@@ -78,6 +78,9 @@ Format history:
   check (``isolation``: rows against the explicit filter's, user A's ids under user B's claim); a
   failed check fails the cell whatever its latency. Plan facts count InitPlans, SubPlans and the
   filters that evaluate the claim row by row (``init_plans``, ``sub_plans``, ``claim_filters``).
+- 17 (2026-12-06): which scenarios the variants with policies measured (``config.policy_scope``):
+  those relying on the policies only (``relying``, the default since) or every scenario (``all``,
+  what every older run did).
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ from bench.errors import InputError
 from bench.output import RESULTS_FILE
 from bench.versioned import Format
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 ScenarioKind = Literal["read", "write"]
 # borderline: the test stopped at the line (its p95 interval straddles the SLA); inconclusive: the
 # time budget stopped it before it could say
@@ -366,6 +369,7 @@ class ClassVerdict(BaseModel):
 
 
 Driver = Literal["asyncpg", "psycopg"]
+PolicyScope = Literal["relying", "all"]  # the scenarios a policy variant measured (``Catalogue.under``)
 PlanCache = Literal["driver", "custom", "generic"]
 
 
@@ -539,6 +543,8 @@ class _CellSettings(BaseModel):
     seed: int
     cold_samples: int
     stability_rounds: int
+    # under a variant with policies: the scenarios relying on them only, or every scenario
+    policy_scope: PolicyScope = "all"
 
 
 class MatrixConfig(_CellSettings):
@@ -1039,6 +1045,13 @@ def _update_to_16(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_17(raw: dict[str, Any]) -> dict[str, Any]:
+    """An older run measured every scenario under each variant with policies."""
+    if isinstance(raw.get("config"), dict) and raw.get("kind") in ("matrix", "scale"):
+        raw["config"].setdefault("policy_scope", "all")
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -1073,6 +1086,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     13: _update_to_14,
     14: _update_to_15,
     15: _update_to_16,
+    16: _update_to_17,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

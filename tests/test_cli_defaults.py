@@ -65,6 +65,7 @@ LIBRARY: dict[str, Any] = {
     "generate": Profile.generator,
     "scenarios_dir": catalogue.DEFAULT_DIR,
     "driver": catalogue.DEFAULT_DRIVER,
+    "policy_scope": catalogue.DEFAULT_POLICY_SCOPE,
     "reports_dir": output.REPORTS_DIR,
 }
 

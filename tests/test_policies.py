@@ -17,6 +17,7 @@ from bench.cli.matrix import isolated
 from bench.errors import EXIT_REGRESSION, InputError, IsolationFailure
 from bench.judge.compare import compare
 from bench.judge.gates import Kind
+from bench.judge.recommend import recommend
 from bench.judge.rls import policy_forms, rls_costs
 from bench.measure.claims import policy_subject
 from bench.measure.isolation import ISOLATION_SETS
@@ -25,7 +26,7 @@ from bench.measure.runner import jobs_of, run_measurement
 from bench.report.build import write_report
 from bench.runs.matrix import measure
 from bench.targets.target import connected
-from tests.support import SCENARIOS
+from tests.support import SCENARIOS, one_line_error, taskbench_here
 
 # A policy that forgets the messages table: tasks and conversations isolated, every message visible.
 FORGETS_MESSAGES = """
@@ -56,10 +57,11 @@ def leaky_catalogue(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rls_run(seeded, leaky_catalogue):
-    """One small real run: the explicit and RLS forms under no policy, a sound one and two leaks."""
+    """One small real run: the explicit and RLS forms under no policy, a sound one and two leaks,
+    every scenario under the policies (the policy scope all)."""
     chosen = leaky_catalogue.select(
         SCENARIO_NAMES, ["baseline", "rls_subselect", "rls_forgets_messages", "rls_using_true"]
-    )
+    ).model_copy(update={"policy_scope": "all"})
     return measure(seeded, chosen, RunOptions(cold_samples=1, stability_rounds=1, concurrent=True))
 
 
@@ -101,10 +103,46 @@ def test_a_variant_reads_one_claim_at_most():
 
 def test_scenarios_relying_on_rls_are_measured_under_policy_variants_only():
     catalogue = load_catalogue(SCENARIOS)
-    for variant, scenarios in jobs_of(catalogue):
+    everything = catalogue.model_copy(update={"policy_scope": "all"})
+    for (variant, scenarios), (_, all_of_them) in zip(jobs_of(catalogue), jobs_of(everything), strict=True):
         relying = [s.name for s in scenarios if s.relies_on_rls]
         assert bool(relying) == (variant.claim is not None), variant.name
+        if variant.claim is None:
+            assert scenarios == all_of_them
+        else:  # by default only the scenarios relying on the policies; with all, every scenario too
+            assert [s.name for s in scenarios] == relying
+            assert [s.name for s in all_of_them] == [s.name for s in catalogue.scenarios]
     assert all(not s.relies_on_rls for s in catalogue.reads().scenarios)  # load, pgbench: no claim there
+
+
+def test_an_unknown_policy_scope_is_one_line_and_exit_2():
+    ran = taskbench_here("run", "--scenarios-dir", str(SCENARIOS), "--policy-scope", "some")
+    assert ran.returncode == 2 and "--policy-scope: unknown scope 'some' (known: relying, all)" in one_line_error(ran)
+
+
+def test_a_policy_variant_that_ran_the_relying_scenarios_only_is_never_recommended(rls_run, tmp_path):
+    """Its explicit scenarios were not measured under the policies, which the app would send them
+    under too: it cannot be shown to meet every SLA. With every scenario measured, it can."""
+    policy, others = "rls_subselect", ("rls_forgets_messages", "rls_using_true")
+    cells = [
+        c.model_copy(update={"verdict": "pass" if c.variant == policy else "fail"})
+        for c in rls_run.cells
+        if c.variant not in others
+    ]
+    every = rls_run.model_copy(
+        update={"cells": cells, "variants": [v for v in rls_run.variants if v.name not in others]}
+    )
+    assert recommend(every).variant is not None and recommend(every).variant.name == policy
+    relying = every.model_copy(
+        update={
+            "cells": [c for c in cells if c.variant != policy or c.explicit is not None],
+            "config": every.config.model_copy(update={"policy_scope": "relying"}),
+        }
+    )
+    assert recommend(relying).variant is None
+    path = results_io.save(relying, tmp_path)
+    write_report(path)
+    assert "(`--policy-scope relying`, the default)" in (path.parent / "summary.md").read_text(encoding="utf-8")
 
 
 def test_policies_are_applied_and_removed_like_indexes(seeded):

@@ -325,7 +325,8 @@ def advise(
     policy = policy_variant(catalogue, options.policy)
     if policy is None:
         catalogue = catalogue.explicit_only()  # its trials are index sets: no policy to isolate the others
-    else:  # with the policies on, the explicit scenarios pay for them too
+    else:  # with the policies on, the explicit scenarios pay for them too: the app sends them all
+        catalogue = catalogue.model_copy(update={"policy_scope": "all"})
         catalogue = catalogue.model_copy(update={"scenarios": catalogue.under(policy)})
     keys = policy_keys(policy.policy_defs) if policy is not None else []
     with clock.phase("candidates and screening"):

@@ -20,11 +20,11 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.catalogue import orm
-from bench.catalogue.options import DEFAULT_DIR, DEFAULT_DRIVER, DRIVERS
+from bench.catalogue.options import DEFAULT_DIR, DEFAULT_DRIVER, DEFAULT_POLICY_SCOPE, DRIVERS, POLICY_SCOPES
 from bench.catalogue.policies import PolicyDef, parse_policy
 from bench.catalogue.sql import IndexDef, Query, SQLRefused, parse_compiled, parse_index, parse_query
 from bench.errors import InputError
-from bench.results import Driver, OrmBind, OrmBuilt, OrmStatement
+from bench.results import Driver, OrmBind, OrmBuilt, OrmStatement, PolicyScope
 
 PARAM_KINDS = (
     "user",
@@ -221,16 +221,17 @@ class Catalogue(BaseModel):
     variants: list[Variant]
     mix: dict[str, int] = Field(default_factory=dict)  # load mix: scenario -> relative weight
     driver: Driver = DEFAULT_DRIVER  # whose dialect compiled its Python scenario files
+    policy_scope: PolicyScope = DEFAULT_POLICY_SCOPE  # what a variant with policies measures (``under``)
 
     def select(self, scenarios: list[str] | None, variants: list[str] | None) -> Catalogue:
         chosen = _pick(self.scenarios, scenarios, "scenario")
         names = {s.name for s in chosen}
-        return Catalogue(
-            sla_classes=self.sla_classes,
-            scenarios=chosen,
-            variants=_pick(self.variants, variants, "variant"),
-            mix={k: w for k, w in self.mix.items() if k in names},
-            driver=self.driver,
+        return self.model_copy(
+            update={
+                "scenarios": chosen,
+                "variants": _pick(self.variants, variants, "variant"),
+                "mix": {k: w for k, w in self.mix.items() if k in names},
+            }
         )
 
     def reads(self) -> Catalogue:
@@ -255,8 +256,11 @@ class Catalogue(BaseModel):
 
     def under(self, variant: Variant) -> list[Scenario]:
         """The scenarios measured under ``variant``: those relying on row-level security only under
-        a variant with policies (elsewhere nothing would keep one user's rows from another)."""
-        return [s for s in self.scenarios if variant.claim is not None or not s.relies_on_rls]
+        a variant with policies (elsewhere nothing would keep one user's rows from another); under
+        one, with ``policy_scope`` "relying", only those (``options.POLICY_SCOPES``)."""
+        if variant.claim is None:
+            return [s for s in self.scenarios if not s.relies_on_rls]
+        return [s for s in self.scenarios if s.relies_on_rls or self.policy_scope == "all"]
 
     def hand_written(self) -> Catalogue:
         """The scenarios whose SQL a TOML file wrote: what pgbench runs (its scripts bind :name
@@ -382,8 +386,20 @@ def driver(name: str) -> Driver:
     return found
 
 
+def policy_scope(name: str) -> PolicyScope:
+    """A policy scope's name checked (``options.POLICY_SCOPES``)."""
+    found = next((p for p in POLICY_SCOPES if p == name), None)
+    if found is None:
+        raise InputError(f"--policy-scope: unknown scope {name!r} (known: {', '.join(POLICY_SCOPES)})")
+    return found
+
+
 def load_catalogue(
-    directory: Path = DEFAULT_DIR, *, history: bool = False, driver: Driver = DEFAULT_DRIVER
+    directory: Path = DEFAULT_DIR,
+    *,
+    history: bool = False,
+    driver: Driver = DEFAULT_DRIVER,
+    policy_scope: PolicyScope = DEFAULT_POLICY_SCOPE,
 ) -> Catalogue:
     """The catalogue in ``directory``, every file checked. ``history``: the scenarios of a commit or
     directory standing for "before" in a check, measured as they were written, so a rule added
@@ -428,4 +444,6 @@ def load_catalogue(
     if not isinstance(mix, dict):
         raise InputError(f"{mix_path}: [weights] must map scenario names to weights")
     _check_mix(mix, {s.name for s in scenarios if s.kind == "read" and s.orm is None}, str(mix_path))
-    return Catalogue(sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix, driver=driver)
+    return Catalogue(
+        sla_classes=sla, scenarios=scenarios, variants=variants, mix=mix, driver=driver, policy_scope=policy_scope
+    )

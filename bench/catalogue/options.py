@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.results import Driver
+    from bench.results import Driver, PolicyScope
 
 DEFAULT_DIR = Path("scenarios")
 # The variant of the models' own indexes only (scenarios/variants/baseline.toml): what the others are
@@ -19,3 +19,11 @@ BASELINE_VARIANT = "baseline"
 # The drivers whose SQLAlchemy dialect compiles the Python scenario files (``orm``).
 DRIVERS: tuple[Driver, ...] = ("asyncpg", "psycopg")
 DEFAULT_DRIVER: Driver = "asyncpg"
+# Which scenarios a variant with row-level security policies measures (``Catalogue.under``): those
+# relying on the policies (each against its explicit twin, the cost of isolation by RLS, and each
+# checked for isolation), or every scenario (also what the policies add to the queries that keep
+# their own user filter, and what makes a policy variant a candidate for the recommendation).
+# "relying" by default: every explicit scenario under six policy forms was 174 of the default
+# matrix's 506 cells, and most of its time.
+POLICY_SCOPES: tuple[PolicyScope, ...] = ("relying", "all")
+DEFAULT_POLICY_SCOPE: PolicyScope = "relying"

@@ -84,6 +84,16 @@ Driver = Annotated[
         help="The app's driver, whose SQLAlchemy dialect compiles the Python (ORM) scenario files: asyncpg or psycopg.",
     ),
 ]
+PolicyScopeOpt = Annotated[
+    str,
+    typer.Option(
+        "--policy-scope",
+        help="Under a variant with row-level security policies, measure the scenarios relying on them "
+        "(relying: each against its explicit twin, isolation checked) or every scenario (all: also what "
+        "the policies add to queries that keep their own user filter; a policy variant can then be "
+        "recommended).",
+    ),
+]
 ExplainN = Annotated[
     int,
     typer.Option(
@@ -187,17 +197,19 @@ _SELECT_OPTIONS: dict[str, Any] = {
     "scenario": Only,
     "variant": OnlyVariant,
     "driver": Driver,
+    "policy_scope": PolicyScopeOpt,
 }
 _SELECT_DEFAULTS: dict[str, Any] = {
     "scenarios_dir": catalogue.DEFAULT_DIR,
     "scenario": None,
     "variant": None,
     "driver": catalogue.DEFAULT_DRIVER,
+    "policy_scope": catalogue.DEFAULT_POLICY_SCOPE,
 }
 
 
 def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str] = ()) -> Callable[[Command], Command]:
-    """Give a command the catalogue options (``names``, or all three) as its parameter ``selected:
+    """Give a command the catalogue options (``names``, or all of them) as its parameter ``selected:
     Selected``: the directory read as the command line is (a bad file fails before any work), narrowed
     to the scenarios and variants given, else to ``scenarios`` and ``variants`` (empty: all)."""
     chosen = {name: _SELECT_OPTIONS[name] for name in names or _SELECT_OPTIONS}
@@ -207,11 +219,13 @@ def selecting(*names: str, scenarios: Sequence[str] = (), variants: Sequence[str
         scenario: list[str] | None = None,
         variant: list[str] | None = None,
         driver: str = catalogue.DEFAULT_DRIVER,
+        policy_scope: str = catalogue.DEFAULT_POLICY_SCOPE,
     ) -> Selected:
         from bench.catalogue.files import driver as checked
         from bench.catalogue.files import load_catalogue
+        from bench.catalogue.files import policy_scope as scope
 
-        whole = load_catalogue(scenarios_dir, driver=checked(driver))
+        whole = load_catalogue(scenarios_dir, driver=checked(driver), policy_scope=scope(policy_scope))
         picked = whole.select(scenario or list(scenarios), variant or list(variants))
         return Selected(scenarios_dir, whole, picked, bool(scenario or variant))
 

@@ -116,9 +116,7 @@ def before_catalogue(base: Results, current: Catalogue) -> Catalogue:
         ]
     except (ValueError, SQLRefused) as exc:
         raise InputError(f"the reference run {base.run_id}: {exc}") from None
-    return Catalogue(
-        sla_classes=current.sla_classes, scenarios=list(scenarios.values()), variants=variants, driver=current.driver
-    )
+    return current.model_copy(update={"scenarios": list(scenarios.values()), "variants": variants, "mix": {}})
 
 
 @contextmanager
@@ -136,7 +134,8 @@ def resolve_before(
     if before_dir and before_ref:
         raise InputError("--before and --before-ref both name a 'before': give one")
     if before_dir:
-        yield Before(load_catalogue(before_dir, history=True, driver=current.driver), f"the scenarios in {before_dir}")
+        before = load_catalogue(before_dir, history=True, driver=current.driver, policy_scope=current.policy_scope)
+        yield Before(before, f"the scenarios in {before_dir}")
         return
     ref, source = before_ref, f"commit {before_ref}"
     if ref is None:
@@ -145,7 +144,7 @@ def resolve_before(
             ref, source = found.commit, f"{found.commit[:12]}, the merge base with {found.branch}"
     if ref is not None:
         with scenarios_at(ref, scenarios_dir) as exported:
-            catalogue = load_catalogue(exported, history=True, driver=current.driver)
+            catalogue = load_catalogue(exported, history=True, driver=current.driver, policy_scope=current.policy_scope)
             try:  # the models at that commit: a pull request that changes them is timed across the change
                 ddl: str | None = models_ddl_at(ref, scenarios_dir)
             except InputError as exc:

@@ -3,7 +3,9 @@
 "Cheapest" is by total index size, then by write cost (WAL bytes per write statement against the
 baseline variant's, from the write scenarios): the two costs a team pays for an index every day.
 A variant meets every SLA when every one of its cells passed (an inconclusive cell is not a
-proven pass). Where no variant does, the answer
+proven pass) and it measured every scenario the app sends with its own user filter: a variant with
+policies measured under the policy scope "relying" ran the scenarios relying on them only, and the
+app would send the others under its policies too, unmeasured. Where no variant does, the answer
 is which scenarios fail under every variant, by how much at best, and which variant comes closest.
 """
 
@@ -57,8 +59,18 @@ def _cells(res: Results, variant: str) -> list[Cell]:
     return [c for c in res.cells if c.variant == variant]
 
 
+def _complete(res: Results, variant: str) -> bool:
+    """``variant`` measured every scenario the run measured with its own user filter (module docstring)."""
+    explicit = {c.scenario for c in res.cells if c.explicit is None}
+    return explicit <= {c.scenario for c in _cells(res, variant)}
+
+
 def recommend(res: Results) -> Recommendation:
-    meeting = [v for v in res.variants if _cells(res, v.name) and all(c.verdict == "pass" for c in _cells(res, v.name))]
+    meeting = [
+        v
+        for v in res.variants
+        if _cells(res, v.name) and _complete(res, v.name) and all(c.verdict == "pass" for c in _cells(res, v.name))
+    ]
     if meeting:
         best = min(meeting, key=lambda v: _cost_key(res, v))
         return Recommendation(variant=best, table_args=table_args(best), server=res.environment.server)

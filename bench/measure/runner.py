@@ -702,7 +702,8 @@ Job = tuple[Variant, list[Scenario]]  # a variant and the scenarios measured und
 
 def jobs_of(catalogue: Catalogue) -> list[Job]:
     """Every scenario under every variant: a whole matrix (those relying on row-level security under
-    the variants with policies only: ``Catalogue.under``)."""
+    the variants with policies only, and under those only they unless the policy scope is all:
+    ``Catalogue.under``)."""
     return [(variant, catalogue.under(variant)) for variant in catalogue.variants]
 
 
@@ -779,7 +780,12 @@ async def _run(
         created_at=datetime.now(UTC),
         environment=env,
         dataset=dataset,
-        config=MatrixConfig(seed=opts.seed, cold_samples=opts.cold_samples, stability_rounds=opts.stability_rounds),
+        config=MatrixConfig(
+            seed=opts.seed,
+            cold_samples=opts.cold_samples,
+            stability_rounds=opts.stability_rounds,
+            policy_scope=catalogue.policy_scope,
+        ),
         protocol=protocol(opts, pools, {len(c.classes) for c in cells}, privileges),
         cold_cache=cold,
         variants=variants,

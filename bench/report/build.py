@@ -460,6 +460,7 @@ def _rls(res: Results) -> dict[str, Any]:
         "checked": len(checks),
         "parameter_sets": sum(c.parameter_sets for c in checks),
         "cross_user": sum(c.cross_user for c in checks),
+        "scope": getattr(res.config, "policy_scope", "all"),
     }
 
 
