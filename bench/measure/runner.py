@@ -703,8 +703,9 @@ Job = tuple[Variant, list[Scenario]]  # a variant and the scenarios measured und
 def jobs_of(catalogue: Catalogue) -> list[Job]:
     """Every scenario under every variant: a whole matrix (those relying on row-level security under
     the variants with policies only, and under those only they unless the policy scope is all:
-    ``Catalogue.under``)."""
-    return [(variant, catalogue.under(variant)) for variant in catalogue.variants]
+    ``Catalogue.under``). A variant under which none of the chosen scenarios runs is not measured:
+    its scratch copy and index builds would give a variant without a cell."""
+    return [(variant, scenarios) for variant in catalogue.variants if (scenarios := catalogue.under(variant))]
 
 
 async def _measure_jobs(
