@@ -159,7 +159,8 @@ def test_a_policys_using_is_read_like_a_where_clause(catalogue, variant):
 
 def test_scenarios_relying_on_rls_get_candidates_from_the_policies(catalogue):
     policy = _variant(catalogue, "rls_subselect")
-    under = catalogue.model_copy(update={"scenarios": catalogue.under(policy)})
+    every = catalogue.model_copy(update={"policy_scope": "all"})  # as advise --policy searches
+    under = every.model_copy(update={"scenarios": every.under(policy)})
     keys = policy_keys(policy.policy_defs)
     held = {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(under, policies=keys)}
     plain = {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(under)}
