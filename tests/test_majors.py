@@ -29,19 +29,21 @@ from bench.judge.upgrade import (
     old_run,
     p95_ratio,
     plan_traits,
+    unstable_on,
     upgrade_cells,
     upgrade_check,
 )
 from bench.measure.options import PairOptions, RunOptions
 from bench.measure.paired import side_by_side
+from bench.report import upgrade as upgrade_text
 from bench.report.build import write_report
-from bench.results import SCHEMA_VERSION, NodeFacts, PlanFacts, save
+from bench.results import SCHEMA_VERSION, Cell, NodeFacts, PlanFacts, Results, Stability, save
 from bench.runs import matrix, sides
 from bench.targets import schema
 from bench.targets.majors import check_data_dir, default_data_dir, two_majors, wheel
 from bench.targets.schema import seeded_dataset
 from bench.targets.target import drop_database, open_target
-from tests.support import DATA_DIR, DATA_DIR_17, content_checksums, one, one_line_error, scalar, taskbench_here
+from tests.support import DATA_DIR, DATA_DIR_17, cell_of, content_checksums, one, one_line_error, scalar, taskbench_here
 
 DATA = Path(__file__).resolve().parent / "data"
 OPTS = RunOptions(cold_samples=2, stability_rounds=0, concurrent=True)
@@ -156,6 +158,71 @@ def test_an_index_one_major_uses_and_the_other_does_not_is_named(tmp_path):
         "`tb_tasks_user_created` (composite): on PostgreSQL 17.10 by no scenario; on PostgreSQL 18.6 by recent_tasks"
         in summary
     )
+
+
+def test_a_plan_that_flips_on_both_majors_is_unstable_there_not_a_change_the_upgrade_made(tmp_path):
+    """Constructed from an upgrade check's file: title_substring × composite planned as recent_tasks is
+    (Incremental Sort on the composite index) on 17 and by a Bitmap scan on 18, with the plans each
+    major's stability rounds showed (Cell.stability) varied."""
+    res = results_io.load(DATA / f"results_v{SCHEMA_VERSION}_upgrade.json")
+    sbs = res.side_by_side
+    assert sbs is not None
+    key, index_plan = ("title_substring", "composite"), cell_of(res, "recent_tasks", "composite").plan
+    bitmap = cell_of(res, *key).plan  # 70edbd4a4f88, a different fingerprint and text from index_plan's
+    assert bitmap.fingerprint != index_plan.fingerprint
+
+    def planned(cell: Cell, plan: PlanFacts, seen: list[PlanFacts] | None) -> Cell:
+        stability = None if seen is None else Stability(rounds=3, plans=[p.fingerprint for p in seen], flipped=1)
+        return cell.model_copy(update={"plan": plan, "stability": stability})
+
+    def upgraded(seen_17: list[PlanFacts] | None, seen_18: list[PlanFacts] | None) -> Results:
+        base = next(c for c in sbs.base_cells if (c.scenario, c.variant) == key)
+        cells = [planned(c, index_plan, seen_17) if c is base else c for c in sbs.base_cells]
+        heads = [planned(c, bitmap, seen_18) if (c.scenario, c.variant) == key else c for c in res.cells]
+        return res.model_copy(update={"cells": heads, "side_by_side": sbs.model_copy(update={"base_cells": cells})})
+
+    def flipping(run: Results) -> tuple[str | None, bool]:
+        (cell,) = [c for c in upgrade_cells(run) if (c.scenario, c.variant) == key]
+        assert cell.plan_changed
+        return cell.unstable_on, cell.upgrade_plan_change
+
+    both = upgraded([index_plan, bitmap], [bitmap, index_plan])
+    assert flipping(both) == ("both", False)
+    assert flipping(upgraded([index_plan], [bitmap])) == (None, True)  # neither planned the other's way: the upgrade's
+    assert flipping(upgraded([index_plan], None)) == (None, True)  # no stability rounds on 18: nothing to tell by
+    assert flipping(upgraded(None, None)) == (None, True)
+    assert flipping(upgraded([index_plan, bitmap], [bitmap])) == ("old", False)  # 17 flips, 18 was seen not to
+    assert flipping(upgraded([index_plan], [index_plan, bitmap])) == ("new", False)
+    # the cell's own plan counts among what a major showed: its rounds need not have drawn it again
+    assert flipping(upgraded([bitmap], [index_plan])) == ("both", False)
+    base17 = planned(cell_of(res, *key), index_plan, [index_plan])
+    assert unstable_on(base17, base17) is None  # the same plan on both: nothing flipped between them
+
+    # shown so: the headline counts it, the tables put it after the upgrade's own plan changes
+    md = "\n".join(upgrade_text.markdown(both))
+    assert "1 planned differently (1 of them unstable on both majors), " in md
+    row = next(line for line in md.splitlines() if line.startswith("| title_substring | composite |"))
+    assert "[ix_tasks_user_id] (unstable on both majors) |" in row
+    (line,) = [line for line in upgrade_text.terminal(both) if "title_substring × composite" in line]
+    assert "unstable on both majors (each planned it the other's way too across its stability rounds)" in line
+    one = "\n".join(upgrade_text.markdown(upgraded([index_plan, bitmap], [bitmap])))
+    assert "(1 unstable on one major)" in one and "(unstable on PostgreSQL 17.10) |" in one
+    html = next(p for p in write_report(save(both, tmp_path)) if p.name == "index.html").read_text()
+    assert "(unstable on both majors)</td>" in html
+
+    # and the plan findings of such a cell say the statistics changed it, not the upgrade
+    found = [
+        Finding(Kind.SORT_ADDED, *key, "new Sort node (1 → 2)"),
+        Finding(Kind.TIME, *key, "×1.5"),
+        Finding(Kind.PLAN_CHANGED, "recent_tasks", "composite", "plan changed"),
+    ]
+    weighed = decisive(found, {key: "both"})
+    assert [f.direction for f in weighed] == ["change", "regression", "change"]
+    assert weighed[0].message == (
+        "new Sort node (1 → 2); not the upgrade's: unstable on both majors (each planned it the other's way too "
+        "across its stability rounds)"
+    )
+    assert [f.message for f in weighed[1:]] == ["×1.5", "plan changed"]
 
 
 @pytest.mark.pg17

@@ -17,12 +17,21 @@ interval. Each side's p95 has a distribution-free interval at ``P95_CONFIDENCE``
 ``stats.quantile_ci``); both hold at once with probability at least 1 − 2 × (1 − P95_CONFIDENCE),
 whatever the dependence between the sides (Bonferroni), and then the ratio lies between low ÷ high and
 high ÷ low: at least ``RATIO_CONFIDENCE``. A side needs ``RATIO_PAIRS`` pairs for an upper bound.
+
+A plan that differs between the majors is not always the upgrade's: ANALYZE reads a random sample, and
+a plan near a cost tipping point flips with it (``Cell.stability``: the plans of a few parameter sets
+before and after each re-ANALYZE). Where the plan one major ran is among those the other showed across
+its stability rounds, the difference is the statistics', not the major's: ``unstable_on`` says on which
+majors the plan was seen to flip ("both" where each showed the other's plan), and such a cell is
+reported as unstable, not as a plan change the upgrade caused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from statistics import median
+from typing import Literal
 
 from bench.catalogue.files import Catalogue
 from bench.judge.check import Before, CheckThresholds, Confirm, MeasureSides, check
@@ -36,6 +45,10 @@ RATIO_CONFIDENCE = 1 - 2 * (1 - P95_CONFIDENCE)
 RATIO_PAIRS = 86  # the fewest pairs whose largest sample bounds a p95 at 97.5%: 0.95 ** 86 < 0.0125
 GATED = (Kind.SLA, Kind.TIME, Kind.ISOLATION)  # what decides an upgrade check; the other findings are changes
 SKIP_SCAN = "more index searches than loops (skip scan)"
+# The kinds of finding a plan's shape makes: for a cell whose plan flips on both majors, not the upgrade's.
+PLAN_SHAPE = (Kind.SEQ_SCAN, Kind.SORT_ADDED, Kind.INDEX_DROPPED, Kind.PLAN_CHANGED)
+Unstable = Literal["both", "old", "new"]  # which majors were seen to plan the cell the other's way too
+UNSTABLE_ON_BOTH = "unstable on both majors"
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,16 @@ class UpgradeCell:
     p95_ratio: Quantile | None  # new ÷ old, with its interval where both sides have one
     verdict_from: str
     verdict_to: str
+    unstable_on: Unstable | None = None  # the plans differ, and that major (or both) also planned the other's
 
     @property
     def plan_changed(self) -> bool:
         return self.plan_from != self.plan_to
+
+    @property
+    def upgrade_plan_change(self) -> bool:
+        """The plans differ and neither major was seen to plan the cell the other's way."""
+        return self.plan_changed and self.unstable_on is None
 
 
 def plan_text(plan: PlanFacts) -> str:
@@ -82,6 +101,28 @@ def p95_ratio(base_ms: list[float], head_ms: list[float]) -> tuple[Quantile, Qua
     return base, head, Quantile(value=value, low=round(head.low / base.high, 4), high=round(head.high / base.low, 4))
 
 
+def seen_plans(cell: Cell) -> frozenset[str] | None:
+    """The plans a major showed for ``cell``: the one most of its explained samples ran and every one its
+    stability rounds' parameter sets were planned with (None: no stability rounds, nothing to tell by)."""
+    if cell.stability is None:
+        return None
+    return frozenset({cell.plan.fingerprint, *cell.stability.plans})
+
+
+def unstable_on(base: Cell, head: Cell) -> Unstable | None:
+    """Where a plan that differs between the majors flips with ANALYZE's sample rather than with the major:
+    "both" when each major showed the plan the other ran, "old" or "new" when only that one did; None when
+    the plans are the same, when neither showed the other's (a change the upgrade made), or when a side
+    has no stability rounds to tell by."""
+    old, new = seen_plans(base), seen_plans(head)
+    if base.plan.fingerprint == head.plan.fingerprint or old is None or new is None:
+        return None
+    on_old, on_new = head.plan.fingerprint in old, base.plan.fingerprint in new
+    if on_old and on_new:
+        return "both"
+    return "old" if on_old else "new" if on_new else None
+
+
 def _buffers(cell: Cell) -> float | None:
     return median(cell.samples.buffers) if cell.samples.buffers else None
 
@@ -103,6 +144,7 @@ def upgrade_cell(base: Cell, head: Cell, pairs: PairedSamples | None) -> Upgrade
         p95_ratio=p95s[2],
         verdict_from=base.verdict,
         verdict_to=head.verdict,
+        unstable_on=unstable_on(base, head) if plan_text(base.plan) != plan_text(head.plan) else None,
     )
 
 
@@ -129,10 +171,33 @@ def upgrade_cells(res: Results) -> list[UpgradeCell]:
     ]
 
 
-def decisive(findings: list[Finding]) -> list[Finding]:
+def unstable_label(which: Unstable, old: str = "the old major", new: str = "the new major") -> str:
+    """ "unstable on both majors", or "unstable on PostgreSQL 17.10" where only that one was seen to flip."""
+    return UNSTABLE_ON_BOTH if which == "both" else f"unstable on {old if which == 'old' else new}"
+
+
+def unstable_text(which: Unstable, old: str = "the old major", new: str = "the new major") -> str:
+    """The label and what it rests on: which major planned the cell the other's way too."""
+    if which == "both":
+        return f"{UNSTABLE_ON_BOTH} (each planned it the other's way too across its stability rounds)"
+    side, other = (old, new) if which == "old" else (new, old)
+    return f"unstable on {side} (it planned it {other}'s way too across its stability rounds)"
+
+
+def decisive(findings: list[Finding], unstable: Mapping[tuple[str, str], Unstable] | None = None) -> list[Finding]:
     """``findings`` as an upgrade check weighs them: a regression only in time, verdicts and isolation,
-    every other one a change."""
-    return [f if f.kind in GATED or f.direction != "regression" else replace(f, direction="change") for f in findings]
+    every other one a change; a plan finding of a cell whose plan flips with ANALYZE's sample
+    (``unstable``, by scenario and variant) says so: the statistics changed it, not the upgrade."""
+    weighed = [
+        f if f.kind in GATED or f.direction != "regression" else replace(f, direction="change") for f in findings
+    ]
+    flips = unstable or {}
+    return [
+        replace(f, message=f"{f.message}; not the upgrade's: {unstable_text(which)}")
+        if f.kind in PLAN_SHAPE and (which := flips.get((f.scenario, f.variant))) is not None
+        else f
+        for f in weighed
+    ]
 
 
 def upgrade_check(
@@ -145,7 +210,10 @@ def upgrade_check(
     """Measure ``catalogue`` on both majors (``measure``'s base side on the old one, ``old`` naming it),
     judge it as a check, and keep as regressions only time, verdicts and isolation failures."""
     head, result = check(catalogue, Before(catalogue, old), measure, confirm, th)
-    result.findings = decisive(result.findings)
+    cells = upgrade_cells(head) if head is not None else []
+    result.findings = decisive(
+        result.findings, {(c.scenario, c.variant): c.unstable_on for c in cells if c.unstable_on}
+    )
     result.notes.append(
         "what decides: time (side by side), verdicts (pass → fail) and isolation (a policy that leaks on the new "
         "major); plans, buffers, estimates, spills and rows are a new major's changes, shown, not judged"

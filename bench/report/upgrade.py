@@ -6,7 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from bench.judge.recommend import recommend
-from bench.judge.upgrade import RATIO_CONFIDENCE, UpgradeCell, index_use, is_upgrade, majors, old_run, upgrade_cells
+from bench.judge.upgrade import (
+    RATIO_CONFIDENCE,
+    UpgradeCell,
+    index_use,
+    is_upgrade,
+    majors,
+    old_run,
+    unstable_label,
+    unstable_text,
+    upgrade_cells,
+)
 from bench.results import Environment, Quantile, Results
 
 _HEADER = (
@@ -36,13 +46,36 @@ def verdict(cell: UpgradeCell) -> str:
     return cell.verdict_to if cell.verdict_from == cell.verdict_to else f"{cell.verdict_from} → {cell.verdict_to}"
 
 
+def unstable(cell: UpgradeCell, old: Environment, new: Environment) -> str:
+    """ "unstable on both majors" (or on one of them) for a plan that flips with ANALYZE's sample; else ""."""
+    return unstable_label(cell.unstable_on, old.server, new.server) if cell.unstable_on else ""
+
+
+def plan_to(cell: UpgradeCell, old: Environment, new: Environment) -> str:
+    """The new major's plan as the table shows it: "same", or the plan and, where it flips, on which majors."""
+    if not cell.plan_changed:
+        return "same"
+    flips = unstable(cell, old, new)
+    return f"{cell.plan_to} ({flips})" if flips else cell.plan_to
+
+
+def _order(cell: UpgradeCell) -> tuple[bool, bool, bool]:
+    """The upgrade's plan changes first, then plans that flip with the statistics, then verdict changes."""
+    return (not cell.upgrade_plan_change, not cell.plan_changed, cell.verdict_from == cell.verdict_to)
+
+
 def headline(res: Results) -> str:
     old, new = majors(res)
     cells = upgrade_cells(res)
     planned = sum(c.plan_changed for c in cells)
+    both = sum(c.unstable_on == "both" for c in cells)
+    one = sum(c.unstable_on in ("old", "new") for c in cells)
+    flips = [f"{both} of them unstable on both majors"] if both else []
+    flips += [f"{one} unstable on one major"] if one else []
     flipped = sum(c.verdict_from != c.verdict_to for c in cells)
     return (
-        f"{old.server} → {new.server}: {len(cells)} cells, {planned} planned differently, {flipped} with another "
+        f"{old.server} → {new.server}: {len(cells)} cells, {planned} planned differently"
+        f"{' (' + ', '.join(flips) + ')' if flips else ''}, {flipped} with another "
         f"verdict; p95 ratio new ÷ old of the pairs, {RATIO_CONFIDENCE:.0%} interval"
     )
 
@@ -54,6 +87,8 @@ def terminal(res: Results) -> list[str]:
     for c in upgrade_cells(res):
         if c.plan_changed or c.verdict_from != c.verdict_to:
             plans = f"{old.server}: {c.plan_from}; {new.server}: {c.plan_to if c.plan_changed else 'same'}"
+            if c.unstable_on:
+                plans += f"; {unstable_text(c.unstable_on, old.server, new.server)}, not the upgrade's"
             lines.append(
                 f"  {c.scenario} × {c.variant}: {plans}; buffers {buffers(c)}; "
                 f"p95 {_ms(c.p95_from)} → {_ms(c.p95_to)} ms ({ratio(c)}); {verdict(c)}"
@@ -66,15 +101,16 @@ def _cell(text: str) -> str:
 
 
 def markdown(res: Results) -> list[str]:
-    """The table of every cell, those planned differently first."""
+    """The table of every cell: the upgrade's plan changes first, then plans that flip with the statistics,
+    then verdict changes."""
     old, new = majors(res)
-    cells = sorted(upgrade_cells(res), key=lambda c: (not c.plan_changed, c.verdict_from == c.verdict_to))
+    cells = sorted(upgrade_cells(res), key=_order)
     lines = [f"### {headline(res)}", "", _HEADER.format(old=old.server, new=new.server), "|" + " --- |" * 9]
     for c in cells:
-        same = "same" if not c.plan_changed else _cell(c.plan_to)
         lines.append(
-            f"| {c.scenario} | {c.variant} | {_cell(c.plan_from)} | {same} | {_cell(', '.join(c.new_in_plan)) or '–'} "
-            f"| {buffers(c)} | {_ms(c.p95_from)} → {_ms(c.p95_to)} | {ratio(c)} | {verdict(c)} |"
+            f"| {c.scenario} | {c.variant} | {_cell(c.plan_from)} | {_cell(plan_to(c, old, new))} "
+            f"| {_cell(', '.join(c.new_in_plan)) or '–'} | {buffers(c)} | {_ms(c.p95_from)} → {_ms(c.p95_to)} "
+            f"| {ratio(c)} | {verdict(c)} |"
         )
     return lines
 
@@ -112,7 +148,8 @@ def view(res: Results) -> dict[str, Any] | None:
         "old": old.server,
         "new": new.server,
         "headline": headline(res),
-        "cells": sorted(upgrade_cells(res), key=lambda c: (not c.plan_changed, c.verdict_from == c.verdict_to)),
+        "cells": sorted(upgrade_cells(res), key=_order),
+        "plan_to": lambda c: plan_to(c, old, new),
         "ratio": ratio,
         "buffers": buffers,
         "verdict": verdict,
