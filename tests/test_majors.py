@@ -171,11 +171,15 @@ def test_a_plan_that_flips_on_both_majors_is_unstable_there_not_a_change_the_upg
     bitmap = cell_of(res, *key).plan  # 70edbd4a4f88, a different fingerprint and text from index_plan's
     assert bitmap.fingerprint != index_plan.fingerprint
 
-    def planned(cell: Cell, plan: PlanFacts, seen: list[PlanFacts] | None) -> Cell:
-        stability = None if seen is None else Stability(rounds=3, plans=[p.fingerprint for p in seen], flipped=1)
+    Seen = tuple[list[PlanFacts], int] | None  # the plans a major's stability rounds showed, the sets that flipped
+
+    def planned(cell: Cell, plan: PlanFacts, seen: Seen) -> Cell:
+        stability = (
+            None if seen is None else Stability(rounds=3, plans=[p.fingerprint for p in seen[0]], flipped=seen[1])
+        )
         return cell.model_copy(update={"plan": plan, "stability": stability})
 
-    def upgraded(seen_17: list[PlanFacts] | None, seen_18: list[PlanFacts] | None) -> Results:
+    def upgraded(seen_17: Seen, seen_18: Seen) -> Results:
         base = next(c for c in sbs.base_cells if (c.scenario, c.variant) == key)
         cells = [planned(c, index_plan, seen_17) if c is base else c for c in sbs.base_cells]
         heads = [planned(c, bitmap, seen_18) if (c.scenario, c.variant) == key else c for c in res.cells]
@@ -186,16 +190,19 @@ def test_a_plan_that_flips_on_both_majors_is_unstable_there_not_a_change_the_upg
         assert cell.plan_changed
         return cell.unstable_on, cell.upgrade_plan_change
 
-    both = upgraded([index_plan, bitmap], [bitmap, index_plan])
+    two = [index_plan, bitmap]
+    both = upgraded((two, 2), (two, 1))
     assert flipping(both) == ("both", False)
-    assert flipping(upgraded([index_plan], [bitmap])) == (None, True)  # neither planned the other's way: the upgrade's
-    assert flipping(upgraded([index_plan], None)) == (None, True)  # no stability rounds on 18: nothing to tell by
+    assert flipping(upgraded(([index_plan], 1), ([bitmap], 1))) == (None, True)  # neither showed the other's plan
+    assert flipping(upgraded((two, 0), (two, 0))) == (None, True)  # two plans by parameter set, none flipping
+    assert flipping(upgraded(([index_plan], 1), None)) == (None, True)  # no stability rounds on 18: nothing to tell by
     assert flipping(upgraded(None, None)) == (None, True)
-    assert flipping(upgraded([index_plan, bitmap], [bitmap])) == ("old", False)  # 17 flips, 18 was seen not to
-    assert flipping(upgraded([index_plan], [index_plan, bitmap])) == ("new", False)
+    assert flipping(upgraded((two, 1), ([bitmap], 0))) == ("old", False)  # 17 flips to 18's plan, 18 never flipped
+    assert flipping(upgraded(([index_plan], 0), (two, 1))) == ("new", False)
+    assert flipping(upgraded((two, 0), ([bitmap], 1))) == (None, True)  # 17 has 18's plan for other parameters only
     # the cell's own plan counts among what a major showed: its rounds need not have drawn it again
-    assert flipping(upgraded([bitmap], [index_plan])) == ("both", False)
-    base17 = planned(cell_of(res, *key), index_plan, [index_plan])
+    assert flipping(upgraded(([bitmap], 1), ([index_plan], 1))) == ("both", False)
+    base17 = planned(cell_of(res, *key), index_plan, ([index_plan], 1))
     assert unstable_on(base17, base17) is None  # the same plan on both: nothing flipped between them
 
     # shown so: the headline counts it, the tables put it after the upgrade's own plan changes
@@ -204,8 +211,8 @@ def test_a_plan_that_flips_on_both_majors_is_unstable_there_not_a_change_the_upg
     row = next(line for line in md.splitlines() if line.startswith("| title_substring | composite |"))
     assert "[ix_tasks_user_id] (unstable on both majors) |" in row
     (line,) = [line for line in upgrade_text.terminal(both) if "title_substring × composite" in line]
-    assert "unstable on both majors (each planned it the other's way too across its stability rounds)" in line
-    one = "\n".join(upgrade_text.markdown(upgraded([index_plan, bitmap], [bitmap])))
+    assert "unstable on both majors (each flipped plans across its re-ANALYZEs, one's plan among the other's)" in line
+    one = "\n".join(upgrade_text.markdown(upgraded((two, 1), ([bitmap], 0))))
     assert "(1 unstable on one major)" in one and "(unstable on PostgreSQL 17.10) |" in one
     html = next(p for p in write_report(save(both, tmp_path)) if p.name == "index.html").read_text()
     assert "(unstable on both majors)</td>" in html
@@ -219,8 +226,8 @@ def test_a_plan_that_flips_on_both_majors_is_unstable_there_not_a_change_the_upg
     weighed = decisive(found, {key: "both"})
     assert [f.direction for f in weighed] == ["change", "regression", "change"]
     assert weighed[0].message == (
-        "new Sort node (1 → 2); not the upgrade's: unstable on both majors (each planned it the other's way too "
-        "across its stability rounds)"
+        "new Sort node (1 → 2); not the upgrade's: unstable on both majors (each flipped plans across its "
+        "re-ANALYZEs, one's plan among the other's)"
     )
     assert [f.message for f in weighed[1:]] == ["×1.5", "plan changed"]
 

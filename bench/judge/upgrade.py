@@ -21,9 +21,10 @@ high ÷ low: at least ``RATIO_CONFIDENCE``. A side needs ``RATIO_PAIRS`` pairs f
 A plan that differs between the majors is not always the upgrade's: ANALYZE reads a random sample, and
 a plan near a cost tipping point flips with it (``Cell.stability``: the plans of a few parameter sets
 before and after each re-ANALYZE). Where the plan one major ran is among those the other showed across
-its stability rounds, the difference is the statistics', not the major's: ``unstable_on`` says on which
-majors the plan was seen to flip ("both" where each showed the other's plan), and such a cell is
-reported as unstable, not as a plan change the upgrade caused.
+its stability rounds and the plans flipped across them, the difference is the statistics', not the
+major's: ``unstable_on`` says on which majors ("both": the plans flipped on each), and such a cell is
+reported as unstable, not as a plan change the upgrade caused. Plans that differ only by parameter
+set (two plans, none flipping) do not count: a major that changed one of them changed the cell.
 """
 
 from __future__ import annotations
@@ -111,14 +112,18 @@ def seen_plans(cell: Cell) -> frozenset[str] | None:
 
 def unstable_on(base: Cell, head: Cell) -> Unstable | None:
     """Where a plan that differs between the majors flips with ANALYZE's sample rather than with the major:
-    "both" when each major showed the plan the other ran, "old" or "new" when only that one did; None when
-    the plans are the same, when neither showed the other's (a change the upgrade made), or when a side
-    has no stability rounds to tell by."""
+    the plan one major ran is among those the other showed, and the plans flipped across re-ANALYZEs
+    (``Stability.flipped``) on both majors ("both") or on the one that showed the other's ("old", "new").
+    None when the plans are the same, when neither showed the other's, when the one that did never
+    flipped (its plans differ by parameter set, not by sample: the difference is the upgrade's), or when a
+    side has no stability rounds to tell by."""
     old, new = seen_plans(base), seen_plans(head)
     if base.plan.fingerprint == head.plan.fingerprint or old is None or new is None:
         return None
-    on_old, on_new = head.plan.fingerprint in old, base.plan.fingerprint in new
-    if on_old and on_new:
+    assert base.stability is not None and head.stability is not None  # seen_plans says so
+    on_old = head.plan.fingerprint in old and base.stability.flipped > 0
+    on_new = base.plan.fingerprint in new and head.stability.flipped > 0
+    if (on_old or on_new) and base.stability.flipped and head.stability.flipped:
         return "both"
     return "old" if on_old else "new" if on_new else None
 
@@ -179,9 +184,9 @@ def unstable_label(which: Unstable, old: str = "the old major", new: str = "the 
 def unstable_text(which: Unstable, old: str = "the old major", new: str = "the new major") -> str:
     """The label and what it rests on: which major planned the cell the other's way too."""
     if which == "both":
-        return f"{UNSTABLE_ON_BOTH} (each planned it the other's way too across its stability rounds)"
+        return f"{UNSTABLE_ON_BOTH} (each flipped plans across its re-ANALYZEs, one's plan among the other's)"
     side, other = (old, new) if which == "old" else (new, old)
-    return f"unstable on {side} (it planned it {other}'s way too across its stability rounds)"
+    return f"unstable on {side} (it flipped plans across its re-ANALYZEs, {other}'s among them)"
 
 
 def decisive(findings: list[Finding], unstable: Mapping[tuple[str, str], Unstable] | None = None) -> list[Finding]:
