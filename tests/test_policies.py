@@ -10,6 +10,7 @@ import pytest
 
 from bench import results as results_io
 from bench.catalogue.files import load_catalogue
+from bench.catalogue.options import POLICY_SCOPES
 from bench.catalogue.policies import parse_policy
 from bench.catalogue.sql import SQLRefused
 from bench.catalogue.variants import applied_variant, secured_tables
@@ -22,6 +23,7 @@ from bench.judge.rls import policy_forms, rls_costs
 from bench.measure.claims import policy_subject
 from bench.measure.isolation import ISOLATION_SETS
 from bench.measure.options import RunOptions
+from bench.measure.paired import pair_up
 from bench.measure.runner import jobs_of, run_measurement
 from bench.report.build import write_report
 from bench.runs.matrix import measure
@@ -113,6 +115,20 @@ def test_scenarios_relying_on_rls_are_measured_under_policy_variants_only():
             assert [s.name for s in scenarios] == relying
             assert [s.name for s in all_of_them] == [s.name for s in catalogue.scenarios]
     assert all(not s.relies_on_rls for s in catalogue.reads().scenarios)  # load, pgbench: no claim there
+
+
+def test_a_check_pairs_the_cells_its_matrix_measures():
+    """Side by side, base and head measure under each variant what a run of the head measures."""
+    for scope in POLICY_SCOPES:
+        catalogue = load_catalogue(SCENARIOS).model_copy(update={"policy_scope": scope})
+        pairing = pair_up(catalogue, catalogue)
+        for base, head in pairing.variants:
+            paired = [s.name for s, _ in pairing.under((base, head))]
+            assert paired == [s.name for s in catalogue.under(head)], (scope, head.name)
+        # the two scopes differ under a policy variant, and only there
+        policy = next(v for v in catalogue.variants if v.claim is not None)
+        relying = [s for s in catalogue.scenarios if s.relies_on_rls]
+        assert len(pairing.under((policy, policy))) == len(relying if scope == "relying" else catalogue.scenarios)
 
 
 def test_an_unknown_policy_scope_is_one_line_and_exit_2():

@@ -254,13 +254,17 @@ class Catalogue(BaseModel):
                 "no user's claim per request (run, bench and check do)"
             )
 
-    def under(self, variant: Variant) -> list[Scenario]:
-        """The scenarios measured under ``variant``: those relying on row-level security only under
-        a variant with policies (elsewhere nothing would keep one user's rows from another); under
-        one, with ``policy_scope`` "relying", only those (``options.POLICY_SCOPES``)."""
+    def measures(self, variant: Variant, scenario: Scenario) -> bool:
+        """Whether ``scenario`` is measured under ``variant``: one relying on row-level security only
+        under a variant with policies (elsewhere nothing would keep one user's rows from another);
+        under one, with ``policy_scope`` "relying", only those (``options.POLICY_SCOPES``)."""
         if variant.claim is None:
-            return [s for s in self.scenarios if not s.relies_on_rls]
-        return [s for s in self.scenarios if s.relies_on_rls or self.policy_scope == "all"]
+            return not scenario.relies_on_rls
+        return scenario.relies_on_rls or self.policy_scope == "all"
+
+    def under(self, variant: Variant) -> list[Scenario]:
+        """The scenarios measured under ``variant`` (``measures``)."""
+        return [s for s in self.scenarios if self.measures(variant, s)]
 
     def hand_written(self) -> Catalogue:
         """The scenarios whose SQL a TOML file wrote: what pgbench runs (its scripts bind :name

@@ -182,17 +182,21 @@ def _built(v: Variant) -> tuple[list[str], list[str], list[str]]:
     return [i.ddl() for i in v.indexes], v.extensions, [p.sql for p in v.policy_defs]
 
 
-def _measured_under(variants: tuple[Variant, Variant], scenario: tuple[Scenario, Scenario]) -> bool:
-    """A pair of cells both sides measure: one relying on row-level security under policies only."""
-    return all(v.claim is not None or not s.relies_on_rls for v, s in zip(variants, scenario, strict=True))
-
-
 @dataclass
 class Pairing:
     variants: list[tuple[Variant, Variant]]  # (base, head) of each variant both have
     scenarios: list[tuple[Scenario, Scenario]]
     new: list[str]  # only the head has them: nothing to measure them beside
     gone: list[str]  # only the base has them
+    head: Catalogue  # whose policy scope says which cells a run measures (``Catalogue.measures``)
+
+    def measured(self, variants: tuple[Variant, Variant], scenario: tuple[Scenario, Scenario]) -> bool:
+        """A pair of cells both sides measure, as the head's matrix does."""
+        return all(self.head.measures(v, s) for v, s in zip(variants, scenario, strict=True))
+
+    def under(self, variants: tuple[Variant, Variant]) -> list[tuple[Scenario, Scenario]]:
+        """The pairs of scenarios both sides measure under ``variants``."""
+        return [pair for pair in self.scenarios if self.measured(variants, pair)]
 
     def differing(self, schema_rebuilt: bool) -> list[tuple[Variant, list[Scenario]]]:
         """The base side's cells that are not the head's own: what the base must measure for itself.
@@ -202,9 +206,8 @@ class Pairing:
         for base_v, head_v in self.variants:
             scenarios = [
                 b
-                for b, h in self.scenarios
-                if _measured_under((base_v, head_v), (b, h))
-                and (schema_rebuilt or not same_variant(base_v, head_v) or not same_scenario(b, h))
+                for b, h in self.under((base_v, head_v))
+                if schema_rebuilt or not same_variant(base_v, head_v) or not same_scenario(b, h)
             ]
             if scenarios:
                 jobs.append((base_v, scenarios))
@@ -223,6 +226,7 @@ def pair_up(before: Catalogue, after: Catalogue) -> Pairing:
         + [f"scenario {s.name}" for s in after.scenarios if s.name not in base_s],
         gone=[f"variant {v.name}" for v in before.variants if v.name not in head_v]
         + [f"scenario {b.name}" for b in before.scenarios if b.name not in head_s],
+        head=after,
     )
 
 
@@ -250,7 +254,6 @@ async def _variant_pairs(
                 statement_timeout_ms(opts.timeout_factor, s.sla_ms),
             )
             for b, s in scenarios
-            if _measured_under(variants, (b, s))
         ]
         try:
             await measure_pairs(cells, opts.pairs, opts.warmup, opts.warmup_seconds, calibration)
@@ -275,12 +278,12 @@ async def _variant_pairs(
 async def _side_by_side(
     base_db: Target,
     head_db: Target,
-    variants: list[tuple[Variant, Variant]],
-    scenarios: list[tuple[Scenario, Scenario]],
+    pairing: Pairing,
     today: date,
     opts: PairOptions,
     advance: Advance,
 ) -> tuple[list[PairedSamples], Calibration]:
+    variants, scenarios = pairing.variants, pairing.scenarios
     calibration = Calibration()
     cells: list[PairedSamples] = []
     with sampler(base_db) as base_role, sampler(head_db) as head_role:
@@ -297,7 +300,9 @@ async def _side_by_side(
             for done, pair in enumerate(variants):
                 advance("side by side", done, len(variants))
                 samples = (base_samples, head_samples)
-                cells += await _variant_pairs(base, head, samples, pair, scenarios, pools, opts, calibration)
+                measured = pairing.under(pair)
+                if measured:
+                    cells += await _variant_pairs(base, head, samples, pair, measured, pools, opts, calibration)
         advance("side by side", len(variants), len(variants))
     return cells, calibration
 
@@ -307,9 +312,7 @@ def pairs_unlocked(
 ) -> SideBySide:
     """Every cell of ``pairing`` measured in pairs on ``base_db`` and ``head_db`` (two databases
     nobody else uses), for a caller that holds the server's measurement lock."""
-    cells, calibration = run_measurement(
-        _side_by_side(base_db, head_db, pairing.variants, pairing.scenarios, today, opts, advance)
-    )
+    cells, calibration = run_measurement(_side_by_side(base_db, head_db, pairing, today, opts, advance))
     return SideBySide(
         pairs=opts.pairs,
         calibration_base_ms=calibration.base_ms,

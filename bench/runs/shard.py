@@ -64,8 +64,9 @@ def parse_shard(raw: str) -> tuple[int, int]:
 
 
 def catalogue_fingerprint(catalogue: Catalogue) -> str:
-    """What makes two shards' catalogues the same: every scenario's SQL, parameters, kind and SLA, and
-    every variant's statements (and extensions), by name and in order."""
+    """What makes two shards' catalogues the same: every scenario's SQL, parameters, kind and SLA,
+    every variant's statements (extensions and policies), by name and in order, and the policy scope
+    (which cells a variant with policies measures)."""
     content = {
         "scenarios": [
             [
@@ -80,7 +81,8 @@ def catalogue_fingerprint(catalogue: Catalogue) -> str:
             for s in catalogue.scenarios
             # an ORM scenario's statements and binds too: its SQL alone does not say what each $n takes
         ],
-        "variants": [[v.name, v.statements, v.extensions] for v in catalogue.variants],
+        "variants": [[v.name, v.statements, v.extensions, v.policies] for v in catalogue.variants],
+        "policy_scope": catalogue.policy_scope,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
