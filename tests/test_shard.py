@@ -23,7 +23,7 @@ from bench.runs.shard import (
     parse_shard,
     split,
 )
-from tests.support import ROOT, one_line_error, taskbench
+from tests.support import ROOT, one_line_error, taskbench_here
 
 # share=False: a shard sees only its own variants, so a cell that shares a measurement in the whole
 # run is measured for itself in a shard; what these tests compare is sharding, cell for cell
@@ -154,7 +154,7 @@ def test_shards_merged_are_one_unsharded_run(unsharded, shards, count):
 
 def test_a_merged_run_is_read_reported_and_compared_like_any_run(shards, unsharded, tmp_path):
     paths = [results_io.save(res, tmp_path / f"shard-{res.shard.index}") for res in shards[2]]
-    proc = taskbench("merge", *map(str, paths), "--out", str(tmp_path / "merged"))
+    proc = taskbench_here("merge", *map(str, paths), "--out", str(tmp_path / "merged"))
     assert proc.returncode == 0, proc.stderr
     assert "merged 2 shards in" in proc.stderr
     merged = results_io.load(tmp_path / "merged")
@@ -169,8 +169,8 @@ def test_a_merged_run_is_read_reported_and_compared_like_any_run(shards, unshard
     assert all(f"shard {s.shard.index}/2 ({', '.join(s.shard.variants)}) measured" in summary for s in merged.shards)
     assert summary.count("calibration medians before → after: round_trip") == 2
     reference = results_io.save(unsharded, tmp_path / "unsharded")
-    assert taskbench("compare", str(reference), str(tmp_path / "merged")).returncode == 0
-    again = taskbench("merge", *map(str, paths), "--out", str(tmp_path / "merged"))
+    assert taskbench_here("compare", str(reference), str(tmp_path / "merged")).returncode == 0
+    again = taskbench_here("merge", *map(str, paths), "--out", str(tmp_path / "merged"))
     assert again.returncode == 2 and "already holds a results.json" in one_line_error(again)
 
 
@@ -196,7 +196,7 @@ def test_merge_refuses_shards_that_do_not_belong_together(shards, unsharded, tmp
     }
     for name, (runs, message) in cases.items():
         paths = [_written(res, tmp_path / name / str(i)) for i, res in enumerate(runs)]
-        proc = taskbench("merge", *paths, "--out", str(tmp_path / name / "merged"))
+        proc = taskbench_here("merge", *paths, "--out", str(tmp_path / name / "merged"))
         line = one_line_error(proc)
         assert proc.returncode == 2 and message in line, (name, line)
         assert not (tmp_path / name / "merged").exists()
