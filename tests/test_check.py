@@ -48,14 +48,28 @@ def reference(seeded, head):
     return measure(seeded, head, OPTS)
 
 
-def _check(seeded, before, after, schema=None, everything=False, reference=None):
+def _sides(seeded, before, after, schema=None, everything=False):
+    return sides.measure(seeded, before, after, sides.SidesOptions(OPTS, PAIRS, everything), base_schema=schema)
+
+
+def _check(seeded, before, after, schema=None, everything=False, reference=None, measured=None):
+    """The check of ``after`` against ``before``, both measured now; ``measured``: both sides as
+    ``_sides`` measured them already for another check of the same catalogues (a check takes its
+    measurement as a callable, and a repeated one would measure the same cells the same way)."""
     return check(
         after,
         Before(before, "test", schema),
-        lambda b, a, s: sides.measure(seeded, b, a, sides.SidesOptions(OPTS, PAIRS, everything), base_schema=s),
+        lambda b, a, s: measured if measured is not None else _sides(seeded, b, a, s, everything),
         lambda b, a, s, n: side_by_side(seeded, b, a, replace(PAIRS, pairs=n), base_schema=s),
         reference=reference,
     )
+
+
+@pytest.fixture(scope="module")
+def unchanged(seeded, head):
+    """Both sides of an unchanged head, measured once for the checks that judge it with one reference
+    run or another (its tests are ``alone``: set up in the first of them)."""
+    return _sides(seeded, head, head)
 
 
 def _edited(tmp_path, edit, names=READS):
@@ -63,8 +77,8 @@ def _edited(tmp_path, edit, names=READS):
 
 
 @alone
-def test_an_unchanged_head_passes_with_its_time_gate_on_each_cell_measured_once(seeded, head, reference):
-    current, result = _check(seeded, head, head, reference=reference)
+def test_an_unchanged_head_passes_with_its_time_gate_on_each_cell_measured_once(seeded, head, reference, unchanged):
+    current, result = _check(seeded, head, head, reference=reference, measured=unchanged)
     assert result.exit_code == EXIT_OK, result.findings
     assert result.time.startswith("side by side, 3 cells × 30 pairs") and result.time_refused is None
     sbs = current.side_by_side
@@ -188,7 +202,7 @@ def test_a_time_regression_must_show_again_in_the_confirmation():
 
 
 @alone
-def test_drift_against_a_reference_from_another_setting_is_one_line_never_exit_2(seeded, head, reference):
+def test_drift_against_a_reference_from_another_setting_is_one_line_never_exit_2(seeded, head, reference, unchanged):
     elsewhere = reference.model_copy(
         update={
             "environment": reference.environment.model_copy(
@@ -196,7 +210,7 @@ def test_drift_against_a_reference_from_another_setting_is_one_line_never_exit_2
             )
         }
     )
-    _, result = _check(seeded, head, head, reference=elsewhere)
+    _, result = _check(seeded, head, head, reference=elsewhere, measured=unchanged)
     assert result.exit_code == EXIT_OK and result.drift == []
     assert result.drift_line is not None and "not shown (different planner settings: effective_cache_size" in (
         result.drift_line
