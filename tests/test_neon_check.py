@@ -75,13 +75,16 @@ def _env(standin: NeonStandIn, tmp_path: Path, **extra: str) -> dict[str, str]:
     )
 
 
-def _args(scen: Path) -> list[str]:
-    return ["bash", str(SCRIPT), "--scenarios-dir", str(scen), "--pairs", "8", "--concurrent"]
+def _args(scen: Path, *more: str) -> list[str]:
+    """The script's command line: its arguments go to `taskbench check`."""
+    return ["bash", str(SCRIPT), "--scenarios-dir", str(scen), "--pairs", "8", "--concurrent", *more]
 
 
-def _run(standin: NeonStandIn, tmp_path: Path, scen: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    standin: NeonStandIn, tmp_path: Path, scen: Path, *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _args(scen), cwd=ROOT, env=_env(standin, tmp_path, **extra), capture_output=True, text=True, timeout=600
+        _args(scen, *args), cwd=ROOT, env=_env(standin, tmp_path, **extra), capture_output=True, text=True, timeout=600
     )
 
 
@@ -89,6 +92,48 @@ def _no_branch_left(standin: NeonStandIn, name: str) -> bool:
     return standin.branch_named(name) is None and not any(
         b["name"].startswith("taskbench-seeding-") for b in standin.branches.values()
     )
+
+
+def _other_models(root: Path) -> Path:
+    """A copy of the harness whose models name one constraint differently: other DDL, same rows."""
+    copy = root / "other-models"
+    for package in ("bench", "seed"):
+        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    models = copy / "bench" / "models.py"
+    models.write_text(models.read_text().replace("ck_tasks_title_not_blank", "ck_tasks_title_not_empty"))
+    return copy
+
+
+def _constraints(standin: NeonStandIn, branch: dict[str, Any]) -> set[str]:
+    url = standin.server.set(drivername="postgresql", database=standin.physical_name(branch["id"], "tb_neoncheck"))
+    with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
+        rows = conn.execute("SELECT conname FROM pg_constraint WHERE conname LIKE 'ck_tasks_title%'").fetchall()
+    return {r[0] for r in rows}
+
+
+# First in the module: both runs seed their parent, at once; the checks after it find ours there, so
+# the two judged alone do not seed while the other worker waits.
+def test_two_runs_with_different_models_at_once_never_see_each_others_tables(standin, tmp_path):
+    scen = _scenarios(tmp_path / "repo")
+    other = _other_models(tmp_path)
+    runs = [
+        (tmp_path / "ours", {}),
+        (tmp_path / "theirs", {"PYTHONPATH": str(other)}),  # found before the editable install's own
+    ]
+    with ThreadPoolExecutor(2) as pool:  # one scenario each: what is tested is whose tables they measure
+        procs = list(pool.map(lambda run: _run(standin, run[0], scen, "-s", "task_by_id", **run[1]), runs))
+    for proc in procs:
+        # Each check finds no regression and no error. Its time gate may refuse to judge (exit 2,
+        # "the calibration workload differed"): the two checks measure at once on purpose, each the
+        # other's load; what is tested here is that neither sees the other's tables.
+        out = proc.stdout + proc.stderr
+        refused_time = proc.returncode == EXIT_INPUT and "time: cannot judge" in out and " 0 regression(s)" in out
+        assert proc.returncode == EXIT_OK or refused_time, out
+    parents = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"] or "")]
+    held = [_constraints(standin, b) for b in parents if "tb_neoncheck" in standin.databases_of(b["id"])]
+    # a parent per schema, each holding its own models' tables only
+    assert {"ck_tasks_title_not_blank"} in held and {"ck_tasks_title_not_empty"} in held
+    assert all(len(constraints) == 1 for constraints in held)
 
 
 @alone
@@ -131,46 +176,6 @@ def test_a_regression_in_the_head_is_exit_1(standin, tmp_path):
     regressions = [line.strip() for line in itertools.takewhile(lambda line: line.startswith("  "), section)]
     for change, found in FOUND.items():
         assert any(re.match(found, line) for line in regressions), f"{change} not found: {proc.stdout}"
-
-
-def _other_models(root: Path) -> Path:
-    """A copy of the harness whose models name one constraint differently: other DDL, same rows."""
-    copy = root / "other-models"
-    for package in ("bench", "seed"):
-        shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
-    models = copy / "bench" / "models.py"
-    models.write_text(models.read_text().replace("ck_tasks_title_not_blank", "ck_tasks_title_not_empty"))
-    return copy
-
-
-def _constraints(standin: NeonStandIn, branch: dict[str, Any]) -> set[str]:
-    url = standin.server.set(drivername="postgresql", database=standin.physical_name(branch["id"], "tb_neoncheck"))
-    with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
-        rows = conn.execute("SELECT conname FROM pg_constraint WHERE conname LIKE 'ck_tasks_title%'").fetchall()
-    return {r[0] for r in rows}
-
-
-def test_two_runs_with_different_models_at_once_never_see_each_others_tables(standin, tmp_path):
-    scen = _scenarios(tmp_path / "repo")
-    other = _other_models(tmp_path)
-    runs = [
-        (tmp_path / "ours", {}),
-        (tmp_path / "theirs", {"PYTHONPATH": str(other)}),  # found before the editable install's own
-    ]
-    with ThreadPoolExecutor(2) as pool:
-        procs = list(pool.map(lambda run: _run(standin, run[0], scen, **run[1]), runs))
-    for proc in procs:
-        # Each check finds no regression and no error. Its time gate may refuse to judge (exit 2,
-        # "the calibration workload differed"): the two checks measure at once on purpose, each the
-        # other's load; what is tested here is that neither sees the other's tables.
-        out = proc.stdout + proc.stderr
-        refused_time = proc.returncode == EXIT_INPUT and "time: cannot judge" in out and " 0 regression(s)" in out
-        assert proc.returncode == EXIT_OK or refused_time, out
-    parents = [b for b in standin.branches.values() if SEEDED_NAME.fullmatch(b["name"] or "")]
-    held = [_constraints(standin, b) for b in parents if "tb_neoncheck" in standin.databases_of(b["id"])]
-    # a parent per schema, each holding its own models' tables only
-    assert {"ck_tasks_title_not_blank"} in held and {"ck_tasks_title_not_empty"} in held
-    assert all(len(constraints) == 1 for constraints in held)
 
 
 def test_a_cancel_mid_run_is_exit_130_and_leaves_no_branch(standin, tmp_path):
