@@ -1,9 +1,10 @@
 """Every advice.json version this code reads, from committed files (tests/data/advice_v*.json: an
 advise run on a small dataset, version 3's on the ci profile on PostgreSQL 17 with four scenarios,
 version 4's `advise --policy rls_subselect` on the ci profile on PostgreSQL 18 with ten scenarios;
-version 1 is version 2's file as the version 1 writer wrote it, with no schema_version and its
-seconds to 0.1 s): each is read into the current format, and a version or a file this code cannot
-read is one line. No server."""
+version 5's is version 4's file with its version and the setting version 5 adds, the 6 candidates
+screened per failing scenario that search screened; version 1 is version 2's file as the version 1
+writer wrote it, with no schema_version and its seconds to 0.1 s): each is read into the current
+format, and a version or a file this code cannot read is one line. No server."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def test_advice_names_the_policy_it_held_and_an_older_file_held_none():
     assert {k.table: k.columns for k in held.columns}["messages"] == ["conversation_id"]
     assert set(held.serving) == {"tb_tasks_open_user_due", "tb_tasks_user_created"}
     assert model.load(DATA / "advice_v3.json").policy is None  # no policy was held before version 4
+
+
+def test_advice_says_how_many_candidates_it_screened_and_an_older_search_screened_6():
+    assert model.load(DATA / "advice_v4.json").settings.screen_per_scenario == 6  # not an option then
+    assert model.load(DATA / "advice_v5.json").settings.screen_per_scenario == 6
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])

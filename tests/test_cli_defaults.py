@@ -87,6 +87,7 @@ PER_COMMAND: dict[tuple[str, str], Any] = {
     ("validate", "transactions"): runs.CROSSCHECK_TRANSACTIONS,
     ("advise", "headroom"): AdviseOptions.headroom,
     ("advise", "max_builds"): AdviseOptions.max_builds,
+    ("advise", "screen_per_scenario"): AdviseOptions.screen_per_scenario,
     ("advise", "time_budget_s"): AdviseOptions.time_budget_s,
     ("advise", "hypopg"): AdviseOptions.hypopg,
     ("advise", "deploy"): AdviseOptions.deploy,

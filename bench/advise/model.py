@@ -13,6 +13,8 @@ Format history:
 - 4 (2026-12-06): ``policy``: the row-level security policy variant the search held
   (``advise --policy``), its statements, the columns its policies fix and the advised indexes
   leading with one; null without one (an older file's too: no policy was held).
+- 5 (2026-12-06): ``settings.screen_per_scenario``, the candidates screened per failing scenario
+  (``advise --screen-per-scenario``); an older file's is 6, what every earlier search screened.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pydantic import BaseModel
 from bench.versioned import Format
 
 ADVICE_FILE = "advice.json"
-ADVICE_VERSION = 4
+ADVICE_VERSION = 5
 
 
 class Hypo(BaseModel):
@@ -132,6 +134,7 @@ class Settings(BaseModel):
     effective_sla_ms: dict[str, float]  # SLA ÷ (headroom × growth): what the search must meet
     objective: str
     max_builds: int | None
+    screen_per_scenario: int  # candidates screened per scenario failing at baseline
     time_budget_s: float | None
     hypopg: str  # used, or why not
 
@@ -190,8 +193,20 @@ def _update_to_4(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_5(raw: dict[str, Any]) -> dict[str, Any]:
+    """An older search screened 6 candidates per failing scenario (not an option then)."""
+    settings = raw.get("settings")
+    return {**raw, "settings": {**settings, "screen_per_scenario": 6}} if isinstance(settings, dict) else raw
+
+
 # version -> the step that brings a file of that version to the next one
-FORMAT = Format("advice", Advice, ADVICE_VERSION, {1: _update_to_2, 2: _update_to_3, 3: _update_to_4}, unversioned=1)
+FORMAT = Format(
+    "advice",
+    Advice,
+    ADVICE_VERSION,
+    {1: _update_to_2, 2: _update_to_3, 3: _update_to_4, 4: _update_to_5},
+    unversioned=1,
+)
 
 
 def load(path: Path) -> Advice:

@@ -29,6 +29,10 @@ class Objective:
 # The search's measurements: three explained samples tell the plan; a borderline cell stops
 # undecided after two seconds (and is no pass); no cold pass, no stability check.
 SEARCH_RUN = RunOptions(explain_samples=3, warmup_seconds=0.1, cell_budget=2.0, cold_samples=0, stability_rounds=0)
+# Candidates screened (each built and measured alone) per scenario failing at baseline, best-scored
+# first: the search's breadth. The budgets (builds, seconds) cut the search wherever it is; fewer
+# screens leave every phase after them to run.
+SCREEN_PER_SCENARIO = 6
 # The final comparison: the full protocol, with a cell budget that keeps a borderline cell of the
 # weaker contenders from taking the run's time (it ends inconclusive, which is no pass).
 FINAL_RUN = RunOptions(cell_budget=6.0)
@@ -40,6 +44,7 @@ class AdviseOptions:
     target_tasks_per_user: int | None = None  # None: the power users' size in the dataset
     objective: Objective = field(default_factory=Objective)
     max_builds: int | None = 150
+    screen_per_scenario: int = SCREEN_PER_SCENARIO
     time_budget_s: float | None = 360.0  # the search's; the final run and deploy come after it
     search_run: RunOptions = SEARCH_RUN
     final_run: RunOptions = FINAL_RUN

@@ -362,7 +362,9 @@ def advise(
     )
     with clock.phase("search"):
         result = search(
-            trials, SearchOptions(objective=options.objective), {f: set(h.used_by) for f, h in hypothetical.items()}
+            trials,
+            SearchOptions(objective=options.objective, screen_per_scenario=options.screen_per_scenario),
+            {f: set(h.used_by) for f, h in hypothetical.items()},
         )
     advised = [by_fingerprint[f] for f in result.chosen]
     announce(
@@ -411,6 +413,7 @@ def advise(
             effective_sla_ms={s.name: round(s.sla_ms, 3) for s in strict.scenarios},
             objective=options.objective.describe(),
             max_builds=options.max_builds,
+            screen_per_scenario=options.screen_per_scenario,
             time_budget_s=options.time_budget_s,
             hypopg=hypopg,
         ),

@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 
 from bench.advise.candidates import Candidate
 from bench.advise.objective import Costs
-from bench.advise.options import Objective
+from bench.advise.options import SCREEN_PER_SCENARIO, Objective
 from bench.advise.trials import Trial, Trials
 
 
 @dataclass(frozen=True)
 class SearchOptions:
     objective: Objective = field(default_factory=Objective)
-    screen_per_scenario: int = 6  # candidates screened per failing scenario, best-scored first
+    screen_per_scenario: int = SCREEN_PER_SCENARIO  # candidates screened per failing scenario, best-scored first
     exhaustive_size: int = 4  # the largest subset the exhaustive phase builds
     exhaustive_trials: int = 10  # subsets it builds at most
 

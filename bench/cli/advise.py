@@ -46,6 +46,14 @@ _ADVISE_OPTIONS: dict[str, Any] = {
     "max_builds": Annotated[
         int | None, typer.Option("--max-builds", min=0, help="Real index builds the search may make.")
     ],
+    "screen_per_scenario": Annotated[
+        int,
+        typer.Option(
+            "--screen-per-scenario",
+            min=1,
+            help="Candidates screened (built and measured alone) per scenario failing at baseline, best-scored first.",
+        ),
+    ],
     "time_budget_s": Annotated[
         float | None,
         typer.Option("--time-budget", min=0.0, help="Seconds the search may take (the final measurement comes after)."),
