@@ -222,4 +222,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
     from bench import results as results_io
 
     output.require_writable(results_io.resolve(run_dir).parent)
+    # a missing or malformed results file is refused before the figures' imports (seconds without
+    # cached bytecode); reading it again to draw costs about 50 ms for a whole matrix
+    results_io.load(run_dir)
     reported(run_dir)
