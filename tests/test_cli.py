@@ -1,6 +1,7 @@
-"""The command as a user runs it: real processes, real exit codes, one-line errors. Refusals that come
-before any work also run in this process (``taskbench_here``: the same ``main``, without a new
-interpreter's imports); the first test shows both ways end alike."""
+"""The command as a user runs it: real exit codes, one-line errors, and real processes where the process
+is what is tested (what it imports, how it ends on a signal). The other commands run in this process
+(``taskbench_here``: the same ``main``, without a new interpreter's imports, a few seconds each where
+no bytecode is cached); the first test shows both ways end alike."""
 
 import shutil
 import signal
@@ -41,7 +42,7 @@ def test_a_refusal_in_this_process_is_what_a_user_sees_from_the_command(args):
 
 
 def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
-    proc = taskbench("seed", env_extra={"DATABASE_URL": "postgresql://bob:s3cretpw@127.0.0.1:1/app"})
+    proc = taskbench_here("seed", env_extra={"DATABASE_URL": "postgresql://bob:s3cretpw@127.0.0.1:1/app"})
     assert proc.returncode == 3
     line = one_line_error(proc)
     assert "cannot connect" in line and "s3cretpw" not in proc.stderr + proc.stdout
@@ -110,7 +111,7 @@ def test_a_scenario_whose_sql_the_server_rejects_is_exit_2_naming_it(seeded, tmp
     shutil.copytree(SCENARIOS, scen)
     query = scen / "queries" / "task_by_id.toml"
     query.write_text(query.read_text().replace("is_completed, created_at", "is_done, created_at"))
-    proc = taskbench(
+    proc = taskbench_here(
         "run",
         "--scenarios-dir",
         str(scen),
@@ -159,7 +160,7 @@ def test_foreign_database_is_refused_with_exit_3():
 
         with psycopg.connect(target.libpq_conninfo(), autocommit=True) as conn:
             conn.execute("CREATE TABLE invoices (id int)")
-        proc = taskbench("seed", "--db-name", name, "--profile", "ci")
+        proc = taskbench_here("seed", "--db-name", name, "--profile", "ci")
         assert proc.returncode == 3 and "did not create" in one_line_error(proc)
         with psycopg.connect(target.libpq_conninfo(), autocommit=True) as conn:
             tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
@@ -172,7 +173,8 @@ def test_foreign_database_is_refused_with_exit_3():
 def bench_run(tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
     name = f"tbcli_{uuid.uuid4().hex[:8]}"
-    proc = taskbench(
+    # the two variants the tests below read (the check measures them again): every phase of every cell
+    proc = taskbench_here(
         "bench",
         "--db-name",
         name,
@@ -186,6 +188,10 @@ def bench_run(tmp_path_factory):
         "recent_tasks",
         "-s",
         "last_messages",
+        "-v",
+        "baseline",
+        "-v",
+        "composite",
         "--concurrent",
         "--reports-dir",
         str(reports),
@@ -215,18 +221,18 @@ def test_run_measures_the_profile_it_is_given_and_quiet_says_one_line(bench_run,
     _, _, name = bench_run  # seeded with the ci profile's options overridden: another dataset
     quick = ["--cold-samples", "0", "--stability-rounds", "0", "--concurrent", "-q", "--reports-dir", str(tmp_path)]
     args = ["run", "--db-name", name, "-s", "recent_tasks", "-v", "baseline", *quick]
-    refused = taskbench(*args, "--profile", "ci")
+    refused = taskbench_here(*args, "--profile", "ci")
     assert refused.returncode == 3 and not list(tmp_path.iterdir()), refused.stderr
     (error,) = [line for line in refused.stderr.splitlines() if line.startswith("taskbench: error: ")]
     assert "not the ci profile's" in error and "run `taskbench seed --profile ci`" in error
-    done = taskbench(*args)  # without --profile: whichever dataset is seeded there
+    done = taskbench_here(*args)  # without --profile: whichever dataset is seeded there
     assert done.returncode == 0, done.stderr
     # -q: no line per cell (stdout), one summary line
     assert done.stdout == "" and [line[:9] for line in done.stderr.splitlines() if " cells: " in line] == ["1 cells: "]
 
 
 def test_neon_options_have_a_help_panel_of_their_own():
-    shown = taskbench("run", "--help", env_extra={"COLUMNS": "200"}).stdout
+    shown = taskbench_here("run", "--help", env_extra={"COLUMNS": "200"}).stdout
     options, neon = shown.split("Neon (--target neon)")
     assert "--neon-compute" in neon and "--pooled" in neon and "--neon-api-url" in neon
     assert "--neon" not in options and "--pooled" not in options and "--db-name" in options
@@ -236,7 +242,7 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
     _, reports, _ = bench_run
     md = tmp_path / "compare.md"
     latest = str(reports / "latest")
-    proc = taskbench("compare", latest, latest, "--markdown", str(md))
+    proc = taskbench_here("compare", latest, latest, "--markdown", str(md))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 regression(s)" in md.read_text()
 
@@ -246,7 +252,7 @@ def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp
     _, reports, name = bench_run
     md = tmp_path / "check.md"
     scenarios = committed_scenarios(tmp_path / "repo")  # "before": the scenarios as the repository's HEAD holds them
-    proc = taskbench(
+    proc = taskbench_here(
         "check",
         str(reports / "latest"),
         "--scenarios-dir",
@@ -280,6 +286,9 @@ def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp
     assert (tmp_path / "check" / "latest" / "results.json").exists()
 
 
+PAIRS_FROM = "FROM tasks a, tasks b"  # the slow scenario's, as its SQL reaches the server
+
+
 def slow_catalogue(directory):
     """The shipped catalogue plus one scenario that takes seconds to pass: its time grows with the square of
     the user's tasks (~0.1 s for a power user of the tiny dataset) and its SLA is far above that."""
@@ -287,7 +296,7 @@ def slow_catalogue(directory):
     sla = directory / "sla.toml"
     sla.write_text(sla.read_text().replace("[classes]", "[classes]\nslow = 10000"))
     (directory / "queries" / "pairs.toml").write_text(
-        'sla_class = "slow"\nsql = "SELECT count(*) FROM tasks a, tasks b WHERE a.user_id = :user_id '
+        f'sla_class = "slow"\nsql = "SELECT count(*) {PAIRS_FROM} WHERE a.user_id = :user_id '
         'AND b.user_id = :user_id AND a.id % 50 = 0"\n[params]\nuser_id = "user"\n'
     )
     return directory
@@ -319,8 +328,24 @@ QUIET_RUN = ["--cold-samples", "0", "--stability-rounds", "0", "--concurrent", "
 
 
 def _copied(database: Callable[[str, str], str]) -> Callable[[psycopg.Connection, str, str, Path], bool]:
-    """Busy once a scratch copy of ``database`` exists, a second after (the variant is being built or
-    measured on it)."""
+    """Busy once a session on a scratch copy of ``database`` has sent the slow scenario's SQL: the
+    copy is made, the variant built on it, and its cell is being measured (planned or sampled)."""
+
+    def busy(conn: psycopg.Connection, seeded: str, fresh: str, tmp: Path) -> bool:
+        return bool(
+            scalar(
+                conn,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE %s AND strpos(query, %s) > 0",
+                (f"{database(seeded, fresh)}\\_%", PAIRS_FROM),
+            )
+        )
+
+    return busy
+
+
+def _copy_made(database: Callable[[str, str], str]) -> Callable[[psycopg.Connection, str, str, Path], bool]:
+    """Busy once a scratch copy of ``database`` exists, a second after: for scale, whose sessions on a
+    size's copy can come and go between two looks (its cell at 200 tasks per user is over in moments)."""
 
     def busy(conn: psycopg.Connection, seeded: str, fresh: str, tmp: Path) -> bool:
         if not _exists(conn, f"{database(seeded, fresh)}\\_%"):
@@ -376,7 +401,7 @@ COMMANDS = {
             + ["--min-samples", "0", *_slow_run_args(tmp), "--concurrent", "-q"]
         ),
         lambda seeded, fresh: f"{fresh}\\_tpu%\\_%",
-        _copied(lambda seeded, fresh: f"{fresh}_tpu200"),
+        _copy_made(lambda seeded, fresh: f"{fresh}_tpu200"),
     ),
     "seed": Interruptible(
         lambda seeded, fresh, tmp: ["seed", "--db-name", fresh, "--profile", "default", "-q"],
