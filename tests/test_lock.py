@@ -18,9 +18,18 @@ from bench.results import Conditions
 from bench.targets import schema
 from bench.targets.target import open_target
 from seed.load import seed_database
-from tests.support import TINY, taskbench
+from tests.support import TINY, taskbench_here
 
 RUN = ("-s", "task_by_id", "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0", "-q")
+
+
+# A taskbench session, started after this one, that has tried for the lock (pg_stat_activity keeps an
+# idle session's last statement): while this session holds the lock, each of its tries was refused.
+_TRIED = """
+SELECT count(*) FROM pg_stat_activity
+WHERE application_name LIKE 'taskbench %' AND query LIKE '%pg_try_advisory_lock%'
+  AND backend_start > (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())
+"""
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +43,9 @@ def lone(tmp_path_factory):
 
 
 def lone_run(lone, *args: str):
-    return taskbench("run", "--data-dir", str(lone.data_dir), "--db-name", lone.database, *RUN, *args)
+    """``taskbench run`` on the lone server, in this process: what is tested is the lock, which a
+    session holds, not the process."""
+    return taskbench_here("run", "--data-dir", str(lone.data_dir), "--db-name", lone.database, *RUN, *args)
 
 
 @pytest.fixture
@@ -69,18 +80,28 @@ def test_with_concurrent_it_measures_and_the_results_say_so(lone, holder, tmp_pa
     assert conditions["concurrent"] is True
     assert conditions["lock"].startswith(f"not held: pid {holder} (taskbench holder test), measuring since ")
     assert "measured concurrently: not held: pid " in proc.stderr
-    assert taskbench("report", str(tmp_path / "latest")).returncode == 0
+    assert taskbench_here("report", str(tmp_path / "latest")).returncode == 0
     assert "⚠ measured concurrently: not held: pid" in (tmp_path / "latest" / "summary.md").read_text()
 
 
 def test_a_run_waits_for_a_holder_that_finishes(lone, tmp_path):
     conn = psycopg.connect(lone.libpq_conninfo(lone.maintenance_db), autocommit=True)
     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-    threading.Timer(1.0, conn.close).start()  # closing its session releases the lock
-    started = time.monotonic()
+    refused = threading.Event()  # the run was seen asking for the lock while this session held it
+
+    def release_once_refused() -> None:
+        deadline = time.monotonic() + 60
+        with conn:  # closing its session releases the lock
+            while time.monotonic() < deadline:
+                if conn.execute(_TRIED).fetchone() != (0,):
+                    refused.set()
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=release_once_refused).start()
     proc = lone_run(lone, "--lock-wait", "60", "--reports-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - started >= 1.0
+    assert refused.is_set()  # it waited for the holder first
     conditions = json.loads((tmp_path / "latest" / "results.json").read_text())["conditions"]
     assert conditions["lock"] == "held" and conditions["concurrent"] is False
     # The machine's load, before and after measuring (os.getloadavg: 1, 5 and 15 minutes).
