@@ -24,7 +24,7 @@ import pytest
 from bench.targets import roles
 from bench.targets.embedded import HANDLE_FILE, find_embedded
 from bench.targets.server import stop_server
-from tests.support import ROOT, cli_env, taskbench, taskbench_started
+from tests.support import ROOT, cli_env, taskbench, taskbench_here, taskbench_started
 
 DB = "tbfault"
 # A process of its own lists the databases, as a taskbench command would: it starts the server and,
@@ -105,8 +105,11 @@ def killed(proc: subprocess.Popen[str]) -> int:
 
 
 def seeded_data_dir(data_dir: Path) -> None:
+    # as small as a dataset of the ci profile's shape can usefully be: what is tested is what the processes leave
     proc = taskbench(
-        "seed", "--data-dir", str(data_dir), "--db-name", DB, "--profile", "ci", "--users", "2", "--quiet", timeout=120
+        *["seed", "--data-dir", str(data_dir), "--db-name", DB, "--profile", "ci", "--users", "2"],
+        *["--tasks-per-user", "400", "--quiet"],
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert postmasters(data_dir) == [] and handle_pids(data_dir) == []  # the seed stopped the server it started
@@ -147,7 +150,8 @@ def test_kill_9_of_a_run_leaves_nothing_after_the_next_command(data_dir, tmp_pat
     # Its sessions end as the server notices the closed sockets; then the copy's lock is gone.
     wait_for(f"SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = '{copy}'", data_dir)
 
-    status = taskbench("server", "status", "--data-dir", str(data_dir), timeout=60)
+    # `server status` and `server stop` start no server and do nothing at exit: they run in this process
+    status = taskbench_here("server", "status", "--data-dir", str(data_dir))
     assert status.returncode == 0, status.stderr
     assert f"{data_dir}: running, pid {postmasters(data_dir)[0]}" in status.stdout
     assert f"dead but still listed: {pid}\n" in status.stdout
@@ -192,10 +196,10 @@ def test_kill_9_of_a_seed_is_not_taken_as_seeded_and_server_stop_leaves_nothing(
         pid = killed(seed)
     assert postmasters(data_dir) and handle_pids(data_dir) == [pid]
 
-    status = taskbench("server", "status", "--data-dir", str(data_dir), timeout=60)
+    status = taskbench_here("server", "status", "--data-dir", str(data_dir))
     assert status.returncode == 0 and f"dead but still listed: {pid}\n" in status.stdout
 
-    stop = taskbench("server", "stop", "--data-dir", str(data_dir), timeout=60)
+    stop = taskbench_here("server", "stop", "--data-dir", str(data_dir))
     assert stop.returncode == 0, stop.stderr
     assert f"removed dead processes from its list: {pid}\n" in stop.stdout
     assert f"{data_dir}: stopped (pid " in stop.stdout

@@ -23,7 +23,7 @@ from psycopg import sql
 from bench import results as results_io
 from bench.errors import EXIT_DATABASE, EXIT_INPUT
 from bench.output import MIN_FREE_MB
-from tests.support import ROOT, SCENARIOS, cli_env, one_line_error, scalar, taskbench, taskbench_here
+from tests.support import ROOT, SCENARIOS, cli_env, one_line_error, scalar, taskbench_here
 from tests.test_cli import slow_catalogue
 
 PASSWORD = "s3cretpw"
@@ -258,7 +258,7 @@ def test_a_server_error_with_a_hint_is_one_line(seeded, tmp_path):
     (scen / "variants" / "hinted.toml").write_text(
         'description = "refused by the server"\nstatements = ["CREATE INDEX tb_hinted ON tasks USING gin (priority)"]\n'
     )
-    proc = taskbench(
+    proc = taskbench_here(
         *["run", "--db-name", seeded.database, "--scenarios-dir", str(scen), "-s", "task_by_id", "-v", "hinted"],
         *["--cold-samples", "0", "--stability-rounds", "0", "--concurrent", "-q", "--reports-dir", str(tmp_path / "r")],
     )

@@ -5,14 +5,13 @@ scratch copy, no role)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from bench.targets import roles, schema
-from tests.support import HOSTILE_WRITE_CALLS, calling, edited_scenarios, never_ending, taskbench
+from tests.support import HOSTILE_WRITE_CALLS, Ran, calling, edited_scenarios, never_ending, taskbench_here
 
 QUICK = ["--cold-samples", "1", "--stability-rounds", "1", "--concurrent", "-q"]
 
@@ -26,9 +25,10 @@ def _left_on(seeded) -> tuple[list[str], list[str]]:
     return [name for (name,) in copies], roles.drop_orphans(seeded)
 
 
-def _run(seeded, scenarios_dir: Path, reports: Path, *only: str) -> subprocess.CompletedProcess[str]:
-    """``taskbench run`` of ``only`` (its -s/-v choices) from ``scenarios_dir`` on the seeded database."""
-    return taskbench(
+def _run(seeded, scenarios_dir: Path, reports: Path, *only: str) -> Ran:
+    """``taskbench run`` of ``only`` (its -s/-v choices) from ``scenarios_dir`` on the seeded database, in
+    this process: what is tested is what the server is sent and what the run does with it."""
+    return taskbench_here(
         "run",
         "--db-name",
         seeded.database,
@@ -38,7 +38,6 @@ def _run(seeded, scenarios_dir: Path, reports: Path, *only: str) -> subprocess.C
         *QUICK,
         "--reports-dir",
         str(reports),
-        timeout=120,
     )
 
 
