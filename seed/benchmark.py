@@ -93,9 +93,7 @@ def _timed_raw_copy(target: Target, workdir: Path, server_side: bool, defer: boo
     if not defer:
         return asyncio.run(_raw_copy(target, workdir, server_side))
     deferred = schema.defer_indexes_and_keys(target)
-    return asyncio.run(_raw_copy(target, workdir, server_side)) + asyncio.run(
-        build_deferred(target, deferred, analyze=True)
-    )
+    return asyncio.run(_raw_copy(target, workdir, server_side)) + asyncio.run(build_deferred(target, deferred))
 
 
 async def _raw_copy(target: Target, workdir: Path, server_side: bool) -> float:

@@ -168,16 +168,13 @@ async def _run_each(target: Target, statements: list[str]) -> None:
             await conn.execute(statement)
 
 
-async def build_deferred(target: Target, deferred: schema.Deferred, analyze: bool) -> float:
-    """Build what a load deferred, then (``analyze``) VACUUM (ANALYZE) each table: every table's work
-    on a connection of its own, so the tables are worked on at once (one server process each)
-    instead of one after the other; the foreign keys last. Returns the seconds it took."""
+async def build_deferred(target: Target, deferred: schema.Deferred) -> float:
+    """Build what a load deferred, then VACUUM (ANALYZE) each table: every table's work on a
+    connection of its own, so the tables are worked on at once (one server process each) instead of
+    one after the other; the foreign keys last. Returns the seconds it took."""
     started = time.perf_counter()
     await asyncio.gather(
-        *(
-            _run_each(target, [*deferred.indexes.get(table, []), *([f"VACUUM (ANALYZE) {table}"] if analyze else [])])
-            for table in TABLE_ORDER
-        )
+        *(_run_each(target, [*deferred.indexes.get(table, []), f"VACUUM (ANALYZE) {table}"]) for table in TABLE_ORDER)
     )
     await _run_each(target, deferred.foreign_keys)
     return time.perf_counter() - started
@@ -220,7 +217,7 @@ def seed_database(
         counts, load_seconds = generate_on_server(target, profile, advance)
     else:
         counts, load_seconds = asyncio.run(_load(target, Generator(profile), advance))
-    index_seconds = asyncio.run(build_deferred(target, deferred, analyze=True))
+    index_seconds = asyncio.run(build_deferred(target, deferred))
     with schema.connect(target) as conn:
         schema.set_meta(
             conn, "dataset", {"fingerprint": fingerprint, "profile": profile.params(), "row_counts": counts}

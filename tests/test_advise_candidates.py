@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from bench.advise.candidates import accesses, candidates, existing_indexes, policy_keys
+from bench.advise.run import held_under
 from bench.advise.simple import per_column, two_column
 from bench.catalogue.files import Catalogue, Scenario, Variant
 from bench.catalogue.sql import parse_index
@@ -159,8 +160,7 @@ def test_a_policys_using_is_read_like_a_where_clause(catalogue, variant):
 
 def test_scenarios_relying_on_rls_get_candidates_from_the_policies(catalogue):
     policy = _variant(catalogue, "rls_subselect")
-    every = catalogue.model_copy(update={"policy_scope": "all"})  # as advise --policy searches
-    under = every.model_copy(update={"scenarios": every.under(policy)})
+    under = held_under(catalogue, policy)  # as advise --policy searches
     keys = policy_keys(policy.policy_defs)
     held = {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(under, policies=keys)}
     plain = {c.index.ddl().split(" ON ", 1)[1]: c for c in candidates(under)}

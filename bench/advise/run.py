@@ -309,6 +309,14 @@ def _policy_info(policy: Variant, keys: Sequence[PolicyKeys], advised: list[Cand
     )
 
 
+def held_under(catalogue: Catalogue, policy: Variant) -> Catalogue:
+    """The scenarios ``policy`` holds in a search: every one measured under it (the policy scope all,
+    whatever the command line says), the explicit ones too, which pay for the policies as the app
+    sends them all."""
+    every = catalogue.model_copy(update={"policy_scope": "all"})
+    return every.model_copy(update={"scenarios": every.under(policy)})
+
+
 def advise(
     target: Target,
     catalogue: Catalogue,
@@ -323,11 +331,8 @@ def advise(
 
     clock = Clock()
     policy = policy_variant(catalogue, options.policy)
-    if policy is None:
-        catalogue = catalogue.explicit_only()  # its trials are index sets: no policy to isolate the others
-    else:  # with the policies on, the explicit scenarios pay for them too: the app sends them all
-        catalogue = catalogue.model_copy(update={"policy_scope": "all"})
-        catalogue = catalogue.model_copy(update={"scenarios": catalogue.under(policy)})
+    # without a policy its trials are index sets: no policy to isolate the scenarios relying on one
+    catalogue = catalogue.explicit_only() if policy is None else held_under(catalogue, policy)
     keys = policy_keys(policy.policy_defs) if policy is not None else []
     with clock.phase("candidates and screening"):
         measured = _measured_size(schema.seeded_dataset(target))

@@ -382,20 +382,25 @@ def _with_twins(scenarios: list[Scenario], paths: dict[str, Path]) -> list[Scena
     return twinned
 
 
+_Name = TypeVar("_Name", Driver, PolicyScope)
+
+
+def _known(name: str, known: tuple[_Name, ...], option: str, what: str) -> _Name:
+    """``name`` as one of ``known``, or one line naming ``option`` and what it takes."""
+    found = next((k for k in known if k == name), None)
+    if found is None:
+        raise InputError(f"{option}: unknown {what} {name!r} (known: {', '.join(known)})")
+    return found
+
+
 def driver(name: str) -> Driver:
     """A driver's name checked: one whose SQLAlchemy dialect taskbench compiles with."""
-    found = next((d for d in DRIVERS if d == name), None)
-    if found is None:
-        raise InputError(f"--driver: unknown driver {name!r} (known: {', '.join(DRIVERS)})")
-    return found
+    return _known(name, DRIVERS, "--driver", "driver")
 
 
 def policy_scope(name: str) -> PolicyScope:
     """A policy scope's name checked (``options.POLICY_SCOPES``)."""
-    found = next((p for p in POLICY_SCOPES if p == name), None)
-    if found is None:
-        raise InputError(f"--policy-scope: unknown scope {name!r} (known: {', '.join(POLICY_SCOPES)})")
-    return found
+    return _known(name, POLICY_SCOPES, "--policy-scope", "scope")
 
 
 def load_catalogue(

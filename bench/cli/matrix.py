@@ -95,11 +95,11 @@ def isolated(path: Path) -> None:
         raise IsolationFailure(f"isolation failure in {len(failures)} cell(s), whatever their latency: {cells}")
 
 
-def reported(path: Path) -> None:
-    """Write the report of the run at ``path`` and name its files."""
+def reported(path: Path, res: Results | None = None) -> None:
+    """Write the report of the run at ``path`` (``res``: its results, read already) and name its files."""
     from bench.report.build import write_report  # matplotlib is slow to import: only for commands that plot
 
-    say(str(written) for written in write_report(path))
+    say(str(written) for written in write_report(path, res=res))
 
 
 def _holding(target: Target, profile: DataProfile | None) -> Target:
@@ -223,6 +223,5 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory or 
 
     output.require_writable(results_io.resolve(run_dir).parent)
     # a missing or malformed results file is refused before the figures' imports (seconds without
-    # cached bytecode); reading it again to draw costs about 50 ms for a whole matrix
-    results_io.load(run_dir)
-    reported(run_dir)
+    # cached bytecode)
+    reported(run_dir, results_io.load(run_dir))

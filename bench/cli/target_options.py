@@ -183,7 +183,6 @@ def _spec(
     neon_project: str | None,
     **neon_options: Any,
 ) -> TargetSpec:
-    _refuse_foreign_major(target, database_url, pg_major)
     neon = None
     if target == "neon":
         neon = NeonSettings(
@@ -191,32 +190,36 @@ def _spec(
             project_id=neon_project or "",
             **{field: neon_options[name] for name, field in _NEON_FIELDS.items()},
         )
-    return TargetSpec(
-        kind=target,
-        database_url=database_url or None,
-        db_name=db_name,
-        data_dir=data_dir,
-        force=force,
-        neon=neon,
-        pg_major=pg_major,
+    return _refuse_foreign_major(
+        TargetSpec(
+            kind=target,
+            database_url=database_url or None,
+            db_name=db_name,
+            data_dir=data_dir,
+            force=force,
+            neon=neon,
+            pg_major=pg_major,
+        )
     )
 
 
-def _refuse_foreign_major(target: str, database_url: str | None, pg_major: int) -> None:
-    """--pg-major picks the embedded server's wheel or the Docker image: a server at a URL or a Neon branch
-    runs the major it runs, so another major asked for there is refused rather than ignored."""
-    if pg_major == DEFAULT_PG_MAJOR:
-        return
-    if target == "neon":
-        where = "a Neon branch runs its project's major"
-    elif target == "url" or (target == "auto" and database_url):
-        where = "the server at --database-url (or DATABASE_URL) runs its own major"
-    else:
-        return
-    raise InputError(
-        f"--pg-major {pg_major} is for --target embedded or docker: {where} (the results record it); "
-        "leave --pg-major out"
-    )
+# Where --pg-major cannot choose: the target runs the major it runs.
+_OWN_MAJOR = {
+    "neon": "a Neon branch runs its project's major",
+    "url": "the server at --database-url (or DATABASE_URL) runs its own major",
+}
+
+
+def _refuse_foreign_major(spec: TargetSpec) -> TargetSpec:
+    """``spec``, unless it asks a server at a URL or a Neon branch for another major: --pg-major picks
+    the embedded server's wheel or the Docker image, and would be ignored there, so it is refused."""
+    where = _OWN_MAJOR.get(spec.resolved_kind) if spec.pg_major != DEFAULT_PG_MAJOR else None
+    if where is not None:
+        raise InputError(
+            f"--pg-major {spec.pg_major} is for --target embedded or docker: {where} (the results record it); "
+            "leave --pg-major out"
+        )
+    return spec
 
 
 def neon_api_key(project: str | None, what: str) -> str:

@@ -136,11 +136,12 @@ def upgrade_cell(base: Cell, head: Cell, pairs: PairedSamples | None) -> Upgrade
     timed = pairs is not None and bool(pairs.base_ms)
     p95s = p95_ratio(pairs.base_ms, pairs.head_ms) if pairs is not None and timed else (None, None, None)
     old = set(plan_traits(base.plan))
+    plan_from, plan_to = plan_text(base.plan), plan_text(head.plan)
     return UpgradeCell(
         scenario=head.scenario,
         variant=head.variant,
-        plan_from=plan_text(base.plan),
-        plan_to=plan_text(head.plan),
+        plan_from=plan_from,
+        plan_to=plan_to,
         new_in_plan=[t for t in plan_traits(head.plan) if t not in old],
         buffers_from=_buffers(base),
         buffers_to=_buffers(head),
@@ -149,7 +150,7 @@ def upgrade_cell(base: Cell, head: Cell, pairs: PairedSamples | None) -> Upgrade
         p95_ratio=p95s[2],
         verdict_from=base.verdict,
         verdict_to=head.verdict,
-        unstable_on=unstable_on(base, head) if plan_text(base.plan) != plan_text(head.plan) else None,
+        unstable_on=unstable_on(base, head) if plan_from != plan_to else None,
     )
 
 

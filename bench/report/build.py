@@ -488,10 +488,11 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def write_report(run_path: Path, out_dir: Path | None = None) -> list[Path]:
+def write_report(run_path: Path, out_dir: Path | None = None, res: Results | None = None) -> list[Path]:
     """The report's files next to a results.json (or in ``out_dir``), each written whole or not at
-    all; a directory that cannot take them is one line naming it (the results stay as they were)."""
-    res = results_io.load(run_path)
+    all; a directory that cannot take them is one line naming it (the results stay as they were).
+    ``res``: the file's results, when the caller has read them already."""
+    res = res or results_io.load(run_path)
     out = out_dir or results_io.resolve(run_path).parent
     try:
         return _write_report(res, out)

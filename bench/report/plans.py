@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import cached_property
 from typing import Literal
 
 from bench.measure.plan import MISESTIMATE_FLAGS, misestimate
@@ -334,7 +335,7 @@ class ScenarioPlans:
     diffs: list[VariantDiff]
     first: tuple[str, str]
 
-    @property
+    @cached_property
     def index(self) -> dict[str, int]:
         """Variant → the index of its measurement in ``measurements``."""
         at = {m.cell.variant: i for i, m in enumerate(self.measurements)}
