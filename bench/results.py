@@ -81,6 +81,9 @@ Format history:
 - 17 (2026-12-06): which scenarios the variants with policies measured (``config.policy_scope``):
   those relying on the policies only (``relying``, the default since) or every scenario (``all``,
   what every older run did).
+- 18 (2026-12-06): a generic plan's timed pairs name their user class (``generic.classes``): a class's
+  pairs stop once they cannot call the generic plan slower, so they are no longer the first explained
+  samples in order (older files: those, as they were).
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ from bench.errors import InputError
 from bench.output import RESULTS_FILE
 from bench.versioned import Format
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 ScenarioKind = Literal["read", "write"]
 # borderline: the test stopped at the line (its p95 interval straddles the SLA); inconclusive: the
 # time budget stopped it before it could say
@@ -377,7 +380,8 @@ class GenericCheck(BaseModel):
     """A cell's generic plan (the one its prepared statement may switch to) against its custom plans
     (``bench.measure.plancache``): its shape beside each explained sample's, and for a read each
     explained sample's parameters timed through a custom and through the generic plan (client ms, the
-    pairs taken one right after the other), as long as both finished; a write's are not timed."""
+    pairs taken one right after the other), as long as both finished and the class's pairs could
+    still call it slower; a write's are not timed."""
 
     fingerprint: str  # the (first) statement's generic plan
     node_types: list[str]
@@ -385,6 +389,7 @@ class GenericCheck(BaseModel):
     differs: bool  # its shape is not the custom plan's for some explained sample
     custom_ms: list[float]
     generic_ms: list[float]
+    classes: list[str]  # per pair, its user class (a class's pairs stop once they cannot call it slower)
     slower: list[str] = []  # the user classes it is slower for (plancache.slower_classes)
     timed_out: bool = False  # an execution through it reached the statement timeout: the pairs stop there
 
@@ -1052,6 +1057,17 @@ def _update_to_17(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_18(raw: dict[str, Any]) -> dict[str, Any]:
+    """An older run timed the pairs of the first explained samples, one each, in order."""
+    side_by_side = raw.get("side_by_side")
+    base_cells = side_by_side.get("base_cells", []) if isinstance(side_by_side, dict) else []
+    for cell in [*raw.get("cells", []), *base_cells]:
+        generic = cell.get("generic") if isinstance(cell, dict) else None
+        if isinstance(generic, dict) and isinstance(cell.get("samples"), dict):
+            generic.setdefault("classes", cell["samples"].get("user_class", [])[: len(generic.get("custom_ms", []))])
+    return raw
+
+
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -1087,6 +1103,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     14: _update_to_15,
     15: _update_to_16,
     16: _update_to_17,
+    17: _update_to_18,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

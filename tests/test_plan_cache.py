@@ -4,6 +4,7 @@ that the generic plan suits ordinary users and not power users."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 from dataclasses import replace
@@ -15,7 +16,7 @@ from bench.catalogue.files import Catalogue, load_catalogue
 from bench.judge.compare import compare
 from bench.judge.timegate import DEFAULT_TIME, sign_test_tail
 from bench.measure.options import RunOptions
-from bench.measure.plancache import SLOWER_LEVEL, slower_classes
+from bench.measure.plancache import SLOWER_LEVEL, slower_classes, still_open
 from bench.report.build import differs_for, write_report
 from bench.results import Results
 from bench.runs.matrix import measure
@@ -72,7 +73,12 @@ def test_a_generic_plan_worse_for_power_users_is_flagged(driver_run, tmp_path):
     cell = cell_of(driver_run, "open_work_tasks", "list_order")
     generic = cell.generic
     assert generic is not None and driver_run.protocol is not None and driver_run.protocol.plan_cache == "driver"
-    assert len(generic.fingerprints) == cell.samples.explained == len(generic.custom_ms) == len(generic.generic_ms)
+    assert len(generic.fingerprints) == cell.samples.explained
+    assert len(generic.custom_ms) == len(generic.generic_ms) == len(generic.classes) <= cell.samples.explained
+    # each class takes at most its share of pairs; power's, slower throughout, take all of them
+    explained = cell.samples.user_class[: cell.samples.explained]
+    assert generic.classes.count("power") == min(40, explained.count("power"))
+    assert generic.classes.count("ordinary") <= min(40, explained.count("ordinary"))
     # the generic plan sorts one user's rows, as an ordinary user's custom plan does; a power user's
     # custom plan walks the new index instead: the generic plan differs for power users, and only them
     assert generic.differs and "Sort" in generic.node_types
@@ -136,3 +142,24 @@ def test_a_generic_plan_as_fast_is_rarely_called_slower():
     custom = [1.0] * 20
     generic = [3.0 if i % 2 else 1.0 + 0.01 * (i % 3 - 1) for i in range(20)]
     assert slower_classes(custom, generic, ["ordinary", "power"] * 10) == ["power"]
+
+
+def test_a_class_s_pairs_stop_only_where_they_could_no_longer_call_it_slower():
+    """Exactly, over every sequence of ten pairs (each slower, faster or tied: 3^10): a class stops
+    taking pairs only where the whole sequence would not have been called slower either, so stopping
+    changes no finding and the level above stands. Where the generic plan is as fast (no ties, each
+    pair slower with chance 1/2), a class takes two pairs on average instead of ten."""
+    pairs = 10
+    expected_taken = 0.0
+    for signs in itertools.product((1, -1, 0), repeat=pairs):
+        custom, generic = [1.0] * pairs, [1.0 + 0.5 * s for s in signs]
+        taken = next(
+            (k for k in range(pairs) if not still_open(custom[:k], generic[:k], pairs - k)),
+            pairs,
+        )
+        whole = sign_test_tail(signs.count(1), pairs - signs.count(0)) < SLOWER_LEVEL
+        if taken < pairs:
+            assert not whole, signs
+        if 0 not in signs:
+            expected_taken += taken / 2**pairs
+    assert expected_taken == pytest.approx(sum(0.5**j for j in range(pairs))) and expected_taken < 2

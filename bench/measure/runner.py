@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -339,7 +340,7 @@ class _CellRun:
             await self.cache.after(drawn.sql, cls.name)
         if explain is not None:
             if self.cache is not None:
-                await self.cache.probe(drawn, lambda sql, args: self._timed(conn, sql, args, claim))
+                await self.cache.probe(drawn, cls.name, lambda sql, args: self._timed(conn, sql, args, claim))
             if done.rows is not None:  # the same parameter sets in every run: their rows must not change
                 self.samples.result_hashes.append(result_hash(done.rows, self.scenario.query.ordered))
             facts = plan_facts(explain)
@@ -441,7 +442,7 @@ class _CellRun:
             seconds=round(self.seconds, 3),
             plan=self.plans[common],
             plan_count=len(self.plans),
-            generic=self.cache.check(self.samples.plan_fingerprints, self.samples.user_class) if self.cache else None,
+            generic=self.cache.check(self.samples.plan_fingerprints) if self.cache else None,
             statement_timeout_ms=self.timeout_ms,
             claim=self.claim,
             explicit=self.scenario.explicit,
@@ -506,7 +507,9 @@ async def _measure_group(
     cells = [_CellRun(s, variant, pools, opts, claim) for s in scenarios]
     if session.server_side:  # a pooler's server sessions are not this connection's: nothing to count
         for cell in cells:
-            cell.cache = CellPlans(session.conn, plan_cache(opts.plan_cache), timing=cell.scenario.kind == "read")
+            # each class's share of the explained samples, the most pairs its generic check takes
+            pairs = math.ceil(opts.explain_samples / len(cell.classes))
+            cell.cache = CellPlans(session.conn, plan_cache(opts.plan_cache), cell.scenario.kind == "read", pairs)
 
     async def guarded(cell: _CellRun, work: Coroutine[Any, Any, T]) -> T:
         try:

@@ -319,11 +319,10 @@ def generic_times(cell: Cell) -> str:
     g = cell.generic
     if g is None or not g.custom_ms:
         return "–"
-    classes = cell.samples.user_class[: len(g.custom_ms)]
     return ", ".join(
-        f"{name} {median(c for c, k in zip(g.custom_ms, classes, strict=True) if k == name):.2f} → "
-        f"{median(x for x, k in zip(g.generic_ms, classes, strict=True) if k == name):.2f}"
-        for name in dict.fromkeys(classes)
+        f"{name} {median(c for c, k in zip(g.custom_ms, g.classes, strict=True) if k == name):.2f} → "
+        f"{median(x for x, k in zip(g.generic_ms, g.classes, strict=True) if k == name):.2f}"
+        for name in dict.fromkeys(g.classes)
     )
 
 
