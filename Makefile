@@ -58,10 +58,10 @@ upgrade-check: $(STAMP) $(PG17)  ## the same matrix on PostgreSQL 17 and 18 side
 # tests that judge time alone (tests/workers.py). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-# make test: the static checks beside the suite (-j2; each line of output whole), a failure of either
+# make test: the static checks beside the suite (-j2: their lines come first, among pytest's first), either failing
 # fails it. They take about 16 s, mostly mypy's, while the suite's workers start.
 test: $(STAMP) $(LINT) $(PG17)  ## lint and format check (ruff), type-check (mypy) and the layers (lint-imports) beside the test suite against the embedded PostgreSQL
-	@$(MAKE) --no-print-directory -j2 -Oline static-checks suite
+	@$(MAKE) --no-print-directory -j2 static-checks suite
 
 static-checks: $(STAMP)  ## ruff (lint and format), mypy and the layer contract (lint-imports) alone
 	$(BIN)/ruff check .
