@@ -56,8 +56,8 @@ upgrade-check: $(STAMP) $(PG17)  ## the same matrix on PostgreSQL 17 and 18 side
 # The suite on three pytest-xdist workers, each module's tests on one of them (--dist loadscope: a
 # module-scoped run is made once; --dist loadscope's groups are ignored with pytest 9 here), the
 # tests that judge time alone (tests/workers.py). Three on two cores: the workers wait on the server
-# and on the interpreters they start (the suite's processes kept the CPU 0.9 busy), so a third
-# finished the suite in 256 s against 285 s for two, one run after the other in one work tree.
+# and on the interpreters they start (the suite's processes kept 0.9 of a core busy), so a third
+# finished the suite in 256 and 272 s against 285 and 286 s for two, alternately in one work tree.
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 3
 
