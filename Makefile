@@ -9,7 +9,7 @@ export DATABASE_URL
 CHECK_DB  := taskbench_ci
 CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --quiet
 
-.PHONY: install bench upgrade-check test static-checks suite check neon-check baseline gate-proof seed-bench seed-bench-network validate scale load advise bench-pytest docs clean distclean
+.PHONY: install bench upgrade-check test test-fast static-checks suite check neon-check baseline gate-proof seed-bench seed-bench-network validate scale load advise bench-pytest docs clean distclean
 
 # uv (from PyPI, into the virtualenv) installs the dependencies in a fraction of pip's time: measured
 # one after the other from a clean clone, 17 s against 103 s, the same versions. Where uv cannot be had or
@@ -53,18 +53,23 @@ bench: $(STAMP) $(MAJOR_DEPS)  ## seed (if needed) + run the whole matrix + repo
 upgrade-check: $(STAMP) $(PG17)  ## the same matrix on PostgreSQL 17 and 18 side by side: what moving the major changes (ARGS go to it)
 	$(BIN)/taskbench upgrade-check --from 17 --to 18 $(ARGS)
 
-# The suite on three pytest-xdist workers, each module's tests on one of them (--dist loadscope: a
+# The suite on two pytest-xdist workers, each module's tests on one of them (--dist loadscope: a
 # module-scoped run is made once; --dist loadscope's groups are ignored with pytest 9 here), the
-# tests that judge time alone (tests/workers.py). Three on two cores: the workers wait on the server
-# and on the interpreters they start (the suite's processes kept 0.9 of a core busy), so a third
-# finished the suite in 256 and 272 s against 285 and 286 s for two, alternately in one work tree.
+# tests that judge time alone (tests/workers.py). Three were tried: 256 and 272 s against 285 and
+# 286 s in one work tree, alternately, but from clean clones no faster (307, 324 and 365 s against
+# 295, 305 and 355 s), and beside two others an A/A check's calibration differed once (exit 2).
 # TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 # make test: the static checks beside the suite (-j2: their lines come first, among pytest's first), either failing
 # fails it. They take about 16 s, mostly mypy's, while the suite's workers start.
 test: $(STAMP) $(LINT) $(PG17)  ## lint and format check (ruff), type-check (mypy) and the layers (lint-imports) beside the test suite against the embedded PostgreSQL
 	@$(MAKE) --no-print-directory -j2 static-checks suite
+
+# The tests that need no PostgreSQL server (marked by tests/conftest.py from the fixtures they use):
+# parsers, formats, statistics, the CLI's refusals, the docs — a quick first look before make test.
+test-fast: $(STAMP)  ## the tests that need no PostgreSQL server, on one process (ARGS go to pytest)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -p no:xdist -m "not server" $(ARGS)
 
 static-checks: $(STAMP)  ## ruff (lint and format), mypy and the layer contract (lint-imports) alone
 	$(BIN)/ruff check .

@@ -15,6 +15,20 @@ from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fi
 from tests.support import DATA_DIR, DATA_DIR_17, SCENARIOS, TINY
 from tests.workers import lock_dir, slot
 
+# A test using one of these (itself or through the fixtures it uses) talks to a PostgreSQL server:
+# marked ``server`` here, so that ``make test-fast`` (``-m "not server"``) runs the others alone. A
+# test that reaches a server otherwise (a ``taskbench`` command against the embedded one) says so
+# with ``@pytest.mark.server``.
+SERVER_FIXTURES = frozenset(
+    {"make_target", "seeded", "seeded17", "neon_settings_server", "small_results", "tls_server", "other_major"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:

@@ -152,6 +152,7 @@ def test_unreadable_results_file_is_exit_2(tmp_path):
     assert "schema_version 99" in one_line_error(taskbench_here("report", str(bad)))
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_foreign_database_is_refused_with_exit_3():
     name = f"tbforeign_{uuid.uuid4().hex[:8]}"
     target = open_target(None, name, DATA_DIR)
@@ -200,6 +201,7 @@ def bench_run(tmp_path_factory):
     drop_database(open_target(None, name, DATA_DIR), name)
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_bench_seeds_runs_and_reports(bench_run):
     proc, reports, _ = bench_run
     assert proc.returncode == 0, proc.stderr
@@ -217,6 +219,7 @@ def test_bench_seeds_runs_and_reports(bench_run):
     assert (run_dir / "latency.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_run_measures_the_profile_it_is_given_and_quiet_says_one_line(bench_run, tmp_path):
     _, _, name = bench_run  # seeded with the ci profile's options overridden: another dataset
     quick = ["--cold-samples", "0", "--stability-rounds", "0", "--concurrent", "-q", "--reports-dir", str(tmp_path)]
@@ -247,6 +250,7 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
     assert "0 regression(s)" in md.read_text()
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 @pytest.mark.alone  # the check's time gate: not beside another xdist worker (tests/workers.py)
 def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path):
     _, reports, name = bench_run

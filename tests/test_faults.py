@@ -121,6 +121,7 @@ def assert_nothing_left(data_dir: Path) -> None:
     assert handle_pids(data_dir) == []
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_kill_9_of_a_run_leaves_nothing_after_the_next_command(data_dir, tmp_path):
     seeded_data_dir(data_dir)
     run = taskbench_started(
@@ -186,6 +187,7 @@ def test_kill_9_of_a_run_leaves_nothing_after_the_next_command(data_dir, tmp_pat
     assert_nothing_left(data_dir)
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_kill_9_of_a_seed_is_not_taken_as_seeded_and_server_stop_leaves_nothing(data_dir, tmp_path):
     seed = taskbench_started(
         "seed", "--data-dir", str(data_dir), "--db-name", DB, "--profile", "ci", "--tasks-per-user", "40000"

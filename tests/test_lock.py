@@ -59,6 +59,7 @@ def holder(lone):
         yield conn.info.backend_pid
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_a_second_run_exits_with_one_line_naming_the_holder(lone, holder, tmp_path):
     started = time.monotonic()
     proc = lone_run(lone, "--lock-wait", "1", "--reports-dir", str(tmp_path))
@@ -73,6 +74,7 @@ def test_a_second_run_exits_with_one_line_naming_the_holder(lone, holder, tmp_pa
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_with_concurrent_it_measures_and_the_results_say_so(lone, holder, tmp_path):
     proc = lone_run(lone, "--concurrent", "--reports-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -84,6 +86,7 @@ def test_with_concurrent_it_measures_and_the_results_say_so(lone, holder, tmp_pa
     assert "⚠ measured concurrently: not held: pid" in (tmp_path / "latest" / "summary.md").read_text()
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_a_run_waits_for_a_holder_that_finishes(lone, tmp_path):
     conn = psycopg.connect(lone.libpq_conninfo(lone.maintenance_db), autocommit=True)
     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))

@@ -43,12 +43,21 @@ from bench.targets import schema
 from bench.targets.majors import check_data_dir, default_data_dir, two_majors, wheel
 from bench.targets.schema import seeded_dataset
 from bench.targets.target import drop_database, open_target
-from tests.support import DATA_DIR, DATA_DIR_17, cell_of, content_checksums, one, one_line_error, scalar, taskbench_here
+from tests.support import (
+    CALIBRATION,
+    DATA_DIR,
+    DATA_DIR_17,
+    cell_of,
+    content_checksums,
+    one,
+    one_line_error,
+    scalar,
+    taskbench_here,
+)
 
 DATA = Path(__file__).resolve().parent / "data"
 OPTS = RunOptions(cold_samples=2, stability_rounds=0, concurrent=True)
 CELLS = (["recent_tasks", "task_by_id"], ["baseline", "composite"])
-CALIBRATION = "calibration workload differed"  # time refused, exit 2: the sides did not run alike
 
 
 def test_only_the_majors_with_a_wheel_are_embedded_and_each_has_its_own_data_directory(tmp_path):

@@ -75,6 +75,7 @@ def _pytest_benchmarks(db_name: str, storage, *extra: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_benchmarks_save_and_compare_fail_as_pytest_benchmark_does(db_name, tmp_path):
     storage = tmp_path / "store"
     first = _pytest_benchmarks(db_name, storage, "--benchmark-autosave", "--benchmark-json", str(tmp_path / "b.json"))

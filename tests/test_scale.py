@@ -86,6 +86,7 @@ def test_sizes_are_checked_before_any_work(catalogue):
         measure(TargetSpec(), catalogue, ScaleOptions(RunOptions(), sizes=[1000]))
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_a_small_real_scale_run(catalogue, tmp_path):
     prefix = f"tbscale_{uuid.uuid4().hex[:6]}"
     spec = TargetSpec(db_name=prefix, data_dir=DATA_DIR)

@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import psycopg
+import pytest
 
 from bench.targets.target import open_target
 from seed.benchmark import RAW_COPY, RAW_DEFERRED, SEEDER, SEEDER_PROCESS, SERVER_SIDE, benchmark_seed, render
@@ -8,6 +9,7 @@ from seed.profiles import get_profile
 from tests.support import DATA_DIR, TINY, scalar
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_seed_benchmark_compares_the_same_rows_and_cleans_up():
     server = open_target(None, "postgres", DATA_DIR)
     profile = replace(TINY, users=2, tasks_per_user=500)
@@ -26,6 +28,7 @@ def test_seed_benchmark_compares_the_same_rows_and_cleans_up():
     assert not [p for p in DATA_DIR.iterdir() if p.name.startswith("tmp")]
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_the_seeder_as_a_whole_process_loads_the_same_rows_into_the_scratch_copy():
     """`taskbench seed --reload` as a user starts it, timed from its start to its exit; a profile
     the command's options cannot name (a test's tailored one) has no such side."""

@@ -1,9 +1,9 @@
-"""`make test` runs the suite on three pytest-xdist workers (``-n 3``), which share the embedded
+"""`make test` runs the suite on two pytest-xdist workers (``-n 2``), which share the embedded
 server and the machine's cores. Most tests do not mind: they measure beside other measurements (see
 tests/support.py) and assert verdicts far from their SLA. A test marked ``alone`` does mind: it
 judges time side by side (a check's time gate and its calibration) or bounds a wall time, and the
 other workers' work on the same cores would be measured with it (an A/A check came out "cannot
-judge: the calibration workload differed"). Such a test runs while the other workers wait between
+judge: the calibration workload differed"). Such a test runs while every other worker waits between
 two tests.
 
 The workers share a lock file: each test holds it shared, an ``alone`` test exclusively, from the
