@@ -20,7 +20,16 @@ from tests.workers import lock_dir, slot
 # test that reaches a server otherwise (a ``taskbench`` command against the embedded one) says so
 # with ``@pytest.mark.server``.
 SERVER_FIXTURES = frozenset(
-    {"make_target", "seeded", "seeded17", "neon_settings_server", "small_results", "tls_server", "other_major"}
+    {
+        "make_target",
+        "seeded",
+        "seeded17",
+        "neon_settings_server",
+        "small_results",
+        "tls_server",
+        "other_major",
+        "bench_run",
+    }
 )
 
 

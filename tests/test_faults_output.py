@@ -90,6 +90,7 @@ WRITERS = {
 }
 
 
+@pytest.mark.server  # it asks the embedded server that nothing was made (tests/conftest.py)
 @pytest.mark.parametrize("command", [c for c in WRITERS if c != "report"])  # report: its run's own directory
 def test_an_output_directory_with_a_file_in_its_way_is_refused_before_any_work(command, tmp_path):
     (tmp_path / "taken").write_text("a file where the directory should be")

@@ -111,6 +111,7 @@ def test_a_run_waits_for_a_holder_that_finishes(lone, tmp_path):
     assert len(conditions["load_before"]) == len(conditions["load_after"]) == 3 and conditions["cpus"] >= 1
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_the_lock_is_released_when_the_run_ends(lone):
     with measurement_lock(lone, "first") as measuring:
         assert measuring.lock == "held"

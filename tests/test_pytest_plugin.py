@@ -23,6 +23,7 @@ def test_placeholders_become_psycopg_names_and_percent_signs_are_kept():
     )
 
 
+@pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 def test_a_dollar_number_inside_a_literal_or_a_comment_is_left_alone():
     """PostgreSQL's lexer finds the parameters: '$1' in a string, a quoted name or a comment is none,
     and the server returns it as written beside the bound values."""
