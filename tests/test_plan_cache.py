@@ -16,7 +16,7 @@ from bench.catalogue.files import Catalogue, load_catalogue
 from bench.judge.compare import compare
 from bench.judge.timegate import DEFAULT_TIME, sign_test_tail
 from bench.measure.options import RunOptions
-from bench.measure.plancache import SLOWER_LEVEL, slower_classes, still_open
+from bench.measure.plancache import SLOWER_LEVEL, pair_order, slower_classes, still_open
 from bench.report.build import differs_for, write_report
 from bench.results import Results
 from bench.runs.matrix import measure
@@ -163,3 +163,14 @@ def test_a_class_s_pairs_stop_only_where_they_could_no_longer_call_it_slower():
         if 0 not in signs:
             expected_taken += taken / 2**pairs
     assert expected_taken == pytest.approx(sum(0.5**j for j in range(pairs))) and expected_taken < 2
+
+
+def test_custom_and_generic_take_turns_at_going_first_within_each_class():
+    """Two classes sampled in turn: each class's pairs alternate which plan goes first, so neither plan
+    pays a pair's first execution more often within a class (turns counted over the cell's pairs
+    gave ordinary users the custom plan first and power users the generic plan first, every time)."""
+    classes = ["ordinary", "power"] * 5
+    firsts: dict[str, list[str]] = {"ordinary": [], "power": []}
+    for i, user_class in enumerate(classes):
+        firsts[user_class].append(pair_order(classes[:i].count(user_class))[0])
+    assert firsts["ordinary"] == firsts["power"] == ["custom", "generic", "custom", "generic", "custom"]

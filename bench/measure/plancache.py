@@ -18,9 +18,10 @@ custom plan. So a run:
   and shows the same plan);
 - times a read's explained parameter sets (not a write's: that would execute it) through a custom
   plan and through the generic plan, as a statement of its own (so that those executions do not
-  count towards the switch of the sampled statement), the two taking turns at going first: at most
-  ``pairs`` of each user class (its share of the explained samples), and none more once the class's
-  pairs cannot call the generic plan slower whatever the rest would show (``still_open``).
+  count towards the switch of the sampled statement), the two taking turns at going first within
+  each user class (``pair_order``): at most ``pairs`` of each user class (its share of the explained
+  samples), and none more once the class's pairs cannot call the generic plan slower whatever the
+  rest would show (``still_open``).
 
 The generic plan is *slower* for a user class when a one-sided sign test on that class's pairs says
 so at ``SLOWER_LEVEL`` and their median ratio and difference clear the time gate's factor and
@@ -116,6 +117,15 @@ def still_open(custom_ms: list[float], generic_ms: list[float], remaining: int) 
     return sign_test_tail(slower + remaining, untied + remaining) < SLOWER_LEVEL
 
 
+def pair_order(taken: int) -> tuple[PlanCache, PlanCache]:
+    """Which plan goes first in a class's next pair, after ``taken`` pairs of that class: custom and
+    generic take turns within each class, so that whatever the first execution of a pair pays (a
+    colder cache) is paid as often by either plan and the class's pairs stay exchangeable. (Turns
+    counted over the cell's pairs would give each class of two that alternate always the same
+    first plan.)"""
+    return ("custom", "generic") if taken % 2 == 0 else ("generic", "custom")
+
+
 class CellPlans:
     """A cell's record of the plans its prepared statements ran, on its sampling connection: each
     timed execution's kind of plan by user class (``before`` and ``after`` it), and its generic plan
@@ -167,9 +177,7 @@ class CellPlans:
         self.fingerprints.append(self.shapes[drawn.sql].fingerprint)
         if not self._wanted(user_class):
             return
-        order: tuple[PlanCache, PlanCache] = (
-            ("custom", "generic") if len(self.custom_ms) % 2 == 0 else ("generic", "custom")
-        )
+        order = pair_order(self.classes.count(user_class))
         taken: dict[PlanCache, float] = {}
         try:
             for mode in order:
