@@ -112,8 +112,8 @@ def still_open(custom_ms: list[float], generic_ms: list[float], remaining: int) 
     """Whether a class's pairs so far and ``remaining`` more could still call the generic plan slower:
     the sign test's best case, every remaining pair slower (a tie, which the test drops, or a faster
     pair can only raise its p-value)."""
-    diffs = [g - c for c, g in zip(custom_ms, generic_ms, strict=True)]
-    untied, slower = sum(1 for d in diffs if d != 0), sum(1 for d in diffs if d > 0)
+    so_far = paired(custom_ms, generic_ms) if custom_ms else None
+    untied, slower = (so_far.n, so_far.slower) if so_far else (0, 0)
     return sign_test_tail(slower + remaining, untied + remaining) < SLOWER_LEVEL
 
 
@@ -156,16 +156,16 @@ class CellPlans:
         kinds = self.kinds.get(user_class, Counter())
         return kinds["custom"], kinds["generic"]
 
-    def _wanted(self, user_class: str) -> bool:
-        """Whether a class's next explained sample is timed both ways: a read's, while the class has
-        had fewer than ``pairs`` and they can still call the generic plan slower."""
-        if self.cut or not self.timing:
-            return False
+    def _pairs_of(self, user_class: str) -> tuple[list[float], list[float]]:
+        """A class's pairs so far: its custom and its generic times."""
         of = [i for i, c in enumerate(self.classes) if c == user_class]
-        if len(of) >= self.pairs:
-            return False
-        custom, generic = [self.custom_ms[i] for i in of], [self.generic_ms[i] for i in of]
-        return still_open(custom, generic, self.pairs - len(of))
+        return [self.custom_ms[i] for i in of], [self.generic_ms[i] for i in of]
+
+    def _wanted(self, custom: list[float], generic: list[float]) -> bool:
+        """Whether a class with these pairs so far times its next explained sample both ways: a read's,
+        while it has fewer than ``pairs`` and they can still call the generic plan slower."""
+        taken = len(custom)
+        return self.timing and not self.cut and taken < self.pairs and still_open(custom, generic, self.pairs - taken)
 
     async def probe(self, drawn: Drawn, user_class: str, timer: Timer) -> None:
         """An explained sample's parameters through a custom and through the generic plan (their
@@ -175,9 +175,10 @@ class CellPlans:
             document = await explain(self.conn, drawn.sql, [None] * len(drawn.args), True, False, None)
             self.shapes[drawn.sql] = plan_facts(document)
         self.fingerprints.append(self.shapes[drawn.sql].fingerprint)
-        if not self._wanted(user_class):
+        custom, generic = self._pairs_of(user_class)
+        if not self._wanted(custom, generic):
             return
-        order = pair_order(self.classes.count(user_class))
+        order = pair_order(len(custom))
         taken: dict[PlanCache, float] = {}
         try:
             for mode in order:
