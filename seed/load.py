@@ -6,6 +6,10 @@ validated and encoded (pgpq: Arrow → PostgreSQL binary) in a worker thread whi
 sends the previous ones, so generation overlaps the server's work instead of alternating with it
 (NumPy, pyarrow and pgpq release the GIL for their heavy parts). A small queue bounds memory.
 
+The tables are filled at once, each on a connection of its own, and each builds its indexes and is
+analysed as soon as its own COPY ends (``fill_tables``): with the foreign keys deferred nothing
+orders them, and the builds of the tables done first overlap the generation of the largest one.
+
 The dataset fingerprint is written to ``taskbench_meta`` only after every table is loaded and
 analysed, so an interrupted or failed load is never taken for a complete dataset: the next run
 sees no fingerprint and loads again from scratch.
@@ -16,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 import asyncpg
 import pgpq
@@ -38,6 +42,8 @@ JSON_COLUMNS = frozenset({"tags"})
 _QUEUE_BATCHES = 2  # batches generated ahead of the COPY stream (bounds memory)
 # A table's COPY data as it is encoded: (bytes, rows) chunks, None at the end, or the failure raised.
 _Chunks = asyncio.Queue[tuple[bytes, int] | BaseException | None]
+# Fills one (empty, bare) table on the connection given; returns the rows it loaded.
+Loader = Callable[[asyncpg.Connection, str], Awaitable[int]]
 
 
 @dataclass
@@ -46,14 +52,12 @@ class SeedResult:
     skipped: bool
     row_counts: dict[str, int]
     seconds: float = 0.0
-    load_seconds: dict[str, float] = field(default_factory=dict)  # each table's COPY
-    index_seconds: float = 0.0  # the secondary indexes, VACUUM (ANALYZE) and foreign keys, after the COPYs
+    load_seconds: float = 0.0  # from the first COPY to the last foreign key: the builds and ANALYZE too
 
     @property
     def rows_per_second(self) -> float:
         """Rows per second of loading them into the schema: the COPYs, the deferred builds, ANALYZE."""
-        total = sum(self.row_counts.values())
-        return total / (sum(self.load_seconds.values()) + self.index_seconds) if self.load_seconds else 0.0
+        return sum(self.row_counts.values()) / self.load_seconds if self.load_seconds else 0.0
 
 
 def encoder_for(arrow_schema: pa.Schema) -> pgpq.ArrowToPostgresBinaryEncoder:
@@ -168,36 +172,38 @@ async def _run_each(target: Target, statements: list[str]) -> None:
             await conn.execute(statement)
 
 
-async def build_deferred(target: Target, deferred: schema.Deferred) -> float:
-    """Build what a load deferred, then VACUUM (ANALYZE) each table: every table's work on a
-    connection of its own, so the tables are worked on at once (one server process each) instead of
-    one after the other; the foreign keys last. Returns the seconds it took."""
-    started = time.perf_counter()
-    await asyncio.gather(
-        *(_run_each(target, [*deferred.indexes.get(table, []), f"VACUUM (ANALYZE) {table}"]) for table in TABLE_ORDER)
-    )
+async def fill_tables(target: Target, deferred: schema.Deferred, load: Loader | None = None) -> dict[str, int]:
+    """Every table at once, each on a connection (one server process) of its own: ``load`` fills it
+    (None: it is filled already), then it gets the secondary indexes the load deferred and a VACUUM
+    (ANALYZE); the foreign keys last, once every table is done. Returns the rows each load made."""
+
+    async def one(table: str) -> int:
+        async with connected(target) as conn:
+            rows = await load(conn, table) if load else 0
+            for statement in [*deferred.indexes.get(table, []), f"VACUUM (ANALYZE) {table}"]:
+                await conn.execute(statement)
+        return rows
+
+    counts = await asyncio.gather(*(one(table) for table in TABLE_ORDER))
     await _run_each(target, deferred.foreign_keys)
-    return time.perf_counter() - started
+    return dict(zip(TABLE_ORDER, counts, strict=True))
 
 
-async def _load(target: Target, gen: Generator, advance: Advance) -> tuple[dict[str, int], dict[str, float]]:
-    counts: dict[str, int] = {}
-    seconds: dict[str, float] = {}
+async def _load(target: Target, gen: Generator, deferred: schema.Deferred, advance: Advance) -> dict[str, int]:
     expected = gen.row_counts()
-    async with connected(target) as conn:
-        # The generating thread's Python parts hold the GIL for up to the switch interval (5 ms by
-        # default); the event loop must get it back sooner to keep the socket full, or the server
-        # idles between chunks.
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
-        try:
-            for table in TABLE_ORDER:
-                started = time.perf_counter()
-                counts[table] = await _copy_table(conn, table, getattr(gen, table)(), advance, expected[table])
-                seconds[table] = time.perf_counter() - started
-        finally:
-            sys.setswitchinterval(switch)
-    return counts, seconds
+    # The generating threads' Python parts hold the GIL for up to the switch interval (5 ms by
+    # default); the event loop must get it back sooner to keep the sockets full, or the server
+    # idles between chunks.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        return await fill_tables(
+            target,
+            deferred,
+            lambda conn, table: _copy_table(conn, table, getattr(gen, table)(), advance, expected[table]),
+        )
+    finally:
+        sys.setswitchinterval(switch)
 
 
 def seed_database(
@@ -213,13 +219,15 @@ def seed_database(
     started = time.perf_counter()
     schema.recreate_schema(target)  # also forgets the old fingerprint before anything is loaded
     deferred = schema.defer_indexes_and_keys(target)
+    loading = time.perf_counter()
     if profile.generator == "server":
-        counts, load_seconds = generate_on_server(target, profile, advance)
+        counts = generate_on_server(target, profile, advance)
+        asyncio.run(fill_tables(target, deferred))
     else:
-        counts, load_seconds = asyncio.run(_load(target, Generator(profile), advance))
-    index_seconds = asyncio.run(build_deferred(target, deferred))
+        counts = asyncio.run(_load(target, Generator(profile), deferred, advance))
+    load_seconds = time.perf_counter() - loading
     with schema.connect(target) as conn:
         schema.set_meta(
             conn, "dataset", {"fingerprint": fingerprint, "profile": profile.params(), "row_counts": counts}
         )
-    return SeedResult(fingerprint, False, counts, time.perf_counter() - started, load_seconds, index_seconds)
+    return SeedResult(fingerprint, False, counts, time.perf_counter() - started, load_seconds)

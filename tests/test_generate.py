@@ -1,5 +1,6 @@
 """Distribution properties of the generated data, checked on the profiles themselves (no load)."""
 
+import hashlib
 import json
 from collections import Counter
 
@@ -8,8 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from seed.generate import Generator
-from seed.profiles import get_profile
+from seed.generate import _BUCKETS, _WORD_CUM, ByWeight, Generator
+from seed.load import TABLE_ORDER, _Encoded
+from seed.profiles import GENERATOR_VERSION, get_profile
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +67,37 @@ def test_words_are_real_and_searchable():
     titles = next(gen.tasks())["title"].to_pylist()
     words = Counter(w.lower() for t in titles for w in t.split())
     assert len(words) > 500 and words.most_common(1)[0][1] > 20 * np.median(list(words.values()))
+
+
+# The `ci` profile's rows as the server receives them (the binary COPY stream of every table), at
+# generator version 3. Data that changes must bump GENERATOR_VERSION, so a database seeded by the
+# old generator is seeded again instead of reused: change both, never the digest alone.
+CI_DIGEST = (3, "dd7f18e1bf080bbb94f72fdd7304d6c86469b9b21b20dfe4cb569e2d4e25183c")
+
+
+def test_the_generated_rows_change_only_with_the_generators_version():
+    gen, digest = Generator(get_profile("ci")), hashlib.sha256()
+    for table in TABLE_ORDER:
+        encoded = _Encoded(table, getattr(gen, table)())
+        for data, rows in iter(encoded.next_chunk, None):
+            digest.update(data)
+            if not rows:  # the trailer
+                break
+    assert (GENERATOR_VERSION, digest.hexdigest()) == CI_DIGEST
+
+
+TAG_WEIGHTS = np.cumsum(1.0 / np.arange(1, 25) ** 1.1)
+QUARTERS = np.cumsum(np.full(4, 0.25))  # steps that end exactly on bucket edges
+
+
+@pytest.mark.parametrize("cumulative", [_WORD_CUM, TAG_WEIGHTS, QUARTERS], ids=["words", "tags", "quarters"])
+def test_drawing_by_weight_is_exactly_the_search_it_replaces(cumulative):
+    rng = np.random.default_rng(1)
+    edges = np.arange(_BUCKETS) / _BUCKETS  # every bucket's first value, and its neighbours below and above
+    u = np.concatenate([rng.random(1_000_000), edges, np.nextafter(edges, 0)[1:], np.nextafter(edges, 1)])
+    by_weight = ByWeight(cumulative)
+    drawn = by_weight(u)
+    assert np.array_equal(drawn, np.searchsorted(cumulative, u * cumulative[-1], side="right"))
+    assert (~by_weight.whole).any() and by_weight.whole.any()  # both ways of answering were taken
+    square = u[: 3 * 100_000].reshape(-1, 3)  # as the tags draw them, three a task
+    assert np.array_equal(by_weight(square), np.searchsorted(cumulative, square * cumulative[-1], side="right"))

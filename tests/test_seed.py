@@ -1,3 +1,4 @@
+import time
 from dataclasses import replace
 
 import pytest
@@ -117,6 +118,36 @@ def test_interrupted_load_is_not_taken_for_a_dataset(make_target, monkeypatch):
     monkeypatch.undo()
     result = seed_database(target, SMALL)
     assert not result.skipped and result.row_counts["tasks"] == SMALL.total_tasks
+
+
+def test_a_table_failing_while_the_others_load_stops_them_and_closes_their_connections(make_target, monkeypatch):
+    """The tables load at once, each on a connection of its own: a generator bug in one ends the
+    seeding with its own error, and the table still loading (here one that would never end) is
+    stopped and its connection closed."""
+    target = make_target()
+    real_tasks, real_messages = generate.Generator.tasks, generate.Generator.messages
+
+    def endless_tasks(self):
+        batch = next(real_tasks(self))
+        while True:
+            time.sleep(0.01)
+            yield batch
+
+    def broken_messages(self):
+        yield next(real_messages(self))
+        raise ValueError("a generator bug")
+
+    monkeypatch.setattr(generate.Generator, "tasks", endless_tasks)
+    monkeypatch.setattr(generate.Generator, "messages", broken_messages)
+    with pytest.raises(ValueError, match="a generator bug"):
+        seed_database(target, SMALL)
+    assert dataset_info(target) is None
+    with schema.connect(target) as conn:
+        others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        deadline = time.monotonic() + 10  # a closed connection's server process takes a moment to exit
+        while scalar(conn, others) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert scalar(conn, others) == 0
 
 
 def test_profile_overrides_and_unknown_profile():
