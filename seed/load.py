@@ -111,8 +111,10 @@ async def _prefetch(source: _Encoded, queue: _Chunks) -> None:
 
 
 class _SourceFailed(Exception):
-    """Raised inside asyncpg's COPY loop so it aborts the COPY cleanly (CopyFail); the real
-    error, possibly a KeyboardInterrupt, is re-raised once asyncpg is out of the way."""
+    """Raised inside asyncpg's COPY loop so it aborts the COPY cleanly (CopyFail); the real error,
+    possibly a KeyboardInterrupt, is raised by ``fill_tables`` once every table's load has stopped
+    (raised in a table's own task, a KeyboardInterrupt would leave the event loop at once, before
+    the other tables' connections are closed)."""
 
     def __init__(self, error: BaseException) -> None:
         super().__init__(repr(error))
@@ -132,10 +134,7 @@ async def _copy_table(
     source = _Encoded(table, batches)
     queue: _Chunks = asyncio.Queue(maxsize=_QUEUE_BATCHES)
     producer = asyncio.create_task(_prefetch(source, queue))
-    try:
-        first = await _next(queue)  # the header carries the column list the COPY statement needs
-    except _SourceFailed as failed:
-        raise failed.error from None
+    first = await _next(queue)  # the header carries the column list the COPY statement needs
     done = 0
     advance(f"seed {table}", 0, total)
 
@@ -159,8 +158,6 @@ async def _copy_table(
                 await conn.execute(f"TRUNCATE {table}")
                 await conn.copy_to_table(table, source=stream(), columns=source.columns, format="binary", freeze=True)
         await producer
-    except _SourceFailed as failed:
-        raise failed.error from None
     finally:
         producer.cancel()
     return done
@@ -184,9 +181,15 @@ async def fill_tables(target: Target, deferred: schema.Deferred, load: Loader | 
                 await conn.execute(statement)
         return rows
 
-    counts = await asyncio.gather(*(one(table) for table in TABLE_ORDER))
+    try:
+        # A table that fails cancels the others, and waits until their connections are closed.
+        async with asyncio.TaskGroup() as group:
+            filled = [group.create_task(one(table)) for table in TABLE_ORDER]
+    except BaseExceptionGroup as group:
+        failed = group.exceptions[0]  # the failure itself, as one table's load would raise it
+        raise (failed.error if isinstance(failed, _SourceFailed) else failed) from None
     await _run_each(target, deferred.foreign_keys)
-    return dict(zip(TABLE_ORDER, counts, strict=True))
+    return {table: task.result() for table, task in zip(TABLE_ORDER, filled, strict=True)}
 
 
 async def _load(target: Target, gen: Generator, deferred: schema.Deferred, advance: Advance) -> dict[str, int]:
