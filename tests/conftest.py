@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Callable, Generator, Iterator
 
@@ -37,6 +38,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What collection imported (the harness, pandas, scipy, SQLAlchemy, matplotlib...) lives as long
+    # as the process. Frozen, the collector's full passes leave it alone: they took 0.25 s each, and
+    # the collector 5.6 s of `make test-fast`'s 79 s; 3.1 s once frozen (counted with gc.callbacks).
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(wrapper=True)
