@@ -52,7 +52,9 @@ class SeedResult:
     skipped: bool
     row_counts: dict[str, int]
     seconds: float = 0.0
-    load_seconds: float = 0.0  # from the first COPY to the last foreign key: the builds and ANALYZE too
+    # Making and loading the rows (server-side: its preparation and sampled validation too), then the
+    # builds, ANALYZE and the foreign keys.
+    load_seconds: float = 0.0
 
     @property
     def rows_per_second(self) -> float:
@@ -102,6 +104,8 @@ async def _prefetch(source: _Encoded, queue: _Chunks) -> None:
     while True:
         try:
             chunk = await asyncio.to_thread(source.next_chunk)
+        except asyncio.CancelledError:
+            raise  # stopped by its table: queued, it would wait for ever on a queue no one reads
         except BaseException as exc:  # noqa: BLE001 - re-raised by the consumer
             await queue.put(exc)
             return
@@ -134,13 +138,11 @@ async def _copy_table(
     source = _Encoded(table, batches)
     queue: _Chunks = asyncio.Queue(maxsize=_QUEUE_BATCHES)
     producer = asyncio.create_task(_prefetch(source, queue))
-    first = await _next(queue)  # the header carries the column list the COPY statement needs
     done = 0
-    advance(f"seed {table}", 0, total)
 
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream(first: tuple[bytes, int]) -> AsyncIterator[bytes]:
         nonlocal done
-        chunk = first
+        chunk: tuple[bytes, int] | None = first
         while chunk is not None:
             yield chunk[0]
             done += chunk[1]
@@ -150,16 +152,20 @@ async def _copy_table(
             chunk = await _next(queue)
 
     try:
+        first = await _next(queue)  # the header carries the column list the COPY statement needs
+        advance(f"seed {table}", 0, total)
         if first is not None:
             # COPY FREEZE writes the rows frozen and their pages all-visible, so the VACUUM after
             # the load has nothing to do and no first read dirties a page setting hint bits. It
             # needs the table emptied in the same transaction (the foreign keys come after the load).
             async with conn.transaction():
                 await conn.execute(f"TRUNCATE {table}")
-                await conn.copy_to_table(table, source=stream(), columns=source.columns, format="binary", freeze=True)
+                await conn.copy_to_table(
+                    table, source=stream(first), columns=source.columns, format="binary", freeze=True
+                )
         await producer
     finally:
-        producer.cancel()
+        producer.cancel()  # whatever stopped the COPY, or the wait for its first chunk, stops the batches
     return done
 
 
@@ -175,10 +181,16 @@ async def fill_tables(target: Target, deferred: schema.Deferred, load: Loader | 
     (ANALYZE); the foreign keys last, once every table is done. Returns the rows each load made."""
 
     async def one(table: str) -> int:
-        async with connected(target) as conn:
-            rows = await load(conn, table) if load else 0
-            for statement in [*deferred.indexes.get(table, []), f"VACUUM (ANALYZE) {table}"]:
-                await conn.execute(statement)
+        try:
+            async with connected(target) as conn:
+                rows = await load(conn, table) if load else 0
+                for statement in [*deferred.indexes.get(table, []), f"VACUUM (ANALYZE) {table}"]:
+                    await conn.execute(statement)
+        except Exception:
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                # stopped (Ctrl-C, another table's failure): what failed on the way out is not the news
+                raise asyncio.CancelledError from None
+            raise
         return rows
 
     try:

@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     # What collection imported (the harness, pandas, scipy, SQLAlchemy, matplotlib...) lives as long
     # as the process. Frozen, the collector's full passes leave it alone: they took 0.25 s each, and
-    # the collector 5.6 s of `make test-fast`'s 79 s; 3.1 s once frozen (counted with gc.callbacks).
+    # the collector 5.6 s of `make test-fast`'s 79 s; 2.9 s once frozen (counted with gc.callbacks).
     gc.collect()
     gc.freeze()
 

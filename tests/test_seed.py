@@ -1,12 +1,15 @@
+import asyncio
+import threading
 import time
 from dataclasses import replace
 
 import pytest
 
+from bench.progress import no_progress
 from bench.targets import schema
 from bench.targets.schema import dataset_info
 from seed import generate
-from seed.load import TABLE_ORDER, seed_database
+from seed.load import TABLE_ORDER, _copy_table, seed_database
 from seed.profiles import get_profile
 from tests.support import TINY, constraint_violations, content_checksums, one, scalar
 
@@ -148,6 +151,38 @@ def test_a_table_failing_while_the_others_load_stops_them_and_closes_their_conne
         while scalar(conn, others) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert scalar(conn, others) == 0
+
+
+def test_a_table_stopped_before_its_first_chunk_stops_making_batches():
+    """Cancelled while it waits for its first chunk (another table failed, Ctrl-C), a table's load
+    stops its batch producer too. Left running, the producer filled its queue and then waited on it
+    for ever, and asyncio.run's clean-up with it."""
+    batch = next(generate.Generator(SMALL).tasks())
+    go, made = threading.Event(), []
+
+    def batches():
+        while True:
+            go.wait(10)
+            made.append(batch)
+            yield batch
+
+    async def stop_it_early() -> set[asyncio.Task[object]]:
+        copy = asyncio.create_task(_copy_table(None, "tasks", batches(), no_progress, 0))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # waiting for its first chunk, which waits for go
+        copy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copy
+        go.set()
+        await asyncio.sleep(0.3)  # time enough for a producer still running to make more
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    loop = asyncio.new_event_loop()
+    try:
+        left = loop.run_until_complete(stop_it_early())
+    finally:
+        go.set()
+        loop.close()  # not waiting for what is left: that is what is asserted
+    assert left == set() and len(made) == 1  # the batch in the making when it was stopped, no more
 
 
 def test_profile_overrides_and_unknown_profile():
