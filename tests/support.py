@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.abc import Params
@@ -37,6 +37,7 @@ SCENARIOS = ROOT / "scenarios"
 # What a check says when its calibration workload ran unalike on the two sides (other work on a shared
 # machine): time is refused, exit 2. A test not about the time gate itself accepts it (``no_false_alarm``).
 CALIBRATION = "calibration workload differed"
+T = TypeVar("T")
 DATA_DIR = ROOT / ".taskbench" / "pgdata"
 DATA_DIR_17 = ROOT / default_data_dir(17)  # the embedded PostgreSQL 17's (the pg17 tests)
 # Small enough to seed in seconds, large enough for indexes to beat scans.
@@ -252,6 +253,17 @@ HOSTILE_WRITE_CALLS = [
 def calling(call: str) -> Callable[[str], str]:
     """An edit for ``edited_scenarios``: retag_task's UPDATE sets its title to ``call`` too."""
     return lambda text: text.replace("SET ", f"SET title = {call}, ", 1)
+
+
+def judged(check: Callable[[], tuple[T, Comparison]]) -> tuple[T, Comparison]:
+    """A check whose point is the time gate's judgement, run once more if the gate refused it only
+    because the two sides' calibration workload ran unalike. This machine's speed can move within
+    one check, whatever the tests' lock keeps out (seen: server_cpu ×0.73 between the sides while
+    nothing else ran); twice in a row is what the test rules out. A time finding is never retried."""
+    measured, result = check()
+    if result.time_refused is not None and CALIBRATION in result.time_refused:
+        measured, result = check()
+    return measured, result
 
 
 def no_false_alarm(result: Comparison) -> None:

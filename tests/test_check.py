@@ -26,7 +26,7 @@ from bench.targets import schema
 from bench.targets.schema import model_ddl
 from bench.targets.target import open_target
 from seed.load import seed_database
-from tests.support import SCENARIOS, TINY, edited_catalogue, no_false_alarm, slowed
+from tests.support import SCENARIOS, TINY, edited_catalogue, judged, no_false_alarm, slowed
 
 OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 PAIRS = PairOptions(pairs=30, concurrent=True)
@@ -99,7 +99,7 @@ def test_an_aa_check_measuring_every_cell_twice_finds_nothing(seeded, head):
 @alone
 def test_every_query_made_slower_is_a_time_regression_confirmed_on_fresh_connections(seeded, head, tmp_path):
     slow = _edited(tmp_path, slowed)  # several times these queries' own time
-    current, result = _check(seeded, head, slow)
+    current, result = judged(lambda: _check(seeded, head, slow))
     slower = {f.scenario for f in result.regressions if f.kind == Kind.TIME}
     # the unchanged write, measured on the same connection right after the slowed reads, may come out
     # slower for real (seen ×1.25 on 0.23 ms: a carry-over, not noise)
@@ -303,7 +303,7 @@ def other_major():
 
 @alone
 def test_check_judges_on_another_major_given_by_url(other_major, head, tmp_path):
-    current, result = _check(other_major, head, head, everything=True)
+    current, result = judged(lambda: _check(other_major, head, head, everything=True))
     assert current.environment.server_major != 18 and current.environment.target_kind == "url"
     assert result.exit_code == EXIT_OK and result.findings == [] and result.time.startswith("side by side")
     fewer = _edited(tmp_path, lambda text: text.replace("LIMIT :page_size", "LIMIT :page_size - 1"), ["recent_tasks"])
