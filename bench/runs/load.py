@@ -146,7 +146,10 @@ async def _client(
                 await lookups[i](k + 1)
             await statements[i](*work.params[i][k])
             ok = True
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        # InternalClientError: asyncpg's, when the server ends the session while a request is being
+        # sent ("cannot switch to state 12; another operation (2) is in progress", seen once in a
+        # loaded make test): a failed request like the others, not the end of the whole load run.
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
             ok = False
         records.append(Request(i, next_at if rate else sent, sent, time.perf_counter(), ok))
         if not ok and _gone(conn):  # the server ended the session: this client is done
