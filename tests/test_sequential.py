@@ -17,6 +17,7 @@ from bench.judge.sequential import (
     Decision,
     Design,
     OperatingCharacteristics,
+    characteristics_at,
     combine,
     design,
     design_for_classes,
@@ -207,6 +208,16 @@ def test_power() -> None:
     assert bad.fail > 0.99 and bad.expected_n < 60  # exact: 0.99999997, 44.5 samples
     good = operating_characteristics(d, 0.005)
     assert good.pass_ > 0.9 and good.expected_n < 130  # exact: 0.99997, 119.8 samples
+
+
+def test_characteristics_taken_together_are_each_ps_own() -> None:
+    # one binomial call a look for every p at once: each p's row must be its own, to the last bit
+    d = design_for_classes(2)
+    ps = [0.0, 0.004, 0.05, 0.0723, 0.2, 1.0]
+    assert characteristics_at(d, ps) == [operating_characteristics(d, p) for p in ps]
+    assert characteristics_at(d, list(reversed(ps))) == [operating_characteristics(d, p) for p in reversed(ps)]
+    with pytest.raises(ValueError, match="p must be in"):
+        characteristics_at(d, [0.1, 1.5])
 
 
 def test_two_measurements_of_one_class_rarely_disagree_exactly_and_in_simulation() -> None:

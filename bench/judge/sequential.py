@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -266,12 +267,31 @@ def design(
 
 def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
     """Exact verdict probabilities and expected sample count when the true exceedance probability is p."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"p must be in [0, 1], got {p}")
+    return characteristics_at(d, [p])[0]
+
+
+def characteristics_at(d: Design, ps: Sequence[float]) -> list[OperatingCharacteristics]:
+    """``operating_characteristics`` at each of ``ps``. The binomial increments of every look are taken
+    for all of them in one call a look: a search over p (``worst_opposite_verdicts``, a check's account
+    of its verdicts) spent nearly all its time in scipy's per-call overhead, one call per look and p."""
+    for p in ps:
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+    # scipy.stats costs ~0.7 s to import: only when a design or its error rates are computed.
+    from scipy.stats import binom
+
+    column = np.asarray(ps, dtype=float)[:, None]
+    steps = np.diff(d.looks, prepend=0)
+    increments = [np.asarray(binom.pmf(np.arange(step + 1), step, column)) for step in steps]
+    return [_characteristics(d, p, [rows[i] for rows in increments]) for i, p in enumerate(ps)]
+
+
+def _characteristics(d: Design, p: float, increments: list[Distribution]) -> OperatingCharacteristics:
+    """One p's characteristics, ``increments[k]`` the pmf of the exceedances between looks k - 1 and k."""
     dist: Distribution = np.ones(1)
     fail = pass_ = borderline = expected_n = early_fail = 0.0
     for k, n in enumerate(d.looks):
-        dist = _advance(dist, n - (d.looks[k - 1] if k else 0), p)
+        dist = np.convolve(dist, increments[k])
         before = float(dist.sum())
         if (f := d.fail_at[k]) is not None:
             fail += float(dist[f:].sum())
@@ -374,7 +394,10 @@ def combine(decisions: list[Decision]) -> Decision:
 def opposite_verdicts(d: Design, p: float) -> float:
     """Exact chance that two independent measurements of one class, its true exceedance probability p,
     end in opposite verdicts (one pass, one fail): the verdict gate's false alarm when nothing changed."""
-    oc = operating_characteristics(d, p)
+    return _opposite(operating_characteristics(d, p))
+
+
+def _opposite(oc: OperatingCharacteristics) -> float:
     return 2 * oc.pass_ * oc.fail
 
 
@@ -383,10 +406,10 @@ def worst_opposite_verdicts(d: Design, grid: int = 400) -> tuple[float, float]:
     verdicts are possible (above it a pass is practically impossible), refined around its best point.
     A cell of k classes that passes only if all pass and fails if any fails flips at most k times this
     (its pass is at most any one class's; its fail at most the sum of the classes')."""
-    best = max((opposite_verdicts(d, i * 0.2 / grid), i * 0.2 / grid) for i in range(1, grid + 1))
     step = 0.2 / grid
-    around = (best[1] + step * (j / 20 - 1) for j in range(41))
-    return max([best, *((opposite_verdicts(d, p), p) for p in around if 0 < p <= 1)])
+    best = max((_opposite(oc), oc.p) for oc in characteristics_at(d, [i * 0.2 / grid for i in range(1, grid + 1)]))
+    around = [p for j in range(41) if 0 < (p := best[1] + step * (j / 20 - 1)) <= 1]
+    return max([best, *((_opposite(oc), oc.p) for oc in characteristics_at(d, around))])
 
 
 def timeout_false_fail(d: Design, p: float, q: float, extra: int) -> float:

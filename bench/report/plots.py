@@ -61,24 +61,24 @@ def latency(res: Results, path: Path) -> Path:
         scenarios = sorted(dict.fromkeys(c.scenario for c in cells))
         width = 0.8 / max(len(variants), 1)
         for vi, variant in enumerate(variants):
-            for si, sc in enumerate(scenarios):
-                cell = next((c for c in cells if c.scenario == sc and c.variant == variant), None)
-                if cell is None:
-                    continue
-                pos = si - (vi - (len(variants) - 1) / 2) * width  # legend order, top to bottom
-                box = ax.boxplot(
-                    [cell.samples.client_ms],
-                    positions=[pos],
-                    widths=width * 0.85,
-                    orientation="horizontal",
-                    patch_artist=True,
-                    showfliers=False,
-                    whis=(5, 95),
-                )
-                for patch in box["boxes"]:
-                    patch.set_facecolor(colours(vi % 20))
-                    patch.set_alpha(0.8)
-                    patch.set_hatch(_HATCH[cell.verdict])
+            # one call per variant, not per cell: each call pays matplotlib's set-up of its artists' styles
+            mine = {c.scenario: c for c in cells if c.variant == variant}
+            drawn = [(si, mine[sc]) for si, sc in enumerate(scenarios) if sc in mine]
+            if not drawn:
+                continue
+            box = ax.boxplot(
+                [c.samples.client_ms for _, c in drawn],
+                # legend order, top to bottom
+                positions=[si - (vi - (len(variants) - 1) / 2) * width for si, _ in drawn],
+                widths=width * 0.85,
+                orientation="horizontal",
+                patch_artist=True,
+                showfliers=False,
+                whis=(5, 95),
+                boxprops={"facecolor": colours(vi % 20), "alpha": 0.8},
+            )
+            for patch, (_, cell) in zip(box["boxes"], drawn, strict=True):
+                patch.set_hatch(_HATCH[cell.verdict])
         sla = cells[0].sla_ms
         ax.axvline(sla, color="crimson", linestyle="--", linewidth=1.6)
         ax.text(sla, len(scenarios) - 0.45, f" SLA {sla:.0f} ms", color="crimson", va="top", fontsize=9)
