@@ -161,11 +161,13 @@ def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_p
     failing, clean = cell_of(res, "recent_tasks", "baseline"), cell_of(res, "task_by_id", "baseline")
     # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th: a
     # fail that early is measured again after a pause, the power users' too (their 4th is the 8th);
-    # then the ordinary users fail again at their 4th. The power users' pause ends one sample after
-    # the ordinary users': on a quiet machine the ordinary users may take two in a row meanwhile, so
-    # the power users' second test has 1 to 3 samples when the cell fails.
+    # then the ordinary users fail again at their 4th. The power users' pause ends as long after the
+    # ordinary users' as their 4th samples were apart: one sample on a quiet machine, when the ordinary
+    # users may take two in a row meanwhile; on a busy one a stall between those two samples lets the
+    # ordinary users take all four of theirs first (seen in a clean-clone make test). So the power
+    # users' second test has 0 to 3 samples when the cell fails.
     power = next(c for c in failing.classes if c.user_class == "power")
-    assert failing.verdict == "fail" and failing.decided_by == "ordinary" and 1 <= power.n <= 3
+    assert failing.verdict == "fail" and failing.decided_by == "ordinary" and 0 <= power.n <= 3
     assert len(failing.samples.client_ms) == 4 + 4 + 4 + power.n
     assert failing.verdict_text == (
         "fail at n = 4 (4/4 over 0.001 ms; measured again after a fail at n = 4) — ordinary users"
