@@ -62,6 +62,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from bench.judge import binomial
+
 Decision = Literal["pass", "fail", "continue", "borderline", "inconclusive"]
 Distribution = npt.NDArray[np.float64]
 
@@ -169,8 +171,6 @@ def _later(
     """Per look k, for each E there, the chance that a path still running reaches a later ``to``
     boundary ("pass" or "fail") when the exceedance probability is p; computed backwards from the
     last look, where no later boundary is left."""
-    from scipy.stats import binom
-
     last = looks[-1]
     chances: list[Distribution] = [np.zeros(last + 1)]
     for k in range(len(looks) - 2, -1, -1):
@@ -181,7 +181,7 @@ def _later(
             after[e >= f] = 1.0 if to == "fail" else 0.0
         if (a := pass_at[k + 1]) is not None:
             after[e <= a] = 1.0 if to == "pass" else 0.0
-        pmf = binom.pmf(np.arange(step + 1), step, p)
+        pmf = binomial.pmf(np.arange(step + 1), step, p)
         now = np.array([float(pmf @ after[e0 : e0 + step + 1]) if e0 + step <= last else 0.0 for e0 in e])
         chances.insert(0, now)
     return chances
@@ -205,10 +205,7 @@ def _borderline(
 
 def _advance(dist: Distribution, samples: int, p: float) -> Distribution:
     """Distribution of E over the unstopped paths after ``samples`` more samples."""
-    # scipy.stats costs ~0.7 s to import: only when a design or its error rates are computed.
-    from scipy.stats import binom
-
-    return np.convolve(dist, binom.pmf(np.arange(samples + 1), samples, p))
+    return np.convolve(dist, binomial.pmf(np.arange(samples + 1), samples, p))
 
 
 @functools.lru_cache(maxsize=64)
@@ -273,16 +270,13 @@ def operating_characteristics(d: Design, p: float) -> OperatingCharacteristics:
 def characteristics_at(d: Design, ps: Sequence[float]) -> list[OperatingCharacteristics]:
     """``operating_characteristics`` at each of ``ps``. The binomial increments of every look are taken
     for all of them in one call a look: a search over p (``worst_opposite_verdicts``, a check's account
-    of its verdicts) spent nearly all its time in scipy's per-call overhead, one call per look and p."""
+    of its verdicts) spent nearly all its time in the per-call overhead, one call per look and p."""
     for p in ps:
         if not 0 <= p <= 1:
             raise ValueError(f"p must be in [0, 1], got {p}")
-    # scipy.stats costs ~0.7 s to import: only when a design or its error rates are computed.
-    from scipy.stats import binom
-
     column = np.asarray(ps, dtype=float)[:, None]
     steps = np.diff(d.looks, prepend=0)
-    increments = [np.asarray(binom.pmf(np.arange(step + 1), step, column)) for step in steps]
+    increments = [binomial.pmf(np.arange(step + 1), int(step), column) for step in steps]
     return [_characteristics(d, p, [rows[i] for rows in increments]) for i, p in enumerate(ps)]
 
 

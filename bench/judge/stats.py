@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.judge import binomial
 from bench.results import Quantile, Summary
 
 
 def quantile_ci(samples: list[float], q: float, confidence: float = 0.95) -> Quantile:
-    from scipy.stats import binom  # scipy.stats costs ~0.7 s to import: only when statistics are needed
-
     data = np.sort(np.asarray(samples, dtype=float))
     n = len(data)
     value = float(np.quantile(data, q))
     alpha = 1.0 - confidence
     # 1-based ranks l, u with P(X_(l) <= true quantile <= X_(u)) >= confidence
-    lo_rank = int(binom.ppf(alpha / 2, n, q))
-    hi_rank = int(binom.ppf(1 - alpha / 2, n, q)) + 1
+    lo_rank = int(binomial.ppf(alpha / 2, n, q))
+    hi_rank = int(binomial.ppf(1 - alpha / 2, n, q)) + 1
     low = float(data[lo_rank - 1]) if lo_rank >= 1 else None
     high = float(data[hi_rank - 1]) if hi_rank <= n else None
     return Quantile(value=round(value, 4), low=low, high=high)
