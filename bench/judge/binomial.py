@@ -5,8 +5,10 @@
 its ``ppf`` returns the second for a level strictly between 0 and 1, the only arguments used here.
 Importing scipy.stats loads every distribution it has, about 0.6 s in each process that judges a
 cell (every ``run``, ``check`` and ``bench``); scipy.special alone about 0.15 s. The ufuncs are
-private names: tests/test_binomial.py checks every value against ``scipy.stats.binom`` bit for bit,
-and where a scipy no longer has them, ``scipy.stats.binom`` itself is used.
+private names (scipy 1.14 to 1.17 at least; pyproject.toml asks for 1.14 or later):
+tests/test_binomial.py checks every value against ``scipy.stats.binom`` bit for bit, and where a
+scipy no longer has them, ``scipy.stats.binom`` itself is used. Outside the arguments above (k past
+n or not whole, a level of 0 or 1) they are not scipy.stats' answers: nothing here asks for those.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-Ufunc = Callable[..., Any]
+BinomFunction = Callable[..., Any]  # a ufunc, or the fallback's bound method
 
 
 @functools.cache
-def _functions() -> tuple[Ufunc, Ufunc]:
+def _functions() -> tuple[BinomFunction, BinomFunction]:
     """(pmf, ppf), imported on first use: scipy is not needed by every command."""
     try:
         from scipy.special._ufuncs import _binom_pmf, _binom_ppf
-    except ImportError:  # a scipy that moved them: the public distribution, slower to import
+    except ImportError:  # a later scipy that moved them: the public distribution, slower to import
         from scipy.stats import binom
 
         return binom.pmf, binom.ppf

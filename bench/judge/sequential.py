@@ -401,6 +401,7 @@ def worst_opposite_verdicts(d: Design, grid: int = 400) -> tuple[float, float]:
     A cell of k classes that passes only if all pass and fails if any fails flips at most k times this
     (its pass is at most any one class's; its fail at most the sum of the classes')."""
     step = 0.2 / grid
+    # i * 0.2 / grid, not i * step: the grid's values as they always were, to the last bit
     best = max((_opposite(oc), oc.p) for oc in characteristics_at(d, [i * 0.2 / grid for i in range(1, grid + 1)]))
     around = [p for j in range(41) if 0 < (p := best[1] + step * (j / 20 - 1)) <= 1]
     return max([best, *((_opposite(oc), oc.p) for oc in characteristics_at(d, around))])

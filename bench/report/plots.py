@@ -62,7 +62,10 @@ def latency(res: Results, path: Path) -> Path:
         width = 0.8 / max(len(variants), 1)
         for vi, variant in enumerate(variants):
             # one call per variant, not per cell: each call pays matplotlib's set-up of its artists' styles
-            mine = {c.scenario: c for c in cells if c.variant == variant}
+            mine: dict[str, Cell] = {}
+            for c in cells:
+                if c.variant == variant:
+                    mine.setdefault(c.scenario, c)
             drawn = [(si, mine[sc]) for si, sc in enumerate(scenarios) if sc in mine]
             if not drawn:
                 continue
