@@ -90,10 +90,12 @@ async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> 
     if not pools.users:
         raise DatabaseError("the database holds no users: run `taskbench seed` first")
     if "task" in kinds:
+        # every k-th task by id: numbered in the order the rows happened to arrive, the sample followed
+        # the plan and the physical order (loading the same rows another way gave other tasks)
         rows = await conn.fetch(
             "SELECT user_id, array_agg(id ORDER BY id) AS ids FROM ("
-            " SELECT user_id, id, row_number() OVER w AS rn, count(*) OVER w AS n FROM tasks"
-            " WHERE deleted_at IS NULL WINDOW w AS (PARTITION BY user_id)) t"
+            " SELECT user_id, id, row_number() OVER (PARTITION BY user_id ORDER BY id) AS rn,"
+            " count(*) OVER (PARTITION BY user_id) AS n FROM tasks WHERE deleted_at IS NULL) t"
             " WHERE rn % greatest(n / $1, 1) = 0 GROUP BY user_id",
             _TASKS_PER_USER_SAMPLE,
         )
