@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bench.errors import EXIT_INTERRUPTED
 from bench.targets.schema import dataset_info
 from bench.targets.target import drop_database, open_target
 from tests.support import (
@@ -46,6 +47,38 @@ def test_unreachable_database_is_one_line_exit_3_and_hides_the_password():
     assert proc.returncode == 3
     line = one_line_error(proc)
     assert "cannot connect" in line and "s3cretpw" not in proc.stderr + proc.stdout
+
+
+# A Ctrl-C landing while Python runs a weakref callback: Python only prints it ("Exception ignored")
+# and the command goes on, as a `taskbench report` once did, exiting 0. Here the callback raises it
+# for certain, inside a command registered for the test.
+_SWALLOWED = """
+import importlib, sys, weakref
+from bench.cli import main
+command = importlib.import_module("bench.cli.app").command
+
+@command("swallowed")
+def swallowed() -> None:
+    class Thing:
+        pass
+    thing = Thing()
+    def interrupt(_ref):
+        raise KeyboardInterrupt
+    ref = weakref.ref(thing, interrupt)
+    del thing
+    print("finished")
+
+sys.argv = ["taskbench", "swallowed"]
+main()
+"""
+
+
+def test_an_interrupt_python_could_only_print_still_ends_the_command_as_interrupted():
+    ran = subprocess.run(
+        [sys.executable, "-c", _SWALLOWED], cwd=ROOT, env=cli_env(), capture_output=True, text=True, check=False
+    )
+    assert ran.returncode == EXIT_INTERRUPTED and ran.stdout == "finished\n"
+    assert "interrupted" in one_line_error(ran) and "Exception ignored" not in ran.stderr
 
 
 # What a taskbench process imports (issue 25), judged by the modules it holds when the command ends,

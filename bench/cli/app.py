@@ -60,6 +60,20 @@ def _terminate(signum: int, frame: object) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+# A Ctrl-C (or SIGTERM, re-sent as one) that lands while Python runs a weakref callback or a __del__
+# cannot stop the command: Python prints it as "Exception ignored" and goes on, and a `taskbench
+# report` interrupted so once ran to its end and exited 0 after a traceback. The hook keeps that
+# traceback off the terminal and remembers the interrupt, so that ``main`` still exits as interrupted.
+_swallowed: list[KeyboardInterrupt] = []
+
+
+def _unraisable(info: Any) -> None:
+    if isinstance(info.exc_value, KeyboardInterrupt):
+        _swallowed.append(info.exc_value)
+    else:
+        sys.__unraisablehook__(info)
+
+
 def _usage_line(exc: UsageError) -> str:
     """A usage error (an unknown option, a missing argument, a value of the wrong type) as one line
     naming the command whose help to read, instead of click's boxed usage text."""
@@ -78,10 +92,14 @@ def main() -> None:
     # this line both Ctrl-C and SIGTERM (which re-sends SIGINT) would be ignored for the whole run.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
+    before, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
         # standalone_mode=False: click's own errors reach the handlers below instead of being
         # printed as a box of many lines; typer.Exit's code is returned.
         code = app(standalone_mode=False)
+        if _swallowed:  # the command went on to its end: what it wrote, it wrote whole
+            _swallowed.clear()
+            raise Interrupted("interrupted; the command had finished what it was doing")
     except NoArgsIsHelpError as exc:  # the help was printed: nothing to add
         sys.exit(exc.exit_code)
     except UsageError as exc:
@@ -91,6 +109,8 @@ def main() -> None:
         if known is None:
             raise  # a bug in taskbench: the traceback is what a report needs
         _error(str(known), known.exit_code)
+    finally:
+        sys.unraisablehook = before
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
