@@ -12,12 +12,12 @@ from tests.support import TINY
 def _pools(target: Target) -> Pools:
     async def load() -> Pools:
         async with connected(target) as conn:
-            return await load_pools(conn, {"user", "task"}, TINY.anchor_date)
+            return await load_pools(conn, {"user", "task", "word"}, TINY.anchor_date)
 
     return asyncio.run(load())
 
 
-def test_the_task_pool_does_not_follow_the_rows_order_on_disk(seeded):
+def test_the_task_and_word_pools_do_not_follow_the_rows_order_on_disk(seeded):
     before = _pools(seeded)
     with scratch_copy(seeded, "pools") as copy:
         with psycopg.connect(copy.libpq_conninfo(), autocommit=True) as conn:
@@ -28,3 +28,4 @@ def test_the_task_pool_does_not_follow_the_rows_order_on_disk(seeded):
         after = _pools(copy)
     assert before.tasks and all(len(ids) < TINY.tasks_per_user for ids in before.tasks.values())  # a sample
     assert after.tasks == before.tasks
+    assert before.words and after.words == before.words

@@ -124,9 +124,11 @@ async def load_pools(conn: asyncpg.Connection, kinds: set[str], today: date) -> 
         pools.tags = [r["tag"] for r in rows]
         pools.tag_cum_weights = list(accumulate(float(r["n"]) for r in rows))
     if kinds & {"word", "fragment"}:
+        # every 20th task by id: a sample of pages (TABLESAMPLE SYSTEM) followed the heap's layout,
+        # which loading the same rows another way changes
         rows = await conn.fetch(
-            "SELECT DISTINCT lower(w) AS word FROM tasks TABLESAMPLE SYSTEM (5) REPEATABLE (7),"
-            " regexp_split_to_table(title, '\\s+') AS w WHERE length(w) > 3 ORDER BY 1"
+            "SELECT DISTINCT lower(w) AS word FROM tasks, regexp_split_to_table(title, '\\s+') AS w"
+            " WHERE tasks.id % 20 = 0 AND length(w) > 3 ORDER BY 1"
         )
         pools.words = [r["word"] for r in rows]
     return pools
