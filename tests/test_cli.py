@@ -527,4 +527,7 @@ def test_an_interrupted_command_exits_130_within_seconds_and_leaves_nothing(seed
     assert not left and left_indexes == 0  # scratch copies dropped, applied indexes removed
     assert not (case.seeding and seeded_fresh)  # not taken for a dataset: the next command seeds again
     assert not reports.exists() or not any(reports.rglob("*"))  # nothing partial written
-    assert not list(tmp_path.rglob("*.partial*")) and not (tmp_path / "run" / "index.html").exists()
+    # A SIGINT that lands in a weakref callback cannot stop the command (Python only prints it): it
+    # then ends whole and exits 130 saying so (seen twice with report): whole files, never partial.
+    whole = "the command had finished what it was doing" in stderr
+    assert not list(tmp_path.rglob("*.partial*")) and (whole or not (tmp_path / "run" / "index.html").exists())
