@@ -62,11 +62,7 @@ def latency(res: Results, path: Path) -> Path:
         width = 0.8 / max(len(variants), 1)
         for vi, variant in enumerate(variants):
             # one call per variant, not per cell: each call pays matplotlib's set-up of its artists' styles
-            mine: dict[str, Cell] = {}
-            for c in cells:
-                if c.variant == variant:
-                    mine.setdefault(c.scenario, c)
-            drawn = [(si, mine[sc]) for si, sc in enumerate(scenarios) if sc in mine]
+            drawn = [(si, cell) for si, sc in enumerate(scenarios) if (cell := res.cell(sc, variant)) is not None]
             if not drawn:
                 continue
             box = ax.boxplot(
