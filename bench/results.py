@@ -84,6 +84,10 @@ Format history:
 - 18 (2026-12-06): a generic plan's timed pairs name their user class (``generic.classes``): a class's
   pairs stop once they cannot call the generic plan slower, so they are no longer the first explained
   samples in order (older files: those, as they were).
+- 19 (2026-12-07): an isolation check says whether a statement of it timed out (``isolation.timed_out``)
+  and, where a variant with the same policies ran it, which one (``isolation.checked_under``): a check
+  that finished is run once per scenario and set of policies. Older files: every check its own, a cut-off
+  one told by its example only (false).
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ from bench.errors import InputError
 from bench.output import RESULTS_FILE
 from bench.versioned import Format
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 ScenarioKind = Literal["read", "write"]
 # borderline: the test stopped at the line (its p95 interval straddles the SLA); inconclusive: the
 # time budget stopped it before it could say
@@ -259,6 +263,10 @@ class IsolationCheck(BaseModel):
     leaks: int  # ... that returned or changed rows the explicit filter for user B does not
     refused: int = 0  # ... that the policy refused outright (a write's WITH CHECK)
     example: str | None = None  # the first failure, in words
+    timed_out: bool = False  # a statement of the check was cut off by its timeout (the check fails)
+    # the variant this check ran under, when it ran under another with the same policies (rows do not
+    # depend on indexes: a check that finished holds for every variant with its policies); None: its own
+    checked_under: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -266,9 +274,10 @@ class IsolationCheck(BaseModel):
 
     def describe(self) -> str:
         refused = f", {self.refused} refused by the policy" if self.refused else ""
+        under = f" (checked under {self.checked_under}: the same policies)" if self.checked_under else ""
         return (
             f"{self.differing}/{self.parameter_sets} parameter sets with other rows than the explicit filter, "
-            f"{self.leaks}/{self.cross_user} leaks under another user's claim{refused}"
+            f"{self.leaks}/{self.cross_user} leaks under another user's claim{refused}{under}"
         )
 
 
@@ -1057,6 +1066,12 @@ def _update_to_17(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _update_to_19(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to fill in: an older run checked isolation under every policy variant (``checked_under``
+    null), and told a check cut off by its timeout in its example only (``timed_out`` false)."""
+    return raw
+
+
 def _update_to_18(raw: dict[str, Any]) -> dict[str, Any]:
     """An older run timed the pairs of the first explained samples, one each, in order."""
     side_by_side = raw.get("side_by_side")
@@ -1104,6 +1119,7 @@ _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     15: _update_to_16,
     16: _update_to_17,
     17: _update_to_18,
+    18: _update_to_19,
 }
 FORMAT = Format("results", Results, SCHEMA_VERSION, _MIGRATIONS)
 

@@ -20,14 +20,18 @@ from bench.judge.compare import compare
 from bench.judge.gates import Kind
 from bench.judge.recommend import recommend
 from bench.judge.rls import policy_forms, rls_costs
-from bench.measure.claims import policy_subject
-from bench.measure.isolation import ISOLATION_SETS
+from bench.measure import runner
+from bench.measure.claims import claim_nobody, policy_subject
+from bench.measure.isolation import ISOLATION_SETS, check_isolation
 from bench.measure.options import RunOptions
 from bench.measure.paired import pair_up
-from bench.measure.runner import jobs_of, run_measurement
+from bench.measure.runner import jobs_of, prepared, run_measurement
+from bench.measure.timeout import Session
 from bench.report.build import write_report
+from bench.results import IsolationCheck
 from bench.runs.matrix import measure
-from bench.targets.target import connected
+from bench.targets.roles import sampler
+from bench.targets.target import Target, connected, scratch_copy
 from tests.support import SCENARIOS, one_line_error, taskbench_here
 
 # A policy that forgets the messages table: tasks and conversations isolated, every message visible.
@@ -45,7 +49,12 @@ USING_TRUE = """
 description = "USING (true) on tasks: a leak the isolation check must find"
 policies = ["ALTER TABLE tasks ENABLE ROW LEVEL SECURITY", "CREATE POLICY everyone ON tasks USING (true)"]
 """
+# The same leaky policies on one more index: a variant the isolation checks of the one above are lent to.
+FORGETS_MESSAGES_INDEXED = FORGETS_MESSAGES.replace(
+    "policies = [", 'statements = ["CREATE INDEX tb_messages_conversation ON messages (conversation_id)"]\npolicies = ['
+)
 SCENARIO_NAMES = ["task_by_id", "task_by_id_rls", "last_messages_owned", "last_messages_rls", "create_task_rls"]
+RELYING = ("task_by_id_rls", "last_messages_rls", "create_task_rls")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +63,7 @@ def leaky_catalogue(tmp_path_factory):
     shutil.copytree(SCENARIOS, d)
     (d / "variants" / "rls_forgets_messages.toml").write_text(FORGETS_MESSAGES, encoding="utf-8")
     (d / "variants" / "rls_using_true.toml").write_text(USING_TRUE, encoding="utf-8")
+    (d / "variants" / "rls_forgets_messages_indexed.toml").write_text(FORGETS_MESSAGES_INDEXED, encoding="utf-8")
     return load_catalogue(d)
 
 
@@ -61,9 +71,8 @@ def leaky_catalogue(tmp_path_factory):
 def rls_run(seeded, leaky_catalogue):
     """One small real run: the explicit and RLS forms under no policy, a sound one and two leaks,
     every scenario under the policies (the policy scope all)."""
-    chosen = leaky_catalogue.select(
-        SCENARIO_NAMES, ["baseline", "rls_subselect", "rls_forgets_messages", "rls_using_true"]
-    ).model_copy(update={"policy_scope": "all"})
+    variants = ["baseline", "rls_subselect", "rls_forgets_messages", "rls_forgets_messages_indexed", "rls_using_true"]
+    chosen = leaky_catalogue.select(SCENARIO_NAMES, variants).model_copy(update={"policy_scope": "all"})
     return measure(seeded, chosen, RunOptions(cold_samples=1, stability_rounds=1, concurrent=True))
 
 
@@ -182,7 +191,7 @@ def test_samples_under_a_policy_run_as_the_user_and_the_policy_isolates(rls_run)
     sound = {c.scenario: c for c in rls_run.cells if c.variant == "rls_subselect"}
     assert set(sound) == set(SCENARIO_NAMES)
     assert all(c.claim == "app.user_id" for c in sound.values())
-    for name in ("task_by_id_rls", "last_messages_rls", "create_task_rls"):
+    for name in RELYING:
         check = sound[name].isolation
         assert check is not None and not check.failed, (name, check)
         assert check.parameter_sets == ISOLATION_SETS and check.cross_user == ISOLATION_SETS
@@ -217,6 +226,56 @@ def test_a_leaking_policy_fails_its_cell_whatever_its_latency(rls_run, tmp_path)
     with pytest.raises(IsolationFailure, match="last_messages_rls under rls_forgets_messages") as raised:
         isolated(path)
     assert raised.value.exit_code == EXIT_REGRESSION and "\n" not in str(raised.value)
+
+
+def test_a_finished_isolation_check_is_lent_to_the_variants_with_the_same_policies(rls_run, seeded, leaky_catalogue):
+    """What a statement returns does not depend on the indexes: the leaky policies on one more index
+    take the checks made under them without it, and checked there afresh, find the same."""
+    lent = {name: rls_run.cell(name, "rls_forgets_messages_indexed") for name in RELYING}
+    for name, cell in lent.items():
+        own = rls_run.cell(name, "rls_forgets_messages")
+        assert own is not None and own.isolation is not None and own.isolation.checked_under is None
+        assert cell is not None and cell.isolation is not None
+        assert cell.isolation.checked_under == "rls_forgets_messages"
+        assert cell.isolation.model_copy(update={"checked_under": None}) == own.isolation
+    assert lent["last_messages_rls"].isolation.leaks > 0 and lent["last_messages_rls"].verdict == "fail"
+    assert "checked under rls_forgets_messages" in lent["last_messages_rls"].isolation.describe()
+
+    variant = next(v for v in leaky_catalogue.variants if v.name == "rls_forgets_messages_indexed")
+    scenario = next(s for s in leaky_catalogue.scenarios if s.name == "last_messages_rls")
+    _, _, pools = prepared(seeded, leaky_catalogue)
+
+    async def check_here(copy: Target, samples_target: Target) -> IsolationCheck:
+        assert variant.claim is not None
+        async with connected(copy) as conn, connected(samples_target) as samples:
+            await claim_nobody(samples, variant.claim)
+            async with applied_variant(conn, variant):
+                return await check_isolation(Session(conn), Session(samples), scenario, variant.claim, pools, 1, 1000)
+
+    with scratch_copy(seeded, "lent") as copy, sampler(copy) as sampling:
+        afresh = run_measurement(check_here(copy, sampling.target))
+    assert afresh == lent["last_messages_rls"].isolation.model_copy(update={"checked_under": None})
+
+
+def test_a_check_cut_off_by_its_timeout_is_never_lent(rls_run, monkeypatch):
+    """A faster index might not have cut it off: each variant checks again. (The checks here are made
+    up; that a real check ends so is ``check_isolation``'s, above.)"""
+    made: list[str] = []
+
+    async def check(owner, samples, scenario, claim, pools, seed, timeout_ms):
+        made.append(scenario.name)
+        return IsolationCheck(parameter_sets=1, differing=1, cross_user=0, leaks=0, timed_out=True)
+
+    monkeypatch.setattr(runner, "check_isolation", check)
+    cell = rls_run.cell("task_by_id_rls", "rls_subselect")
+    scenario = next(s for s in load_catalogue(SCENARIOS).scenarios if s.name == "task_by_id_rls")
+    checks: dict[runner.CheckKey, IsolationCheck] = {}
+    for _ in range(2):
+        isolation = runner._Isolation(None, None, "app.user_id", ("p",), True, checks)  # type: ignore[arg-type]
+        checked = run_measurement(isolation.checked(scenario, cell, None, RunOptions()))  # type: ignore[arg-type]
+        assert checked.verdict == "fail" and checked.isolation is not None
+        assert checked.isolation.checked_under is None
+    assert made == ["task_by_id_rls"] * 2 and checks == {}
 
 
 def test_the_report_says_so_first_and_answers_what_rls_costs(rls_run, tmp_path):

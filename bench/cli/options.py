@@ -126,7 +126,8 @@ Share = Annotated[
     typer.Option(
         "--share/--no-share",
         help="A cell whose plans and used indexes are a measured cell's (same scenario) shares its samples "
-        "instead of being measured again.",
+        "instead of being measured again, and an isolation check that finished stands for every variant "
+        "with the same policies.",
     ),
 ]
 PlanCacheOption = Annotated[

@@ -49,7 +49,8 @@ class RunOptions:
     concurrent: bool = False  # measure even while another measurement holds the server (recorded)
     lock_wait: float = 10.0  # seconds to wait for another measurement on the server to finish
     timeout_factor: float = DEFAULT_FACTOR  # a cell's statement_timeout: this many times its SLA
-    share: bool = True  # a cell whose plans and indexes equal a measured one's shares its samples (``sharing``)
+    share: bool = True  # a cell whose plans and indexes equal a measured one's shares its samples (``sharing``),
+    # and an isolation check that finished is lent to the variants with the same policies
     # how the samples' prepared statements are planned (``plancache``): as the driver does it, always
     # custom (as behind a transaction pooler without prepared statements), or always generic
     plan_cache: str = DEFAULT_PLAN_CACHE

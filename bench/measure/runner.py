@@ -75,6 +75,7 @@ from bench.results import (
     ColdCache,
     Dataset,
     Environment,
+    IsolationCheck,
     MatrixConfig,
     PlanFacts,
     Protocol,
@@ -587,12 +588,13 @@ async def _measure_variant(
     since: float,
     on_cell: Callable[[], None],
     server_side: bool,
-    measured: dict[str, Cell],
+    earlier: Earlier,
 ) -> tuple[VariantResult, list[Cell]]:
     """Build the variant's indexes on ``conn`` (the connecting role: it owns the copy) and measure
     its cells on ``samples`` (the run's sampler role, ``roles``); ANALYZE and emptying the buffer
-    cache stay with ``conn``. A cell whose signature is in ``measured`` (cells of the variants before,
-    by signature: ``sharing``) shares that cell's samples instead; the ones measured here join it."""
+    cache stay with ``conn``. A cell whose signature is in ``earlier.cells`` (``sharing``) shares that
+    cell's samples instead, and an isolation check in ``earlier.checks`` stands for this variant's;
+    the ones made here join them (with ``RunOptions.share``)."""
     claim = variant.claim
     if claim is not None and (refused := await policy_subject(samples)):
         raise InputError(f"variant {variant.name!r} has row-level security policies, but {refused}")
@@ -607,6 +609,7 @@ async def _measure_variant(
                     signatures[s.name] = await signature(
                         samples, s, pools, opts.seed, opts.explain_samples, cost.policies, claim
                     )
+        measured = earlier.cells
         own = [s for s in scenarios if signatures.get(s.name) not in measured]
         with clock.phase("warm-up and samples"):
             fresh = await measure_cells(samples, own, variant.name, pools, opts, since, on_cell, server_side, claim)
@@ -632,10 +635,9 @@ async def _measure_variant(
             on_cell()
         if claim is not None:
             with clock.phase("isolation check"):
-                cells = [
-                    await _isolated(conn, samples, s, c, claim, pools, opts, server_side)
-                    for s, c in zip(scenarios, cells, strict=True)
-                ]
+                checks = earlier.checks if opts.share else {}
+                isolation = _Isolation(conn, samples, claim, tuple(cost.policies), server_side, checks)
+                cells = [await isolation.checked(s, c, pools, opts) for s, c in zip(scenarios, cells, strict=True)]
         if opts.stability_rounds:  # per variant, shared or not: another index may win after an ANALYZE
             with clock.phase("plan stability"):
                 stable = await plan_stability(
@@ -663,25 +665,45 @@ async def _draw_plans(
     await session.reset()
 
 
-async def _isolated(
-    conn: asyncpg.Connection,
-    samples: asyncpg.Connection,
-    scenario: Scenario,
-    cell: Cell,
-    claim: str,
-    pools: Pools,
-    opts: RunOptions,
-    server_side: bool,
-) -> Cell:
-    """``cell`` with its isolation check when its scenario relies on row-level security (``isolation``);
-    a failed check fails the cell whatever its latency: a query that shows one user another's rows
-    breaks a promise no speed makes up for. A copy: a shared measurement stays as it was measured."""
-    if scenario.explicit is None:
-        return cell
-    timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
-    owner, sampler_session = Session(conn, server_side), Session(samples, server_side)
-    check = await check_isolation(owner, sampler_session, scenario, claim, pools, opts.seed, timeout_ms)
-    return cell.model_copy(update={"isolation": check, "verdict": "fail" if check.failed else cell.verdict})
+CheckKey = tuple[str, tuple[str, ...], str]  # a scenario, the policies' statements, the claim's setting
+
+
+@dataclass
+class Earlier:
+    """What the variants measured before lend the later ones: each distinct cell by its signature
+    (``sharing``), and each isolation check that finished, by scenario and policies."""
+
+    cells: dict[str, Cell] = field(default_factory=dict)
+    checks: dict[CheckKey, IsolationCheck] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Isolation:
+    """A policy variant's isolation checks (``isolation``): ``conn`` owns the tables, ``samples`` is
+    the samples' role, ``checks`` the checks that finished under the same policies before."""
+
+    conn: asyncpg.Connection
+    samples: asyncpg.Connection
+    claim: str
+    policies: tuple[str, ...]
+    server_side: bool
+    checks: dict[CheckKey, IsolationCheck]
+
+    async def checked(self, scenario: Scenario, cell: Cell, pools: Pools, opts: RunOptions) -> Cell:
+        """``cell`` with its isolation check when its scenario relies on row-level security; a failed
+        check fails the cell whatever its latency: a query that shows one user another's rows breaks
+        a promise no speed makes up for. A copy: a shared measurement stays as it was measured."""
+        if scenario.explicit is None:
+            return cell
+        key = (scenario.name, self.policies, self.claim)
+        check = self.checks.get(key)
+        if check is None:
+            owner, sampler_session = Session(self.conn, self.server_side), Session(self.samples, self.server_side)
+            timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
+            check = await check_isolation(owner, sampler_session, scenario, self.claim, pools, opts.seed, timeout_ms)
+            if not check.timed_out:  # a faster index might not have cut it off: not lent
+                self.checks[key] = check.model_copy(update={"checked_under": cell.variant})
+        return cell.model_copy(update={"isolation": check, "verdict": "fail" if check.failed else cell.verdict})
 
 
 def _shared(cell: Cell, variant: str) -> Cell:
@@ -723,7 +745,7 @@ async def _measure_jobs(
     variants: list[VariantResult] = []
     cold = ColdCache(available=False, method="none: nothing measured")
     privileges = "nothing measured"
-    by_signature: dict[str, Cell] = {}  # each distinct cell measured so far (``sharing``)
+    earlier = Earlier()  # what the variants measured so far lend the later ones
     total = sum(len(scenarios) for _, scenarios in jobs)
     done = 0
     step = ""  # the variant and phase under way, named by the progress line (cold samples take minutes)
@@ -761,7 +783,7 @@ async def _measure_jobs(
                     since,
                     on_cell,
                     copy.host_kind != "pooler",
-                    by_signature,
+                    earlier,
                 )
         variants.append(cost)
         cells.extend(measured)
