@@ -34,8 +34,8 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
-from contextlib import ExitStack
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -589,12 +589,14 @@ async def _measure_variant(
     on_cell: Callable[[], None],
     server_side: bool,
     earlier: Earlier,
+    analyzers: Sequence[asyncpg.Connection] = (),
 ) -> tuple[VariantResult, list[Cell]]:
     """Build the variant's indexes on ``conn`` (the connecting role: it owns the copy) and measure
     its cells on ``samples`` (the run's sampler role, ``roles``); ANALYZE and emptying the buffer
     cache stay with ``conn``. A cell whose signature is in ``earlier.cells`` (``sharing``) shares that
     cell's samples instead, and an isolation check in ``earlier.checks`` stands for this variant's;
-    the ones made here join them (with ``RunOptions.share``)."""
+    the ones made here join them (with ``RunOptions.share``). ``analyzers``: more connections of the
+    owner, for the stability rounds' ANALYZEs."""
     claim = variant.claim
     if claim is not None and (refused := await policy_subject(samples)):
         raise InputError(f"variant {variant.name!r} has row-level security policies, but {refused}")
@@ -641,7 +643,7 @@ async def _measure_variant(
         if opts.stability_rounds:  # per variant, shared or not: another index may win after an ANALYZE
             with clock.phase("plan stability"):
                 stable = await plan_stability(
-                    conn, samples, scenarios, pools, opts.seed, opts.stability_rounds, 5, claim
+                    [conn, *analyzers], samples, scenarios, pools, opts.seed, opts.stability_rounds, 5, claim
                 )
             for cell in cells:
                 cell.stability = stable[cell.scenario]
@@ -769,7 +771,9 @@ async def _measure_jobs(
                 copy = copied.enter_context(scratch_copy(seeded, "run"))
                 sampling = copied.enter_context(sampler(copy))
             privileges = sampling.privileges
-            async with connected(copy) as conn, connected(sampling.target) as samples:
+            async with connected(copy) as conn, connected(sampling.target) as samples, AsyncExitStack() as more:
+                # a second server process of the owner's shares each stability round's ANALYZEs
+                analyzers = [await more.enter_async_context(connected(copy))] if opts.stability_rounds else []
                 cold = await cold_cache(conn)  # its probe empties the server's buffer cache: only under the lock
                 cost, measured = await _measure_variant(
                     conn,
@@ -784,6 +788,7 @@ async def _measure_jobs(
                     on_cell,
                     copy.host_kind != "pooler",
                     earlier,
+                    analyzers,
                 )
         variants.append(cost)
         cells.extend(measured)

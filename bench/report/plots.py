@@ -27,7 +27,9 @@ _MARK = {"pass": "✓", "fail": "✗", "borderline": "≈", "inconclusive": "?"}
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    # zlib's fastest level: the default matrix's three figures saved in 3.9 s instead of 5.4 s, the
+    # files 13% larger (1.44 against 1.27 MB); the pixels are the same
+    fig.savefig(path, dpi=110, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
 
