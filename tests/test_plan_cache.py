@@ -16,11 +16,20 @@ from bench.catalogue.files import Catalogue, load_catalogue
 from bench.judge.compare import compare
 from bench.judge.timegate import DEFAULT_TIME, sign_test_tail
 from bench.measure.options import RunOptions
-from bench.measure.plancache import SLOWER_LEVEL, pair_order, slower_classes, still_open
+from bench.measure.plancache import (
+    SLOWER_LEVEL,
+    Counters,
+    Kind,
+    pair_order,
+    set_plan_cache,
+    slower_classes,
+    still_open,
+)
+from bench.measure.runner import run_measurement
 from bench.report.build import differs_for, write_report
-from bench.results import Results
+from bench.results import PlanCache, Results
 from bench.runs.matrix import measure
-from bench.targets.target import Target
+from bench.targets.target import Target, connected
 from seed.load import seed_database
 from seed.profiles import get_profile
 from tests.support import SCENARIOS, cell_of
@@ -174,3 +183,40 @@ def test_custom_and_generic_take_turns_at_going_first_within_each_class():
     for i, user_class in enumerate(classes):
         firsts[user_class].append(pair_order(classes[:i].count(user_class))[0])
     assert firsts["ordinary"] == firsts["power"] == ["custom", "generic", "custom", "generic", "custom"]
+
+
+def test_the_counters_read_once_a_round_give_each_execution_its_kind(seeded):
+    """Every statement of a round read at once; one about to run again before that is read first."""
+    one, two = "SELECT $1::int AS one", "SELECT $1::int AS two"
+
+    async def go() -> tuple[list[tuple[str, Kind | None]], int]:
+        async with connected(seeded) as conn:
+            counters, seen, reads = Counters(conn), [], 0
+            read = counters._read
+
+            async def counted(statements: list[str]) -> dict[str, tuple[int, int]]:
+                nonlocal reads
+                reads += 1
+                return await read(statements)
+
+            counters._read = counted  # type: ignore[method-assign]
+
+            async def sample(sql: str, mode: PlanCache) -> None:
+                await set_plan_cache(conn, mode)
+                await counters.before(sql)
+                await conn.fetch(sql, 1)
+                counters.ran(sql, lambda kind: seen.append((sql, kind)))
+
+            await conn.fetch(one, 0)  # a warm-up: prepared, and one custom plan before the first reading
+            await sample(one, "custom")  # its first reading (one read), and that of two below (another)
+            await sample(two, "generic")
+            await counters.settle()  # both in one read
+            await sample(one, "generic")
+            await sample(one, "custom")  # the same text again in the round: the first is read before
+            await counters.settle()
+            await set_plan_cache(conn, "driver")
+            return seen, reads
+
+    seen, reads = run_measurement(go())
+    assert seen == [(one, "custom"), (two, "generic"), (one, "generic"), (one, "custom")]
+    assert reads == 5  # two first readings, two rounds, and the repeat's

@@ -62,7 +62,7 @@ from bench.measure.environment import environment
 from bench.measure.isolation import check_isolation
 from bench.measure.options import DEFAULT_PLAN_CACHE, MIN_TIMEOUT_MS, RunOptions, plan_cache
 from bench.measure.plan import EXPLAIN_ANALYZE, EXPLAIN_ANALYZE_WAL, EXPLAIN_PLAN, plan_facts, timings, wal
-from bench.measure.plancache import CellPlans, set_plan_cache
+from bench.measure.plancache import CellPlans, Counters, set_plan_cache
 from bench.measure.rows import result_hash
 from bench.measure.sharing import signature
 from bench.measure.stability import plan_stability
@@ -338,7 +338,7 @@ class _CellRun:
             self.seconds += time.perf_counter() - started
             return True
         if self.cache is not None:
-            await self.cache.after(drawn.sql, cls.name)
+            self.cache.after(drawn.sql, cls.name)
         if explain is not None:
             if self.cache is not None:
                 await self.cache.probe(drawn, cls.name, lambda sql, args: self._timed(conn, sql, args, claim))
@@ -506,11 +506,12 @@ async def _measure_group(
     claim: str | None,
 ) -> list[Cell]:
     cells = [_CellRun(s, variant, pools, opts, claim) for s in scenarios]
+    counters = Counters(session.conn)  # read once a round (``settle``) for every cell's samples
     if session.server_side:  # a pooler's server sessions are not this connection's: nothing to count
         for cell in cells:
             # each class's share of the explained samples, the most pairs its generic check takes
             pairs = math.ceil(opts.explain_samples / len(cell.classes))
-            cell.cache = CellPlans(session.conn, plan_cache(opts.plan_cache), cell.scenario.kind == "read", pairs)
+            cell.cache = CellPlans(counters, plan_cache(opts.plan_cache), cell.scenario.kind == "read", pairs)
 
     async def guarded(cell: _CellRun, work: Coroutine[Any, Any, T]) -> T:
         try:
@@ -526,6 +527,7 @@ async def _measure_group(
     rounds = 0
     while running:
         took = [await guarded(cell, cell.step(session, since)) for cell in _round_order(running, rounds)]
+        await counters.settle()
         rounds += 1
         if not any(took):  # every cell left is pausing before an early fail is measured again
             await asyncio.sleep(0.05)
