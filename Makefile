@@ -27,12 +27,13 @@ COMPILED := bench.cli.matrix, bench.cli.gate, bench.runs.matrix, bench.runs.side
 # interpreter's own pip (22.3+: --python) installs uv into it; where there is none, ensurepip puts pip
 # in after all, and pip installs everything where uv fails. make install from clean clones, alternately:
 # 15.0 and 15.8 s against 21.3 and 23.5 s with ensurepip.
-PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+PIP_FLAGS := --quiet --disable-pip-version-check
+PIP := $(BIN)/python -m pip $(PIP_FLAGS)
 HAS_PIP := $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
 UV := 'uv>=0.13,<1'
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv --without-pip $(VENV)
-	( ($(PYTHON) -m pip --quiet --disable-pip-version-check --python $(BIN)/python install $(UV) \
+	( ($(PYTHON) -m pip $(PIP_FLAGS) --python $(BIN)/python install $(UV) \
 		|| ( ($(HAS_PIP)) && $(PIP) install $(UV) )) \
 		&& $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]' ) \
 		|| ( ($(HAS_PIP)) && $(PIP) install -e '.[test]' )

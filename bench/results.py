@@ -1066,12 +1066,6 @@ def _update_to_17(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _update_to_19(raw: dict[str, Any]) -> dict[str, Any]:
-    """Nothing to fill in: an older run checked isolation under every policy variant (``checked_under``
-    null), and told a check cut off by its timeout in its example only (``timed_out`` false)."""
-    return raw
-
-
 def _update_to_18(raw: dict[str, Any]) -> dict[str, Any]:
     """An older run timed the pairs of the first explained samples, one each, in order."""
     side_by_side = raw.get("side_by_side")
@@ -1080,6 +1074,12 @@ def _update_to_18(raw: dict[str, Any]) -> dict[str, Any]:
         generic = cell.get("generic") if isinstance(cell, dict) else None
         if isinstance(generic, dict) and isinstance(cell.get("samples"), dict):
             generic.setdefault("classes", cell["samples"].get("user_class", [])[: len(generic.get("custom_ms", []))])
+    return raw
+
+
+def _update_to_19(raw: dict[str, Any]) -> dict[str, Any]:
+    """Nothing to fill in: an older run checked isolation under every policy variant (``checked_under``
+    null), and told a check cut off by its timeout in its example only (``timed_out`` false)."""
     return raw
 
 

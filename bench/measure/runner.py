@@ -591,7 +591,7 @@ async def _measure_variant(
     on_cell: Callable[[], None],
     server_side: bool,
     earlier: Earlier,
-    analyzers: Sequence[asyncpg.Connection] = (),
+    analyzers: Sequence[asyncpg.Connection],
 ) -> tuple[VariantResult, list[Cell]]:
     """Build the variant's indexes on ``conn`` (the connecting role: it owns the copy) and measure
     its cells on ``samples`` (the run's sampler role, ``roles``); ANALYZE and emptying the buffer
@@ -613,13 +613,12 @@ async def _measure_variant(
                     signatures[s.name] = await signature(
                         samples, s, pools, opts.seed, opts.explain_samples, cost.policies, claim
                     )
-        measured = earlier.cells
-        own = [s for s in scenarios if signatures.get(s.name) not in measured]
+        own = [s for s in scenarios if signatures.get(s.name) not in earlier.cells]
         with clock.phase("warm-up and samples"):
             fresh = await measure_cells(samples, own, variant.name, pools, opts, since, on_cell, server_side, claim)
         for cell in fresh:
             if cell.scenario in signatures:
-                measured[signatures[cell.scenario]] = cell
+                earlier.cells[signatures[cell.scenario]] = cell
         with clock.phase("plan trees"):
             await _draw_plans(Session(samples, server_side), own, fresh, pools, opts, claim)
         if cold.available and opts.cold_samples:
@@ -634,7 +633,7 @@ async def _measure_variant(
                         )
                 await session.reset()
         by_name = {cell.scenario: cell for cell in fresh}
-        cells = [by_name.get(s.name) or _shared(measured[signatures[s.name]], variant.name) for s in scenarios]
+        cells = [by_name.get(s.name) or _shared(earlier.cells[signatures[s.name]], variant.name) for s in scenarios]
         for _ in range(len(scenarios) - len(own)):
             on_cell()
         if claim is not None:
@@ -669,7 +668,7 @@ async def _draw_plans(
     await session.reset()
 
 
-CheckKey = tuple[str, tuple[str, ...], str]  # a scenario, the policies' statements, the claim's setting
+CheckKey = tuple[str, tuple[str, ...]]  # a scenario, and the policies' statements (which name the claim)
 
 
 @dataclass
@@ -699,7 +698,7 @@ class _Isolation:
         a promise no speed makes up for. A copy: a shared measurement stays as it was measured."""
         if scenario.explicit is None:
             return cell
-        key = (scenario.name, self.policies, self.claim)
+        key = (scenario.name, self.policies)
         check = self.checks.get(key)
         if check is None:
             owner, sampler_session = Session(self.conn, self.server_side), Session(self.samples, self.server_side)

@@ -38,12 +38,11 @@ ORDER BY pg_relation_size(to_regclass(format('public.%I', t))) DESC NULLS LAST, 
 """
 
 
-async def _reanalyze(owners: Sequence[asyncpg.Connection]) -> None:
+async def _reanalyze(owners: Sequence[asyncpg.Connection], tables: list[str]) -> None:
     """ANALYZE every table, the owners' connections (server processes of their own) each taking a
-    share at once, the largest tables dealt out first: on the default profile tasks and messages
-    took 0.29 and 0.16 s one after the other. ANALYZE only reads, and what it samples does not
-    depend on what runs beside it."""
-    tables = [r[0] for r in await owners[0].fetch(_BY_SIZE, list(TABLE_NAMES))]
+    share at once, ``tables`` dealt out in their order (the largest first: on the default profile
+    tasks and messages took 0.29 and 0.16 s one after the other). ANALYZE only reads, and what it
+    samples does not depend on what runs beside it."""
 
     async def analyze(conn: asyncpg.Connection, share: list[str]) -> None:
         for table in share:
@@ -73,8 +72,9 @@ async def plan_stability(
     drawers = {s.name: Drawer(s, pools, seed) for s in scenarios}
     drawn = {name: [d.draw() for _ in range(param_sets)] for name, d in drawers.items()}
     seen = {name: [await _plans(samples, drawn[name], claim)] for name in drawers}
+    by_size = [r[0] for r in await owners[0].fetch(_BY_SIZE, list(TABLE_NAMES))]
     for _ in range(rounds):
-        await _reanalyze(owners)
+        await _reanalyze(owners, by_size)
         for name in drawers:
             seen[name].append(await _plans(samples, drawn[name], claim))
     result = {}
