@@ -18,6 +18,7 @@ from bench.judge.recommend import recommend
 from bench.report import render
 from bench.report.build import _templates, plan_diffs, power_ratio, write_report
 from bench.report.plans import cell_diff, drawn, scenario_plans, tree
+from bench.report.plots import _Boxes
 from bench.results import Results
 from tests.support import cell_of
 
@@ -38,6 +39,18 @@ def test_every_file_is_written(report_dir):
     assert names == {"index.html", "summary.md", "results.csv", "heatmap.png", "latency.png", "tradeoff.png"}
     for png in run_dir.glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
+
+
+def test_a_latency_box_spans_the_quartiles_its_whiskers_and_caps_p5_and_p95():
+    boxes = _Boxes()
+    boxes.add([float(v) for v in range(1, 102)], 2.0, 0.4, ("tab:blue", "xxx"))  # percentile q is 1 + q
+    [box] = boxes.shapes[("tab:blue", "xxx")]
+    assert sorted({x for x, _ in box}) == [26.0, 76.0] and sorted({y for _, y in box}) == [1.8, 2.2]
+    assert boxes.medians == [[(51.0, 1.8), (51.0, 2.2)]]
+    reaching = [segment for segment in boxes.whiskers if segment[0][1] == segment[1][1] == 2.0]
+    assert reaching == [[(6.0, 2.0), (26.0, 2.0)], [(76.0, 2.0), (96.0, 2.0)]]
+    caps = [segment for segment in boxes.whiskers if segment not in reaching]
+    assert [{x for x, _ in cap} for cap in caps] == [{6.0}, {96.0}]
 
 
 def test_html_is_self_contained_and_complete(report_dir, small_results):
