@@ -33,7 +33,8 @@ PAIRS = PairOptions(pairs=30, concurrent=True)
 CELLS = (["recent_tasks", "task_by_id", "create_task"], ["composite"])
 READS = ["recent_tasks", "task_by_id"]
 # A test that expects time judged side by side (its calibration, no time finding) runs alone: not
-# beside another xdist worker (tests/workers.py). Rows, plans and refusals do not depend on it.
+# beside another xdist worker (tests/workers.py). Rows, plans and refusals do not depend on it, nor
+# does a test whose point is elsewhere and which takes "cannot judge" for an answer (no_false_alarm).
 alone = pytest.mark.alone
 
 
@@ -144,7 +145,6 @@ def test_an_index_dropped_from_a_variant_is_a_plan_regression_its_plans_drawn_an
     assert any(line.startswith("+ ") for line in diff)  # what the head reads it with instead
 
 
-@alone
 def test_changed_parameters_are_timed_each_side_with_its_own_and_rows_not_compared(seeded, head, tmp_path):
     renamed = _edited(
         tmp_path,
@@ -157,7 +157,6 @@ def test_changed_parameters_are_timed_each_side_with_its_own_and_rows_not_compar
     assert all(c.differing_rows is None for c in current.side_by_side.cells if c.scenario in READS)
 
 
-@alone
 def test_changed_models_are_timed_beside_the_recorded_schema(seeded, head, reference):
     # the reference run's models: title as text and a flag (with a default) the models have dropped since
     recorded = reference.schema_ddl.replace(

@@ -266,8 +266,7 @@ def test_a_run_on_17_records_its_server_and_what_it_lacks(seeded17, catalogue):
     assert all(n.index_searches is None for c in res.cells for n in c.plan.nodes)
 
 
-@pytest.mark.pg17
-@pytest.mark.alone  # time judged side by side
+@pytest.mark.pg17  # beside the other worker: what it shows is the check on 17, which may say "cannot judge"
 def test_a_check_on_17_passes_an_unchanged_head(seeded17, catalogue):
     head = catalogue.select(*CELLS)
     pairs = PairOptions(pairs=30, concurrent=True)
