@@ -5,6 +5,7 @@ feeds both templates, as in ``bench.report``, whose number formats it reuses."""
 from __future__ import annotations
 
 import io
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,13 @@ def _view(advice: Advice, res: Results) -> dict[str, Any]:
     }
 
 
+@cache  # compiled once a process
 def _templates() -> Environment:
     env = Environment(
         loader=PackageLoader("bench.advise", "templates"),
-        autoescape=select_autoescape(["html"]),
+        # the page is advise.html.j2: select_autoescape(["html"]) matched it not, and a DDL's "<" or a
+        # scenario's text went into the page as markup
+        autoescape=select_autoescape(["html.j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
