@@ -9,12 +9,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 
 from bench import output
 from bench.advise.model import Advice, CandidateInfo
 from bench.advise.ship import VARIANT_NAME
-from bench.report.build import conditions, ms, size
+from bench.report.build import conditions, ms, size, template_environment
 from bench.results import Results
 
 
@@ -82,14 +82,7 @@ def _view(advice: Advice, res: Results) -> dict[str, Any]:
 
 @cache  # compiled once a process
 def _templates() -> Environment:
-    env = Environment(
-        loader=PackageLoader("bench.advise", "templates"),
-        # the page is advise.html.j2: select_autoescape(["html"]) matched it not, and a DDL's "<" or a
-        # scenario's text went into the page as markup
-        autoescape=select_autoescape(["html.j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = template_environment("bench.advise")
     env.filters.update(ms=ms, size=size, ratio=_ratio)
     return env
 

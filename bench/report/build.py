@@ -464,16 +464,21 @@ def _rls(res: Results) -> dict[str, Any]:
     }
 
 
-@cache  # compiled once a process: a report's templates took 0.2-0.3 s to compile, every report again
-def _templates() -> Environment:
-    env = Environment(
-        loader=PackageLoader("bench.report", "templates"),
-        # the HTML templates are *.html.j2: select_autoescape(["html"]) matched none of them, so every
-        # text of the page (SQL, plans, descriptions) went out unescaped
+def template_environment(package: str) -> Environment:
+    """The templates of ``package`` (its ``templates/``), as every page of taskbench renders them: the
+    HTML ones (*.html.j2) escaped. select_autoescape(["html"]) had matched none of them, so every text
+    of a page (SQL, plans, a DDL's "<", descriptions) went out as markup."""
+    return Environment(
+        loader=PackageLoader(package, "templates"),
         autoescape=select_autoescape(["html.j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+@cache  # compiled once a process: a report's templates took 0.2-0.3 s to compile, every report again
+def _templates() -> Environment:
+    env = template_environment("bench.report")
     env.filters.update(ms=ms, size=size, median=median, count_p50=count_p50, interval=interval, classes=classes_text)
     env.filters.update(plan_ms=plans.plan_ms, plan_label=plans.plan_label, tree=plans.tree)
     env.globals["mark"] = {

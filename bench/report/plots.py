@@ -61,8 +61,8 @@ class _Boxes:
         p5, p25, p50, p75, p95 = np.percentile(values, [5, 25, 50, 75, 95])
         low, high, cap = y - height / 2, y + height / 2, height / 4
         self.shapes.setdefault(look, []).append([(p25, low), (p75, low), (p75, high), (p25, high)])
-        self.whiskers += [[(p5, y), (p25, y)], [(p75, y), (p95, y)], [(p5, y - cap), (p5, y + cap)]]
-        self.whiskers.append([(p95, y - cap), (p95, y + cap)])
+        self.whiskers += [[(p5, y), (p25, y)], [(p75, y), (p95, y)]]  # then the caps
+        self.whiskers += [[(x, y - cap), (x, y + cap)] for x in (p5, p95)]
         self.medians.append([(p50, low), (p50, high)])
 
     def draw(self, ax: Axes) -> None:
