@@ -14,7 +14,7 @@ from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
 from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fixture every module may use
 from tests.support import DATA_DIR, DATA_DIR_17, SCENARIOS, TINY
-from tests.workers import lock_dir, slot
+from tests.workers import Slots, alone_last, is_alone, lock_dir
 
 # A test using one of these (itself or through the fixtures it uses) talks to a PostgreSQL server:
 # marked ``server`` here, so that ``make test-fast`` (``-m "not server"``) runs the others alone. A
@@ -38,6 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
+    alone_last(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -48,11 +49,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+SLOTS = pytest.StashKey[Slots]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SLOTS] = Slots(lock_dir(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    config.stash[SLOTS].close()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
     """Each test holds the xdist workers' lock, shared or, marked ``alone``, exclusively
     (tests/workers.py): set-up, call and tear-down, its module's fixtures included."""
-    with slot(lock_dir(item.config), item.get_closest_marker("alone") is not None):
+    next_alone = nextitem is not None and is_alone(nextitem)
+    with item.config.stash[SLOTS].slot(is_alone(item), next_alone):
         return (yield)
 
 
