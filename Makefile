@@ -57,7 +57,8 @@ $(LINT):
 # when a target needs it. Where no wheel installs (not Linux x86-64 with glibc 2.34+) this fails quietly:
 # make test then skips its tests on 17 and says why, and --pg-major 17 says how to install it.
 # uv installs the extra's requirements alone (-r pyproject.toml): taskbench's own editable install is left
-# as it is, not made again under a process that is importing it (make test compiles beside this).
+# as it is, not made again under a process that is importing it (make test compiles beside this). pip,
+# where uv cannot be had, has no such form and installs the editable package again.
 PG17 := $(VENV)/.pg17
 $(PG17): $(DEPS)
 	-($(BIN)/uv pip install --quiet --python $(BIN)/python -r pyproject.toml --extra pg17 \

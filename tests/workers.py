@@ -90,7 +90,7 @@ class Slots:
                 self._let_go(alone)
 
     def close(self) -> None:
-        """Let go of a hold kept for an ``alone`` test that did not come (the session ended first)."""
+        """The session's end: a hold kept for an ``alone`` test that did not come let go, the files closed."""
         if self.kept:
             self._let_go(True)
         if self._held is not None:
