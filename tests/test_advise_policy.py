@@ -17,12 +17,14 @@ from bench.catalogue.files import load_catalogue
 from bench.catalogue.sql import parse_index
 from bench.errors import EXIT_REGRESSION, IsolationFailure
 from bench.results import load
-from tests.support import SCENARIOS, one_line_error, taskbench_here
+from tests.support import SCENARIOS, SHORT_PAUSE_S, one_line_error, taskbench_here
 
-SEARCH = replace(SEARCH_RUN, concurrent=True)
+SEARCH = replace(SEARCH_RUN, concurrent=True, confirm_pause_s=SHORT_PAUSE_S)
 # the comparison's protocol minus the cold and stability passes, with the search's cell budget:
 # what it measures here is which policies every contender ran under, not a fine p95
-FINAL = replace(FINAL_RUN, cold_samples=0, stability_rounds=0, warmup_seconds=0.1, cell_budget=2.0)
+FINAL = replace(
+    FINAL_RUN, cold_samples=0, stability_rounds=0, warmup_seconds=0.1, cell_budget=2.0, confirm_pause_s=SHORT_PAUSE_S
+)
 SCENARIOS_HELD = ["recent_tasks_rls", "recent_tasks"]
 USING_TRUE = """
 description = "USING (true) on tasks: every task to everyone"

@@ -16,13 +16,16 @@ from bench.advise.run import advise
 from bench.advise.search import search
 from bench.advise.trials import Trials
 from bench.results import load
+from tests.support import SHORT_PAUSE_S
 
 # the tests share the server with other measurements: measure beside them (see tests/support.py)
-SEARCH = replace(SEARCH_RUN, concurrent=True)
+SEARCH = replace(SEARCH_RUN, concurrent=True, confirm_pause_s=SHORT_PAUSE_S)
 # The final comparison's protocol minus what it is not about here: the cold and stability passes,
 # most of the warm-up (0.5 s a cell), and 17 of the 20 explained samples (the search's 3 tell a
 # cell's plan; at baseline every sample of the failing full-text search was explained, ~0.2 s each).
-FINAL = replace(FINAL_RUN, cold_samples=0, stability_rounds=0, warmup_seconds=0.1, explain_samples=3)
+FINAL = replace(
+    FINAL_RUN, cold_samples=0, stability_rounds=0, warmup_seconds=0.1, explain_samples=3, confirm_pause_s=SHORT_PAUSE_S
+)
 # The one scenario that fails at baseline on the tiny dataset, a read and a lookup on the same table
 # that pass, and a write to it (a candidate's cost): the whole search on four scenarios instead of
 # 21. title_substring stays out: its p95 sits at the SLA ÷ 1.5 here, so it came out borderline
@@ -38,7 +41,7 @@ def advised(seeded, catalogue, tmp_path_factory):
     # two screens, not six: the GIN that fixes the full-text search, and a B-tree that fixed nothing
     # (so did the other four, at 4-5 s each: the failing cell and its early-fail confirmation pause)
     options = AdviseOptions(
-        headroom=1.5, search_run=SEARCH_RUN, final_run=FINAL, concurrent=True, screen_per_scenario=SCREENS
+        headroom=1.5, search_run=SEARCH, final_run=FINAL, concurrent=True, screen_per_scenario=SCREENS
     )
     return advise(seeded, catalogue.select(SCENARIOS, None), options, reports, variant_dir=variants)
 

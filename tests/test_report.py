@@ -20,7 +20,7 @@ from bench.report.build import _templates, plan_diffs, power_ratio, write_report
 from bench.report.plans import cell_diff, drawn, scenario_plans, tree
 from bench.report.plots import _Boxes
 from bench.results import Results
-from tests.support import cell_of
+from tests.support import SHORT_PAUSE_S, cell_of
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -131,7 +131,7 @@ def early_stopped(seeded, catalogue, tmp_path_factory):
     res = measure(
         seeded,
         catalogue.model_copy(update={"scenarios": scenarios}).select(None, ["baseline"]),
-        RunOptions(cold_samples=0, stability_rounds=0, concurrent=True),
+        RunOptions(cold_samples=0, stability_rounds=0, concurrent=True, confirm_pause_s=SHORT_PAUSE_S),
     )
     out = tmp_path_factory.mktemp("early")
     write_report(results_io.save(res, out))

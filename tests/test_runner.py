@@ -9,7 +9,7 @@ from bench.judge import sequential
 from bench.measure.options import RunOptions
 from bench.report.plans import tree
 from bench.runs.matrix import measure
-from tests.support import TINY, cell_of, scalar
+from tests.support import SHORT_PAUSE_S, TINY, cell_of, scalar
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def _catalogue_with(catalogue, slas: dict[str, float]):
 
 
 def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_pass_look(seeded, catalogue):
-    opts = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
+    opts = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True, confirm_pause_s=SHORT_PAUSE_S)
     res = measure(seeded, _catalogue_with(catalogue, {"recent_tasks": 0.001, "task_by_id": 10_000}), opts)
     failing, clean = cell_of(res, "recent_tasks", "baseline"), cell_of(res, "task_by_id", "baseline")
     # Classes in turn: ordinary, power, ordinary... the ordinary users' 4th sample is the cell's 7th: a
@@ -212,7 +212,8 @@ def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, cata
     async def measure():
         async with connected(seeded) as conn:
             pools = await pools_for(conn, chosen.scenarios, date(2026, 1, 1))
-            return await runner.measure_cells(conn, chosen.scenarios, "baseline", pools, RunOptions())
+            opts = RunOptions(confirm_pause_s=SHORT_PAUSE_S)
+            return await runner.measure_cells(conn, chosen.scenarios, "baseline", pools, opts)
 
     cells = asyncio.run(measure())
     taken = sorted((at, cell.scenario) for cell in cells for at in cell.samples.at_s)
@@ -233,7 +234,7 @@ def test_cells_of_a_variant_are_interleaved_a_sample_each_per_round(seeded, cata
         at = [t for t, c in zip(failing.samples.at_s, failing.samples.user_class, strict=True) if c == user_class]
         paused = [later - earlier for earlier, later in itertools.pairwise(at)]
         if len(at) > 4:
-            assert max(paused) >= sequential.CONFIRM_PAUSE_S and paused.index(max(paused)) == 3  # after its 4th
+            assert max(paused) >= SHORT_PAUSE_S and paused.index(max(paused)) == 3  # after its 4th
             resumed += 1
         else:
             assert len(at) == 4 and failing.verdict == "fail"
@@ -276,7 +277,8 @@ def test_a_cell_fails_when_its_power_users_fail_and_names_them(seeded):
                 sla_ms=timed[POWER] / 2,
             )
             # min_samples: every class goes on to the first pass look, so the ordinary users get a verdict too.
-            return (await runner.measure_cells(conn, [scenario], "baseline", pools, RunOptions(min_samples=77)))[0]
+            opts = RunOptions(min_samples=77, confirm_pause_s=SHORT_PAUSE_S)
+            return (await runner.measure_cells(conn, [scenario], "baseline", pools, opts))[0]
 
     cell = asyncio.run(measure())
     by_class = {c.user_class: c for c in cell.classes}

@@ -309,7 +309,7 @@ def test_an_early_fail_is_measured_again_and_a_burst_cannot_fake_it() -> None:
     exact = with_confirmation(d, p)
     assert abs(verdicts.count("fail") / runs - exact.fail) < 4 * math.sqrt(exact.fail * (1 - exact.fail) / runs) + 1e-4
     # ... and a burst of other work covering a clean class's first samples fails it no more: the burst
-    # is over when the class is measured again after its pause (the runner waits CONFIRM_PAUSE_S).
+    # is over when the class is measured again after its pause (the runner waits RunOptions.confirm_pause_s).
     burst, clean, failed_once, failed = 6, 0.01, 0, 0
     for _ in range(2_000):
         test, step, i = ClassTest(d), "continue", 0

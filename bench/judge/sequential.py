@@ -77,9 +77,9 @@ BORDERLINE_P = (0.02, 0.08)
 BORDERLINE_CHANCE = 0.2
 # A fail at a look before CONFIRM_BEFORE rests on a handful of samples taken within a second or two,
 # which one burst of other work on the machine can cover: the class is measured again from nothing
-# after a pause, and the second test's verdict stands (its early fails too).
+# after a pause (the runner's RunOptions.confirm_pause_s), and the second test's verdict stands (its
+# early fails too).
 CONFIRM_BEFORE = 16
-CONFIRM_PAUSE_S = 2.0
 
 FAIL_SPENDING = "alpha_fail * n_k / n_K"
 PASS_SPENDING = (
@@ -326,7 +326,7 @@ Step = Literal["pass", "fail", "continue", "borderline", "again"]
 @dataclass
 class ClassTest:
     """One user class's test as its samples arrive: the exceedances counted, the design's looks
-    applied, and an early fail measured again ("again": pause CONFIRM_PAUSE_S, then sample on; the
+    applied, and an early fail measured again ("again": the runner pauses, then samples on; the
     count starts from nothing). ``operating_characteristics`` / ``with_confirmation`` are its exact
     error rates; the runner and the tests drive this same object."""
 

@@ -43,6 +43,9 @@ class RunOptions:
     explain_samples: int = 20  # K: the first K samples also run EXPLAIN (ANALYZE, BUFFERS)
     warmup_seconds: float = 0.5  # warm-up per cell: plain executions for this long, 1 to runner.WARMUP_MAX of them
     cell_budget: float = 20.0  # seconds of measuring, once every class reached its first pass look; then inconclusive
+    # an early fail (bench.judge.sequential.CONFIRM_BEFORE) is measured again from nothing after this
+    # pause, which a burst of other work on the machine should not outlast (recorded in the protocol)
+    confirm_pause_s: float = 2.0
     min_samples: int = 0  # per class, taken for the estimates even after the verdict (scale's curves)
     cold_samples: int = 5  # per cell; 0 skips the cold pass
     stability_rounds: int = 3  # re-ANALYZEs; 0 skips the check

@@ -54,7 +54,7 @@ from bench.catalogue.params import (
 from bench.catalogue.sql import VOLATILITY_SQL, WRITE_GENERATORS
 from bench.catalogue.variants import applied_variant, variant_cost
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
-from bench.judge.sequential import CONFIRM_PAUSE_S, ClassTest, Decision, combine, design_for_classes
+from bench.judge.sequential import CONFIRM_BEFORE, ClassTest, Decision, combine, design_for_classes
 from bench.judge.stats import mixture_summary, quantile_ci, summarize
 from bench.measure.claims import Claim, as_user, claim_for, claim_nobody, policy_subject
 from bench.measure.cold import cold_cache, cold_samples
@@ -372,7 +372,7 @@ class _CellRun:
             return
         step = cls.test.add(over)
         if step == "again":  # an early fail: measured again after a pause, the count from nothing
-            cls.resume_at = time.perf_counter() + CONFIRM_PAUSE_S
+            cls.resume_at = time.perf_counter() + self.opts.confirm_pause_s
         elif step in ("pass", "fail"):
             cls.stop(step, "boundary")
         elif step == "borderline":  # the last look is borderline too: the cell sits at the line
@@ -570,6 +570,8 @@ def protocol(opts: RunOptions, pools: Pools, class_counts: set[int], privileges:
             "sample per undecided cell per round",
             "combine": "a cell passes when every class passes and fails when any class fails",
             "designs": {str(k): design_for_classes(k).describe() for k in sorted(class_counts)},
+            "confirmation": f"a class's fail at a look before n = {CONFIRM_BEFORE} is measured again from nothing "
+            f"after a pause of {opts.confirm_pause_s:g} s; the second test's verdict stands",
             "statement_timeout": f"{opts.timeout_factor:g}x the cell's SLA, at least {MIN_TIMEOUT_MS} ms, on "
             "every execution (warm-up, samples, EXPLAIN ANALYZE, cold samples); an execution cut off by it is "
             "a sample over the SLA that fails its class and the cell at once",
