@@ -181,7 +181,8 @@ def test_a_clearly_failing_cell_stops_at_4_and_a_clean_one_passes_at_the_first_p
     assert res.protocol is not None
     assert res.protocol.name == "sequential-exceedance" and res.protocol.classes == ["ordinary", "power"]
     assert res.protocol.parameters["designs"]["2"]["alpha_fail"] == 0.0125 and res.protocol.explain_samples == 20
-    assert "before n = 16 is measured again from nothing after a pause of 0.2 s" in res.protocol.parameters["confirmation"]
+    confirmation = res.protocol.parameters["confirmation"]
+    assert "before n = 16 is measured again from nothing after a pause of 0.2 s" in confirmation
 
 
 def test_explain_only_on_the_first_k_samples_with_the_same_parameter_sets_whatever_the_warm_up(seeded, catalogue):
