@@ -41,7 +41,7 @@ $(DEPS): pyproject.toml
 	touch $(DEPS)
 
 # The install proper: the dependencies, then the measuring commands' modules compiled (above). The static
-# checks and the suite need the first only (the suite's workers compile what they import, at once).
+# checks and the suite need the first only (see suite: its workers compile what they import as they collect).
 $(STAMP): $(DEPS)
 	$(BIN)/python -c 'import $(COMPILED)'
 	touch $(STAMP)
@@ -57,7 +57,7 @@ $(LINT):
 # when a target needs it. Where no wheel installs (not Linux x86-64 with glibc 2.34+) this fails quietly:
 # make test then skips its tests on 17 and says why, and --pg-major 17 says how to install it.
 # uv installs the extra's requirements alone (-r pyproject.toml): taskbench's own editable install is left
-# as it is, not made again under a process that may be importing it (make upgrade-check compiles beside this). pip,
+# as it is, not made again under a process that may be importing it (the install's compiling, under make -j). pip,
 # where uv cannot be had, has no such form and installs the editable package again.
 PG17 := $(VENV)/.pg17
 $(PG17): $(DEPS)

@@ -51,6 +51,7 @@ class _Plain(LogFormatter):
 
 
 def _log(*axes: Axis) -> None:
+    """Each axis on a log scale, labelled by ``_Plain``."""
     for axis in axes:
         (axis.axes.set_xscale if axis is axis.axes.xaxis else axis.axes.set_yscale)("log")
         axis.set_major_formatter(_Plain())
