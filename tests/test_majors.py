@@ -294,8 +294,7 @@ def upgraded(seeded17, seeded, catalogue):
     )
 
 
-@pytest.mark.pg17
-@pytest.mark.alone  # time judged side by side
+@pytest.mark.pg17  # beside the other worker: it takes "cannot judge" for an answer, as a check on 17 does
 def test_the_upgrade_check_measures_17_beside_18_cell_by_cell(upgraded, tmp_path):
     res, result = upgraded
     assert res is not None and is_upgrade(res)
@@ -315,8 +314,7 @@ def test_the_upgrade_check_measures_17_beside_18_cell_by_cell(upgraded, tmp_path
     assert "## Upgrade: PostgreSQL 17." in summary and "| recent_tasks | composite |" in summary
 
 
-@pytest.mark.pg17
-@pytest.mark.alone  # time judged side by side
+@pytest.mark.pg17  # beside the other worker: it takes "cannot judge" for an answer, as a check on 17 does
 def test_the_upgrade_check_command_seeds_both_majors_judges_and_writes_the_pull_requests_markdown(seeded17, tmp_path):
     """``taskbench upgrade-check`` end to end, on a dataset the size of the tests' (seeded on both servers
     by the command itself), two scenarios under one variant."""
