@@ -18,7 +18,7 @@ from bench.targets.options import TargetSpec
 from bench.targets.provision import dataset_home, measurement_target
 from seed.load import seed_database
 from seed.profiles import get_profile
-from tests.support import ROOT
+from tests.support import ROOT, taskbench_here
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
@@ -58,15 +58,8 @@ def test_the_cli_says_so_without_a_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["seed", "run", "load", "validate"])
-def test_commands_that_need_a_lasting_database_refuse_docker_up_front(command, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", command, "--target", "docker"],
-        cwd=ROOT,
-        env={**os.environ, **NO_ENGINE},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_commands_that_need_a_lasting_database_refuse_docker_up_front(command):
+    proc = taskbench_here(command, "--target", "docker", env_extra=NO_ENGINE)  # refused before any work
     assert proc.returncode == EXIT_INPUT, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "new, empty container for each command" in lines[0], proc.stderr

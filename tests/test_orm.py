@@ -31,7 +31,7 @@ from bench.results import Results
 from bench.runs.matrix import measure
 from bench.targets import schema
 from bench.targets.target import Target, connected
-from tests.support import SCENARIOS, cell_of, one_line_error, taskbench
+from tests.support import SCENARIOS, cell_of, one_line_error, taskbench_here
 
 SHIPPED_TWINS = {
     "orm_recent_tasks": "recent_tasks",
@@ -308,10 +308,10 @@ def test_a_python_file_a_toml_file_or_a_results_file_names_is_never_imported(tmp
 
 def test_the_command_line_says_one_line_and_exits_2(tmp_path):
     d = _scenarios(tmp_path, "orm_broken", "import no_such_module\n")
-    proc = taskbench("validate", "--scenarios-dir", str(d), "--scenario", "recent_tasks")
+    proc = taskbench_here("validate", "--scenarios-dir", str(d), "--scenario", "recent_tasks")
     assert proc.returncode == 2
     assert "orm_broken.py: cannot import it: ModuleNotFoundError" in one_line_error(proc)
-    proc = taskbench("run", "--scenarios-dir", str(SCENARIOS), "--driver", "jdbc", "--variant", "baseline")
+    proc = taskbench_here("run", "--scenarios-dir", str(SCENARIOS), "--driver", "jdbc", "--variant", "baseline")
     assert proc.returncode == 2 and "unknown driver 'jdbc'" in one_line_error(proc)
 
 

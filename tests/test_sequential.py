@@ -97,13 +97,18 @@ def decision_table(d: Design) -> npt.NDArray[np.int_]:
     return table
 
 
+def _steps(d: Design) -> npt.NDArray[np.int_]:
+    """The samples between one look and the next: samples are independent, so the exceedances among
+    them are one binomial draw, and a simulated test draws per look instead of per sample."""
+    return np.diff(np.array((0, *d.looks)))
+
+
 @pytest.mark.parametrize("p", [0.05, 0.02, 0.10])
 def test_monte_carlo_agrees_with_the_exact_dp(p: float) -> None:
     d = design()
     cells = 200_000
     rng = np.random.default_rng(20240607)
-    # Samples are independent, so the exceedances between two looks are a binomial draw.
-    steps = np.diff(np.array((0, *d.looks)))
+    steps = _steps(d)
     exceedances = np.cumsum(rng.binomial(steps, p, size=(cells, len(steps))), axis=1)
     codes = decision_table(d)[np.arange(len(steps)), exceedances]
     stop = np.argmax(codes != 0, axis=1)  # the last look never says continue
@@ -232,9 +237,9 @@ def test_two_measurements_of_one_class_rarely_disagree_exactly_and_in_simulation
     rng = np.random.default_rng(7)
     runs = 60_000
     verdicts = []
-    for _ in range(2):
-        counts = rng.binomial(1, at, size=(runs, d.looks[-1])).cumsum(axis=1)
-        codes = decision_table(d)[np.arange(len(d.looks)), counts[:, np.array(d.looks) - 1]]
+    for _ in range(2):  # the exceedances between two looks: a binomial draw (test_monte_carlo_agrees_...)
+        counts = rng.binomial(_steps(d), at, size=(runs, len(d.looks))).cumsum(axis=1)
+        codes = decision_table(d)[np.arange(len(d.looks)), counts]
         verdicts.append(codes[np.arange(runs), np.argmax(codes != 0, axis=1)])  # 1 fail, 2 pass, 3 borderline
     flips = int(np.sum((verdicts[0] == 1) & (verdicts[1] == 2)) + np.sum((verdicts[0] == 2) & (verdicts[1] == 1)))
     expected = worst * runs
@@ -245,25 +250,15 @@ def test_the_timeout_adds_at_most_q_times_the_expected_executions_to_a_wrong_fai
     """Simulated cells at p = p0 whose every execution is cut off with probability q (as a sample over
     the SLA that fails the class at once) fail no more often than the test alone plus the bound."""
     d = design()
-    p, q, extra, runs = d.p0, 0.001, 25, 4_000
+    p, q, extra, runs = d.p0, 0.001, 25, 40_000
     rng = np.random.default_rng(7)
-    failed = 0
-    for _ in range(runs):
-        if rng.random() < 1 - (1 - q) ** extra:  # warm-up and EXPLAINs: their own executions
-            failed += 1
-            continue
-        n = e = 0
-        while True:
-            n += 1
-            if rng.random() < q:
-                failed += 1
-                break
-            e += rng.random() < p
-            decision = d.decide(n, e) if n in d.looks else "continue"
-            if decision == "fail":
-                failed += 1
-            if decision != "continue":
-                break
+    before = rng.random(runs) < 1 - (1 - q) ** extra  # warm-up and EXPLAINs: their own executions
+    cut = rng.geometric(q, runs)  # the first of the test's executions cut off
+    counts = rng.binomial(_steps(d), p, size=(runs, len(d.looks))).cumsum(axis=1)
+    codes = decision_table(d)[np.arange(len(d.looks)), counts]
+    stop = np.argmax(codes != 0, axis=1)  # the look that decides, had nothing been cut off
+    # a cut-off execution up to that look fails the class at once; after it, none runs
+    failed = int(np.sum(before | (cut <= np.array(d.looks)[stop]) | (codes[np.arange(runs), stop] == 1)))
     alone = operating_characteristics(d, p).fail
     bound = alone + timeout_false_fail(d, p, q, extra)
     observed = failed / runs
