@@ -315,10 +315,8 @@ def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp
         str(scenarios),
         "--before-ref",
         "HEAD",
-        "-s",
+        "-s",  # one of the baseline's scenarios, under both its variants: the window nothing runs beside is short
         "recent_tasks",
-        "-s",
-        "last_messages",
         "-v",
         "baseline",
         "-v",
