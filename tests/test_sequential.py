@@ -97,23 +97,24 @@ def decision_table(d: Design) -> npt.NDArray[np.int_]:
     return table
 
 
-def _steps(d: Design) -> npt.NDArray[np.int_]:
-    """The samples between one look and the next: samples are independent, so the exceedances among
-    them are one binomial draw, and a simulated test draws per look instead of per sample."""
-    return np.diff(np.array((0, *d.looks)))
+def _simulated(
+    d: Design, p: float, cells: int, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.int_], npt.NDArray[np.int_]]:
+    """The sequential test run on ``cells`` simulated classes whose samples exceed the SLA with
+    probability p: for each, the samples taken when it stopped and its verdict (``decision_table``'s
+    codes). Samples are independent, so the exceedances between two looks are one binomial draw."""
+    steps = np.diff(np.array((0, *d.looks)))
+    exceedances = np.cumsum(rng.binomial(steps, p, size=(cells, len(steps))), axis=1)
+    codes = decision_table(d)[np.arange(len(steps)), exceedances]
+    stop = np.argmax(codes != 0, axis=1)  # the last look never says continue
+    return np.array(d.looks)[stop], codes[np.arange(cells), stop]
 
 
 @pytest.mark.parametrize("p", [0.05, 0.02, 0.10])
 def test_monte_carlo_agrees_with_the_exact_dp(p: float) -> None:
     d = design()
     cells = 200_000
-    rng = np.random.default_rng(20240607)
-    steps = _steps(d)
-    exceedances = np.cumsum(rng.binomial(steps, p, size=(cells, len(steps))), axis=1)
-    codes = decision_table(d)[np.arange(len(steps)), exceedances]
-    stop = np.argmax(codes != 0, axis=1)  # the last look never says continue
-    verdicts = codes[np.arange(cells), stop]
-    samples = np.array(d.looks)[stop]
+    samples, verdicts = _simulated(d, p, cells, np.random.default_rng(20240607))
     exact = operating_characteristics(d, p)
     for code, probability in ((1, exact.fail), (2, exact.pass_), (3, exact.borderline)):
         standard_error = math.sqrt(max(probability * (1 - probability), 1e-6) / cells)
@@ -236,11 +237,7 @@ def test_two_measurements_of_one_class_rarely_disagree_exactly_and_in_simulation
     # simulated: two runs of the test on fresh Bernoulli streams at the worst p
     rng = np.random.default_rng(7)
     runs = 60_000
-    verdicts = []
-    for _ in range(2):  # the exceedances between two looks: a binomial draw (test_monte_carlo_agrees_...)
-        counts = rng.binomial(_steps(d), at, size=(runs, len(d.looks))).cumsum(axis=1)
-        codes = decision_table(d)[np.arange(len(d.looks)), counts]
-        verdicts.append(codes[np.arange(runs), np.argmax(codes != 0, axis=1)])  # 1 fail, 2 pass, 3 borderline
+    verdicts = [_simulated(d, at, runs, rng)[1] for _ in range(2)]  # 1 fail, 2 pass, 3 borderline
     flips = int(np.sum((verdicts[0] == 1) & (verdicts[1] == 2)) + np.sum((verdicts[0] == 2) & (verdicts[1] == 1)))
     expected = worst * runs
     assert abs(flips - expected) < 4 * expected**0.5, (flips, expected)
@@ -254,11 +251,9 @@ def test_the_timeout_adds_at_most_q_times_the_expected_executions_to_a_wrong_fai
     rng = np.random.default_rng(7)
     before = rng.random(runs) < 1 - (1 - q) ** extra  # warm-up and EXPLAINs: their own executions
     cut = rng.geometric(q, runs)  # the first of the test's executions cut off
-    counts = rng.binomial(_steps(d), p, size=(runs, len(d.looks))).cumsum(axis=1)
-    codes = decision_table(d)[np.arange(len(d.looks)), counts]
-    stop = np.argmax(codes != 0, axis=1)  # the look that decides, had nothing been cut off
-    # a cut-off execution up to that look fails the class at once; after it, none runs
-    failed = int(np.sum(before | (cut <= np.array(d.looks)[stop]) | (codes[np.arange(runs), stop] == 1)))
+    samples, verdicts = _simulated(d, p, runs, rng)  # where the test stops, had nothing been cut off
+    # a cut-off execution up to there fails the class at once; after it, none runs
+    failed = int(np.sum(before | (cut <= samples) | (verdicts == 1)))
     alone = operating_characteristics(d, p).fail
     bound = alone + timeout_false_fail(d, p, q, extra)
     observed = failed / runs
