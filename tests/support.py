@@ -38,6 +38,7 @@ SCENARIOS = ROOT / "scenarios"
 # machine): time is refused, exit 2. A test not about the time gate itself accepts it (``no_false_alarm``).
 CALIBRATION = "calibration workload differed"
 T = TypeVar("T")
+R = TypeVar("R")
 # The pause before an early fail is measured again (RunOptions.confirm_pause_s), a tenth of the
 # default, for the tests whose cells fail early and which are about verdicts, searches and reports,
 # not about how long a burst of other work lasts: at 2 s, the worker sat idle for it 11 s a suite.
@@ -264,10 +265,18 @@ def judged(check: Callable[[], tuple[T, Comparison]]) -> tuple[T, Comparison]:
     because the two sides' calibration workload ran unalike. This machine's speed can move within
     one check, whatever the tests' lock keeps out (seen: server_cpu ×0.73 between the sides while
     nothing else ran); twice in a row is what the test rules out. A time finding is never retried."""
-    measured, result = check()
-    if _calibration_refused(result):
-        measured, result = check()
-    return measured, result
+    return _once_more(check, lambda done: _calibration_refused(done[1]))
+
+
+def judged_command(run: Callable[[], Ran]) -> Ran:
+    """``judged`` for a check run as a command: run once more if it exited 2 only because the two
+    sides' calibration workload ran unalike (any regression is exit 1)."""
+    return _once_more(run, lambda ran: ran.returncode == EXIT_INPUT and CALIBRATION in ran.stdout)
+
+
+def _once_more(check: Callable[[], R], refused: Callable[[R], bool]) -> R:
+    first = check()
+    return check() if refused(first) else first
 
 
 def _calibration_refused(result: Comparison) -> bool:

@@ -25,6 +25,7 @@ from tests.support import (
     SCENARIOS,
     cli_env,
     committed_scenarios,
+    judged_command,
     one_line_error,
     scalar,
     taskbench,
@@ -308,31 +309,33 @@ def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp
     _, reports, name = bench_run
     md = tmp_path / "check.md"
     scenarios = committed_scenarios(tmp_path / "repo")  # "before": the scenarios as the repository's HEAD holds them
-    proc = taskbench_here(
-        "check",
-        str(reports / "latest"),
-        "--scenarios-dir",
-        str(scenarios),
-        "--before-ref",
-        "HEAD",
-        "-s",  # one of the baseline's scenarios, under both its variants: the window nothing runs beside is short
-        "recent_tasks",
-        "-v",
-        "baseline",
-        "-v",
-        "composite",
-        "--db-name",
-        name,
-        "--cold-samples",
-        "0",
-        "--stability-rounds",
-        "0",
-        "--quiet",
-        "--concurrent",
-        "--reports-dir",
-        str(tmp_path / "check"),
-        "--markdown",
-        str(md),
+    proc = judged_command(
+        lambda: taskbench_here(
+            "check",
+            str(reports / "latest"),
+            "--scenarios-dir",
+            str(scenarios),
+            "--before-ref",
+            "HEAD",
+            "-s",  # one of the baseline's scenarios, under both its variants: the window nothing runs beside is short
+            "recent_tasks",
+            "-v",
+            "baseline",
+            "-v",
+            "composite",
+            "--db-name",
+            name,
+            "--cold-samples",
+            "0",
+            "--stability-rounds",
+            "0",
+            "--quiet",
+            "--concurrent",
+            "--reports-dir",
+            str(tmp_path / "check"),
+            "--markdown",
+            str(md),
+        )
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = md.read_text()
