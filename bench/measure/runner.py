@@ -24,7 +24,7 @@ interrupted run leaves nothing behind. Per variant:
    seeded rows unchanged: its cells are the variant's write cost;
 3. cold samples per read cell, where the target allows emptying the buffer cache (``cold``) — after
    every cell's warm samples, since emptying the cache mid-round would make the next samples cold;
-4. plan stability across re-ANALYZEs (``stability``); then the variant is dropped before the next one.
+4. plan stability across re-ANALYZEs (``stability``); then the copy is dropped, the variant in it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from bench.catalogue.params import (
     pools_for,
 )
 from bench.catalogue.sql import VOLATILITY_SQL, WRITE_GENERATORS
-from bench.catalogue.variants import applied_variant, variant_cost
+from bench.catalogue.variants import applied_new, variant_cost
 from bench.errors import DatabaseError, InputError, TaskbenchError, first_line
 from bench.judge.sequential import CONFIRM_BEFORE, ClassTest, Decision, combine, design_for_classes
 from bench.judge.stats import mixture_summary, quantile_ci, summarize
@@ -605,51 +605,48 @@ async def _measure_variant(
     if claim is not None and (refused := await policy_subject(samples)):
         raise InputError(f"variant {variant.name!r} has row-level security policies, but {refused}")
     await claim_nobody(samples, claim)
-    async with applied_variant(conn, variant, clock.phase) as applied:
-        with clock.phase("build indexes"):
-            cost = await variant_cost(conn, applied)
-        signatures: dict[str, str] = {}
-        if opts.share:
-            with clock.phase("plan check"):
-                for s in scenarios:
-                    signatures[s.name] = await signature(
-                        samples, s, pools, opts.seed, opts.explain_samples, cost.policies, claim
-                    )
-        own = [s for s in scenarios if signatures.get(s.name) not in earlier.cells]
-        with clock.phase("warm-up and samples"):
-            fresh = await measure_cells(samples, own, variant.name, pools, opts, since, on_cell, server_side, claim)
-        for cell in fresh:
-            if cell.scenario in signatures:
-                earlier.cells[signatures[cell.scenario]] = cell
-        with clock.phase("plan trees"):
-            await _draw_plans(Session(samples, server_side), own, fresh, pools, opts, claim)
-        if cold.available and opts.cold_samples:
-            with clock.phase("cold samples"):
-                session = Session(samples, server_side)
-                for scenario, cell in zip(own, fresh, strict=True):
-                    if scenario.kind == "read" and not cell.timed_out:
-                        drawer = Drawer(scenario, pools, opts.seed + 1)
-                        timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
-                        cell.cold = await cold_samples(
-                            conn, session, drawer, opts.cold_samples, timeout_ms, cold, claim
-                        )
-                await session.reset()
-        by_name = {cell.scenario: cell for cell in fresh}
-        cells = [by_name.get(s.name) or _shared(earlier.cells[signatures[s.name]], variant.name) for s in scenarios]
-        for _ in range(len(scenarios) - len(own)):
-            on_cell()
-        if claim is not None:
-            with clock.phase("isolation check"):
-                checks = earlier.checks if opts.share else {}
-                isolation = _Isolation(conn, samples, claim, tuple(cost.policies), server_side, checks)
-                cells = [await isolation.checked(s, c, pools, opts) for s, c in zip(scenarios, cells, strict=True)]
-        if opts.stability_rounds:  # per variant, shared or not: another index may win after an ANALYZE
-            with clock.phase("plan stability"):
-                stable = await plan_stability(
-                    [conn, *analyzers], samples, scenarios, pools, opts.seed, opts.stability_rounds, 5, claim
+    with clock.phase("build indexes"):  # never removed: the copy is dropped with the variant in it
+        cost = await variant_cost(conn, await applied_new(conn, variant))
+    signatures: dict[str, str] = {}
+    if opts.share:
+        with clock.phase("plan check"):
+            for s in scenarios:
+                signatures[s.name] = await signature(
+                    samples, s, pools, opts.seed, opts.explain_samples, cost.policies, claim
                 )
-            for cell in cells:
-                cell.stability = stable[cell.scenario]
+    own = [s for s in scenarios if signatures.get(s.name) not in earlier.cells]
+    with clock.phase("warm-up and samples"):
+        fresh = await measure_cells(samples, own, variant.name, pools, opts, since, on_cell, server_side, claim)
+    for cell in fresh:
+        if cell.scenario in signatures:
+            earlier.cells[signatures[cell.scenario]] = cell
+    with clock.phase("plan trees"):
+        await _draw_plans(Session(samples, server_side), own, fresh, pools, opts, claim)
+    if cold.available and opts.cold_samples:
+        with clock.phase("cold samples"):
+            session = Session(samples, server_side)
+            for scenario, cell in zip(own, fresh, strict=True):
+                if scenario.kind == "read" and not cell.timed_out:
+                    drawer = Drawer(scenario, pools, opts.seed + 1)
+                    timeout_ms = opts.statement_timeout_ms(scenario.sla_ms)
+                    cell.cold = await cold_samples(conn, session, drawer, opts.cold_samples, timeout_ms, cold, claim)
+            await session.reset()
+    by_name = {cell.scenario: cell for cell in fresh}
+    cells = [by_name.get(s.name) or _shared(earlier.cells[signatures[s.name]], variant.name) for s in scenarios]
+    for _ in range(len(scenarios) - len(own)):
+        on_cell()
+    if claim is not None:
+        with clock.phase("isolation check"):
+            checks = earlier.checks if opts.share else {}
+            isolation = _Isolation(conn, samples, claim, tuple(cost.policies), server_side, checks)
+            cells = [await isolation.checked(s, c, pools, opts) for s, c in zip(scenarios, cells, strict=True)]
+    if opts.stability_rounds:  # per variant, shared or not: another index may win after an ANALYZE
+        with clock.phase("plan stability"):
+            stable = await plan_stability(
+                [conn, *analyzers], samples, scenarios, pools, opts.seed, opts.stability_rounds, 5, claim
+            )
+        for cell in cells:
+            cell.stability = stable[cell.scenario]
     return cost, cells
 
 
