@@ -111,6 +111,20 @@ def seeded17() -> Iterator[Target]:
     drop_database(target, target.database)
 
 
+@pytest.fixture(scope="module")
+def no_figures() -> Iterator[None]:
+    """Reports without their figures, for a module whose reports are not its subject (``pytestmark =
+    pytest.mark.usefixtures("no_figures")``; module-scoped, so a module fixture's report has none
+    either). Drawing them was a quarter of the workers' own CPU over a suite; the figures are the
+    subject of tests/test_report.py, test_golden.py, test_results_formats.py, test_scale.py,
+    test_load.py and test_cli.py's `bench`, which draw them from every kind of run."""
+    from bench.report import build  # matplotlib: not in the process that only starts the workers
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build, "FIGURES", {})
+        yield
+
+
 @pytest.fixture(scope="session")
 def catalogue():
     return load_catalogue(SCENARIOS)

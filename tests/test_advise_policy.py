@@ -19,6 +19,8 @@ from bench.errors import EXIT_REGRESSION, IsolationFailure
 from bench.results import load
 from tests.support import SCENARIOS, SHORT_PAUSE_S, one_line_error, taskbench_here
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 SEARCH = replace(SEARCH_RUN, concurrent=True, confirm_pause_s=SHORT_PAUSE_S)
 # the comparison's protocol minus the cold and stability passes, with the search's cell budget:
 # what it measures here is which policies every contender ran under, not a fine p95

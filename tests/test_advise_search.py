@@ -18,6 +18,8 @@ from bench.advise.trials import Trials
 from bench.results import load
 from tests.support import SHORT_PAUSE_S
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 # the tests share the server with other measurements: measure beside them (see tests/support.py)
 SEARCH = replace(SEARCH_RUN, concurrent=True, confirm_pause_s=SHORT_PAUSE_S)
 # The final comparison's protocol minus what it is not about here: the cold and stability passes,

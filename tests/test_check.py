@@ -26,7 +26,10 @@ from bench.targets import schema
 from bench.targets.schema import model_ddl
 from bench.targets.target import open_target
 from seed.load import seed_database
-from tests.support import SCENARIOS, TINY, edited_catalogue, judged, no_false_alarm, slowed
+from tests.support import SCENARIOS, TINY, edited_catalogue, judged, no_false_alarm, scalar, slowed
+from tools.loopback_server import NEON_1CU
+
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
 
 OPTS = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True)
 PAIRS = PairOptions(pairs=30, concurrent=True)
@@ -349,6 +352,18 @@ def neon_settings_seeded(neon_settings_server):
     schema.claim_database(target)
     seed_database(target, TINY)
     return target
+
+
+# Beside the other worker, and first: the server with Neon's settings starts and is seeded here, not
+# in the time judged alone below.
+def test_the_server_with_neons_settings_runs_under_each_of_them_and_holds_the_dataset(neon_settings_seeded):
+    with schema.connect(neon_settings_seeded) as conn:
+        set_here = conn.execute(
+            "SELECT name FROM pg_settings WHERE name = ANY(%s) AND source <> 'default'", (list(NEON_1CU),)
+        ).fetchall()
+        assert scalar(conn, "SHOW effective_cache_size") == NEON_1CU["effective_cache_size"]
+    assert {name for (name,) in set_here} == set(NEON_1CU)
+    assert schema.seeded_dataset(neon_settings_seeded).row_counts["users"] == TINY.users
 
 
 @alone

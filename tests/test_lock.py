@@ -20,6 +20,8 @@ from bench.targets.target import open_target
 from seed.load import seed_database
 from tests.support import TINY, taskbench_here
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 RUN = ("-s", "task_by_id", "-v", "baseline", "--cold-samples", "0", "--stability-rounds", "0", "-q")
 
 

@@ -56,6 +56,8 @@ from tests.support import (
     taskbench_here,
 )
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 DATA = Path(__file__).resolve().parent / "data"
 OPTS = RunOptions(cold_samples=2, stability_rounds=0, concurrent=True)
 CELLS = (["recent_tasks", "task_by_id"], ["baseline", "composite"])

@@ -33,6 +33,8 @@ from bench.targets import schema
 from bench.targets.target import Target, connected
 from tests.support import SCENARIOS, cell_of, one_line_error, taskbench_here
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 SHIPPED_TWINS = {
     "orm_recent_tasks": "recent_tasks",
     "orm_open_task_count": "open_task_count",

@@ -34,6 +34,8 @@ from seed.load import seed_database
 from seed.profiles import get_profile
 from tests.support import SCENARIOS, cell_of
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 # Ten times as many ordinary users as power users, and 20 times their tasks: planned for any user,
 # the generic plan is an ordinary user's plan
 SKEWED = replace(

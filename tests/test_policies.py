@@ -34,6 +34,8 @@ from bench.targets.roles import sampler
 from bench.targets.target import Target, connected, scratch_copy
 from tests.support import SCENARIOS, one_line_error, taskbench_here
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 # A policy that forgets the messages table: tasks and conversations isolated, every message visible.
 FORGETS_MESSAGES = """
 description = "rls_subselect without the messages policy: a leak the isolation check must find"

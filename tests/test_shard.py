@@ -26,6 +26,8 @@ from bench.runs.shard import (
 )
 from tests.support import ROOT, one_line_error, taskbench_here
 
+pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
+
 # share=False: a shard sees only its own variants, so a cell that shares a measurement in the whole
 # run is measured for itself in a shard; what these tests compare is sharding, cell for cell
 QUICK = RunOptions(cold_samples=0, stability_rounds=0, concurrent=True, share=False)
