@@ -13,7 +13,7 @@ from bench.targets import schema
 from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
 from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fixture every module may use
-from tests.support import DATA_DIR, DATA_DIR_17, SCENARIOS, TINY
+from tests.support import DATA_DIR, DATA_DIR_17, SCENARIOS, TINY, figures_left_out
 from tests.workers import Slots, alone_last, is_alone, lock_dir
 
 # A test using one of these (itself or through the fixtures it uses) talks to a PostgreSQL server:
@@ -113,15 +113,9 @@ def seeded17() -> Iterator[Target]:
 
 @pytest.fixture(scope="module")
 def no_figures() -> Iterator[None]:
-    """Reports without their figures, for a module whose reports are not its subject (``pytestmark =
-    pytest.mark.usefixtures("no_figures")``; module-scoped, so a module fixture's report has none
-    either). Drawing them was a quarter of the workers' own CPU over a suite; the figures are the
-    subject of tests/test_report.py, test_golden.py, test_results_formats.py, test_scale.py,
-    test_load.py and test_cli.py's `bench`, which draw them from every kind of run."""
-    from bench.report import build  # matplotlib: not in the process that only starts the workers
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "FIGURES", {})
+    """``figures_left_out`` for a whole module (``pytestmark = pytest.mark.usefixtures("no_figures")``),
+    its module fixtures' reports included."""
+    with figures_left_out():
         yield
 
 

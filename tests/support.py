@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+import pytest
 from psycopg.abc import Params
 
 from bench.catalogue.files import Catalogue
@@ -38,7 +39,6 @@ SCENARIOS = ROOT / "scenarios"
 # machine): time is refused, exit 2. A test not about the time gate itself accepts it (``no_false_alarm``).
 CALIBRATION = "calibration workload differed"
 T = TypeVar("T")
-R = TypeVar("R")
 # The pause before an early fail is measured again (RunOptions.confirm_pause_s), a tenth of the
 # default, for the tests whose cells fail early and which are about verdicts, searches and reports,
 # not about how long a burst of other work lasts: at 2 s, the worker sat idle for it 11 s a suite.
@@ -191,6 +191,19 @@ def taskbench_here(*args: str, env_extra: dict[str, str] | None = None, unset: t
     return Ran(code, stdout.getvalue(), stderr.getvalue())
 
 
+@contextlib.contextmanager
+def figures_left_out() -> Iterator[None]:
+    """Reports written without their figures in this process (``bench.report.build.FIGURES``), for
+    tests whose reports are not their subject: drawing them was a quarter of the workers' own CPU over
+    a suite. The report's own tests (test_report.py, test_golden.py, test_results_formats.py,
+    test_scale.py, test_load.py and test_cli.py's `bench`) draw them from every kind of run."""
+    from bench.report import build  # matplotlib: not in the process that only starts the workers
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build, "FIGURES", {})
+        yield
+
+
 def one_line_error(proc: subprocess.CompletedProcess[str] | Ran) -> str:
     lines = proc.stderr.strip().splitlines()
     assert "Traceback" not in proc.stderr
@@ -274,7 +287,7 @@ def judged_command(run: Callable[[], Ran]) -> Ran:
     return _once_more(run, lambda ran: ran.returncode == EXIT_INPUT and CALIBRATION in ran.stdout)
 
 
-def _once_more(check: Callable[[], R], refused: Callable[[R], bool]) -> R:
+def _once_more(check: Callable[[], T], refused: Callable[[T], bool]) -> T:
     first = check()
     return check() if refused(first) else first
 

@@ -25,6 +25,7 @@ from tests.support import (
     SCENARIOS,
     cli_env,
     committed_scenarios,
+    figures_left_out,
     judged_command,
     one_line_error,
     scalar,
@@ -305,10 +306,8 @@ def test_compare_cli_identical_run_exits_0_and_writes_markdown(bench_run, tmp_pa
 
 @pytest.mark.server  # a taskbench command or a server of its own (tests/conftest.py)
 @pytest.mark.alone  # the check's time gate: not beside another xdist worker (tests/workers.py)
-def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path, monkeypatch):
-    from bench.report import build
-
-    monkeypatch.setattr(build, "FIGURES", {})  # the gate is the subject: no figures drawn in the window it runs alone
+@figures_left_out()  # the gate is the subject: no figures drawn in the window it runs alone
+def test_check_cli_measures_the_baselines_cells_again_and_exits_0(bench_run, tmp_path):
     _, reports, name = bench_run
     md = tmp_path / "check.md"
     scenarios = committed_scenarios(tmp_path / "repo")  # "before": the scenarios as the repository's HEAD holds them
