@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import uuid
 from collections.abc import Callable, Generator, Iterator
 
@@ -10,10 +12,12 @@ import pytest
 
 from bench.catalogue.files import load_catalogue
 from bench.targets import schema
+from bench.targets.embedded import find_embedded
+from bench.targets.majors import DATA_ROOT_ENV
 from bench.targets.target import Target, drop_database, open_target
 from seed.load import seed_database
 from tests.neon_settings_server import neon_settings_server  # noqa: F401 - a fixture every module may use
-from tests.support import DATA_DIR, DATA_DIR_17, SCENARIOS, TINY, figures_left_out
+from tests.support import DATA_DIR, DATA_DIR_17, IN_MEMORY, SCENARIOS, SUITE_ROOT, TINY, figures_left_out
 from tests.workers import Slots, alone_last, is_alone, lock_dir
 
 # A test using one of these (itself or through the fixtures it uses) talks to a PostgreSQL server:
@@ -54,10 +58,24 @@ SLOTS = pytest.StashKey[Slots]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[SLOTS] = Slots(lock_dir(config))
+    # The suite's servers, and every taskbench command it starts, in the suite's data root (tests/support.py).
+    SUITE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.environ[DATA_ROOT_ENV] = str(SUITE_ROOT)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     config.stash[SLOTS].close()
+    if IN_MEMORY and not hasattr(config, "workerinput"):
+        release_suite_root()
+
+
+def release_suite_root() -> None:
+    """The run's end, in the process that started the workers: the suite's data root in memory is
+    removed once its servers have stopped (the last process using one stops it as it exits). Where a
+    server still runs (this very process holds it, without workers), the root stays for the next run,
+    which reuses it, and removes it at its end."""
+    if not any(find_embedded(data_dir).running for data_dir in (DATA_DIR, DATA_DIR_17)):
+        shutil.rmtree(SUITE_ROOT, ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)

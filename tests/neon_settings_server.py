@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import URL, make_url
 
+from tests.support import SUITE_ROOT
 from tools.loopback_server import NEON_1CU, loopback_server
 
 
@@ -19,5 +20,5 @@ from tools.loopback_server import NEON_1CU, loopback_server
 def neon_settings_server() -> Iterator[URL]:
     """The server (its unix socket, database postgres) with NEON_1CU; stopped and its directory
     removed at the end of the session."""
-    with loopback_server(settings=NEON_1CU) as urls:
+    with loopback_server(settings=NEON_1CU, parent=SUITE_ROOT) as urls:
         yield make_url(urls["SOCKET_URL"])

@@ -12,7 +12,7 @@ from bench.advise.run import advise
 from bench.targets import schema
 from bench.targets.target import open_target
 from seed.load import seed_database
-from tests.support import TINY
+from tests.support import SUITE_ROOT, TINY
 from tools.loopback_server import loopback_server
 
 DEBIAN = Path("/usr/lib/postgresql/15/bin")
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_hypopg_screens_btrees_and_the_report_shows_its_bias(catalogue, tmp_path):
-    with loopback_server(bin_dir=DEBIAN) as urls:
+    with loopback_server(bin_dir=DEBIAN, parent=SUITE_ROOT) as urls:
         target = open_target(urls["SOCKET_URL"], "tbhypo")
         schema.claim_database(target)
         seed_database(target, TINY)

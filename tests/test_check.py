@@ -26,7 +26,7 @@ from bench.targets import schema
 from bench.targets.schema import model_ddl
 from bench.targets.target import open_target
 from seed.load import seed_database
-from tests.support import SCENARIOS, TINY, edited_catalogue, judged, no_false_alarm, scalar, slowed
+from tests.support import SCENARIOS, SUITE_ROOT, TINY, edited_catalogue, judged, no_false_alarm, scalar, slowed
 from tools.loopback_server import NEON_1CU
 
 pytestmark = pytest.mark.usefixtures("no_figures")  # its reports are not its subject (tests/conftest.py)
@@ -302,7 +302,7 @@ def other_major():
     servers = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), reverse=True)
     if not servers:
         pytest.skip("no Debian PostgreSQL server on this machine (package postgresql): nothing to check by URL")
-    with loopback_server(bin_dir=servers[0].parent) as urls:
+    with loopback_server(bin_dir=servers[0].parent, parent=SUITE_ROOT) as urls:
         target = open_target(urls["TCP_URL"], "tb_other_major")
         schema.claim_database(target)
         seed_database(target, TINY)

@@ -24,7 +24,7 @@ import pytest
 from bench.targets import roles
 from bench.targets.embedded import HANDLE_FILE, find_embedded
 from bench.targets.server import stop_server
-from tests.support import ROOT, cli_env, taskbench, taskbench_here, taskbench_started
+from tests.support import ROOT, SUITE_ROOT, cli_env, taskbench, taskbench_here, taskbench_started
 
 DB = "tbfault"
 # A process of its own lists the databases, as a taskbench command would: it starts the server and,
@@ -44,7 +44,7 @@ def data_dir():
     """The data directory of a server of the test's own; stopped and removed afterwards whatever the
     test left. Not under tmp_path: as root the server runs as another user, which must reach the
     directory, and every pytest session that starts makes /tmp/pytest-of-<user> private again."""
-    workdir = Path(tempfile.mkdtemp(prefix="tbfault-"))
+    workdir = Path(tempfile.mkdtemp(prefix="tbfault-", dir=SUITE_ROOT))
     workdir.chmod(0o755)
     yield workdir / "pgdata"
     try:

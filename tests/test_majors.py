@@ -40,7 +40,8 @@ from bench.report.build import write_report
 from bench.results import SCHEMA_VERSION, Cell, NodeFacts, PlanFacts, Results, Stability, save
 from bench.runs import matrix, sides
 from bench.targets import schema
-from bench.targets.majors import check_data_dir, default_data_dir, two_majors, wheel
+from bench.targets.majors import DATA_ROOT_ENV, check_data_dir, default_data_dir, two_majors, wheel
+from bench.targets.options import TargetSpec
 from bench.targets.schema import seeded_dataset
 from bench.targets.target import drop_database, open_target
 from tests.support import (
@@ -63,10 +64,14 @@ OPTS = RunOptions(cold_samples=2, stability_rounds=0, concurrent=True)
 CELLS = (["recent_tasks", "task_by_id"], ["baseline", "composite"])
 
 
-def test_only_the_majors_with_a_wheel_are_embedded_and_each_has_its_own_data_directory(tmp_path):
+def test_only_the_majors_with_a_wheel_are_embedded_and_each_has_its_own_data_directory(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="runs major 17 or 18, not 16: for another major give --database-url"):
         wheel(16)
+    monkeypatch.delenv(DATA_ROOT_ENV)  # the suite's own (tests/conftest.py)
     assert default_data_dir(18) == Path(".taskbench/pgdata") and default_data_dir(17) == Path(".taskbench/pgdata-17")
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    assert default_data_dir(18) == tmp_path / "pgdata"
+    assert TargetSpec(pg_major=17).embedded_dir == tmp_path / "pgdata-17"
     (tmp_path / "PG_VERSION").write_text("18\n")
     check_data_dir(tmp_path, 18)
     with pytest.raises(InputError, match="holds a PostgreSQL 18 data directory: --pg-major 17 needs one of its own"):

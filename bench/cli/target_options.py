@@ -40,7 +40,7 @@ TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
             "--data-dir",
             show_default=False,
             help="Data directory of the embedded PostgreSQL [default: .taskbench/pgdata, for --pg-major 17 "
-            ".taskbench/pgdata-17].",
+            ".taskbench/pgdata-17; in $TASKBENCH_DATA_ROOT instead of .taskbench where that is set].",
         ),
     ),
     "force": (bool, typer.Option("--force", help="Use a database holding tables taskbench did not create.")),

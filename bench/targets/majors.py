@@ -8,12 +8,15 @@ B-tree skip scan, for one), so an index set is measured at the production's majo
 ``<package>/pginstall/bin``, so they are found without importing either.
 
 Each major has a data directory of its own: a data directory initialised by one major cannot be
-started by another, and the seeded dataset of each stays for the next run.
+started by another, and the seeded dataset of each stays for the next run. They are in ``.taskbench``
+in the working directory, or in the directory ``TASKBENCH_DATA_ROOT`` names (another disk, or one
+server shared by several checkouts; the test suite keeps its own servers in memory with it).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from bench.errors import InputError
 # The major a new Neon project gets by default (18 since June 2026): benchmark what production runs.
 DEFAULT_PG_MAJOR = 18
 DATA_ROOT = Path(".taskbench")
+DATA_ROOT_ENV = "TASKBENCH_DATA_ROOT"
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,16 @@ def wheel(major: int) -> ServerWheel:
     return WHEELS[major]
 
 
-def default_data_dir(major: int = DEFAULT_PG_MAJOR) -> Path:
-    """``.taskbench/pgdata`` for the default major (where it always was), ``.taskbench/pgdata-17`` for 17."""
-    return DATA_ROOT / ("pgdata" if major == DEFAULT_PG_MAJOR else f"pgdata-{major}")
+def data_root() -> Path:
+    """Where the embedded servers' data directories are: ``TASKBENCH_DATA_ROOT`` where it is set, else
+    ``.taskbench``. Read when a command asks, not at import: the environment is the caller's."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or DATA_ROOT)
+
+
+def default_data_dir(major: int = DEFAULT_PG_MAJOR, root: Path | None = None) -> Path:
+    """``pgdata`` for the default major (where it always was), ``pgdata-17`` for 17, in ``root`` (by
+    default ``data_root()``)."""
+    return (root or data_root()) / ("pgdata" if major == DEFAULT_PG_MAJOR else f"pgdata-{major}")
 
 
 def data_dir_major(data_dir: Path) -> int | None:

@@ -32,7 +32,6 @@ from bench.targets.embedded import start_embedded
 from bench.targets.majors import DEFAULT_PG_MAJOR, default_data_dir
 from bench.targets.options import DEFAULT_DB_NAME
 
-DEFAULT_DATA_DIR = default_data_dir(DEFAULT_PG_MAJOR)
 # Every session taskbench opens has a statement timeout: set-up work (seeding, index builds, copies,
 # ANALYZE) under this one, a cell's executions under their own (``RunOptions.statement_timeout_ms``).
 # Generous, for the largest datasets; what it bounds is a statement that would otherwise never end
@@ -217,15 +216,15 @@ def open_server(
 def open_target(
     database_url: str | None,
     db_name: str = DEFAULT_DB_NAME,
-    data_dir: Path = DEFAULT_DATA_DIR,
+    data_dir: Path | None = None,
     major: int = DEFAULT_PG_MAJOR,
 ) -> Target:
-    """Resolve the target, start the embedded server (of ``major``) if needed, and make sure our
-    database exists."""
+    """Resolve the target, start the embedded server (of ``major``; in ``data_dir``, by default the
+    major's own) if needed, and make sure our database exists."""
     check_db_name(db_name)
     if database_url:
         return open_server(parse_database_url(database_url), "url", db_name)
-    embedded_dir = data_dir.expanduser().resolve()
+    embedded_dir = (data_dir or default_data_dir(major)).expanduser().resolve()
     return open_server(start_embedded(embedded_dir, major), "embedded", db_name, data_dir=embedded_dir)
 
 
