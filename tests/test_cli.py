@@ -3,6 +3,7 @@ is what is tested (what it imports, how it ends on a signal). The other commands
 (``taskbench_here``: the same ``main``, without a new interpreter's imports, a few seconds each where
 no bytecode is cached); the first test shows both ways end alike."""
 
+import os
 import shutil
 import signal
 import subprocess
@@ -16,13 +17,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.errors import EXIT_INTERRUPTED
+from bench.errors import EXIT_INTERRUPTED, EXIT_OK
+from bench.targets.majors import DATA_ROOT_ENV
 from bench.targets.schema import dataset_info
 from bench.targets.target import drop_database, open_target
 from tests.support import (
     DATA_DIR,
     ROOT,
     SCENARIOS,
+    SUITE_ROOT,
     cli_env,
     committed_scenarios,
     figures_left_out,
@@ -150,6 +153,14 @@ def test_seed_imports_the_seeding_path_only():
     assert "bench.targets.provision" in ours and not {m for m in ours if m.startswith(STAGES)}
     # the seeder's generators use numpy and pandas; the Neon client (httpx) is for --target neon only
     assert not packages & ((ANALYSIS - {"numpy", "pandas"}) | {"httpx"})
+
+
+@pytest.mark.server
+def test_a_command_finds_its_embedded_servers_in_the_data_root_its_environment_names():
+    # the suite's own root (tests/support.py), passed on to every command as TASKBENCH_DATA_ROOT
+    status = taskbench("server", "status")
+    assert status.returncode == EXIT_OK and f"embedded PostgreSQL {DATA_DIR.resolve()}: " in status.stdout
+    assert os.environ[DATA_ROOT_ENV] == str(SUITE_ROOT)
 
 
 def test_malformed_scenario_file_is_exit_2(tmp_path):
