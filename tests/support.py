@@ -45,9 +45,9 @@ T = TypeVar("T")
 # not about how long a burst of other work lasts: at 2 s, the worker sat idle for it 11 s a suite.
 SHORT_PAUSE_S = 0.2
 # The suite makes and drops about 200 databases (every run's scratch copies, the Neon stand-in's
-# branches), a few hundred files each. On this machine's disk (ext4 without a journal) the kernel
-# spent most of a CREATE DATABASE looking for an inode not recently freed (perf: ext4_create →
-# recently_deleted): 0.15-0.28 s a copy of an empty database, against 0.02 s in memory. So the
+# branches), a few hundred files each. On the disk this was measured on (ext4 without a journal) the
+# kernel spent most of a CREATE DATABASE looking for an inode not recently freed (perf: ext4_create →
+# recently_deleted): 0.15-0.29 s a copy of an empty database, against 0.02 s in memory. So the
 # suite's servers keep their data in memory where the machine has a tmpfs with room (Linux's
 # /dev/shm), in a directory of this checkout's, removed at the end of the run (conftest.py); else
 # in .taskbench beside `make bench`'s. The data there is the suite's own, never measured for speed.
