@@ -68,14 +68,15 @@ def drop_orphans(target: Target) -> list[str]:
     """Drop the sampler roles whose run died (marked, and no session holds their lock); only roles
     carrying taskbench's mark. A role that still holds privileges in a database that outlived its
     run (a load test's, on the seeded database) cannot be dropped from here: it is left, and the
-    next sweep on that database drops it (``DROP OWNED`` there first). Returns the names dropped."""
+    next sweep on that database drops it (``DROP OWNED`` there first). A role another run's sweep
+    dropped between the listing and the drop is that sweep's. Returns the names dropped."""
     dropped = []
     with maintenance_connection(target) as maintenance, schema.connect(target) as here:
         for (name,) in maintenance.execute(_ORPHANS).fetchall():
             try:
                 here.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
                 maintenance.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-            except psycopg.errors.DependentObjectsStillExist:
+            except (psycopg.errors.DependentObjectsStillExist, psycopg.errors.UndefinedObject):
                 continue
             dropped.append(name)
     return dropped
