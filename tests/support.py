@@ -56,11 +56,8 @@ SUITE_ROOM = 2 << 30  # bytes free: the server's WAL alone grows to max_wal_size
 
 
 def _suite_root() -> Path:
-    try:
-        roomy = os.access(SHARED_MEMORY, os.W_OK) and shutil.disk_usage(SHARED_MEMORY).free >= SUITE_ROOM
-    except OSError:
-        roomy = False
-    if not roomy:
+    # os.access is False where there is no /dev/shm (macOS), so its size is only asked of one that is
+    if not (os.access(SHARED_MEMORY, os.W_OK) and shutil.disk_usage(SHARED_MEMORY).free >= SUITE_ROOM):
         return ROOT / DATA_ROOT
     checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
     return SHARED_MEMORY / f"taskbench-tests-{os.getuid()}-{checkout}"
@@ -69,7 +66,7 @@ def _suite_root() -> Path:
 SUITE_ROOT = _suite_root()  # TASKBENCH_DATA_ROOT for every command the tests start (conftest.py)
 IN_MEMORY = SUITE_ROOT.parent == SHARED_MEMORY
 DATA_DIR = default_data_dir(root=SUITE_ROOT)
-DATA_DIR_17 = default_data_dir(17, SUITE_ROOT)  # the embedded PostgreSQL 17's (the pg17 tests)
+DATA_DIR_17 = default_data_dir(17, root=SUITE_ROOT)  # the embedded PostgreSQL 17's (the pg17 tests)
 # Small enough to seed in seconds, large enough for indexes to beat scans.
 TINY = replace(
     get_profile("ci", users=3, tasks_per_user=1500), conversations_per_user=(2, 4), messages_per_conversation=(20, 60)
